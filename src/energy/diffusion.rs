@@ -1,0 +1,136 @@
+//! The diffusion term (blob method, SPEC §2):
+//!
+//!   E_diff = sum_k D_k sum_{i in k} w_i f_m(rho_eps(X_i)),
+//!   f_1(r) = log r,   f_m(r) = r^(m-1)/(m-1)  (m > 1).
+//!
+//! Differentiating rho_i = sum_j w_j K(X_i - X_j) and using that grad K is odd,
+//!
+//!   dE/dX_l = D_k w_l sum_j w_j (f'(rho_l) + f'(rho_j)) grad K(X_l - X_j),
+//!
+//! so one pass computes the densities and a second the gradient, both over
+//! the same neighbour list.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::{EnergyTerm, Part};
+use crate::density::{BlobDensity, dist2};
+use crate::kernel::RadialKernel;
+use crate::parallel::CHUNK;
+use crate::particles::Cloud;
+
+/// The blob diffusion energy of every species with D_k > 0.
+pub struct Diffusion<const D: usize> {
+    species: Vec<BlobSpecies<D>>,
+}
+
+struct BlobSpecies<const D: usize> {
+    range: Range<usize>,
+    coeff: f64,
+    exponent: f64,
+    weights: Vec<f64>,
+    density: BlobDensity<D>,
+    /// D_k f'(rho_i), kept between the two passes.
+    slope: Vec<f64>,
+    /// D_k w_i f(rho_i), kept so the energy is summed in a fixed order.
+    energy: Vec<f64>,
+}
+
+/// f_m(r) and f_m'(r).
+#[inline(always)]
+fn f_and_slope(r: f64, m: f64) -> (f64, f64) {
+    if m == 1.0 {
+        (r.ln(), 1.0 / r)
+    } else if m == 2.0 {
+        (r, 1.0)
+    } else {
+        let p = r.powf(m - 2.0);
+        (p * r / (m - 1.0), p)
+    }
+}
+
+impl<const D: usize> Diffusion<D> {
+    /// `bandwidths[k]` is the kernel standard deviation of species k.
+    pub fn new(cloud: &Cloud<D>, bandwidths: &[f64]) -> Self {
+        let species = cloud
+            .blocks
+            .iter()
+            .zip(bandwidths)
+            .filter(|(b, _)| b.diffusion > 0.0)
+            .map(|(b, &eps)| BlobSpecies {
+                range: b.range.clone(),
+                coeff: b.diffusion,
+                exponent: b.exponent,
+                weights: cloud.weights[b.range.clone()].to_vec(),
+                density: BlobDensity::new(eps),
+                slope: vec![0.0; b.range.len()],
+                energy: vec![0.0; b.range.len()],
+            })
+            .collect();
+        Diffusion { species }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.species.is_empty()
+    }
+}
+
+impl<const D: usize> BlobSpecies<D> {
+    fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
+        let (coeff, m) = (self.coeff, self.exponent);
+        let w = &self.weights[..];
+        let rho = self.density.compute(x, w);
+        self.slope
+            .par_chunks_mut(CHUNK)
+            .zip(self.energy.par_chunks_mut(CHUNK))
+            .enumerate()
+            .for_each(|(c, (slope, energy))| {
+                for k in 0..slope.len() {
+                    let i = c * CHUNK + k;
+                    let (f, fp) = f_and_slope(rho[i], m);
+                    energy[k] = coeff * w[i] * f;
+                    slope[k] = coeff * fp;
+                }
+            });
+        let value = crate::parallel::sum_chunks(self.energy.len(), |r| self.energy[r].iter().sum());
+
+        let (kernel, list, slope) = (self.density.kernel(), self.density.list(), &self.slope[..]);
+        grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
+            for (k, gi) in g.iter_mut().enumerate() {
+                let i = c * CHUNK + k;
+                let xi = &x[i];
+                let si = slope[i];
+                let mut acc = [0.0; D];
+                for &j in list.of(i) {
+                    let j = j as usize;
+                    let (_, kslope) = kernel.value_and_slope(dist2(xi, &x[j]));
+                    // grad K(X_i - X_j) = kslope (X_i - X_j); zero beyond the support.
+                    let f = w[j] * (si + slope[j]) * kslope;
+                    for a in 0..D {
+                        acc[a] += f * (xi[a] - x[j][a]);
+                    }
+                }
+                for a in 0..D {
+                    gi[a] += w[i] * acc[a];
+                }
+            }
+        });
+        value
+    }
+}
+
+impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
+    fn part(&self) -> Part {
+        Part::Diffusion
+    }
+
+    fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
+        let mut total = 0.0;
+        for s in &mut self.species {
+            let r = s.range.clone();
+            total += s.value_and_gradient(&x[r.clone()], &mut grad[r]);
+        }
+        total
+    }
+}

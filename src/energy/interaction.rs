@@ -1,0 +1,59 @@
+//! The Newtonian interaction term (SPEC §2):
+//!
+//!   E_int = (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j),  q_i = z_k w_i,
+//!
+//! over all pairs of all species. lambda > 0 makes like charges repel.
+//! dE_int/dX_i = lambda q_i sum_{j != i} q_j grad G_delta(X_i - X_j).
+
+use rayon::prelude::*;
+
+use super::{EnergyTerm, Part};
+use crate::coupling::CouplingBackend;
+use crate::parallel::CHUNK;
+use crate::particles::Cloud;
+
+pub struct Interaction<const D: usize> {
+    strength: f64,
+    charges: Vec<f64>,
+    backend: Box<dyn CouplingBackend<D>>,
+    field: Vec<[f64; D]>,
+}
+
+impl<const D: usize> Interaction<D> {
+    pub fn new(cloud: &Cloud<D>, strength: f64, backend: Box<dyn CouplingBackend<D>>) -> Self {
+        let mut charges = vec![0.0; cloud.len()];
+        for b in &cloud.blocks {
+            for i in b.range.clone() {
+                charges[i] = b.charge * cloud.weights[i];
+            }
+        }
+        Interaction {
+            strength,
+            charges,
+            backend,
+            field: vec![[0.0; D]; cloud.len()],
+        }
+    }
+}
+
+impl<const D: usize> EnergyTerm<D> for Interaction<D> {
+    fn part(&self) -> Part {
+        Part::Interaction
+    }
+
+    fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
+        let u = self
+            .backend
+            .energy_and_field(x, &self.charges, &mut self.field);
+        let (lambda, q, field) = (self.strength, &self.charges[..], &self.field[..]);
+        grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
+            for (k, gi) in g.iter_mut().enumerate() {
+                let i = c * CHUNK + k;
+                for a in 0..D {
+                    gi[a] += lambda * q[i] * field[i][a];
+                }
+            }
+        });
+        lambda * u
+    }
+}

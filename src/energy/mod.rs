@@ -1,0 +1,77 @@
+//! The particle free energy E_N of SPEC §2, as a sum of terms behind one
+//! small trait. Each term returns its value and adds its gradient, so a new
+//! physical effect is a new type, not a change to the stepper.
+
+pub mod diffusion;
+pub mod interaction;
+pub mod potential;
+
+pub use diffusion::Diffusion;
+pub use interaction::Interaction;
+pub use potential::PotentialEnergy;
+
+/// Which column of energy.csv a term contributes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Diffusion,
+    Potential,
+    Interaction,
+}
+
+/// The three parts of the free energy (the columns of energy.csv).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EnergyParts {
+    pub diffusion: f64,
+    pub potential: f64,
+    pub interaction: f64,
+}
+
+impl EnergyParts {
+    pub fn total(&self) -> f64 {
+        self.diffusion + self.potential + self.interaction
+    }
+
+    fn add(&mut self, part: Part, v: f64) {
+        match part {
+            Part::Diffusion => self.diffusion += v,
+            Part::Potential => self.potential += v,
+            Part::Interaction => self.interaction += v,
+        }
+    }
+}
+
+/// One term of the free energy, a function of all particle positions.
+///
+/// `&mut self` lets a term keep buffers and neighbour lists between calls;
+/// the value must depend on `x` only.
+pub trait EnergyTerm<const D: usize>: Send {
+    fn part(&self) -> Part;
+    /// Returns E(x) and *adds* grad E(x) to `grad`.
+    fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64;
+}
+
+/// E_N = sum of its terms.
+pub struct FreeEnergy<const D: usize> {
+    terms: Vec<Box<dyn EnergyTerm<D>>>,
+}
+
+impl<const D: usize> FreeEnergy<D> {
+    pub fn new(terms: Vec<Box<dyn EnergyTerm<D>>>) -> Self {
+        FreeEnergy { terms }
+    }
+
+    /// Returns the parts of E(x) and overwrites `grad` with grad E(x).
+    pub fn evaluate(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> EnergyParts {
+        grad.fill([0.0; D]);
+        let mut parts = EnergyParts::default();
+        for t in &mut self.terms {
+            let v = t.value_and_gradient(x, grad);
+            parts.add(t.part(), v);
+        }
+        parts
+    }
+
+    pub fn terms_mut(&mut self) -> &mut [Box<dyn EnergyTerm<D>>] {
+        &mut self.terms
+    }
+}

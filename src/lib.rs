@@ -1,0 +1,42 @@
+//! # jko — mesh-free JKO schemes for multi-species Wasserstein gradient flows
+//!
+//! Species k = 1..K with densities rho_k on R^d (d = 1, 2, 3) follow the
+//! Wasserstein gradient flow of
+//!
+//! ```text
+//! E(rho) = sum_k [ D_k F_m(rho_k) + int rho_k U_k ] + (lambda/2) int |grad psi|^2,
+//! -Laplace psi = sum_k z_k rho_k,
+//! ```
+//!
+//! i.e. `d/dt rho_k = div(D_k grad rho_k^m + rho_k grad(U_k + lambda z_k psi))`
+//! (Poisson–Nernst–Planck for lambda > 0, Keller–Segel or gravity for
+//! lambda < 0). Each species is a cloud of weighted particles; one JKO step
+//! minimizes transport cost plus particle free energy with L-BFGS (see
+//! [`jko`]). The contract (model, scenario file, CSV columns) is SPEC.md.
+//!
+//! Layout: [`scenario`] reads the input, [`particles`] holds the clouds,
+//! [`energy`] has one type per free-energy term (value + gradient), built on
+//! [`kernel`], [`density`], [`potential`], [`green`] and the [`coupling`]
+//! backends; [`jko`] is the stepper, [`simulation`] the run loop, [`output`]
+//! the CSV files; [`exact`] has closed-form solutions for validation.
+
+pub mod coupling;
+pub mod density;
+pub mod energy;
+pub mod error;
+pub mod exact;
+pub mod green;
+pub mod jko;
+pub mod kernel;
+pub mod neighbours;
+pub mod output;
+pub mod parallel;
+pub mod particle_file;
+pub mod particles;
+pub mod potential;
+pub mod scenario;
+pub mod simulation;
+
+pub use error::{Error, Result};
+pub use scenario::Scenario;
+pub use simulation::{RunOptions, RunSummary, Simulation, run_to_dir};

@@ -1,0 +1,137 @@
+//! The `jko` command line: a thin layer over the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use jko::Scenario;
+use jko::jko::StepReport;
+use jko::simulation::{Observer, RunOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "jko",
+    version,
+    about = "Mesh-free particle JKO schemes for multi-species Wasserstein gradient flows",
+    long_about = "Simulates Poisson–Nernst–Planck, Keller–Segel and porous-medium systems as \
+Wasserstein gradient flows: each species is a cloud of weighted particles, and each time step \
+minimizes transport cost plus free energy (the JKO scheme) with L-BFGS.",
+    after_help = "Example:\n  jko run data/scenarios/pnp_2d.toml --out runs/pnp\n\n\
+The scenario format and the output columns are described in the README."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the particle JKO scheme on a scenario and write CSV output.
+    #[command(
+        after_help = "Example:\n  jko run data/scenarios/ou_2d.toml --out runs/ou\n\n\
+Writes OUT/particles.csv (every output_every steps, step 0 and the last), OUT/energy.csv \
+(every step) and OUT/scenario.toml (a copy of the input). Files appear under their final \
+names only when complete."
+    )]
+    Run {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Overwrite the output of an earlier run in OUT.
+        #[arg(long)]
+        force: bool,
+        /// No progress bar or summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for Progress {
+    fn started(&mut self, s: &Scenario, bandwidths: &[f64]) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(s.steps as u64);
+            let eps: Vec<String> = bandwidths.iter().map(|e| format!("{e:.3e}")).collect();
+            bar.println(format!(
+                "jko: {} species, d = {}, h = {}, {} steps, bandwidth {}",
+                s.species.len(),
+                s.dimension,
+                s.time_step,
+                s.steps,
+                eps.join(", ")
+            ));
+        }
+    }
+
+    fn step(&mut self, _step: u64, r: &StepReport) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("E = {:.6e}, {} it", r.parts.total(), r.iterations));
+            bar.inc(1);
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            out,
+            force,
+            quiet,
+        } => {
+            let result = Scenario::from_file(&scenario).and_then(|s| {
+                let bar = (!quiet).then(|| {
+                    let b = ProgressBar::new(s.steps as u64);
+                    b.set_style(
+                        ProgressStyle::with_template(
+                            "{bar:40} {pos}/{len} steps [{elapsed} < {eta}] {msg}",
+                        )
+                        .expect("valid template"),
+                    );
+                    b
+                });
+                let mut progress = Progress { bar };
+                let summary = jko::run_to_dir(&s, &out, RunOptions { force }, &mut progress)?;
+                if let Some(b) = &progress.bar {
+                    b.finish_and_clear();
+                }
+                Ok(summary)
+            });
+            match result {
+                Ok(summary) => {
+                    if !quiet {
+                        eprintln!(
+                            "jko: {} steps done, energy {:.6e} -> {:.6e}, {} L-BFGS iterations{}; output in {}",
+                            summary.steps,
+                            summary.initial_energy,
+                            summary.final_energy,
+                            summary.total_iterations,
+                            if summary.unconverged_steps > 0 {
+                                format!(
+                                    " ({} steps stopped before the tolerance; see gradient_norm in energy.csv)",
+                                    summary.unconverged_steps
+                                )
+                            } else {
+                                String::new()
+                            },
+                            out.display()
+                        );
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("jko: error: {e}");
+                    ExitCode::from(e.exit_code() as u8)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Deterministic parallel reductions.
+//!
+//! rayon's `sum` adds in an order that depends on work stealing, so results
+//! would change in the last bits with the thread count. Here a range is cut
+//! into fixed chunks, each chunk is summed serially, and the chunk sums are
+//! added in order: the same bits on 1 thread or 64.
+
+use rayon::prelude::*;
+
+/// Chunk length of every deterministic reduction. Fixed, never derived from
+/// the thread count.
+pub const CHUNK: usize = 1024;
+
+/// sum_{i in 0..n} f(i), reduced in a fixed order.
+pub fn sum_indexed<F>(n: usize, f: F) -> f64
+where
+    F: Fn(usize) -> f64 + Sync,
+{
+    sum_chunks(n, |r| r.map(&f).sum())
+}
+
+/// Sum of `f(chunk)` over fixed chunks of `0..n`, added in chunk order.
+pub fn sum_chunks<F>(n: usize, f: F) -> f64
+where
+    F: Fn(std::ops::Range<usize>) -> f64 + Sync,
+{
+    let chunks = n.div_ceil(CHUNK);
+    if chunks <= 1 {
+        return f(0..n);
+    }
+    let parts: Vec<f64> = (0..chunks)
+        .into_par_iter()
+        .map(|c| f(c * CHUNK..((c + 1) * CHUNK).min(n)))
+        .collect();
+    parts.iter().sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_bits_on_one_and_two_threads() {
+        let f = |i: usize| ((i as f64) * 0.37).sin() * 1e-3 + 1.0 / (1.0 + i as f64);
+        let n = 100_003;
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| sum_indexed(n, f));
+        let two = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap()
+            .install(|| sum_indexed(n, f));
+        assert_eq!(one.to_bits(), two.to_bits());
+    }
+}

@@ -1,0 +1,920 @@
+//! The scenario file (SPEC §3): parsed from TOML, checked, and turned into
+//! plain validated types the rest of the library trusts.
+//!
+//! Parsing happens in two layers. Serde structs with `deny_unknown_fields`
+//! read the fixed tables, which gives line/column errors for typos. The
+//! `potential = {...}` and `initial = {...}` tables are dispatched on their
+//! `kind` by hand, one strict struct per kind, because serde's internally
+//! tagged enums silently accept unknown keys. Every number is then checked
+//! finite and in range, with an error naming the file and the key.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+use crate::error::{Error, Result};
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// The file it was read from (used in every later error message).
+    pub path: PathBuf,
+    pub dimension: usize,
+    /// JKO step h > 0.
+    pub time_step: f64,
+    pub steps: usize,
+    pub output_every: usize,
+    pub seed: u64,
+    pub coupling: Coupling,
+    pub density: Density,
+    pub solver: Solver,
+    pub species: Vec<Species>,
+    /// The `[grid]` section, needed by Eulerian runs only.
+    pub grid: Option<Grid>,
+}
+
+/// Newtonian coupling: energy (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coupling {
+    /// lambda: > 0 repulsion of like charges (PNP), < 0 attraction (Keller–Segel, gravity).
+    pub strength: f64,
+    pub method: CouplingMethod,
+    /// Plummer softening delta >= 0 (0 only in d = 1).
+    pub softening: f64,
+    /// Tree backend only: target relative error of the potential.
+    pub accuracy: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CouplingMethod {
+    Direct,
+    Tree,
+    Auto,
+}
+
+/// Kernel density estimation settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Density {
+    pub bandwidth: Bandwidth,
+}
+
+/// Kernel standard deviation eps, given or chosen from the initial cloud.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bandwidth {
+    Auto,
+    Fixed(f64),
+}
+
+/// Optimizer settings (extension of SPEC §3, documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Solver {
+    /// Stop a JKO step when the objective's gradient norm has fallen by this factor.
+    pub tolerance: f64,
+    pub max_iterations: usize,
+    /// L-BFGS history length.
+    pub memory: usize,
+}
+
+impl Default for Solver {
+    fn default() -> Self {
+        Solver {
+            tolerance: 1e-6,
+            max_iterations: 1000,
+            memory: 10,
+        }
+    }
+}
+
+/// One species: its physics, its particle count and its initial law.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Species {
+    pub name: String,
+    /// z_k.
+    pub charge: f64,
+    /// D_k >= 0.
+    pub diffusion: f64,
+    /// m >= 1.
+    pub exponent: f64,
+    /// M_k > 0 (for "csv" initial data, the file's weight sum unless given).
+    pub mass: Option<f64>,
+    /// N_k (for "csv" initial data, the file's row count unless given).
+    pub particles: Option<usize>,
+    pub potential: PotentialSpec,
+    pub initial: InitialSpec,
+}
+
+impl Species {
+    pub fn mass_or_default(&self) -> f64 {
+        self.mass.unwrap_or(1.0)
+    }
+}
+
+/// External potential U_k (SPEC §3; the README lists the kinds).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PotentialSpec {
+    None,
+    /// U = sum_a stiffness_a/2 (x_a - center_a)^2.
+    Quadratic {
+        center: Vec<f64>,
+        stiffness: Vec<f64>,
+    },
+    /// U = depth (|x - center|^2 / radius^2 - 1)^2.
+    DoubleWell {
+        center: Vec<f64>,
+        radius: f64,
+        depth: f64,
+    },
+}
+
+/// Initial law of a species.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitialSpec {
+    /// Independent normal coordinates, per-axis standard deviation `std`.
+    Gaussian { mean: Vec<f64>, std: Vec<f64> },
+    /// Uniform on the box [lower, upper].
+    Uniform { lower: Vec<f64>, upper: Vec<f64> },
+    /// Barenblatt profile of the species' exponent m > 1, support radius `radius`:
+    /// rho ∝ (1 - |x - center|^2 / radius^2)_+^(1/(m-1)).
+    Barenblatt { center: Vec<f64>, radius: f64 },
+    /// A particle file (SPEC §5), resolved against the scenario's folder.
+    Csv { path: PathBuf, step: Option<u64> },
+}
+
+/// The Eulerian grid of SPEC §6.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+    pub cells: Vec<usize>,
+}
+
+// ---------------------------------------------------------------------------
+// Raw serde layer
+// ---------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    dimension: i64,
+    time_step: f64,
+    steps: i64,
+    output_every: Option<i64>,
+    seed: Option<i64>,
+    coupling: Option<RawCoupling>,
+    density: Option<RawDensity>,
+    solver: Option<RawSolver>,
+    grid: Option<RawGrid>,
+    species: Option<Vec<RawSpecies>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCoupling {
+    strength: Option<f64>,
+    method: Option<String>,
+    softening: Option<f64>,
+    accuracy: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDensity {
+    bandwidth: Option<NumberOrWord>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSolver {
+    tolerance: Option<f64>,
+    max_iterations: Option<i64>,
+    memory: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrid {
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+    cells: Scalars,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpecies {
+    name: String,
+    charge: Option<f64>,
+    diffusion: Option<f64>,
+    exponent: Option<f64>,
+    mass: Option<f64>,
+    particles: Option<i64>,
+    potential: Option<toml::Value>,
+    initial: Option<toml::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // `kind` is read by the dispatcher; kept so serde accepts it
+struct RawNone {
+    kind: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawQuadratic {
+    kind: String,
+    center: Option<Vec<f64>>,
+    stiffness: Scalars,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawDoubleWell {
+    kind: String,
+    center: Option<Vec<f64>>,
+    radius: f64,
+    depth: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawGaussian {
+    kind: String,
+    mean: Vec<f64>,
+    std: Scalars,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawUniform {
+    kind: String,
+    lower: Vec<f64>,
+    upper: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawBarenblatt {
+    kind: String,
+    center: Option<Vec<f64>>,
+    radius: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct RawCsv {
+    kind: String,
+    path: String,
+    step: Option<i64>,
+}
+
+/// A number or a vector of numbers (`stiffness = 1.0` or `stiffness = [1.0, 2.0]`).
+#[derive(Debug, Clone)]
+struct Scalars {
+    values: Vec<f64>,
+    scalar: bool,
+}
+
+impl<'de> Deserialize<'de> for Scalars {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalars;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or an array of numbers")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<Scalars, E> {
+                Ok(Scalars {
+                    values: vec![v],
+                    scalar: true,
+                })
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<Scalars, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<Scalars, E> {
+                self.visit_f64(v as f64)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Scalars, A::Error> {
+                let mut values = Vec::new();
+                while let Some(v) = seq.next_element::<f64>()? {
+                    values.push(v);
+                }
+                Ok(Scalars {
+                    values,
+                    scalar: false,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `bandwidth = 0.05` or `bandwidth = "auto"`.
+#[derive(Debug, Clone)]
+enum NumberOrWord {
+    Number(f64),
+    Word(String),
+}
+
+impl<'de> Deserialize<'de> for NumberOrWord {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = NumberOrWord;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number or the string \"auto\"")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> std::result::Result<NumberOrWord, E> {
+                Ok(NumberOrWord::Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> std::result::Result<NumberOrWord, E> {
+                Ok(NumberOrWord::Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> std::result::Result<NumberOrWord, E> {
+                Ok(NumberOrWord::Number(v as f64))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<NumberOrWord, E> {
+                Ok(NumberOrWord::Word(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------
+
+/// Largest particle count per species we accept before allocating anything:
+/// 2^31 particles of d = 3 already need ~100 GiB of positions alone.
+pub const MAX_PARTICLES: usize = 1 << 31;
+
+/// Collects the file and the key for error messages.
+struct Checker<'a> {
+    file: &'a Path,
+    dimension: usize,
+}
+
+impl Checker<'_> {
+    fn err(&self, key: &str, msg: impl Into<String>) -> Error {
+        Error::input(self.file, key, msg)
+    }
+
+    fn finite(&self, key: &str, v: f64) -> Result<f64> {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.err(key, format!("must be a finite number, got {v}")))
+        }
+    }
+
+    fn positive(&self, key: &str, v: f64) -> Result<f64> {
+        let v = self.finite(key, v)?;
+        if v > 0.0 {
+            Ok(v)
+        } else {
+            Err(self.err(key, format!("must be positive, got {v}")))
+        }
+    }
+
+    fn non_negative(&self, key: &str, v: f64) -> Result<f64> {
+        let v = self.finite(key, v)?;
+        if v >= 0.0 {
+            Ok(v)
+        } else {
+            Err(self.err(key, format!("must be >= 0, got {v}")))
+        }
+    }
+
+    fn count(&self, key: &str, v: i64, min: i64) -> Result<usize> {
+        if v < min {
+            return Err(self.err(key, format!("must be an integer >= {min}, got {v}")));
+        }
+        Ok(v as usize)
+    }
+
+    /// A vector of exactly `dimension` finite numbers.
+    fn vector(&self, key: &str, v: &[f64]) -> Result<Vec<f64>> {
+        if v.len() != self.dimension {
+            return Err(self.err(
+                key,
+                format!(
+                    "must have {} component(s) (the scenario's dimension), got {}",
+                    self.dimension,
+                    v.len()
+                ),
+            ));
+        }
+        for (a, &x) in v.iter().enumerate() {
+            self.finite(&format!("{key}[{a}]"), x)?;
+        }
+        Ok(v.to_vec())
+    }
+
+    /// A number (broadcast to every axis) or a vector of length `dimension`.
+    fn per_axis(&self, key: &str, s: &Scalars) -> Result<Vec<f64>> {
+        if s.scalar {
+            let v = self.finite(key, s.values[0])?;
+            Ok(vec![v; self.dimension])
+        } else {
+            self.vector(key, &s.values)
+        }
+    }
+
+    fn center(&self, key: &str, c: &Option<Vec<f64>>) -> Result<Vec<f64>> {
+        match c {
+            Some(c) => self.vector(key, c),
+            None => Ok(vec![0.0; self.dimension]),
+        }
+    }
+}
+
+/// Deserialize a `{ kind = ..., ... }` table into the strict struct of its kind.
+fn strict<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    key: &str,
+    kind: &str,
+    v: &toml::Value,
+) -> Result<T> {
+    v.clone()
+        .try_into::<T>()
+        .map_err(|e| Error::input(file, key, format!("kind \"{kind}\": {}", e.message())))
+}
+
+fn kind_of<'v>(file: &Path, key: &str, v: &'v toml::Value) -> Result<&'v str> {
+    let table = v
+        .as_table()
+        .ok_or_else(|| Error::input(file, key, "must be a table like { kind = \"...\", ... }"))?;
+    match table.get("kind") {
+        Some(toml::Value::String(s)) => Ok(s.as_str()),
+        Some(_) => Err(Error::input(
+            file,
+            &format!("{key}.kind"),
+            "must be a string",
+        )),
+        None => Err(Error::input(file, key, "missing key `kind`")),
+    }
+}
+
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+impl Scenario {
+    /// Read and validate a scenario file.
+    pub fn from_file(path: &Path) -> Result<Scenario> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| Error::input(path, "file", format!("cannot open the scenario: {e}")))?;
+        if !meta.is_file() {
+            return Err(Error::input(path, "file", "not a regular file"));
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(path, "file", format!("cannot read the scenario: {e}")))?;
+        Scenario::from_toml(&text, path)
+    }
+
+    /// Parse and validate scenario text; `path` names it in errors and anchors
+    /// relative paths (particle files) at its folder.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Scenario> {
+        let raw: RawScenario = toml::from_str(text)
+            .map_err(|e| Error::input(path, "TOML", e.to_string().trim_end().to_string()))?;
+        let file = path;
+
+        let dimension = match raw.dimension {
+            1..=3 => raw.dimension as usize,
+            d => {
+                return Err(Error::input(
+                    file,
+                    "dimension",
+                    format!("must be 1, 2 or 3, got {d}"),
+                ));
+            }
+        };
+        let c = Checker { file, dimension };
+
+        let time_step = c.positive("time_step", raw.time_step)?;
+        let steps = c.count("steps", raw.steps, 0)?;
+        let output_every = c.count("output_every", raw.output_every.unwrap_or(1), 1)?;
+        let seed = match raw.seed {
+            Some(s) if s < 0 => return Err(c.err("seed", format!("must be >= 0, got {s}"))),
+            Some(s) => s as u64,
+            None => 0,
+        };
+
+        let coupling = Self::coupling(&c, raw.coupling)?;
+        let density = Self::density(&c, raw.density)?;
+        let solver = Self::solver(&c, raw.solver)?;
+        let grid = raw.grid.map(|g| Self::grid(&c, g)).transpose()?;
+
+        let raw_species = raw.species.unwrap_or_default();
+        if raw_species.is_empty() {
+            return Err(c.err("species", "at least one [[species]] table is required"));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut species = Vec::with_capacity(raw_species.len());
+        for (k, rs) in raw_species.into_iter().enumerate() {
+            let s = Self::species(&c, k, rs, base)?;
+            if species.iter().any(|o: &Species| o.name == s.name) {
+                return Err(c.err(
+                    &format!("species[{k}].name"),
+                    format!("duplicate species name \"{}\"", s.name),
+                ));
+            }
+            species.push(s);
+        }
+
+        Ok(Scenario {
+            path: path.to_path_buf(),
+            dimension,
+            time_step,
+            steps,
+            output_every,
+            seed,
+            coupling,
+            density,
+            solver,
+            species,
+            grid,
+        })
+    }
+
+    fn coupling(c: &Checker, raw: Option<RawCoupling>) -> Result<Coupling> {
+        let Some(raw) = raw else {
+            return Ok(Coupling {
+                strength: 0.0,
+                method: CouplingMethod::Auto,
+                softening: 0.0,
+                accuracy: 1e-6,
+            });
+        };
+        let strength = c.finite("coupling.strength", raw.strength.unwrap_or(0.0))?;
+        let method = match raw.method.as_deref().unwrap_or("auto") {
+            "direct" => CouplingMethod::Direct,
+            "tree" => CouplingMethod::Tree,
+            "auto" => CouplingMethod::Auto,
+            other => {
+                return Err(c.err(
+                    "coupling.method",
+                    format!(
+                        "unknown method \"{other}\"; expected \"direct\", \"tree\" or \"auto\""
+                    ),
+                ));
+            }
+        };
+        let softening = c.non_negative("coupling.softening", raw.softening.unwrap_or(0.0))?;
+        if strength != 0.0 && softening == 0.0 && c.dimension > 1 {
+            return Err(c.err(
+                "coupling.softening",
+                format!(
+                    "must be > 0 in dimension {} (the point-charge kernel is singular); \
+                     a value near the particle spacing is a good start",
+                    c.dimension
+                ),
+            ));
+        }
+        let accuracy = c.positive("coupling.accuracy", raw.accuracy.unwrap_or(1e-6))?;
+        if accuracy >= 1.0 {
+            return Err(c.err(
+                "coupling.accuracy",
+                format!("must be < 1 (a relative error), got {accuracy}"),
+            ));
+        }
+        Ok(Coupling {
+            strength,
+            method,
+            softening,
+            accuracy,
+        })
+    }
+
+    fn density(c: &Checker, raw: Option<RawDensity>) -> Result<Density> {
+        let bandwidth = match raw.and_then(|r| r.bandwidth) {
+            None => Bandwidth::Auto,
+            Some(NumberOrWord::Word(w)) if w == "auto" => Bandwidth::Auto,
+            Some(NumberOrWord::Word(w)) => {
+                return Err(c.err(
+                    "density.bandwidth",
+                    format!("must be a number or \"auto\", got \"{w}\""),
+                ));
+            }
+            Some(NumberOrWord::Number(v)) => Bandwidth::Fixed(c.positive("density.bandwidth", v)?),
+        };
+        Ok(Density { bandwidth })
+    }
+
+    fn solver(c: &Checker, raw: Option<RawSolver>) -> Result<Solver> {
+        let d = Solver::default();
+        let Some(raw) = raw else { return Ok(d) };
+        let tolerance = c.positive("solver.tolerance", raw.tolerance.unwrap_or(d.tolerance))?;
+        if tolerance >= 1.0 {
+            return Err(c.err(
+                "solver.tolerance",
+                format!("must be < 1 (a relative reduction), got {tolerance}"),
+            ));
+        }
+        let max_iterations = c.count(
+            "solver.max_iterations",
+            raw.max_iterations.unwrap_or(d.max_iterations as i64),
+            1,
+        )?;
+        let memory = c.count("solver.memory", raw.memory.unwrap_or(d.memory as i64), 1)?;
+        Ok(Solver {
+            tolerance,
+            max_iterations,
+            memory,
+        })
+    }
+
+    fn grid(c: &Checker, raw: RawGrid) -> Result<Grid> {
+        let lower = c.vector("grid.lower", &raw.lower)?;
+        let upper = c.vector("grid.upper", &raw.upper)?;
+        for a in 0..c.dimension {
+            if upper[a] <= lower[a] {
+                return Err(c.err(
+                    "grid.upper",
+                    format!(
+                        "must exceed grid.lower on every axis (axis {a}: {} <= {})",
+                        upper[a], lower[a]
+                    ),
+                ));
+            }
+        }
+        let cells = c.per_axis("grid.cells", &raw.cells)?;
+        let mut out = Vec::with_capacity(cells.len());
+        for (a, &n) in cells.iter().enumerate() {
+            if n.fract() != 0.0 || n < 2.0 || n > 1e8 {
+                return Err(c.err(
+                    &format!("grid.cells[{a}]"),
+                    format!("must be an integer between 2 and 1e8, got {n}"),
+                ));
+            }
+            out.push(n as usize);
+        }
+        Ok(Grid {
+            lower,
+            upper,
+            cells: out,
+        })
+    }
+
+    fn species(c: &Checker, k: usize, rs: RawSpecies, base: &Path) -> Result<Species> {
+        let key = |f: &str| format!("species[{k}].{f}");
+        if !is_safe_name(&rs.name) {
+            return Err(c.err(
+                &key("name"),
+                format!(
+                    "\"{}\" is not a valid species name (1 to 64 characters among letters, digits, '_', '-', '.')",
+                    rs.name
+                ),
+            ));
+        }
+        let charge = c.finite(&key("charge"), rs.charge.unwrap_or(1.0))?;
+        let diffusion = c.non_negative(&key("diffusion"), rs.diffusion.unwrap_or(1.0))?;
+        let exponent = c.finite(&key("exponent"), rs.exponent.unwrap_or(1.0))?;
+        if exponent < 1.0 {
+            return Err(c.err(
+                &key("exponent"),
+                format!("must be >= 1 (m = 1 linear, m > 1 porous medium), got {exponent}"),
+            ));
+        }
+        let mass = rs.mass.map(|m| c.positive(&key("mass"), m)).transpose()?;
+        let particles = match rs.particles {
+            None => None,
+            Some(n) if n < 1 => {
+                return Err(c.err(
+                    &key("particles"),
+                    format!("must be a positive integer, got {n}"),
+                ));
+            }
+            Some(n) if n as u64 > MAX_PARTICLES as u64 => {
+                return Err(c.err(
+                    &key("particles"),
+                    format!("{n} particles is more than this build supports ({MAX_PARTICLES})"),
+                ));
+            }
+            Some(n) => Some(n as usize),
+        };
+
+        let potential = match &rs.potential {
+            None => PotentialSpec::None,
+            Some(v) => Self::potential(c, &key("potential"), v)?,
+        };
+        let initial = match &rs.initial {
+            None => {
+                return Err(c.err(
+                    &key("initial"),
+                    "missing: every species needs an initial law",
+                ));
+            }
+            Some(v) => Self::initial(c, &key("initial"), v, base)?,
+        };
+        match &initial {
+            InitialSpec::Csv { .. } => {}
+            _ if particles.is_none() => {
+                return Err(c.err(
+                    &key("particles"),
+                    "missing: needed to sample the initial law",
+                ));
+            }
+            InitialSpec::Barenblatt { .. } if exponent <= 1.0 => {
+                return Err(c.err(&key("initial"), "a Barenblatt profile needs exponent m > 1"));
+            }
+            _ => {}
+        }
+        Ok(Species {
+            name: rs.name,
+            charge,
+            diffusion,
+            exponent,
+            mass,
+            particles,
+            potential,
+            initial,
+        })
+    }
+
+    fn potential(c: &Checker, key: &str, v: &toml::Value) -> Result<PotentialSpec> {
+        let file = c.file;
+        let kind = kind_of(file, key, v)?;
+        match kind {
+            "none" => {
+                strict::<RawNone>(file, key, kind, v)?;
+                Ok(PotentialSpec::None)
+            }
+            "quadratic" => {
+                let r: RawQuadratic = strict(file, key, kind, v)?;
+                let stiffness = c.per_axis(&format!("{key}.stiffness"), &r.stiffness)?;
+                for (a, &s) in stiffness.iter().enumerate() {
+                    c.non_negative(&format!("{key}.stiffness[{a}]"), s)?;
+                }
+                Ok(PotentialSpec::Quadratic {
+                    center: c.center(&format!("{key}.center"), &r.center)?,
+                    stiffness,
+                })
+            }
+            "double_well" => {
+                let r: RawDoubleWell = strict(file, key, kind, v)?;
+                Ok(PotentialSpec::DoubleWell {
+                    center: c.center(&format!("{key}.center"), &r.center)?,
+                    radius: c.positive(&format!("{key}.radius"), r.radius)?,
+                    depth: c.non_negative(&format!("{key}.depth"), r.depth)?,
+                })
+            }
+            other => Err(c.err(
+                &format!("{key}.kind"),
+                format!("unknown potential kind \"{other}\"; expected \"none\", \"quadratic\" or \"double_well\""),
+            )),
+        }
+    }
+
+    fn initial(c: &Checker, key: &str, v: &toml::Value, base: &Path) -> Result<InitialSpec> {
+        let file = c.file;
+        let kind = kind_of(file, key, v)?;
+        match kind {
+            "gaussian" => {
+                let r: RawGaussian = strict(file, key, kind, v)?;
+                let std = c.per_axis(&format!("{key}.std"), &r.std)?;
+                for (a, &s) in std.iter().enumerate() {
+                    c.positive(&format!("{key}.std[{a}]"), s)?;
+                }
+                Ok(InitialSpec::Gaussian {
+                    mean: c.vector(&format!("{key}.mean"), &r.mean)?,
+                    std,
+                })
+            }
+            "uniform" => {
+                let r: RawUniform = strict(file, key, kind, v)?;
+                let lower = c.vector(&format!("{key}.lower"), &r.lower)?;
+                let upper = c.vector(&format!("{key}.upper"), &r.upper)?;
+                for a in 0..c.dimension {
+                    if upper[a] <= lower[a] {
+                        return Err(c.err(
+                            &format!("{key}.upper"),
+                            format!("must exceed lower on every axis (axis {a}: {} <= {})", upper[a], lower[a]),
+                        ));
+                    }
+                }
+                Ok(InitialSpec::Uniform { lower, upper })
+            }
+            "barenblatt" => {
+                let r: RawBarenblatt = strict(file, key, kind, v)?;
+                Ok(InitialSpec::Barenblatt {
+                    center: c.center(&format!("{key}.center"), &r.center)?,
+                    radius: c.positive(&format!("{key}.radius"), r.radius)?,
+                })
+            }
+            "csv" => {
+                let r: RawCsv = strict(file, key, kind, v)?;
+                if r.path.is_empty() {
+                    return Err(c.err(&format!("{key}.path"), "must not be empty"));
+                }
+                let step = match r.step {
+                    Some(s) if s < 0 => return Err(c.err(&format!("{key}.step"), format!("must be >= 0, got {s}"))),
+                    s => s.map(|s| s as u64),
+                };
+                Ok(InitialSpec::Csv {
+                    path: base.join(r.path),
+                    step,
+                })
+            }
+            other => Err(c.err(
+                &format!("{key}.kind"),
+                format!("unknown initial kind \"{other}\"; expected \"gaussian\", \"uniform\", \"barenblatt\" or \"csv\""),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+dimension = 2
+time_step = 0.01
+steps = 5
+output_every = 2
+seed = 7
+[coupling]
+strength = 1.0
+method = "direct"
+softening = 0.02
+[density]
+bandwidth = 0.05
+[[species]]
+name = "u"
+charge = 1.0
+diffusion = 1.0
+exponent = 1.0
+particles = 100
+potential = { kind = "quadratic", center = [0.0, 0.0], stiffness = 1.0 }
+initial = { kind = "gaussian", mean = [0.5, 0.0], std = 0.3 }
+[[species]]
+name = "v"
+charge = -1
+particles = 100
+potential = { kind = "double_well", radius = 1.0, depth = 2.0 }
+initial = { kind = "uniform", lower = [-1, -1], upper = [1, 1] }
+"#;
+
+    #[test]
+    fn parses_the_spec_example() {
+        let s = Scenario::from_toml(GOOD, Path::new("good.toml")).unwrap();
+        assert_eq!(s.dimension, 2);
+        assert_eq!(s.species.len(), 2);
+        assert_eq!(s.species[1].charge, -1.0);
+        assert_eq!(
+            s.species[0].potential,
+            PotentialSpec::Quadratic {
+                center: vec![0.0, 0.0],
+                stiffness: vec![1.0, 1.0]
+            }
+        );
+        assert_eq!(s.density.bandwidth, Bandwidth::Fixed(0.05));
+    }
+
+    fn err_of(text: &str) -> String {
+        Scenario::from_toml(text, Path::new("bad.toml"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn unknown_key_inside_a_kind_table_is_refused() {
+        let e = err_of(&GOOD.replace("stiffness = 1.0 }", "stiffness = 1.0, stifness = 2 }"));
+        assert!(
+            e.contains("species[0].potential") && e.contains("stifness"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dimension_mismatch_names_the_key() {
+        let e = err_of(&GOOD.replace("mean = [0.5, 0.0]", "mean = [0.5]"));
+        assert!(
+            e.contains("species[0].initial.mean") && e.contains("2 component"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn nan_is_refused() {
+        let e = err_of(&GOOD.replace("time_step = 0.01", "time_step = nan"));
+        assert!(e.contains("time_step") && e.contains("finite"), "{e}");
+    }
+}
