@@ -2,12 +2,12 @@
 //!
 //!   rho_eps(X_i) = sum_j w_j K_eps(X_i - X_j),   self term j = i included,
 //!
-//! over the particles of one species, with K the triweight kernel of
+//! over the particles of one species, with K the Wendland C2 kernel of
 //! standard deviation eps and the neighbours from a Verlet list.
 
 use rayon::prelude::*;
 
-use crate::kernel::{RadialKernel, Triweight};
+use crate::kernel::{RadialKernel, WendlandC2};
 use crate::neighbours::NeighbourList;
 use crate::parallel::CHUNK;
 
@@ -18,7 +18,7 @@ pub const SKIN_FRACTION: f64 = 0.25;
 /// The blob density estimate of one species, with its neighbour list.
 #[derive(Debug, Clone)]
 pub struct BlobDensity<const D: usize> {
-    kernel: Triweight,
+    kernel: WendlandC2,
     list: NeighbourList<D>,
     rho: Vec<f64>,
 }
@@ -36,7 +36,7 @@ pub(crate) fn dist2<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
 impl<const D: usize> BlobDensity<D> {
     /// Estimator with kernel standard deviation `eps`.
     pub fn new(eps: f64) -> Self {
-        let kernel = Triweight::new(D, eps);
+        let kernel = WendlandC2::new(D, eps);
         let r = kernel.support();
         BlobDensity {
             kernel,
@@ -45,7 +45,7 @@ impl<const D: usize> BlobDensity<D> {
         }
     }
 
-    pub fn kernel(&self) -> &Triweight {
+    pub fn kernel(&self) -> &WendlandC2 {
         &self.kernel
     }
 
@@ -83,7 +83,7 @@ impl<const D: usize> BlobDensity<D> {
 }
 
 /// Rule for `bandwidth = "auto"` (stated in the README): eps such that the
-/// kernel's support ball, radius R = sqrt(d + 8) eps, holds on average
+/// kernel's support ball, radius R (about 3.8 eps, see [`WendlandC2`]), holds on average
 /// `TARGET_NEIGHBOURS[d-1]` particles of the species when it is distributed as a
 /// Gaussian with the cloud's covariance.
 ///
@@ -116,5 +116,5 @@ pub fn auto_bandwidth<const D: usize>(x: &[[f64; D]], w: &[f64]) -> f64 {
     let n = x.len() as f64;
     let target = TARGET_NEIGHBOURS[D - 1].min(n);
     let radius = (target / (n * mean_density * unit_ball)).powf(1.0 / D as f64);
-    radius / ((D + 8) as f64).sqrt()
+    radius / WendlandC2::radius_per_bandwidth(D)
 }

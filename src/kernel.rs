@@ -19,56 +19,73 @@ pub trait RadialKernel: Send + Sync {
     }
 }
 
-/// The triweight kernel K(x) = C (1 - |x|^2/R^2)^3 for |x| < R, 0 beyond.
+/// The Wendland C2 kernel K(x) = C (1 - q)^4 (1 + 4q), q = |x|/R < 1, 0 beyond.
 ///
-/// It is C^2 at the edge of its support (value, first and second derivatives
-/// vanish at |x| = R), so the blob energy has a continuous gradient. Its
-/// per-axis variance is R^2/(d + 8) (from Beta integrals: E|x|^2 = d R^2/(d + 8)),
-/// so R = eps sqrt(d + 8) gives standard deviation eps. The normalisation is
-/// C = Gamma(d/2 + 4) / (6 pi^(d/2) R^d).
+/// Why this kernel: its Fourier transform is positive in d <= 3 (Wendland
+/// functions are positive definite), which is what keeps particles from
+/// collapsing into clumps of sub-kernel size (the "pairing instability" of
+/// SPH, Dehnen & Aly 2012). The triweight and B-spline kernels lack it: with
+/// many neighbours, blob diffusion then merges particles into clusters spaced
+/// about R apart, which stop interacting, and diffusion stalls.
+///
+/// K is C^2 everywhere: C^2 at the centre (K = C (1 - 10 q^2 + 20 q^3 - ...))
+/// and C^3 at the support edge, so the blob energy has a continuous gradient
+///   grad K(x) = -20 C / R^2 (1 - q)^3 x.
+/// Unit mass and per-axis variance eps^2 fix, from
+/// I_k = int_0^1 (1-r)^4 (1+4r) r^k dr (I_0 = 1/3, I_1 = 1/14, I_2 = 1/42,
+/// I_3 = 5/504, I_4 = 1/210):
+///   R = eps sqrt(d I_{d-1} / I_{d+1}) = eps sqrt(14), sqrt(72/5), sqrt(15),
+///   C = 1 / (|S^{d-1}| R^d I_{d-1}) = 3/(2R), 7/(pi R^2), 21/(2 pi R^3)
+/// for d = 1, 2, 3.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Triweight {
+pub struct WendlandC2 {
     radius: f64,
-    inv_r2: f64,
+    inv_r: f64,
     norm: f64,
 }
 
-impl Triweight {
-    /// The triweight kernel in dimension `d` with per-axis standard deviation `eps`.
-    pub fn new(d: usize, eps: f64) -> Self {
-        assert!((1..=3).contains(&d) && eps > 0.0);
-        let radius = eps * ((d + 8) as f64).sqrt();
-        // Gamma(d/2 + 4) for d = 1, 2, 3.
-        let gamma = match d {
-            1 => 11.631_728_396_567_448, // Gamma(4.5) = 105 sqrt(pi) / 16
-            2 => 24.0,                   // Gamma(5)
-            _ => 52.342_777_784_553_52,  // Gamma(5.5) = 945 sqrt(pi) / 32
-        };
-        let norm = gamma / (6.0 * PI.powf(d as f64 / 2.0) * radius.powi(d as i32));
-        Triweight {
-            radius,
-            inv_r2: 1.0 / (radius * radius),
-            norm,
+impl WendlandC2 {
+    /// Support radius per unit standard deviation, R/eps, in dimension `d`.
+    pub fn radius_per_bandwidth(d: usize) -> f64 {
+        match d {
+            1 => 14f64.sqrt(),
+            2 => (72.0f64 / 5.0).sqrt(),
+            _ => 15f64.sqrt(),
         }
     }
 
-    /// Kernel standard deviation eps.
-    pub fn bandwidth(&self, d: usize) -> f64 {
-        self.radius / ((d + 8) as f64).sqrt()
+    /// The kernel in dimension `d` with per-axis standard deviation `eps`.
+    pub fn new(d: usize, eps: f64) -> Self {
+        assert!((1..=3).contains(&d) && eps > 0.0);
+        let radius = eps * Self::radius_per_bandwidth(d);
+        let norm = match d {
+            1 => 1.5 / radius,
+            2 => 7.0 / (PI * radius * radius),
+            _ => 21.0 / (2.0 * PI * radius.powi(3)),
+        };
+        WendlandC2 {
+            radius,
+            inv_r: 1.0 / radius,
+            norm,
+        }
     }
 }
 
-impl RadialKernel for Triweight {
+impl RadialKernel for WendlandC2 {
     fn support(&self) -> f64 {
         self.radius
     }
 
     #[inline(always)]
     fn value_and_slope(&self, r2: f64) -> (f64, f64) {
-        // Branch-free so the loops that call it vectorize: t = max(0, 1 - r^2/R^2).
-        let t = (1.0 - r2 * self.inv_r2).max(0.0);
-        let t2 = t * t;
-        (self.norm * t2 * t, -6.0 * self.norm * self.inv_r2 * t2)
+        // Branch-free so the loops that call it vectorize: t = max(0, 1 - q).
+        let q = r2.sqrt() * self.inv_r;
+        let t = (1.0 - q).max(0.0);
+        let t3 = t * t * t;
+        (
+            self.norm * t3 * t * (1.0 + 4.0 * q),
+            -20.0 * self.norm * self.inv_r * self.inv_r * t3,
+        )
     }
 }
 
@@ -81,7 +98,7 @@ mod tests {
     fn unit_mass_and_variance() {
         let eps = 0.7;
         for d in 1..=3usize {
-            let k = Triweight::new(d, eps);
+            let k = WendlandC2::new(d, eps);
             let r = k.support();
             let n = match d {
                 1 => 20_000,
@@ -118,7 +135,7 @@ mod tests {
 
     #[test]
     fn slope_is_the_derivative() {
-        let k = Triweight::new(2, 0.3);
+        let k = WendlandC2::new(2, 0.3);
         for &r in &[0.05, 0.2, 0.5, 0.9] {
             let h = 1e-6;
             let fd = (k.value((r + h) * (r + h)) - k.value((r - h) * (r - h))) / (2.0 * h);
