@@ -45,8 +45,19 @@ pub const ENERGY_HEADER: [&str; 9] = [
 pub struct PendingCsv {
     path: PathBuf,
     tmp: PathBuf,
-    writer: csv::Writer<BufWriter<File>>,
+    /// `None` once finished (or given up).
+    writer: Option<csv::Writer<BufWriter<File>>>,
     fbuf: ryu::Buffer,
+}
+
+/// A run that ends in an error removes its unfinished files; only a killed
+/// process leaves a `.partial` file, never a torn file under a final name.
+impl Drop for PendingCsv {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 impl PendingCsv {
@@ -61,7 +72,7 @@ impl PendingCsv {
         Ok(PendingCsv {
             path,
             tmp,
-            writer,
+            writer: Some(writer),
             fbuf: ryu::Buffer::new(),
         })
     }
@@ -69,44 +80,45 @@ impl PendingCsv {
     /// Append one field: a float in shortest round-trip form.
     pub fn float(&mut self, v: f64) -> Result<()> {
         let s = self.fbuf.format(v);
-        self.writer
-            .write_field(s)
-            .map_err(|e| csv_err(&self.tmp, e))
+        let w = self.writer.as_mut().expect("not finished");
+        w.write_field(s).map_err(|e| csv_err(&self.tmp, e))
     }
 
     /// Append one field: an integer.
     pub fn int(&mut self, v: u64) -> Result<()> {
-        self.writer
-            .write_field(v.to_string())
-            .map_err(|e| csv_err(&self.tmp, e))
+        self.text(itoa::Buffer::new().format(v))
     }
 
     /// Append one field: text.
     pub fn text(&mut self, v: &str) -> Result<()> {
-        self.writer
-            .write_field(v)
-            .map_err(|e| csv_err(&self.tmp, e))
+        let w = self.writer.as_mut().expect("not finished");
+        w.write_field(v).map_err(|e| csv_err(&self.tmp, e))
     }
 
     /// End the current row.
     pub fn end_row(&mut self) -> Result<()> {
-        self.writer
-            .write_record(None::<&[u8]>)
+        let w = self.writer.as_mut().expect("not finished");
+        w.write_record(None::<&[u8]>)
             .map_err(|e| csv_err(&self.tmp, e))
     }
 
     /// Flush, sync and move the file to its final name.
-    pub fn finish(self) -> Result<()> {
-        let tmp = self.tmp;
-        let buf = self
-            .writer
-            .into_inner()
-            .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        let file = buf
-            .into_inner()
-            .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+    pub fn finish(mut self) -> Result<()> {
+        let w = self.writer.take().expect("finished once");
+        let result = (|| {
+            let buf = w
+                .into_inner()
+                .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+            let file = buf
+                .into_inner()
+                .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+            file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
+            std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result
     }
 }
 

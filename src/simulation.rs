@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use crate::coupling::{CouplingBackend, DirectSum};
 use crate::density::{BlobDensity, auto_bandwidth};
 use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
 use crate::error::{Error, Result};
@@ -11,7 +10,7 @@ use crate::jko::{JkoStepper, StepReport};
 use crate::output::{self, RunWriter};
 use crate::particles::Cloud;
 use crate::potential;
-use crate::scenario::{Bandwidth, CouplingMethod, Scenario};
+use crate::scenario::{Bandwidth, Scenario};
 
 /// A particle simulation of a scenario in dimension `D`.
 pub struct Simulation<const D: usize> {
@@ -24,23 +23,6 @@ pub struct Simulation<const D: usize> {
     estimators: Vec<BlobDensity<D>>,
     pub step: u64,
     pub time: f64,
-}
-
-/// Build the coupling backend a scenario asks for.
-pub fn coupling_backend<const D: usize>(
-    s: &Scenario,
-    _n: usize,
-) -> Result<Box<dyn CouplingBackend<D>>> {
-    match s.coupling.method {
-        CouplingMethod::Direct | CouplingMethod::Auto => {
-            Ok(Box::new(DirectSum::<D>::new(s.coupling.softening)))
-        }
-        CouplingMethod::Tree => Err(Error::input(
-            &s.path,
-            "coupling.method",
-            "\"tree\" is not available in this build yet; use \"direct\" or \"auto\"",
-        )),
-    }
 }
 
 /// The particle free energy of a scenario for a given cloud and bandwidths.
@@ -61,7 +43,8 @@ pub fn free_energy<const D: usize>(
         .collect();
     terms.push(Box::new(PotentialEnergy::new(cloud, potentials)));
     if scenario.coupling.strength != 0.0 {
-        let backend = coupling_backend::<D>(scenario, cloud.len())?;
+        let c = &scenario.coupling;
+        let backend = crate::coupling::backend::<D>(c.method, c.softening, c.accuracy, cloud.len());
         terms.push(Box::new(Interaction::new(
             cloud,
             scenario.coupling.strength,

@@ -7,11 +7,106 @@
 //! energy is lambda U and its gradient lambda q_i field_i.
 
 pub mod direct;
+pub mod lanes;
+pub mod pair_kernel;
+pub mod reference;
+pub mod simd_dispatch;
+pub mod sorted1d;
+pub mod tree;
 
 pub use direct::DirectSum;
+pub use reference::direct_evaluate;
+pub use sorted1d::SortedCoupling1d;
+pub use tree::TreeCoupling;
 
 /// A way to evaluate the pair sum and its field.
 pub trait CouplingBackend<const D: usize>: Send {
     /// Returns U(x) and overwrites `field` (same length as `x`).
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64;
+}
+
+/// U = (1/2) sum_i q_i phi_i from per-particle potentials, in a fixed order.
+fn half_charge_potential(q: &[f64], phi: &[f64]) -> f64 {
+    0.5 * crate::parallel::sum_chunks(q.len(), |r| r.map(|i| q[i] * phi[i]).sum())
+}
+
+/// The multipole tree (d = 2, 3) as a coupling backend.
+pub struct TreeBackend<const D: usize> {
+    tree: TreeCoupling<D>,
+    phi: Vec<f64>,
+}
+
+impl<const D: usize> TreeBackend<D> {
+    pub fn new(softening: f64, accuracy: f64) -> Self {
+        TreeBackend {
+            tree: TreeCoupling::new(softening, accuracy),
+            phi: Vec::new(),
+        }
+    }
+}
+
+impl<const D: usize> CouplingBackend<D> for TreeBackend<D> {
+    fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
+        self.phi.resize(x.len(), 0.0);
+        self.tree.evaluate(x, q, &mut self.phi, field);
+        half_charge_potential(q, &self.phi)
+    }
+}
+
+/// The exact sorted O(N log N) sum (d = 1) as a coupling backend.
+pub struct SortedBackend {
+    sorted: SortedCoupling1d,
+    phi: Vec<f64>,
+}
+
+impl SortedBackend {
+    pub fn new(softening: f64) -> Self {
+        SortedBackend {
+            sorted: SortedCoupling1d::new(softening),
+            phi: Vec::new(),
+        }
+    }
+}
+
+impl CouplingBackend<1> for SortedBackend {
+    fn energy_and_field(&mut self, x: &[[f64; 1]], q: &[f64], field: &mut [[f64; 1]]) -> f64 {
+        self.phi.resize(x.len(), 0.0);
+        self.sorted.evaluate(x, q, &mut self.phi, field);
+        half_charge_potential(q, &self.phi)
+    }
+}
+
+/// Particle count above which `method = "auto"` uses the tree (or the sorted
+/// sum in 1D) instead of the direct sum, per dimension. Measured crossovers
+/// (BENCHMARKS.md, "Coupling crossover").
+pub const AUTO_CROSSOVER: [usize; 3] = [2_000, 8_000, 12_000];
+
+/// The backend for `method` in dimension `D` with `n` particles.
+pub fn backend<const D: usize>(
+    method: crate::scenario::CouplingMethod,
+    softening: f64,
+    accuracy: f64,
+    n: usize,
+) -> Box<dyn CouplingBackend<D>> {
+    use crate::scenario::CouplingMethod::*;
+    let fast = match method {
+        Direct => false,
+        Tree => true,
+        Auto => n >= AUTO_CROSSOVER[D - 1],
+    };
+    if !fast {
+        return Box::new(DirectSum::<D>::new(softening));
+    }
+    // Dispatch on D once; the casts are the identity for the matching D.
+    let b: Box<dyn std::any::Any> = match D {
+        1 => Box::new(Box::new(SortedBackend::new(softening)) as Box<dyn CouplingBackend<1>>),
+        2 => Box::new(
+            Box::new(TreeBackend::<2>::new(softening, accuracy)) as Box<dyn CouplingBackend<2>>
+        ),
+        _ => Box::new(
+            Box::new(TreeBackend::<3>::new(softening, accuracy)) as Box<dyn CouplingBackend<3>>
+        ),
+    };
+    *b.downcast::<Box<dyn CouplingBackend<D>>>()
+        .expect("D is 1, 2 or 3")
 }

@@ -1,0 +1,113 @@
+//! `V`: a small fixed-width vector of `LANES` f64 with element-wise operators.
+//!
+//! Each operator is a loop over the lanes that LLVM turns into one (AVX-512) or two
+//! (AVX2) vector instructions; writing the kernels with `V` keeps LLVM from scalarizing
+//! the accumulators.
+
+use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+/// Number of lanes (targets per block, or sources per M2L batch).
+pub const LANES: usize = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(64))]
+pub struct V(pub [f64; LANES]);
+
+impl V {
+    pub const ZERO: V = V([0.0; LANES]);
+
+    #[inline(always)]
+    pub fn splat(x: f64) -> V {
+        V([x; LANES])
+    }
+
+    #[inline(always)]
+    pub fn from_fn(f: impl FnMut(usize) -> f64) -> V {
+        V(std::array::from_fn(f))
+    }
+
+    #[inline(always)]
+    pub fn map(self, f: impl Fn(f64) -> f64) -> V {
+        let mut r = self;
+        for l in 0..LANES {
+            r.0[l] = f(self.0[l]);
+        }
+        r
+    }
+
+    #[inline(always)]
+    pub fn sqrt(self) -> V {
+        self.map(f64::sqrt)
+    }
+
+    #[inline(always)]
+    pub fn abs(self) -> V {
+        self.map(f64::abs)
+    }
+
+    /// `sign(x)` with `sign(0) = 0`.
+    #[inline(always)]
+    pub fn signum0(self) -> V {
+        self.map(|x| {
+            if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            }
+        })
+    }
+
+    /// Natural logarithm of positive normal lanes (see [`crate::green`]).
+    #[inline(always)]
+    pub fn ln(self) -> V {
+        self.map(crate::green::ln)
+    }
+
+    /// Sum of the lanes, in lane order (deterministic).
+    #[inline(always)]
+    pub fn sum(self) -> f64 {
+        let mut s = 0.0;
+        for l in 0..LANES {
+            s += self.0[l];
+        }
+        s
+    }
+}
+
+macro_rules! binop {
+    ($tr:ident, $f:ident, $op:tt, $tra:ident, $fa:ident) => {
+        impl $tr for V {
+            type Output = V;
+            #[inline(always)]
+            fn $f(self, o: V) -> V {
+                let mut r = self;
+                for l in 0..LANES {
+                    r.0[l] = self.0[l] $op o.0[l];
+                }
+                r
+            }
+        }
+        impl $tra for V {
+            #[inline(always)]
+            fn $fa(&mut self, o: V) {
+                for l in 0..LANES {
+                    self.0[l] = self.0[l] $op o.0[l];
+                }
+            }
+        }
+    };
+}
+binop!(Add, add, +, AddAssign, add_assign);
+binop!(Sub, sub, -, SubAssign, sub_assign);
+binop!(Mul, mul, *, MulAssign, mul_assign);
+binop!(Div, div, /, DivAssign, div_assign);
+
+impl Neg for V {
+    type Output = V;
+    #[inline(always)]
+    fn neg(self) -> V {
+        self.map(|x| -x)
+    }
+}

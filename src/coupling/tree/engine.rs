@@ -1,0 +1,640 @@
+//! The fast multipole engine: tree update, upward pass, traversal, downward pass,
+//! near field — for any kernel with Taylor derivatives ([`FarKernel`]).
+//!
+//! Parallel structure (deterministic: every output value is produced by one task in a
+//! fixed order, whatever the number of threads):
+//!
+//! 1. The tree is cut into *frontier* cells (the largest cells with at most
+//!    `n / FRONTIER_TASKS` particles); each frontier subtree is one task and owns a
+//!    contiguous range of cells and particles. Cells above the frontier are *top* cells.
+//! 2. Upward pass: P2M/M2M inside every frontier subtree in parallel, then the top cells.
+//! 3. Top traversal (serial, small): pairs whose target is a top cell are processed,
+//!    pairs whose target is a frontier cell are queued on that frontier cell.
+//!    Top locals are formed (L2L + M2L) and passed down to the frontier cells.
+//! 4. Per frontier task in parallel: finish the traversal from the queued pairs, then
+//!    walk the subtree in pre-order: L2L from the parent, M2L from the list, and at
+//!    leaves L2P + direct near field into the task's own slice of the output.
+
+use super::expansions::{self, M2lScratch};
+use super::multi_index::MultiIndex;
+use super::octree::{Cell, Octree};
+use super::taylor::FarKernel;
+use super::traversal::{self, Lists, TraversalParams};
+use crate::coupling::pair_kernel::{LANES, Sources, TargetBlock, V};
+
+use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use rayon::prelude::*;
+
+/// Target number of parallel tasks (frontier subtrees); fixed, so results do not
+/// depend on the number of threads.
+const FRONTIER_TASKS: usize = 256;
+
+/// Parameters of the method.
+#[derive(Clone, Copy, Debug)]
+pub struct FmmParams {
+    /// Total expansion degree `p`.
+    pub order: usize,
+    /// Opening angle of the MAC `r_t + r_s < theta * distance`.
+    pub theta: f64,
+    /// Maximal number of particles per leaf.
+    pub leaf_size: usize,
+    /// Accepted leaf pairs with `n_t * n_s <= p2p_max_pairs` are summed directly.
+    pub p2p_max_pairs: u64,
+}
+
+/// Reusable per-task buffers.
+struct TaskScratch {
+    pending: Vec<u32>,
+    lists: Lists,
+    m2l_off: Vec<u32>,
+    m2l_src: Vec<u32>,
+    p2p_off: Vec<u32>,
+    p2p_src: Vec<u32>,
+    m2l: M2lScratch,
+    mono_v: Vec<V>,
+    acc_v: Vec<V>,
+    mono_s: Vec<f64>,
+}
+
+impl TaskScratch {
+    fn new(nterms: usize) -> Self {
+        Self {
+            pending: Vec::new(),
+            lists: Lists::default(),
+            m2l_off: Vec::new(),
+            m2l_src: Vec::new(),
+            p2p_off: Vec::new(),
+            p2p_src: Vec::new(),
+            m2l: M2lScratch::new(nterms),
+            mono_v: vec![V::ZERO; nterms],
+            acc_v: vec![V::ZERO; nterms],
+            mono_s: vec![0.0; nterms],
+        }
+    }
+}
+
+/// Statistics of the last evaluation (interaction counts), for tuning and reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FmmStats {
+    pub cells: usize,
+    pub leaves: usize,
+    pub m2l: usize,
+    pub p2p_pairs: u64,
+    pub builds: usize,
+    /// Wall-clock seconds of the phases: tree update, upward, top, frontier tasks, output.
+    pub seconds: [f64; 5],
+}
+
+pub struct Engine<const D: usize, K: FarKernel<D>> {
+    kernel: K,
+    mi: MultiIndex<D>,
+    params: FmmParams,
+    tparams: TraversalParams,
+    tree: Octree<D>,
+    /// Multipoles, `nterms` per cell.
+    mult: Vec<f64>,
+    /// Local expansions, `nterms` per cell.
+    local: Vec<f64>,
+    /// Frontier cells (pre-order) and top cells (pre-order).
+    frontier: Vec<u32>,
+    top: Vec<u32>,
+    /// Per cell: index into `frontier` if it is a frontier cell, else `u32::MAX`.
+    frontier_id: Vec<u32>,
+    /// Value of `tree.builds` when `frontier` was computed.
+    frontier_build: usize,
+    tasks: Vec<TaskScratch>,
+    top_lists: Lists,
+    top_m2l: Vec<(u32, u32, u32)>,
+    top_scratch: TaskScratch,
+    /// Outputs in sorted order, unscaled.
+    phi_s: Vec<f64>,
+    grad_s: Vec<[f64; D]>,
+    pub stats: FmmStats,
+}
+
+impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
+    pub fn new(kernel: K, params: FmmParams) -> Self {
+        let mi = MultiIndex::<D>::new(params.order);
+        let nt = mi.len();
+        Self {
+            kernel,
+            mi,
+            params,
+            tparams: TraversalParams {
+                theta2: params.theta * params.theta,
+                p2p_max_pairs: params.p2p_max_pairs,
+            },
+            tree: Octree::new(params.leaf_size),
+            mult: Vec::new(),
+            local: Vec::new(),
+            frontier: Vec::new(),
+            top: Vec::new(),
+            frontier_id: Vec::new(),
+            frontier_build: 0,
+            tasks: Vec::new(),
+            top_lists: Lists::default(),
+            top_m2l: Vec::new(),
+            top_scratch: TaskScratch::new(nt),
+            phi_s: Vec::new(),
+            grad_s: Vec::new(),
+            stats: FmmStats::default(),
+        }
+    }
+
+    pub fn params(&self) -> FmmParams {
+        self.params
+    }
+
+    /// Overwrites `phi[i] = scale * sum_j q_j k(x_i - x_j)` and the gradient (j != i).
+    pub fn evaluate(&mut self, x: &[[f64; D]], q: &[f64], phi: &mut [f64], grad: &mut [[f64; D]]) {
+        let n = x.len();
+        assert!(
+            q.len() == n && phi.len() == n && grad.len() == n,
+            "length mismatch"
+        );
+        if n == 0 {
+            return;
+        }
+        let clock = std::time::Instant::now();
+        let lap = |k: usize, st: &mut FmmStats| st.seconds[k] = clock.elapsed().as_secs_f64();
+        self.tree.update(x, q);
+        lap(0, &mut self.stats);
+        if self.frontier_build != self.tree.builds {
+            self.split_frontier();
+        }
+        let nt = self.mi.len();
+        let ncells = self.tree.cells.len();
+        self.mult.resize(ncells * nt, 0.0);
+        self.local.resize(ncells * nt, 0.0);
+        self.phi_s.resize(n, 0.0);
+        self.grad_s.resize(n, [0.0; D]);
+        self.upward();
+        lap(1, &mut self.stats);
+        self.top_down();
+        lap(2, &mut self.stats);
+        self.frontier_tasks();
+        lap(3, &mut self.stats);
+        let scale = self.kernel.scale();
+        let (inv, phi_s, grad_s) = (&self.tree.inv, &self.phi_s, &self.grad_s);
+        phi.par_iter_mut()
+            .zip(grad.par_iter_mut())
+            .zip(inv.par_iter())
+            .for_each(|((p, g), &k)| {
+                *p = scale * phi_s[k as usize];
+                *g = std::array::from_fn(|d| scale * grad_s[k as usize][d]);
+            });
+        self.stats.cells = ncells;
+        self.stats.leaves = self.tree.cells.iter().filter(|c| c.is_leaf).count();
+        self.stats.builds = self.tree.builds;
+        lap(4, &mut self.stats);
+    }
+
+    /// Recomputes the frontier / top cells after a topology build.
+    fn split_frontier(&mut self) {
+        let cells = &self.tree.cells;
+        let n = cells[0].count as usize;
+        let max_count = n.div_ceil(FRONTIER_TASKS).max(self.params.leaf_size) as u32;
+        self.frontier.clear();
+        self.top.clear();
+        self.frontier_id.clear();
+        self.frontier_id.resize(cells.len(), u32::MAX);
+        let mut c = 0;
+        while c < cells.len() {
+            if cells[c].is_leaf || cells[c].count <= max_count {
+                self.frontier_id[c] = self.frontier.len() as u32;
+                self.frontier.push(c as u32);
+                c = cells[c].end as usize;
+            } else {
+                self.top.push(c as u32);
+                c += 1;
+            }
+        }
+        let nt = self.mi.len();
+        self.tasks
+            .resize_with(self.frontier.len(), || TaskScratch::new(nt));
+        self.frontier_build = self.tree.builds;
+    }
+
+    /// P2M / M2M for all cells.
+    fn upward(&mut self) {
+        let nt = self.mi.len();
+        let (tree, mi) = (&self.tree, &self.mi);
+        let pieces = split_by_frontier(&mut self.mult, &self.frontier, &tree.cells, nt);
+        pieces
+            .into_par_iter()
+            .zip(self.tasks.par_iter_mut())
+            .for_each(|((f, mult), scratch)| {
+                with_best_isa(UpwardTask {
+                    tree,
+                    mi,
+                    f,
+                    mult,
+                    scratch,
+                })
+            });
+        let s = &mut self.top_scratch;
+        for &c in self.top.iter().rev() {
+            let (head, tail) = self.mult.split_at_mut((c as usize + 1) * nt);
+            let out = &mut head[c as usize * nt..];
+            out.fill(0.0);
+            for ch in traversal::children(&tree.cells, c) {
+                let off = (ch as usize - c as usize - 1) * nt;
+                let cell = &tree.cells[ch as usize];
+                expansions::m2m(
+                    mi,
+                    &tail[off..off + nt],
+                    &cell.center,
+                    &tree.cells[c as usize].center,
+                    &mut s.mono_s,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Serial part of the traversal (top cells), top locals, and the frontier cells'
+    /// inherited locals.
+    fn top_down(&mut self) {
+        let nt = self.mi.len();
+        let cells = &self.tree.cells;
+        for t in &mut self.tasks {
+            t.pending.clear();
+        }
+        self.top_m2l.clear();
+        let lists = &mut self.top_lists;
+        lists.m2l.clear();
+        lists.p2p.clear();
+        let fid = &self.frontier_id;
+        let tasks = &mut self.tasks;
+        traversal::traverse(
+            cells,
+            &self.tparams,
+            0,
+            &[0],
+            lists,
+            |t| fid[t as usize] != u32::MAX,
+            |t, s| tasks[fid[t as usize] as usize].pending.push(s),
+        );
+        debug_assert!(lists.p2p.is_empty());
+        self.top_m2l.extend(
+            lists
+                .m2l
+                .iter()
+                .enumerate()
+                .map(|(k, &(t, s))| (t, k as u32, s)),
+        );
+        self.top_m2l.sort_unstable();
+        let mut srcs = std::mem::take(&mut self.top_scratch.m2l_src);
+        let mut k = 0;
+        for ti in 0..self.top.len() {
+            let c = self.top[ti] as usize;
+            self.inherit_local(c);
+            srcs.clear();
+            while k < self.top_m2l.len() && self.top_m2l[k].0 as usize == c {
+                srcs.push(self.top_m2l[k].2);
+                k += 1;
+            }
+            let out = &mut self.local[c * nt..(c + 1) * nt];
+            with_best_isa(M2lTask {
+                kernel: &self.kernel,
+                mi: &self.mi,
+                cells: &self.tree.cells,
+                mult: &self.mult,
+                target: c,
+                sources: &srcs,
+                scratch: &mut self.top_scratch.m2l,
+                local: out,
+            });
+        }
+        self.top_scratch.m2l_src = srcs;
+        for k in 0..self.frontier.len() {
+            self.inherit_local(self.frontier[k] as usize);
+        }
+        self.stats.m2l = self.top_m2l.len();
+    }
+
+    /// Sets the local of cell `c` to the parent's local shifted to `c` (zero at the root).
+    fn inherit_local(&mut self, c: usize) {
+        let nt = self.mi.len();
+        let cells = &self.tree.cells;
+        let p = cells[c].parent as usize;
+        let (head, tail) = self.local.split_at_mut(c * nt);
+        let out = &mut tail[..nt];
+        out.fill(0.0);
+        if c != 0 {
+            expansions::l2l(
+                &self.mi,
+                &head[p * nt..(p + 1) * nt],
+                &cells[p].center,
+                &cells[c].center,
+                &mut self.top_scratch.mono_s,
+                out,
+            );
+        }
+    }
+
+    /// Parallel part: traversal, M2L, L2L, L2P and near field of every frontier subtree.
+    fn frontier_tasks(&mut self) {
+        let nt = self.mi.len();
+        let tree = &self.tree;
+        let cells = &tree.cells;
+        let locals = split_by_frontier(&mut self.local, &self.frontier, cells, nt);
+        let mut phis = Vec::with_capacity(self.frontier.len());
+        let mut grads = Vec::with_capacity(self.frontier.len());
+        {
+            let (mut phi_rest, mut grad_rest) = (&mut self.phi_s[..], &mut self.grad_s[..]);
+            for &f in &self.frontier {
+                let cnt = cells[f as usize].count as usize;
+                let (a, b) = std::mem::take(&mut phi_rest).split_at_mut(cnt);
+                let (c, d) = std::mem::take(&mut grad_rest).split_at_mut(cnt);
+                phis.push(a);
+                grads.push(c);
+                phi_rest = b;
+                grad_rest = d;
+            }
+        }
+        let shared = Shared {
+            kernel: &self.kernel,
+            mi: &self.mi,
+            tree,
+            mult: &self.mult,
+            tparams: &self.tparams,
+        };
+        locals
+            .into_par_iter()
+            .zip(phis.into_par_iter().zip(grads.into_par_iter()))
+            .zip(self.tasks.par_iter_mut())
+            .for_each(|(((f, local), (phi, grad)), scratch)| {
+                with_best_isa(FrontierTask {
+                    s: &shared,
+                    f,
+                    local,
+                    phi,
+                    grad,
+                    scratch,
+                })
+            });
+        for t in &self.tasks {
+            self.stats.m2l += t.lists.m2l.len();
+        }
+        self.stats.p2p_pairs = self
+            .tasks
+            .iter()
+            .flat_map(|t| t.lists.p2p.iter())
+            .map(|&(t, s)| cells[t as usize].count as u64 * cells[s as usize].count as u64)
+            .sum();
+    }
+}
+
+/// Splits a per-cell array (`nt` values per cell) into the frontier subtrees' ranges.
+fn split_by_frontier<'a, const D: usize>(
+    data: &'a mut [f64],
+    frontier: &[u32],
+    cells: &[Cell<D>],
+    nt: usize,
+) -> Vec<(u32, &'a mut [f64])> {
+    let mut out = Vec::with_capacity(frontier.len());
+    let mut rest = data;
+    let mut pos = 0usize;
+    for &f in frontier {
+        let (start, end) = (f as usize * nt, cells[f as usize].end as usize * nt);
+        let (_, r) = std::mem::take(&mut rest).split_at_mut(start - pos);
+        let (mine, r) = r.split_at_mut(end - start);
+        out.push((f, mine));
+        rest = r;
+        pos = end;
+    }
+    out
+}
+
+/// Upward pass of one frontier subtree (cells `f..end`, multipoles in `mult`).
+struct UpwardTask<'a, const D: usize> {
+    tree: &'a Octree<D>,
+    mi: &'a MultiIndex<D>,
+    f: u32,
+    mult: &'a mut [f64],
+    scratch: &'a mut TaskScratch,
+}
+
+impl<const D: usize> IsaTask for UpwardTask<'_, D> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let nt = self.mi.len();
+        let cells = &self.tree.cells;
+        let src = self.tree.sources();
+        let f = self.f as usize;
+        let end = cells[f].end as usize;
+        for c in (f..end).rev() {
+            let cell = &cells[c];
+            let (head, tail) = self.mult.split_at_mut((c - f + 1) * nt);
+            let out = &mut head[(c - f) * nt..];
+            if cell.is_leaf {
+                let s = &mut *self.scratch;
+                expansions::p2m(
+                    self.mi,
+                    &cell.center,
+                    &src,
+                    cell.range(),
+                    &mut s.mono_v,
+                    &mut s.acc_v,
+                    out,
+                );
+            } else {
+                out.fill(0.0);
+                for ch in traversal::children(cells, c as u32) {
+                    let off = (ch as usize - c - 1) * nt;
+                    let cc = &cells[ch as usize].center;
+                    expansions::m2m(
+                        self.mi,
+                        &tail[off..off + nt],
+                        cc,
+                        &cell.center,
+                        &mut self.scratch.mono_s,
+                        out,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// M2L of a list of sources into one target local.
+struct M2lTask<'a, const D: usize, K> {
+    kernel: &'a K,
+    mi: &'a MultiIndex<D>,
+    cells: &'a [Cell<D>],
+    mult: &'a [f64],
+    target: usize,
+    sources: &'a [u32],
+    scratch: &'a mut M2lScratch,
+    local: &'a mut [f64],
+}
+
+impl<const D: usize, K: FarKernel<D>> IsaTask for M2lTask<'_, D, K> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let cells = self.cells;
+        expansions::m2l::<I, D, K>(
+            self.kernel,
+            self.mi,
+            &cells[self.target].center,
+            self.sources,
+            |s| cells[s].center,
+            self.mult,
+            self.scratch,
+            self.local,
+        );
+    }
+}
+
+/// Read-only data shared by all frontier tasks.
+struct Shared<'a, const D: usize, K> {
+    kernel: &'a K,
+    mi: &'a MultiIndex<D>,
+    tree: &'a Octree<D>,
+    mult: &'a [f64],
+    tparams: &'a TraversalParams,
+}
+
+/// Everything below one frontier cell `f`.
+struct FrontierTask<'a, 'b, const D: usize, K> {
+    s: &'b Shared<'a, D, K>,
+    f: u32,
+    /// Locals of cells `f..end`.
+    local: &'b mut [f64],
+    /// Outputs of the particles of `f`.
+    phi: &'b mut [f64],
+    grad: &'b mut [[f64; D]],
+    scratch: &'b mut TaskScratch,
+}
+
+impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let Shared {
+            kernel,
+            mi,
+            tree,
+            mult,
+            tparams,
+        } = *self.s;
+        let cells = &tree.cells[..];
+        let nt = mi.len();
+        let f = self.f as usize;
+        let end = cells[f].end as usize;
+        let sc = self.scratch;
+        sc.lists.m2l.clear();
+        sc.lists.p2p.clear();
+        traversal::traverse(
+            cells,
+            tparams,
+            self.f,
+            &sc.pending,
+            &mut sc.lists,
+            |_| false,
+            |_, _| {},
+        );
+        traversal::bucket(
+            &sc.lists.m2l,
+            self.f,
+            end - f,
+            &mut sc.m2l_off,
+            &mut sc.m2l_src,
+        );
+        traversal::bucket(
+            &sc.lists.p2p,
+            self.f,
+            end - f,
+            &mut sc.p2p_off,
+            &mut sc.p2p_src,
+        );
+        let src = tree.sources();
+        let first_particle = cells[f].start as usize;
+        for c in f..end {
+            let k = c - f;
+            let cell = &cells[c];
+            let (head, tail) = self.local.split_at_mut(k * nt);
+            let local = &mut tail[..nt];
+            if c != f {
+                local.fill(0.0);
+                let p = cell.parent as usize;
+                let pl = &head[(p - f) * nt..(p - f + 1) * nt];
+                expansions::l2l(
+                    mi,
+                    pl,
+                    &cells[p].center,
+                    &cell.center,
+                    &mut sc.mono_s,
+                    local,
+                );
+            }
+            let m2l_src = &sc.m2l_src[sc.m2l_off[k] as usize..sc.m2l_off[k + 1] as usize];
+            expansions::m2l::<I, D, K>(
+                kernel,
+                mi,
+                &cell.center,
+                m2l_src,
+                |s| cells[s].center,
+                mult,
+                &mut sc.m2l,
+                local,
+            );
+            if cell.is_leaf {
+                let p2p_src = &sc.p2p_src[sc.p2p_off[k] as usize..sc.p2p_off[k + 1] as usize];
+                let out = cell.start as usize - first_particle;
+                leaf_targets::<I, D, K>(
+                    kernel,
+                    mi,
+                    cells,
+                    &src,
+                    c,
+                    local,
+                    p2p_src,
+                    &mut sc.mono_v,
+                    &mut self.phi[out..out + cell.count as usize],
+                    &mut self.grad[out..out + cell.count as usize],
+                );
+            }
+        }
+    }
+}
+
+/// Far field (L2P) plus near field (P2P) for the particles of leaf `c`; writes the
+/// unscaled results.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn leaf_targets<I: Isa, const D: usize, K: FarKernel<D>>(
+    kernel: &K,
+    mi: &MultiIndex<D>,
+    cells: &[Cell<D>],
+    src: &Sources<'_, D>,
+    c: usize,
+    local: &[f64],
+    p2p_src: &[u32],
+    mono: &mut [V],
+    phi: &mut [f64],
+    grad: &mut [[f64; D]],
+) {
+    let cell = &cells[c];
+    let first = cell.start as usize;
+    for b in (0..cell.count as usize).step_by(LANES) {
+        let n = (cell.count as usize - b).min(LANES);
+        let mut t = TargetBlock::load(src, first + b, n);
+        for &s in p2p_src {
+            let r = cells[s as usize].range();
+            if s as usize == c {
+                kernel.accumulate_skip_self::<I>(&mut t, src, r, first + b);
+            } else {
+                kernel.accumulate::<I>(&mut t, src, r);
+            }
+        }
+        expansions::l2p(mi, local, &cell.center, &mut t, mono);
+        for l in 0..n {
+            phi[b + l] = t.phi.0[l];
+            grad[b + l] = std::array::from_fn(|d| t.grad[d].0[l]);
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The `jko` binary end to end: output columns (SPEC §5) and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn jko() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_jko"))
+}
+
+fn vec_of(d: usize, v: f64) -> String {
+    format!("[{}]", vec![format!("{v:?}"); d].join(", "))
+}
+
+fn small_scenario(d: usize) -> String {
+    format!(
+        r#"
+dimension = {d}
+time_step = 0.01
+steps = 5
+output_every = 2
+seed = 4
+[coupling]
+strength = 1.0
+method = "direct"
+softening = 0.1
+[[species]]
+name = "u"
+charge = 1.0
+particles = 30
+potential = {{ kind = "quadratic", center = {z}, stiffness = 1.0 }}
+initial = {{ kind = "gaussian", mean = {z}, std = 0.5 }}
+[[species]]
+name = "v"
+charge = -1.0
+particles = 20
+initial = {{ kind = "uniform", lower = {lo}, upper = {hi} }}
+"#,
+        z = vec_of(d, 0.0),
+        lo = vec_of(d, -1.0),
+        hi = vec_of(d, 1.0),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn output_columns_match_the_spec_in_every_dimension() {
+    for d in 1..=3usize {
+        let tmp = tempfile::tempdir().unwrap();
+        let scen = write(tmp.path(), "s.toml", &small_scenario(d));
+        let out = tmp.path().join("out");
+        let st = jko()
+            .args([
+                "run",
+                scen.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let axes = ["x", "y", "z"];
+        let mut want: Vec<&str> = vec!["step", "time", "species", "id"];
+        want.extend_from_slice(&axes[..d]);
+        want.extend_from_slice(&["weight", "density"]);
+        let mut rdr = csv::Reader::from_path(out.join("particles.csv")).unwrap();
+        assert_eq!(
+            rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+            want,
+            "d = {d}"
+        );
+        let mut steps = std::collections::BTreeMap::<u64, usize>::new();
+        for r in rdr.records() {
+            let r = r.unwrap();
+            *steps.entry(r[0].parse().unwrap()).or_default() += 1;
+            for c in [1, 4, 4 + d, 5 + d] {
+                let v: f64 = r[c].parse().unwrap();
+                assert!(v.is_finite());
+            }
+            let w: f64 = r[4 + d].parse().unwrap();
+            assert!(w == 1.0 / 30.0 || w == 1.0 / 20.0);
+        }
+        // Step 0, every output_every-th step, and the last; all 50 particles each.
+        assert_eq!(steps.keys().copied().collect::<Vec<_>>(), vec![0, 2, 4, 5]);
+        assert!(steps.values().all(|&c| c == 50));
+
+        let mut rdr = csv::Reader::from_path(out.join("energy.csv")).unwrap();
+        assert_eq!(
+            rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+            [
+                "step",
+                "time",
+                "energy",
+                "diffusion",
+                "potential",
+                "interaction",
+                "w2_step",
+                "iterations",
+                "gradient_norm"
+            ]
+        );
+        let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), 6);
+        for (n, r) in rows.iter().enumerate() {
+            assert_eq!(r[0].parse::<u64>().unwrap(), n as u64);
+            let parts: Vec<f64> = (2..6).map(|c| r[c].parse().unwrap()).collect();
+            // energy = diffusion + potential + interaction, as written (round-trip exact).
+            assert_eq!(parts[0], parts[1] + parts[2] + parts[3]);
+            let _: u64 = r[7].parse().unwrap();
+        }
+        // No temporary files remain.
+        for e in std::fs::read_dir(&out).unwrap() {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            assert!(!name.ends_with(".partial"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn same_seed_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scen = write(tmp.path(), "s.toml", &small_scenario(2));
+    let mut outputs = Vec::new();
+    for k in 0..2 {
+        let out = tmp.path().join(format!("out{k}"));
+        assert!(
+            jko()
+                .args([
+                    "run",
+                    scen.to_str().unwrap(),
+                    "--out",
+                    out.to_str().unwrap(),
+                    "-q"
+                ])
+                .status()
+                .unwrap()
+                .success()
+        );
+        outputs.push((
+            std::fs::read(out.join("particles.csv")).unwrap(),
+            std::fs::read(out.join("energy.csv")).unwrap(),
+        ));
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}
+
+/// Run the binary on a bad input; it must fail with `code` and a message
+/// containing every one of `needles`.
+fn expect_failure(args: &[&str], code: i32, needles: &[&str]) {
+    let out = jko().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "args {args:?}: stderr {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "args {args:?}: `{n}` not in: {stderr}");
+    }
+}
+
+/// The scenario text with `from` replaced by `to` must be refused, naming `needles`.
+fn bad_scenario(from: &str, to: &str, needles: &[&str]) {
+    let good = small_scenario(2);
+    assert!(
+        good.contains(from),
+        "test bug: `{from}` not in the scenario"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let scen = write(tmp.path(), "bad.toml", &good.replacen(from, to, 1));
+    let out = tmp.path().join("out");
+    let mut all = vec!["bad.toml"];
+    all.extend_from_slice(needles);
+    expect_failure(
+        &[
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ],
+        2,
+        &all,
+    );
+    assert!(!out.join("particles.csv").exists() && !out.join("particles.csv.partial").exists());
+}
+
+#[test]
+fn bad_scenarios_are_refused_with_a_clear_message() {
+    bad_scenario(
+        "time_step = 0.01",
+        "time_step = -0.01",
+        &["time_step", "positive"],
+    );
+    bad_scenario(
+        "time_step = 0.01",
+        "time_step = nan",
+        &["time_step", "finite"],
+    );
+    bad_scenario(
+        "dimension = 2",
+        "dimension = 4",
+        &["dimension", "1, 2 or 3"],
+    );
+    bad_scenario("seed = 4", "seed = 4\nsede = 5", &["sede"]);
+    bad_scenario("steps = 5", "steps = [", &["TOML"]);
+    bad_scenario(
+        "stiffness = 1.0 }",
+        "stiffness = 1.0, stifness = 2.0 }",
+        &["species[0].potential", "stifness"],
+    );
+    bad_scenario(
+        "std = 0.5 }",
+        "std = 0.5, sd = 1 }",
+        &["species[0].initial", "sd"],
+    );
+    bad_scenario(
+        "mean = [0.0, 0.0]",
+        "mean = [0.0]",
+        &["species[0].initial.mean", "2 component"],
+    );
+    bad_scenario(
+        "kind = \"quadratic\"",
+        "kind = \"cubic\"",
+        &["species[0].potential.kind", "cubic"],
+    );
+    bad_scenario(
+        "kind = \"uniform\"",
+        "kind = \"unifrom\"",
+        &["species[1].initial.kind", "unifrom"],
+    );
+    bad_scenario("particles = 30\n", "", &["species[0].particles", "missing"]);
+    bad_scenario(
+        "particles = 30",
+        "particles = 0",
+        &["species[0].particles", "positive"],
+    );
+    bad_scenario(
+        "name = \"v\"",
+        "name = \"u\"",
+        &["species[1].name", "duplicate"],
+    );
+    bad_scenario(
+        "name = \"v\"",
+        "name = \"v w\"",
+        &["species[1].name", "valid species name"],
+    );
+    bad_scenario(
+        "charge = -1.0",
+        "charge = -1.0\nexponent = 0.5",
+        &["species[1].exponent", ">= 1"],
+    );
+    bad_scenario(
+        "softening = 0.1",
+        "softening = 0.0",
+        &["coupling.softening", "> 0"],
+    );
+    bad_scenario(
+        "method = \"direct\"",
+        "method = \"fast\"",
+        &["coupling.method", "fast"],
+    );
+    bad_scenario("output_every = 2", "output_every = 0", &["output_every"]);
+    bad_scenario(
+        "std = 0.5",
+        "std = -0.5",
+        &["species[0].initial.std", "positive"],
+    );
+    bad_scenario(
+        "upper = [1.0, 1.0]",
+        "upper = [-2.0, 1.0]",
+        &["species[1].initial.upper", "exceed"],
+    );
+    bad_scenario(
+        "seed = 4",
+        "seed = 4\n[density]\nbandwidth = \"wide\"",
+        &["density.bandwidth", "auto"],
+    );
+    bad_scenario(
+        "seed = 4",
+        "seed = 4\n[density]\nbandwidth = -1.0",
+        &["density.bandwidth", "positive"],
+    );
+}
+
+#[test]
+fn missing_or_unreadable_scenario() {
+    expect_failure(
+        &["run", "no/such/file.toml", "--out", "/tmp/unused"],
+        2,
+        &["no/such/file.toml", "cannot open"],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    expect_failure(
+        &["run", tmp.path().to_str().unwrap(), "--out", "/tmp/unused"],
+        2,
+        &["not a regular file"],
+    );
+}
+
+/// A scenario whose species "u" starts from a particle file with `rows`.
+fn bad_particle_file(header: &str, rows: &[&str], extra: &str, needles: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = header.to_string() + "\n";
+    for r in rows {
+        text += r;
+        text += "\n";
+    }
+    write(tmp.path(), "cloud.csv", &text);
+    let scen = small_scenario(2)
+        .replacen("particles = 30\n", extra, 1)
+        .replacen(
+            "initial = { kind = \"gaussian\", mean = [0.0, 0.0], std = 0.5 }",
+            "initial = { kind = \"csv\", path = \"cloud.csv\" }",
+            1,
+        );
+    let scen = write(tmp.path(), "s.toml", &scen);
+    let out = tmp.path().join("out");
+    let mut all = vec!["cloud.csv"];
+    all.extend_from_slice(needles);
+    expect_failure(
+        &[
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ],
+        2,
+        &all,
+    );
+}
+
+#[test]
+fn bad_particle_files_are_refused_with_a_clear_message() {
+    let h = "step,time,species,id,x,y,weight,density";
+    let ok = "0,0,u,0,0.1,0.2,0.5,1.0";
+    let ok2 = "0,0,u,1,0.3,0.2,0.5,1.0";
+    bad_particle_file(h, &[], "", &["no particle rows"]);
+    bad_particle_file(
+        h,
+        &[ok, "0,0,u,1,NaN,0.2,0.5,1.0"],
+        "",
+        &["line 3", "`x`", "finite"],
+    );
+    bad_particle_file(
+        h,
+        &[ok, "0,0,u,1,abc,0.2,0.5,1.0"],
+        "",
+        &["line 3", "not a number"],
+    );
+    bad_particle_file(
+        h,
+        &[ok, "0,0,u,1,0.3,0.2,-0.5,1.0"],
+        "",
+        &["line 3", "weight", "positive"],
+    );
+    bad_particle_file(h, &[ok, "0,0,u,0,0.3,0.2,0.5,1.0"], "", &["duplicate id 0"]);
+    bad_particle_file(
+        "step,time,species,id,x,weight",
+        &[ok],
+        "",
+        &["missing coordinate column `y`"],
+    );
+    bad_particle_file(
+        "step,time,species,id,x,y,z,weight",
+        &["0,0,u,0,0.1,0.2,0.3,0.5"],
+        "",
+        &["`z`", "dimension is 2"],
+    );
+    bad_particle_file(
+        "step,time,species,id,x,y,density",
+        &["0,0,u,0,0.1,0.2,1"],
+        "",
+        &["missing required column `weight`"],
+    );
+    bad_particle_file(h, &[ok, "0,0,u,1,0.3"], "", &["line 3"]);
+    bad_particle_file(
+        h,
+        &["0,0,w,0,0.1,0.2,0.5,1.0"],
+        "",
+        &["no rows for species \"u\""],
+    );
+    bad_particle_file(
+        h,
+        &[ok, ok2],
+        "particles = 3\n",
+        &["species[0].particles", "2 rows"],
+    );
+    bad_particle_file(
+        h,
+        &[ok, ok2],
+        "mass = 2.0\n",
+        &["species[0].mass", "sum to 1"],
+    );
+    bad_particle_file(
+        h,
+        &[ok, "-1,0,u,1,0.3,0.2,0.5,1.0"],
+        "",
+        &["line 3", "`step`"],
+    );
+}
+
+#[test]
+fn an_earlier_run_is_not_overwritten_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scen = write(tmp.path(), "s.toml", &small_scenario(1));
+    let out = tmp.path().join("out");
+    let args = [
+        "run",
+        scen.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ];
+    assert!(jko().args(args).status().unwrap().success());
+    expect_failure(&args, 4, &["already exists", "--force"]);
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    assert!(jko().args(&forced).status().unwrap().success());
+}
+
+#[test]
+fn help_explains_with_an_example() {
+    for args in [vec!["--help"], vec!["run", "--help"]] {
+        let out = jko().args(&args).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Example") && text.contains("jko run"),
+            "{text}"
+        );
+    }
+}
