@@ -24,6 +24,7 @@ pub mod coupling;
 pub mod density;
 pub mod energy;
 pub mod error;
+pub mod eulerian;
 pub mod exact;
 pub mod green;
 pub mod jko;

@@ -1,6 +1,6 @@
 //! The `jko` command line: a thin layer over the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +48,26 @@ names only when complete."
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Solve the same scenario on the grid of its [grid] section (finite volumes).
+    #[command(
+        after_help = "Example:\n  jko eulerian data/scenarios/pnp_2d.toml --out runs/pnp_grid\n\n\
+Needs a [grid] section (lower, upper, cells). Writes OUT/density.csv (cell centres, every \
+output_every steps, step 0 and the last), OUT/energy.csv (every step; iterations = sub-steps) \
+and OUT/scenario.toml."
+    )]
+    Eulerian {
+        /// Scenario file (TOML) with a [grid] section.
+        scenario: PathBuf,
+        /// Output directory (created if missing).
+        #[arg(long, short)]
+        out: PathBuf,
+        /// Overwrite the output of an earlier run in OUT.
+        #[arg(long)]
+        force: bool,
+        /// No summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
 }
 
 struct Progress {
@@ -80,58 +100,80 @@ impl Observer for Progress {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Run {
             scenario,
             out,
             force,
             quiet,
-        } => {
-            let result = Scenario::from_file(&scenario).and_then(|s| {
-                let bar = (!quiet).then(|| {
-                    let b = ProgressBar::new(s.steps as u64);
-                    b.set_style(
-                        ProgressStyle::with_template(
-                            "{bar:40} {pos}/{len} steps [{elapsed} < {eta}] {msg}",
-                        )
-                        .expect("valid template"),
-                    );
-                    b
-                });
-                let mut progress = Progress { bar };
-                let summary = jko::run_to_dir(&s, &out, RunOptions { force }, &mut progress)?;
-                if let Some(b) = &progress.bar {
-                    b.finish_and_clear();
-                }
-                Ok(summary)
-            });
-            match result {
-                Ok(summary) => {
-                    if !quiet {
-                        eprintln!(
-                            "jko: {} steps done, energy {:.6e} -> {:.6e}, {} L-BFGS iterations{}; output in {}",
-                            summary.steps,
-                            summary.initial_energy,
-                            summary.final_energy,
-                            summary.total_iterations,
-                            if summary.unconverged_steps > 0 {
-                                format!(
-                                    " ({} steps stopped before the tolerance; see gradient_norm in energy.csv)",
-                                    summary.unconverged_steps
-                                )
-                            } else {
-                                String::new()
-                            },
-                            out.display()
-                        );
-                    }
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("jko: error: {e}");
-                    ExitCode::from(e.exit_code() as u8)
-                }
-            }
+        } => run(&scenario, &out, force, quiet),
+        Command::Eulerian {
+            scenario,
+            out,
+            force,
+            quiet,
+        } => eulerian(&scenario, &out, force, quiet),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jko: error: {e}");
+            ExitCode::from(e.exit_code() as u8)
         }
     }
+}
+
+fn run(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {
+    let s = Scenario::from_file(scenario)?;
+    let bar = (!quiet).then(|| {
+        let b = ProgressBar::new(s.steps as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} steps [{elapsed} < {eta}] {msg}")
+                .expect("valid template"),
+        );
+        b
+    });
+    let mut progress = Progress { bar };
+    let summary = jko::run_to_dir(&s, out, RunOptions { force }, &mut progress)?;
+    if let Some(b) = &progress.bar {
+        b.finish_and_clear();
+    }
+    if !quiet {
+        let unconverged = if summary.unconverged_steps > 0 {
+            format!(
+                " ({} steps stopped before the tolerance; see gradient_norm in energy.csv)",
+                summary.unconverged_steps
+            )
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "jko: {} steps done, energy {:.6e} -> {:.6e}, {} L-BFGS iterations{unconverged}; output in {}",
+            summary.steps,
+            summary.initial_energy,
+            summary.final_energy,
+            summary.total_iterations,
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn eulerian(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {
+    let s = Scenario::from_file(scenario)?;
+    let summary = jko::eulerian::run::run_to_dir(&s, out, RunOptions { force })?;
+    for w in &summary.warnings {
+        eprintln!("jko: warning: {w}");
+    }
+    if !quiet {
+        eprintln!(
+            "jko: {} steps done ({} sub-steps), energy {:.6e} -> {:.6e}; output in {}",
+            summary.steps,
+            summary.substeps,
+            summary.initial_energy,
+            summary.final_energy,
+            out.display()
+        );
+    }
+    Ok(())
 }

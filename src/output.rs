@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::energy::EnergyParts;
 use crate::error::{Error, Result};
 use crate::jko::StepReport;
 use crate::particles::Cloud;
@@ -25,6 +26,14 @@ pub fn particles_header(d: usize) -> Vec<&'static str> {
     let mut h = vec!["step", "time", "species", "id"];
     h.extend_from_slice(&AXES[..d]);
     h.extend_from_slice(&["weight", "density"]);
+    h
+}
+
+/// Header of density.csv (grid runs) in dimension `d`.
+pub fn density_header(d: usize) -> Vec<&'static str> {
+    let mut h = vec!["step", "time", "species"];
+    h.extend_from_slice(&AXES[..d]);
+    h.push("density");
     h
 }
 
@@ -162,17 +171,56 @@ pub fn prepare_dir(dir: &Path, outputs: &[&str], force: bool) -> Result<()> {
     Ok(())
 }
 
+/// energy.csv of any run (SPEC §5).
+pub struct EnergyLog(PendingCsv);
+
+impl EnergyLog {
+    pub fn create(dir: &Path) -> Result<Self> {
+        Ok(EnergyLog(PendingCsv::create(
+            dir.join(ENERGY),
+            &ENERGY_HEADER,
+        )?))
+    }
+
+    /// One row: the energy parts and the step's movement and optimizer figures.
+    pub fn row(
+        &mut self,
+        step: u64,
+        time: f64,
+        parts: &EnergyParts,
+        w2_step: f64,
+        iterations: u64,
+        gradient_norm: f64,
+    ) -> Result<()> {
+        let w = &mut self.0;
+        w.int(step)?;
+        w.float(time)?;
+        w.float(parts.total())?;
+        w.float(parts.diffusion)?;
+        w.float(parts.potential)?;
+        w.float(parts.interaction)?;
+        w.float(w2_step)?;
+        w.int(iterations)?;
+        w.float(gradient_norm)?;
+        w.end_row()
+    }
+
+    pub fn finish(self) -> Result<()> {
+        self.0.finish()
+    }
+}
+
 /// The two CSV files of a particle run.
 pub struct RunWriter {
     particles: PendingCsv,
-    energy: PendingCsv,
+    energy: EnergyLog,
 }
 
 impl RunWriter {
     pub fn create(dir: &Path, d: usize) -> Result<Self> {
         Ok(RunWriter {
             particles: PendingCsv::create(dir.join(PARTICLES), &particles_header(d))?,
-            energy: PendingCsv::create(dir.join(ENERGY), &ENERGY_HEADER)?,
+            energy: EnergyLog::create(dir)?,
         })
     }
 
@@ -204,17 +252,14 @@ impl RunWriter {
 
     /// One row of energy.csv.
     pub fn energy(&mut self, step: u64, time: f64, r: &StepReport) -> Result<()> {
-        let w = &mut self.energy;
-        w.int(step)?;
-        w.float(time)?;
-        w.float(r.parts.total())?;
-        w.float(r.parts.diffusion)?;
-        w.float(r.parts.potential)?;
-        w.float(r.parts.interaction)?;
-        w.float(r.w2_step)?;
-        w.int(r.iterations)?;
-        w.float(r.gradient_norm)?;
-        w.end_row()
+        self.energy.row(
+            step,
+            time,
+            &r.parts,
+            r.w2_step,
+            r.iterations,
+            r.gradient_norm,
+        )
     }
 
     /// Sync both files and give them their final names.

@@ -1,0 +1,562 @@
+//! Eulerian (finite-volume) reference solver of the multi-species gradient flow of SPEC §1:
+//!
+//! ```text
+//!   d/dt rho_k = div( D_k grad rho_k^m_k + rho_k grad(U_k + lambda z_k psi) ),
+//!   psi = G * q,  q = sum_k z_k rho_k,  G the free-space Newtonian kernel of -Laplace,
+//! ```
+//!
+//! on a box with zero-flux walls, d = 1, 2, 3, any number of species.
+//!
+//! * Unknowns: cell averages rho_{k,i} >= 0 (storage: row-major, x fastest).
+//! * psi: exact potential of the piecewise-constant charge at the cell centres, by a
+//!   zero-padded FFT convolution with the cell-integrated kernel ([`poisson`]).
+//! * Fluxes ([`flux`]): Scharfetter–Gummel for m = 1 with D > 0; otherwise the upwind flux
+//!   in the variational derivative xi = D f_m'(rho) + U + lambda z psi with a piecewise
+//!   linear, monotonized-central-limited reconstruction (Bailo–Carrillo–Hu). Both make the
+//!   semi-discrete energy non-increasing and keep the flux form (exact mass conservation).
+//! * Time: explicit SSP-RK2 (Heun), sub-steps dt = cfl / max_i rate_i (default cfl 0.8),
+//!   where rate_i bounds the outflow of cell i per unit mass (positivity of each Euler
+//!   stage needs dt * rate_i <= 1) and, for m > 1, the explicit-diffusion stability rate
+//!   sum_a 2 D m rho^(m-1) / h_a^2; a second stage that would break dt * rate <= 1 makes the
+//!   sub-step restart with a smaller dt. Densities therefore stay non-negative exactly.
+//! * Discrete energy: E = sum_k [D_k sum_i F_m(rho_{k,i}) + sum_i rho_{k,i} U_k(x_i)] dV
+//!   + (lambda/2) sum_i q_i psi_i dV, F_1(r) = r log r, F_m(r) = r^m/(m-1).
+
+pub mod error;
+pub mod flux;
+pub mod grid;
+pub mod initial;
+pub mod poisson;
+pub mod run;
+
+pub use error::EulerianError;
+pub use grid::Grid;
+pub use initial::{
+    bin_particles, gaussian_cell_averages, normal_interval_probability, uniform_cell_averages,
+};
+pub use poisson::{FreeSpacePoisson, cell_integrated_kernel, newton_kernel};
+
+use rayon::prelude::*;
+
+/// A potential U(x), x of length d.
+pub type PotentialFn = Box<dyn Fn(&[f64]) -> f64 + Send + Sync>;
+
+/// One species: its law's parameters and initial cell averages.
+pub struct EulerianSpecies {
+    pub name: String,
+    /// z_k (dimensionless sign/size of the charge).
+    pub charge: f64,
+    /// D_k >= 0; 0 means no diffusion term at all.
+    pub diffusion: f64,
+    /// m_k >= 1 (1: linear diffusion, F = rho log rho; m > 1: F = rho^m/(m-1)).
+    pub exponent: f64,
+    /// U_k(x), x of length d; evaluated once at every cell centre.
+    pub potential: PotentialFn,
+    /// Initial cell-average densities, row-major with x fastest, length prod(cells).
+    pub initial: Vec<f64>,
+}
+
+/// The whole problem: grid, species, and the coupling strength lambda
+/// (lambda > 0: like charges repel; lambda < 0: attraction).
+pub struct EulerianProblem {
+    pub grid: Grid,
+    pub species: Vec<EulerianSpecies>,
+    pub coupling_strength: f64,
+}
+
+/// What one call of [`EulerianSolver::advance`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepStats {
+    /// Accepted SSP-RK2 sub-steps.
+    pub substeps: usize,
+    /// Sub-steps restarted with a smaller dt (second stage would have lost positivity).
+    pub rejected: usize,
+    pub min_dt: f64,
+    pub max_dt: f64,
+}
+
+/// The discrete free energy in three parts (the columns of energy.csv):
+/// diffusion = sum_k D_k sum_i F_m(rho_{k,i}) dV, potential = sum_k sum_i
+/// rho_{k,i} U_k(x_i) dV, interaction = (lambda/2) sum_i q_i psi_i dV.
+pub use crate::energy::EnergyParts;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Scheme {
+    ScharfetterGummel,
+    Upwind,
+}
+
+struct SpeciesData {
+    name: String,
+    charge: f64,
+    diffusion: f64,
+    exponent: f64,
+    scheme: Scheme,
+    potential: Vec<f64>,
+}
+
+/// Geometry needed inside the per-cell loops.
+#[derive(Clone)]
+struct Geom {
+    cells: Vec<usize>,
+    strides: Vec<usize>,
+    h: Vec<f64>,
+}
+
+impl Geom {
+    #[inline]
+    fn coord(&self, i: usize, a: usize) -> usize {
+        (i / self.strides[a]) % self.cells[a]
+    }
+}
+
+/// Finite-volume solver; see the module documentation for the scheme.
+pub struct EulerianSolver {
+    grid: Grid,
+    geom: Geom,
+    species: Vec<SpeciesData>,
+    lambda: f64,
+    poisson: Option<poisson::FreeSpacePoisson>,
+    rho: Vec<Vec<f64>>,
+    time: f64,
+    cfl: f64,
+    wall_threshold: f64,
+}
+
+/// f_m'(r) for m > 1 times D: D m r^(m-1)/(m-1).
+#[inline]
+fn nonlinear_xi(diffusion: f64, m: f64, r: f64) -> f64 {
+    diffusion * m / (m - 1.0) * r.powf(m - 1.0)
+}
+
+impl EulerianSolver {
+    /// Validates the problem (sizes, finiteness, D >= 0, m >= 1, densities >= 0 with positive
+    /// mass, U finite at every cell centre) and precomputes U at the centres and the
+    /// Poisson kernel (only when lambda != 0 and some charge is non-zero).
+    pub fn new(problem: EulerianProblem) -> Result<Self, EulerianError> {
+        let EulerianProblem {
+            grid,
+            species,
+            coupling_strength,
+        } = problem;
+        grid.validate()?;
+        if !coupling_strength.is_finite() {
+            return Err(EulerianError::InvalidProblem {
+                field: "coupling.strength",
+                reason: format!("{coupling_strength} is not a finite number"),
+            });
+        }
+        if species.is_empty() {
+            return Err(EulerianError::InvalidProblem {
+                field: "species",
+                reason: "no species given".into(),
+            });
+        }
+        let n = grid.len();
+        let dv = grid.cell_volume();
+        let centers: Vec<Vec<f64>> = (0..n).map(|i| grid.center(i)).collect();
+        let mut data = Vec::with_capacity(species.len());
+        let mut rho = Vec::with_capacity(species.len());
+        for (k, s) in species.into_iter().enumerate() {
+            let label = if s.name.is_empty() {
+                format!("#{k}")
+            } else {
+                s.name.clone()
+            };
+            let bad = |field: &'static str, reason: String| EulerianError::InvalidSpecies {
+                species: label.clone(),
+                field,
+                reason,
+            };
+            if !s.charge.is_finite() {
+                return Err(bad(
+                    "charge",
+                    format!("{} is not a finite number", s.charge),
+                ));
+            }
+            if !(s.diffusion.is_finite() && s.diffusion >= 0.0) {
+                return Err(bad(
+                    "diffusion",
+                    format!("{} is not a finite non-negative number", s.diffusion),
+                ));
+            }
+            if !(s.exponent.is_finite() && s.exponent >= 1.0) {
+                return Err(bad(
+                    "exponent",
+                    format!("{} is not a finite number >= 1", s.exponent),
+                ));
+            }
+            if s.initial.len() != n {
+                return Err(bad(
+                    "initial",
+                    format!(
+                        "has {} cell values, the grid has {n} cells",
+                        s.initial.len()
+                    ),
+                ));
+            }
+            if let Some((i, v)) = s
+                .initial
+                .iter()
+                .enumerate()
+                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+            {
+                return Err(bad(
+                    "initial",
+                    format!("cell {i} has density {v}; densities must be finite and >= 0"),
+                ));
+            }
+            let mass: f64 = s.initial.iter().sum::<f64>() * dv;
+            if mass <= 0.0 {
+                return Err(bad("initial", "has no mass inside the grid".into()));
+            }
+            let potential: Vec<f64> = centers.iter().map(|x| (s.potential)(x)).collect();
+            if let Some(i) = potential.iter().position(|u| !u.is_finite()) {
+                return Err(bad(
+                    "potential",
+                    format!("is {} at the cell centre {:?}", potential[i], centers[i]),
+                ));
+            }
+            let scheme = if s.exponent == 1.0 && s.diffusion > 0.0 {
+                Scheme::ScharfetterGummel
+            } else {
+                Scheme::Upwind
+            };
+            data.push(SpeciesData {
+                name: s.name,
+                charge: s.charge,
+                diffusion: s.diffusion,
+                exponent: s.exponent,
+                scheme,
+                potential,
+            });
+            rho.push(s.initial);
+        }
+        let coupled = coupling_strength != 0.0 && data.iter().any(|s| s.charge != 0.0);
+        let poisson = coupled.then(|| poisson::FreeSpacePoisson::new(&grid));
+        let d = grid.dim();
+        let geom = Geom {
+            cells: grid.cells.clone(),
+            strides: (0..d).map(|a| grid.stride(a)).collect(),
+            h: (0..d).map(|a| grid.spacing(a)).collect(),
+        };
+        Ok(EulerianSolver {
+            grid,
+            geom,
+            species: data,
+            lambda: coupling_strength,
+            poisson,
+            rho,
+            time: 0.0,
+            cfl: 0.8,
+            wall_threshold: 1e-3,
+        })
+    }
+
+    /// Sets the sub-step safety factor: dt = cfl / max rate, 0 < cfl <= 1 (default 0.8).
+    pub fn set_cfl(&mut self, cfl: f64) -> Result<(), EulerianError> {
+        if !(cfl > 0.0 && cfl <= 1.0) {
+            return Err(EulerianError::InvalidProblem {
+                field: "cfl",
+                reason: format!("{cfl} is not in (0, 1]"),
+            });
+        }
+        self.cfl = cfl;
+        Ok(())
+    }
+
+    /// Sets the fraction of a species' peak density above which density in the outermost
+    /// cells counts as touching the walls (default 1e-3).
+    pub fn set_wall_threshold(&mut self, fraction: f64) {
+        self.wall_threshold = fraction;
+    }
+
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    pub fn num_species(&self) -> usize {
+        self.species.len()
+    }
+
+    pub fn species_name(&self, species: usize) -> &str {
+        &self.species[species].name
+    }
+
+    /// Time reached (sum of the h given to `advance`).
+    pub fn time(&self) -> f64 {
+        self.time
+    }
+
+    /// Cell averages of one species (storage order of the grid).
+    pub fn density(&self, species: usize) -> &[f64] {
+        &self.rho[species]
+    }
+
+    /// Centre of cell `index` (length d).
+    pub fn cell_center(&self, index: usize) -> Vec<f64> {
+        self.grid.center(index)
+    }
+
+    /// All cell centres, in storage order.
+    pub fn cell_centers(&self) -> Vec<Vec<f64>> {
+        (0..self.grid.len()).map(|i| self.grid.center(i)).collect()
+    }
+
+    /// Mass sum_i rho_{k,i} dV of one species.
+    pub fn mass(&self, species: usize) -> f64 {
+        self.rho[species].iter().sum::<f64>() * self.grid.cell_volume()
+    }
+
+    /// Net charge density q_i = sum_k z_k rho_{k,i}.
+    fn charge_density(&self, rho: &[Vec<f64>]) -> Vec<f64> {
+        let mut q = vec![0.0; self.grid.len()];
+        for (s, r) in self.species.iter().zip(rho) {
+            if s.charge != 0.0 {
+                q.iter_mut().zip(r).for_each(|(q, r)| *q += s.charge * r);
+            }
+        }
+        q
+    }
+
+    /// psi at the cell centres for the current densities (zeros when uncoupled).
+    pub fn psi(&self) -> Vec<f64> {
+        match &self.poisson {
+            Some(p) => p.solve(&self.charge_density(&self.rho)),
+            None => vec![0.0; self.grid.len()],
+        }
+    }
+
+    /// Discrete free energy in parts (see [`EnergyParts`]).
+    pub fn energy(&self) -> EnergyParts {
+        let dv = self.grid.cell_volume();
+        let mut diffusion = 0.0;
+        let mut potential = 0.0;
+        for (s, r) in self.species.iter().zip(&self.rho) {
+            if s.diffusion > 0.0 {
+                let f: f64 = if s.exponent == 1.0 {
+                    r.iter()
+                        .map(|&x| if x > 0.0 { x * x.ln() } else { 0.0 })
+                        .sum()
+                } else {
+                    r.iter().map(|&x| x.powf(s.exponent)).sum::<f64>() / (s.exponent - 1.0)
+                };
+                diffusion += s.diffusion * f * dv;
+            }
+            potential += r.iter().zip(&s.potential).map(|(r, u)| r * u).sum::<f64>() * dv;
+        }
+        let interaction = match &self.poisson {
+            Some(p) => {
+                let q = self.charge_density(&self.rho);
+                let psi = p.solve(&q);
+                0.5 * self.lambda * q.iter().zip(&psi).map(|(q, p)| q * p).sum::<f64>() * dv
+            }
+            None => 0.0,
+        };
+        EnergyParts {
+            diffusion,
+            potential,
+            interaction,
+        }
+    }
+
+    /// max over the outermost cells of rho_k divided by max_i rho_k (0 if the species is 0).
+    pub fn wall_density_ratio(&self, species: usize) -> f64 {
+        let r = &self.rho[species];
+        let peak = r.iter().cloned().fold(0.0, f64::max);
+        if peak == 0.0 {
+            return 0.0;
+        }
+        let wall = (0..r.len())
+            .filter(|&i| self.grid.is_boundary(i))
+            .map(|i| r[i])
+            .fold(0.0, f64::max);
+        wall / peak
+    }
+
+    /// Warning flag: some species has, in a cell touching a wall, a density above
+    /// `wall_threshold` (default 1e-3) times its peak; the box no longer holds it well.
+    pub fn touches_walls(&self) -> bool {
+        (0..self.species.len()).any(|k| self.wall_density_ratio(k) > self.wall_threshold)
+    }
+
+    /// Right-hand side L(rho) of d rho/dt = L(rho), with the largest positivity rate and the
+    /// largest rate used for dt (positivity or diffusive stability).
+    fn rhs(&self, rho: &[Vec<f64>]) -> (Vec<Vec<f64>>, f64, f64) {
+        let psi = self
+            .poisson
+            .as_ref()
+            .map(|p| p.solve(&self.charge_density(rho)));
+        let g = &self.geom;
+        let d = g.cells.len();
+        let n = rho[0].len();
+        let mut out = Vec::with_capacity(rho.len());
+        let (mut pos_max, mut all_max) = (0.0f64, 0.0f64);
+        for (s, r) in self.species.iter().zip(rho) {
+            let lz = self.lambda * s.charge;
+            let phi: Vec<f64> = match (&psi, lz != 0.0) {
+                (Some(p), true) => s.potential.iter().zip(p).map(|(u, p)| u + lz * p).collect(),
+                _ => s.potential.clone(),
+            };
+            let nonlinear = s.scheme == Scheme::Upwind && s.diffusion > 0.0;
+            let xi: Vec<f64> = if nonlinear {
+                phi.iter()
+                    .zip(r)
+                    .map(|(p, &x)| p + nonlinear_xi(s.diffusion, s.exponent, x))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let xi: &[f64] = if nonlinear { &xi } else { &phi };
+            // Flux across the face between cell l and l + stride_a, with rates of both cells.
+            let face = |l: usize, a: usize| -> (f64, f64, f64, f64) {
+                let st = g.strides[a];
+                let rr = l + st;
+                let h = g.h[a];
+                match s.scheme {
+                    Scheme::ScharfetterGummel => {
+                        let (f, cl, cr) =
+                            flux::scharfetter_gummel(r[l], r[rr], phi[l], phi[rr], s.diffusion, h);
+                        (f, cl, cr, 0.0)
+                    }
+                    Scheme::Upwind => {
+                        let c = g.coord(l, a);
+                        let sl = if c == 0 {
+                            flux::wall_slope(r[rr] - r[l], r[l])
+                        } else {
+                            flux::mc_slope(r[l - st], r[l], r[rr])
+                        };
+                        let sr = if c + 2 == g.cells[a] {
+                            flux::wall_slope(r[rr] - r[l], r[rr])
+                        } else {
+                            flux::mc_slope(r[l], r[rr], r[rr + st])
+                        };
+                        let (f, cl, cr) =
+                            flux::upwind(r[l] + 0.5 * sl, r[rr] - 0.5 * sr, xi[l], xi[rr], h);
+                        let stab = if nonlinear {
+                            s.diffusion * s.exponent * r[l].max(r[rr]).powf(s.exponent - 1.0)
+                                / (h * h)
+                        } else {
+                            0.0
+                        };
+                        (f, cl, cr, stab)
+                    }
+                }
+            };
+            let res: Vec<(f64, f64, f64)> = (0..n)
+                .into_par_iter()
+                .with_min_len(512)
+                .map(|i| {
+                    let (mut div, mut pos, mut stab) = (0.0, 0.0, 0.0);
+                    for a in 0..d {
+                        let c = g.coord(i, a);
+                        let h = g.h[a];
+                        if c + 1 < g.cells[a] {
+                            let (f, cl, _, st) = face(i, a);
+                            div -= f / h;
+                            pos += cl;
+                            stab += st;
+                        }
+                        if c > 0 {
+                            let (f, _, cr, st) = face(i - g.strides[a], a);
+                            div += f / h;
+                            pos += cr;
+                            stab += st;
+                        }
+                    }
+                    (div, pos, stab)
+                })
+                .collect();
+            let mut l = Vec::with_capacity(n);
+            for (div, pos, stab) in res {
+                l.push(div);
+                pos_max = pos_max.max(pos);
+                all_max = all_max.max(pos.max(stab));
+            }
+            out.push(l);
+        }
+        (out, pos_max, all_max)
+    }
+
+    /// Advances by time h with SSP-RK2 sub-steps (see module docs); returns statistics.
+    pub fn advance(&mut self, h: f64) -> Result<StepStats, EulerianError> {
+        if !(h.is_finite() && h >= 0.0) {
+            return Err(EulerianError::InvalidTimeStep(h));
+        }
+        let mut stats = StepStats {
+            substeps: 0,
+            rejected: 0,
+            min_dt: f64::INFINITY,
+            max_dt: 0.0,
+        };
+        let mut done = 0.0;
+        let axpy = |x: &[Vec<f64>], dt: f64, l: &[Vec<f64>]| -> Vec<Vec<f64>> {
+            x.iter()
+                .zip(l)
+                .map(|(x, l)| {
+                    x.par_iter()
+                        .zip(l.par_iter())
+                        .map(|(x, l)| x + dt * l)
+                        .collect()
+                })
+                .collect()
+        };
+        let bad = |v: &[Vec<f64>]| v.iter().flatten().any(|x| !(x.is_finite() && *x >= 0.0));
+        while done < h {
+            let (l0, _, rate0) = self.rhs(&self.rho);
+            let remaining = h - done;
+            let mut dt = if rate0 > 0.0 {
+                (self.cfl / rate0).min(remaining)
+            } else {
+                remaining
+            };
+            loop {
+                if dt.is_nan() || dt <= 1e-14 * h.max(self.time) || stats.rejected > 1000 {
+                    return Err(EulerianError::Breakdown {
+                        time: self.time + done,
+                        reason: format!(
+                            "sub-step fell to {dt:e} (rate {rate0:e}) or too many rejections"
+                        ),
+                    });
+                }
+                let rho1 = axpy(&self.rho, dt, &l0);
+                if bad(&rho1) {
+                    dt *= 0.5;
+                    stats.rejected += 1;
+                    continue;
+                }
+                let (l1, pos1, rate1) = self.rhs(&rho1);
+                if dt * pos1 > 1.0 {
+                    dt = (0.5 * dt).min(self.cfl / rate1);
+                    stats.rejected += 1;
+                    continue;
+                }
+                let rho2 = axpy(&rho1, dt, &l1);
+                let new: Vec<Vec<f64>> = self
+                    .rho
+                    .iter()
+                    .zip(&rho2)
+                    .map(|(a, b)| {
+                        a.par_iter()
+                            .zip(b.par_iter())
+                            .map(|(a, b)| 0.5 * (a + b))
+                            .collect()
+                    })
+                    .collect();
+                if bad(&new) {
+                    dt *= 0.5;
+                    stats.rejected += 1;
+                    continue;
+                }
+                self.rho = new;
+                break;
+            }
+            stats.substeps += 1;
+            stats.min_dt = stats.min_dt.min(dt);
+            stats.max_dt = stats.max_dt.max(dt);
+            done = if dt >= remaining { h } else { done + dt };
+        }
+        self.time += h;
+        Ok(stats)
+    }
+}
