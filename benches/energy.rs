@@ -67,5 +67,89 @@ fn density<const D: usize>(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, direct::<2>, direct::<3>, density::<2>);
+/// Two-species 2D PNP (SPEC §3 example physics), `n` particles per species.
+fn pnp_2d(n: usize, method: &str) -> jko::Scenario {
+    let text = format!(
+        r#"
+dimension = 2
+time_step = 0.01
+steps = 1
+seed = 1
+[coupling]
+strength = 1.0
+method = "{method}"
+softening = 0.02
+accuracy = 1e-6
+[density]
+bandwidth = "auto"
+[[species]]
+name = "u"
+charge = 1.0
+particles = {n}
+potential = {{ kind = "quadratic", center = [0.0, 0.0], stiffness = 1.0 }}
+initial = {{ kind = "gaussian", mean = [0.5, 0.0], std = 0.3 }}
+[[species]]
+name = "v"
+charge = -1.0
+particles = {n}
+potential = {{ kind = "quadratic", center = [0.0, 0.0], stiffness = 1.0 }}
+initial = {{ kind = "gaussian", mean = [-0.5, 0.0], std = 0.3 }}
+"#
+    );
+    jko::Scenario::from_toml(&text, std::path::Path::new("bench.toml")).unwrap()
+}
+
+/// One energy + gradient evaluation of two-species 2D PNP, whole and per term.
+fn pnp_evaluation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pnp_2d_evaluation");
+    g.sample_size(10);
+    for &(n, method) in &[
+        (1_000usize, "direct"),
+        (10_000, "direct"),
+        (10_000, "tree"),
+        (100_000, "tree"),
+    ] {
+        let s = pnp_2d(n, method);
+        let sim = jko::Simulation::<2>::new(&s).unwrap();
+        let mut energy = jko::simulation::free_energy(&s, &sim.cloud, &sim.bandwidths).unwrap();
+        let x = sim.cloud.positions.clone();
+        let mut grad = vec![[0.0; 2]; x.len()];
+        energy.evaluate(&x, &mut grad); // neighbour lists built once, as inside a JKO step
+        g.throughput(Throughput::Elements(x.len() as u64));
+        g.bench_function(BenchmarkId::new(format!("all_{method}"), n), |b| {
+            b.iter(|| black_box(energy.evaluate(&x, &mut grad)))
+        });
+        for t in energy.terms_mut() {
+            let name = format!("{:?}_{method}", t.part()).to_lowercase();
+            g.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| black_box(t.value_and_gradient(&x, &mut grad)))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// One full JKO step of two-species 2D PNP (from the initial cloud; each
+/// sample continues from the previous step's positions).
+fn pnp_step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pnp_2d_step");
+    g.sample_size(10);
+    for &n in &[1_000usize, 10_000] {
+        let s = pnp_2d(n, "direct");
+        let mut sim = jko::Simulation::<2>::new(&s).unwrap();
+        g.bench_function(BenchmarkId::new("direct", n), |b| {
+            b.iter(|| black_box(sim.advance().unwrap().iterations))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    direct::<2>,
+    direct::<3>,
+    density::<2>,
+    pnp_evaluation,
+    pnp_step
+);
 criterion_main!(benches);
