@@ -20,6 +20,7 @@
 //! backends; [`jko`] is the stepper, [`simulation`] the run loop, [`output`]
 //! the CSV files; [`exact`] has closed-form solutions for validation.
 
+pub mod compare;
 pub mod coupling;
 pub mod density;
 pub mod energy;

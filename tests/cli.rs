@@ -438,3 +438,143 @@ fn help_explains_with_an_example() {
         );
     }
 }
+
+#[test]
+fn eulerian_run_writes_the_spec_density_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = small_scenario(2)
+        + "\n[grid]\nlower = [-3.0, -3.0]\nupper = [3.0, 3.0]\ncells = [24, 20]\n";
+    let scen = write(tmp.path(), "s.toml", &text);
+    let out = tmp.path().join("grid");
+    let st = jko()
+        .args([
+            "eulerian",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut rdr = csv::Reader::from_path(out.join("density.csv")).unwrap();
+    assert_eq!(
+        rdr.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["step", "time", "species", "x", "y", "density"]
+    );
+    let mut per_step = std::collections::BTreeMap::<u64, f64>::new();
+    for r in rdr.records() {
+        let r = r.unwrap();
+        let rho: f64 = r[5].parse().unwrap();
+        assert!(rho >= 0.0);
+        // Cell area 0.25 * 0.3: mass of each species is 1.
+        *per_step.entry(r[0].parse().unwrap()).or_default() += rho * 0.25 * 0.3;
+    }
+    assert_eq!(
+        per_step.keys().copied().collect::<Vec<_>>(),
+        vec![0, 2, 4, 5]
+    );
+    for m in per_step.values() {
+        assert!((m - 2.0).abs() < 1e-6, "total mass {m}");
+    }
+    let rows = csv::Reader::from_path(out.join("energy.csv"))
+        .unwrap()
+        .records()
+        .count();
+    assert_eq!(rows, 6);
+
+    // Without a [grid] section the run is refused with a message naming it.
+    let scen = write(tmp.path(), "nogrid.toml", &small_scenario(2));
+    expect_failure(
+        &[
+            "eulerian",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        2,
+        &["nogrid.toml", "grid", "missing"],
+    );
+}
+
+#[test]
+fn compare_puts_a_particle_run_beside_a_grid_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = small_scenario(1) + "\n[grid]\nlower = [-5.0]\nupper = [5.0]\ncells = [200]\n";
+    let scen = write(tmp.path(), "s.toml", &text);
+    let parts = tmp.path().join("parts");
+    let grid = tmp.path().join("grid");
+    for (cmd, out) in [("run", &parts), ("eulerian", &grid)] {
+        let st = jko()
+            .args([
+                cmd,
+                scen.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "{cmd}");
+    }
+    let table = tmp.path().join("cmp.csv");
+    let o = jko()
+        .args([
+            "compare",
+            parts.to_str().unwrap(),
+            grid.to_str().unwrap(),
+            "--out",
+            table.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!o.stdout.is_empty(), "a table on the terminal");
+    let mut rdr = csv::Reader::from_path(&table).unwrap();
+    let h: Vec<String> = rdr.headers().unwrap().iter().map(str::to_string).collect();
+    let col = |name: &str| {
+        h.iter()
+            .position(|c| c == name)
+            .unwrap_or_else(|| panic!("column {name}"))
+    };
+    let (step, mass_diff, l1, w2) = (col("step"), col("mass_diff"), col("l1"), col("w2"));
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    // Steps 0, 2, 4, 5 for each of the two species.
+    assert_eq!(rows.len(), 8);
+    for r in &rows {
+        // Both solvers conserve mass exactly (to rounding of the sums).
+        assert!(r[mass_diff].parse::<f64>().unwrap().abs() < 1e-9);
+        let (l1, w2): (f64, f64) = (r[l1].parse().unwrap(), r[w2].parse().unwrap());
+        // Same initial law and a short run: close, but two different discretizations.
+        assert!(l1 < 0.5 && w2 < 0.2, "step {}: l1 {l1}, w2 {w2}", &r[step]);
+    }
+
+    // A run against itself: zero distances.
+    let o = jko()
+        .args([
+            "compare",
+            parts.to_str().unwrap(),
+            parts.to_str().unwrap(),
+            "--out",
+            table.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let mut rdr = csv::Reader::from_path(&table).unwrap();
+    for r in rdr.records().map(Result::unwrap) {
+        assert_eq!(r[l1].parse::<f64>().unwrap(), 0.0);
+        assert_eq!(r[w2].parse::<f64>().unwrap(), 0.0);
+    }
+
+    // A directory that is not a run is refused, naming it.
+    expect_failure(
+        &[
+            "compare",
+            parts.to_str().unwrap(),
+            tmp.path().to_str().unwrap(),
+        ],
+        2,
+        &[tmp.path().to_str().unwrap()],
+    );
+}
