@@ -46,8 +46,32 @@ fn direct_group<const D: usize>(c: &mut Criterion) {
     g.finish();
 }
 
+/// Tree (accuracy 1e-6) and direct sum side by side at small N, on the
+/// Gaussian cloud of a typical run: where `method = "auto"` should switch
+/// (`jko::coupling::AUTO_CROSSOVER`).
+fn crossover_group<const D: usize>(c: &mut Criterion) {
+    let mut g = c.benchmark_group(format!("crossover{D}d"));
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    for n in [500usize, 1_000, 2_000, 4_000, 8_000] {
+        let (x, q) = common::cloud::<D>("gaussian", n, 1);
+        let (mut p, mut gr) = (vec![0.0; n], vec![[0.0; D]; n]);
+        g.bench_function(BenchmarkId::new("direct", n), |b| {
+            b.iter(|| direct_evaluate(&x, &q, 1e-3, &mut p, &mut gr))
+        });
+        let mut tc = TreeCoupling::<D>::new(1e-3, 1e-6);
+        g.bench_function(BenchmarkId::new("tree", n), |b| {
+            b.iter(|| tc.evaluate(&x, &q, &mut p, &mut gr))
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    crossover_group::<2>,
+    crossover_group::<3>,
     direct_group::<3>,
     direct_group::<2>,
     tree_group::<3>,

@@ -65,7 +65,19 @@ struct Evaluator<'a, const D: usize> {
     last: Option<Point>,
     best: Option<Point>,
     evaluations: usize,
+    /// Gradient tolerance of the L-BFGS run (0 before it starts) and J(0).
+    tolerance: f64,
+    start_cost: f64,
+    /// The first point, trial points of the line search included, with
+    /// |grad J| <= tolerance and J <= J(0): the run stops there. Without this,
+    /// near the tolerance the line search can spend hundreds of evaluations
+    /// on sufficient-decrease tests that compare J values differing by less
+    /// than their rounding (measured: 831 evaluations for 34 iterations).
+    converged: Option<Point>,
 }
+
+/// The message of the error that stops argmin at a converged trial point.
+const CONVERGED_AT_TRIAL: &str = "gradient tolerance reached";
 
 #[derive(Clone)]
 struct Point {
@@ -111,6 +123,13 @@ impl<const D: usize> Evaluator<'_, D> {
         }
         p.cost = cost;
         p.parts = parts;
+        let stop = self.tolerance > 0.0
+            && cost <= self.start_cost
+            && self.converged.is_none()
+            && norm(&p.grad) <= self.tolerance;
+        if stop {
+            self.converged = Some(p.clone());
+        }
         if self.best.as_ref().is_none_or(|b| cost < b.cost) {
             match &mut self.best {
                 Some(b) => b.clone_from(&p),
@@ -118,6 +137,9 @@ impl<const D: usize> Evaluator<'_, D> {
             }
         }
         self.last = Some(p);
+        if stop {
+            return Err(argmin::core::Error::msg(CONVERGED_AT_TRIAL));
+        }
         Ok(self.last.as_ref().unwrap())
     }
 }
@@ -184,6 +206,9 @@ impl<const D: usize> JkoStepper<D> {
             last: None,
             best: None,
             evaluations: 0,
+            tolerance: 0.0,
+            start_cost: f64::INFINITY,
+            converged: None,
         });
 
         // J at Y = 0 is E(X^n); its gradient gives the explicit step and the scale
@@ -225,6 +250,11 @@ impl<const D: usize> JkoStepper<D> {
         let y0 = cell.borrow().best.as_ref().unwrap().y.clone();
 
         let tol = self.solver.tolerance * g0;
+        {
+            let mut ev = cell.borrow_mut();
+            ev.tolerance = tol;
+            ev.start_cost = start.cost;
+        }
         let outcome = LBFGS::new(MoreThuenteLineSearch::new(), self.solver.memory)
             .with_tolerance_grad(tol)
             .and_then(|s| s.with_tolerance_cost(0.0))
@@ -255,7 +285,12 @@ impl<const D: usize> JkoStepper<D> {
         };
 
         let ev = cell.into_inner();
-        let best = ev.best.expect("at least Y = 0 was evaluated");
+        let (best, termination) = match ev.converged {
+            // Within rounding of the best J, and below J(0): the energy still
+            // cannot increase.
+            Some(p) => (p, CONVERGED_AT_TRIAL.to_string()),
+            None => (ev.best.expect("at least Y = 0 was evaluated"), termination),
+        };
         let gnorm = norm(&best.grad);
         for (i, xi) in x.iter_mut().enumerate() {
             for a in 0..D {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::density::{BlobDensity, auto_bandwidth};
+use crate::density::{BlobDensity, auto_bandwidth_for_step};
 use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
 use crate::error::{Error, Result};
 use crate::jko::{JkoStepper, StepReport};
@@ -66,11 +66,15 @@ impl<const D: usize> Simulation<D> {
         let bandwidths: Vec<f64> = cloud
             .blocks
             .iter()
-            .map(|b| match scenario.density.bandwidth {
+            .zip(&scenario.species)
+            .map(|(b, sp)| match scenario.density.bandwidth {
                 Bandwidth::Fixed(eps) => eps,
-                Bandwidth::Auto => auto_bandwidth(
+                Bandwidth::Auto => auto_bandwidth_for_step(
                     &cloud.positions[b.range.clone()],
                     &cloud.weights[b.range.clone()],
+                    sp.diffusion,
+                    sp.exponent,
+                    scenario.time_step,
                 ),
             })
             .collect();

@@ -121,32 +121,62 @@ fn output_columns_match_the_spec_in_every_dimension() {
     }
 }
 
+/// The outputs of `jko run` on `text` with `threads` rayon threads.
+fn run_bytes(dir: &Path, name: &str, text: &str, threads: usize) -> (Vec<u8>, Vec<u8>) {
+    let scen = write(dir, &format!("{name}.toml"), text);
+    let out = dir.join(format!("{name}_t{threads}"));
+    let st = jko()
+        .env("RAYON_NUM_THREADS", threads.to_string())
+        .args([
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    (
+        std::fs::read(out.join("particles.csv")).unwrap(),
+        std::fs::read(out.join("energy.csv")).unwrap(),
+    )
+}
+
+/// Same scenario and seed: byte-identical output, on 1 or 2 threads, with the
+/// direct, tree (2D, 3D) and sorted (1D) couplings: every sum over particles
+/// is reduced in fixed chunks combined in order. A different seed differs.
 #[test]
 fn same_seed_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let scen = write(tmp.path(), "s.toml", &small_scenario(2));
-    let mut outputs = Vec::new();
-    for k in 0..2 {
-        let out = tmp.path().join(format!("out{k}"));
-        assert!(
-            jko()
-                .args([
-                    "run",
-                    scen.to_str().unwrap(),
-                    "--out",
-                    out.to_str().unwrap(),
-                    "-q"
-                ])
-                .status()
-                .unwrap()
-                .success()
-        );
-        outputs.push((
-            std::fs::read(out.join("particles.csv")).unwrap(),
-            std::fs::read(out.join("energy.csv")).unwrap(),
-        ));
+    for d in 1..=3 {
+        for method in ["direct", "tree"] {
+            // Enough particles for several parallel chunks.
+            let text = small_scenario(d)
+                .replace("method = \"direct\"", &format!("method = \"{method}\""))
+                .replace("particles = 30", "particles = 3000");
+            let name = format!("d{d}_{method}");
+            let one = run_bytes(tmp.path(), &name, &text, 1);
+            let two = run_bytes(tmp.path(), &name, &text, 2);
+            assert!(one == two, "d = {d}, {method}: 1 and 2 threads differ");
+            assert_eq!(
+                one,
+                run_bytes(tmp.path(), &format!("{name}_again"), &text, 2)
+            );
+            if method == "direct" {
+                let other = run_bytes(
+                    tmp.path(),
+                    &format!("{name}_seed"),
+                    &text.replace("seed = 4", "seed = 5"),
+                    2,
+                );
+                assert!(
+                    other.0 != one.0,
+                    "d = {d}: another seed gave the same particles"
+                );
+            }
+        }
     }
-    assert_eq!(outputs[0], outputs[1]);
 }
 
 /// Run the binary on a bad input; it must fail with `code` and a message
