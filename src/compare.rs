@@ -58,7 +58,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{RadialKernel, WendlandC2};
 use crate::output::{DENSITY, ENERGY, PARTICLES, SCENARIO_COPY, write_atomic};
 use crate::parallel::{CHUNK, sum_indexed};
-use crate::particle_file::ParticleTable;
+use crate::particle_file::{ParticleTable, parse_f64 as cell_f64, parse_u64 as cell_u64};
 use crate::scenario::{Bandwidth, Scenario};
 
 const AXES: [&str; 3] = ["x", "y", "z"];
@@ -357,34 +357,6 @@ fn header_index(file: &Path, headers: &csv::StringRecord, name: &str) -> Result<
         .iter()
         .position(|h| h.trim() == name)
         .ok_or_else(|| Error::input(file, "header", format!("missing required column `{name}`")))
-}
-
-fn cell_f64(file: &Path, line: u64, col: &str, cell: &str) -> Result<f64> {
-    let v: f64 = cell.trim().parse().map_err(|_| {
-        Error::input(
-            file,
-            format!("line {line}, column `{col}`"),
-            format!("\"{cell}\" is not a number"),
-        )
-    })?;
-    if !v.is_finite() {
-        return Err(Error::input(
-            file,
-            format!("line {line}, column `{col}`"),
-            format!("{v} is not a finite number"),
-        ));
-    }
-    Ok(v)
-}
-
-fn cell_u64(file: &Path, line: u64, col: &str, cell: &str) -> Result<u64> {
-    cell.trim().parse().map_err(|_| {
-        Error::input(
-            file,
-            format!("line {line}, column `{col}`"),
-            format!("\"{cell}\" is not a non-negative integer"),
-        )
-    })
 }
 
 fn open_csv(file: &Path) -> Result<(csv::Reader<std::fs::File>, csv::StringRecord)> {

@@ -35,7 +35,8 @@ pub struct ParticleTable<const D: usize> {
     pub lines: Vec<u64>,
 }
 
-fn parse_f64(file: &Path, line: u64, col: &str, cell: &str) -> Result<f64> {
+/// The number in `cell` (line `line`, column `col` of `file`), which must be finite.
+pub(crate) fn parse_f64(file: &Path, line: u64, col: &str, cell: &str) -> Result<f64> {
     let v: f64 = cell.trim().parse().map_err(|_| {
         Error::input(
             file,
@@ -53,7 +54,8 @@ fn parse_f64(file: &Path, line: u64, col: &str, cell: &str) -> Result<f64> {
     Ok(v)
 }
 
-fn parse_u64(file: &Path, line: u64, col: &str, cell: &str) -> Result<u64> {
+/// The non-negative integer in `cell` (line `line`, column `col` of `file`).
+pub(crate) fn parse_u64(file: &Path, line: u64, col: &str, cell: &str) -> Result<u64> {
     cell.trim().parse().map_err(|_| {
         Error::input(
             file,
