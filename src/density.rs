@@ -121,14 +121,19 @@ fn gaussian_fit<const D: usize>(x: &[[f64; D]], w: &[f64]) -> (f64, f64) {
 
 /// The neighbour-count bandwidth of one species (see [`TARGET_NEIGHBOURS`]).
 pub fn auto_bandwidth<const D: usize>(x: &[[f64; D]], w: &[f64]) -> f64 {
-    let (_, mean_density) = gaussian_fit(x, w);
+    neighbour_bandwidth::<D>(x.len(), gaussian_fit(x, w).1)
+}
+
+/// eps whose support ball holds `TARGET_NEIGHBOURS` of `n` particles spread
+/// with mean density `mean_density` per unit mass.
+fn neighbour_bandwidth<const D: usize>(n: usize, mean_density: f64) -> f64 {
     let pi = std::f64::consts::PI;
     let unit_ball = match D {
         1 => 2.0,
         2 => pi,
         _ => 4.0 * pi / 3.0,
     };
-    let n = x.len() as f64;
+    let n = n as f64;
     let target = TARGET_NEIGHBOURS[D - 1].min(n);
     let radius = (target / (n * mean_density * unit_ball)).powf(1.0 / D as f64);
     radius / WendlandC2::radius_per_bandwidth(D)
@@ -164,8 +169,8 @@ pub fn auto_bandwidth_for_step<const D: usize>(
     exponent: f64,
     time_step: f64,
 ) -> f64 {
-    let eps = auto_bandwidth(x, w);
     let (mass, mean_density) = gaussian_fit(x, w);
+    let eps = neighbour_bandwidth::<D>(x.len(), mean_density);
     let d_eff = diffusion * exponent * (mass * mean_density).powf(exponent - 1.0);
     let floor = STEP_LENGTH_FRACTION * (2.0 * d_eff * time_step).sqrt();
     if floor.is_finite() {

@@ -575,7 +575,9 @@ fn compare_puts_a_particle_run_beside_a_grid_run() {
         // Both solvers conserve mass exactly (to rounding of the sums).
         assert!(r[mass_diff].parse::<f64>().unwrap().abs() < 1e-9);
         let (l1, w2): (f64, f64) = (r[l1].parse().unwrap(), r[w2].parse().unwrap());
-        // Same initial law and a short run: close, but two different discretizations.
+        // Same initial law and a short run: close, but 30 and 20 random particles
+        // against a grid (measured: L1 <= 0.33, W2 <= 0.15, largest at step 0 from
+        // the sampling error; two unit masses that do not overlap are at L1 = 2).
         assert!(l1 < 0.5 && w2 < 0.2, "step {}: l1 {l1}, w2 {w2}", &r[step]);
     }
 

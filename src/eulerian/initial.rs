@@ -65,25 +65,31 @@ pub fn gaussian_cell_averages(
             format!("{mass} is not a positive finite number"),
         ));
     }
+    Ok(separable(grid, mass, |a, lo, h| {
+        normal_interval_probability(lo, lo + h, mean[a], std[a]) / h
+    }))
+}
+
+/// rho_i = mass * prod_a f(a, lo, h) for a law that is a product over the
+/// axes: f(a, lo, h) is the per-axis density averaged over the cell
+/// [lo, lo + h] of axis a.
+fn separable(grid: &Grid, mass: f64, f: impl Fn(usize, f64, f64) -> f64) -> Vec<f64> {
     let d = grid.dim();
     let per_axis: Vec<Vec<f64>> = (0..d)
         .map(|a| {
             let h = grid.spacing(a);
             (0..grid.cells[a])
-                .map(|c| {
-                    let lo = grid.lower[a] + c as f64 * h;
-                    normal_interval_probability(lo, lo + h, mean[a], std[a]) / h
-                })
+                .map(|c| f(a, grid.lower[a] + c as f64 * h, h))
                 .collect()
         })
         .collect();
-    Ok((0..grid.len())
+    (0..grid.len())
         .map(|i| {
             mass * (0..d)
                 .map(|a| per_axis[a][grid.coord(i, a)])
                 .product::<f64>()
         })
-        .collect())
+        .collect()
 }
 
 /// Cell averages of `mass` spread uniformly on the box [lower, upper]:
@@ -112,26 +118,10 @@ pub fn uniform_cell_averages(
             format!("{mass} is not a positive finite number"),
         ));
     }
-    let d = grid.dim();
-    let per_axis: Vec<Vec<f64>> = (0..d)
-        .map(|a| {
-            let h = grid.spacing(a);
-            (0..grid.cells[a])
-                .map(|c| {
-                    let lo = grid.lower[a] + c as f64 * h;
-                    let overlap = ((lo + h).min(upper[a]) - lo.max(lower[a])).max(0.0);
-                    overlap / h / (upper[a] - lower[a])
-                })
-                .collect()
-        })
-        .collect();
-    Ok((0..grid.len())
-        .map(|i| {
-            mass * (0..d)
-                .map(|a| per_axis[a][grid.coord(i, a)])
-                .product::<f64>()
-        })
-        .collect())
+    Ok(separable(grid, mass, |a, lo, h| {
+        let overlap = ((lo + h).min(upper[a]) - lo.max(lower[a])).max(0.0);
+        overlap / h / (upper[a] - lower[a])
+    }))
 }
 
 /// Bins weighted particles (positions flat, d numbers per particle) onto the grid:
