@@ -27,6 +27,14 @@ pub enum Error {
     /// The numerics could not continue (non-finite energy, no acceptable step).
     #[error("numerical failure: {0}")]
     Numerical(String),
+    /// SIGINT/SIGTERM (or [`crate::interrupt::request`]): the run stopped at a
+    /// clean point after writing a checkpoint; `--resume` continues it.
+    #[error("interrupted after step {step}; checkpoint written, continue with --resume")]
+    Interrupted { step: u64 },
+    /// A physical event the scenario says to stop at (`on_collapse = "stop"`);
+    /// the output files are complete up to that step.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 impl Error {
@@ -51,6 +59,8 @@ impl Error {
             Error::Input { .. } => 2,
             Error::Numerical(_) => 3,
             Error::Io { .. } => 4,
+            Error::Stopped(_) => 5,
+            Error::Interrupted { .. } => crate::interrupt::EXIT_STATUS,
         }
     }
 }

@@ -16,10 +16,13 @@
 //! |dJ/dY| <= tolerance * |dJ/dY at Y = 0|, i.e. when the residual has fallen
 //! by the factor `tolerance` relative to the velocity of the explicit step.
 //!
-//! Every evaluation is recorded; the step returns the best point seen, so an
-//! optimizer that fails late (a line search that cannot progress at rounding
-//! level) still yields a point with J below J(X^n) = E(X^n): the energy can
-//! only go down.
+//! Every evaluation is recorded and the step returns the best point seen.
+//! A step is *rejected* ([`StepError::Rejected`]) when the optimizer errs
+//! (line-search failure, not a descent direction, a non-finite value) before
+//! meeting the tolerance, or ends without lowering J below J(0) = E(X^n); the
+//! caller restores the positions and retries with smaller steps. A step that
+//! stops at the iteration cap with J lowered is accepted (`converged` false).
+//! So an accepted step never raises the energy above E(X^n).
 
 use std::cell::RefCell;
 
@@ -28,9 +31,22 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
 use crate::energy::{EnergyParts, FreeEnergy};
-use crate::error::{Error, Result};
+use crate::fault::{self, EvalFault};
+use crate::interrupt;
 use crate::parallel::sum_indexed;
 use crate::scenario::Solver;
+
+/// Why a step attempt produced no new positions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepError {
+    /// The attempt failed (the reason says how); retry with a smaller step.
+    Rejected(String),
+    /// An interrupt was requested during the step.
+    Interrupted,
+}
+
+/// The message of the error that stops argmin on an interrupt request.
+const INTERRUPTED: &str = "interrupted";
 
 /// What one JKO step did (the columns of energy.csv, and diagnostics).
 #[derive(Debug, Clone, PartialEq)]
@@ -74,6 +90,8 @@ struct Evaluator<'a, const D: usize> {
     /// on sufficient-decrease tests that compare J values differing by less
     /// than their rounding (measured: 831 evaluations for 34 iterations).
     converged: Option<Point>,
+    /// The fault a robustness test injects into this attempt (never outside tests).
+    fault: Option<EvalFault>,
 }
 
 /// The message of the error that stops argmin at a converged trial point.
@@ -98,8 +116,23 @@ impl<const D: usize> Evaluator<'_, D> {
                 xi[a] = x0[i][a] + scale[i] * y[i * D + a];
             }
         }
-        let parts = self.energy.evaluate(&self.x, &mut self.grad_x);
+        if interrupt::requested() {
+            return Err(argmin::core::Error::msg(INTERRUPTED));
+        }
+        // The energy terms assume finite positions (the 1D coupling sorts them).
+        if !self.x.iter().flatten().all(|v| v.is_finite()) {
+            return Err(argmin::core::Error::msg("non-finite trial positions"));
+        }
+        let mut parts = self.energy.evaluate(&self.x, &mut self.grad_x);
         self.evaluations += 1;
+        match self.fault {
+            None => {}
+            Some(EvalFault::Nan) => parts.diffusion = f64::NAN,
+            Some(EvalFault::Error) => {
+                return Err(argmin::core::Error::msg("injected evaluation failure"));
+            }
+            Some(EvalFault::FlipGradient) => self.grad_x.iter_mut().flatten().for_each(|g| *g = -*g),
+        }
         let transport = 0.5 * sum_indexed(y.len(), |k| y[k] * y[k]);
         let cost = transport + parts.total();
         if !cost.is_finite() {
@@ -172,8 +205,11 @@ pub struct JkoStepper<const D: usize> {
     energy: FreeEnergy<D>,
     weights: Vec<f64>,
     solver: Solver,
-    /// X^n - X^{n-1}, for the extrapolated first guess.
-    last_move: Option<Vec<[f64; D]>>,
+    /// X^n - X^{n-1} and the step size that made it, for the extrapolated
+    /// first guess.
+    last_move: Option<(f64, Vec<[f64; D]>)>,
+    /// (step, attempt) of the step being taken, for fault injection.
+    context: (u64, u32),
 }
 
 impl<const D: usize> JkoStepper<D> {
@@ -183,7 +219,29 @@ impl<const D: usize> JkoStepper<D> {
             weights,
             solver,
             last_move: None,
+            context: (0, 0),
         }
+    }
+
+    /// Which step and attempt (0 first) the next [`step`](Self::step) is; only
+    /// fault injection uses it.
+    pub fn set_context(&mut self, step: u64, attempt: u32) {
+        self.context = (step, attempt);
+    }
+
+    /// Forget the previous step (after a rejected attempt).
+    pub fn clear_history(&mut self) {
+        self.last_move = None;
+    }
+
+    /// The previous step's displacement and its step size (checkpointed: the
+    /// next step's first guess depends on it).
+    pub fn last_move(&self) -> Option<&(f64, Vec<[f64; D]>)> {
+        self.last_move.as_ref()
+    }
+
+    pub fn set_last_move(&mut self, m: Option<(f64, Vec<[f64; D]>)>) {
+        self.last_move = m;
     }
 
     /// E_N(x) and its gradient (overwrites `grad`).
@@ -191,10 +249,15 @@ impl<const D: usize> JkoStepper<D> {
         self.energy.evaluate(x, grad)
     }
 
-    /// One JKO step of size `h` from `x` (overwritten with X^{n+1}).
-    pub fn step(&mut self, x: &mut [[f64; D]], h: f64) -> Result<StepReport> {
+    /// One JKO step of size `h` from `x`, overwritten with X^{n+1} when the
+    /// step is accepted and left unchanged when it is not.
+    pub fn step(&mut self, x: &mut [[f64; D]], h: f64) -> Result<StepReport, StepError> {
         let n = x.len();
         assert_eq!(n, self.weights.len());
+        // Caches that outlive an evaluation (the multipole tree's topology) start
+        // afresh from X^n, so the step depends on X^n alone: a resumed run takes
+        // the same steps as one never stopped.
+        self.energy.reset();
         let x0 = x.to_vec();
         let scale: Vec<f64> = self.weights.iter().map(|w| (h / w).sqrt()).collect();
         let cell = RefCell::new(Evaluator {
@@ -209,16 +272,17 @@ impl<const D: usize> JkoStepper<D> {
             tolerance: 0.0,
             start_cost: f64::INFINITY,
             converged: None,
+            fault: fault::evaluation(self.context.0, self.context.1),
         });
 
         // J at Y = 0 is E(X^n); its gradient gives the explicit step and the scale
         // of the stopping rule.
         let zero = vec![0.0; n * D];
-        let start = cell
-            .borrow_mut()
-            .evaluate(&zero)
-            .map_err(|e| Error::Numerical(format!("energy at the start of the step: {e}")))?
-            .clone();
+        let start = match cell.borrow_mut().evaluate(&zero) {
+            Ok(p) => p.clone(),
+            Err(_) if interrupt::requested() => return Err(StepError::Interrupted),
+            Err(e) => return Err(StepError::Rejected(format!("energy at the start of the step: {e}"))),
+        };
         let g0 = norm(&start.grad);
         let mut report = StepReport {
             parts: start.parts,
@@ -231,7 +295,7 @@ impl<const D: usize> JkoStepper<D> {
             termination: "already stationary".into(),
         };
         if g0 == 0.0 {
-            self.last_move = Some(vec![[0.0; D]; n]);
+            self.last_move = Some((h, vec![[0.0; D]; n]));
             return Ok(report);
         }
 
@@ -240,8 +304,10 @@ impl<const D: usize> JkoStepper<D> {
         // records them as candidates for the best point.
         let explicit: Vec<f64> = start.grad.iter().map(|g| -g).collect();
         let mut guesses = vec![explicit];
-        if let Some(m) = &self.last_move {
-            guesses.push((0..n * D).map(|k| m[k / D][k % D] / scale[k / D]).collect());
+        if let Some((h_prev, m)) = &self.last_move {
+            // A displacement made with step h_prev, rescaled to this step.
+            let r = h / h_prev;
+            guesses.push((0..n * D).map(|k| r * m[k / D][k % D] / scale[k / D]).collect());
         }
         for g in &guesses {
             // A guess whose energy is not finite is simply not a candidate.
@@ -265,24 +331,34 @@ impl<const D: usize> JkoStepper<D> {
                     .timer(false)
                     .run()
             });
-        let (iterations, termination) = match outcome {
+        // `failed`: the optimizer gave up (an error, or argmin's own exit on a
+        // line-search failure such as "not a descent direction").
+        let (iterations, termination, failed) = match outcome {
             Ok(Ok(res)) => {
                 let st = res.state();
-                let why = match st.get_termination_status() {
-                    TerminationStatus::Terminated(r) => r.text().to_string(),
-                    TerminationStatus::NotTerminated => "not terminated".to_string(),
-                };
-                let why = match st.get_termination_reason() {
-                    Some(TerminationReason::MaxItersReached) => "iteration cap reached".to_string(),
-                    _ => why,
-                };
-                (st.get_iter(), why)
+                match st.get_termination_reason() {
+                    Some(TerminationReason::MaxItersReached) => {
+                        (st.get_iter(), "iteration cap reached".to_string(), false)
+                    }
+                    Some(TerminationReason::SolverExit(why)) => {
+                        (st.get_iter(), format!("optimizer exit: {why}"), true)
+                    }
+                    _ => {
+                        let why = match st.get_termination_status() {
+                            TerminationStatus::Terminated(r) => r.text().to_string(),
+                            TerminationStatus::NotTerminated => "not terminated".to_string(),
+                        };
+                        (st.get_iter(), why, false)
+                    }
+                }
             }
-            // A failed line search ends the run with an error and loses argmin's
-            // iterate; the best point is still ours.
-            Ok(Err(e)) => (0, format!("optimizer error: {e}")),
-            Err(e) => return Err(Error::Numerical(format!("cannot set up L-BFGS: {e}"))),
+            // argmin loses its iterate on an error; the best point is still ours.
+            Ok(Err(e)) => (0, format!("optimizer error: {e}"), true),
+            Err(e) => return Err(StepError::Rejected(format!("cannot set up L-BFGS: {e}"))),
         };
+        if interrupt::requested() {
+            return Err(StepError::Interrupted);
+        }
 
         let ev = cell.into_inner();
         let (best, termination) = match ev.converged {
@@ -292,23 +368,34 @@ impl<const D: usize> JkoStepper<D> {
             None => (ev.best.expect("at least Y = 0 was evaluated"), termination),
         };
         let gnorm = norm(&best.grad);
+        let converged = gnorm <= tol;
+        if !converged && failed {
+            return Err(StepError::Rejected(termination));
+        }
+        if !converged && best.cost >= start.cost {
+            return Err(StepError::Rejected(format!(
+                "{termination}; the objective did not decrease (J = {:.17e} at the start and at the best point)",
+                start.cost
+            )));
+        }
         for (i, xi) in x.iter_mut().enumerate() {
             for a in 0..D {
                 xi[a] = x0[i][a] + scale[i] * best.y[i * D + a];
             }
         }
-        self.last_move = Some(
+        self.last_move = Some((
+            h,
             x.iter()
                 .zip(&x0)
                 .map(|(p, q)| std::array::from_fn(|a| p[a] - q[a]))
                 .collect(),
-        );
+        ));
         report.parts = best.parts;
         report.w2_step = (h * sum_indexed(best.y.len(), |k| best.y[k] * best.y[k])).sqrt();
         report.iterations = iterations;
         report.evaluations = ev.evaluations;
         report.gradient_norm = gnorm / h.sqrt();
-        report.converged = gnorm <= tol;
+        report.converged = converged;
         report.termination = termination;
         Ok(report)
     }

@@ -17,17 +17,25 @@
 //! Layout: [`scenario`] reads the input, [`particles`] holds the clouds,
 //! [`energy`] has one type per free-energy term (value + gradient), built on
 //! [`kernel`], [`density`], [`potential`], [`green`] and the [`coupling`]
-//! backends; [`jko`] is the stepper, [`simulation`] the run loop, [`output`]
-//! the CSV files; [`exact`] has closed-form solutions for validation.
+//! backends; [`jko`] is the stepper, [`simulation`] the stepping with
+//! rejected steps retried smaller, [`run`] the run to a directory with
+//! [`checkpoint`]s, [`events`] and [`interrupt`] handling, [`output`] the CSV
+//! files; [`eulerian`] is the grid solver and [`compare`] puts runs side by
+//! side; [`exact`] has closed-form solutions for validation; [`fault`] holds
+//! the test-only fault-injection hooks.
 
+pub mod checkpoint;
 pub mod compare;
 pub mod coupling;
 pub mod density;
 pub mod energy;
 pub mod error;
 pub mod eulerian;
+pub mod events;
 pub mod exact;
+pub mod fault;
 pub mod green;
+pub mod interrupt;
 pub mod jko;
 pub mod kernel;
 pub mod neighbours;
@@ -36,9 +44,11 @@ pub mod parallel;
 pub mod particle_file;
 pub mod particles;
 pub mod potential;
+pub mod run;
 pub mod scenario;
 pub mod simulation;
 
 pub use error::{Error, Result};
 pub use scenario::Scenario;
-pub use simulation::{RunOptions, RunSummary, Simulation, run_to_dir};
+pub use run::{RunOptions, RunSummary, run_to_dir};
+pub use simulation::Simulation;

@@ -8,7 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use jko::Scenario;
 use jko::jko::StepReport;
-use jko::simulation::{Observer, RunOptions};
+use jko::events::Event;
+use jko::run::{Observer, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -30,10 +31,15 @@ struct Cli {
 enum Command {
     /// Run the particle JKO scheme on a scenario and write CSV output.
     #[command(
-        after_help = "Example:\n  jko run data/scenarios/ou_2d.toml --out runs/ou\n\n\
+        after_help = "Example:\n  jko run data/scenarios/ou_2d.toml --out runs/ou\n  \
+jko run data/scenarios/ou_2d.toml --out runs/ou --resume   # after a crash or Ctrl-C\n\n\
 Writes OUT/particles.csv (every output_every steps, step 0 and the last), OUT/energy.csv \
-(every step) and OUT/scenario.toml (a copy of the input). Files appear under their final \
-names only when complete."
+(every step), OUT/events.csv (rejected steps, collapse, escapes, ...) and OUT/scenario.toml \
+(a copy of the input). Files appear under their final names only when complete; until then \
+they are NAME.partial, with a checkpoint (OUT/checkpoint.jko) at every written step. \
+Ctrl-C or SIGTERM writes a checkpoint and stops; --resume continues exactly where it stopped.\n\n\
+Exit status: 0 done, 2 bad input, 3 numerical failure (no step size worked), 4 I/O error \
+(or OUT holds another run), 5 stopped by a collapse (on_collapse = \"stop\"), 130 interrupted."
     )]
     Run {
         /// Scenario file (TOML).
@@ -41,9 +47,12 @@ names only when complete."
         /// Output directory (created if missing).
         #[arg(long, short)]
         out: PathBuf,
-        /// Overwrite the output of an earlier run in OUT.
-        #[arg(long)]
+        /// Delete the run already in OUT and start again.
+        #[arg(long, conflicts_with = "resume")]
         force: bool,
+        /// Continue the run in OUT from its last checkpoint (byte-identical to a run never stopped).
+        #[arg(long)]
+        resume: bool,
         /// No progress bar or summary.
         #[arg(long, short)]
         quiet: bool,
@@ -92,9 +101,13 @@ struct Progress {
 }
 
 impl Observer for Progress {
-    fn started(&mut self, s: &Scenario, bandwidths: &[f64]) {
+    fn started(&mut self, s: &Scenario, bandwidths: &[f64], first_step: u64) {
         if let Some(bar) = &self.bar {
             bar.set_length(s.steps as u64);
+            bar.set_position(first_step - 1);
+            if first_step > 1 {
+                bar.println(format!("jko: resuming after step {}", first_step - 1));
+            }
             let eps: Vec<String> = bandwidths.iter().map(|e| format!("{e:.3e}")).collect();
             bar.println(format!(
                 "jko: {} species, d = {}, h = {}, {} steps, bandwidth {}",
@@ -113,6 +126,16 @@ impl Observer for Progress {
             bar.inc(1);
         }
     }
+
+    fn event(&mut self, e: &Event) {
+        let who = e.species.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+        let line = format!("jko: step {}: {}{who}: {}", e.step, e.kind.name(), e.message);
+        // Printed even when the bar is hidden (stderr not a terminal).
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -122,8 +145,9 @@ fn main() -> ExitCode {
             scenario,
             out,
             force,
+            resume,
             quiet,
-        } => run(&scenario, &out, force, quiet),
+        } => run(&scenario, &out, RunOptions { force, resume }, quiet),
         Command::Eulerian {
             scenario,
             out,
@@ -141,8 +165,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {
+fn run(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> jko::Result<()> {
     let s = Scenario::from_file(scenario)?;
+    if let Err(e) = jko::interrupt::install() {
+        eprintln!("jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt will lose the steps since the last checkpoint");
+    }
     let bar = (!quiet).then(|| {
         let b = ProgressBar::new(s.steps as u64);
         b.set_style(
@@ -152,11 +179,30 @@ fn run(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()>
         b
     });
     let mut progress = Progress { bar };
-    let summary = jko::run_to_dir(&s, out, RunOptions { force }, &mut progress)?;
+    let result = jko::run_to_dir(&s, out, opts, &mut progress);
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
     }
+    let summary = result?;
+    if summary.already_complete {
+        if !quiet {
+            eprintln!(
+                "jko: the run in {} is already complete ({} steps); nothing to do",
+                out.display(),
+                summary.steps
+            );
+        }
+        return Ok(());
+    }
     if !quiet {
+        let rejected = if summary.rejected_attempts > 0 {
+            format!(
+                ", {} step attempts rejected and retried smaller (events.csv)",
+                summary.rejected_attempts
+            )
+        } else {
+            String::new()
+        };
         let unconverged = if summary.unconverged_steps > 0 {
             format!(
                 " ({} steps stopped before the tolerance; see gradient_norm in energy.csv)",
@@ -166,7 +212,7 @@ fn run(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()>
             String::new()
         };
         eprintln!(
-            "jko: {} steps done, energy {:.6e} -> {:.6e}, {} L-BFGS iterations{unconverged}; output in {}",
+            "jko: {} steps done, energy {:.6e} -> {:.6e}, {} L-BFGS iterations{unconverged}{rejected}; output in {}",
             summary.steps,
             summary.initial_energy,
             summary.final_energy,
@@ -179,7 +225,14 @@ fn run(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()>
 
 fn eulerian(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {
     let s = Scenario::from_file(scenario)?;
-    let summary = jko::eulerian::run::run_to_dir(&s, out, RunOptions { force })?;
+    let summary = jko::eulerian::run::run_to_dir(
+        &s,
+        out,
+        RunOptions {
+            force,
+            ..Default::default()
+        },
+    )?;
     for w in &summary.warnings {
         eprintln!("jko: warning: {w}");
     }

@@ -33,6 +33,19 @@ pub struct Scenario {
     pub species: Vec<Species>,
     /// The `[grid]` section, needed by Eulerian runs only.
     pub grid: Option<Grid>,
+    /// What a run does when a self-attracting species collapses.
+    pub on_collapse: OnCollapse,
+}
+
+/// `on_collapse = "stop" | "continue"` (extension, README "Events").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnCollapse {
+    /// End the run with complete files and exit status 5 (the default: past a
+    /// collapse the particles no longer resolve the density).
+    #[default]
+    Stop,
+    /// Record the event and go on.
+    Continue,
 }
 
 /// Newtonian coupling: energy (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j).
@@ -75,6 +88,8 @@ pub struct Solver {
     pub max_iterations: usize,
     /// L-BFGS history length.
     pub memory: usize,
+    /// A rejected step is retried as 2, 4, ... sub-steps, at most 2^max_halvings.
+    pub max_halvings: u32,
 }
 
 impl Default for Solver {
@@ -83,6 +98,7 @@ impl Default for Solver {
             tolerance: 1e-6,
             max_iterations: 1000,
             memory: 10,
+            max_halvings: 6,
         }
     }
 }
@@ -166,6 +182,7 @@ struct RawScenario {
     density: Option<RawDensity>,
     solver: Option<RawSolver>,
     grid: Option<RawGrid>,
+    on_collapse: Option<String>,
     species: Option<Vec<RawSpecies>>,
 }
 
@@ -190,6 +207,7 @@ struct RawSolver {
     tolerance: Option<f64>,
     max_iterations: Option<i64>,
     memory: Option<i64>,
+    max_halvings: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -520,6 +538,16 @@ impl Scenario {
         let density = Self::density(&c, raw.density)?;
         let solver = Self::solver(&c, raw.solver)?;
         let grid = raw.grid.map(|g| Self::grid(&c, g)).transpose()?;
+        let on_collapse = match raw.on_collapse.as_deref() {
+            None | Some("stop") => OnCollapse::Stop,
+            Some("continue") => OnCollapse::Continue,
+            Some(other) => {
+                return Err(c.err(
+                    "on_collapse",
+                    format!("must be \"stop\" or \"continue\", got \"{other}\""),
+                ));
+            }
+        };
 
         let raw_species = raw.species.unwrap_or_default();
         if raw_species.is_empty() {
@@ -550,6 +578,7 @@ impl Scenario {
             solver,
             species,
             grid,
+            on_collapse,
         })
     }
 
@@ -633,10 +662,22 @@ impl Scenario {
             1,
         )?;
         let memory = c.count("solver.memory", raw.memory.unwrap_or(d.memory as i64), 1)?;
+        let max_halvings = c.count(
+            "solver.max_halvings",
+            raw.max_halvings.unwrap_or(d.max_halvings as i64),
+            0,
+        )?;
+        if max_halvings > 20 {
+            return Err(c.err(
+                "solver.max_halvings",
+                format!("must be at most 20 (2^20 sub-steps per step), got {max_halvings}"),
+            ));
+        }
         Ok(Solver {
             tolerance,
             max_iterations,
             memory,
+            max_halvings: max_halvings as u32,
         })
     }
 

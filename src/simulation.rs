@@ -1,16 +1,21 @@
-//! A particle JKO run: the scenario turned into a cloud, a free energy and a
-//! stepper, advanced step by step, with output to a directory.
+//! A particle simulation: the scenario turned into a cloud, a free energy and
+//! a stepper, advanced step by step. A step whose optimizer fails is retried
+//! as smaller sub-steps here; the run to a directory (files, checkpoints,
+//! events) is [`crate::run`].
 
-use std::path::Path;
-
+use crate::checkpoint::Checkpoint;
 use crate::density::{BlobDensity, auto_bandwidth_for_step};
 use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
 use crate::error::{Error, Result};
-use crate::jko::{JkoStepper, StepReport};
-use crate::output::{self, RunWriter};
+use crate::jko::{JkoStepper, StepError, StepReport};
+use crate::parallel::sum_indexed;
 use crate::particles::Cloud;
 use crate::potential;
 use crate::scenario::{Bandwidth, Scenario};
+
+/// After this many accepted steps in a row at a split level, the next step
+/// tries the level above (twice the sub-step) again.
+pub const RECOVER_AFTER: u32 = 4;
 
 /// A particle simulation of a scenario in dimension `D`.
 pub struct Simulation<const D: usize> {
@@ -23,6 +28,45 @@ pub struct Simulation<const D: usize> {
     estimators: Vec<BlobDensity<D>>,
     pub step: u64,
     pub time: f64,
+    /// Steps are taken as 2^level sub-steps of h / 2^level.
+    pub level: u32,
+    /// Steps accepted in a row at the current level.
+    pub calm_steps: u32,
+    /// Rejected attempts so far.
+    pub rejected_attempts: u64,
+}
+
+/// A thrown-away attempt at a step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// 0 for the first attempt of the step.
+    pub attempt: u32,
+    /// The sub-step size of the attempt.
+    pub substep: f64,
+    pub reason: String,
+}
+
+/// What one step of the scenario did.
+#[derive(Debug, Clone)]
+pub struct Advance {
+    /// Over the whole step: energy at the end, w2_step from X^n to X^{n+1},
+    /// iterations and evaluations summed over sub-steps, the last sub-step's
+    /// gradient norm; `converged` if every sub-step met the tolerance.
+    pub report: StepReport,
+    /// Attempts thrown away before the accepted one.
+    pub rejections: Vec<Rejection>,
+    /// Sub-steps of the accepted attempt.
+    pub substeps: u32,
+}
+
+/// Why a step of the scenario could not be taken. The cloud and the stepper
+/// are left as they were after the previous step.
+#[derive(Debug, Clone)]
+pub enum AdvanceError {
+    /// Every sub-step size down to h / 2^max_halvings was rejected.
+    Failed(Vec<Rejection>),
+    /// An interrupt was requested.
+    Interrupted(Vec<Rejection>),
 }
 
 /// The particle free energy of a scenario for a given cloud and bandwidths.
@@ -52,6 +96,14 @@ pub fn free_energy<const D: usize>(
         )));
     }
     Ok(FreeEnergy::new(terms))
+}
+
+/// sqrt(sum_i w_i |a_i - b_i|^2).
+fn weighted_distance<const D: usize>(w: &[f64], a: &[[f64; D]], b: &[[f64; D]]) -> f64 {
+    sum_indexed(w.len(), |i| {
+        w[i] * (0..D).map(|k| (a[i][k] - b[i][k]).powi(2)).sum::<f64>()
+    })
+    .sqrt()
 }
 
 impl<const D: usize> Simulation<D> {
@@ -93,6 +145,9 @@ impl<const D: usize> Simulation<D> {
             estimators,
             step: 0,
             time: 0.0,
+            level: 0,
+            calm_steps: 0,
+            rejected_attempts: 0,
         })
     }
 
@@ -117,13 +172,91 @@ impl<const D: usize> Simulation<D> {
         })
     }
 
-    /// One JKO step of the scenario's time step.
-    pub fn advance(&mut self) -> Result<StepReport> {
+    /// One step of the scenario's time step h. A rejected attempt is thrown
+    /// away (positions restored, optimizer history cleared) and the step is
+    /// retried as twice as many sub-steps, down to h / 2^max_halvings. The
+    /// split level persists and relaxes by one after [`RECOVER_AFTER`] calm
+    /// steps, so a hard stretch of the run is not re-attempted at full h on
+    /// every step.
+    pub fn advance(&mut self) -> std::result::Result<Advance, AdvanceError> {
         let h = self.scenario.time_step;
-        let report = self.stepper.step(&mut self.cloud.positions, h)?;
-        self.step += 1;
-        self.time = self.step as f64 * h;
-        Ok(report)
+        let n = self.step + 1;
+        let x_start = self.cloud.positions.clone();
+        let history = self.stepper.last_move().cloned();
+        let mut rejections = Vec::new();
+        let mut attempt = 0u32;
+        loop {
+            let substeps = 1u32 << self.level;
+            let hs = h / f64::from(substeps);
+            match self.substeps(n, attempt, substeps, hs) {
+                Ok(mut report) => {
+                    report.w2_step =
+                        weighted_distance(&self.cloud.weights, &self.cloud.positions, &x_start);
+                    if rejections.is_empty() {
+                        self.calm_steps += 1;
+                        if self.level > 0 && self.calm_steps >= RECOVER_AFTER {
+                            self.level -= 1;
+                            self.calm_steps = 0;
+                        }
+                    }
+                    self.step = n;
+                    self.time = n as f64 * h;
+                    return Ok(Advance {
+                        report,
+                        rejections,
+                        substeps,
+                    });
+                }
+                Err(StepError::Interrupted) => {
+                    self.cloud.positions.copy_from_slice(&x_start);
+                    self.stepper.set_last_move(history);
+                    return Err(AdvanceError::Interrupted(rejections));
+                }
+                Err(StepError::Rejected(reason)) => {
+                    self.cloud.positions.copy_from_slice(&x_start);
+                    self.stepper.clear_history();
+                    self.rejected_attempts += 1;
+                    self.calm_steps = 0;
+                    rejections.push(Rejection {
+                        attempt,
+                        substep: hs,
+                        reason,
+                    });
+                    if self.level >= self.scenario.solver.max_halvings {
+                        return Err(AdvanceError::Failed(rejections));
+                    }
+                    self.level += 1;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// `count` JKO steps of size `hs`, as one attempt at step `n`.
+    fn substeps(
+        &mut self,
+        n: u64,
+        attempt: u32,
+        count: u32,
+        hs: f64,
+    ) -> std::result::Result<StepReport, StepError> {
+        let mut total: Option<StepReport> = None;
+        for _ in 0..count {
+            self.stepper.set_context(n, attempt);
+            let r = self.stepper.step(&mut self.cloud.positions, hs)?;
+            total = Some(match total {
+                None => r,
+                Some(t) => StepReport {
+                    iterations: t.iterations + r.iterations,
+                    evaluations: t.evaluations + r.evaluations,
+                    initial_gradient_norm: t.initial_gradient_norm,
+                    converged: t.converged && r.converged,
+                    termination: if r.converged { t.termination } else { r.termination.clone() },
+                    ..r
+                },
+            });
+        }
+        Ok(total.expect("at least one sub-step"))
     }
 
     /// Each particle's estimated density of its own species.
@@ -144,93 +277,66 @@ impl<const D: usize> Simulation<D> {
     pub fn is_output_step(&self, n: u64) -> bool {
         n == 0 || n % self.scenario.output_every as u64 == 0 || n == self.scenario.steps as u64
     }
-}
 
-/// Options of a run to a directory.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RunOptions {
-    /// Overwrite the outputs of an earlier run in the directory.
-    pub force: bool,
-}
-
-/// Receives progress of a run (the CLI draws a progress bar from it).
-pub trait Observer {
-    fn started(&mut self, _scenario: &Scenario, _bandwidths: &[f64]) {}
-    fn step(&mut self, _step: u64, _report: &StepReport) {}
-}
-
-impl Observer for () {}
-
-/// Summary of a finished run.
-#[derive(Debug, Clone)]
-pub struct RunSummary {
-    pub steps: u64,
-    pub initial_energy: f64,
-    pub final_energy: f64,
-    pub total_iterations: u64,
-    /// Steps where the optimizer stopped before meeting the tolerance.
-    pub unconverged_steps: u64,
-    pub bandwidths: Vec<f64>,
-}
-
-/// Run a scenario and write its outputs to `dir` (dispatching on the dimension).
-pub fn run_to_dir(
-    scenario: &Scenario,
-    dir: &Path,
-    opts: RunOptions,
-    obs: &mut dyn Observer,
-) -> Result<RunSummary> {
-    match scenario.dimension {
-        1 => run_dim::<1>(scenario, dir, opts, obs),
-        2 => run_dim::<2>(scenario, dir, opts, obs),
-        3 => run_dim::<3>(scenario, dir, opts, obs),
-        d => unreachable!("dimension {d} was validated"),
+    /// The state a checkpoint needs beyond the scenario: positions and the
+    /// previous displacement (flattened), filled into `cp`.
+    pub fn save_state(&self, cp: &mut Checkpoint) {
+        cp.meta.step = self.step;
+        cp.meta.level = self.level;
+        cp.meta.calm_steps = self.calm_steps;
+        cp.meta.rejected_attempts = self.rejected_attempts;
+        cp.bandwidths = self.bandwidths.clone();
+        cp.positions = self.cloud.positions.iter().flatten().copied().collect();
+        cp.last_move = self
+            .stepper
+            .last_move()
+            .map(|(h, m)| (*h, m.iter().flatten().copied().collect()));
     }
-}
 
-fn run_dim<const D: usize>(
-    s: &Scenario,
-    dir: &Path,
-    opts: RunOptions,
-    obs: &mut dyn Observer,
-) -> Result<RunSummary> {
-    let mut sim = Simulation::<D>::new(s)?;
-    output::prepare_dir(
-        dir,
-        &[output::PARTICLES, output::ENERGY, output::SCENARIO_COPY],
-        opts.force,
-    )?;
-    let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
-    output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
-
-    obs.started(s, &sim.bandwidths);
-    let mut out = RunWriter::create(dir, D)?;
-    let first = sim.initial_report()?;
-    out.energy(0, 0.0, &first)?;
-    let rho = sim.densities();
-    out.frame(0, 0.0, &sim.cloud, &rho)?;
-    let mut summary = RunSummary {
-        steps: 0,
-        initial_energy: first.parts.total(),
-        final_energy: first.parts.total(),
-        total_iterations: 0,
-        unconverged_steps: 0,
-        bandwidths: sim.bandwidths.clone(),
-    };
-    for _ in 0..s.steps {
-        let report = sim.advance()?;
-        let (n, t) = (sim.step, sim.time);
-        out.energy(n, t, &report)?;
-        if sim.is_output_step(n) {
-            let rho = sim.densities();
-            out.frame(n, t, &sim.cloud, &rho)?;
+    /// Continue from checkpoint `cp` of this scenario (built by [`Simulation::new`]
+    /// from the same scenario: weights, ids and bandwidths must agree).
+    pub fn restore(&mut self, cp: &Checkpoint) -> Result<()> {
+        let file = self.scenario.path.clone();
+        let mismatch = |what: String| {
+            Error::input(
+                &file,
+                "checkpoint",
+                format!("{what}: the checkpoint does not belong to this scenario; start again with --force"),
+            )
+        };
+        let n = self.cloud.len();
+        if cp.meta.dimension != D || cp.meta.particles != n || cp.positions.len() != n * D {
+            return Err(mismatch(format!(
+                "it holds {} particles in d = {}, the scenario {n} in d = {D}",
+                cp.meta.particles, cp.meta.dimension
+            )));
         }
-        summary.steps = n;
-        summary.final_energy = report.parts.total();
-        summary.total_iterations += report.iterations;
-        summary.unconverged_steps += u64::from(!report.converged);
-        obs.step(n, &report);
+        let same_bits = |a: &[f64], b: &[f64]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+        };
+        if !same_bits(&cp.bandwidths, &self.bandwidths) {
+            return Err(mismatch(format!(
+                "bandwidths {:?} in the checkpoint, {:?} from the scenario",
+                cp.bandwidths, self.bandwidths
+            )));
+        }
+        let unflatten = |v: &[f64]| -> Vec<[f64; D]> {
+            v.chunks_exact(D)
+                .map(|c| std::array::from_fn(|a| c[a]))
+                .collect()
+        };
+        let last_move = match &cp.last_move {
+            Some((h, m)) if m.len() == n * D => Some((*h, unflatten(m))),
+            Some(_) => return Err(mismatch("the stored displacement has the wrong length".into())),
+            None => None,
+        };
+        self.cloud.positions = unflatten(&cp.positions);
+        self.stepper.set_last_move(last_move);
+        self.step = cp.meta.step;
+        self.time = self.step as f64 * self.scenario.time_step;
+        self.level = cp.meta.level;
+        self.calm_steps = cp.meta.calm_steps;
+        self.rejected_attempts = cp.meta.rejected_attempts;
+        Ok(())
     }
-    out.finish()?;
-    Ok(summary)
 }

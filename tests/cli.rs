@@ -317,6 +317,59 @@ fn bad_scenarios_are_refused_with_a_clear_message() {
         "seed = 4\n[density]\nbandwidth = -1.0",
         &["density.bandwidth", "positive"],
     );
+    bad_scenario("steps = 5", "steps = -3", &["steps", ">= 0"]);
+    bad_scenario(
+        "seed = 4",
+        "seed = 4\n[solver]\ntolerance = 2.0",
+        &["solver.tolerance", "< 1"],
+    );
+    bad_scenario(
+        "seed = 4",
+        "seed = 4\n[solver]\nmax_halvings = 50",
+        &["solver.max_halvings", "at most 20"],
+    );
+    bad_scenario(
+        "seed = 4",
+        "seed = 4\non_collapse = \"explode\"",
+        &["on_collapse", "explode"],
+    );
+    bad_scenario(
+        "charge = -1.0",
+        "charge = inf",
+        &["species[1].charge", "finite"],
+    );
+    // Beyond what any machine holds: refused by the count check...
+    bad_scenario(
+        "particles = 30",
+        "particles = 1000000000000",
+        &["species[0].particles"],
+    );
+    // ... or by the memory estimate, before anything is allocated.
+    bad_scenario(
+        "particles = 30",
+        "particles = 2000000000",
+        &["species.particles", "of memory", "available"],
+    );
+    bad_scenario(
+        "seed = 4",
+        "seed = 4\n[output]\nevery = 3",
+        &["unknown field `output`"],
+    );
+    bad_scenario(
+        "softening = 0.1",
+        "softening = 0.1\naccuracy = 2.0",
+        &["coupling.accuracy"],
+    );
+    bad_scenario(
+        "stiffness = 1.0 }",
+        "stiffness = [1.0, 2.0, 3.0] }",
+        &["species[0].potential.stiffness", "2 component"],
+    );
+    bad_scenario(
+        "kind = \"quadratic\", center = [0.0, 0.0], stiffness = 1.0",
+        "kind = \"double_well\", radius = -1.0, depth = 1.0",
+        &["species[0].potential.radius", "positive"],
+    );
 }
 
 #[test]
@@ -435,6 +488,52 @@ fn bad_particle_files_are_refused_with_a_clear_message() {
         "",
         &["line 3", "`step`"],
     );
+    bad_particle_file(
+        h,
+        &[ok, "0,0,u,1,0.3,0.2,inf,1.0"],
+        "",
+        &["line 3", "`weight`", "finite"],
+    );
+    bad_particle_file(
+        h,
+        &[ok, "0,0,u,1,0.3,0.2,0.0,1.0"],
+        "",
+        &["line 3", "weight", "positive"],
+    );
+    bad_particle_file(
+        h,
+        &[ok, "0,0,u,1,0.3,0.2,0.5,1.0,7"],
+        "",
+        &["line 3"],
+    );
+    bad_particle_file(
+        "step,time,species,id,x,x,y,weight",
+        &["0,0,u,0,0.1,0.1,0.2,0.5"],
+        "",
+        &["`x` appears twice"],
+    );
+    bad_particle_file("", &[], "", &["empty file"]);
+}
+
+/// The particle file named by the scenario is missing, or is a directory.
+#[test]
+fn a_missing_particle_file_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("adir.csv")).unwrap();
+    for (path, needle) in [("nowhere.csv", "cannot open"), ("adir.csv", "not a regular file")] {
+        let scen = small_scenario(2).replacen(
+            "initial = { kind = \"gaussian\", mean = [0.0, 0.0], std = 0.5 }",
+            &format!("initial = {{ kind = \"csv\", path = \"{path}\" }}"),
+            1,
+        );
+        let scen = write(tmp.path(), "s.toml", &scen.replacen("particles = 30\n", "", 1));
+        let out = tmp.path().join("out");
+        expect_failure(
+            &["run", scen.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"],
+            2,
+            &[path, needle],
+        );
+    }
 }
 
 #[test]

@@ -23,6 +23,9 @@ pub use tree::TreeCoupling;
 pub trait CouplingBackend<const D: usize>: Send {
     /// Returns U(x) and overwrites `field` (same length as `x`).
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64;
+    /// Forget state kept from earlier calls that changes the result's rounding
+    /// (see [`crate::energy::EnergyTerm::reset`]).
+    fn reset(&mut self) {}
 }
 
 /// U = (1/2) sum_i q_i phi_i from per-particle potentials, in a fixed order.
@@ -33,6 +36,7 @@ fn half_charge_potential(q: &[f64], phi: &[f64]) -> f64 {
 /// The multipole tree (d = 2, 3) as a coupling backend.
 pub struct TreeBackend<const D: usize> {
     tree: TreeCoupling<D>,
+    softening: f64,
     phi: Vec<f64>,
 }
 
@@ -40,6 +44,7 @@ impl<const D: usize> TreeBackend<D> {
     pub fn new(softening: f64, accuracy: f64) -> Self {
         TreeBackend {
             tree: TreeCoupling::new(softening, accuracy),
+            softening,
             phi: Vec::new(),
         }
     }
@@ -50,6 +55,12 @@ impl<const D: usize> CouplingBackend<D> for TreeBackend<D> {
         self.phi.resize(x.len(), 0.0);
         self.tree.evaluate(x, q, &mut self.phi, field);
         half_charge_potential(q, &self.phi)
+    }
+
+    /// A refitted tree keeps the topology of the positions it was built at, so
+    /// its rounding depends on history: start from a new tree.
+    fn reset(&mut self) {
+        self.tree = TreeCoupling::with_params(self.softening, self.tree.params());
     }
 }
 

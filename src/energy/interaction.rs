@@ -56,4 +56,8 @@ impl<const D: usize> EnergyTerm<D> for Interaction<D> {
         });
         lambda * u
     }
+
+    fn reset(&mut self) {
+        self.backend.reset();
+    }
 }

@@ -42,12 +42,17 @@ impl EnergyParts {
 
 /// One term of the free energy, a function of all particle positions.
 ///
-/// `&mut self` lets a term keep buffers and neighbour lists between calls;
-/// the value must depend on `x` only.
+/// `&mut self` lets a term keep buffers and neighbour lists between calls.
+/// The value must depend on `x` only, up to the term's stated accuracy; a
+/// term whose rounding depends on earlier calls (a refitted tree) returns to
+/// a state that depends on nothing in [`reset`](EnergyTerm::reset).
 pub trait EnergyTerm<const D: usize>: Send {
     fn part(&self) -> Part;
     /// Returns E(x) and *adds* grad E(x) to `grad`.
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64;
+    /// Drop state carried over from earlier calls that can change the result's
+    /// last bits (called at the start of every JKO step).
+    fn reset(&mut self) {}
 }
 
 /// E_N = sum of its terms.
@@ -69,6 +74,11 @@ impl<const D: usize> FreeEnergy<D> {
             parts.add(t.part(), v);
         }
         parts
+    }
+
+    /// Reset every term (see [`EnergyTerm::reset`]).
+    pub fn reset(&mut self) {
+        self.terms.iter_mut().for_each(|t| t.reset());
     }
 
     pub fn terms_mut(&mut self) -> &mut [Box<dyn EnergyTerm<D>>] {

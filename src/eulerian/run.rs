@@ -11,11 +11,11 @@ use std::path::Path;
 
 use super::{EulerianProblem, EulerianSolver, EulerianSpecies, Grid, PotentialFn};
 use crate::error::{Error, Result};
-use crate::output::{self, EnergyLog, PendingCsv, density_header};
+use crate::output::{self, CsvStream, EnergyLog, density_header};
 use crate::particle_file::ParticleTable;
 use crate::potential::{self, Potential};
 use crate::scenario::{InitialSpec, Scenario, Species};
-use crate::simulation::RunOptions;
+use crate::run::RunOptions;
 
 /// What a finished Eulerian run reports.
 #[derive(Debug, Clone)]
@@ -147,12 +147,14 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
     )?;
     let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
     output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
-    let mut density = PendingCsv::create(dir.join(output::DENSITY), &density_header(s.dimension))?;
-    let mut energy = EnergyLog::create(dir)?;
+    // Grid runs cannot be resumed: an unfinished file is removed, not kept.
+    let mut density =
+        CsvStream::create(dir.join(output::DENSITY), &density_header(s.dimension))?.discard_on_drop();
+    let mut energy = EnergyLog(EnergyLog::create(dir)?.0.discard_on_drop());
 
     let centers = solver.cell_centers();
     let write_frame =
-        |density: &mut PendingCsv, solver: &EulerianSolver, step: u64, time: f64| -> Result<()> {
+        |density: &mut CsvStream, solver: &EulerianSolver, step: u64, time: f64| -> Result<()> {
             for k in 0..solver.num_species() {
                 for (c, &rho) in centers.iter().zip(solver.density(k)) {
                     density.int(step)?;

@@ -1,0 +1,331 @@
+//! Checkpoints: the exact state of a particle run, so that a killed or
+//! interrupted run continues with `--resume` and produces the same bytes as a
+//! run that was never stopped.
+//!
+//! A checkpoint holds the positions (exact f64), the previous step's
+//! displacement (the next step's first guess), the step, the step-splitting
+//! level, the counters of the run, checksums of the scenario and of every
+//! input particle file, the program version, and the length and CRC-32 of
+//! each output file. Nothing random is drawn after step 0 (the seed only
+//! places the initial particles, which a resume draws again and checks
+//! against the stored bandwidths), so no generator state is needed.
+//!
+//! File format (`checkpoint.jko`, little-endian):
+//!
+//! ```text
+//! magic "JKOCKPT1" | u32 n | n bytes of TOML metadata ([`Meta`])
+//! | u64 m | m f64: initial energy, bandwidths, positions, [h of last move, last move]
+//! | u32 CRC-32 of everything before it
+//! ```
+//!
+//! It is written to a temporary file, synced, and renamed; the checkpoint it
+//! replaces is kept as `checkpoint.prev.jko`, and [`read`] falls back to it
+//! if the newest one is missing or damaged.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fault;
+use crate::output::{self, FileState};
+
+pub const CHECKPOINT: &str = "checkpoint.jko";
+pub const PREVIOUS: &str = "checkpoint.prev.jko";
+const MAGIC: &[u8; 8] = b"JKOCKPT1";
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Steps remain; `--resume` continues.
+    Running,
+    /// All steps done, files under their final names.
+    Complete,
+    /// Ended early (no step size worked, or a physical event said stop);
+    /// files complete up to `step`.
+    Ended,
+}
+
+/// Length and CRC-32 of an input or output file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub path: String,
+    pub len: u64,
+    pub crc: u32,
+}
+
+impl FileEntry {
+    /// The checksum of a whole file on disk.
+    pub fn of_file(path: &Path) -> Result<FileEntry> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Ok(FileEntry {
+            path: path.display().to_string(),
+            len: bytes.len() as u64,
+            crc: crc32fast::hash(&bytes),
+        })
+    }
+
+    pub fn state(&self) -> FileState {
+        FileState {
+            len: self.len,
+            crc: self.crc,
+        }
+    }
+}
+
+/// The integer and text part of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    /// `jko <version>` of the binary that wrote it.
+    pub program: String,
+    pub status: Status,
+    /// The scenario file, then every particle file it reads.
+    pub inputs: Vec<FileEntry>,
+    pub dimension: usize,
+    pub species: usize,
+    pub particles: usize,
+    /// Last completed step.
+    pub step: u64,
+    /// Steps are taken as 2^level sub-steps of h / 2^level (0 normally).
+    pub level: u32,
+    /// Steps accepted at this level without a rejection (the level drops back
+    /// after a few).
+    pub calm_steps: u32,
+    pub total_iterations: u64,
+    pub unconverged_steps: u64,
+    pub rejected_attempts: u64,
+    /// Events of the run so far.
+    pub events: u64,
+    /// Events reported once per run and species, already reported.
+    pub reported: Vec<String>,
+    /// The last step written to particles.csv.
+    pub last_frame: u64,
+    /// The output files (under their temporary names while running).
+    pub outputs: Vec<FileEntry>,
+}
+
+/// A whole checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub meta: Meta,
+    /// Energy at step 0 (for the run summary).
+    pub initial_energy: f64,
+    /// Kernel bandwidth of each species.
+    pub bandwidths: Vec<f64>,
+    /// Positions, `particles * dimension` numbers, particle-major.
+    pub positions: Vec<f64>,
+    /// The previous step's displacement and the step size it was made with.
+    pub last_move: Option<(f64, Vec<f64>)>,
+}
+
+/// The version string stored in and checked against checkpoints.
+pub fn program_version() -> String {
+    format!("jko {}", env!("CARGO_PKG_VERSION"))
+}
+
+impl Checkpoint {
+    pub fn encode(&self) -> Vec<u8> {
+        let meta = toml::to_string(&self.meta).expect("checkpoint metadata serializes");
+        let mut floats = Vec::with_capacity(2 + self.bandwidths.len() + 2 * self.positions.len());
+        floats.push(self.initial_energy);
+        floats.extend_from_slice(&self.bandwidths);
+        floats.extend_from_slice(&self.positions);
+        if let Some((h, m)) = &self.last_move {
+            floats.push(*h);
+            floats.extend_from_slice(m);
+        }
+        let mut out = Vec::with_capacity(32 + meta.len() + 8 * floats.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        out.extend_from_slice(meta.as_bytes());
+        out.extend_from_slice(&(floats.len() as u64).to_le_bytes());
+        for v in floats {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parse and check a checkpoint; `Err` carries what is wrong.
+    pub fn decode(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
+        if bytes.len() < MAGIC.len() + 16 || &bytes[..MAGIC.len()] != MAGIC {
+            return Err("not a jko checkpoint (bad magic or too short)".into());
+        }
+        let (body, tail) = bytes.split_at(bytes.len() - 4);
+        let crc = u32::from_le_bytes(tail.try_into().unwrap());
+        if crc32fast::hash(body) != crc {
+            return Err("checksum mismatch (the file is damaged or truncated)".into());
+        }
+        let mut at = MAGIC.len();
+        let mut take = |n: usize| -> std::result::Result<&[u8], String> {
+            let s = body.get(at..at + n).ok_or("truncated")?;
+            at += n;
+            Ok(s)
+        };
+        let meta_len = u32::from_le_bytes(take(4)?.try_into().unwrap()) as usize;
+        let meta_text = std::str::from_utf8(take(meta_len)?).map_err(|e| e.to_string())?;
+        let meta: Meta = toml::from_str(meta_text).map_err(|e| e.to_string())?;
+        let count = u64::from_le_bytes(take(8)?.try_into().unwrap()) as usize;
+        let raw = take(count.checked_mul(8).ok_or("bad length")?)?;
+        let floats: Vec<f64> = raw
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        let (species, n) = (meta.species, meta.particles * meta.dimension);
+        // After the positions comes either nothing or h and a whole move.
+        let has_move = match count.checked_sub(1 + species + n) {
+            Some(0) => false,
+            Some(rest) if rest == 1 + n => true,
+            _ => return Err("array lengths do not match the metadata".into()),
+        };
+        let bandwidths = floats[1..1 + species].to_vec();
+        let positions = floats[1 + species..1 + species + n].to_vec();
+        let last_move = has_move.then(|| {
+            let o = 1 + species + n;
+            (floats[o], floats[o + 1..o + 1 + n].to_vec())
+        });
+        Ok(Checkpoint {
+            meta,
+            initial_energy: floats[0],
+            bandwidths,
+            positions,
+            last_move,
+        })
+    }
+}
+
+/// Write `cp` into `dir`: temporary file, sync, keep the current checkpoint
+/// as the previous one, rename, sync the directory.
+pub fn write(dir: &Path, cp: &Checkpoint) -> Result<()> {
+    let path = dir.join(CHECKPOINT);
+    let tmp = output::partial_path(&path);
+    let bytes = cp.encode();
+    let written = (|| {
+        fault::disk_budget(bytes.len())?;
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::File::open(&tmp)?.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(&tmp, e));
+    }
+    fault::kill_point(fault::KillPoint::Checkpoint);
+    if path.exists() {
+        let prev = dir.join(PREVIOUS);
+        std::fs::rename(&path, &prev).map_err(|e| Error::io(&prev, e))?;
+    }
+    fault::kill_point(fault::KillPoint::Rename);
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    output::sync_dir(dir)
+}
+
+/// The newest valid checkpoint in `dir` (falling back to the previous one),
+/// `None` if there is none at all.
+pub fn read(dir: &Path) -> Result<Option<(PathBuf, Checkpoint)>> {
+    let mut problems = Vec::new();
+    for name in [CHECKPOINT, PREVIOUS] {
+        let path = dir.join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => match Checkpoint::decode(&bytes) {
+                Ok(cp) => return Ok(Some((path, cp))),
+                Err(why) => problems.push(format!("{}: {why}", path.display())),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(None)
+    } else {
+        Err(Error::input(
+            &dir.join(CHECKPOINT),
+            "checkpoint",
+            format!(
+                "no usable checkpoint ({}); start again with --force",
+                problems.join("; ")
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(with_move: bool) -> Checkpoint {
+        Checkpoint {
+            meta: Meta {
+                program: program_version(),
+                status: Status::Running,
+                inputs: vec![FileEntry {
+                    path: "s.toml".into(),
+                    len: 10,
+                    crc: 0xdead_beef,
+                }],
+                dimension: 2,
+                species: 2,
+                particles: 3,
+                step: 7,
+                level: 1,
+                calm_steps: 2,
+                total_iterations: 99,
+                unconverged_steps: 1,
+                rejected_attempts: 2,
+                events: 3,
+                reported: vec!["escape:u".into()],
+                last_frame: 5,
+                outputs: vec![],
+            },
+            initial_energy: -1.25,
+            bandwidths: vec![0.1, 0.2],
+            positions: vec![0.1, -0.0, f64::MIN_POSITIVE, 1e300, 3.0, -7.5],
+            last_move: with_move.then(|| (0.005, vec![1e-17, 2.0, 3.0, 4.0, 5.0, 6.0])),
+        }
+    }
+
+    #[test]
+    fn round_trip_is_exact() {
+        for with_move in [false, true] {
+            let cp = sample(with_move);
+            let back = Checkpoint::decode(&cp.encode()).unwrap();
+            assert_eq!(back, cp);
+            // Bit-exact, including the sign of zero.
+            assert_eq!(back.positions[1].to_bits(), (-0.0f64).to_bits());
+        }
+    }
+
+    #[test]
+    fn any_flipped_byte_is_detected() {
+        let bytes = sample(true).encode();
+        for k in (0..bytes.len()).step_by(7) {
+            let mut b = bytes.clone();
+            b[k] ^= 0x10;
+            assert!(Checkpoint::decode(&b).is_err(), "flip at byte {k} went unnoticed");
+        }
+        assert!(Checkpoint::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn read_falls_back_to_the_previous_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cp = sample(false);
+        write(dir.path(), &cp).unwrap();
+        cp.meta.step = 8;
+        write(dir.path(), &cp).unwrap();
+        let (_, newest) = read(dir.path()).unwrap().unwrap();
+        assert_eq!(newest.meta.step, 8);
+        // Damage the newest: the previous one (step 7) is used.
+        std::fs::write(dir.path().join(CHECKPOINT), b"JKOCKPT1 garbage garbage").unwrap();
+        let (path, older) = read(dir.path()).unwrap().unwrap();
+        assert_eq!(older.meta.step, 7);
+        assert!(path.ends_with(PREVIOUS));
+        // Both damaged: a clear error, not a panic.
+        std::fs::write(dir.path().join(PREVIOUS), b"nonsense").unwrap();
+        let e = read(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("no usable checkpoint"), "{e}");
+    }
+}

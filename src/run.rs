@@ -1,0 +1,585 @@
+//! A particle run to a directory: output files, checkpoints, `--resume`,
+//! events, interrupts, and the checks made before step 1.
+//!
+//! Directory rules (README, "Runs that survive"): a new or empty directory
+//! starts a run; a directory holding a run is refused unless `--resume`
+//! (continue it from its checkpoint, if it is this scenario's) or `--force`
+//! (delete the run's files and start again; other files are left alone); a
+//! non-empty directory holding no run is refused unless `--force`.
+//!
+//! Order of writes, so that any kill leaves a resumable state: rows are
+//! appended to the `.partial` files; at every written step the files are
+//! synced and then a checkpoint recording their lengths and checksums is
+//! written and renamed into place; at the end, a checkpoint marked complete,
+//! then the renames to the final names. A resume cuts the files back to the
+//! checkpoint's lengths and replays the steps after it, which are
+//! deterministic, so the bytes are those of a run never stopped.
+
+use std::path::Path;
+
+use crate::checkpoint::{self, Checkpoint, FileEntry, Meta, Status};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventKind, PhysicalWatch};
+use crate::fault;
+use crate::interrupt;
+use crate::jko::StepReport;
+use crate::output::{self, RUN_FILES, RunWriter};
+use crate::scenario::{InitialSpec, OnCollapse, Scenario};
+use crate::simulation::{AdvanceError, Rejection, Simulation};
+
+/// Options of a run to a directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Delete the run already in the directory and start again.
+    pub force: bool,
+    /// Continue the run in the directory from its checkpoint (start one if
+    /// the directory holds none).
+    pub resume: bool,
+}
+
+/// Receives progress of a run (the CLI draws a progress bar from it).
+pub trait Observer {
+    /// `first_step` is 1, or the step after the checkpoint a resume starts from.
+    fn started(&mut self, _scenario: &Scenario, _bandwidths: &[f64], _first_step: u64) {}
+    fn step(&mut self, _step: u64, _report: &StepReport) {}
+    fn event(&mut self, _event: &Event) {}
+}
+
+impl Observer for () {}
+
+/// Summary of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Last step done.
+    pub steps: u64,
+    pub initial_energy: f64,
+    pub final_energy: f64,
+    pub total_iterations: u64,
+    /// Steps where the optimizer stopped before meeting the tolerance.
+    pub unconverged_steps: u64,
+    /// Step attempts thrown away and retried with smaller sub-steps.
+    pub rejected_attempts: u64,
+    /// Rows of events.csv.
+    pub events: u64,
+    pub bandwidths: Vec<f64>,
+    /// The checkpointed step a resume started from.
+    pub resumed_from: Option<u64>,
+    /// `--resume` found the run already complete.
+    pub already_complete: bool,
+}
+
+/// Run a scenario and write its outputs to `dir` (dispatching on the dimension).
+pub fn run_to_dir(
+    scenario: &Scenario,
+    dir: &Path,
+    opts: RunOptions,
+    obs: &mut dyn Observer,
+) -> Result<RunSummary> {
+    match scenario.dimension {
+        1 => run_dim::<1>(scenario, dir, opts, obs),
+        2 => run_dim::<2>(scenario, dir, opts, obs),
+        3 => run_dim::<3>(scenario, dir, opts, obs),
+        d => unreachable!("dimension {d} was validated"),
+    }
+}
+
+/// Every file name a particle run writes.
+fn run_file_names() -> Vec<String> {
+    let finals = RUN_FILES
+        .iter()
+        .chain(&[output::SCENARIO_COPY, checkpoint::CHECKPOINT, checkpoint::PREVIOUS]);
+    finals
+        .flat_map(|n| [n.to_string(), format!("{n}{}", output::PARTIAL_SUFFIX)])
+        .collect()
+}
+
+/// The scenario file and every particle file it reads, with checksums.
+pub fn input_entries(s: &Scenario) -> Result<Vec<FileEntry>> {
+    let entry = |path: &Path, what: &str| {
+        let regular = std::fs::metadata(path).map(|m| m.is_file());
+        match regular {
+            Ok(true) => FileEntry::of_file(path),
+            Ok(false) => Err(Error::input(path, "file", "not a regular file")),
+            Err(e) => Err(Error::input(path, "file", format!("cannot open the {what}: {e}"))),
+        }
+    };
+    let mut out = vec![entry(&s.path, "scenario")?];
+    for sp in &s.species {
+        if let InitialSpec::Csv { path, .. } = &sp.initial {
+            out.push(entry(path, "particle file")?);
+        }
+    }
+    Ok(out)
+}
+
+/// How the run begins.
+enum Start {
+    Fresh,
+    Resume(Checkpoint),
+    Complete(Checkpoint),
+}
+
+fn refuse(dir: &Path, why: String) -> Error {
+    Error::io(
+        dir,
+        std::io::Error::new(std::io::ErrorKind::AlreadyExists, why),
+    )
+}
+
+/// Decide from the directory's contents and the options how to start.
+fn inspect(dir: &Path, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> Result<Start> {
+    let ours = run_file_names();
+    let mut present = Vec::new();
+    let mut foreign = Vec::new();
+    match std::fs::read_dir(dir) {
+        Ok(entries) => {
+            for e in entries {
+                let name = e.map_err(|e| Error::io(dir, e))?.file_name();
+                let name = name.to_string_lossy().into_owned();
+                if ours.contains(&name) {
+                    present.push(name);
+                } else {
+                    foreign.push(name);
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(dir, e)),
+    }
+    if opts.force {
+        for name in &present {
+            let p = dir.join(name);
+            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        }
+        return Ok(Start::Fresh);
+    }
+    if present.is_empty() {
+        if foreign.is_empty() {
+            return Ok(Start::Fresh);
+        }
+        foreign.sort();
+        return Err(refuse(
+            dir,
+            format!(
+                "not empty and holds no jko run (it has {}): choose a new or empty --out directory, or pass --force to write beside these files",
+                foreign.join(", ")
+            ),
+        ));
+    }
+    let cp = checkpoint::read(dir)?;
+    let Some((cp_path, cp)) = cp else {
+        // The scenario copy is written first, under its final name.
+        let unfinished = present
+            .iter()
+            .all(|n| n.ends_with(output::PARTIAL_SUFFIX) || n == output::SCENARIO_COPY);
+        if unfinished && opts.resume {
+            // Killed before its first checkpoint: nothing to keep.
+            for name in &present {
+                let p = dir.join(name);
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+            return Ok(Start::Fresh);
+        }
+        return Err(refuse(
+            dir,
+            "already exists: it holds the output of another run: choose another --out directory or pass --force to overwrite".into(),
+        ));
+    };
+    if !opts.resume {
+        let what = match cp.meta.status {
+            Status::Running => "an unfinished run: pass --resume to continue it",
+            Status::Complete | Status::Ended => "a finished run: choose another --out directory",
+        };
+        return Err(refuse(
+            dir,
+            format!("already exists: it holds {what}, or --force to overwrite it"),
+        ));
+    }
+    let input_mismatch = |why: String| {
+        Error::input(
+            &cp_path,
+            "checkpoint",
+            format!("{why}; the run in this directory is not this scenario's: start again with --force, or choose another --out"),
+        )
+    };
+    if cp.meta.program != checkpoint::program_version() {
+        return Err(input_mismatch(format!(
+            "written by {}, this is {} (a resume must use the same program to give the same numbers)",
+            cp.meta.program,
+            checkpoint::program_version()
+        )));
+    }
+    let same = |a: &FileEntry, b: &FileEntry| a.len == b.len && a.crc == b.crc;
+    if cp.meta.inputs.len() != inputs.len()
+        || !cp.meta.inputs.iter().zip(inputs).all(|(a, b)| same(a, b))
+    {
+        let changed: Vec<&str> = inputs
+            .iter()
+            .enumerate()
+            .filter(|(k, b)| cp.meta.inputs.get(*k).is_none_or(|a| !same(a, b)))
+            .map(|(_, b)| b.path.as_str())
+            .collect();
+        return Err(input_mismatch(format!(
+            "{} differ(s) from the input(s) the run started with",
+            changed.join(", ")
+        )));
+    }
+    if cp.meta.dimension != s.dimension {
+        return Err(input_mismatch("dimension differs".into()));
+    }
+    match cp.meta.status {
+        Status::Running => Ok(Start::Resume(cp)),
+        Status::Complete => Ok(Start::Complete(cp)),
+        Status::Ended => Err(Error::input(
+            &cp_path,
+            "checkpoint",
+            format!(
+                "the run ended early at step {} (see events.csv); nothing to resume: change the scenario and start again with --force",
+                cp.meta.step
+            ),
+        )),
+    }
+}
+
+/// Memory a run of `n` particles in dimension `d` needs, in bytes: positions,
+/// weights, the optimizer's vectors (2 memory + ~16 arrays of n d numbers)
+/// and the neighbour lists (BENCHMARKS.md, "Memory", measures it).
+pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {
+    let d = s.dimension as u64;
+    let per_particle = 8 * d * (2 * s.solver.memory as u64 + 16) + 600;
+    n as u64 * per_particle
+}
+
+/// Bytes the output files will take, roughly: ~21 bytes per number in
+/// shortest round-trip form.
+pub fn output_estimate(s: &Scenario, n: usize) -> u64 {
+    let frames = (s.steps / s.output_every + 2) as u64;
+    let row = 21 * (s.dimension as u64 + 3) + 16;
+    let checkpoint = 2 * 2 * 8 * (s.dimension * n) as u64;
+    frames * n as u64 * row + (s.steps as u64 + 1) * 200 + checkpoint
+}
+
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn gib(b: u64) -> String {
+    format!("{:.2} GiB", b as f64 / f64::from(1u32 << 30))
+}
+
+/// Refuse, before allocating anything, a run that cannot fit in memory or on
+/// the disk.
+fn check_resources(s: &Scenario, dir: &Path) -> Result<()> {
+    let n: usize = s.species.iter().filter_map(|sp| sp.particles).sum();
+    let need = memory_estimate(s, n);
+    if let Some(have) = available_memory() {
+        if need > have {
+            return Err(Error::input(
+                &s.path,
+                "species.particles",
+                format!(
+                    "{n} particles need about {} of memory, this machine has {} available",
+                    gib(need),
+                    gib(have)
+                ),
+            ));
+        }
+    }
+    let need = output_estimate(s, n);
+    if let Ok(have) = fs4::available_space(dir) {
+        if need > have {
+            return Err(Error::io(
+                dir,
+                std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!(
+                        "the run will write about {} and only {} is free: free space, write fewer frames (output_every) or choose another --out",
+                        gib(need),
+                        gib(have)
+                    ),
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The run's files and its bookkeeping between checkpoints.
+struct Books<'a> {
+    dir: &'a Path,
+    writer: RunWriter,
+    meta: Meta,
+    initial_energy: f64,
+}
+
+impl Books<'_> {
+    fn event(&mut self, e: Event, obs: &mut dyn Observer) -> Result<()> {
+        self.writer.event(&e)?;
+        self.meta.events += 1;
+        obs.event(&e);
+        Ok(())
+    }
+
+    fn rejections(
+        &mut self,
+        step: u64,
+        time: f64,
+        rs: &[Rejection],
+        obs: &mut dyn Observer,
+    ) -> Result<()> {
+        for r in rs {
+            let e = Event {
+                step,
+                time,
+                kind: EventKind::StepRejected,
+                species: None,
+                value: r.substep,
+                message: format!(
+                    "attempt {} with sub-steps of {:e} rejected: {}",
+                    r.attempt, r.substep, r.reason
+                ),
+            };
+            self.event(e, obs)?;
+        }
+        Ok(())
+    }
+
+    fn frame<const D: usize>(&mut self, sim: &mut Simulation<D>) -> Result<()> {
+        let rho = sim.densities();
+        self.writer.frame(sim.step, sim.time, &sim.cloud, &rho)?;
+        self.meta.last_frame = sim.step;
+        Ok(())
+    }
+
+    fn checkpoint<const D: usize>(&mut self, sim: &Simulation<D>, status: Status) -> Result<()> {
+        let files = self.writer.sync()?;
+        self.meta.status = status;
+        self.meta.outputs = RUN_FILES
+            .iter()
+            .zip(files)
+            .map(|(name, f)| FileEntry {
+                path: name.to_string(),
+                len: f.len,
+                crc: f.crc,
+            })
+            .collect();
+        let mut cp = Checkpoint {
+            meta: self.meta.clone(),
+            initial_energy: self.initial_energy,
+            bandwidths: Vec::new(),
+            positions: Vec::new(),
+            last_move: None,
+        };
+        sim.save_state(&mut cp);
+        self.meta = cp.meta.clone();
+        checkpoint::write(self.dir, &cp)
+    }
+
+    fn summary<const D: usize>(&self, sim: &Simulation<D>, final_energy: f64) -> RunSummary {
+        RunSummary {
+            steps: sim.step,
+            initial_energy: self.initial_energy,
+            final_energy,
+            total_iterations: self.meta.total_iterations,
+            unconverged_steps: self.meta.unconverged_steps,
+            rejected_attempts: sim.rejected_attempts,
+            events: self.meta.events,
+            bandwidths: sim.bandwidths.clone(),
+            resumed_from: None,
+            already_complete: false,
+        }
+    }
+
+    /// End the run early at the current state: last good frame, checkpoint,
+    /// final names.
+    fn end_early<const D: usize>(mut self, sim: &mut Simulation<D>) -> Result<()> {
+        if self.meta.last_frame != sim.step {
+            self.frame(sim)?;
+        }
+        self.checkpoint(sim, Status::Ended)?;
+        self.writer.finish()?;
+        output::sync_dir(self.dir)
+    }
+}
+
+fn run_dim<const D: usize>(
+    s: &Scenario,
+    dir: &Path,
+    opts: RunOptions,
+    obs: &mut dyn Observer,
+) -> Result<RunSummary> {
+    let inputs = input_entries(s)?;
+    let start = inspect(dir, s, opts, &inputs)?;
+    if let Start::Complete(cp) = &start {
+        // Complete, but perhaps killed before the renames: finish them.
+        for (name, f) in RUN_FILES.iter().zip(&cp.meta.outputs) {
+            if output::partial_path(&dir.join(name)).exists() {
+                output::CsvStream::resume(dir.join(name), f.state())?.finish()?;
+            }
+        }
+        output::sync_dir(dir)?;
+        return Ok(RunSummary {
+            steps: cp.meta.step,
+            initial_energy: cp.initial_energy,
+            final_energy: f64::NAN,
+            total_iterations: cp.meta.total_iterations,
+            unconverged_steps: cp.meta.unconverged_steps,
+            rejected_attempts: cp.meta.rejected_attempts,
+            events: cp.meta.events,
+            bandwidths: cp.bandwidths.clone(),
+            resumed_from: Some(cp.meta.step),
+            already_complete: true,
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    check_resources(s, dir)?;
+
+    let mut sim = Simulation::<D>::new(s)?;
+    let watch = PhysicalWatch::new(s, &sim.cloud, &sim.bandwidths);
+    let h = s.time_step;
+    let (mut books, resumed_from) = match start {
+        Start::Resume(cp) => {
+            sim.restore(&cp)?;
+            let states: [output::FileState; 3] = std::array::from_fn(|k| cp.meta.outputs[k].state());
+            let books = Books {
+                dir,
+                writer: RunWriter::resume(dir, &states)?,
+                meta: cp.meta.clone(),
+                initial_energy: cp.initial_energy,
+            };
+            (books, Some(cp.meta.step))
+        }
+        _ => {
+            let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
+            output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
+            let first = sim.initial_report()?;
+            let mut books = Books {
+                dir,
+                writer: RunWriter::create(dir, D)?,
+                meta: Meta {
+                    program: checkpoint::program_version(),
+                    status: Status::Running,
+                    inputs,
+                    dimension: D,
+                    species: sim.cloud.blocks.len(),
+                    particles: sim.cloud.len(),
+                    step: 0,
+                    level: 0,
+                    calm_steps: 0,
+                    total_iterations: 0,
+                    unconverged_steps: 0,
+                    rejected_attempts: 0,
+                    events: 0,
+                    reported: Vec::new(),
+                    last_frame: 0,
+                    outputs: Vec::new(),
+                },
+                initial_energy: first.parts.total(),
+            };
+            books.writer.energy(0, 0.0, &first)?;
+            for e in watch.initial_events(s, &sim.cloud) {
+                books.event(e, obs)?;
+            }
+            books.frame(&mut sim)?;
+            books.checkpoint(&sim, Status::Running)?;
+            (books, None)
+        }
+    };
+
+    obs.started(s, &sim.bandwidths, sim.step + 1);
+    let mut final_energy = books.initial_energy;
+    while sim.step < s.steps as u64 {
+        if interrupt::requested() {
+            books.checkpoint(&sim, Status::Running)?;
+            return Err(Error::Interrupted { step: sim.step });
+        }
+        let n = sim.step + 1;
+        let advance = match sim.advance() {
+            Ok(a) => a,
+            Err(AdvanceError::Interrupted(_)) => {
+                // The abandoned attempt's events are logged again when the step is redone.
+                books.checkpoint(&sim, Status::Running)?;
+                return Err(Error::Interrupted { step: sim.step });
+            }
+            Err(AdvanceError::Failed(rs)) => {
+                let t = n as f64 * h;
+                books.rejections(n, t, &rs, obs)?;
+                let smallest = rs.last().map_or(h, |r| r.substep);
+                let last = rs.last().map_or("", |r| r.reason.as_str()).to_string();
+                books.event(
+                    Event {
+                        step: n,
+                        time: t,
+                        kind: EventKind::StepFailed,
+                        species: None,
+                        value: smallest,
+                        message: format!("no sub-step down to {smallest:e} was accepted"),
+                    },
+                    obs,
+                )?;
+                books.end_early(&mut sim)?;
+                return Err(Error::Numerical(format!(
+                    "step {n}: every attempt failed, down to sub-steps of {smallest:e} (last: {last}). \
+                     The output in {} is complete up to step {} (see events.csv). Try a smaller time_step, \
+                     a larger bandwidth or softening, a looser [solver] tolerance, or a larger [solver] max_halvings",
+                    dir.display(),
+                    n - 1
+                )));
+            }
+        };
+        let t = sim.time;
+        books.rejections(n, t, &advance.rejections, obs)?;
+        let r = &advance.report;
+        books.writer.energy(n, t, r)?;
+        books.meta.total_iterations += r.iterations;
+        books.meta.unconverged_steps += u64::from(!r.converged);
+        final_energy = r.parts.total();
+        if !r.converged {
+            let e = Event {
+                step: n,
+                time: t,
+                kind: EventKind::IterationCap,
+                species: None,
+                value: r.gradient_norm,
+                message: format!(
+                    "accepted before the tolerance ({}); the energy decreased",
+                    r.termination
+                ),
+            };
+            books.event(e, obs)?;
+        }
+        let mut reported = std::mem::take(&mut books.meta.reported);
+        let physical = watch.check(n, t, &sim.cloud, &mut reported);
+        books.meta.reported = reported;
+        let collapsed = physical.iter().any(|e| e.kind == EventKind::Collapse);
+        for e in physical {
+            books.event(e, obs)?;
+        }
+        obs.step(n, r);
+        fault::kill_point(fault::KillPoint::Step);
+        if collapsed && s.on_collapse == OnCollapse::Stop {
+            books.end_early(&mut sim)?;
+            return Err(Error::Stopped(format!(
+                "a species collapsed at step {n} (see events.csv); the output in {} is complete up to this step. \
+                 Set on_collapse = \"continue\" to go on regardless",
+                dir.display()
+            )));
+        }
+        if sim.is_output_step(n) {
+            books.frame(&mut sim)?;
+            let status = if n == s.steps as u64 { Status::Complete } else { Status::Running };
+            books.checkpoint(&sim, status)?;
+        }
+    }
+    if s.steps == 0 {
+        books.checkpoint(&sim, Status::Complete)?;
+    }
+    let mut summary = books.summary(&sim, final_energy);
+    summary.resumed_from = resumed_from;
+    books.writer.finish()?;
+    output::sync_dir(dir)?;
+    Ok(summary)
+}
