@@ -33,9 +33,9 @@ use std::time::Instant;
 
 use clap::Parser;
 
+use jko::RunOptions;
 use jko::Scenario;
 use jko::compare::compare_runs;
-use jko::RunOptions;
 
 #[derive(Parser)]
 #[command(
@@ -227,7 +227,15 @@ fn particle_distance(
     )?;
     let out = root.join(&tag);
     let t = Instant::now();
-    jko::run_to_dir(&s, &out, RunOptions { force: true, ..Default::default() }, &mut ())?;
+    jko::run_to_dir(
+        &s,
+        &out,
+        RunOptions {
+            force: true,
+            ..Default::default()
+        },
+        &mut (),
+    )?;
     let seconds = t.elapsed().as_secs_f64();
     let c = compare_runs(&out, reference)?;
     let last = c.rows.iter().map(|r| r.step).max().unwrap_or(0);
@@ -309,7 +317,14 @@ impl References {
         )?;
         let dir = self.root.join(tag);
         let t = Instant::now();
-        let summary = jko::eulerian::run::run_to_dir(&s, &dir, RunOptions { force: true, ..Default::default() })?;
+        let summary = jko::eulerian::run::run_to_dir(
+            &s,
+            &dir,
+            RunOptions {
+                force: true,
+                ..Default::default()
+            },
+        )?;
         eprintln!(
             "  (reference h = {h}: {} cells per axis on [-{w}, {w}], {} sub-steps, {:.1} s)",
             setup.grid_cells,

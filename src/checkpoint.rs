@@ -304,7 +304,10 @@ mod tests {
         for k in (0..bytes.len()).step_by(7) {
             let mut b = bytes.clone();
             b[k] ^= 0x10;
-            assert!(Checkpoint::decode(&b).is_err(), "flip at byte {k} went unnoticed");
+            assert!(
+                Checkpoint::decode(&b).is_err(),
+                "flip at byte {k} went unnoticed"
+            );
         }
         assert!(Checkpoint::decode(&bytes[..bytes.len() - 1]).is_err());
     }

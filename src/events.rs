@@ -141,8 +141,8 @@ impl PhysicalWatch {
             if !w.self_attracting || b.exponent != 1.0 || b.diffusion <= 0.0 {
                 continue;
             }
-            let critical =
-                8.0 * std::f64::consts::PI * b.diffusion / (s.coupling.strength.abs() * b.charge * b.charge);
+            let critical = 8.0 * std::f64::consts::PI * b.diffusion
+                / (s.coupling.strength.abs() * b.charge * b.charge);
             if b.mass > critical {
                 out.push(Event {
                     step: 0,
@@ -227,7 +227,9 @@ impl PhysicalWatch {
                         EventKind::OutsideGrid,
                         w,
                         outside as f64,
-                        format!("{outside} particle(s) outside the [grid] box; the Eulerian run cannot hold this mass"),
+                        format!(
+                            "{outside} particle(s) outside the [grid] box; the Eulerian run cannot hold this mass"
+                        ),
                     );
                 }
             }
@@ -270,7 +272,10 @@ initial = {{ kind = "gaussian", mean = [1.0, 0.0], std = 0.5 }}
         cloud.positions[7] = [1.0 + 1.01 * ESCAPE_FACTOR * radius, 0.0];
         let ev = watch.check(2, 0.02, &cloud, &mut reported);
         assert_eq!(ev.len(), 1);
-        assert_eq!((ev[0].kind, ev[0].step, ev[0].value), (EventKind::Escape, 2, 1.0));
+        assert_eq!(
+            (ev[0].kind, ev[0].step, ev[0].value),
+            (EventKind::Escape, 2, 1.0)
+        );
         assert!(watch.check(3, 0.03, &cloud, &mut reported).is_empty());
         assert_eq!(reported, ["escape:u"]);
     }

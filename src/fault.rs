@@ -94,7 +94,11 @@ mod active {
 
     pub fn evaluation(step: u64, attempt: u32) -> Option<EvalFault> {
         let (fault, at, permanent) = plan().eval?;
-        let hit = if permanent { step >= at } else { step == at && attempt == 0 };
+        let hit = if permanent {
+            step >= at
+        } else {
+            step == at && attempt == 0
+        };
         hit.then_some(fault)
     }
 
@@ -110,7 +114,9 @@ mod active {
     }
 
     pub fn disk_budget(bytes: usize) -> std::io::Result<()> {
-        let Some(limit) = plan().disk else { return Ok(()) };
+        let Some(limit) = plan().disk else {
+            return Ok(());
+        };
         let before = WRITTEN.fetch_add(bytes as u64, Ordering::SeqCst);
         if before + bytes as u64 > limit {
             return Err(std::io::Error::new(

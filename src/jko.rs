@@ -131,7 +131,9 @@ impl<const D: usize> Evaluator<'_, D> {
             Some(EvalFault::Error) => {
                 return Err(argmin::core::Error::msg("injected evaluation failure"));
             }
-            Some(EvalFault::FlipGradient) => self.grad_x.iter_mut().flatten().for_each(|g| *g = -*g),
+            Some(EvalFault::FlipGradient) => {
+                self.grad_x.iter_mut().flatten().for_each(|g| *g = -*g)
+            }
         }
         let transport = 0.5 * sum_indexed(y.len(), |k| y[k] * y[k]);
         let cost = transport + parts.total();
@@ -281,7 +283,11 @@ impl<const D: usize> JkoStepper<D> {
         let start = match cell.borrow_mut().evaluate(&zero) {
             Ok(p) => p.clone(),
             Err(_) if interrupt::requested() => return Err(StepError::Interrupted),
-            Err(e) => return Err(StepError::Rejected(format!("energy at the start of the step: {e}"))),
+            Err(e) => {
+                return Err(StepError::Rejected(format!(
+                    "energy at the start of the step: {e}"
+                )));
+            }
         };
         let g0 = norm(&start.grad);
         let mut report = StepReport {
@@ -307,7 +313,11 @@ impl<const D: usize> JkoStepper<D> {
         if let Some((h_prev, m)) = &self.last_move {
             // A displacement made with step h_prev, rescaled to this step.
             let r = h / h_prev;
-            guesses.push((0..n * D).map(|k| r * m[k / D][k % D] / scale[k / D]).collect());
+            guesses.push(
+                (0..n * D)
+                    .map(|k| r * m[k / D][k % D] / scale[k / D])
+                    .collect(),
+            );
         }
         for g in &guesses {
             // A guess whose energy is not finite is simply not a candidate.

@@ -49,6 +49,6 @@ pub mod scenario;
 pub mod simulation;
 
 pub use error::{Error, Result};
-pub use scenario::Scenario;
 pub use run::{RunOptions, RunSummary, run_to_dir};
+pub use scenario::Scenario;
 pub use simulation::Simulation;

@@ -7,8 +7,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use jko::Scenario;
-use jko::jko::StepReport;
 use jko::events::Event;
+use jko::jko::StepReport;
 use jko::run::{Observer, RunOptions};
 
 #[derive(Parser)]
@@ -128,8 +128,17 @@ impl Observer for Progress {
     }
 
     fn event(&mut self, e: &Event) {
-        let who = e.species.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
-        let line = format!("jko: step {}: {}{who}: {}", e.step, e.kind.name(), e.message);
+        let who = e
+            .species
+            .as_deref()
+            .map(|s| format!(" [{s}]"))
+            .unwrap_or_default();
+        let line = format!(
+            "jko: step {}: {}{who}: {}",
+            e.step,
+            e.kind.name(),
+            e.message
+        );
         // Printed even when the bar is hidden (stderr not a terminal).
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
@@ -168,7 +177,9 @@ fn main() -> ExitCode {
 fn run(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> jko::Result<()> {
     let s = Scenario::from_file(scenario)?;
     if let Err(e) = jko::interrupt::install() {
-        eprintln!("jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt will lose the steps since the last checkpoint");
+        eprintln!(
+            "jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt will lose the steps since the last checkpoint"
+        );
     }
     let bar = (!quiet).then(|| {
         let b = ProgressBar::new(s.steps as u64);

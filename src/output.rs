@@ -229,9 +229,7 @@ impl CsvStream {
     /// Append one field: text.
     pub fn text(&mut self, v: &str) -> Result<()> {
         let tmp = self.tmp.clone();
-        self.writer()
-            .write_field(v)
-            .map_err(|e| csv_err(&tmp, e))
+        self.writer().write_field(v).map_err(|e| csv_err(&tmp, e))
     }
 
     /// End the current row.
@@ -322,7 +320,10 @@ pub struct EnergyLog(pub CsvStream);
 
 impl EnergyLog {
     pub fn create(dir: &Path) -> Result<Self> {
-        Ok(EnergyLog(CsvStream::create(dir.join(ENERGY), &ENERGY_HEADER)?))
+        Ok(EnergyLog(CsvStream::create(
+            dir.join(ENERGY),
+            &ENERGY_HEADER,
+        )?))
     }
 
     /// One row: the energy parts and the step's movement and optimizer figures.
@@ -392,6 +393,7 @@ impl RunWriter {
         density: &[f64],
     ) -> Result<()> {
         let w = &mut self.particles;
+        let middle = cloud.len() / 2;
         for b in &cloud.blocks {
             for i in b.range.clone() {
                 w.int(step)?;
@@ -404,7 +406,7 @@ impl RunWriter {
                 w.float(cloud.weights[i])?;
                 w.float(density[i])?;
                 w.end_row()?;
-                if fault::ENABLED && i == b.range.start + b.range.len() / 2 {
+                if fault::ENABLED && i == middle {
                     // The kill tests stop the process with half a frame on disk.
                     w.sync()?;
                     fault::kill_point(fault::KillPoint::Frame);

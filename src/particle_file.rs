@@ -86,7 +86,11 @@ impl<const D: usize> ParticleTable<D> {
             .map_err(|e| Error::input(file, "header", format!("cannot read the header row: {e}")))?
             .clone();
         if headers.iter().all(|h| h.trim().is_empty()) {
-            return Err(Error::input(file, "header", "empty file: no header row, no particle rows"));
+            return Err(Error::input(
+                file,
+                "header",
+                "empty file: no header row, no particle rows",
+            ));
         }
         let col = |name: &str| headers.iter().position(|h| h.trim() == name);
         let mut seen = HashSet::new();

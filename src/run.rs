@@ -85,9 +85,11 @@ pub fn run_to_dir(
 
 /// Every file name a particle run writes.
 fn run_file_names() -> Vec<String> {
-    let finals = RUN_FILES
-        .iter()
-        .chain(&[output::SCENARIO_COPY, checkpoint::CHECKPOINT, checkpoint::PREVIOUS]);
+    let finals = RUN_FILES.iter().chain(&[
+        output::SCENARIO_COPY,
+        checkpoint::CHECKPOINT,
+        checkpoint::PREVIOUS,
+    ]);
     finals
         .flat_map(|n| [n.to_string(), format!("{n}{}", output::PARTIAL_SUFFIX)])
         .collect()
@@ -100,7 +102,11 @@ pub fn input_entries(s: &Scenario) -> Result<Vec<FileEntry>> {
         match regular {
             Ok(true) => FileEntry::of_file(path),
             Ok(false) => Err(Error::input(path, "file", "not a regular file")),
-            Err(e) => Err(Error::input(path, "file", format!("cannot open the {what}: {e}"))),
+            Err(e) => Err(Error::input(
+                path,
+                "file",
+                format!("cannot open the {what}: {e}"),
+            )),
         }
     };
     let mut out = vec![entry(&s.path, "scenario")?];
@@ -199,7 +205,9 @@ fn inspect(dir: &Path, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> 
         Error::input(
             &cp_path,
             "checkpoint",
-            format!("{why}; the run in this directory is not this scenario's: start again with --force, or choose another --out"),
+            format!(
+                "{why}; the run in this directory is not this scenario's: start again with --force, or choose another --out"
+            ),
         )
     };
     if cp.meta.program != checkpoint::program_version() {
@@ -443,7 +451,8 @@ fn run_dim<const D: usize>(
     let (mut books, resumed_from) = match start {
         Start::Resume(cp) => {
             sim.restore(&cp)?;
-            let states: [output::FileState; 3] = std::array::from_fn(|k| cp.meta.outputs[k].state());
+            let states: [output::FileState; 3] =
+                std::array::from_fn(|k| cp.meta.outputs[k].state());
             let books = Books {
                 dir,
                 writer: RunWriter::resume(dir, &states)?,
@@ -497,7 +506,7 @@ fn run_dim<const D: usize>(
             return Err(Error::Interrupted { step: sim.step });
         }
         let n = sim.step + 1;
-        let advance = match sim.advance() {
+        let advance = match sim.try_advance() {
             Ok(a) => a,
             Err(AdvanceError::Interrupted(_)) => {
                 // The abandoned attempt's events are logged again when the step is redone.
@@ -570,7 +579,11 @@ fn run_dim<const D: usize>(
         }
         if sim.is_output_step(n) {
             books.frame(&mut sim)?;
-            let status = if n == s.steps as u64 { Status::Complete } else { Status::Running };
+            let status = if n == s.steps as u64 {
+                Status::Complete
+            } else {
+                Status::Running
+            };
             books.checkpoint(&sim, status)?;
         }
     }

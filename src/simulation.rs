@@ -178,7 +178,7 @@ impl<const D: usize> Simulation<D> {
     /// split level persists and relaxes by one after [`RECOVER_AFTER`] calm
     /// steps, so a hard stretch of the run is not re-attempted at full h on
     /// every step.
-    pub fn advance(&mut self) -> std::result::Result<Advance, AdvanceError> {
+    pub fn try_advance(&mut self) -> std::result::Result<Advance, AdvanceError> {
         let h = self.scenario.time_step;
         let n = self.step + 1;
         let x_start = self.cloud.positions.clone();
@@ -232,6 +232,20 @@ impl<const D: usize> Simulation<D> {
         }
     }
 
+    /// [`try_advance`](Self::try_advance) for callers that need only the
+    /// step's report: a step no sub-step size could make is an error.
+    pub fn advance(&mut self) -> Result<StepReport> {
+        match self.try_advance() {
+            Ok(a) => Ok(a.report),
+            Err(AdvanceError::Interrupted(_)) => Err(Error::Interrupted { step: self.step }),
+            Err(AdvanceError::Failed(rs)) => Err(Error::Numerical(format!(
+                "step {}: every attempt failed (last: {})",
+                self.step + 1,
+                rs.last().map_or("", |r| r.reason.as_str())
+            ))),
+        }
+    }
+
     /// `count` JKO steps of size `hs`, as one attempt at step `n`.
     fn substeps(
         &mut self,
@@ -251,7 +265,11 @@ impl<const D: usize> Simulation<D> {
                     evaluations: t.evaluations + r.evaluations,
                     initial_gradient_norm: t.initial_gradient_norm,
                     converged: t.converged && r.converged,
-                    termination: if r.converged { t.termination } else { r.termination.clone() },
+                    termination: if r.converged {
+                        t.termination
+                    } else {
+                        r.termination.clone()
+                    },
                     ..r
                 },
             });
@@ -301,7 +319,9 @@ impl<const D: usize> Simulation<D> {
             Error::input(
                 &file,
                 "checkpoint",
-                format!("{what}: the checkpoint does not belong to this scenario; start again with --force"),
+                format!(
+                    "{what}: the checkpoint does not belong to this scenario; start again with --force"
+                ),
             )
         };
         let n = self.cloud.len();
@@ -327,7 +347,11 @@ impl<const D: usize> Simulation<D> {
         };
         let last_move = match &cp.last_move {
             Some((h, m)) if m.len() == n * D => Some((*h, unflatten(m))),
-            Some(_) => return Err(mismatch("the stored displacement has the wrong length".into())),
+            Some(_) => {
+                return Err(mismatch(
+                    "the stored displacement has the wrong length".into(),
+                ));
+            }
             None => None,
         };
         self.cloud.positions = unflatten(&cp.positions);

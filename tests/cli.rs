@@ -500,12 +500,7 @@ fn bad_particle_files_are_refused_with_a_clear_message() {
         "",
         &["line 3", "weight", "positive"],
     );
-    bad_particle_file(
-        h,
-        &[ok, "0,0,u,1,0.3,0.2,0.5,1.0,7"],
-        "",
-        &["line 3"],
-    );
+    bad_particle_file(h, &[ok, "0,0,u,1,0.3,0.2,0.5,1.0,7"], "", &["line 3"]);
     bad_particle_file(
         "step,time,species,id,x,x,y,weight",
         &["0,0,u,0,0.1,0.1,0.2,0.5"],
@@ -520,16 +515,29 @@ fn bad_particle_files_are_refused_with_a_clear_message() {
 fn a_missing_particle_file_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join("adir.csv")).unwrap();
-    for (path, needle) in [("nowhere.csv", "cannot open"), ("adir.csv", "not a regular file")] {
+    for (path, needle) in [
+        ("nowhere.csv", "cannot open"),
+        ("adir.csv", "not a regular file"),
+    ] {
         let scen = small_scenario(2).replacen(
             "initial = { kind = \"gaussian\", mean = [0.0, 0.0], std = 0.5 }",
             &format!("initial = {{ kind = \"csv\", path = \"{path}\" }}"),
             1,
         );
-        let scen = write(tmp.path(), "s.toml", &scen.replacen("particles = 30\n", "", 1));
+        let scen = write(
+            tmp.path(),
+            "s.toml",
+            &scen.replacen("particles = 30\n", "", 1),
+        );
         let out = tmp.path().join("out");
         expect_failure(
-            &["run", scen.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"],
+            &[
+                "run",
+                scen.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ],
             2,
             &[path, needle],
         );

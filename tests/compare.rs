@@ -190,9 +190,26 @@ fn identical_library_runs_have_zero_distances() {
         let scenario = jko::Scenario::from_toml(&text, &path).unwrap();
         let a = tmp.path().join(format!("a{d}"));
         let b = tmp.path().join(format!("b{d}"));
-        let summary =
-            jko::run_to_dir(&scenario, &a, jko::RunOptions { force: true, resume: false }, &mut ()).unwrap();
-        jko::run_to_dir(&scenario, &b, jko::RunOptions { force: true, resume: false }, &mut ()).unwrap();
+        let summary = jko::run_to_dir(
+            &scenario,
+            &a,
+            jko::RunOptions {
+                force: true,
+                resume: false,
+            },
+            &mut (),
+        )
+        .unwrap();
+        jko::run_to_dir(
+            &scenario,
+            &b,
+            jko::RunOptions {
+                force: true,
+                resume: false,
+            },
+            &mut (),
+        )
+        .unwrap();
         let c = compare(&a, &b);
         println!("{c}");
         assert_eq!(c.dimension, d);

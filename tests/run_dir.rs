@@ -43,7 +43,13 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 fn run(scen: &Path, out: &Path, extra: &[&str]) -> Output {
     jko()
-        .args(["run", scen.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .args([
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ])
         .args(extra)
         .env_remove("JKO_FAULT")
         .output()
@@ -55,7 +61,10 @@ fn stderr(o: &Output) -> String {
 }
 
 fn outputs(dir: &Path) -> Vec<Vec<u8>> {
-    OUTPUTS.iter().map(|n| std::fs::read(dir.join(n)).unwrap()).collect()
+    OUTPUTS
+        .iter()
+        .map(|n| std::fs::read(dir.join(n)).unwrap())
+        .collect()
 }
 
 fn events(dir: &Path) -> Vec<csv::StringRecord> {
@@ -77,7 +86,13 @@ fn an_interrupted_run_resumes_exactly() {
     for signal in ["-INT", "-TERM"] {
         let out = tmp.path().join(format!("sig{signal}"));
         let child = jko()
-            .args(["run", scen.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+            .args([
+                "run",
+                scen.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ])
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -99,14 +114,28 @@ fn an_interrupted_run_resumes_exactly() {
             continue;
         }
         assert_eq!(o.status.code(), Some(130), "{signal}: {}", stderr(&o));
-        assert!(stderr(&o).contains("interrupted after step"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("interrupted after step"),
+            "{}",
+            stderr(&o)
+        );
         assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
-        assert!(!out.join("particles.csv").exists(), "a final name before the end");
+        assert!(
+            !out.join("particles.csv").exists(),
+            "a final name before the end"
+        );
         let (_, cp) = jko::checkpoint::read(&out).unwrap().unwrap();
-        assert!(cp.meta.step > 0 && cp.meta.step < 60, "checkpoint at step {}", cp.meta.step);
+        assert!(
+            cp.meta.step > 0 && cp.meta.step < 60,
+            "checkpoint at step {}",
+            cp.meta.step
+        );
         let o = run(&scen, &out, &["--resume"]);
         assert!(o.status.success(), "{}", stderr(&o));
-        assert!(outputs(&out) == outputs(&reference), "{signal}: resumed output differs");
+        assert!(
+            outputs(&out) == outputs(&reference),
+            "{signal}: resumed output differs"
+        );
     }
 }
 
@@ -114,7 +143,9 @@ fn an_interrupted_run_resumes_exactly() {
 #[test]
 fn the_output_directory_rules() {
     let tmp = tempfile::tempdir().unwrap();
-    let small = PNP.replace("steps = 60", "steps = 4").replace("output_every = 5", "output_every = 2");
+    let small = PNP
+        .replace("steps = 60", "steps = 4")
+        .replace("output_every = 5", "output_every = 2");
     let scen = write(tmp.path(), "s.toml", &small);
 
     // A directory with other files is not ours: refused, unless --force, which
@@ -124,9 +155,16 @@ fn the_output_directory_rules() {
     write(&out, "notes.txt", "keep me");
     let o = run(&scen, &out, &[]);
     assert_eq!(o.status.code(), Some(4));
-    assert!(stderr(&o).contains("holds no jko run") && stderr(&o).contains("notes.txt"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds no jko run") && stderr(&o).contains("notes.txt"),
+        "{}",
+        stderr(&o)
+    );
     assert!(run(&scen, &out, &["--force"]).status.success());
-    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "keep me");
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "keep me"
+    );
 
     // A finished run: refused without a flag, "already complete" with --resume
     // (files untouched), overwritten with --force.
@@ -135,7 +173,13 @@ fn the_output_directory_rules() {
     assert_eq!(o.status.code(), Some(4));
     assert!(stderr(&o).contains("finished run"), "{}", stderr(&o));
     let o = jko()
-        .args(["run", scen.to_str().unwrap(), "--out", out.to_str().unwrap(), "--resume"])
+        .args([
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--resume",
+        ])
         .output()
         .unwrap();
     assert!(o.status.success());
@@ -143,10 +187,18 @@ fn the_output_directory_rules() {
     assert!(outputs(&out) == before);
 
     // --resume of another scenario's run is refused, naming the changed input.
-    let other = write(tmp.path(), "other.toml", &small.replace("seed = 8", "seed = 9"));
+    let other = write(
+        tmp.path(),
+        "other.toml",
+        &small.replace("seed = 8", "seed = 9"),
+    );
     let o = run(&other, &out, &["--resume"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("other.toml") && stderr(&o).contains("differ"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("other.toml") && stderr(&o).contains("differ"),
+        "{}",
+        stderr(&o)
+    );
 
     // --resume in a new directory simply starts the run.
     let fresh = tmp.path().join("fresh");
@@ -193,17 +245,30 @@ initial = { kind = "gaussian", mean = [0.0, 0.0], std = 0.5 }
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("collapsed at step"), "{}", stderr(&o));
     let ev = events(&out);
-    assert_eq!((&ev[0][0], &ev[0][2], &ev[0][3]), ("0", "supercritical_mass", "cells"));
+    assert_eq!(
+        (&ev[0][0], &ev[0][2], &ev[0][3]),
+        ("0", "supercritical_mass", "cells")
+    );
     assert!((ev[0][4].parse::<f64>().unwrap() - 4.0).abs() < 1e-12);
-    let collapse = ev.iter().find(|r| &r[2] == "collapse").expect("a collapse event");
+    let collapse = ev
+        .iter()
+        .find(|r| &r[2] == "collapse")
+        .expect("a collapse event");
     let step: u64 = collapse[0].parse().unwrap();
     assert!(step > 0 && step < 40, "collapse at step {step}");
     assert!(collapse[4].parse::<f64>().unwrap() < 1.0);
     // Complete files up to the collapse step, under their final names.
     let mut r = csv::Reader::from_path(out.join("particles.csv")).unwrap();
-    let last: u64 = r.records().map(|r| r.unwrap()[0].parse().unwrap()).max().unwrap();
+    let last: u64 = r
+        .records()
+        .map(|r| r.unwrap()[0].parse().unwrap())
+        .max()
+        .unwrap();
     assert_eq!(last, step);
-    let rows = csv::Reader::from_path(out.join("energy.csv")).unwrap().records().count();
+    let rows = csv::Reader::from_path(out.join("energy.csv"))
+        .unwrap()
+        .records()
+        .count();
     assert_eq!(rows as u64, step + 1);
 
     // Past the collapse the optimizer struggles (the particles sit within one
@@ -230,7 +295,12 @@ fn steps_at_the_iteration_cap_are_kept_with_a_warning() {
     let scen = write(tmp.path(), "s.toml", &text);
     let out = tmp.path().join("out");
     let o = jko()
-        .args(["run", scen.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .args([
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
@@ -239,6 +309,9 @@ fn steps_at_the_iteration_cap_are_kept_with_a_warning() {
     assert_eq!(ev.len(), 3);
     assert!(ev.iter().all(|r| &r[2] == "iteration_cap"));
     let mut r = csv::Reader::from_path(out.join("energy.csv")).unwrap();
-    let e: Vec<f64> = r.records().map(|r| r.unwrap()[2].parse().unwrap()).collect();
+    let e: Vec<f64> = r
+        .records()
+        .map(|r| r.unwrap()[2].parse().unwrap())
+        .collect();
     assert!(e.windows(2).all(|w| w[1] < w[0]), "{e:?}");
 }

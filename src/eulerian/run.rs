@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::output::{self, CsvStream, EnergyLog, density_header};
 use crate::particle_file::ParticleTable;
 use crate::potential::{self, Potential};
-use crate::scenario::{InitialSpec, Scenario, Species};
 use crate::run::RunOptions;
+use crate::scenario::{InitialSpec, Scenario, Species};
 
 /// What a finished Eulerian run reports.
 #[derive(Debug, Clone)]
@@ -148,8 +148,8 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
     let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
     output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
     // Grid runs cannot be resumed: an unfinished file is removed, not kept.
-    let mut density =
-        CsvStream::create(dir.join(output::DENSITY), &density_header(s.dimension))?.discard_on_drop();
+    let mut density = CsvStream::create(dir.join(output::DENSITY), &density_header(s.dimension))?
+        .discard_on_drop();
     let mut energy = EnergyLog(EnergyLog::create(dir)?.0.discard_on_drop());
 
     let centers = solver.cell_centers();
