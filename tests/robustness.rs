@@ -3,41 +3,14 @@
 //! faults are rejected and retried, a permanent fault and a full disk end
 //! cleanly with complete files and the documented exit status.
 
+mod run_common;
+
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn jko() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_jko"))
-}
-
-/// Two species, 500 particles, 40 steps, a frame every 4: about a second.
-const SCENARIO: &str = r#"
-dimension = 2
-time_step = 0.01
-steps = 40
-output_every = 4
-seed = 3
-[coupling]
-strength = 1.0
-method = "direct"
-softening = 0.1
-[[species]]
-name = "u"
-charge = 1.0
-particles = 300
-potential = { kind = "quadratic", center = [0.0, 0.0], stiffness = 1.0 }
-initial = { kind = "gaussian", mean = [0.2, 0.0], std = 0.5 }
-[[species]]
-name = "v"
-charge = -1.0
-particles = 200
-potential = { kind = "quadratic", center = [0.0, 0.0], stiffness = 2.0 }
-initial = { kind = "uniform", lower = [-1.0, -1.0], upper = [1.0, 1.0] }
-"#;
-
-const OUTPUTS: [&str; 3] = ["particles.csv", "energy.csv", "events.csv"];
+use run_common::{OUTPUTS, jko, outputs, pnp_2d, records, stderr};
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -79,17 +52,6 @@ fn run(s: &Setup, out: &Path, extra: &[&str], fault: Option<&str>) -> Output {
     run_cmd(s, out, extra, fault, 2).output().unwrap()
 }
 
-fn outputs(dir: &Path) -> Vec<Vec<u8>> {
-    OUTPUTS
-        .iter()
-        .map(|n| std::fs::read(dir.join(n)).unwrap_or_else(|e| panic!("{n}: {e}")))
-        .collect()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// No file under a final name may differ from the uninterrupted run's.
 fn finals_are_whole(dir: &Path, reference: &[Vec<u8>]) {
     for (n, r) in OUTPUTS.iter().zip(reference) {
@@ -121,7 +83,7 @@ fn resume_to_end(s: &Setup, out: &Path) {
 /// whatever the thread counts, and no final name ever holds a partial file.
 #[test]
 fn killed_runs_resume_to_the_same_bytes() {
-    let s = setup(SCENARIO);
+    let s = setup(&pnp_2d(40, 4));
     let reference_dir = s.root.join("reference");
     let o = run(&s, &reference_dir, &[], None);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -199,31 +161,21 @@ fn killed_runs_resume_to_the_same_bytes() {
     }
 }
 
-fn events(dir: &Path) -> Vec<csv::StringRecord> {
-    let mut r = csv::Reader::from_path(dir.join("events.csv")).unwrap();
-    r.records().map(|r| r.unwrap()).collect()
-}
-
-fn energy_rows(dir: &Path) -> Vec<csv::StringRecord> {
-    let mut r = csv::Reader::from_path(dir.join("energy.csv")).unwrap();
-    r.records().map(|r| r.unwrap()).collect()
-}
-
 /// A NaN energy, a failing evaluation, or a gradient of the wrong sign in the
 /// first attempt at step 3: the attempt is rejected (logged in events.csv),
 /// the step is redone as two half steps, the run completes with every step
 /// and energy still decreasing; the steps before 3 are untouched.
 #[test]
 fn a_transient_fault_is_rejected_and_retried() {
-    let s = setup(SCENARIO);
+    let s = setup(&pnp_2d(40, 4));
     let reference_dir = s.root.join("reference");
     assert!(run(&s, &reference_dir, &[], None).status.success());
-    let reference = energy_rows(&reference_dir);
+    let reference = records(&reference_dir, "energy.csv");
     for fault in ["nan@3", "error@3", "flip@3"] {
         let out = s.root.join(fault.replace('@', "_"));
         let o = run(&s, &out, &[], Some(fault));
         assert!(o.status.success(), "{fault}: {}", stderr(&o));
-        let ev = events(&out);
+        let ev = records(&out, "events.csv");
         assert_eq!(ev.len(), 1, "{fault}: {ev:?}");
         assert_eq!((&ev[0][0], &ev[0][2]), ("3", "step_rejected"), "{fault}");
         assert_eq!(
@@ -231,7 +183,7 @@ fn a_transient_fault_is_rejected_and_retried() {
             0.01,
             "{fault}: sub-step size"
         );
-        let rows = energy_rows(&out);
+        let rows = records(&out, "energy.csv");
         assert_eq!(rows.len(), 41, "{fault}");
         assert_eq!(
             rows[..3],
@@ -254,7 +206,7 @@ fn a_transient_fault_is_rejected_and_retried() {
 /// try, and complete files holding steps 0-2 (the last good frame included).
 #[test]
 fn a_permanent_fault_ends_cleanly() {
-    let s = setup(&SCENARIO.replace("output_every = 4", "output_every = 10"));
+    let s = setup(&pnp_2d(40, 10));
     let out = s.root.join("out");
     let o = run(&s, &out, &[], Some("nan@3+"));
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -267,11 +219,11 @@ fn a_permanent_fault_ends_cleanly() {
     ] {
         assert!(msg.contains(needle), "`{needle}` not in: {msg}");
     }
-    let ev = events(&out);
+    let ev = records(&out, "events.csv");
     let rejected = ev.iter().filter(|r| &r[2] == "step_rejected").count();
     assert_eq!(rejected, 7, "h, h/2, ..., h/64: {ev:?}");
     assert_eq!(&ev.last().unwrap()[2], "step_failed");
-    assert_eq!(energy_rows(&out).len(), 3);
+    assert_eq!(records(&out, "energy.csv").len(), 3);
     let mut r = csv::Reader::from_path(out.join("particles.csv")).unwrap();
     let steps: std::collections::BTreeSet<String> =
         r.records().map(|r| r.unwrap()[0].to_string()).collect();
@@ -291,7 +243,7 @@ fn a_permanent_fault_ends_cleanly() {
 /// once space is back, --resume completes to the same bytes.
 #[test]
 fn a_full_disk_fails_cleanly_and_resumes_identically() {
-    let s = setup(SCENARIO);
+    let s = setup(&pnp_2d(40, 4));
     let reference_dir = s.root.join("reference");
     assert!(run(&s, &reference_dir, &[], None).status.success());
     let reference = outputs(&reference_dir);

@@ -1,45 +1,13 @@
 //! `jko run` and its output directory: interrupts and --resume, the rules for
 //! a directory that already holds something, physical and optimizer events.
 
-use std::path::{Path, PathBuf};
+mod run_common;
+
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn jko() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_jko"))
-}
-
-const PNP: &str = r#"
-dimension = 2
-time_step = 0.01
-steps = 60
-output_every = 5
-seed = 8
-[coupling]
-strength = 1.0
-method = "direct"
-softening = 0.1
-[[species]]
-name = "u"
-charge = 1.0
-particles = 400
-potential = { kind = "quadratic", center = [0.0, 0.0], stiffness = 1.0 }
-initial = { kind = "gaussian", mean = [0.2, 0.0], std = 0.5 }
-[[species]]
-name = "v"
-charge = -1.0
-particles = 300
-potential = { kind = "quadratic", center = [0.0, 0.0], stiffness = 2.0 }
-initial = { kind = "uniform", lower = [-1.0, -1.0], upper = [1.0, 1.0] }
-"#;
-
-const OUTPUTS: [&str; 3] = ["particles.csv", "energy.csv", "events.csv"];
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use run_common::{jko, outputs, pnp_2d, records, stderr, write};
 
 fn run(scen: &Path, out: &Path, extra: &[&str]) -> Output {
     jko()
@@ -51,25 +19,8 @@ fn run(scen: &Path, out: &Path, extra: &[&str]) -> Output {
             "-q",
         ])
         .args(extra)
-        .env_remove("JKO_FAULT")
         .output()
         .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn outputs(dir: &Path) -> Vec<Vec<u8>> {
-    OUTPUTS
-        .iter()
-        .map(|n| std::fs::read(dir.join(n)).unwrap())
-        .collect()
-}
-
-fn events(dir: &Path) -> Vec<csv::StringRecord> {
-    let mut r = csv::Reader::from_path(dir.join("events.csv")).unwrap();
-    r.records().map(|r| r.unwrap()).collect()
 }
 
 /// SIGINT and SIGTERM: the run writes a checkpoint, exits with status 130
@@ -78,7 +29,7 @@ fn events(dir: &Path) -> Vec<csv::StringRecord> {
 #[test]
 fn an_interrupted_run_resumes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    let scen = write(tmp.path(), "s.toml", PNP);
+    let scen = write(tmp.path(), "s.toml", &pnp_2d(60, 5));
     let reference = tmp.path().join("reference");
     let t0 = Instant::now();
     assert!(run(&scen, &reference, &[]).status.success());
@@ -143,9 +94,7 @@ fn an_interrupted_run_resumes_exactly() {
 #[test]
 fn the_output_directory_rules() {
     let tmp = tempfile::tempdir().unwrap();
-    let small = PNP
-        .replace("steps = 60", "steps = 4")
-        .replace("output_every = 5", "output_every = 2");
+    let small = pnp_2d(4, 2);
     let scen = write(tmp.path(), "s.toml", &small);
 
     // A directory with other files is not ours: refused, unless --force, which
@@ -190,7 +139,7 @@ fn the_output_directory_rules() {
     let other = write(
         tmp.path(),
         "other.toml",
-        &small.replace("seed = 8", "seed = 9"),
+        &small.replace("seed = 3", "seed = 9"),
     );
     let o = run(&other, &out, &["--resume"]);
     assert_eq!(o.status.code(), Some(2));
@@ -244,7 +193,7 @@ initial = { kind = "gaussian", mean = [0.0, 0.0], std = 0.5 }
     let o = run(&scen, &out, &[]);
     assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("collapsed at step"), "{}", stderr(&o));
-    let ev = events(&out);
+    let ev = records(&out, "events.csv");
     assert_eq!(
         (&ev[0][0], &ev[0][2], &ev[0][3]),
         ("0", "supercritical_mass", "cells")
@@ -280,7 +229,10 @@ initial = { kind = "gaussian", mean = [0.0, 0.0], std = 0.5 }
     let out = tmp.path().join("continue");
     let o = run(&scen, &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let collapses = events(&out).iter().filter(|r| &r[2] == "collapse").count();
+    let collapses = records(&out, "events.csv")
+        .iter()
+        .filter(|r| &r[2] == "collapse")
+        .count();
     assert_eq!(collapses, 1, "reported once");
 }
 
@@ -289,9 +241,7 @@ initial = { kind = "gaussian", mean = [0.0, 0.0], std = 0.5 }
 #[test]
 fn steps_at_the_iteration_cap_are_kept_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = PNP
-        .replace("steps = 60", "steps = 3")
-        .replace("seed = 8", "seed = 8\n[solver]\nmax_iterations = 1");
+    let text = pnp_2d(3, 1).replace("seed = 3", "seed = 3\n[solver]\nmax_iterations = 1");
     let scen = write(tmp.path(), "s.toml", &text);
     let out = tmp.path().join("out");
     let o = jko()
@@ -305,7 +255,7 @@ fn steps_at_the_iteration_cap_are_kept_with_a_warning() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("iteration_cap"), "{}", stderr(&o));
-    let ev = events(&out);
+    let ev = records(&out, "events.csv");
     assert_eq!(ev.len(), 3);
     assert!(ev.iter().all(|r| &r[2] == "iteration_cap"));
     let mut r = csv::Reader::from_path(out.join("energy.csv")).unwrap();
