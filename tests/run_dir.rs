@@ -265,3 +265,36 @@ fn steps_at_the_iteration_cap_are_kept_with_a_warning() {
         .collect();
     assert!(e.windows(2).all(|w| w[1] < w[0]), "{e:?}");
 }
+
+/// Relaxing to the steady state (1D Ornstein–Uhlenbeck with h = 1): once the
+/// relative tolerance asks for decreases of J below its rounding, a line
+/// search can fail ("not a descent direction"); such steps are stationary to
+/// rounding and accepted, not rejected (without the rounding floor in
+/// `jko.rs` this run logs step_rejected events from step 27 on).
+#[test]
+fn a_run_at_its_steady_state_rejects_no_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = r#"
+dimension = 1
+time_step = 1.0
+steps = 40
+output_every = 20
+seed = 1
+[density]
+bandwidth = 0.5
+[[species]]
+name = "p"
+particles = 50
+potential = { kind = "quadratic", center = [0.0], stiffness = 1.0 }
+initial = { kind = "gaussian", mean = [0.8], std = 0.5 }
+"#;
+    let scen = write(tmp.path(), "eq.toml", text);
+    let out = tmp.path().join("out");
+    let o = run(&scen, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ev = records(&out, "events.csv");
+    assert!(ev.is_empty(), "{ev:?}");
+    let e = records(&out, "energy.csv");
+    let last: f64 = e.last().unwrap()[8].parse().unwrap();
+    assert!(last < 1e-7, "not at the steady state: residual {last}");
+}
