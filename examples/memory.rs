@@ -30,6 +30,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(100_000);
     let steps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(1);
+    // A fourth argument "nocoupling" drops the interaction term (to split the peak).
+    let lambda = if args.get(4).is_some_and(|a| a == "nocoupling") {
+        0.0
+    } else {
+        1.0
+    };
     let v = |x: f64| format!("[{}]", vec![format!("{x:?}"); d].join(", "));
     let text = format!(
         r#"
@@ -38,7 +44,7 @@ time_step = 0.01
 steps = {steps}
 seed = 1
 [coupling]
-strength = 1.0
+strength = {lambda}
 method = "tree"
 softening = 0.01
 [[species]]
@@ -55,7 +61,8 @@ initial = {{ kind = "gaussian", mean = {mm}, std = 0.3 }}
 "#,
         z = v(0.0),
         m = v(0.2),
-        mm = v(-0.2)
+        mm = v(-0.2),
+        lambda = lambda
     );
     let s = Scenario::from_toml(&text, "memory.toml".as_ref())?;
     let total = 2 * n;

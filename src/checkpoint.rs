@@ -175,7 +175,18 @@ impl Checkpoint {
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
             .collect();
-        let (species, n) = (meta.species, meta.particles * meta.dimension);
+        let species = meta.species;
+        let n = meta
+            .particles
+            .checked_mul(meta.dimension)
+            .ok_or("particle count out of range")?;
+        if meta.outputs.len() != output::RUN_FILES.len() {
+            return Err(format!(
+                "{} output files listed, a run has {}",
+                meta.outputs.len(),
+                output::RUN_FILES.len()
+            ));
+        }
         // After the positions comes either nothing or h and a whole move.
         let has_move = match count.checked_sub(1 + species + n) {
             Some(0) => false,
@@ -278,7 +289,14 @@ mod tests {
                 events: 3,
                 reported: vec!["escape:u".into()],
                 last_frame: 5,
-                outputs: vec![],
+                outputs: output::RUN_FILES
+                    .iter()
+                    .map(|n| FileEntry {
+                        path: n.to_string(),
+                        len: 100,
+                        crc: 7,
+                    })
+                    .collect(),
             },
             initial_energy: -1.25,
             bandwidths: vec![0.1, 0.2],

@@ -148,3 +148,62 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Checkpoints are inputs too (`--resume` reads them): arbitrary bytes, and
+    /// a real checkpoint with bytes changed and its checksum recomputed (so
+    /// the damage gets past the CRC), decode to a value or an error.
+    #[test]
+    fn the_checkpoint_decoder_never_panics(
+        raw in prop::collection::vec(any::<u8>(), 0..300),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+    ) {
+        let _ = jko::checkpoint::Checkpoint::decode(&raw);
+        let mut bytes = valid_checkpoint();
+        let body = bytes.len() - 4;
+        for (at, v) in edits {
+            bytes[at.index(body)] = v;
+        }
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes[body..].copy_from_slice(&crc.to_le_bytes());
+        let _ = jko::checkpoint::Checkpoint::decode(&bytes);
+    }
+}
+
+fn valid_checkpoint() -> Vec<u8> {
+    use jko::checkpoint::{Checkpoint, FileEntry, Meta, Status};
+    let entry = |p: &str| FileEntry {
+        path: p.into(),
+        len: 10,
+        crc: 3,
+    };
+    Checkpoint {
+        meta: Meta {
+            program: jko::checkpoint::program_version(),
+            status: Status::Running,
+            inputs: vec![entry("s.toml")],
+            dimension: 2,
+            species: 1,
+            particles: 3,
+            step: 4,
+            level: 0,
+            calm_steps: 1,
+            total_iterations: 10,
+            unconverged_steps: 0,
+            rejected_attempts: 0,
+            events: 0,
+            reported: vec![],
+            last_frame: 4,
+            outputs: vec![
+                entry("particles.csv"),
+                entry("energy.csv"),
+                entry("events.csv"),
+            ],
+        },
+        initial_energy: 1.0,
+        bandwidths: vec![0.1],
+        positions: vec![0.0; 6],
+        last_move: Some((0.01, vec![0.5; 6])),
+    }
+    .encode()
+}
