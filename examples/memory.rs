@@ -1,6 +1,6 @@
 //! Peak memory per particle of a JKO step (not in CI).
 //!
-//!     cargo run --release --example memory -- D PARTICLES_PER_SPECIES [STEPS]
+//!     cargo run --release --example memory -- D PARTICLES_PER_SPECIES [STEPS [coupling|nocoupling [H]]]
 //!
 //! Sets up two-species PNP in dimension D (2 or 3) with the multipole tree,
 //! takes STEPS JKO steps (default 1), and prints the process's peak resident
@@ -30,6 +30,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(100_000);
     let steps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(1);
+    // Fifth argument: the time step (default 1e-4, so that the automatic
+    // bandwidth is the ~50-neighbour rule; with D h large its floor at half the
+    // diffusion length holds up to 10x more neighbours, and memory grows with them).
+    let h: f64 = args.get(5).map(|s| s.parse()).transpose()?.unwrap_or(1e-4);
     // A fourth argument "nocoupling" drops the interaction term (to split the peak).
     let lambda = if args.get(4).is_some_and(|a| a == "nocoupling") {
         0.0
@@ -40,7 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let text = format!(
         r#"
 dimension = {d}
-time_step = 0.01
+time_step = {h:e}
 steps = {steps}
 seed = 1
 [coupling]
@@ -62,7 +66,8 @@ initial = {{ kind = "gaussian", mean = {mm}, std = 0.3 }}
         z = v(0.0),
         m = v(0.2),
         mm = v(-0.2),
-        lambda = lambda
+        lambda = lambda,
+        h = h
     );
     let s = Scenario::from_toml(&text, "memory.toml".as_ref())?;
     let total = 2 * n;
@@ -92,6 +97,7 @@ fn run<const D: usize>(
     steps: usize,
 ) -> Result<(u64, f64), Box<dyn std::error::Error>> {
     let mut sim = Simulation::<D>::new(s)?;
+    eprintln!("bandwidths {:?}", sim.bandwidths);
     sim.initial_report()?;
     let setup = status_kib("VmHWM:");
     let mut last = 0.0;

@@ -173,9 +173,37 @@ pub fn auto_bandwidth_for_step<const D: usize>(
     let eps = neighbour_bandwidth::<D>(x.len(), mean_density);
     let d_eff = diffusion * exponent * (mass * mean_density).powf(exponent - 1.0);
     let floor = STEP_LENGTH_FRACTION * (2.0 * d_eff * time_step).sqrt();
+    let cap = MAX_NEIGHBOUR_FACTOR.powf(1.0 / D as f64) * eps;
     if floor.is_finite() {
-        eps.max(floor)
+        eps.max(floor).min(cap)
     } else {
         eps
+    }
+}
+
+#[cfg(test)]
+mod auto_rule_tests {
+    use super::*;
+
+    /// The three regimes of the rule: the neighbour count alone (short step),
+    /// the diffusion-length floor, and the cap at MAX_NEIGHBOUR_FACTOR times
+    /// the neighbour count (long step).
+    #[test]
+    fn floor_and_cap_of_the_automatic_bandwidth() {
+        let x: Vec<[f64; 2]> = (0..4000)
+            .map(|i| {
+                let (a, r) = (i as f64 * 2.399_963, ((i as f64 + 0.5) / 4000.0).sqrt());
+                [r * a.cos(), r * a.sin()]
+            })
+            .collect();
+        let w = vec![1.0 / 4000.0; 4000];
+        let eps_n = auto_bandwidth(&x, &w);
+        let cap = MAX_NEIGHBOUR_FACTOR.sqrt() * eps_n;
+        assert_eq!(auto_bandwidth_for_step(&x, &w, 1.0, 1.0, 1e-8), eps_n);
+        assert_eq!(auto_bandwidth_for_step(&x, &w, 0.0, 1.0, 1.0), eps_n);
+        let h = (1.5 * eps_n / STEP_LENGTH_FRACTION).powi(2) / 2.0;
+        let floor = auto_bandwidth_for_step(&x, &w, 1.0, 1.0, h);
+        assert!((floor / eps_n - 1.5).abs() < 1e-12, "{floor} vs {eps_n}");
+        assert_eq!(auto_bandwidth_for_step(&x, &w, 1.0, 1.0, 100.0 * h), cap);
     }
 }
