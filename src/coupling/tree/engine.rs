@@ -625,11 +625,8 @@ fn leaf_targets<I: Isa, const D: usize, K: FarKernel<D>>(
         let mut t = TargetBlock::load(src, first + b, n);
         for &s in p2p_src {
             let r = cells[s as usize].range();
-            if s as usize == c {
-                kernel.accumulate_skip_self::<I>(&mut t, src, r, first + b);
-            } else {
-                kernel.accumulate::<I>(&mut t, src, r);
-            }
+            let skip = (s as usize == c).then_some(first + b);
+            kernel.near_field::<I>(&mut t, src, r, skip);
         }
         expansions::l2p(mi, local, &cell.center, &mut t, mono);
         for l in 0..n {

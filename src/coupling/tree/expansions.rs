@@ -13,7 +13,7 @@
 //! * M2M: `M_m(parent) = sum_(a+g=m) M_a(child) P_g(c_parent - c_child)`;
 //! * L2L: `L_a(child) = sum_g L_(a+g)(parent) P_g(c_child - c_parent)`.
 
-use super::multi_index::MultiIndex;
+use super::multi_index::{GROUP, MultiIndex};
 use super::taylor::FarKernel;
 use crate::coupling::pair_kernel::{LANES, Sources, TargetBlock, V};
 use crate::coupling::simd_dispatch::Isa;
@@ -26,6 +26,8 @@ pub struct M2lScratch {
     deriv: Vec<V>,
     /// Per-lane partial local expansion.
     acc: Vec<V>,
+    /// Zero multipole for the padded lanes of a batch.
+    zero: Vec<f64>,
 }
 
 impl M2lScratch {
@@ -34,6 +36,7 @@ impl M2lScratch {
             mult: vec![V::ZERO; nterms],
             deriv: vec![V::ZERO; nterms + 1],
             acc: vec![V::ZERO; nterms],
+            zero: vec![0.0; nterms],
         }
     }
 }
@@ -168,14 +171,12 @@ pub fn m2l<I: Isa, const D: usize, K: FarKernel<D>>(
                 }
             })
         });
-        for (m, row) in scratch.mult.iter_mut().enumerate() {
-            *row = V::from_fn(|l| {
-                if l < batch.len() {
-                    mult[batch[l] as usize * n + m]
-                } else {
-                    0.0
-                }
-            });
+        let rows: [&[f64]; LANES] = std::array::from_fn(|l| match batch.get(l) {
+            Some(&s) => &mult[s as usize * n..(s as usize + 1) * n],
+            None => &scratch.zero[..n],
+        });
+        for (m, row) in scratch.mult[..n].iter_mut().enumerate() {
+            *row = V::from_fn(|l| rows[l][m]);
         }
         kernel.derivatives(mi, &z, &mut scratch.deriv);
         contract::<I, D>(mi, &scratch.deriv, &scratch.mult, &mut scratch.acc);
@@ -185,25 +186,31 @@ pub fn m2l<I: Isa, const D: usize, K: FarKernel<D>>(
     }
 }
 
-/// `acc[a] += sum_b deriv[a + b] * mult[b]` over `|a| + |b| <= p` (four independent
-/// partial sums per `a` to hide the add latency; fixed combination order).
+/// `acc[a] += sum_b deriv[a + b] * mult[b]` over `|a| + |b| <= p`.
+///
+/// This is the O(p^6) (d = 3) heart of the method, bound by loads: a plain loop needs
+/// two vector loads per multiply-add. Here [`GROUP`] multi-indices `a` of equal degree
+/// share each load of `mult[b]` ([`MultiIndex::groups`]), i.e. `GROUP + 1` loads per
+/// `GROUP` multiply-adds, and the table indices are used unchecked (they are
+/// `<= mi.len()` by construction, `deriv` has the extra zero row). Each `acc[a]` is
+/// still a sum over `b` in a fixed order, so the result does not depend on threading.
 #[inline(always)]
 fn contract<I: Isa, const D: usize>(mi: &MultiIndex<D>, deriv: &[V], mult: &[V], acc: &mut [V]) {
-    for (a, acc_a) in acc.iter_mut().enumerate() {
-        let off = mi.pair_off[a];
-        let cnt = mi.pair_off[a + 1] - off;
-        let idx = &mi.pair_sum[off..off + cnt];
-        let mut s = [V::ZERO; 4];
-        let full = cnt / 4 * 4;
-        for b in (0..full).step_by(4) {
-            for u in 0..4 {
-                s[u] = I::mul_add(deriv[idx[b + u] as usize], mult[b + u], s[u]);
+    let n = mi.len();
+    assert!(deriv.len() > n && mult.len() >= n && acc.len() >= n);
+    for (k, &(a0, cnt, partners)) in mi.groups.iter().enumerate() {
+        let idx = &mi.group_sum[mi.group_off[k]..mi.group_off[k] + GROUP * partners as usize];
+        let mut s = [V::ZERO; GROUP];
+        for (ix, m) in idx.chunks_exact(GROUP).zip(&mult[..partners as usize]) {
+            for i in 0..GROUP {
+                // SAFETY: table entries are `<= n < deriv.len()` (see `MultiIndex::new`).
+                let d = unsafe { *deriv.get_unchecked(ix[i] as usize) };
+                s[i] = I::mul_add(d, *m, s[i]);
             }
         }
-        for b in full..cnt {
-            s[0] = I::mul_add(deriv[idx[b] as usize], mult[b], s[0]);
+        for (a, si) in acc[a0 as usize..].iter_mut().zip(&s[..cnt as usize]) {
+            *a += *si;
         }
-        *acc_a += (s[0] + s[1]) + (s[2] + s[3]);
     }
 }
 
@@ -272,7 +279,7 @@ mod timing {
     #[test]
     #[ignore]
     fn m2l_speed() {
-        for p in [4usize, 6, 9, 12] {
+        for p in [4usize, 6, 9, 13] {
             let mi = MultiIndex::<3>::new(p);
             let nt = mi.len();
             let srcs: Vec<u32> = (0..64).collect();
