@@ -5,7 +5,8 @@
 //! fixed order, whatever the number of threads):
 //!
 //! 1. The tree is cut into *frontier* cells (the largest cells with at most
-//!    `n / FRONTIER_TASKS` particles); each frontier subtree is one task and owns a
+//!    `max(n / FRONTIER_TASKS, 4 leaf_size)` particles; the floor keeps the serial
+//!    top part small at small N); each frontier subtree is one task and owns a
 //!    contiguous range of cells and particles. Cells above the frontier are *top* cells.
 //! 2. Upward pass: P2M/M2M inside every frontier subtree in parallel, then the top cells.
 //!    M2M shifts all children of a cell at once (one child per vector lane).
@@ -194,7 +195,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
     fn split_frontier(&mut self) {
         let cells = &self.tree.cells;
         let n = cells[0].count as usize;
-        let max_count = n.div_ceil(FRONTIER_TASKS).max(self.params.leaf_size) as u32;
+        let max_count = n.div_ceil(FRONTIER_TASKS).max(4 * self.params.leaf_size) as u32;
         self.frontier.clear();
         self.top.clear();
         self.frontier_id.clear();
