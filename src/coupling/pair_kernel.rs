@@ -204,12 +204,15 @@ impl PairKernel<1> for Correction1d {
 
 impl<const D: usize> Softened<D> {
     /// The sums of [`PairKernel::accumulate`] (and, with `skip = Some(first_target)`,
-    /// of [`PairKernel::accumulate_skip_self`]) for the d = 2, 3 kernels, written for
-    /// the multipole tree's leaf pairs: source coordinates are read from pre-cut
-    /// slices (no bounds checks in the loop) and every accumulator is a separate
-    /// local, so each lane operation is one vector instruction. The self pair is
-    /// removed by a zero charge in its lane, so lane `l` still adds its sources in
-    /// index order.
+    /// of [`PairKernel::accumulate_skip_self`]) for the d = 2, 3 kernels (table in the
+    /// module docs), written for the multipole tree's leaf pairs: source coordinates
+    /// are read from pre-cut slices (no bounds checks in the loop), and the target
+    /// positions and the sums pass through memory (`black_box`) at entry and exit.
+    /// Without that, LLVM matches the loop's lanes to the way the caller builds and
+    /// stores them lane by lane and splits every vector into shuffled 2- and 4-lane
+    /// pieces; with it each lane operation is one AVX-512 instruction (3x per pair,
+    /// measured). The self pair is removed by a zero charge in its lane, so lane `l`
+    /// still adds its sources in index order.
     #[inline(always)]
     pub fn accumulate_leaf<I: Isa>(
         &self,
