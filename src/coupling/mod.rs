@@ -89,12 +89,12 @@ impl CouplingBackend<1> for SortedBackend {
 
 /// Particle count above which `method = "auto"` uses the tree (or the sorted
 /// sum in 1D) instead of the direct sum, per dimension (BENCHMARKS.md,
-/// "Coupling crossover", accuracy 1e-6): in 2D the tree overtakes the direct
-/// sum between 1000 and 2000 particles; in 3D it is still 2.2 times slower at
-/// 8000, and with the direct sum growing like N^2 against the tree's ~N^1.3
-/// at these sizes the two meet near 2e4. 1D: the sorted sum is exact, and its
-/// O(N log N) passes beat the direct sum well below 2000 (not benched).
-pub const AUTO_CROSSOVER: [usize; 3] = [2_000, 1_500, 20_000];
+/// "Coupling crossover", Gaussian cloud, accuracy 1e-6): in 2D the tree is
+/// as fast as the direct sum at 500 particles and 1.4 times faster at 1000;
+/// in 3D it is 1.4 times slower at 2000 and 1.5 times faster at 4000. 1D:
+/// the sorted sum is exact, and its O(N log N) passes beat the direct sum
+/// well below 2000 (not benched). A faster direct kernel moves these up.
+pub const AUTO_CROSSOVER: [usize; 3] = [2_000, 1_000, 3_000];
 
 /// The backend for `method` in dimension `D` with `n` particles.
 pub fn backend<const D: usize>(

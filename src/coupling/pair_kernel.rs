@@ -201,3 +201,67 @@ impl PairKernel<1> for Correction1d {
         -0.5
     }
 }
+
+impl<const D: usize> Softened<D> {
+    /// The sums of [`PairKernel::accumulate`] (and, with `skip = Some(first_target)`,
+    /// of [`PairKernel::accumulate_skip_self`]) for the d = 2, 3 kernels (table in the
+    /// module docs), written for the multipole tree's leaf pairs: source coordinates
+    /// are read from pre-cut slices (no bounds checks in the loop), and the target
+    /// positions and the sums pass through memory (`black_box`) at entry and exit.
+    /// Without that, LLVM matches the loop's lanes to the way the caller builds and
+    /// stores them lane by lane and splits every vector into shuffled 2- and 4-lane
+    /// pieces; with it each lane operation is one AVX-512 instruction (3x per pair,
+    /// measured). The self pair is removed by a zero charge in its lane, so lane `l`
+    /// still adds its sources in index order.
+    #[inline(always)]
+    pub fn accumulate_leaf<I: Isa>(
+        &self,
+        t: &mut TargetBlock<D>,
+        src: &Sources<'_, D>,
+        range: Range<usize>,
+        skip: Option<usize>,
+    ) {
+        let start = range.start;
+        let n = range.len();
+        let pos: [&[f64]; D] = std::array::from_fn(|d| &src.pos[d][range.clone()]);
+        let q = &src.q[range];
+        let lane = V::from_fn(|l| l as f64);
+        let first = skip.map_or(-1.0e300, |f| f as f64 - start as f64);
+        let delta2 = V::splat(self.delta2);
+        let x = std::hint::black_box(t.x);
+        let mut phi = V::ZERO;
+        let mut g = [V::ZERO; D];
+        for j in 0..n {
+            let mut qj = V::splat(q[j]);
+            if skip.is_some() {
+                let k = V::splat(j as f64 - first);
+                qj = V::from_fn(|l| if k.0[l] == lane.0[l] { 0.0 } else { qj.0[l] });
+            }
+            let u: [V; D] = std::array::from_fn(|d| x[d] - V::splat(pos[d][j]));
+            let mut r2 = delta2;
+            for ud in &u {
+                r2 = I::mul_add(*ud, *ud, r2);
+            }
+            if D == 3 {
+                let inv = I::rsqrt(r2);
+                let qi = qj * inv;
+                phi += qi;
+                let f = -(qi * inv * inv);
+                for d in 0..D {
+                    g[d] = I::mul_add(f, u[d], g[d]);
+                }
+            } else {
+                phi = I::mul_add(qj, r2.ln(), phi);
+                let f = V::splat(2.0) * qj / r2;
+                for d in 0..D {
+                    g[d] = I::mul_add(f, u[d], g[d]);
+                }
+            }
+        }
+        let (phi, g) = std::hint::black_box((phi, g));
+        t.phi += phi;
+        for d in 0..D {
+            t.grad[d] += g[d];
+        }
+    }
+}

@@ -25,8 +25,29 @@
 //! worst clouds of `tests/accuracy.rs`, the gradient being the binding constraint):
 //!
 //! * `theta = 0.5 - (d - 3) / 60` (0.5, 0.45, 0.4 for 1e-3, 1e-6, 1e-9),
-//! * `p = ceil(2 d + 1)` (7, 13, 19), the same in 2D and 3D,
-//! * leaves of at most 64 particles.
+//! * `p = ceil(2 d + 1)` (7, 13, 19), the same in 2D and 3D.
+//!
+//! These are not over-conservative: on the test clouds at N = 2e4 the worst errors
+//! (the gradient on the dense core of `core_halo`, 2D and 3D) are 2-5 times below the
+//! asked accuracy at all three settings (BENCHMARKS.md). For 1e-6 in 3D the pairs
+//! (p, theta) = (11, 0.4), (14, 0.5), (16, 0.55) reach 3.7e-7, 5.5e-7, 6.7e-7 on the
+//! worst cloud (against 2.5e-7) and were not measurably faster: with
+//! `C(p + 6, 6) / theta^3` M2L work and a near field growing like `theta^-3`, the
+//! cost is flat near the optimum.
+//!
+//! ## Cost balance (does not change the error)
+//! Leaf size and the direct-sum threshold for accepted leaf pairs only move work between
+//! the near field (P2P, ~0.8 ns per pair in 3D, ~1.8 ns in 2D where it needs a log) and
+//! the far field (an M2L costs about `C(p + 2D, 2D) * 0.12 ns` plus its share of
+//! P2M/L2L/L2P), with the error of every accepted pair still bounded by the MAC. The
+//! values are the measured optima on Gaussian, uniform and core-halo clouds of 1e4-1e5
+//! particles (single thread, see BENCHMARKS.md):
+//!
+//! * leaves of at most 32 (2D, fewer than 5 digits), 64 (2D), 128 (3D, fewer than 8
+//!   digits) or 256 particles (3D): larger in 3D, where an M2L costs `C(p+6, 6)` terms
+//!   against `C(p+4, 4)` in 2D and the near-field pair is cheaper;
+//! * an accepted leaf pair with `n_t n_s <= C(p + 2D, 2D) / 8` is summed directly, the
+//!   measured cost of one M2L in pair evaluations.
 //!
 //! Error measure used to calibrate: `max_i |phi_i - phi_i^direct| / max_i |phi_i^direct|`,
 //! and the same with Euclidean norms for the gradient.
@@ -53,11 +74,17 @@ pub fn params_for_accuracy<const D: usize>(accuracy: f64) -> FmmParams {
     let theta = (0.5 - (digits - 3.0) / 60.0).clamp(0.3, 0.55);
     let order = ((2.0 * digits + 1.0).ceil() as usize).clamp(2, 24);
     let nt2 = (1..=2 * D).fold(1usize, |acc, k| acc * (order + k) / k);
+    let leaf_size = match (D, digits < 5.0, digits < 8.0) {
+        (2, true, _) => 32,
+        (2, false, _) => 64,
+        (_, _, true) => 128,
+        _ => 256,
+    };
     FmmParams {
         order,
         theta,
-        leaf_size: 64,
-        p2p_max_pairs: (nt2 / 16) as u64,
+        leaf_size,
+        p2p_max_pairs: (nt2 / 8) as u64,
     }
 }
 

@@ -5,17 +5,21 @@
 //! fixed order, whatever the number of threads):
 //!
 //! 1. The tree is cut into *frontier* cells (the largest cells with at most
-//!    `n / FRONTIER_TASKS` particles); each frontier subtree is one task and owns a
+//!    `max(n / FRONTIER_TASKS, 4 leaf_size)` particles; the floor keeps the serial
+//!    top part small at small N); each frontier subtree is one task and owns a
 //!    contiguous range of cells and particles. Cells above the frontier are *top* cells.
 //! 2. Upward pass: P2M/M2M inside every frontier subtree in parallel, then the top cells.
+//!    M2M shifts all children of a cell at once (one child per vector lane).
 //! 3. Top traversal (serial, small): pairs whose target is a top cell are processed,
 //!    pairs whose target is a frontier cell are queued on that frontier cell.
-//!    Top locals are formed (L2L + M2L) and passed down to the frontier cells.
+//!    Top locals are completed (M2L) in pre-order and shifted (L2L, all children of a
+//!    cell at once) to their children, down to the frontier cells.
 //! 4. Per frontier task in parallel: finish the traversal from the queued pairs, then
-//!    walk the subtree in pre-order: L2L from the parent, M2L from the list, and at
-//!    leaves L2P + direct near field into the task's own slice of the output.
+//!    walk the subtree in pre-order: M2L from the list into the local inherited from
+//!    the parent, then L2L to the children, or at leaves L2P + direct near field into
+//!    the task's own slice of the output.
 
-use super::expansions::{self, M2lScratch};
+use super::expansions::{self, Children, M2lScratch};
 use super::multi_index::MultiIndex;
 use super::octree::{Cell, Octree};
 use super::taylor::FarKernel;
@@ -53,7 +57,6 @@ struct TaskScratch {
     m2l: M2lScratch,
     mono_v: Vec<V>,
     acc_v: Vec<V>,
-    mono_s: Vec<f64>,
 }
 
 impl TaskScratch {
@@ -68,7 +71,6 @@ impl TaskScratch {
             m2l: M2lScratch::new(nterms),
             mono_v: vec![V::ZERO; nterms],
             acc_v: vec![V::ZERO; nterms],
-            mono_s: vec![0.0; nterms],
         }
     }
 }
@@ -193,7 +195,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
     fn split_frontier(&mut self) {
         let cells = &self.tree.cells;
         let n = cells[0].count as usize;
-        let max_count = n.div_ceil(FRONTIER_TASKS).max(self.params.leaf_size) as u32;
+        let max_count = n.div_ceil(FRONTIER_TASKS).max(4 * self.params.leaf_size) as u32;
         self.frontier.clear();
         self.top.clear();
         self.frontier_id.clear();
@@ -234,21 +236,16 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             });
         let s = &mut self.top_scratch;
         for &c in self.top.iter().rev() {
-            let (head, tail) = self.mult.split_at_mut((c as usize + 1) * nt);
-            let out = &mut head[c as usize * nt..];
-            out.fill(0.0);
-            for ch in traversal::children(&tree.cells, c) {
-                let off = (ch as usize - c as usize - 1) * nt;
-                let cell = &tree.cells[ch as usize];
-                expansions::m2m(
-                    mi,
-                    &tail[off..off + nt],
-                    &cell.center,
-                    &tree.cells[c as usize].center,
-                    &mut s.mono_s,
-                    out,
-                );
-            }
+            let c = c as usize;
+            let (head, tail) = self.mult.split_at_mut((c + 1) * nt);
+            with_best_isa(ShiftUpTask {
+                mi,
+                children: children_of(&tree.cells, c, tail, c + 1, nt),
+                center: tree.cells[c].center,
+                mono: &mut s.mono_v,
+                acc: &mut s.acc_v,
+                out: &mut head[c * nt..],
+            });
         }
     }
 
@@ -286,15 +283,18 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.top_m2l.sort_unstable();
         let mut srcs = std::mem::take(&mut self.top_scratch.m2l_src);
         let mut k = 0;
+        // Every other cell's local starts as its parent's, shifted (L2L) once the
+        // parent's is complete.
+        self.local[..nt].fill(0.0);
         for ti in 0..self.top.len() {
             let c = self.top[ti] as usize;
-            self.inherit_local(c);
             srcs.clear();
             while k < self.top_m2l.len() && self.top_m2l[k].0 as usize == c {
                 srcs.push(self.top_m2l[k].2);
                 k += 1;
             }
-            let out = &mut self.local[c * nt..(c + 1) * nt];
+            let (head, tail) = self.local.split_at_mut((c + 1) * nt);
+            let out = &mut head[c * nt..];
             with_best_isa(M2lTask {
                 kernel: &self.kernel,
                 mi: &self.mi,
@@ -305,32 +305,17 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 scratch: &mut self.top_scratch.m2l,
                 local: out,
             });
+            with_best_isa(ShiftDownTask {
+                mi: &self.mi,
+                cells: &self.tree.cells,
+                c,
+                parent: out,
+                tail,
+                mono: &mut self.top_scratch.mono_v,
+            });
         }
         self.top_scratch.m2l_src = srcs;
-        for k in 0..self.frontier.len() {
-            self.inherit_local(self.frontier[k] as usize);
-        }
         self.stats.m2l = self.top_m2l.len();
-    }
-
-    /// Sets the local of cell `c` to the parent's local shifted to `c` (zero at the root).
-    fn inherit_local(&mut self, c: usize) {
-        let nt = self.mi.len();
-        let cells = &self.tree.cells;
-        let p = cells[c].parent as usize;
-        let (head, tail) = self.local.split_at_mut(c * nt);
-        let out = &mut tail[..nt];
-        out.fill(0.0);
-        if c != 0 {
-            expansions::l2l(
-                &self.mi,
-                &head[p * nt..(p + 1) * nt],
-                &cells[p].center,
-                &cells[c].center,
-                &mut self.top_scratch.mono_s,
-                out,
-            );
-        }
     }
 
     /// Parallel part: traversal, M2L, L2L, L2P and near field of every frontier subtree.
@@ -441,21 +426,103 @@ impl<const D: usize> IsaTask for UpwardTask<'_, D> {
                     out,
                 );
             } else {
-                out.fill(0.0);
-                for ch in traversal::children(cells, c as u32) {
-                    let off = (ch as usize - c - 1) * nt;
-                    let cc = &cells[ch as usize].center;
-                    expansions::m2m(
-                        self.mi,
-                        &tail[off..off + nt],
-                        cc,
-                        &cell.center,
-                        &mut self.scratch.mono_s,
-                        out,
-                    );
-                }
+                let s = &mut *self.scratch;
+                expansions::m2m::<I, D>(
+                    self.mi,
+                    &children_of(cells, c, tail, c + 1, nt),
+                    &cell.center,
+                    &mut s.mono_v,
+                    &mut s.acc_v,
+                    out,
+                );
             }
         }
+    }
+}
+
+/// The children of cell `c` and their coefficients, from `data` holding `nt` values
+/// per cell for the cells `first..` (children come after their parent in pre-order).
+fn children_of<'a, const D: usize>(
+    cells: &[Cell<D>],
+    c: usize,
+    data: &'a [f64],
+    first: usize,
+    nt: usize,
+) -> Children<'a, D> {
+    let mut ch = Children {
+        count: 0,
+        centers: [[0.0; D]; LANES],
+        coeffs: [&[]; LANES],
+    };
+    for (l, k) in traversal::children(cells, c as u32).enumerate() {
+        let off = (k as usize - first) * nt;
+        ch.centers[l] = cells[k as usize].center;
+        ch.coeffs[l] = &data[off..off + nt];
+        ch.count = l + 1;
+    }
+    ch
+}
+
+/// M2M of one cell from its children (for the serial top cells).
+struct ShiftUpTask<'a, const D: usize> {
+    mi: &'a MultiIndex<D>,
+    children: Children<'a, D>,
+    center: [f64; D],
+    mono: &'a mut [V],
+    acc: &'a mut [V],
+    out: &'a mut [f64],
+}
+
+impl<const D: usize> IsaTask for ShiftUpTask<'_, D> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        expansions::m2m::<I, D>(
+            self.mi,
+            &self.children,
+            &self.center,
+            self.mono,
+            self.acc,
+            self.out,
+        );
+    }
+}
+
+/// L2L from the complete local `parent` of cell `c` to all its children, whose locals
+/// (overwritten) are in `tail` (`nt` values per cell for the cells `c + 1..`).
+struct ShiftDownTask<'a, const D: usize> {
+    mi: &'a MultiIndex<D>,
+    cells: &'a [Cell<D>],
+    c: usize,
+    parent: &'a [f64],
+    tail: &'a mut [f64],
+    mono: &'a mut [V],
+}
+
+impl<const D: usize> IsaTask for ShiftDownTask<'_, D> {
+    type Output = ();
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let nt = self.mi.len();
+        let mut centers = [[0.0; D]; LANES];
+        let mut outs: [&mut [f64]; LANES] = Default::default();
+        let (mut rest, mut pos, mut k) = (self.tail, self.c + 1, 0);
+        for ch in traversal::children(self.cells, self.c as u32) {
+            let ch = ch as usize;
+            let (_, r) = std::mem::take(&mut rest).split_at_mut((ch - pos) * nt);
+            let (mine, r) = r.split_at_mut(nt);
+            centers[k] = self.cells[ch].center;
+            outs[k] = mine;
+            (rest, pos, k) = (r, ch + 1, k + 1);
+        }
+        expansions::l2l::<I, D>(
+            self.mi,
+            self.parent,
+            &self.cells[self.c].center,
+            &centers,
+            &mut outs[..k],
+            self.mono,
+        );
     }
 }
 
@@ -556,21 +623,9 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
         for c in f..end {
             let k = c - f;
             let cell = &cells[c];
-            let (head, tail) = self.local.split_at_mut(k * nt);
-            let local = &mut tail[..nt];
-            if c != f {
-                local.fill(0.0);
-                let p = cell.parent as usize;
-                let pl = &head[(p - f) * nt..(p - f + 1) * nt];
-                expansions::l2l(
-                    mi,
-                    pl,
-                    &cells[p].center,
-                    &cell.center,
-                    &mut sc.mono_s,
-                    local,
-                );
-            }
+            // The local of `c` holds its parent's shifted local already (see top_down).
+            let (head, tail) = self.local.split_at_mut((k + 1) * nt);
+            let local = &mut head[k * nt..];
             let m2l_src = &sc.m2l_src[sc.m2l_off[k] as usize..sc.m2l_off[k + 1] as usize];
             expansions::m2l::<I, D, K>(
                 kernel,
@@ -597,6 +652,16 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
                     &mut self.phi[out..out + cell.count as usize],
                     &mut self.grad[out..out + cell.count as usize],
                 );
+            } else {
+                ShiftDownTask {
+                    mi,
+                    cells,
+                    c,
+                    parent: local,
+                    tail: &mut tail[..],
+                    mono: &mut sc.mono_v,
+                }
+                .run::<I>();
             }
         }
     }
@@ -625,11 +690,8 @@ fn leaf_targets<I: Isa, const D: usize, K: FarKernel<D>>(
         let mut t = TargetBlock::load(src, first + b, n);
         for &s in p2p_src {
             let r = cells[s as usize].range();
-            if s as usize == c {
-                kernel.accumulate_skip_self::<I>(&mut t, src, r, first + b);
-            } else {
-                kernel.accumulate::<I>(&mut t, src, r);
-            }
+            let skip = (s as usize == c).then_some(first + b);
+            kernel.near_field::<I>(&mut t, src, r, skip);
         }
         expansions::l2p(mi, local, &cell.center, &mut t, mono);
         for l in 0..n {

@@ -13,7 +13,7 @@
 //! * M2M: `M_m(parent) = sum_(a+g=m) M_a(child) P_g(c_parent - c_child)`;
 //! * L2L: `L_a(child) = sum_g L_(a+g)(parent) P_g(c_child - c_parent)`.
 
-use super::multi_index::MultiIndex;
+use super::multi_index::{GROUP, MultiIndex};
 use super::taylor::FarKernel;
 use crate::coupling::pair_kernel::{LANES, Sources, TargetBlock, V};
 use crate::coupling::simd_dispatch::Isa;
@@ -26,6 +26,8 @@ pub struct M2lScratch {
     deriv: Vec<V>,
     /// Per-lane partial local expansion.
     acc: Vec<V>,
+    /// Zero multipole for the padded lanes of a batch.
+    zero: Vec<f64>,
 }
 
 impl M2lScratch {
@@ -34,6 +36,7 @@ impl M2lScratch {
             mult: vec![V::ZERO; nterms],
             deriv: vec![V::ZERO; nterms + 1],
             acc: vec![V::ZERO; nterms],
+            zero: vec![0.0; nterms],
         }
     }
 }
@@ -45,15 +48,6 @@ pub fn monomials<const D: usize>(mi: &MultiIndex<D>, v: &[V; D], p: &mut [V]) {
     for m in 1..mi.len() {
         let (parent, d, inv) = mi.mono_parent[m];
         p[m] = p[parent as usize] * v[d as usize] * V::splat(inv);
-    }
-}
-
-/// Scalar version of [`monomials`].
-pub fn monomials_scalar<const D: usize>(mi: &MultiIndex<D>, v: &[f64; D], p: &mut [f64]) {
-    p[0] = 1.0;
-    for m in 1..mi.len() {
-        let (parent, d, inv) = mi.mono_parent[m];
-        p[m] = p[parent as usize] * v[d as usize] * inv;
     }
 }
 
@@ -87,46 +81,83 @@ pub fn p2m<const D: usize>(
     }
 }
 
-/// M2M: adds the multipole `child` (about `c_child`) shifted to `c_parent` into `parent`.
-/// `mono` is scratch of length `mi.len()`.
-pub fn m2m<const D: usize>(
+/// The children of one cell, one per lane (a cell has at most `2^D <= LANES`).
+pub struct Children<'a, const D: usize> {
+    pub count: usize,
+    pub centers: [[f64; D]; LANES],
+    /// Each child's multipole (M2M input) or local (L2L output) coefficients.
+    pub coeffs: [&'a [f64]; LANES],
+}
+
+/// M2M of all children of a cell at once, one child per lane: overwrites `parent` with
+/// `M_m(parent) = sum_child sum_(a+g=m) M_a(child) P_g(c_parent - c_child)`.
+/// Lane `l`'s sum runs over the pair table in a fixed order and the lanes are added
+/// in child order, so the result does not depend on threading. `mono` and `acc` are
+/// scratch of length `mi.len()`.
+#[inline(always)]
+pub fn m2m<I: Isa, const D: usize>(
     mi: &MultiIndex<D>,
-    child: &[f64],
-    c_child: &[f64; D],
+    children: &Children<'_, D>,
     c_parent: &[f64; D],
-    mono: &mut [f64],
+    mono: &mut [V],
+    acc: &mut [V],
     parent: &mut [f64],
 ) {
-    let v: [f64; D] = std::array::from_fn(|d| c_parent[d] - c_child[d]);
-    monomials_scalar(mi, &v, mono);
-    for (a, &ma) in child.iter().enumerate() {
-        let off = mi.pair_off[a];
-        let cnt = mi.pair_off[a + 1] - off;
-        for (g, &s) in mi.pair_sum[off..off + cnt].iter().enumerate() {
-            parent[s as usize] += ma * mono[g];
+    let n = mi.len();
+    let k = children.count;
+    assert!(k <= LANES && mono.len() >= n && acc.len() >= n && parent.len() >= n);
+    assert!(children.coeffs[..k].iter().all(|c| c.len() >= n));
+    let v: [V; D] = std::array::from_fn(|d| {
+        V::from_fn(|l| if l < k { c_parent[d] - children.centers[l][d] } else { 0.0 })
+    });
+    monomials(mi, &v, mono);
+    acc[..n].fill(V::ZERO);
+    for a in 0..n {
+        let m = V::from_fn(|l| if l < k { children.coeffs[l][a] } else { 0.0 });
+        let pairs = &mi.pair_sum[mi.pair_off[a]..mi.pair_off[a + 1]];
+        for (&s, &g) in pairs.iter().zip(mono.iter()) {
+            // SAFETY: pair-table entries are `< n <= acc.len()`.
+            let t = unsafe { acc.get_unchecked_mut(s as usize) };
+            *t = I::mul_add(m, g, *t);
         }
+    }
+    for (p, a) in parent[..n].iter_mut().zip(acc.iter()) {
+        *p = a.sum();
     }
 }
 
-/// L2L: adds the local expansion `parent` (about `c_parent`) shifted to `c_child` into `child`.
-pub fn l2l<const D: usize>(
+/// L2L to all children of a cell at once, one child per lane: overwrites each child's
+/// local with `L_a(child) = sum_g L_(a+g)(parent) P_g(c_child - c_parent)`.
+/// `mono` is scratch of length `mi.len()`.
+#[inline(always)]
+pub fn l2l<I: Isa, const D: usize>(
     mi: &MultiIndex<D>,
     parent: &[f64],
     c_parent: &[f64; D],
-    c_child: &[f64; D],
-    mono: &mut [f64],
-    child: &mut [f64],
+    centers: &[[f64; D]; LANES],
+    children: &mut [&mut [f64]],
+    mono: &mut [V],
 ) {
-    let v: [f64; D] = std::array::from_fn(|d| c_child[d] - c_parent[d]);
-    monomials_scalar(mi, &v, mono);
-    for (a, c) in child.iter_mut().enumerate() {
-        let off = mi.pair_off[a];
-        let cnt = mi.pair_off[a + 1] - off;
-        let mut s = 0.0;
-        for (g, &idx) in mi.pair_sum[off..off + cnt].iter().enumerate() {
-            s += parent[idx as usize] * mono[g];
+    let n = mi.len();
+    let k = children.len();
+    assert!(k <= LANES && mono.len() >= n && parent.len() >= n);
+    assert!(children.iter().all(|c| c.len() >= n));
+    let v: [V; D] = std::array::from_fn(|d| {
+        V::from_fn(|l| if l < k { centers[l][d] - c_parent[d] } else { 0.0 })
+    });
+    monomials(mi, &v, mono);
+    for a in 0..n {
+        let pairs = &mi.pair_sum[mi.pair_off[a]..mi.pair_off[a + 1]];
+        let mut s = [V::ZERO; 2];
+        for (g, (&idx, m)) in pairs.iter().zip(mono.iter()).enumerate() {
+            // SAFETY: pair-table entries are `< n <= parent.len()`.
+            let p = V::splat(unsafe { *parent.get_unchecked(idx as usize) });
+            s[g & 1] = I::mul_add(p, *m, s[g & 1]);
         }
-        *c += s;
+        let s = s[0] + s[1];
+        for (l, c) in children.iter_mut().enumerate() {
+            c[a] = s.0[l];
+        }
     }
 }
 
@@ -168,14 +199,12 @@ pub fn m2l<I: Isa, const D: usize, K: FarKernel<D>>(
                 }
             })
         });
-        for (m, row) in scratch.mult.iter_mut().enumerate() {
-            *row = V::from_fn(|l| {
-                if l < batch.len() {
-                    mult[batch[l] as usize * n + m]
-                } else {
-                    0.0
-                }
-            });
+        let rows: [&[f64]; LANES] = std::array::from_fn(|l| match batch.get(l) {
+            Some(&s) => &mult[s as usize * n..(s as usize + 1) * n],
+            None => &scratch.zero[..n],
+        });
+        for (m, row) in scratch.mult[..n].iter_mut().enumerate() {
+            *row = V::from_fn(|l| rows[l][m]);
         }
         kernel.derivatives(mi, &z, &mut scratch.deriv);
         contract::<I, D>(mi, &scratch.deriv, &scratch.mult, &mut scratch.acc);
@@ -185,25 +214,31 @@ pub fn m2l<I: Isa, const D: usize, K: FarKernel<D>>(
     }
 }
 
-/// `acc[a] += sum_b deriv[a + b] * mult[b]` over `|a| + |b| <= p` (four independent
-/// partial sums per `a` to hide the add latency; fixed combination order).
+/// `acc[a] += sum_b deriv[a + b] * mult[b]` over `|a| + |b| <= p`.
+///
+/// This is the O(p^6) (d = 3) heart of the method, bound by loads: a plain loop needs
+/// two vector loads per multiply-add. Here [`GROUP`] multi-indices `a` of equal degree
+/// share each load of `mult[b]` ([`MultiIndex::groups`]), i.e. `GROUP + 1` loads per
+/// `GROUP` multiply-adds, and the table indices are used unchecked (they are
+/// `<= mi.len()` by construction, `deriv` has the extra zero row). Each `acc[a]` is
+/// still a sum over `b` in a fixed order, so the result does not depend on threading.
 #[inline(always)]
 fn contract<I: Isa, const D: usize>(mi: &MultiIndex<D>, deriv: &[V], mult: &[V], acc: &mut [V]) {
-    for (a, acc_a) in acc.iter_mut().enumerate() {
-        let off = mi.pair_off[a];
-        let cnt = mi.pair_off[a + 1] - off;
-        let idx = &mi.pair_sum[off..off + cnt];
-        let mut s = [V::ZERO; 4];
-        let full = cnt / 4 * 4;
-        for b in (0..full).step_by(4) {
-            for u in 0..4 {
-                s[u] = I::mul_add(deriv[idx[b + u] as usize], mult[b + u], s[u]);
+    let n = mi.len();
+    assert!(deriv.len() > n && mult.len() >= n && acc.len() >= n);
+    for (k, &(a0, cnt, partners)) in mi.groups.iter().enumerate() {
+        let idx = &mi.group_sum[mi.group_off[k]..mi.group_off[k] + GROUP * partners as usize];
+        let mut s = [V::ZERO; GROUP];
+        for (ix, m) in idx.chunks_exact(GROUP).zip(&mult[..partners as usize]) {
+            for i in 0..GROUP {
+                // SAFETY: table entries are `<= n < deriv.len()` (see `MultiIndex::new`).
+                let d = unsafe { *deriv.get_unchecked(ix[i] as usize) };
+                s[i] = I::mul_add(d, *m, s[i]);
             }
         }
-        for b in full..cnt {
-            s[0] = I::mul_add(deriv[idx[b] as usize], mult[b], s[0]);
+        for (a, si) in acc[a0 as usize..].iter_mut().zip(&s[..cnt as usize]) {
+            *a += *si;
         }
-        *acc_a += (s[0] + s[1]) + (s[2] + s[3]);
     }
 }
 
@@ -272,7 +307,7 @@ mod timing {
     #[test]
     #[ignore]
     fn m2l_speed() {
-        for p in [4usize, 6, 9, 12] {
+        for p in [4usize, 6, 9, 13] {
             let mi = MultiIndex::<3>::new(p);
             let nt = mi.len();
             let srcs: Vec<u32> = (0..64).collect();

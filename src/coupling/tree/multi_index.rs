@@ -11,6 +11,9 @@
 
 use std::collections::HashMap;
 
+/// Multi-indices per group of the M2L contraction (see [`MultiIndex::groups`]).
+pub const GROUP: usize = 4;
+
 /// Index tables for all multi-indices of degree `<= order`.
 pub struct MultiIndex<const D: usize> {
     /// Maximal degree `p`.
@@ -32,6 +35,15 @@ pub struct MultiIndex<const D: usize> {
     /// `a + b` for `b = 0..count(p - |a|)` (all `b` with `|a| + |b| <= p`).
     pub pair_off: Vec<usize>,
     pub pair_sum: Vec<u32>,
+    /// The pair table regrouped for the M2L contraction: multi-indices `a` of equal
+    /// degree are taken [`GROUP`] at a time (consecutive in storage; a group is padded
+    /// with the zero row), and group `k` covers `a = groups[k].0 .. + groups[k].1`
+    /// with `groups[k].2` partners `b` (all of degree `<= p - |a|`). Its table is
+    /// `group_sum[group_off[k] + GROUP * b + i]` = index of `a_i + b`, so one load of
+    /// `M_b` serves `GROUP` multiply-adds.
+    pub groups: Vec<(u32, u32, u32)>,
+    pub group_off: Vec<usize>,
+    pub group_sum: Vec<u32>,
     /// `k!` for every multi-index.
     pub factorial: Vec<f64>,
     /// Degree `|k|` of every multi-index.
@@ -92,6 +104,25 @@ impl<const D: usize> MultiIndex<D> {
             }
         }
         pair_off.push(pair_sum.len());
+        let (mut groups, mut group_off, mut group_sum) = (Vec::new(), Vec::new(), Vec::new());
+        for n in 0..=order {
+            let first = if n == 0 { 0 } else { count[n - 1] };
+            let partners = count[order - n];
+            for a0 in (first..count[n]).step_by(GROUP) {
+                let k = GROUP.min(count[n] - a0);
+                groups.push((a0 as u32, k as u32, partners as u32));
+                group_off.push(group_sum.len());
+                for b in 0..partners {
+                    for i in 0..GROUP {
+                        group_sum.push(if i < k {
+                            pair_sum[pair_off[a0 + i] + b]
+                        } else {
+                            zero_row
+                        });
+                    }
+                }
+            }
+        }
         let factorial = exps
             .iter()
             .map(|k| {
@@ -110,6 +141,9 @@ impl<const D: usize> MultiIndex<D> {
             plus1,
             pair_off,
             pair_sum,
+            groups,
+            group_off,
+            group_sum,
             factorial,
             degree,
         }

@@ -29,8 +29,6 @@ pub struct Cell<const D: usize> {
     pub count: u32,
     /// One past the last cell of this cell's subtree (pre-order).
     pub end: u32,
-    /// Parent cell (the root is its own parent).
-    pub parent: u32,
     pub is_leaf: bool,
 }
 
@@ -129,7 +127,7 @@ impl<const D: usize> Octree<D> {
         }
         self.cells.clear();
         if n > 0 {
-            self.build_cell(0, n, 0, 0);
+            self.build_cell(0, n, 0);
         }
         for d in 0..D {
             self.pos[d].resize(n, 0.0);
@@ -140,7 +138,7 @@ impl<const D: usize> Octree<D> {
     }
 
     /// Appends the cell for sorted particles `start..end` at `level` and its subtree.
-    fn build_cell(&mut self, start: usize, end: usize, level: u32, parent: u32) {
+    fn build_cell(&mut self, start: usize, end: usize, level: u32) {
         let id = self.cells.len();
         let is_leaf = end - start <= self.leaf_size || level == Self::BITS;
         self.cells.push(Cell {
@@ -149,7 +147,6 @@ impl<const D: usize> Octree<D> {
             start: start as u32,
             count: (end - start) as u32,
             end: 0,
-            parent,
             is_leaf,
         });
         if !is_leaf {
@@ -160,7 +157,7 @@ impl<const D: usize> Octree<D> {
             while s < end {
                 let dg = digit(&self.keys[s]);
                 let e = s + self.keys[s..end].partition_point(|k| digit(k) <= dg);
-                self.build_cell(s, e, level + 1, id as u32);
+                self.build_cell(s, e, level + 1);
                 s = e;
             }
         }

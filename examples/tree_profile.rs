@@ -1,0 +1,104 @@
+//! Multipole tree: time per phase, interaction counts and (optionally) the error
+//! against the direct sum, for one cloud and one parameter set.
+//!
+//!     cargo run --release --example tree_profile -- D KIND N ACCURACY [REPS] [check]
+//!     cargo run --release --example tree_profile -- 3 uniform 100000 1e-6 3
+//!
+//! `direct` also times the direct sum (best of REPS). Optional overrides for tuning:
+//! `order=P theta=T leaf=L p2p=K`, and the cloud's
+//! `seed=S` (default 1) and softening `delta=X` (default 1e-3). `check` compares
+//! with the direct sum (O(N^2): keep N below ~1e5).
+#[path = "../tests/tree_common/mod.rs"]
+mod common;
+
+use jko::coupling::tree::params_for_accuracy;
+use jko::coupling::{TreeCoupling, direct_evaluate};
+use std::time::Instant;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let d: usize = args.get(1).map_or(3, |s| s.parse().unwrap());
+    match d {
+        2 => run::<2>(&args),
+        _ => run::<3>(&args),
+    }
+}
+
+fn run<const D: usize>(args: &[String]) {
+    let kind = args.get(2).map_or("uniform", String::as_str);
+    let n: usize = args.get(3).map_or(100_000, |s| s.parse().unwrap());
+    let acc: f64 = args.get(4).map_or(1e-6, |s| s.parse().unwrap());
+    let reps: usize = args.get(5).map_or(3, |s| s.parse().unwrap());
+    let mut params = params_for_accuracy::<D>(acc);
+    let (mut check, mut direct) = (false, false);
+    let (mut seed, mut delta) = (1u64, 1e-3);
+    for a in &args[6.min(args.len())..] {
+        match a.split_once('=') {
+            Some(("order", v)) => params.order = v.parse().unwrap(),
+            Some(("theta", v)) => params.theta = v.parse().unwrap(),
+            Some(("leaf", v)) => params.leaf_size = v.parse().unwrap(),
+            Some(("p2p", v)) => params.p2p_max_pairs = v.parse().unwrap(),
+            Some(("seed", v)) => seed = v.parse().unwrap(),
+            Some(("delta", v)) => delta = v.parse().unwrap(),
+            None if a == "check" => check = true,
+            None if a == "direct" => direct = true,
+            _ => panic!("unknown option {a}"),
+        }
+    }
+    let (x, q) = common::cloud::<D>(kind, n, seed);
+    let mut tc = TreeCoupling::<D>::with_params(delta, params);
+    let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        let t = Instant::now();
+        tc.evaluate(&x, &q, &mut p, &mut g);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    let st = tc.stats();
+    let s = st.seconds;
+    println!(
+        "D={D} {kind} N={n} acc={acc:e} {params:?}\n  best {best:.4} s; last: build {:.4} up {:.4} top {:.4} tasks {:.4} out {:.4}",
+        s[0],
+        s[1] - s[0],
+        s[2] - s[1],
+        s[3] - s[2],
+        s[4] - s[3]
+    );
+    println!(
+        "  cells {} leaves {} m2l {} p2p pairs {:.3e} ({:.1} per particle)",
+        st.cells,
+        st.leaves,
+        st.m2l,
+        st.p2p_pairs as f64,
+        st.p2p_pairs as f64 / n as f64
+    );
+    if direct {
+        let (mut pd, mut gd) = (vec![0.0; n], vec![[0.0; D]; n]);
+        let mut best = f64::INFINITY;
+        for _ in 0..reps {
+            let t = Instant::now();
+            direct_evaluate(&x, &q, delta, &mut pd, &mut gd);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!("  direct best {best:.4} s");
+    }
+    if check {
+        let (mut pd, mut gd) = (vec![0.0; n], vec![[0.0; D]; n]);
+        direct_evaluate(&x, &q, delta, &mut pd, &mut gd);
+        println!(
+            "  error phi {:.2e} grad {:.2e} (asked {acc:e})",
+            common::rel_max(&p, &pd),
+            common::rel_max_vec(&g, &gd)
+        );
+        if std::env::var("DIAG").is_ok() {
+            let norm = |v: [f64; D]| v.iter().map(|c| c * c).sum::<f64>().sqrt();
+            let gmax = gd.iter().map(|v| norm(*v)).fold(0.0, f64::max);
+            let mut worst: Vec<(f64, usize)> = (0..n).map(|i| (norm(std::array::from_fn(|d| g[i][d] - gd[i][d])) / gmax, i)).collect();
+            worst.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap());
+            for &(e, i) in &worst[..8] {
+                let r = norm(x[i]);
+                println!("    i={i} halo={} |x|={r:.3e} err={e:.2e} |g|/gmax={:.2e}", i % 10 == 0, norm(gd[i]) / gmax);
+            }
+        }
+    }
+}
