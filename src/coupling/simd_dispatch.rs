@@ -22,6 +22,11 @@ pub trait Isa: Copy {
     /// Natural logarithm of positive normal lanes, to about 1 ulp
     /// (see [`crate::green::ln`] and [`ln_avx512`] for the exact bounds).
     fn ln(x: V) -> V;
+    /// Bit l set where `a.0[l] <= b.0[l]`.
+    fn le_mask(a: V, b: V) -> u8;
+    /// Writes the entries of `idx` whose bit is set in `mask` to the front of
+    /// `out`, in order, and returns how many; all 8 slots of `out` may be written.
+    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize;
 }
 
 /// Plain IEEE operations (any CPU).
@@ -44,6 +49,24 @@ impl Isa for Portable {
     #[inline(always)]
     fn ln(x: V) -> V {
         x.ln()
+    }
+    #[inline(always)]
+    fn le_mask(a: V, b: V) -> u8 {
+        let mut m = 0;
+        for l in 0..LANES {
+            m |= ((a.0[l] <= b.0[l]) as u8) << l;
+        }
+        m
+    }
+    #[inline(always)]
+    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
+        // Branch-free: write every entry, advance past the selected ones.
+        let mut len = 0;
+        for l in 0..LANES {
+            out[len.min(LANES - 1)] = idx[l];
+            len += ((mask >> l) & 1) as usize;
+        }
+        len
     }
 }
 
@@ -71,6 +94,14 @@ impl Isa for Avx2 {
     #[inline(always)]
     fn ln(x: V) -> V {
         x.ln()
+    }
+    #[inline(always)]
+    fn le_mask(a: V, b: V) -> u8 {
+        Portable::le_mask(a, b)
+    }
+    #[inline(always)]
+    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
+        Portable::compress(mask, idx, out)
     }
 }
 
@@ -124,6 +155,30 @@ impl Isa for Avx512 {
             Portable::ln(x)
         }
     }
+    #[inline(always)]
+    fn le_mask(a: V, b: V) -> u8 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { le_mask_avx512(a, b) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::le_mask(a, b)
+        }
+    }
+    #[inline(always)]
+    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { compress_avx512(mask, idx, out) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::compress(mask, idx, out)
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -138,6 +193,33 @@ unsafe fn rsqrt14(x: V) -> V {
         _mm512_store_pd(out.0.as_mut_ptr(), y);
     }
     out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn le_mask_avx512(a: V, b: V) -> u8 {
+    use std::arch::x86_64::*;
+    // SAFETY (transmutes): `V` and `__m512d` are both 8 f64, 64-byte aligned.
+    unsafe { _mm512_cmp_pd_mask::<_CMP_LE_OQ>(std::mem::transmute(a), std::mem::transmute(b)) }
+}
+
+/// `vpcompressd` in its register form (the memory form is microcoded and
+/// slow on Zen 4), then one full-width store.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn compress_avx512(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
+    use std::arch::x86_64::*;
+    // SAFETY: both arrays are 8 u32 (32 bytes); unaligned load and store.
+    unsafe {
+        let v = _mm256_loadu_si256(idx.as_ptr().cast());
+        _mm256_storeu_si256(
+            out.as_mut_ptr().cast(),
+            _mm256_maskz_compress_epi32(mask, v),
+        );
+    }
+    mask.count_ones() as usize
 }
 
 /// `1 / x` from `vrcp14pd` (y0 = (1 - e)/x with |e| < 2^-14) and one
@@ -314,7 +396,10 @@ pub trait IsaTask {
 pub fn with_best_isa<T: IsaTask>(task: T) -> T::Output {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
             // SAFETY: the required CPU features were detected just above.
             return unsafe { run_avx512(task) };
         }
@@ -391,5 +476,27 @@ mod tests {
         assert!(worst_ln <= 1.0, "ln: {worst_ln} ulp");
         assert!(worst_near_one <= 1.0, "ln near 1: {worst_near_one} ulp");
         assert!(worst_recip <= 1.0, "recip: {worst_recip} ulp");
+    }
+
+    #[test]
+    fn masks_and_compress_match_portable() {
+        if !std::is_x86_feature_detected!("avx512f") || !std::is_x86_feature_detected!("avx512vl") {
+            return;
+        }
+        let a = V::from_fn(|l| l as f64);
+        let idx: [u32; LANES] = std::array::from_fn(|l| 10 + l as u32);
+        for t in 0..=LANES {
+            let b = V::splat(t as f64 - 0.5);
+            // SAFETY: AVX-512F/VL were detected above.
+            let m = unsafe { le_mask_avx512(a, b) };
+            assert_eq!(m, Portable::le_mask(a, b));
+        }
+        for mask in 0..=255u8 {
+            let (mut x, mut y) = ([0; LANES], [0; LANES]);
+            // SAFETY: as above.
+            let n = unsafe { compress_avx512(mask, &idx, &mut x) };
+            assert_eq!(n, Portable::compress(mask, &idx, &mut y));
+            assert_eq!(x[..n], y[..n]);
+        }
     }
 }
