@@ -2,7 +2,7 @@
 //!
 //! With a = |d|^2 + delta^2, d = x_i - x_j, the softened kernel of
 //! [`crate::green`] is written G = c_pot k(a), grad G(d) = c_grad f(a) d
-//! (k, f from [`pair`]: ln a and 1/a in 2D, a^-1/2 and a^-3/2 in 3D,
+//! (k, f from `pair`: ln a and 1/a in 2D, a^-1/2 and a^-3/2 in 3D,
 //! sqrt(a) and a^-1/2 in 1D), so that
 //!
 //!   U       = c_pot  sum_i q_i P_i,      P_i = sum_{j>i} q_j k(a_ij),
@@ -12,7 +12,7 @@
 //! each pair's k and f are computed once and serve both particles (a "row"
 //! side S for the lower index, a "column" side C for the higher one).
 //!
-//! Particles are packed eight to a [`Pack`] (structure of arrays, the width
+//! Particles are packed eight to a `Pack` (structure of arrays, the width
 //! of one AVX-512 register) and cut into blocks of `BLOCK`. The task of block
 //! row I takes its targets `T` at a time (broadcast in registers) against all
 //! later packs of sources, `T x 8` pairs per step: the row sums stay in
@@ -26,7 +26,7 @@
 //!
 //! Rows are processed in panels so the column buffers stay within
 //! `PANEL_BYTES` whatever N. `ln`, `1/a` and `a^-1/2` come from
-//! [`Isa`](crate::coupling::simd_dispatch::Isa): on AVX-512 a table-driven
+//! [`Isa`] on AVX-512: a table-driven
 //! logarithm and `rcp14`/`rsqrt14` with polynomial corrections (about 1 ulp,
 //! so no division or square root in the 2D and 3D loops). 1 ulp per pair is
 //! the rounding the sum adds anyway; the finite-difference gradient tests

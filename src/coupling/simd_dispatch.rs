@@ -20,7 +20,7 @@ pub trait Isa: Copy {
     /// `1 / x` for positive normal lanes, to about 1 ulp.
     fn recip(x: V) -> V;
     /// Natural logarithm of positive normal lanes, to about 1 ulp
-    /// (see [`crate::green::ln`] and [`ln_avx512`] for the exact bounds).
+    /// (see [`crate::green::ln`], and `ln_avx512` in this module's source).
     fn ln(x: V) -> V;
     /// Bit l set where `a.0[l] <= b.0[l]`.
     fn le_mask(a: V, b: V) -> u8;
