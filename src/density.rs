@@ -16,10 +16,19 @@ use crate::parallel::CHUNK;
 pub const SKIN_FRACTION: f64 = 0.25;
 
 /// The blob density estimate of one species, with its neighbour list.
+///
+/// The sums run in the list's slot (Morton) order, over copies of the
+/// positions and weights gathered into that order, so that the neighbours a
+/// sum visits sit close together in memory.
 #[derive(Debug, Clone)]
 pub struct BlobDensity<const D: usize> {
     kernel: WendlandC2,
     list: NeighbourList<D>,
+    /// Positions, weights and densities in slot order.
+    xs: Vec<[f64; D]>,
+    ws: Vec<f64>,
+    rho_s: Vec<f64>,
+    /// Densities in particle order.
     rho: Vec<f64>,
 }
 
@@ -41,6 +50,9 @@ impl<const D: usize> BlobDensity<D> {
         BlobDensity {
             kernel,
             list: NeighbourList::new(r, SKIN_FRACTION * r),
+            xs: Vec::new(),
+            ws: Vec::new(),
+            rho_s: Vec::new(),
             rho: Vec::new(),
         }
     }
@@ -56,24 +68,53 @@ impl<const D: usize> BlobDensity<D> {
     /// rho_eps at every particle of `x` (one species, weights `w`).
     pub fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> &[f64] {
         self.list.update(x);
-        self.rho.resize(x.len(), 0.0);
-        let (kernel, list) = (&self.kernel, &self.list);
-        self.rho
+        let n = x.len();
+        let (order, rank) = (self.list.order(), self.list.rank());
+        self.xs.resize(n, [0.0; D]);
+        self.ws.resize(n, 0.0);
+        self.xs
+            .par_chunks_mut(CHUNK)
+            .zip(self.ws.par_chunks_mut(CHUNK))
+            .zip(order.par_chunks(CHUNK))
+            .for_each(|((xs, ws), order)| {
+                for ((p, v), &i) in xs.iter_mut().zip(ws).zip(order) {
+                    *p = x[i as usize];
+                    *v = w[i as usize];
+                }
+            });
+        self.rho_s.resize(n, 0.0);
+        let (kernel, list, xs, ws) = (&self.kernel, &self.list, &self.xs[..], &self.ws[..]);
+        self.rho_s
             .par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(c, out)| {
                 for (k, r) in out.iter_mut().enumerate() {
-                    let i = c * CHUNK + k;
-                    let xi = &x[i];
-                    let mut s = 0.0;
-                    for &j in list.of(i) {
-                        let j = j as usize;
-                        s += w[j] * kernel.value(dist2(xi, &x[j]));
+                    let s = c * CHUNK + k;
+                    let xi = &xs[s];
+                    let mut sum = 0.0;
+                    for &t in list.of(s) {
+                        let t = t as usize;
+                        sum += ws[t] * kernel.value(dist2(xi, &xs[t]));
                     }
-                    *r = s;
+                    *r = sum;
+                }
+            });
+        self.rho.resize(n, 0.0);
+        let rho_s = &self.rho_s;
+        self.rho
+            .par_chunks_mut(CHUNK)
+            .zip(rank.par_chunks(CHUNK))
+            .for_each(|(rho, rank)| {
+                for (r, &s) in rho.iter_mut().zip(rank) {
+                    *r = rho_s[s as usize];
                 }
             });
         &self.rho
+    }
+
+    /// Positions and weights of the last `compute`, in the list's slot order.
+    pub fn sorted_particles(&self) -> (&[[f64; D]], &[f64]) {
+        (&self.xs, &self.ws)
     }
 
     /// The densities of the last `compute`.

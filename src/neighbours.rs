@@ -6,20 +6,67 @@
 //! most `skin`). Within a JKO step the optimizer's iterates move particles by
 //! a fraction of the kernel radius, so one kd-tree search serves many energy
 //! evaluations; the O(N) displacement check decides when to rebuild.
+//!
+//! How a build goes, and why:
+//! - The particles are put in Morton (Z-curve) order of their reference
+//!   positions, and the list speaks of *slots* in that order ([`order`],
+//!   [`rank`] map slots to particles and back). Neighbours in space are then
+//!   mostly neighbours in memory, for the tree search and even more for the
+//!   sums that run over the list at every evaluation.
+//! - The kd-tree is searched once per *cluster* of `CLUSTER` consecutive
+//!   slots, not once per particle: the ball around the cluster's box centre of
+//!   radius `cutoff + skin` plus the cluster's own radius holds every
+//!   neighbour of each of its particles (triangle inequality). Each particle's
+//!   list is then this candidate set filtered by distance, in the candidate
+//!   order: a short, branch-free loop instead of a tree descent per particle.
+//! - Rows are stored per fixed chunk of `CHUNK` slots, each chunk filled by
+//!   one task into its own buffers (kept between builds): no per-particle
+//!   allocation, and the list is the same whatever the thread count.
+//!
+//! [`order`]: NeighbourList::order
+//! [`rank`]: NeighbourList::rank
+
+use std::ops::Range;
 
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 
+use crate::coupling::lanes::{LANES, V};
+use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+
+use crate::density::dist2;
 use crate::parallel::CHUNK;
 
-/// Neighbours of every particle of one cloud, in compressed-row form.
+/// Slots per kd-tree search. Larger clusters mean fewer searches but more
+/// candidates to filter per particle (in 2D with ~80 candidates per
+/// particle, a cluster of 16 spans about the kernel radius, so its candidate
+/// set is about twice a single particle's).
+const CLUSTER: usize = 16;
+
+/// Rows of one chunk of slots, in compressed-row form.
+#[derive(Debug, Clone, Default)]
+struct Rows {
+    /// Start of each row in `indices`, plus the end of the last.
+    offsets: Vec<u32>,
+    indices: Vec<u32>,
+}
+
+/// Neighbours of every particle of one cloud, in compressed-row form over
+/// Morton-ordered slots.
 #[derive(Debug, Clone)]
 pub struct NeighbourList<const D: usize> {
     cutoff: f64,
     skin: f64,
     reference: Vec<[f64; D]>,
-    offsets: Vec<usize>,
-    indices: Vec<u32>,
+    /// Particle in each slot.
+    order: Vec<u32>,
+    /// Slot of each particle (inverse of `order`).
+    rank: Vec<u32>,
+    /// Reference positions in slot order.
+    sorted: Vec<[f64; D]>,
+    /// Morton key and particle of each slot (sorting scratch).
+    keys: Vec<(u64, u32)>,
+    rows: Vec<Rows>,
     builds: usize,
 }
 
@@ -32,8 +79,11 @@ impl<const D: usize> NeighbourList<D> {
             cutoff,
             skin,
             reference: Vec::new(),
-            offsets: vec![0],
-            indices: Vec::new(),
+            order: Vec::new(),
+            rank: Vec::new(),
+            sorted: Vec::new(),
+            keys: Vec::new(),
+            rows: Vec::new(),
             builds: 0,
         }
     }
@@ -63,53 +113,83 @@ impl<const D: usize> NeighbourList<D> {
     }
 
     fn rebuild(&mut self, x: &[[f64; D]]) {
+        let n = x.len();
+        assert!(n < u32::MAX as usize, "neighbour indices are u32");
         self.reference.clear();
         self.reference.extend_from_slice(x);
         self.builds += 1;
-        let n = x.len();
-        assert!(n < u32::MAX as usize, "neighbour indices are u32");
+        self.sort_slots(x);
         let tree: ImmutableKdTree<f64, D> =
-            ImmutableKdTree::new_from_slice(x).expect("finite positions");
+            ImmutableKdTree::new_from_slice(&self.sorted).expect("finite positions");
         let r = self.cutoff + self.skin;
-        let r2 = r * r;
-        // Each chunk collects its rows; chunks are stitched in order, so the
-        // list (and every sum over it) is the same whatever the thread count.
-        let rows: Vec<(Vec<usize>, Vec<u32>)> = x
-            .par_chunks(CHUNK)
-            .map(|chunk| {
-                let mut counts = Vec::with_capacity(chunk.len());
-                let mut idx = Vec::with_capacity(chunk.len() * 32);
-                for p in chunk {
-                    let before = idx.len();
-                    tree.query(p)
-                        .within::<SquaredEuclidean<f64>>(r2)
-                        .unsorted()
-                        .visit(|nb| idx.push(nb.item));
-                    // Ascending order: deterministic and friendlier to the cache.
-                    idx[before..].sort_unstable();
-                    counts.push(idx.len() - before);
-                }
-                (counts, idx)
+        let (tree, sorted) = (&tree, &self.sorted[..]);
+        self.rows.resize_with(n.div_ceil(CHUNK), Rows::default);
+        self.rows.par_iter_mut().enumerate().for_each(|(c, rows)| {
+            with_best_isa(ChunkRows {
+                tree,
+                sorted,
+                slots: c * CHUNK..((c + 1) * CHUNK).min(n),
+                reach: r,
+                rows,
             })
-            .collect();
-        self.offsets.clear();
-        self.offsets.reserve(n + 1);
-        self.offsets.push(0);
-        self.indices.clear();
-        for (counts, idx) in rows {
-            for c in counts {
-                let last = *self.offsets.last().unwrap();
-                self.offsets.push(last + c);
-            }
-            self.indices.extend_from_slice(&idx);
-        }
+        });
     }
 
-    /// Candidate neighbours of particle `i` (itself included): a superset of
-    /// those closer than `cutoff`.
+    /// Morton order of the reference positions: the bounding box is cut into
+    /// 2^32 (3D: 2^21) cells per axis and the cells' bit-interleaved
+    /// coordinates sorted, ties by particle index (so the order is unique).
+    fn sort_slots(&mut self, x: &[[f64; D]]) {
+        let n = x.len();
+        let (lo, hi) = x
+            .iter()
+            .fold(([f64::MAX; D], [f64::MIN; D]), |(mut lo, mut hi), p| {
+                for a in 0..D {
+                    lo[a] = lo[a].min(p[a]);
+                    hi[a] = hi[a].max(p[a]);
+                }
+                (lo, hi)
+            });
+        let bits = (64 / D as u32).min(32);
+        let cells = ((1u64 << bits) - 1) as f64;
+        let scale: [f64; D] = std::array::from_fn(|a| {
+            let w = hi[a] - lo[a];
+            if w > 0.0 { cells / w } else { 0.0 }
+        });
+        self.keys.clear();
+        self.keys.par_extend(x.par_iter().enumerate().map(|(i, p)| {
+            let cell: [u64; D] =
+                std::array::from_fn(|a| (((p[a] - lo[a]) * scale[a]) as u64).min(cells as u64));
+            (interleave(cell, bits), i as u32)
+        }));
+        self.keys.par_sort_unstable();
+        self.order.clear();
+        self.order.extend(self.keys.iter().map(|&(_, i)| i));
+        self.rank.resize(n, 0);
+        for (s, &i) in self.order.iter().enumerate() {
+            self.rank[i as usize] = s as u32;
+        }
+        self.sorted.clear();
+        self.sorted
+            .extend(self.order.iter().map(|&i| x[i as usize]));
+    }
+
+    /// The particle in each slot.
+    pub fn order(&self) -> &[u32] {
+        &self.order
+    }
+
+    /// The slot of each particle.
+    pub fn rank(&self) -> &[u32] {
+        &self.rank
+    }
+
+    /// Candidate neighbours of slot `s` (itself included), as slots: a
+    /// superset of the slots closer than `cutoff`.
     #[inline]
-    pub fn of(&self, i: usize) -> &[u32] {
-        &self.indices[self.offsets[i]..self.offsets[i + 1]]
+    pub fn of(&self, s: usize) -> &[u32] {
+        let rows = &self.rows[s / CHUNK];
+        let k = s % CHUNK;
+        &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize]
     }
 
     /// How many times the kd-tree search has run.
@@ -119,8 +199,126 @@ impl<const D: usize> NeighbourList<D> {
 
     /// Mean number of candidates per particle.
     pub fn mean_candidates(&self) -> f64 {
-        self.indices.len() as f64 / (self.offsets.len() - 1).max(1) as f64
+        let total: usize = self.rows.iter().map(|r| r.indices.len()).sum();
+        total as f64 / self.order.len().max(1) as f64
     }
+}
+
+/// The rows of the slots `slots`, searched cluster by cluster (module docs).
+struct ChunkRows<'a, const D: usize> {
+    tree: &'a ImmutableKdTree<f64, D>,
+    sorted: &'a [[f64; D]],
+    slots: Range<usize>,
+    reach: f64,
+    rows: &'a mut Rows,
+}
+
+impl<const D: usize> IsaTask for ChunkRows<'_, D> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let ChunkRows {
+            tree,
+            sorted,
+            slots,
+            reach,
+            rows,
+        } = self;
+        let r2 = V::splat(reach * reach);
+        rows.offsets.clear();
+        rows.offsets.push(0);
+        // `indices` keeps its length from the last build as scratch (no
+        // zero-fill), grows when needed, and is cut to size at the end.
+        let mut used = 0;
+        let mut candidates = Vec::new();
+        let mut groups: Vec<[V; D]> = Vec::new();
+        for first in slots.clone().step_by(CLUSTER) {
+            let cluster = &sorted[first..(first + CLUSTER).min(slots.end)];
+            let (centre, extent) = bounding_ball(cluster);
+            // The relative margin covers the rounding of the distances kiddo
+            // compares; extra candidates are filtered out below.
+            let ball = (reach + extent) * (1.0 + 1e-12);
+            candidates.clear();
+            tree.query(&centre)
+                .within::<SquaredEuclidean<f64>>(ball * ball)
+                .unsorted()
+                .visit(|nb| candidates.push(nb.item));
+            // Candidates by groups of LANES, positions by axis; the padding
+            // lies at infinity (never within reach).
+            let count = candidates.len();
+            let m = count.next_multiple_of(LANES);
+            candidates.resize(m, 0);
+            groups.clear();
+            groups.extend(candidates.chunks_exact(LANES).enumerate().map(|(k, g)| {
+                std::array::from_fn(|a| {
+                    V::from_fn(|l| {
+                        if k * LANES + l < count {
+                            sorted[g[l] as usize][a]
+                        } else {
+                            f64::INFINITY
+                        }
+                    })
+                })
+            }));
+            for p in cluster {
+                if rows.indices.len() < used + m {
+                    rows.indices.resize(2 * (used + m), 0);
+                }
+                let out = &mut rows.indices[used..used + m];
+                let mut len = 0;
+                for (g, (pos, idx)) in groups
+                    .iter()
+                    .zip(candidates.chunks_exact(LANES))
+                    .enumerate()
+                {
+                    let mut d2 = V::ZERO;
+                    for a in 0..D {
+                        let d = V::splat(p[a]) - pos[a];
+                        d2 = I::mul_add(d, d, d2);
+                    }
+                    let mask = I::le_mask(d2, r2);
+                    // len <= LANES g: the 8 slots written stay within `out`.
+                    let dst: &mut [u32; LANES] = (&mut out[len..len + LANES]).try_into().unwrap();
+                    len += I::compress(mask, idx.try_into().unwrap(), dst);
+                    debug_assert!(len <= LANES * (g + 1));
+                }
+                used += len;
+                rows.offsets.push(used as u32);
+            }
+        }
+        rows.indices.truncate(used);
+    }
+}
+
+/// Centre of the bounding box of `pts` and the largest distance from it.
+fn bounding_ball<const D: usize>(pts: &[[f64; D]]) -> ([f64; D], f64) {
+    let mut lo = pts[0];
+    let mut hi = pts[0];
+    for p in pts {
+        for a in 0..D {
+            lo[a] = lo[a].min(p[a]);
+            hi[a] = hi[a].max(p[a]);
+        }
+    }
+    let centre = std::array::from_fn(|a| 0.5 * (lo[a] + hi[a]));
+    let extent = pts
+        .iter()
+        .map(|p| dist2(p, &centre))
+        .fold(0.0, f64::max)
+        .sqrt();
+    (centre, extent)
+}
+
+/// Bit-interleaves the low `bits` bits of each coordinate (axis 0 lowest).
+fn interleave<const D: usize>(cell: [u64; D], bits: u32) -> u64 {
+    let mut key = 0;
+    for b in 0..bits {
+        for (a, c) in cell.iter().enumerate() {
+            key |= ((c >> b) & 1) << (b as usize * D + a);
+        }
+    }
+    key
 }
 
 #[cfg(test)]
@@ -143,16 +341,71 @@ mod tests {
             p[0] += 0.019 * ((i as f64).sin());
         }
         assert!(!list.update(&x));
+        let rank = list.rank();
         for i in 0..n {
             for j in 0..n {
                 let d2 = (x[i][0] - x[j][0]).powi(2) + (x[i][1] - x[j][1]).powi(2);
                 if d2 < 0.08 * 0.08 {
-                    assert!(list.of(i).contains(&(j as u32)), "pair {i},{j} missing");
+                    assert!(
+                        list.of(rank[i] as usize).contains(&rank[j]),
+                        "pair {i},{j} missing"
+                    );
                 }
             }
         }
         x[3][1] += 0.05;
         assert!(list.update(&x));
         assert_eq!(list.builds(), 2);
+    }
+
+    /// Exactly the pairs within cutoff + skin, in 1, 2 and 3 dimensions.
+    #[test]
+    fn lists_are_the_pairs_within_reach() {
+        fn check<const D: usize>(n: usize) {
+            let x: Vec<[f64; D]> = (0..n)
+                .map(|i| std::array::from_fn(|a| ((i * (2 * a + 3)) as f64 * 0.618_034).fract()))
+                .collect();
+            let (cutoff, skin) = (0.1, 0.03);
+            let mut list = NeighbourList::<D>::new(cutoff, skin);
+            list.update(&x);
+            let (order, rank) = (list.order(), list.rank());
+            for i in 0..n {
+                assert_eq!(order[rank[i] as usize] as usize, i);
+                let mut got: Vec<u32> = list.of(rank[i] as usize).to_vec();
+                got.sort_unstable();
+                let mut want: Vec<u32> = (0..n)
+                    .filter(|&j| dist2(&x[i], &x[j]) <= (cutoff + skin) * (cutoff + skin))
+                    .map(|j| rank[j])
+                    .collect();
+                want.sort_unstable();
+                assert_eq!(got, want, "D={D} i={i}");
+            }
+        }
+        check::<1>(300);
+        check::<2>(2500);
+        check::<3>(3000);
+    }
+
+    #[test]
+    fn same_list_on_one_and_two_threads() {
+        let x: Vec<[f64; 2]> = (0..5000)
+            .map(|i| {
+                let t = i as f64;
+                [(t * 0.618_034).fract(), (t * 0.754_877).fract()]
+            })
+            .collect();
+        let run = |t: usize| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(t)
+                .build()
+                .unwrap()
+                .install(|| {
+                    let mut list = NeighbourList::<2>::new(0.03, 0.01);
+                    list.update(&x);
+                    let rows: Vec<Vec<u32>> = (0..x.len()).map(|s| list.of(s).to_vec()).collect();
+                    (list.order().to_vec(), rows)
+                })
+        };
+        assert_eq!(run(1), run(2));
     }
 }

@@ -17,6 +17,16 @@ pub trait Isa: Copy {
     fn rsqrt(x: V) -> V;
     /// `a * b + c` (fused where the instruction set has FMA).
     fn mul_add(a: V, b: V, c: V) -> V;
+    /// `1 / x` for positive normal lanes, to about 1 ulp.
+    fn recip(x: V) -> V;
+    /// Natural logarithm of positive normal lanes, to about 1 ulp
+    /// (see [`crate::green::ln`], and `ln_avx512` in this module's source).
+    fn ln(x: V) -> V;
+    /// Bit l set where `a.0[l] <= b.0[l]`.
+    fn le_mask(a: V, b: V) -> u8;
+    /// Writes the entries of `idx` whose bit is set in `mask` to the front of
+    /// `out`, in order, and returns how many; all 8 slots of `out` may be written.
+    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize;
 }
 
 /// Plain IEEE operations (any CPU).
@@ -31,6 +41,32 @@ impl Isa for Portable {
     #[inline(always)]
     fn mul_add(a: V, b: V, c: V) -> V {
         a * b + c
+    }
+    #[inline(always)]
+    fn recip(x: V) -> V {
+        V::splat(1.0) / x
+    }
+    #[inline(always)]
+    fn ln(x: V) -> V {
+        x.ln()
+    }
+    #[inline(always)]
+    fn le_mask(a: V, b: V) -> u8 {
+        let mut m = 0;
+        for l in 0..LANES {
+            m |= ((a.0[l] <= b.0[l]) as u8) << l;
+        }
+        m
+    }
+    #[inline(always)]
+    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
+        // Branch-free: write every entry, advance past the selected ones.
+        let mut len = 0;
+        for l in 0..LANES {
+            out[len.min(LANES - 1)] = idx[l];
+            len += ((mask >> l) & 1) as usize;
+        }
+        len
     }
 }
 
@@ -50,6 +86,22 @@ impl Isa for Avx2 {
             r.0[l] = a.0[l].mul_add(b.0[l], c.0[l]);
         }
         r
+    }
+    #[inline(always)]
+    fn recip(x: V) -> V {
+        V::splat(1.0) / x
+    }
+    #[inline(always)]
+    fn ln(x: V) -> V {
+        x.ln()
+    }
+    #[inline(always)]
+    fn le_mask(a: V, b: V) -> u8 {
+        Portable::le_mask(a, b)
+    }
+    #[inline(always)]
+    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
+        Portable::compress(mask, idx, out)
     }
 }
 
@@ -79,6 +131,54 @@ impl Isa for Avx512 {
     fn mul_add(a: V, b: V, c: V) -> V {
         Avx2::mul_add(a, b, c)
     }
+    #[inline(always)]
+    fn recip(x: V) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { recip_avx512(x) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::recip(x)
+        }
+    }
+    #[inline(always)]
+    fn ln(x: V) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { ln_avx512(x) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::ln(x)
+        }
+    }
+    #[inline(always)]
+    fn le_mask(a: V, b: V) -> u8 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { le_mask_avx512(a, b) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::le_mask(a, b)
+        }
+    }
+    #[inline(always)]
+    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { compress_avx512(mask, idx, out) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::compress(mask, idx, out)
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -95,6 +195,195 @@ unsafe fn rsqrt14(x: V) -> V {
     out
 }
 
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn le_mask_avx512(a: V, b: V) -> u8 {
+    use std::arch::x86_64::*;
+    // SAFETY (transmutes): `V` and `__m512d` are both 8 f64, 64-byte aligned.
+    unsafe { _mm512_cmp_pd_mask::<_CMP_LE_OQ>(std::mem::transmute(a), std::mem::transmute(b)) }
+}
+
+/// `vpcompressd` in its register form (the memory form is microcoded and
+/// slow on Zen 4), then one full-width store.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn compress_avx512(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
+    use std::arch::x86_64::*;
+    // SAFETY: both arrays are 8 u32 (32 bytes); unaligned load and store.
+    unsafe {
+        let v = _mm256_loadu_si256(idx.as_ptr().cast());
+        _mm256_storeu_si256(
+            out.as_mut_ptr().cast(),
+            _mm256_maskz_compress_epi32(mask, v),
+        );
+    }
+    mask.count_ones() as usize
+}
+
+/// `1 / x` from `vrcp14pd` (y0 = (1 - e)/x with |e| < 2^-14) and one
+/// fourth-order correction 1/x = y0 / (1 - e) ~ y0 (1 + e)(1 + e^2), whose
+/// truncation error e^4 < 2^-56 is below the rounding of the last operations:
+/// about 1 ulp, without the long, unpipelined `vdivpd`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn recip_avx512(x: V) -> V {
+    use std::arch::x86_64::*;
+    // SAFETY (transmutes): `V` and `__m512d` are both 8 f64, 64-byte aligned.
+    let a: __m512d = unsafe { std::mem::transmute(x) };
+    let one = _mm512_set1_pd(1.0);
+    let y0 = _mm512_rcp14_pd(a);
+    let e = _mm512_fnmadd_pd(a, y0, one);
+    let e2 = _mm512_mul_pd(e, e);
+    let t = _mm512_fmadd_pd(y0, e, y0);
+    unsafe { std::mem::transmute(_mm512_fmadd_pd(t, e2, t)) }
+}
+
+/// 1/c_k for c_k = 1 + k/16 (rounded to f64), k = 0..15.
+const LN_INVC: [f64; 16] = [
+    1.0,
+    0.941_176_470_588_235_3,
+    0.888_888_888_888_888_8,
+    0.842_105_263_157_894_7,
+    0.8,
+    0.761_904_761_904_761_9,
+    0.727_272_727_272_727_3,
+    0.695_652_173_913_043_5,
+    0.666_666_666_666_666_6,
+    0.64,
+    0.615_384_615_384_615_4,
+    0.592_592_592_592_592_6,
+    0.571_428_571_428_571_4,
+    0.551_724_137_931_034_5,
+    0.533_333_333_333_333_3,
+    0.516_129_032_258_064_5,
+];
+/// ln c_k = -ln(LN_INVC[k]) (of the f64 values above) = hi + lo: hi rounded to
+/// a multiple of 2^-33, so that E ln2_hi + hi is exact (ln2_hi is a multiple of
+/// 2^-32, |E| < 2^11), and lo the rest rounded to f64 (mpmath, 50 digits).
+const LN_LOGC_HI: [f64; 16] = [
+    0.0,
+    0.060_624_621_808_528_9,
+    0.117_783_035_617_321_73,
+    0.171_850_256_971_083_58,
+    0.223_143_551_265_820_86,
+    0.271_933_715_441_264_2,
+    0.318_453_731_131_739_9,
+    0.362_905_493_704_602_1,
+    0.405_465_108_109_638_1,
+    0.446_287_102_648_057_04,
+    0.485_507_815_727_032_7,
+    0.523_248_143_726_959_8,
+    0.559_615_787_933_580_6,
+    0.594_707_107_753_492_9,
+    0.628_608_659_375_459,
+    0.661_398_482_276_126_7,
+];
+const LN_LOGC_LO: [f64; 16] = [
+    0.0,
+    7.905956311909564e-12,
+    3.906178038991116e-11,
+    -4.442430359635114e-11,
+    4.8388839392411926e-11,
+    4.237760221132048e-11,
+    -1.3205326362595247e-11,
+    -1.523364141342377e-11,
+    -1.4736574128742275e-12,
+    -1.9637552836490212e-11,
+    5.466803124800679e-11,
+    3.7588067465885704e-11,
+    1.842164408535093e-12,
+    -6.8000883963513114e-12,
+    4.691519585732551e-11,
+    -3.076170634716462e-11,
+];
+/// Q(r), highest degree first, with ln(1 + r) ~ r - r^2/2 + r^3 Q(r) on
+/// |r| <= 1/32: a Chebyshev fit (mpmath `chebyfit`, degree 7) of
+/// (ln(1 + r) - r + r^2/2) / r^3, relative error of the sum below 2^-60.
+const LN_Q: [f64; 8] = [
+    -0.100_162_980_563_672_33,
+    0.111_288_905_464_035_62,
+    -0.124_999_900_469_248_6,
+    0.142_857_034_280_240_02,
+    -0.166_666_666_686_112_9,
+    0.200_000_000_021_213_63,
+    -0.249_999_999_999_999_42,
+    0.333_333_333_333_332_7,
+];
+
+/// Natural logarithm of positive normal lanes below 1.96875 * 2^1023,
+/// without division or branch, table lookups done in registers (`vpermi2pd`):
+///
+/// a = 2^E z with z in [c_k - 1/32, c_k + 1/32), c_k = 1 + k/16 (E and k
+/// from the exponent and mantissa rounded to 4 bits, z exact), then
+/// ln a = E ln 2 + ln c_k + ln(1 + r) with r = z / c_k - 1 = fma(z, 1/c_k, -1),
+/// |r| <= 1/32, and ln(1 + r) = r - r^2/2 + r^3 Q(r).
+///
+/// E ln 2 + ln c_k is carried in two parts (hi exact, lo 2^-33 smaller), so
+/// the only sizeable rounding is the last addition, also where ln a is small
+/// and the two large terms cancel (a just below 1: E = -1, c_k near 2): the
+/// error is about 0.5 ulp plus 2^-60 relative from Q (tested against std's
+/// `ln` in `tests::avx512_ln_and_recip`). The 2D pair sum needs no more: a
+/// sum of N such terms carries N roundings anyway.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn ln_avx512(x: V) -> V {
+    use std::arch::x86_64::*;
+    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    // SAFETY (transmutes, loads): `V` and `__m512d` are both 8 f64, 64-byte
+    // aligned; the tables hold 16 f64 each.
+    let a: __m512d = unsafe { std::mem::transmute(x) };
+    let ix = _mm512_castpd_si512(a);
+    // Round the mantissa to 4 bits: the carry may bump the exponent (z < 1).
+    let ixr = _mm512_add_epi64(ix, _mm512_set1_epi64(1 << 47));
+    let e = _mm512_getexp_pd(_mm512_castsi512_pd(ixr));
+    let exp_mask = _mm512_set1_epi64(0x7ff0_0000_0000_0000);
+    let one_bits = _mm512_set1_epi64(0x3ff0_0000_0000_0000);
+    // z = a 2^-E: subtract E from the exponent field.
+    let shift = _mm512_sub_epi64(_mm512_and_si512(ixr, exp_mask), one_bits);
+    let z = _mm512_castsi512_pd(_mm512_sub_epi64(ix, shift));
+    // Bits 3..0 of each index lane (mantissa bits 51..48) select the entry.
+    let k = _mm512_srli_epi64::<48>(ixr);
+    let (invc, logc_hi, logc_lo) = unsafe {
+        (
+            _mm512_permutex2var_pd(
+                _mm512_loadu_pd(LN_INVC.as_ptr()),
+                k,
+                _mm512_loadu_pd(LN_INVC.as_ptr().add(8)),
+            ),
+            _mm512_permutex2var_pd(
+                _mm512_loadu_pd(LN_LOGC_HI.as_ptr()),
+                k,
+                _mm512_loadu_pd(LN_LOGC_HI.as_ptr().add(8)),
+            ),
+            _mm512_permutex2var_pd(
+                _mm512_loadu_pd(LN_LOGC_LO.as_ptr()),
+                k,
+                _mm512_loadu_pd(LN_LOGC_LO.as_ptr().add(8)),
+            ),
+        )
+    };
+    let r = _mm512_fmsub_pd(z, invc, _mm512_set1_pd(1.0));
+    // w = E ln2_hi + hi_k exactly; hi + lo = w + r, the rounding error of the
+    // sum in lo (Fast2Sum: |w| >= |r| whenever w != 0).
+    let w = _mm512_fmadd_pd(e, _mm512_set1_pd(LN2_HI), logc_hi);
+    let hi = _mm512_add_pd(w, r);
+    let lo = _mm512_add_pd(_mm512_sub_pd(w, hi), r);
+    let lo = _mm512_add_pd(lo, _mm512_fmadd_pd(e, _mm512_set1_pd(LN2_LO), logc_lo));
+    let mut q = _mm512_set1_pd(LN_Q[0]);
+    for &c in &LN_Q[1..] {
+        q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(c));
+    }
+    let r2 = _mm512_mul_pd(r, r);
+    let tail = _mm512_fmadd_pd(r, q, _mm512_set1_pd(-0.5));
+    let y = _mm512_add_pd(hi, _mm512_fmadd_pd(r2, tail, lo));
+    unsafe { std::mem::transmute(y) }
+}
+
 /// A unit of work whose `run` must be `#[inline(always)]` (so it is compiled for the
 /// instruction set of the dispatching wrapper).
 pub trait IsaTask {
@@ -107,7 +396,10 @@ pub trait IsaTask {
 pub fn with_best_isa<T: IsaTask>(task: T) -> T::Output {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512dq") {
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512dq")
+            && std::is_x86_feature_detected!("avx512vl")
+        {
             // SAFETY: the required CPU features were detected just above.
             return unsafe { run_avx512(task) };
         }
@@ -134,4 +426,77 @@ unsafe fn run_avx512<T: IsaTask>(task: T) -> T::Output {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn run_avx2<T: IsaTask>(task: T) -> T::Output {
     task.run::<Avx2>()
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// Errors relative to std (ulp = EPSILON |exact|), over the whole range,
+    /// across every table interval's edges, and next to 1.
+    #[test]
+    fn avx512_ln_and_recip() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        let mut worst_ln: f64 = 0.0;
+        let mut worst_near_one: f64 = 0.0;
+        let mut worst_recip: f64 = 0.0;
+        let mut check = |v: V| {
+            // SAFETY: AVX-512F was detected above.
+            let (l, r) = unsafe { (ln_avx512(v), recip_avx512(v)) };
+            for i in 0..LANES {
+                let (x, exact) = (v.0[i], v.0[i].ln());
+                let ulp = exact.abs().max(f64::MIN_POSITIVE) * f64::EPSILON;
+                let err = (l.0[i] - exact).abs() / ulp;
+                worst_ln = worst_ln.max(err);
+                if (x - 1.0).abs() < 0.03 {
+                    worst_near_one = worst_near_one.max(err);
+                }
+                let exact = 1.0 / x;
+                worst_recip = worst_recip.max((r.0[i] - exact).abs() / (exact * f64::EPSILON));
+            }
+        };
+        let mut x = 1e-300;
+        while x < 1e300 {
+            check(V::from_fn(|k| x * (1.0 + k as f64 * 0.1237)));
+            x *= 1.0371;
+        }
+        // Every table interval and both sides of its edges, near 1 and 2.
+        for k in 0..40_000 {
+            let base = 0.95 + k as f64 * 2.6e-5;
+            check(V::from_fn(|l| base + l as f64 * 3.1e-6));
+            check(V::from_fn(|l| (base + l as f64 * 3.1e-6) * 1024.0));
+        }
+        for k in 1..2000 {
+            check(V::from_fn(|l| 1.0 + (k * 8 + l) as f64 * 1e-13));
+            check(V::from_fn(|l| 1.0 - (k * 8 + l) as f64 * 1e-13));
+        }
+        // Measured on Zen 4: each just below 1 ulp (std's own error included).
+        assert!(worst_ln <= 1.0, "ln: {worst_ln} ulp");
+        assert!(worst_near_one <= 1.0, "ln near 1: {worst_near_one} ulp");
+        assert!(worst_recip <= 1.0, "recip: {worst_recip} ulp");
+    }
+
+    #[test]
+    fn masks_and_compress_match_portable() {
+        if !std::is_x86_feature_detected!("avx512f") || !std::is_x86_feature_detected!("avx512vl") {
+            return;
+        }
+        let a = V::from_fn(|l| l as f64);
+        let idx: [u32; LANES] = std::array::from_fn(|l| 10 + l as u32);
+        for t in 0..=LANES {
+            let b = V::splat(t as f64 - 0.5);
+            // SAFETY: AVX-512F/VL were detected above.
+            let m = unsafe { le_mask_avx512(a, b) };
+            assert_eq!(m, Portable::le_mask(a, b));
+        }
+        for mask in 0..=255u8 {
+            let (mut x, mut y) = ([0; LANES], [0; LANES]);
+            // SAFETY: as above.
+            let n = unsafe { compress_avx512(mask, &idx, &mut x) };
+            assert_eq!(n, Portable::compress(mask, &idx, &mut y));
+            assert_eq!(x[..n], y[..n]);
+        }
+    }
 }

@@ -31,8 +31,11 @@ struct BlobSpecies<const D: usize> {
     exponent: f64,
     weights: Vec<f64>,
     density: BlobDensity<D>,
-    /// D_k f'(rho_i), kept between the two passes.
+    /// D_k f'(rho_i), kept between the two passes, in particle and in slot order.
     slope: Vec<f64>,
+    slope_s: Vec<f64>,
+    /// sum_j w_j (f'(rho_i) + f'(rho_j)) grad K(X_i - X_j), in slot order.
+    acc_s: Vec<[f64; D]>,
     /// D_k w_i f(rho_i), kept so the energy is summed in a fixed order.
     energy: Vec<f64>,
 }
@@ -65,6 +68,8 @@ impl<const D: usize> Diffusion<D> {
                 weights: cloud.weights[b.range.clone()].to_vec(),
                 density: BlobDensity::new(eps),
                 slope: vec![0.0; b.range.len()],
+                slope_s: vec![0.0; b.range.len()],
+                acc_s: vec![[0.0; D]; b.range.len()],
                 energy: vec![0.0; b.range.len()],
             })
             .collect();
@@ -95,27 +100,53 @@ impl<const D: usize> BlobSpecies<D> {
             });
         let value = crate::parallel::sum_chunks(self.energy.len(), |r| self.energy[r].iter().sum());
 
-        let (kernel, list, slope) = (self.density.kernel(), self.density.list(), &self.slope[..]);
-        grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
-            for (k, gi) in g.iter_mut().enumerate() {
-                let i = c * CHUNK + k;
-                let xi = &x[i];
-                let si = slope[i];
-                let mut acc = [0.0; D];
-                for &j in list.of(i) {
-                    let j = j as usize;
-                    let (_, kslope) = kernel.value_and_slope(dist2(xi, &x[j]));
-                    // grad K(X_i - X_j) = kslope (X_i - X_j); zero beyond the support.
-                    let f = w[j] * (si + slope[j]) * kslope;
-                    for a in 0..D {
-                        acc[a] += f * (xi[a] - x[j][a]);
+        // The gradient sums run in the neighbour list's slot order, like the
+        // densities (see `BlobDensity`), then go back to particle order.
+        let list = self.density.list();
+        let (order, rank) = (list.order(), list.rank());
+        let slope = &self.slope[..];
+        self.slope_s
+            .par_chunks_mut(CHUNK)
+            .zip(order.par_chunks(CHUNK))
+            .for_each(|(out, order)| {
+                for (v, &i) in out.iter_mut().zip(order) {
+                    *v = slope[i as usize];
+                }
+            });
+        let kernel = self.density.kernel();
+        let (xs, ws) = self.density.sorted_particles();
+        let slope_s = &self.slope_s[..];
+        self.acc_s
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, out)| {
+                for (k, acc) in out.iter_mut().enumerate() {
+                    let s = c * CHUNK + k;
+                    let xi = &xs[s];
+                    let si = slope_s[s];
+                    *acc = [0.0; D];
+                    for &t in list.of(s) {
+                        let t = t as usize;
+                        let (_, kslope) = kernel.value_and_slope(dist2(xi, &xs[t]));
+                        // grad K(X_i - X_j) = kslope (X_i - X_j); zero beyond the support.
+                        let f = ws[t] * (si + slope_s[t]) * kslope;
+                        for a in 0..D {
+                            acc[a] += f * (xi[a] - xs[t][a]);
+                        }
                     }
                 }
-                for a in 0..D {
-                    gi[a] += w[i] * acc[a];
+            });
+        let acc_s = &self.acc_s;
+        grad.par_chunks_mut(CHUNK)
+            .zip(w.par_chunks(CHUNK))
+            .zip(rank.par_chunks(CHUNK))
+            .for_each(|((g, w), rank)| {
+                for ((gi, wi), &s) in g.iter_mut().zip(w).zip(rank) {
+                    for a in 0..D {
+                        gi[a] += wi * acc_s[s as usize][a];
+                    }
                 }
-            }
-        });
+            });
         value
     }
 }
