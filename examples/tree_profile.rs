@@ -93,11 +93,17 @@ fn run<const D: usize>(args: &[String]) {
         if std::env::var("DIAG").is_ok() {
             let norm = |v: [f64; D]| v.iter().map(|c| c * c).sum::<f64>().sqrt();
             let gmax = gd.iter().map(|v| norm(*v)).fold(0.0, f64::max);
-            let mut worst: Vec<(f64, usize)> = (0..n).map(|i| (norm(std::array::from_fn(|d| g[i][d] - gd[i][d])) / gmax, i)).collect();
+            let mut worst: Vec<(f64, usize)> = (0..n)
+                .map(|i| (norm(std::array::from_fn(|d| g[i][d] - gd[i][d])) / gmax, i))
+                .collect();
             worst.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap());
             for &(e, i) in &worst[..8] {
                 let r = norm(x[i]);
-                println!("    i={i} halo={} |x|={r:.3e} err={e:.2e} |g|/gmax={:.2e}", i % 10 == 0, norm(gd[i]) / gmax);
+                println!(
+                    "    i={i} halo={} |x|={r:.3e} err={e:.2e} |g|/gmax={:.2e}",
+                    i % 10 == 0,
+                    norm(gd[i]) / gmax
+                );
             }
         }
     }

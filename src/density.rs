@@ -57,6 +57,12 @@ impl<const D: usize> BlobDensity<D> {
         }
     }
 
+    /// Rebuild the neighbour list at the next [`compute`](Self::compute): its
+    /// summation order then depends on those positions only.
+    pub fn reset(&mut self) {
+        self.list.invalidate();
+    }
+
     pub fn kernel(&self) -> &WendlandC2 {
         &self.kernel
     }

@@ -88,6 +88,14 @@ impl<const D: usize> NeighbourList<D> {
         }
     }
 
+    /// Force a rebuild at the next [`update`](Self::update) (buffers are kept).
+    /// The slot order, and so the order of every sum over the list, is that of
+    /// the positions at the last build: a caller that needs results depending
+    /// on the current positions alone (a resumed run) invalidates first.
+    pub fn invalidate(&mut self) {
+        self.reference.clear();
+    }
+
     /// Make the list valid for positions `x`; returns whether it was rebuilt.
     pub fn update(&mut self, x: &[[f64; D]]) -> bool {
         if self.is_valid_for(x) {

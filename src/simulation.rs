@@ -282,6 +282,8 @@ impl<const D: usize> Simulation<D> {
         let mut out = vec![0.0; self.cloud.len()];
         for (b, est) in self.cloud.blocks.iter().zip(&mut self.estimators) {
             let r = b.range.clone();
+            // A fresh list: the column must not depend on earlier frames.
+            est.reset();
             let rho = est.compute(
                 &self.cloud.positions[r.clone()],
                 &self.cloud.weights[r.clone()],

@@ -164,4 +164,10 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
         }
         total
     }
+
+    /// The lists' summation order follows the positions of their last build:
+    /// rebuild from X^n so a step depends on X^n alone.
+    fn reset(&mut self) {
+        self.species.iter_mut().for_each(|s| s.density.reset());
+    }
 }

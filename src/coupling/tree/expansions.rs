@@ -108,7 +108,13 @@ pub fn m2m<I: Isa, const D: usize>(
     assert!(k <= LANES && mono.len() >= n && acc.len() >= n && parent.len() >= n);
     assert!(children.coeffs[..k].iter().all(|c| c.len() >= n));
     let v: [V; D] = std::array::from_fn(|d| {
-        V::from_fn(|l| if l < k { c_parent[d] - children.centers[l][d] } else { 0.0 })
+        V::from_fn(|l| {
+            if l < k {
+                c_parent[d] - children.centers[l][d]
+            } else {
+                0.0
+            }
+        })
     });
     monomials(mi, &v, mono);
     acc[..n].fill(V::ZERO);
@@ -143,7 +149,13 @@ pub fn l2l<I: Isa, const D: usize>(
     assert!(k <= LANES && mono.len() >= n && parent.len() >= n);
     assert!(children.iter().all(|c| c.len() >= n));
     let v: [V; D] = std::array::from_fn(|d| {
-        V::from_fn(|l| if l < k { centers[l][d] - c_parent[d] } else { 0.0 })
+        V::from_fn(|l| {
+            if l < k {
+                centers[l][d] - c_parent[d]
+            } else {
+                0.0
+            }
+        })
     });
     monomials(mi, &v, mono);
     for a in 0..n {
