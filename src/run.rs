@@ -249,12 +249,15 @@ fn inspect(dir: &Path, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> 
     }
 }
 
-/// Memory a run of `n` particles in dimension `d` needs, in bytes: positions,
-/// weights, the optimizer's vectors (2 memory + ~16 arrays of n d numbers)
-/// and the neighbour lists (BENCHMARKS.md, "Memory", measures it).
+/// Memory a run of `n` particles in dimension `d` needs, in bytes: the
+/// optimizer's vectors (2 memory + ~16 arrays of n d numbers) plus the
+/// neighbour lists and trees, calibrated on the peaks measured with the
+/// neighbour-rule bandwidth (BENCHMARKS.md, "Memory": 2.3 kB per particle in
+/// 2D, 5.1 kB in 3D). A wider bandwidth holds more neighbours than this.
 pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {
     let d = s.dimension as u64;
-    let per_particle = 8 * d * (2 * s.solver.memory as u64 + 16) + 600;
+    let lists_and_trees = [600, 1700, 4300][s.dimension - 1];
+    let per_particle = 8 * d * (2 * s.solver.memory as u64 + 16) + lists_and_trees;
     n as u64 * per_particle
 }
 
