@@ -1,11 +1,10 @@
 //! The `jko` binary end to end: output columns (SPEC §5) and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod run_common;
 
-fn jko() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_jko"))
-}
+use std::path::Path;
+
+use run_common::{jko, write};
 
 fn vec_of(d: usize, v: f64) -> String {
     format!("[{}]", vec![format!("{v:?}"); d].join(", "))
@@ -39,12 +38,6 @@ initial = {{ kind = "uniform", lower = {lo}, upper = {hi} }}
         lo = vec_of(d, -1.0),
         hi = vec_of(d, 1.0),
     )
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
 }
 
 #[test]

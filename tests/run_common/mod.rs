@@ -1,4 +1,4 @@
-//! Helpers of the tests that drive `jko run` end to end (run_dir, robustness).
+//! Helpers of the tests that drive the `jko` binary end to end (cli, run_dir, robustness).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
