@@ -7,6 +7,8 @@
 
 use rayon::prelude::*;
 
+use crate::coupling::lanes::{LANES, V};
+use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use crate::kernel::{RadialKernel, WendlandC2};
 use crate::neighbours::NeighbourList;
 use crate::parallel::CHUNK;
@@ -94,16 +96,14 @@ impl<const D: usize> BlobDensity<D> {
             .par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(c, out)| {
-                for (k, r) in out.iter_mut().enumerate() {
-                    let s = c * CHUNK + k;
-                    let xi = &xs[s];
-                    let mut sum = 0.0;
-                    for &t in list.of(s) {
-                        let t = t as usize;
-                        sum += ws[t] * kernel.value(dist2(xi, &xs[t]));
-                    }
-                    *r = sum;
-                }
+                with_best_isa(DensityRows {
+                    kernel,
+                    list,
+                    xs,
+                    ws,
+                    first: c * CHUNK,
+                    out,
+                })
             });
         self.rho.resize(n, 0.0);
         let rho_s = &self.rho_s;
@@ -126,6 +126,69 @@ impl<const D: usize> BlobDensity<D> {
     /// The densities of the last `compute`.
     pub fn rho(&self) -> &[f64] {
         &self.rho
+    }
+}
+
+/// The densities of the slots `first..first + out.len()`:
+/// rho_s = C sum_t w_t (1 - q_st)^4 (1 + 4 q_st) over the slot's row, eight
+/// neighbours at a time (gathered), a row's last group padded with the slot
+/// itself at zero weight. Lanes are added in lane order: the same bits on
+/// any thread count.
+struct DensityRows<'a, const D: usize> {
+    kernel: &'a WendlandC2,
+    list: &'a NeighbourList<D>,
+    xs: &'a [[f64; D]],
+    ws: &'a [f64],
+    first: usize,
+    out: &'a mut [f64],
+}
+
+impl<const D: usize> IsaTask for DensityRows<'_, D> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let DensityRows {
+            kernel,
+            list,
+            xs,
+            ws,
+            first,
+            out,
+        } = self;
+        let flat = xs.as_flattened();
+        assert!(xs.len() * D < i32::MAX as usize, "gather offsets are i32");
+        let shape = |xi: &[f64; D], idx: &[u32; LANES]| {
+            let mut r2 = V::ZERO;
+            for (a, &c) in xi.iter().enumerate() {
+                // SAFETY: list entries are slots < xs.len() (NeighbourList),
+                // and xs.len() * D < 2^31 (asserted above).
+                let d = V::splat(c) - unsafe { I::gather(flat, idx, D, a) };
+                r2 = I::mul_add(d, d, r2);
+            }
+            // SAFETY: as above.
+            (kernel.shape_lanes(r2).0, unsafe {
+                I::gather(ws, idx, 1, 0)
+            })
+        };
+        for (k, r) in out.iter_mut().enumerate() {
+            let s = first + k;
+            let xi = &xs[s];
+            let (groups, tail) = list.of(s).as_chunks::<LANES>();
+            let mut acc = V::ZERO;
+            for idx in groups {
+                let (f, w) = shape(xi, idx);
+                acc = I::mul_add(w, f, acc);
+            }
+            if !tail.is_empty() {
+                let mut idx = [s as u32; LANES];
+                idx[..tail.len()].copy_from_slice(tail);
+                let (f, w) = shape(xi, &idx);
+                let live = V::from_fn(|l| if l < tail.len() { 1.0 } else { 0.0 });
+                acc = I::mul_add(w * live, f, acc);
+            }
+            *r = kernel.norm() * acc.sum();
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 
 use std::f64::consts::PI;
 
+use crate::coupling::lanes::V;
+
 /// A radial kernel of compact support, evaluated from the squared distance
 /// (so the hot loops never take a square root).
 pub trait RadialKernel: Send + Sync {
@@ -68,6 +70,29 @@ impl WendlandC2 {
             inv_r: 1.0 / radius,
             norm,
         }
+    }
+}
+
+impl WendlandC2 {
+    /// The normalization C.
+    pub fn norm(&self) -> f64 {
+        self.norm
+    }
+
+    /// 1 / R.
+    pub fn inv_radius(&self) -> f64 {
+        self.inv_r
+    }
+
+    /// Lanes of (1 - q)^4 (1 + 4q) and (1 - q)^3, q = sqrt(r2)/R, both 0 for
+    /// q >= 1: K = C times the first, grad K(x) = -20 C/R^2 times the second
+    /// times x (the same operations as [`RadialKernel::value_and_slope`]).
+    #[inline(always)]
+    pub fn shape_lanes(&self, r2: V) -> (V, V) {
+        let q = r2.sqrt() * V::splat(self.inv_r);
+        let t = (V::splat(1.0) - q).map(|v| v.max(0.0));
+        let t3 = t * t * t;
+        (t3 * t * (V::splat(1.0) + V::splat(4.0) * q), t3)
     }
 }
 

@@ -37,11 +37,21 @@ use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use crate::density::dist2;
 use crate::parallel::CHUNK;
 
-/// Slots per kd-tree search. Larger clusters mean fewer searches but more
-/// candidates to filter per particle (in 2D with ~80 candidates per
-/// particle, a cluster of 16 spans about the kernel radius, so its candidate
-/// set is about twice a single particle's).
+/// At most this many slots per kd-tree search. Larger clusters mean fewer
+/// searches but more candidates to filter per particle.
 const CLUSTER: usize = 16;
+
+/// A cluster's slots also share one Morton cell of side at most this times
+/// the search radius r (cells of a key prefix): its bounding ball then has a
+/// radius below 0.35 r in 2D (0.43 r in 3D), and its candidate set is about
+/// twice a single particle's. Runs of consecutive slots alone would not do:
+/// the Z curve jumps, and 16 consecutive slots spanned about 1.15 r in 2D
+/// (4.6 times a particle's candidates).
+const CLUSTER_CELL: f64 = 0.7;
+
+/// Points from which the kd-tree is built in parallel (kiddo's default,
+/// 262 144, leaves a 1e5 build serial: ~5 ms, a fifth of a 2-thread build).
+const PARALLEL_TREE_BUILD: usize = 16_384;
 
 /// Rows of one chunk of slots, in compressed-row form.
 #[derive(Debug, Clone, Default)]
@@ -64,8 +74,9 @@ pub struct NeighbourList<const D: usize> {
     rank: Vec<u32>,
     /// Reference positions in slot order.
     sorted: Vec<[f64; D]>,
-    /// Morton key and particle of each slot (sorting scratch).
+    /// Morton key and particle of each slot, and the radix sort's second buffer.
     keys: Vec<(u64, u32)>,
+    scratch: Vec<(u64, u32)>,
     rows: Vec<Rows>,
     builds: usize,
 }
@@ -83,6 +94,7 @@ impl<const D: usize> NeighbourList<D> {
             rank: Vec::new(),
             sorted: Vec::new(),
             keys: Vec::new(),
+            scratch: Vec::new(),
             rows: Vec::new(),
             builds: 0,
         }
@@ -126,16 +138,29 @@ impl<const D: usize> NeighbourList<D> {
         self.reference.clear();
         self.reference.extend_from_slice(x);
         self.builds += 1;
-        self.sort_slots(x);
-        let tree: ImmutableKdTree<f64, D> =
-            ImmutableKdTree::new_from_slice(&self.sorted).expect("finite positions");
+        let cell = self.sort_slots(x);
+        // kiddo builds in parallel above the threshold, the same tree as
+        // its serial build (`same_list_on_one_and_two_threads`).
+        let tree: ImmutableKdTree<f64, D> = ImmutableKdTree::builder()
+            .with_parallel_construction_threshold(PARALLEL_TREE_BUILD)
+            .build_from_slice(&self.sorted)
+            .expect("finite positions");
         let r = self.cutoff + self.skin;
-        let (tree, sorted) = (&tree, &self.sorted[..]);
+        // Key bits below the cluster cells: 2^level cells of the key make a
+        // side of at most CLUSTER_CELL r.
+        let level = if cell > 0.0 {
+            ((CLUSTER_CELL * r / cell).log2().floor().max(0.0) as u32).min(64 / D as u32)
+        } else {
+            0
+        };
+        let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
         self.rows.resize_with(n.div_ceil(CHUNK), Rows::default);
         self.rows.par_iter_mut().enumerate().for_each(|(c, rows)| {
             with_best_isa(ChunkRows {
                 tree,
                 sorted,
+                keys,
+                cell_shift: D as u32 * level,
                 slots: c * CHUNK..((c + 1) * CHUNK).min(n),
                 reach: r,
                 rows,
@@ -143,10 +168,13 @@ impl<const D: usize> NeighbourList<D> {
         });
     }
 
-    /// Morton order of the reference positions: the bounding box is cut into
-    /// 2^32 (3D: 2^21) cells per axis and the cells' bit-interleaved
-    /// coordinates sorted, ties by particle index (so the order is unique).
-    fn sort_slots(&mut self, x: &[[f64; D]]) {
+    /// Morton order of the reference positions: the bounding box's longest
+    /// side is cut into 2^32 (3D: 2^21) cells, the same cell size on every
+    /// axis (so that the cells of a key prefix are squares or cubes, which
+    /// the clusters rely on), and the cells' bit-interleaved coordinates
+    /// sorted, ties by particle index (so the order is unique). Returns the
+    /// side of one cell.
+    fn sort_slots(&mut self, x: &[[f64; D]]) -> f64 {
         let n = x.len();
         let (lo, hi) = x
             .iter()
@@ -159,17 +187,15 @@ impl<const D: usize> NeighbourList<D> {
             });
         let bits = (64 / D as u32).min(32);
         let cells = ((1u64 << bits) - 1) as f64;
-        let scale: [f64; D] = std::array::from_fn(|a| {
-            let w = hi[a] - lo[a];
-            if w > 0.0 { cells / w } else { 0.0 }
-        });
+        let width = (0..D).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
+        let scale = if width > 0.0 { cells / width } else { 0.0 };
         self.keys.clear();
         self.keys.par_extend(x.par_iter().enumerate().map(|(i, p)| {
             let cell: [u64; D] =
-                std::array::from_fn(|a| (((p[a] - lo[a]) * scale[a]) as u64).min(cells as u64));
-            (interleave(cell, bits), i as u32)
+                std::array::from_fn(|a| (((p[a] - lo[a]) * scale) as u64).min(cells as u64));
+            (interleave(cell), i as u32)
         }));
-        self.keys.par_sort_unstable();
+        radix_sort(&mut self.keys, &mut self.scratch);
         self.order.clear();
         self.order.extend(self.keys.iter().map(|&(_, i)| i));
         self.rank.resize(n, 0);
@@ -179,6 +205,7 @@ impl<const D: usize> NeighbourList<D> {
         self.sorted.clear();
         self.sorted
             .extend(self.order.iter().map(|&i| x[i as usize]));
+        if scale > 0.0 { 1.0 / scale } else { 0.0 }
     }
 
     /// The particle in each slot.
@@ -216,6 +243,9 @@ impl<const D: usize> NeighbourList<D> {
 struct ChunkRows<'a, const D: usize> {
     tree: &'a ImmutableKdTree<f64, D>,
     sorted: &'a [[f64; D]],
+    /// Morton keys in slot order, and the shift that leaves a cluster cell.
+    keys: &'a [(u64, u32)],
+    cell_shift: u32,
     slots: Range<usize>,
     reach: f64,
     rows: &'a mut Rows,
@@ -229,6 +259,8 @@ impl<const D: usize> IsaTask for ChunkRows<'_, D> {
         let ChunkRows {
             tree,
             sorted,
+            keys,
+            cell_shift,
             slots,
             reach,
             rows,
@@ -241,8 +273,14 @@ impl<const D: usize> IsaTask for ChunkRows<'_, D> {
         let mut used = 0;
         let mut candidates = Vec::new();
         let mut groups: Vec<[V; D]> = Vec::new();
-        for first in slots.clone().step_by(CLUSTER) {
-            let cluster = &sorted[first..(first + CLUSTER).min(slots.end)];
+        let mut first = slots.start;
+        while first < slots.end {
+            let cell = keys[first].0.checked_shr(cell_shift).unwrap_or(0);
+            let end = (first + 1..(first + CLUSTER).min(slots.end))
+                .find(|&s| keys[s].0.checked_shr(cell_shift).unwrap_or(0) != cell)
+                .unwrap_or((first + CLUSTER).min(slots.end));
+            let cluster = &sorted[first..end];
+            first = end;
             let (centre, extent) = bounding_ball(cluster);
             // The relative margin covers the rounding of the distances kiddo
             // compares; extra candidates are filtered out below.
@@ -318,15 +356,70 @@ fn bounding_ball<const D: usize>(pts: &[[f64; D]]) -> ([f64; D], f64) {
     (centre, extent)
 }
 
-/// Bit-interleaves the low `bits` bits of each coordinate (axis 0 lowest).
-fn interleave<const D: usize>(cell: [u64; D], bits: u32) -> u64 {
-    let mut key = 0;
-    for b in 0..bits {
-        for (a, c) in cell.iter().enumerate() {
-            key |= ((c >> b) & 1) << (b as usize * D + a);
+/// Bit-interleaves the coordinates (axis 0 in the lowest bit), each at most
+/// `64 / D` bits (32 in 1D): `spread` puts bit b of a coordinate at bit D b.
+fn interleave<const D: usize>(cell: [u64; D]) -> u64 {
+    cell.iter()
+        .enumerate()
+        .fold(0, |key, (a, &c)| key | (spread::<D>(c) << a))
+}
+
+/// The bits of `c` moved apart to every D-th place (the classic
+/// shift-and-mask "magic numbers"): bit b goes to bit D b.
+#[inline(always)]
+fn spread<const D: usize>(c: u64) -> u64 {
+    match D {
+        1 => c,
+        2 => {
+            let mut x = c & 0xffff_ffff;
+            x = (x | x << 16) & 0x0000_ffff_0000_ffff;
+            x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
+            x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
+            x = (x | x << 2) & 0x3333_3333_3333_3333;
+            (x | x << 1) & 0x5555_5555_5555_5555
+        }
+        _ => {
+            let mut x = c & 0x1f_ffff;
+            x = (x | x << 32) & 0x001f_0000_0000_ffff;
+            x = (x | x << 16) & 0x001f_0000_ff00_00ff;
+            x = (x | x << 8) & 0x100f_00f0_0f00_f00f;
+            x = (x | x << 4) & 0x10c3_0c30_c30c_30c3;
+            (x | x << 2) & 0x1249_2492_4924_9249
         }
     }
-    key
+}
+
+/// Sorts `(key, index)` pairs by key, ties by index, for pairs that arrive in
+/// index order: a stable least-significant-digit radix sort on the key's
+/// bytes (bytes equal in every key skipped), O(N) against the comparison
+/// sort's O(N log N), with `scratch` as the second buffer.
+fn radix_sort(keys: &mut Vec<(u64, u32)>, scratch: &mut Vec<(u64, u32)>) {
+    let (all_or, all_and) = keys
+        .iter()
+        .fold((0u64, u64::MAX), |(o, a), &(k, _)| (o | k, a & k));
+    let varying = all_or & !all_and;
+    scratch.clear();
+    scratch.resize(keys.len(), (0, 0));
+    for byte in 0..8 {
+        let shift = 8 * byte;
+        if (varying >> shift) & 0xff == 0 {
+            continue;
+        }
+        let mut start = [0usize; 256];
+        for &(k, _) in keys.iter() {
+            start[((k >> shift) & 0xff) as usize] += 1;
+        }
+        let mut total = 0;
+        for s in start.iter_mut() {
+            (*s, total) = (total, total + *s);
+        }
+        for &e in keys.iter() {
+            let b = ((e.0 >> shift) & 0xff) as usize;
+            scratch[start[b]] = e;
+            start[b] += 1;
+        }
+        std::mem::swap(keys, scratch);
+    }
 }
 
 #[cfg(test)]
@@ -394,9 +487,52 @@ mod tests {
         check::<3>(3000);
     }
 
+    /// The magic-number interleave against the bit-by-bit definition, and the
+    /// radix sort against the comparison sort (ties by index).
+    #[test]
+    fn morton_keys_and_their_sort() {
+        fn by_bits<const D: usize>(cell: [u64; D]) -> u64 {
+            let bits = (64 / D as u32).min(32);
+            let mut key = 0;
+            for b in 0..bits {
+                for (a, c) in cell.iter().enumerate() {
+                    key |= ((c >> b) & 1) << (b as usize * D + a);
+                }
+            }
+            key
+        }
+        fn check<const D: usize>() {
+            let top = (1u64 << (64 / D as u32).min(32)) - 1;
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            for _ in 0..10_000 {
+                let cell: [u64; D] = std::array::from_fn(|_| next() & top);
+                assert_eq!(interleave(cell), by_bits(cell), "{cell:?}");
+            }
+            assert_eq!(interleave([top; D]), by_bits([top; D]));
+            // Few distinct keys (many ties), spread over all eight bytes.
+            let mut keys: Vec<(u64, u32)> = (0..5000)
+                .map(|i| (next() % 97 * 0x0101_0101_0101_0101 % (1 << 63), i))
+                .collect();
+            let mut want = keys.clone();
+            want.sort_unstable();
+            radix_sort(&mut keys, &mut Vec::new());
+            assert_eq!(keys, want);
+        }
+        check::<1>();
+        check::<2>();
+        check::<3>();
+    }
+
     #[test]
     fn same_list_on_one_and_two_threads() {
-        let x: Vec<[f64; 2]> = (0..5000)
+        // Above PARALLEL_TREE_BUILD, so that kiddo's parallel build is used.
+        let x: Vec<[f64; 2]> = (0..40_000)
             .map(|i| {
                 let t = i as f64;
                 [(t * 0.618_034).fract(), (t * 0.754_877).fract()]
@@ -408,7 +544,7 @@ mod tests {
                 .build()
                 .unwrap()
                 .install(|| {
-                    let mut list = NeighbourList::<2>::new(0.03, 0.01);
+                    let mut list = NeighbourList::<2>::new(0.01, 0.003);
                     list.update(&x);
                     let rows: Vec<Vec<u32>> = (0..x.len()).map(|s| list.of(s).to_vec()).collect();
                     (list.order().to_vec(), rows)

@@ -27,6 +27,11 @@ pub trait Isa: Copy {
     /// Writes the entries of `idx` whose bit is set in `mask` to the front of
     /// `out`, in order, and returns how many; all 8 slots of `out` may be written.
     fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize;
+    /// Lanes `base[idx[l] * stride + offset]`, l = 0..LANES (a gather).
+    ///
+    /// # Safety
+    /// Every `idx[l] * stride + offset` is below `base.len()` and below 2^31.
+    unsafe fn gather(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V;
 }
 
 /// Plain IEEE operations (any CPU).
@@ -68,6 +73,10 @@ impl Isa for Portable {
         }
         len
     }
+    #[inline(always)]
+    unsafe fn gather(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
+        V::from_fn(|l| base[idx[l] as usize * stride + offset])
+    }
 }
 
 /// AVX2 + FMA: fused multiply-add, IEEE square root.
@@ -102,6 +111,20 @@ impl Isa for Avx2 {
     #[inline(always)]
     fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
         Portable::compress(mask, idx, out)
+    }
+    #[inline(always)]
+    unsafe fn gather(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `Avx2` is only used inside `run_avx2`, after feature
+            // detection; the bounds are the caller's contract.
+            unsafe { gather_avx2(base, idx, stride, offset) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            // SAFETY: the caller's contract.
+            unsafe { Portable::gather(base, idx, stride, offset) }
+        }
     }
 }
 
@@ -179,6 +202,19 @@ impl Isa for Avx512 {
             Portable::compress(mask, idx, out)
         }
     }
+    #[inline(always)]
+    unsafe fn gather(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`; the bounds are the caller's contract.
+            unsafe { gather_avx512(base, idx, stride, offset) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            // SAFETY: the caller's contract.
+            unsafe { Portable::gather(base, idx, stride, offset) }
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -220,6 +256,52 @@ unsafe fn compress_avx512(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) 
         );
     }
     mask.count_ones() as usize
+}
+
+/// `vgatherdpd` of `base[idx * stride + offset]` (contract of [`Isa::gather`]).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f,avx512vl")]
+unsafe fn gather_avx512(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
+    use std::arch::x86_64::*;
+    debug_assert!(
+        idx.iter()
+            .all(|&i| i as usize * stride + offset < base.len())
+    );
+    // SAFETY: `idx` is 8 u32 (unaligned load); every address read is inside
+    // `base` by the caller's contract; `V` and `__m512d` are both 8 f64.
+    unsafe {
+        let v = _mm256_loadu_si256(idx.as_ptr().cast());
+        let v = _mm256_mullo_epi32(v, _mm256_set1_epi32(stride as i32));
+        std::mem::transmute(_mm512_i32gather_pd::<8>(
+            v,
+            base.as_ptr().add(offset).cast(),
+        ))
+    }
+}
+
+/// Two `vgatherdpd` of 4 lanes (contract of [`Isa::gather`]).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn gather_avx2(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
+    use std::arch::x86_64::*;
+    debug_assert!(
+        idx.iter()
+            .all(|&i| i as usize * stride + offset < base.len())
+    );
+    let mut out = V::ZERO;
+    // SAFETY: as for `gather_avx512`; `out` holds 8 f64 (unaligned stores).
+    unsafe {
+        let v = _mm256_loadu_si256(idx.as_ptr().cast());
+        let v = _mm256_mullo_epi32(v, _mm256_set1_epi32(stride as i32));
+        let p = base.as_ptr().add(offset);
+        let lo = _mm256_i32gather_pd::<8>(p.cast(), _mm256_castsi256_si128(v));
+        let hi = _mm256_i32gather_pd::<8>(p.cast(), _mm256_extracti128_si256::<1>(v));
+        _mm256_storeu_pd(out.0.as_mut_ptr(), lo);
+        _mm256_storeu_pd(out.0.as_mut_ptr().add(4), hi);
+    }
+    out
 }
 
 /// `1 / x` from `vrcp14pd` (y0 = (1 - e)/x with |e| < 2^-14) and one
@@ -497,6 +579,33 @@ mod tests {
             let n = unsafe { compress_avx512(mask, &idx, &mut x) };
             assert_eq!(n, Portable::compress(mask, &idx, &mut y));
             assert_eq!(x[..n], y[..n]);
+        }
+    }
+
+    /// Gathers of every ISA against plain indexing, for strides 1, 2, 3.
+    #[test]
+    fn gathers_match_indexing() {
+        let base: Vec<f64> = (0..300).map(|k| k as f64 * 0.5 - 7.0).collect();
+        let idx: [u32; LANES] = [0, 99, 17, 3, 3, 50, 98, 1];
+        for stride in 1..=3 {
+            for offset in 0..stride {
+                let want = V::from_fn(|l| base[idx[l] as usize * stride + offset]);
+                // SAFETY: 99 * 3 + 2 < 300.
+                assert_eq!(
+                    unsafe { Portable::gather(&base, &idx, stride, offset) },
+                    want
+                );
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above, and AVX2 was detected.
+                    assert_eq!(unsafe { gather_avx2(&base, &idx, stride, offset) }, want);
+                }
+                if std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512vl")
+                {
+                    // SAFETY: as above, and AVX-512F/VL were detected.
+                    assert_eq!(unsafe { gather_avx512(&base, &idx, stride, offset) }, want);
+                }
+            }
         }
     }
 }

@@ -15,8 +15,11 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
-use crate::density::{BlobDensity, dist2};
-use crate::kernel::RadialKernel;
+use crate::coupling::lanes::{LANES, V};
+use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::density::BlobDensity;
+use crate::kernel::WendlandC2;
+use crate::neighbours::NeighbourList;
 use crate::parallel::CHUNK;
 use crate::particles::Cloud;
 
@@ -120,21 +123,15 @@ impl<const D: usize> BlobSpecies<D> {
             .par_chunks_mut(CHUNK)
             .enumerate()
             .for_each(|(c, out)| {
-                for (k, acc) in out.iter_mut().enumerate() {
-                    let s = c * CHUNK + k;
-                    let xi = &xs[s];
-                    let si = slope_s[s];
-                    *acc = [0.0; D];
-                    for &t in list.of(s) {
-                        let t = t as usize;
-                        let (_, kslope) = kernel.value_and_slope(dist2(xi, &xs[t]));
-                        // grad K(X_i - X_j) = kslope (X_i - X_j); zero beyond the support.
-                        let f = ws[t] * (si + slope_s[t]) * kslope;
-                        for a in 0..D {
-                            acc[a] += f * (xi[a] - xs[t][a]);
-                        }
-                    }
-                }
+                with_best_isa(GradientRows {
+                    kernel,
+                    list,
+                    xs,
+                    ws,
+                    slope_s,
+                    first: c * CHUNK,
+                    out,
+                })
             });
         let acc_s = &self.acc_s;
         grad.par_chunks_mut(CHUNK)
@@ -148,6 +145,73 @@ impl<const D: usize> BlobSpecies<D> {
                 }
             });
         value
+    }
+}
+
+/// The gradient sums of the slots `first..first + out.len()`:
+///
+///   acc_s = sum_t w_t (f'_s + f'_t) grad K(x_s - x_t),
+///   grad K(x) = -20 C/R^2 (1 - q)^3 x   (zero for q >= 1),
+///
+/// eight neighbours at a time (gathered); a row's last group is padded with
+/// the slot itself, whose x_s - x_s = 0 adds nothing. Lanes are added in lane
+/// order: the same bits on any thread count.
+struct GradientRows<'a, const D: usize> {
+    kernel: &'a WendlandC2,
+    list: &'a NeighbourList<D>,
+    xs: &'a [[f64; D]],
+    ws: &'a [f64],
+    slope_s: &'a [f64],
+    first: usize,
+    out: &'a mut [[f64; D]],
+}
+
+impl<const D: usize> IsaTask for GradientRows<'_, D> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<I: Isa>(self) {
+        let GradientRows {
+            kernel,
+            list,
+            xs,
+            ws,
+            slope_s,
+            first,
+            out,
+        } = self;
+        let flat = xs.as_flattened();
+        assert!(xs.len() * D < i32::MAX as usize, "gather offsets are i32");
+        let scale = -20.0 * kernel.norm() * kernel.inv_radius() * kernel.inv_radius();
+        let pair = |xi: &[f64; D], si: f64, idx: &[u32; LANES], acc: &mut [V; D]| {
+            // SAFETY (gathers): list entries are slots < xs.len()
+            // (NeighbourList), and xs.len() * D < 2^31 (asserted above).
+            let d: [V; D] =
+                std::array::from_fn(|a| V::splat(xi[a]) - unsafe { I::gather(flat, idx, D, a) });
+            let r2 = d.iter().fold(V::ZERO, |r2, &da| I::mul_add(da, da, r2));
+            let (_, t3) = kernel.shape_lanes(r2);
+            // SAFETY: as above.
+            let (w, sj) = unsafe { (I::gather(ws, idx, 1, 0), I::gather(slope_s, idx, 1, 0)) };
+            let f = w * (V::splat(si) + sj) * t3;
+            for a in 0..D {
+                acc[a] = I::mul_add(f, d[a], acc[a]);
+            }
+        };
+        for (k, g) in out.iter_mut().enumerate() {
+            let s = first + k;
+            let (xi, si) = (&xs[s], slope_s[s]);
+            let (groups, tail) = list.of(s).as_chunks::<LANES>();
+            let mut acc = [V::ZERO; D];
+            for idx in groups {
+                pair(xi, si, idx, &mut acc);
+            }
+            if !tail.is_empty() {
+                let mut idx = [s as u32; LANES];
+                idx[..tail.len()].copy_from_slice(tail);
+                pair(xi, si, &idx, &mut acc);
+            }
+            *g = std::array::from_fn(|a| scale * acc[a].sum());
+        }
     }
 }
 

@@ -1,0 +1,99 @@
+//! Blob density estimate: time per phase of a build (kd-tree, neighbour
+//! lists) and of the density sums, for one Gaussian cloud.
+//!
+//!     cargo run --release --example density_profile -- [D] [N] [REPS]
+//!     cargo run --release --example density_profile -- 2 100000 20
+//!
+//! Best of REPS for each phase, with the bandwidth of the ~50-neighbour rule
+//! (`density::auto_bandwidth`), as in `benches/energy.rs` (`density_2d`).
+//! Phases: `kd-tree` = kiddo's build alone (on the cloud as given);
+//! `lists` = a full neighbour-list build (Morton order, kd-tree, searches,
+//! filter); `sums` = the density sums with the list reused;
+//! `build+sum` = lists rebuilt and sums, in the buffers of the last build (as
+//! at every JKO step's start; what the criterion bench times); `fresh
+//! estimator` = the same with every buffer allocated anew.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use jko::density::{BlobDensity, SKIN_FRACTION};
+use jko::kernel::{RadialKernel, WendlandC2};
+use jko::neighbours::NeighbourList;
+use kiddo::ImmutableKdTree;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+fn best(reps: usize, mut f: impl FnMut()) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn run<const D: usize>(n: usize, reps: usize) {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let x: Vec<[f64; D]> = (0..n)
+        .map(|_| std::array::from_fn(|_| StandardNormal.sample(&mut rng)))
+        .collect();
+    let w = vec![1.0 / n as f64; n];
+    let eps = jko::density::auto_bandwidth(&x, &w);
+    let r = WendlandC2::new(D, eps).support();
+
+    let tree = best(reps, || {
+        // The builder of `neighbours.rs` (parallel from 16 384 points).
+        let t: ImmutableKdTree<f64, D> = ImmutableKdTree::builder()
+            .with_parallel_construction_threshold(16_384)
+            .build_from_slice(&x)
+            .unwrap();
+        black_box(t.size());
+    });
+    let mut list = NeighbourList::<D>::new(r, SKIN_FRACTION * r);
+    let lists = best(reps, || {
+        list.invalidate();
+        black_box(list.update(&x));
+    });
+    let mut est = BlobDensity::<D>::new(eps);
+    est.compute(&x, &w);
+    let sums = best(reps, || {
+        black_box(est.compute(&x, &w)[0]);
+    });
+    let whole = best(reps, || {
+        est.reset();
+        black_box(est.compute(&x, &w)[0]);
+    });
+    let fresh = best(reps, || {
+        let mut e = BlobDensity::<D>::new(eps);
+        black_box(e.compute(&x, &w)[0]);
+    });
+    let ms = |t: f64| t * 1e3;
+    println!(
+        "d = {D}, N = {n}, eps = {eps:.4}, {:.1} candidates per particle, {} threads",
+        list.mean_candidates(),
+        rayon::current_num_threads()
+    );
+    println!(
+        "kd-tree {:.2} ms | lists {:.2} ms | sums {:.2} ms | build+sum {:.2} ms = {:.2e} particles/s | fresh estimator {:.2} ms",
+        ms(tree),
+        ms(lists),
+        ms(sums),
+        ms(whole),
+        n as f64 / whole,
+        ms(fresh)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let d: usize = args.get(1).map_or(2, |s| s.parse().unwrap());
+    let n: usize = args.get(2).map_or(100_000, |s| s.parse().unwrap());
+    let reps: usize = args.get(3).map_or(20, |s| s.parse().unwrap());
+    match d {
+        1 => run::<1>(n, reps),
+        2 => run::<2>(n, reps),
+        _ => run::<3>(n, reps),
+    }
+}
