@@ -234,6 +234,14 @@ pub fn auto_bandwidth<const D: usize>(x: &[[f64; D]], w: &[f64]) -> f64 {
     neighbour_bandwidth::<D>(x.len(), gaussian_fit(x, w).1)
 }
 
+/// Mean number of neighbours in the kernel support of bandwidth `eps`, for
+/// the Gaussian fit of the cloud: TARGET_NEIGHBOURS (eps / eps_n)^d, eps_n
+/// the neighbour-rule bandwidth ([`auto_bandwidth`]); at most the cloud's size.
+pub fn expected_neighbours<const D: usize>(x: &[[f64; D]], w: &[f64], eps: f64) -> f64 {
+    let n = x.len() as f64;
+    (TARGET_NEIGHBOURS[D - 1].min(n) * (eps / auto_bandwidth(x, w)).powi(D as i32)).min(n)
+}
+
 /// eps whose support ball holds `TARGET_NEIGHBOURS` of `n` particles spread
 /// with mean density `mean_density` per unit mass.
 fn neighbour_bandwidth<const D: usize>(n: usize, mean_density: f64) -> f64 {

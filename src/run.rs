@@ -18,6 +18,7 @@
 use std::path::Path;
 
 use crate::checkpoint::{self, Checkpoint, FileEntry, Meta, Status};
+use crate::density;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventKind, PhysicalWatch};
 use crate::fault;
@@ -261,6 +262,33 @@ pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {
     n as u64 * per_particle
 }
 
+/// Memory the neighbour lists of `sim` need beyond what [`memory_estimate`]
+/// counts (lists of the neighbour rule): a wider bandwidth (the automatic
+/// rule's diffusion-length floor, up to `MAX_NEIGHBOUR_FACTOR` times the
+/// neighbours, or a given one) holds more. Per species, one list for the
+/// density column and one for the diffusion term if D > 0, each of
+/// 4 bytes x 1.25^d (the skin) per neighbour (buffers grown by doubling keep
+/// their untouched part out of the resident set); known once the cloud is
+/// drawn, before any list is built. Checked on the measured peak of a 2D run
+/// of 1e6 particles with 10x the rule's neighbours: 7.9 kB per particle
+/// measured, 7.9 kB estimated (BENCHMARKS.md, "Memory").
+pub fn list_memory_excess<const D: usize>(sim: &Simulation<D>) -> u64 {
+    let target = density::TARGET_NEIGHBOURS[D - 1];
+    let per_candidate = 4.0 * 1.25f64.powi(D as i32);
+    sim.cloud
+        .blocks
+        .iter()
+        .zip(&sim.bandwidths)
+        .map(|(b, &eps)| {
+            let x = &sim.cloud.positions[b.range.clone()];
+            let w = &sim.cloud.weights[b.range.clone()];
+            let extra = (density::expected_neighbours(x, w, eps) - target).max(0.0);
+            let lists = if b.diffusion > 0.0 { 2.0 } else { 1.0 };
+            (lists * per_candidate * extra * x.len() as f64) as u64
+        })
+        .sum()
+}
+
 /// Bytes the output files will take, roughly: ~21 bytes per number in
 /// shortest round-trip form.
 pub fn output_estimate(s: &Scenario, n: usize) -> u64 {
@@ -281,24 +309,47 @@ fn gib(b: u64) -> String {
     format!("{:.2} GiB", b as f64 / f64::from(1u32 << 30))
 }
 
-/// Refuse, before allocating anything, a run that cannot fit in memory or on
-/// the disk.
-fn check_resources(s: &Scenario, dir: &Path) -> Result<()> {
-    let n: usize = s.species.iter().filter_map(|sp| sp.particles).sum();
-    let need = memory_estimate(s, n);
+/// Refuse a run of `n` particles that needs `need` bytes where less is
+/// available; `why` says what raised the estimate.
+fn check_memory(s: &Scenario, n: usize, need: u64, why: &str) -> Result<()> {
     if let Some(have) = available_memory() {
         if need > have {
             return Err(Error::input(
                 &s.path,
                 "species.particles",
                 format!(
-                    "{n} particles need about {} of memory, this machine has {} available",
+                    "{n} particles need about {} of memory{why}, this machine has {} available",
                     gib(need),
                     gib(have)
                 ),
             ));
         }
     }
+    Ok(())
+}
+
+/// Once the cloud is drawn and the bandwidths known, but before any
+/// neighbour list is built: the estimate with the lists those bandwidths
+/// hold ([`list_memory_excess`]).
+fn check_list_memory<const D: usize>(s: &Scenario, sim: &Simulation<D>) -> Result<()> {
+    let n = sim.cloud.len();
+    let excess = list_memory_excess(sim);
+    if excess == 0 {
+        return Ok(());
+    }
+    let why = format!(
+        " with the neighbour lists of bandwidths {:?} ({} more than the neighbour rule's; a smaller [density] bandwidth, or with \"auto\" a smaller time step, needs less)",
+        sim.bandwidths,
+        gib(excess)
+    );
+    check_memory(s, n, memory_estimate(s, n) + excess, &why)
+}
+
+/// Refuse, before allocating anything, a run that cannot fit in memory or on
+/// the disk.
+fn check_resources(s: &Scenario, dir: &Path) -> Result<()> {
+    let n: usize = s.species.iter().filter_map(|sp| sp.particles).sum();
+    check_memory(s, n, memory_estimate(s, n), "")?;
     let need = output_estimate(s, n);
     if let Ok(have) = fs4::available_space(dir) {
         if need > have {
@@ -449,6 +500,7 @@ fn run_dim<const D: usize>(
     check_resources(s, dir)?;
 
     let mut sim = Simulation::<D>::new(s)?;
+    check_list_memory(s, &sim)?;
     let watch = PhysicalWatch::new(s, &sim.cloud, &sim.bandwidths);
     let h = s.time_step;
     let (mut books, resumed_from) = match start {

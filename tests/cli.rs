@@ -214,6 +214,37 @@ fn bad_scenario(from: &str, to: &str, needles: &[&str]) {
     assert!(!out.join("particles.csv").exists() && !out.join("particles.csv.partial").exists());
 }
 
+/// A cloud that fits, with a bandwidth whose neighbour lists would not (1e6
+/// particles, each kernel holding all of them: ~6e12 bytes): refused once
+/// the cloud is drawn, before any list is built, naming the bandwidths.
+#[test]
+fn neighbour_lists_that_cannot_fit_are_refused_before_they_are_built() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = small_scenario(2)
+        .replacen("particles = 30", "particles = 1000000", 1)
+        .replacen("seed = 4", "seed = 4\n[density]\nbandwidth = 5.0", 1);
+    let scen = write(tmp.path(), "wide.toml", &text);
+    let out = tmp.path().join("out");
+    expect_failure(
+        &[
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ],
+        2,
+        &[
+            "wide.toml",
+            "species.particles",
+            "neighbour lists",
+            "bandwidths",
+            "available",
+        ],
+    );
+    assert!(!out.join("particles.csv").exists() && !out.join("particles.csv.partial").exists());
+}
+
 #[test]
 fn bad_scenarios_are_refused_with_a_clear_message() {
     bad_scenario(
