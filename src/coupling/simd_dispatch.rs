@@ -9,7 +9,7 @@
 //! the CPU, never on the number of threads, so results stay bit-identical across
 //! thread counts (they may differ in the last bits between CPUs).
 
-use crate::coupling::lanes::{LANES, V};
+use crate::coupling::lanes::{LANES, V, V32};
 
 /// Instruction-set specific primitives.
 pub trait Isa: Copy {
@@ -17,6 +17,10 @@ pub trait Isa: Copy {
     fn rsqrt(x: V) -> V;
     /// `a * b + c` (fused where the instruction set has FMA).
     fn mul_add(a: V, b: V, c: V) -> V;
+    /// `a * b + c` in single precision (fused where the instruction set has FMA).
+    fn mul_add32(a: V32, b: V32, c: V32) -> V32;
+    /// `widen(a) * b + c`, `a` converted exactly to double precision.
+    fn widen_mul_add(a: V32, b: V, c: V) -> V;
     /// `1 / x` for positive normal lanes, to about 1 ulp.
     fn recip(x: V) -> V;
     /// Natural logarithm of positive normal lanes, to about 1 ulp
@@ -41,6 +45,14 @@ impl Isa for Portable {
     #[inline(always)]
     fn mul_add(a: V, b: V, c: V) -> V {
         a * b + c
+    }
+    #[inline(always)]
+    fn mul_add32(a: V32, b: V32, c: V32) -> V32 {
+        a * b + c
+    }
+    #[inline(always)]
+    fn widen_mul_add(a: V32, b: V, c: V) -> V {
+        a.widen() * b + c
     }
     #[inline(always)]
     fn recip(x: V) -> V {
@@ -88,6 +100,23 @@ impl Isa for Avx2 {
         r
     }
     #[inline(always)]
+    fn mul_add32(a: V32, b: V32, c: V32) -> V32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `Avx2` is only used inside `run_avx2` / `run_avx512`, after
+            // feature detection (AVX2 + FMA).
+            unsafe { fmadd_ps256(a, b, c) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::mul_add32(a, b, c)
+        }
+    }
+    #[inline(always)]
+    fn widen_mul_add(a: V32, b: V, c: V) -> V {
+        Self::mul_add(a.widen(), b, c)
+    }
+    #[inline(always)]
     fn recip(x: V) -> V {
         V::splat(1.0) / x
     }
@@ -130,6 +159,22 @@ impl Isa for Avx512 {
     #[inline(always)]
     fn mul_add(a: V, b: V, c: V) -> V {
         Avx2::mul_add(a, b, c)
+    }
+    #[inline(always)]
+    fn mul_add32(a: V32, b: V32, c: V32) -> V32 {
+        Avx2::mul_add32(a, b, c)
+    }
+    #[inline(always)]
+    fn widen_mul_add(a: V32, b: V, c: V) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { widen_mul_add_avx512(a, b, c) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::widen_mul_add(a, b, c)
+        }
     }
     #[inline(always)]
     fn recip(x: V) -> V {
@@ -179,6 +224,48 @@ impl Isa for Avx512 {
             Portable::compress(mask, idx, out)
         }
     }
+}
+
+/// Single-precision FMA on a 256-bit register. Written with the intrinsic (a vector
+/// operation for LLVM) because LLVM's SLP vectorizer pairs the lane-wise form of
+/// neighbouring accumulators into 512-bit registers with extra shuffles.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fmadd_ps256(a: V32, b: V32, c: V32) -> V32 {
+    use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_load_ps, _mm256_store_ps};
+    let mut out = V32::ZERO;
+    // SAFETY: `V32` is 32-byte aligned and holds exactly 8 f32.
+    unsafe {
+        let y = _mm256_fmadd_ps(
+            _mm256_load_ps(a.0.as_ptr()),
+            _mm256_load_ps(b.0.as_ptr()),
+            _mm256_load_ps(c.0.as_ptr()),
+        );
+        _mm256_store_ps(out.0.as_mut_ptr(), y);
+    }
+    out
+}
+
+/// `widen(a) * b + c` with `vcvtps2pd` and one FMA.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn widen_mul_add_avx512(a: V32, b: V, c: V) -> V {
+    use std::arch::x86_64::{
+        _mm256_load_ps, _mm512_cvtps_pd, _mm512_fmadd_pd, _mm512_load_pd, _mm512_store_pd,
+    };
+    let mut out = V::ZERO;
+    // SAFETY: `V32` / `V` are 32- / 64-byte aligned and hold exactly 8 lanes.
+    unsafe {
+        let y = _mm512_fmadd_pd(
+            _mm512_cvtps_pd(_mm256_load_ps(a.0.as_ptr())),
+            _mm512_load_pd(b.0.as_ptr()),
+            _mm512_load_pd(c.0.as_ptr()),
+        );
+        _mm512_store_pd(out.0.as_mut_ptr(), y);
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
