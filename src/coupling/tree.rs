@@ -53,9 +53,15 @@
 //! values are the measured optima on Gaussian, uniform and core-halo clouds of 1e4-1e5
 //! particles (single thread, see BENCHMARKS.md):
 //!
-//! * leaves of at most 32 (2D, fewer than 5 digits), 64 (2D), 128 (3D, fewer than 8
-//!   digits) or 256 particles (3D): larger in 3D, where an M2L costs `C(p+6, 6)` terms
-//!   against `C(p+4, 4)` in 2D and the near-field pair is cheaper;
+//! * leaves of at most 16 / 32 / 64 particles in 2D and 48 / 96 / 256 in 3D for
+//!   fewer than 5 / fewer than 8 / 8 or more digits: larger in 3D, where an M2L costs
+//!   `C(p+6, 6)` terms against `C(p+4, 4)` in 2D and the near-field pair is cheaper.
+//!   Cells are split into octants, or into halves or quarters on the next Morton
+//!   bits when that brings them below the leaf size (`octree`), so uniform clouds get
+//!   leaves of `1/2` to `1` times the maximum at any `N` (octree levels alone give
+//!   30 or 244 particles at `N = 1e6`). Measured after the mixed-precision M2L:
+//!   3D at 1e-6 costs the same with leaves of 64-128 on uniform clouds (1e5 and
+//!   1e6) and 10% less with 96 than with 128 on `core_halo`;
 //! * an accepted leaf pair with `n_t n_s <= C(p + 2D, 2D) / 8` is summed directly, the
 //!   measured cost of one M2L in pair evaluations.
 //!
@@ -85,9 +91,11 @@ pub fn params_for_accuracy<const D: usize>(accuracy: f64) -> FmmParams {
     let order = ((2.0 * digits + 1.0).ceil() as usize).clamp(2, 24);
     let nt2 = (1..=2 * D).fold(1usize, |acc, k| acc * (order + k) / k);
     let leaf_size = match (D, digits < 5.0, digits < 8.0) {
-        (2, true, _) => 32,
-        (2, false, _) => 64,
-        (_, _, true) => 128,
+        (2, true, _) => 16,
+        (2, false, true) => 32,
+        (2, false, false) => 64,
+        (_, true, _) => 48,
+        (_, false, true) => 96,
         _ => 256,
     };
     FmmParams {
