@@ -15,6 +15,13 @@ use crate::coupling::lanes::{LANES, V, V32};
 pub trait Isa: Copy {
     /// `1 / sqrt(x)` for positive normal lanes, to a few ulp.
     fn rsqrt(x: V) -> V;
+    /// Same as [`rsqrt`](Isa::rsqrt), to a few ulp, in fewer operations where the
+    /// instruction set has an estimate (AVX-512: one 4th-order step instead of two
+    /// Newton steps). Used by the multipole tree's near field.
+    #[inline(always)]
+    fn rsqrt_fast(x: V) -> V {
+        Self::rsqrt(x)
+    }
     /// `a * b + c` (fused where the instruction set has FMA).
     fn mul_add(a: V, b: V, c: V) -> V;
     /// `a * b + c` in single precision (fused where the instruction set has FMA).
@@ -150,6 +157,30 @@ impl Isa for Avx512 {
             let three_half = V::splat(1.5);
             let y1 = y0 * (three_half - hx * y0 * y0);
             y1 * (three_half - hx * y1 * y1)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::rsqrt(x)
+        }
+    }
+    /// `y0 = vrsqrt14pd(x)` (relative error `d < 2^-14`), then with
+    /// `e = 1 - x y0^2` (~`2d`): `y = y0 (1 + e/2 + 3e^2/8 + 5e^3/16)`, the series
+    /// of `y0 (1 - e)^(-1/2)` whose first omitted term `35 e^4 / 128 < 7e-17`.
+    /// 6 operations after the estimate instead of the 9 of two Newton steps.
+    #[inline(always)]
+    fn rsqrt_fast(x: V) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            let y0 = unsafe { rsqrt14(x) };
+            let m = Self::mul_add;
+            let e = m(-(x * y0), y0, V::splat(1.0));
+            let p = m(
+                m(e, V::splat(5.0 / 16.0), V::splat(3.0 / 8.0)),
+                e,
+                V::splat(0.5),
+            );
+            m(y0 * e, p, y0)
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -521,6 +552,37 @@ mod tests {
 
     /// Errors relative to std (ulp = EPSILON |exact|), over the whole range,
     /// across every table interval's edges, and next to 1.
+    #[test]
+    fn avx512_rsqrt_fast() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        struct T(V);
+        impl IsaTask for T {
+            type Output = (V, V);
+            #[inline(always)]
+            fn run<I: Isa>(self) -> (V, V) {
+                (I::rsqrt_fast(self.0), I::rsqrt(self.0))
+            }
+        }
+        let (mut worst_fast, mut worst): (f64, f64) = (0.0, 0.0);
+        let mut x = 1e-300;
+        while x < 1e300 {
+            let v = V::from_fn(|k| x * (1.0 + k as f64 * 0.1237));
+            let (f, r) = with_best_isa(T(v));
+            for i in 0..LANES {
+                let exact = 1.0 / v.0[i].sqrt();
+                let ulp = exact * f64::EPSILON;
+                worst_fast = worst_fast.max((f.0[i] - exact).abs() / ulp);
+                worst = worst.max((r.0[i] - exact).abs() / ulp);
+            }
+            x *= 1.000371;
+        }
+        // Measured on Zen 4: 1.21 ulp (one 4th-order step), 1.92 ulp (two Newton steps).
+        assert!(worst_fast <= 1.5, "rsqrt_fast: {worst_fast} ulp");
+        assert!(worst <= 2.5, "rsqrt: {worst} ulp");
+    }
+
     #[test]
     fn avx512_ln_and_recip() {
         if !std::is_x86_feature_detected!("avx512f") {
