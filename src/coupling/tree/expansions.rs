@@ -234,15 +234,16 @@ pub fn m2l<I: Isa, const D: usize, K: FarKernel<D>>(
             Some(&s) => &mult[s as usize * n..(s as usize + 1) * n],
             None => &zero[..n],
         });
-        kernel.derivatives(mi, &z, &mut scratch.deriv);
         match mixed {
             None => {
+                kernel.derivatives::<I>(mi, &z, &mut scratch.deriv);
                 for (m, row) in scratch.mult[..n].iter_mut().enumerate() {
                     *row = V::from_fn(|l| rows[l][m]);
                 }
                 contract::<I, D>(mi, &scratch.deriv, &scratch.mult, &mut scratch.acc);
             }
             Some(charge_scale) => {
+                kernel.taylor_coefficients(mi, &z, &mut scratch.deriv);
                 contract_mixed::<I, D>(mi, &z, &rows, charge_scale, scratch);
             }
         }
@@ -253,7 +254,8 @@ pub fn m2l<I: Isa, const D: usize, K: FarKernel<D>>(
     }
 }
 
-/// Mixed-precision M2L contraction of one batch (derivatives in `scratch.deriv`,
+/// Mixed-precision M2L contraction of one batch (Taylor coefficients
+/// `D^k k(z) / k!` in `scratch.deriv`,
 /// multipoles of the lanes in `rows`), added to `scratch.acc`.
 ///
 /// The terms of total degree `|a| + |b| <= EXACT_DEGREE` (84 of 27 132 at `p = 13`,
@@ -304,11 +306,14 @@ fn contract_mixed<I: Isa, const D: usize>(
     let lo = mi.count[EXACT_DEGREE];
     for m in 0..n {
         let v = V::from_fn(|l| rows[l][m]);
+        let (dm, f) = (deg[m] as usize, V::splat(mi.factorial[m]));
+        let d = I::mul(sc.deriv[m], f);
         if m < lo {
             sc.mult[m] = v;
+            sc.deriv[m] = d;
         }
-        sc.mult32[m] = V32::from_v(v * down[deg[m] as usize]);
-        sc.deriv32[m] = V32::from_v(sc.deriv[m] * up[deg[m] as usize]);
+        sc.mult32[m] = V32::from_v(I::mul(v, down[dm]));
+        sc.deriv32[m] = V32::from_v(I::mul(d, up[dm]));
     }
     sc.deriv32[n] = V32::ZERO;
     // Double precision: |a| + |b| <= EXACT_DEGREE.
@@ -331,18 +336,21 @@ fn contract_mixed<I: Isa, const D: usize>(
         } else {
             0
         };
-        let off = mi.group_off[k];
-        let idx = &mi.group_sum[off + GROUP * b0..off + GROUP * partners as usize];
+        let off = mi.group_off[k] / 2;
+        let words = &mi.group_bytes32[off + b0 * GROUP / 2..off + partners as usize * GROUP / 2];
+        let base = deriv.as_ptr().cast::<u8>();
         // Four named accumulators (not an array): LLVM then keeps them in registers.
         const { assert!(GROUP == 4) };
         let [mut s0, mut s1, mut s2, mut s3] = [V32::ZERO; GROUP];
-        for (ix, &m) in idx.chunks_exact(GROUP).zip(&mult[b0..partners as usize]) {
-            // SAFETY: table entries are `<= n < deriv.len()` (see `MultiIndex::new`).
-            let d = |i: usize| unsafe { *deriv.get_unchecked(ix[i] as usize) };
-            s0 = I::mul_add32(d(0), m, s0);
-            s1 = I::mul_add32(d(1), m, s1);
-            s2 = I::mul_add32(d(2), m, s2);
-            s3 = I::mul_add32(d(3), m, s3);
+        for (w, &m) in words.chunks_exact(2).zip(&mult[b0..partners as usize]) {
+            // SAFETY: the byte offsets are those of entries `<= n < deriv.len()` of
+            // `deriv` (see `MultiIndex::new`), which is aligned for `V32`.
+            let d = |o: u64| unsafe { *base.add(o as usize).cast::<V32>() };
+            let (w0, w1) = (w[0], w[1]);
+            s0 = I::mul_add32(d(w0 & 0xffff_ffff), m, s0);
+            s1 = I::mul_add32(d(w0 >> 32), m, s1);
+            s2 = I::mul_add32(d(w1 & 0xffff_ffff), m, s2);
+            s3 = I::mul_add32(d(w1 >> 32), m, s3);
         }
         let s = [s0, s1, s2, s3];
         let u = unscale[da];
