@@ -304,16 +304,21 @@ fn contract_mixed<I: Isa, const D: usize>(
     }
     let deg = &mi.degree[..n];
     let lo = mi.count[EXACT_DEGREE];
+    // Everything cut to length `n` so that the loop has no bounds checks.
+    let rows: [&[f64]; LANES] = std::array::from_fn(|l| &rows[l][..n]);
+    let fact = &mi.factorial[..n];
+    let (deriv, mult) = (&mut sc.deriv[..n], &mut sc.mult[..n]);
+    let (deriv32, mult32) = (&mut sc.deriv32[..n], &mut sc.mult32[..n]);
     for m in 0..n {
         let v = V::from_fn(|l| rows[l][m]);
-        let (dm, f) = (deg[m] as usize, V::splat(mi.factorial[m]));
-        let d = I::mul(sc.deriv[m], f);
+        let dm = deg[m] as usize % up.len();
+        let d = I::mul(deriv[m], V::splat(fact[m]));
         if m < lo {
-            sc.mult[m] = v;
-            sc.deriv[m] = d;
+            mult[m] = v;
+            deriv[m] = d;
         }
-        sc.mult32[m] = V32::from_v(I::mul(v, down[dm]));
-        sc.deriv32[m] = V32::from_v(I::mul(d, up[dm]));
+        mult32[m] = V32::from_v(I::mul(v, down[dm]));
+        deriv32[m] = V32::from_v(I::mul(d, up[dm]));
     }
     sc.deriv32[n] = V32::ZERO;
     // Double precision: |a| + |b| <= EXACT_DEGREE.
