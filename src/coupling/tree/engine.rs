@@ -437,7 +437,7 @@ impl<const D: usize> IsaTask for UpwardTask<'_, D> {
             let out = &mut head[(c - f) * nt..];
             if cell.is_leaf {
                 let s = &mut *self.scratch;
-                expansions::p2m(
+                expansions::p2m::<I, D>(
                     self.mi,
                     &cell.center,
                     &src,

@@ -64,7 +64,7 @@ pub fn monomials<const D: usize>(mi: &MultiIndex<D>, v: &[V; D], p: &mut [V]) {
 /// P2M: multipole `out` (overwritten) of the particles `range` of `src` about `center`.
 /// `mono` and `acc` are scratch of length `mi.len()`.
 #[inline(always)]
-pub fn p2m<const D: usize>(
+pub fn p2m<I: Isa, const D: usize>(
     mi: &MultiIndex<D>,
     center: &[f64; D],
     src: &Sources<'_, D>,
@@ -81,8 +81,10 @@ pub fn p2m<const D: usize>(
             std::array::from_fn(|d| V::from_fn(|l| center[d] - src.pos[d][j + l.min(n - 1)]));
         let q = V::from_fn(|l| if l < n { src.q[j + l] } else { 0.0 });
         monomials(mi, &v, mono);
+        // `I::mul` (one vector instruction for LLVM): with `q * *m` LLVM vectorizes
+        // this loop across `a` with gathers and scatters (5% of a tree evaluation).
         for (a, m) in acc.iter_mut().zip(mono.iter()) {
-            *a += q * *m;
+            *a += I::mul(q, *m);
         }
         j += n;
     }
