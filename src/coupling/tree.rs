@@ -53,15 +53,16 @@
 //! values are the measured optima on Gaussian, uniform and core-halo clouds of 1e4-1e5
 //! particles (single thread, see BENCHMARKS.md):
 //!
-//! * leaves of at most 16 / 64 / 64 particles in 2D and 48 / 96 / 256 in 3D for
+//! * leaves of at most 32 / 64 / 64 particles in 2D and 48 / 96 / 256 in 3D for
 //!   fewer than 5 / fewer than 8 / 8 or more digits: larger in 3D, where an M2L costs
 //!   `C(p+6, 6)` terms against `C(p+4, 4)` in 2D and the near-field pair is cheaper.
-//!   (2D at 1e-6 would be 15% faster with 32, but the gradient error on `core_halo`
-//!   then rises from 3.3e-7 to 7.7e-7: more leaf pairs go through the far field.)
-//!   Cells are split into octants, or into halves or quarters on the next Morton
-//!   bits when that brings them below the leaf size (`octree`), so uniform clouds get
-//!   leaves of `1/2` to `1` times the maximum at any `N` (octree levels alone give
-//!   30 or 244 particles at `N = 1e6`). Measured after the mixed-precision M2L:
+//!   In 3D cells are split into octants, or into halves or quarters on the next
+//!   Morton bits when that brings them below the leaf size (`octree`), so uniform
+//!   clouds get leaves of `1/2` to `1` times the maximum at any `N` (octree levels
+//!   alone give 30 or 244 particles at `N = 1e6`). In 2D the same split was 7% slower
+//!   on the PNP cloud with leaves of 64 and, with 32, raised the `core_halo` gradient
+//!   error from 3.3e-7 to 7.7e-7, so 2D keeps quadtree levels. Measured after the
+//!   mixed-precision M2L:
 //!   3D at 1e-6 costs the same with leaves of 64-128 on uniform clouds (1e5 and
 //!   1e6) and 10% less with 96 than with 128 on `core_halo`;
 //! * an accepted leaf pair with `n_t n_s <= C(p + 2D, 2D) / 8` is summed directly, the
@@ -93,7 +94,7 @@ pub fn params_for_accuracy<const D: usize>(accuracy: f64) -> FmmParams {
     let order = ((2.0 * digits + 1.0).ceil() as usize).clamp(2, 24);
     let nt2 = (1..=2 * D).fold(1usize, |acc, k| acc * (order + k) / k);
     let leaf_size = match (D, digits < 5.0, digits < 8.0) {
-        (2, true, _) => 16,
+        (2, true, _) => 32,
         (2, false, _) => 64,
         (_, true, _) => 48,
         (_, false, true) => 96,

@@ -142,7 +142,7 @@ impl<const D: usize> Octree<D> {
     /// first `bit` bits, and its subtree.
     ///
     /// A cell is split on the next `D` key bits (into up to `2^D` octants), except
-    /// when fewer bits already bring the average child to `<= leaf_size` particles:
+    /// in 3D when fewer bits already bring the average child to `<= leaf_size` particles:
     /// then it is split on the fewest such bits (halves or quarters of the cell along
     /// the next Morton axes). So a uniform cloud gets leaves of between about half
     /// and all of `leaf_size` particles at any `N`, instead of the `N / 8^level` of
@@ -161,10 +161,9 @@ impl<const D: usize> Octree<D> {
             is_leaf,
         });
         if !is_leaf {
-            let k = (1..D as u32)
-                .find(|&k| n <= self.leaf_size << k)
-                .unwrap_or(D as u32)
-                .min(total - bit);
+            // Only in 3D: in 2D the quadtree levels measured faster at equal accuracy.
+            let fewer = (D == 3).then(|| (1..D as u32).find(|&k| n <= self.leaf_size << k));
+            let k = fewer.flatten().unwrap_or(D as u32).min(total - bit);
             let shift = total - bit - k;
             let mask = (1u64 << k) - 1;
             let digit = |key: &(u64, u32)| (key.0 >> shift) & mask;
