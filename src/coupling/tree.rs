@@ -41,9 +41,9 @@
 //! per-pair scaled values (`expansions::contract_mixed`): each such term is at most
 //! `~theta^4` of the pair's interaction, so its `~6e-8` relative rounding is below
 //! `3e-9` of it, far under the truncation error. The contraction is load-bound and
-//! this halves its bytes: one M2L at `p = 13` (d = 3) takes 2.4 us instead of 3.6 us
-//! including the derivatives. The worst errors of the test clouds are unchanged
-//! (BENCHMARKS.md).
+//! this halves its bytes: one M2L at `p = 13` (d = 3) takes 1.8 us instead of 3.0 us
+//! in double precision, derivatives included (`m2l_speed`). The worst errors of the
+//! test clouds are unchanged (BENCHMARKS.md).
 //!
 //! ## Cost balance (does not change the error)
 //! Leaf size and the direct-sum threshold for accepted leaf pairs only move work between
