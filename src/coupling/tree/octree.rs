@@ -2,9 +2,9 @@
 //!
 //! Particles are sorted by their Morton (Z-order) key; a cell is a contiguous range of
 //! sorted particles sharing a key prefix, split until it holds `<= leaf_size`
-//! particles (into octants, or into halves / quarters on the next key bits when that
-//! is enough: see `build_cell`). Cells are stored in depth-first pre-order, so every subtree is a
-//! contiguous range of cells (`id .. cell.end`) *and* of particles — which lets the
+//! particles (into octants, or in 3D into halves / quarters on the next key bits when
+//! that is enough: see `build_cell`). Cells are stored in depth-first pre-order, so
+//! every subtree is a contiguous range of cells (`id .. cell.end`) *and* of particles — which lets the
 //! parallel phases hand each task a disjoint `&mut` slice.
 //!
 //! Geometry (`center` = centre of the particles' bounding box, `radius` = largest
