@@ -5,7 +5,7 @@
 //!     cargo run --release --example tree_profile -- 3 uniform 100000 1e-6 3
 //!
 //! `direct` also times the direct sum (best of REPS). Optional overrides for tuning:
-//! `order=P theta=T leaf=L p2p=K`, and the cloud's
+//! `order=P theta=T leaf=L p2p=K mixed=0|1`, and the cloud's
 //! `seed=S` (default 1) and softening `delta=X` (default 1e-3). `check` compares
 //! with the direct sum (O(N^2): keep N below ~1e5).
 #[path = "../tests/tree_common/mod.rs"]
@@ -38,6 +38,7 @@ fn run<const D: usize>(args: &[String]) {
             Some(("theta", v)) => params.theta = v.parse().unwrap(),
             Some(("leaf", v)) => params.leaf_size = v.parse().unwrap(),
             Some(("p2p", v)) => params.p2p_max_pairs = v.parse().unwrap(),
+            Some(("mixed", v)) => params.mixed_precision = v == "1",
             Some(("seed", v)) => seed = v.parse().unwrap(),
             Some(("delta", v)) => delta = v.parse().unwrap(),
             None if a == "check" => check = true,

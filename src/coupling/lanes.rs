@@ -104,6 +104,60 @@ binop!(Sub, sub, -, SubAssign, sub_assign);
 binop!(Mul, mul, *, MulAssign, mul_assign);
 binop!(Div, div, /, DivAssign, div_assign);
 
+/// `LANES` single-precision lanes (one 256-bit register): the single-precision part of
+/// the multipole tree's M2L contraction (`coupling::tree`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(32))]
+pub struct V32(pub [f32; LANES]);
+
+impl V32 {
+    pub const ZERO: V32 = V32([0.0; LANES]);
+
+    /// Lane-wise rounding to the nearest `f32`.
+    #[inline(always)]
+    pub fn from_v(v: V) -> V32 {
+        let mut r = V32::ZERO;
+        for l in 0..LANES {
+            r.0[l] = v.0[l] as f32;
+        }
+        r
+    }
+
+    /// Lane-wise exact conversion to `f64`.
+    #[inline(always)]
+    pub fn widen(self) -> V {
+        let mut r = V::ZERO;
+        for l in 0..LANES {
+            r.0[l] = self.0[l] as f64;
+        }
+        r
+    }
+}
+
+impl Add for V32 {
+    type Output = V32;
+    #[inline(always)]
+    fn add(self, o: V32) -> V32 {
+        let mut r = self;
+        for l in 0..LANES {
+            r.0[l] = self.0[l] + o.0[l];
+        }
+        r
+    }
+}
+
+impl Mul for V32 {
+    type Output = V32;
+    #[inline(always)]
+    fn mul(self, o: V32) -> V32 {
+        let mut r = self;
+        for l in 0..LANES {
+            r.0[l] = self.0[l] * o.0[l];
+        }
+        r
+    }
+}
+
 impl Neg for V {
     type Output = V;
     #[inline(always)]

@@ -230,6 +230,7 @@ impl<const D: usize> Softened<D> {
         let delta2 = V::splat(self.delta2);
         let x = std::hint::black_box(t.x);
         let mut phi = V::ZERO;
+        // 3D: minus the gradient sums (negated once at the end, exactly).
         let mut g = [V::ZERO; D];
         for j in 0..n {
             let mut qj = V::splat(q[j]);
@@ -243,10 +244,10 @@ impl<const D: usize> Softened<D> {
                 r2 = I::mul_add(*ud, *ud, r2);
             }
             if D == 3 {
-                let inv = I::rsqrt(r2);
+                let inv = I::rsqrt_fast(r2);
                 let qi = qj * inv;
                 phi += qi;
-                let f = -(qi * inv * inv);
+                let f = qi * inv * inv;
                 for d in 0..D {
                     g[d] = I::mul_add(f, u[d], g[d]);
                 }
@@ -261,7 +262,11 @@ impl<const D: usize> Softened<D> {
         let (phi, g) = std::hint::black_box((phi, g));
         t.phi += phi;
         for d in 0..D {
-            t.grad[d] += g[d];
+            if D == 3 {
+                t.grad[d] -= g[d];
+            } else {
+                t.grad[d] += g[d];
+            }
         }
     }
 }

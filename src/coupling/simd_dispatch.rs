@@ -9,14 +9,32 @@
 //! the CPU, never on the number of threads, so results stay bit-identical across
 //! thread counts (they may differ in the last bits between CPUs).
 
-use crate::coupling::lanes::{LANES, V};
+use crate::coupling::lanes::{LANES, V, V32};
 
 /// Instruction-set specific primitives.
 pub trait Isa: Copy {
     /// `1 / sqrt(x)` for positive normal lanes, to a few ulp.
     fn rsqrt(x: V) -> V;
+    /// Same as [`rsqrt`](Isa::rsqrt), to a few ulp, in fewer operations where the
+    /// instruction set has an estimate (AVX-512: one 4th-order step instead of two
+    /// Newton steps). Used by the multipole tree's near field.
+    #[inline(always)]
+    fn rsqrt_fast(x: V) -> V {
+        Self::rsqrt(x)
+    }
     /// `a * b + c` (fused where the instruction set has FMA).
     fn mul_add(a: V, b: V, c: V) -> V;
+    /// `a * b`. The AVX-512 version is one vector instruction for LLVM: a loop of
+    /// lane-wise products over an array of `V` can otherwise be vectorized across
+    /// the array with gathers and scatters.
+    #[inline(always)]
+    fn mul(a: V, b: V) -> V {
+        a * b
+    }
+    /// `a * b + c` in single precision (fused where the instruction set has FMA).
+    fn mul_add32(a: V32, b: V32, c: V32) -> V32;
+    /// `widen(a) * b + c`, `a` converted exactly to double precision.
+    fn widen_mul_add(a: V32, b: V, c: V) -> V;
     /// `1 / x` for positive normal lanes, to about 1 ulp.
     fn recip(x: V) -> V;
     /// Natural logarithm of positive normal lanes, to about 1 ulp
@@ -46,6 +64,14 @@ impl Isa for Portable {
     #[inline(always)]
     fn mul_add(a: V, b: V, c: V) -> V {
         a * b + c
+    }
+    #[inline(always)]
+    fn mul_add32(a: V32, b: V32, c: V32) -> V32 {
+        a * b + c
+    }
+    #[inline(always)]
+    fn widen_mul_add(a: V32, b: V, c: V) -> V {
+        a.widen() * b + c
     }
     #[inline(always)]
     fn recip(x: V) -> V {
@@ -95,6 +121,23 @@ impl Isa for Avx2 {
             r.0[l] = a.0[l].mul_add(b.0[l], c.0[l]);
         }
         r
+    }
+    #[inline(always)]
+    fn mul_add32(a: V32, b: V32, c: V32) -> V32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `Avx2` is only used inside `run_avx2` / `run_avx512`, after
+            // feature detection (AVX2 + FMA).
+            unsafe { fmadd_ps256(a, b, c) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::mul_add32(a, b, c)
+        }
+    }
+    #[inline(always)]
+    fn widen_mul_add(a: V32, b: V, c: V) -> V {
+        Self::mul_add(a.widen(), b, c)
     }
     #[inline(always)]
     fn recip(x: V) -> V {
@@ -150,9 +193,61 @@ impl Isa for Avx512 {
             Portable::rsqrt(x)
         }
     }
+    /// `y0 = vrsqrt14pd(x)` (relative error `d < 2^-14`), then with
+    /// `e = 1 - x y0^2` (~`2d`): `y = y0 (1 + e/2 + 3e^2/8 + 5e^3/16)`, the series
+    /// of `y0 (1 - e)^(-1/2)` whose first omitted term `35 e^4 / 128 < 7e-17`.
+    /// 6 operations after the estimate instead of the 9 of two Newton steps.
+    #[inline(always)]
+    fn rsqrt_fast(x: V) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            let y0 = unsafe { rsqrt14(x) };
+            let m = Self::mul_add;
+            let e = m(-(x * y0), y0, V::splat(1.0));
+            let p = m(
+                m(e, V::splat(5.0 / 16.0), V::splat(3.0 / 8.0)),
+                e,
+                V::splat(0.5),
+            );
+            m(y0 * e, p, y0)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::rsqrt(x)
+        }
+    }
     #[inline(always)]
     fn mul_add(a: V, b: V, c: V) -> V {
         Avx2::mul_add(a, b, c)
+    }
+    #[inline(always)]
+    fn mul(a: V, b: V) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { mul_avx512(a, b) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            a * b
+        }
+    }
+    #[inline(always)]
+    fn mul_add32(a: V32, b: V32, c: V32) -> V32 {
+        Avx2::mul_add32(a, b, c)
+    }
+    #[inline(always)]
+    fn widen_mul_add(a: V32, b: V, c: V) -> V {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { widen_mul_add_avx512(a, b, c) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Portable::widen_mul_add(a, b, c)
+        }
     }
     #[inline(always)]
     fn recip(x: V) -> V {
@@ -215,6 +310,62 @@ impl Isa for Avx512 {
             unsafe { Portable::gather(base, idx, stride, offset) }
         }
     }
+}
+
+/// Single-precision FMA on a 256-bit register. Written with the intrinsic (a vector
+/// operation for LLVM) because LLVM's SLP vectorizer pairs the lane-wise form of
+/// neighbouring accumulators into 512-bit registers with extra shuffles.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fmadd_ps256(a: V32, b: V32, c: V32) -> V32 {
+    use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_load_ps, _mm256_store_ps};
+    let mut out = V32::ZERO;
+    // SAFETY: `V32` is 32-byte aligned and holds exactly 8 f32.
+    unsafe {
+        let y = _mm256_fmadd_ps(
+            _mm256_load_ps(a.0.as_ptr()),
+            _mm256_load_ps(b.0.as_ptr()),
+            _mm256_load_ps(c.0.as_ptr()),
+        );
+        _mm256_store_ps(out.0.as_mut_ptr(), y);
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn mul_avx512(a: V, b: V) -> V {
+    use std::arch::x86_64::{_mm512_load_pd, _mm512_mul_pd, _mm512_store_pd};
+    let mut out = V::ZERO;
+    // SAFETY: `V` is 64-byte aligned and holds exactly 8 f64.
+    unsafe {
+        let y = _mm512_mul_pd(_mm512_load_pd(a.0.as_ptr()), _mm512_load_pd(b.0.as_ptr()));
+        _mm512_store_pd(out.0.as_mut_ptr(), y);
+    }
+    out
+}
+
+/// `widen(a) * b + c` with `vcvtps2pd` and one FMA.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn widen_mul_add_avx512(a: V32, b: V, c: V) -> V {
+    use std::arch::x86_64::{
+        _mm256_load_ps, _mm512_cvtps_pd, _mm512_fmadd_pd, _mm512_load_pd, _mm512_store_pd,
+    };
+    let mut out = V::ZERO;
+    // SAFETY: `V32` / `V` are 32- / 64-byte aligned and hold exactly 8 lanes.
+    unsafe {
+        let y = _mm512_fmadd_pd(
+            _mm512_cvtps_pd(_mm256_load_ps(a.0.as_ptr())),
+            _mm512_load_pd(b.0.as_ptr()),
+            _mm512_load_pd(c.0.as_ptr()),
+        );
+        _mm512_store_pd(out.0.as_mut_ptr(), y);
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -516,6 +667,37 @@ mod tests {
 
     /// Errors relative to std (ulp = EPSILON |exact|), over the whole range,
     /// across every table interval's edges, and next to 1.
+    #[test]
+    fn avx512_rsqrt_fast() {
+        if !std::is_x86_feature_detected!("avx512f") {
+            return;
+        }
+        struct T(V);
+        impl IsaTask for T {
+            type Output = (V, V);
+            #[inline(always)]
+            fn run<I: Isa>(self) -> (V, V) {
+                (I::rsqrt_fast(self.0), I::rsqrt(self.0))
+            }
+        }
+        let (mut worst_fast, mut worst): (f64, f64) = (0.0, 0.0);
+        let mut x = 1e-300;
+        while x < 1e300 {
+            let v = V::from_fn(|k| x * (1.0 + k as f64 * 0.1237));
+            let (f, r) = with_best_isa(T(v));
+            for i in 0..LANES {
+                let exact = 1.0 / v.0[i].sqrt();
+                let ulp = exact * f64::EPSILON;
+                worst_fast = worst_fast.max((f.0[i] - exact).abs() / ulp);
+                worst = worst.max((r.0[i] - exact).abs() / ulp);
+            }
+            x *= 1.000371;
+        }
+        // Measured on Zen 4: 1.21 ulp (one 4th-order step), 1.92 ulp (two Newton steps).
+        assert!(worst_fast <= 1.5, "rsqrt_fast: {worst_fast} ulp");
+        assert!(worst <= 2.5, "rsqrt: {worst} ulp");
+    }
+
     #[test]
     fn avx512_ln_and_recip() {
         if !std::is_x86_feature_detected!("avx512f") {

@@ -55,6 +55,7 @@ impl SortedCoupling1d {
                 theta: THETA_1D,
                 leaf_size: 64,
                 p2p_max_pairs: 256,
+                mixed_precision: false,
             };
             Engine::new(
                 Correction1d {

@@ -35,6 +35,16 @@
 //! `C(p + 6, 6) / theta^3` M2L work and a near field growing like `theta^-3`, the
 //! cost is flat near the optimum.
 //!
+//! ## Mixed precision
+//! For accuracies down to `1e-7` ([`FmmParams::mixed_precision`]) the M2L terms
+//! `D^(a+b) M_b` of total degree `|a| + |b| >= 4` are summed in single precision on
+//! per-pair scaled values (`expansions::contract_mixed`): each such term is at most
+//! `~theta^4` of the pair's interaction, so its `~6e-8` relative rounding is below
+//! `3e-9` of it, far under the truncation error. The contraction is load-bound and
+//! this halves its bytes: one M2L at `p = 13` (d = 3) takes 1.8 us instead of 3.0 us
+//! in double precision, derivatives included (`m2l_speed`). The worst errors of the
+//! test clouds are unchanged (BENCHMARKS.md).
+//!
 //! ## Cost balance (does not change the error)
 //! Leaf size and the direct-sum threshold for accepted leaf pairs only move work between
 //! the near field (P2P, ~0.8 ns per pair in 3D, ~1.8 ns in 2D where it needs a log) and
@@ -43,9 +53,18 @@
 //! values are the measured optima on Gaussian, uniform and core-halo clouds of 1e4-1e5
 //! particles (single thread, see BENCHMARKS.md):
 //!
-//! * leaves of at most 32 (2D, fewer than 5 digits), 64 (2D), 128 (3D, fewer than 8
-//!   digits) or 256 particles (3D): larger in 3D, where an M2L costs `C(p+6, 6)` terms
-//!   against `C(p+4, 4)` in 2D and the near-field pair is cheaper;
+//! * leaves of at most 32 / 64 / 64 particles in 2D and 48 / 96 / 256 in 3D for
+//!   fewer than 5 / fewer than 8 / 8 or more digits: larger in 3D, where an M2L costs
+//!   `C(p+6, 6)` terms against `C(p+4, 4)` in 2D and the near-field pair is cheaper.
+//!   In 3D cells are split into octants, or into halves or quarters on the next
+//!   Morton bits when that brings them below the leaf size (`octree`), so uniform
+//!   clouds get leaves of `1/2` to `1` times the maximum at any `N` (octree levels
+//!   alone give 30 or 244 particles at `N = 1e6`). In 2D the same split was 7% slower
+//!   on the PNP cloud with leaves of 64 and, with 32, raised the `core_halo` gradient
+//!   error from 3.3e-7 to 7.7e-7, so 2D keeps quadtree levels. Measured after the
+//!   mixed-precision M2L:
+//!   3D at 1e-6 costs the same with leaves of 64-128 on uniform clouds (1e5 and
+//!   1e6) and 10% less with 96 than with 128 on `core_halo`;
 //! * an accepted leaf pair with `n_t n_s <= C(p + 2D, 2D) / 8` is summed directly, the
 //!   measured cost of one M2L in pair evaluations.
 //!
@@ -77,7 +96,8 @@ pub fn params_for_accuracy<const D: usize>(accuracy: f64) -> FmmParams {
     let leaf_size = match (D, digits < 5.0, digits < 8.0) {
         (2, true, _) => 32,
         (2, false, _) => 64,
-        (_, _, true) => 128,
+        (_, true, _) => 48,
+        (_, false, true) => 96,
         _ => 256,
     };
     FmmParams {
@@ -85,6 +105,7 @@ pub fn params_for_accuracy<const D: usize>(accuracy: f64) -> FmmParams {
         theta,
         leaf_size,
         p2p_max_pairs: (nt2 / 8) as u64,
+        mixed_precision: digits <= 7.0 + 1e-9,
     }
 }
 

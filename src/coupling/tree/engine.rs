@@ -44,6 +44,9 @@ pub struct FmmParams {
     pub leaf_size: usize,
     /// Accepted leaf pairs with `n_t * n_s <= p2p_max_pairs` are summed directly.
     pub p2p_max_pairs: u64,
+    /// Sum the M2L terms of total degree above [`expansions::EXACT_DEGREE`] in single
+    /// precision (dimension >= 2; for accuracies down to about `1e-7`).
+    pub mixed_precision: bool,
 }
 
 /// Reusable per-task buffers.
@@ -111,6 +114,8 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     /// Outputs in sorted order, unscaled.
     phi_s: Vec<f64>,
     grad_s: Vec<[f64; D]>,
+    /// `Some(largest |q|)` when the M2L is in mixed precision.
+    mixed: Option<f64>,
     pub stats: FmmStats,
 }
 
@@ -139,6 +144,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             top_scratch: TaskScratch::new(nt),
             phi_s: Vec::new(),
             grad_s: Vec::new(),
+            mixed: None,
             stats: FmmStats::default(),
         }
     }
@@ -160,6 +166,19 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         let clock = std::time::Instant::now();
         let lap = |k: usize, st: &mut FmmStats| st.seconds[k] = clock.elapsed().as_secs_f64();
         self.tree.update(x, q);
+        self.mixed = self.params.mixed_precision.then(|| {
+            let qmax = self
+                .tree
+                .q
+                .par_iter()
+                .map(|q| q.abs())
+                .reduce(|| 0.0, f64::max);
+            if qmax > 0.0 && qmax.is_finite() {
+                qmax
+            } else {
+                1.0
+            }
+        });
         lap(0, &mut self.stats);
         if self.frontier_build != self.tree.builds {
             self.split_frontier();
@@ -300,6 +319,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 mi: &self.mi,
                 cells: &self.tree.cells,
                 mult: &self.mult,
+                mixed: self.mixed,
                 target: c,
                 sources: &srcs,
                 scratch: &mut self.top_scratch.m2l,
@@ -343,6 +363,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             mi: &self.mi,
             tree,
             mult: &self.mult,
+            mixed: self.mixed,
             tparams: &self.tparams,
         };
         locals
@@ -416,7 +437,7 @@ impl<const D: usize> IsaTask for UpwardTask<'_, D> {
             let out = &mut head[(c - f) * nt..];
             if cell.is_leaf {
                 let s = &mut *self.scratch;
-                expansions::p2m(
+                expansions::p2m::<I, D>(
                     self.mi,
                     &cell.center,
                     &src,
@@ -532,6 +553,7 @@ struct M2lTask<'a, const D: usize, K> {
     mi: &'a MultiIndex<D>,
     cells: &'a [Cell<D>],
     mult: &'a [f64],
+    mixed: Option<f64>,
     target: usize,
     sources: &'a [u32],
     scratch: &'a mut M2lScratch,
@@ -550,6 +572,7 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for M2lTask<'_, D, K> {
             self.sources,
             |s| cells[s].center,
             self.mult,
+            self.mixed,
             self.scratch,
             self.local,
         );
@@ -562,6 +585,7 @@ struct Shared<'a, const D: usize, K> {
     mi: &'a MultiIndex<D>,
     tree: &'a Octree<D>,
     mult: &'a [f64],
+    mixed: Option<f64>,
     tparams: &'a TraversalParams,
 }
 
@@ -586,6 +610,7 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
             mi,
             tree,
             mult,
+            mixed,
             tparams,
         } = *self.s;
         let cells = &tree.cells[..];
@@ -634,6 +659,7 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
                 m2l_src,
                 |s| cells[s].center,
                 mult,
+                mixed,
                 &mut sc.m2l,
                 local,
             );

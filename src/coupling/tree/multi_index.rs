@@ -9,10 +9,12 @@
 //! Every expansion operation (P2M, M2M, M2L, L2L, L2P) is a loop over one of the
 //! index tables precomputed here, so the hot loops contain no index arithmetic.
 
+use crate::coupling::lanes::V32;
 use std::collections::HashMap;
 
 /// Multi-indices per group of the M2L contraction (see [`MultiIndex::groups`]).
 pub const GROUP: usize = 4;
+const _: () = assert!(GROUP.is_multiple_of(2));
 
 /// Index tables for all multi-indices of degree `<= order`.
 pub struct MultiIndex<const D: usize> {
@@ -44,6 +46,10 @@ pub struct MultiIndex<const D: usize> {
     pub groups: Vec<(u32, u32, u32)>,
     pub group_off: Vec<usize>,
     pub group_sum: Vec<u32>,
+    /// `group_sum` as byte offsets into an array of [`V32`], two per `u64`
+    /// (`GROUP / 2` words per partner `b`, starting at word `group_off[k] / 2`):
+    /// the single-precision contraction then loads its four indices in two loads.
+    pub group_bytes32: Vec<u64>,
     /// `k!` for every multi-index.
     pub factorial: Vec<f64>,
     /// Degree `|k|` of every multi-index.
@@ -123,6 +129,11 @@ impl<const D: usize> MultiIndex<D> {
                 }
             }
         }
+        let size = std::mem::size_of::<V32>() as u64;
+        let group_bytes32 = group_sum
+            .chunks_exact(2)
+            .map(|w| (w[0] as u64 * size) | ((w[1] as u64 * size) << 32))
+            .collect();
         let factorial = exps
             .iter()
             .map(|k| {
@@ -144,6 +155,7 @@ impl<const D: usize> MultiIndex<D> {
             groups,
             group_off,
             group_sum,
+            group_bytes32,
             factorial,
             degree,
         }

@@ -24,9 +24,20 @@ use std::ops::Range;
 
 /// A kernel with far-field (Taylor) derivatives.
 pub trait FarKernel<const D: usize>: PairKernel<D> {
-    /// Writes `out[m] = D^m k(z)` for all `|m| <= p`, and `out[mi.len()] = 0` (zero row
-    /// used by the index tables). `out.len() >= mi.len() + 1`.
-    fn derivatives(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]);
+    /// Writes the Taylor coefficients `out[m] = D^m k(z) / m!` for all `|m| <= p`, and
+    /// `out[mi.len()] = 0` (zero row used by the index tables).
+    /// `out.len() >= mi.len() + 1`.
+    fn taylor_coefficients(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]);
+
+    /// Writes `out[m] = D^m k(z)` for all `|m| <= p`, and `out[mi.len()] = 0`.
+    #[inline(always)]
+    fn derivatives<I: Isa>(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]) {
+        self.taylor_coefficients(mi, z, out);
+        let n = mi.len();
+        for (o, f) in out[..n].iter_mut().zip(&mi.factorial) {
+            *o = I::mul(*o, V::splat(*f));
+        }
+    }
 
     /// Near field of one leaf pair: adds the sources `range` to the targets of `t`;
     /// with `skip = Some(first)`, lane `l` leaves out source `first + l` (self pair).
@@ -84,14 +95,6 @@ fn recurrence<const D: usize>(
     }
 }
 
-/// Multiplies Taylor coefficients by `m!` (so they become derivatives).
-#[inline(always)]
-fn to_derivatives<const D: usize>(mi: &MultiIndex<D>, out: &mut [V]) {
-    for (o, f) in out.iter_mut().zip(&mi.factorial) {
-        *o *= V::splat(*f);
-    }
-}
-
 impl<const D: usize> FarKernel<D> for Softened<D> {
     #[inline(always)]
     fn near_field<I: Isa>(
@@ -112,7 +115,7 @@ impl<const D: usize> FarKernel<D> for Softened<D> {
     }
 
     #[inline(always)]
-    fn derivatives(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]) {
+    fn taylor_coefficients(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]) {
         let n = mi.len();
         out[n] = V::ZERO;
         let mut r2 = V::splat(self.delta2);
@@ -147,7 +150,6 @@ impl<const D: usize> FarKernel<D> for Softened<D> {
                 recurrence(mi, 0.5, z, inv_r2, 1, n, out);
             }
         }
-        to_derivatives(mi, &mut out[..n]);
     }
 }
 
@@ -156,7 +158,7 @@ impl FarKernel<1> for Correction1d {
     /// (valid for `z != 0`, i.e. for separated clusters), with degree 0 and 1 in
     /// cancellation-free form.
     #[inline(always)]
-    fn derivatives(&self, mi: &MultiIndex<1>, z: &[V; 1], out: &mut [V]) {
+    fn taylor_coefficients(&self, mi: &MultiIndex<1>, z: &[V; 1], out: &mut [V]) {
         let n = mi.len();
         out[n] = V::ZERO;
         let d2 = V::splat(self.delta2);
@@ -170,7 +172,6 @@ impl FarKernel<1> for Correction1d {
         if n > 1 {
             out[1] = -(z[0].signum0() * c / r);
         }
-        to_derivatives(mi, &mut out[..n]);
     }
 }
 
@@ -183,7 +184,7 @@ mod tests {
         let mi = MultiIndex::<D>::new(order);
         let z = std::array::from_fn(|d| V::splat(z0[d]));
         let mut out = vec![V::ZERO; mi.len() + 1];
-        k.derivatives(&mi, &z, &mut out);
+        k.derivatives::<crate::coupling::simd_dispatch::Portable>(&mi, &z, &mut out);
         let h: [f64; D] = std::array::from_fn(|d| 0.01 * (d as f64 + 1.0));
         let mut approx = 0.0;
         for m in 0..mi.len() {
