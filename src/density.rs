@@ -174,18 +174,16 @@ impl<const D: usize> IsaTask for DensityRows<'_, D> {
         for (k, r) in out.iter_mut().enumerate() {
             let s = first + k;
             let xi = &xs[s];
-            let (groups, tail) = list.of(s).as_chunks::<LANES>();
             let mut acc = V::ZERO;
-            for idx in groups {
-                let (f, w) = shape(xi, idx);
-                acc = I::mul_add(w, f, acc);
-            }
-            if !tail.is_empty() {
-                let mut idx = [s as u32; LANES];
-                idx[..tail.len()].copy_from_slice(tail);
+            for (idx, live) in list.groups_of(s) {
                 let (f, w) = shape(xi, &idx);
-                let live = V::from_fn(|l| if l < tail.len() { 1.0 } else { 0.0 });
-                acc = I::mul_add(w * live, f, acc);
+                // The padding (the slot itself) must not count: zero weight.
+                let w = if live == LANES {
+                    w
+                } else {
+                    w * V::from_fn(|l| if l < live { 1.0 } else { 0.0 })
+                };
+                acc = I::mul_add(w, f, acc);
             }
             *r = kernel.norm() * acc.sum();
         }

@@ -227,6 +227,20 @@ impl<const D: usize> NeighbourList<D> {
         &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize]
     }
 
+    /// The row of slot `s` by groups of `LANES` slots, for the vector loops
+    /// over it: each group with the number of its live entries; the last
+    /// group is padded with `s` itself (a valid index, at distance 0).
+    #[inline]
+    pub fn groups_of(&self, s: usize) -> impl Iterator<Item = ([u32; LANES], usize)> + '_ {
+        let (groups, tail) = self.of(s).as_chunks::<LANES>();
+        let last = (!tail.is_empty()).then(|| {
+            let mut idx = [s as u32; LANES];
+            idx[..tail.len()].copy_from_slice(tail);
+            (idx, tail.len())
+        });
+        groups.iter().map(|g| (*g, LANES)).chain(last)
+    }
+
     /// How many times the kd-tree search has run.
     pub fn builds(&self) -> usize {
         self.builds

@@ -195,10 +195,16 @@ fn bad_scenario(from: &str, to: &str, needles: &[&str]) {
         good.contains(from),
         "test bug: `{from}` not in the scenario"
     );
+    refused_run("bad.toml", &good.replacen(from, to, 1), needles);
+}
+
+/// `jko run` on the scenario `text` (written as `name`) must exit 2 with a
+/// message naming the file and every one of `needles`, and write no output.
+fn refused_run(name: &str, text: &str, needles: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
-    let scen = write(tmp.path(), "bad.toml", &good.replacen(from, to, 1));
+    let scen = write(tmp.path(), name, text);
     let out = tmp.path().join("out");
-    let mut all = vec!["bad.toml"];
+    let mut all = vec![name];
     all.extend_from_slice(needles);
     expect_failure(
         &[
@@ -215,34 +221,23 @@ fn bad_scenario(from: &str, to: &str, needles: &[&str]) {
 }
 
 /// A cloud that fits, with a bandwidth whose neighbour lists would not (1e6
-/// particles, each kernel holding all of them: ~6e12 bytes): refused once
+/// particles, each kernel holding all of them: ~1e13 bytes): refused once
 /// the cloud is drawn, before any list is built, naming the bandwidths.
 #[test]
 fn neighbour_lists_that_cannot_fit_are_refused_before_they_are_built() {
-    let tmp = tempfile::tempdir().unwrap();
     let text = small_scenario(2)
         .replacen("particles = 30", "particles = 1000000", 1)
         .replacen("seed = 4", "seed = 4\n[density]\nbandwidth = 5.0", 1);
-    let scen = write(tmp.path(), "wide.toml", &text);
-    let out = tmp.path().join("out");
-    expect_failure(
+    refused_run(
+        "wide.toml",
+        &text,
         &[
-            "run",
-            scen.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ],
-        2,
-        &[
-            "wide.toml",
             "species.particles",
             "neighbour lists",
             "bandwidths",
             "available",
         ],
     );
-    assert!(!out.join("particles.csv").exists() && !out.join("particles.csv.partial").exists());
 }
 
 #[test]
