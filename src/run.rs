@@ -270,7 +270,7 @@ pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {
 /// 4 bytes x 1.25^d (the skin) per neighbour (buffers grown by doubling keep
 /// their untouched part out of the resident set); known once the cloud is
 /// drawn, before any list is built. Checked on the measured peak of a 2D run
-/// of 1e6 particles with 10x the rule's neighbours: 7.9 kB per particle
+/// of 1e6 particles with 10x the rule's neighbours: 8.1 kB per particle
 /// measured, 7.9 kB estimated (BENCHMARKS.md, "Memory").
 pub fn list_memory_excess<const D: usize>(sim: &Simulation<D>) -> u64 {
     let target = density::TARGET_NEIGHBOURS[D - 1];
