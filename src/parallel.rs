@@ -35,6 +35,17 @@ where
     parts.iter().sum()
 }
 
+/// Runs `f` in a fresh rayon pool of `threads` threads (for the tests that
+/// results do not depend on the thread count).
+#[cfg(test)]
+pub(crate) fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,16 +54,8 @@ mod tests {
     fn same_bits_on_one_and_two_threads() {
         let f = |i: usize| ((i as f64) * 0.37).sin() * 1e-3 + 1.0 / (1.0 + i as f64);
         let n = 100_003;
-        let one = rayon::ThreadPoolBuilder::new()
-            .num_threads(1)
-            .build()
-            .unwrap()
-            .install(|| sum_indexed(n, f));
-        let two = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap()
-            .install(|| sum_indexed(n, f));
+        let one = on_threads(1, || sum_indexed(n, f));
+        let two = on_threads(2, || sum_indexed(n, f));
         assert_eq!(one.to_bits(), two.to_bits());
     }
 }

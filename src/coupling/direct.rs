@@ -371,18 +371,14 @@ mod tests {
     fn same_bits_on_one_and_two_threads() {
         let (x, q) = cloud::<2>(1500);
         let run = |t: usize| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build()
-                .unwrap()
-                .install(|| {
-                    let mut f = vec![[0.0; 2]; x.len()];
-                    let e = DirectSum::<2>::new(0.01).energy_and_field(&x, &q, &mut f);
-                    (
-                        e.to_bits(),
-                        f.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                    )
-                })
+            crate::parallel::on_threads(t, || {
+                let mut f = vec![[0.0; 2]; x.len()];
+                let e = DirectSum::<2>::new(0.01).energy_and_field(&x, &q, &mut f);
+                (
+                    e.to_bits(),
+                    f.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                )
+            })
         };
         assert_eq!(run(1), run(2));
     }
