@@ -38,7 +38,7 @@ struct Watch {
 
 impl Observer for Watch {
     fn step(&mut self, step: u64, r: &StepReport) {
-        if step % 500 == 0 {
+        if step.is_multiple_of(500) {
             let (rss, hwm, fds) = (status_kib("VmRSS:"), status_kib("VmHWM:"), open_files());
             println!(
                 "{step:>6} {:>8.1} s  E = {:+.6e}  {:>3} it  RSS {:>7} KiB  peak {:>7} KiB  fds {fds}",

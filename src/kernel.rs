@@ -9,7 +9,7 @@ use std::f64::consts::PI;
 use crate::coupling::lanes::V;
 
 /// A radial kernel of compact support, evaluated from the squared distance
-/// (so the hot loops never take a square root).
+/// (the neighbour loops have it; q = |x|/R still takes one square root).
 pub trait RadialKernel: Send + Sync {
     /// Radius beyond which K vanishes.
     fn support(&self) -> f64;

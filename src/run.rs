@@ -312,18 +312,18 @@ fn gib(b: u64) -> String {
 /// Refuse a run of `n` particles that needs `need` bytes where less is
 /// available; `why` says what raised the estimate.
 fn check_memory(s: &Scenario, n: usize, need: u64, why: &str) -> Result<()> {
-    if let Some(have) = available_memory() {
-        if need > have {
-            return Err(Error::input(
-                &s.path,
-                "species.particles",
-                format!(
-                    "{n} particles need about {} of memory{why}, this machine has {} available",
-                    gib(need),
-                    gib(have)
-                ),
-            ));
-        }
+    if let Some(have) = available_memory()
+        && need > have
+    {
+        return Err(Error::input(
+            &s.path,
+            "species.particles",
+            format!(
+                "{n} particles need about {} of memory{why}, this machine has {} available",
+                gib(need),
+                gib(have)
+            ),
+        ));
     }
     Ok(())
 }
@@ -351,20 +351,20 @@ fn check_resources(s: &Scenario, dir: &Path) -> Result<()> {
     let n: usize = s.species.iter().filter_map(|sp| sp.particles).sum();
     check_memory(s, n, memory_estimate(s, n), "")?;
     let need = output_estimate(s, n);
-    if let Ok(have) = fs4::available_space(dir) {
-        if need > have {
-            return Err(Error::io(
-                dir,
-                std::io::Error::new(
-                    std::io::ErrorKind::StorageFull,
-                    format!(
-                        "the run will write about {} and only {} is free: free space, write fewer frames (output_every) or choose another --out",
-                        gib(need),
-                        gib(have)
-                    ),
+    if let Ok(have) = fs4::available_space(dir)
+        && need > have
+    {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "the run will write about {} and only {} is free: free space, write fewer frames (output_every) or choose another --out",
+                    gib(need),
+                    gib(have)
                 ),
-            ));
-        }
+            ),
+        ));
     }
     Ok(())
 }
@@ -496,11 +496,29 @@ fn run_dim<const D: usize>(
             already_complete: true,
         });
     }
+    // Checks that can refuse the run come before the first file is written;
+    // a directory made for a refused run is removed again (it is empty).
+    let made_dir = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    check_resources(s, dir)?;
-
-    let mut sim = Simulation::<D>::new(s)?;
-    check_list_memory(s, &sim)?;
+    let prepared = check_resources(s, dir)
+        .and_then(|()| Simulation::<D>::new(s))
+        .and_then(|mut sim| {
+            check_list_memory(s, &sim)?;
+            let first = match start {
+                Start::Resume(_) => None,
+                _ => Some(sim.initial_report()?),
+            };
+            Ok((sim, first))
+        });
+    let (mut sim, first) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            if made_dir {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+    };
     let watch = PhysicalWatch::new(s, &sim.cloud, &sim.bandwidths);
     let h = s.time_step;
     let (mut books, resumed_from) = match start {
@@ -519,7 +537,7 @@ fn run_dim<const D: usize>(
         _ => {
             let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
             output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
-            let first = sim.initial_report()?;
+            let first = first.expect("computed for a fresh start");
             let mut books = Books {
                 dir,
                 writer: RunWriter::create(dir, D)?,

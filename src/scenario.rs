@@ -478,7 +478,7 @@ fn kind_of<'v>(file: &Path, key: &str, v: &'v toml::Value) -> Result<&'v str> {
         Some(toml::Value::String(s)) => Ok(s.as_str()),
         Some(_) => Err(Error::input(
             file,
-            &format!("{key}.kind"),
+            format!("{key}.kind"),
             "must be a string",
         )),
         None => Err(Error::input(file, key, "missing key `kind`")),
@@ -698,7 +698,7 @@ impl Scenario {
         let cells = c.per_axis("grid.cells", &raw.cells)?;
         let mut out = Vec::with_capacity(cells.len());
         for (a, &n) in cells.iter().enumerate() {
-            if n.fract() != 0.0 || n < 2.0 || n > 1e8 {
+            if n.fract() != 0.0 || !(2.0..=1e8).contains(&n) {
                 return Err(c.err(
                     &format!("grid.cells[{a}]"),
                     format!("must be an integer between 2 and 1e8, got {n}"),

@@ -295,7 +295,9 @@ impl<const D: usize> Simulation<D> {
 
     /// Whether step `n` is written to particles.csv.
     pub fn is_output_step(&self, n: u64) -> bool {
-        n == 0 || n % self.scenario.output_every as u64 == 0 || n == self.scenario.steps as u64
+        n == 0
+            || n.is_multiple_of(self.scenario.output_every as u64)
+            || n == self.scenario.steps as u64
     }
 
     /// The state a checkpoint needs beyond the scenario: positions and the

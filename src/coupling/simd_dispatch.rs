@@ -565,8 +565,8 @@ const LN_Q: [f64; 8] = [
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn ln_avx512(x: V) -> V {
     use std::arch::x86_64::*;
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_90e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
     // SAFETY (transmutes, loads): `V` and `__m512d` are both 8 f64, 64-byte
     // aligned; the tables hold 16 f64 each.
     let a: __m512d = unsafe { std::mem::transmute(x) };
