@@ -58,12 +58,13 @@ fn run<const D: usize>(args: &[String]) {
     let st = tc.stats();
     let s = st.seconds;
     println!(
-        "D={D} {kind} N={n} acc={acc:e} {params:?}\n  best {best:.4} s; last: build {:.4} up {:.4} top {:.4} tasks {:.4} out {:.4}",
+        "D={D} {kind} N={n} acc={acc:e} {params:?}\n  best {best:.4} s; last: build {:.4} up {:.4} top {:.4} far {:.4} near {:.4} out {:.4}",
         s[0],
         s[1] - s[0],
         s[2] - s[1],
         s[3] - s[2],
-        s[4] - s[3]
+        s[4] - s[3],
+        s[5] - s[4]
     );
     println!(
         "  cells {} leaves {} m2l {} p2p pairs {:.3e} ({:.1} per particle)",

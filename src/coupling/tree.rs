@@ -74,6 +74,7 @@
 mod engine;
 mod expansions;
 mod multi_index;
+mod near;
 mod octree;
 mod taylor;
 mod traversal;
