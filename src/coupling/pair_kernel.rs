@@ -57,12 +57,14 @@ pub trait PairKernel<const D: usize>: Sync + Send + Copy {
     /// The factor `scale` with `G = scale * k`.
     fn scale(&self) -> f64;
 
-    /// `(k(u), h(u))` with `grad k(u) = -h(u) u`, lane by lane. All kernels here are
-    /// even, `k(-u) = k(u)`, with odd gradients, so one evaluation serves both particles
-    /// of a pair (the mutual near field of the multipole tree). `h` is finite wherever
-    /// `k` is (0 where the gradient is 0). The sign makes `h = |u|^-3 > 0` in 3D, the
-    /// case where a negation would cost an instruction per pair.
-    fn radial<I: Isa>(&self, u: &[V; D]) -> (V, V);
+    /// `[qc k(u), qr k(u), qc h(u), qr h(u)]` with `grad k(u) = -h(u) u`, lane by lane.
+    /// All kernels here are even, `k(-u) = k(u)`, with odd gradients, so one evaluation
+    /// serves both particles of a pair (charges `qc` and `qr`; the mutual near field of
+    /// the multipole tree). `h` is finite wherever `k` is (0 where the gradient is 0).
+    /// The sign makes `h = |u|^-3 > 0` in 3D, where a negation would cost an
+    /// instruction per pair; the products are formed here because the cheapest order
+    /// depends on the kernel.
+    fn mutual_terms<I: Isa>(&self, u: &[V; D], qc: V, qr: V) -> [V; 4];
 
     /// Accumulates all sources `range` into every lane.
     #[inline(always)]
@@ -177,10 +179,12 @@ impl<const D: usize> PairKernel<D> for Softened<D> {
         }
     }
 
-    /// 3D: `(1/R, 1/R^3)` by `rsqrt_fast` (about 1.2 ulp); 2D: `(ln R^2, -2/R^2)` by the
-    /// table-driven `ln` and `recip` (about 1 ulp); 1D: `(R, -1/R)` (`h = 0` at `R = 0`).
+    /// 3D: `k = 1/R` by `rsqrt_fast` (about 1.2 ulp), `h = k R^-2` formed from
+    /// `qc k` and `qr k` (one multiplication less than `h` first); 2D:
+    /// `(ln R^2, -2/R^2)` by the table-driven `ln` and `recip` (about 1 ulp);
+    /// 1D: `(R, -1/R)` (`h = 0` at `R = 0`).
     #[inline(always)]
-    fn radial<I: Isa>(&self, u: &[V; D]) -> (V, V) {
+    fn mutual_terms<I: Isa>(&self, u: &[V; D], qc: V, qr: V) -> [V; 4] {
         let mut r2 = V::splat(self.delta2);
         for ud in u {
             r2 = I::mul_add(*ud, *ud, r2);
@@ -188,15 +192,17 @@ impl<const D: usize> PairKernel<D> for Softened<D> {
         match D {
             3 => {
                 let inv = I::rsqrt_fast(r2);
-                (inv, inv * inv * inv)
+                let (a, b, m) = (qc * inv, qr * inv, inv * inv);
+                [a, b, a * m, b * m]
             }
-            2 => (I::ln(r2), V::splat(-2.0) * I::recip(r2)),
+            2 => {
+                let (k, h) = (I::ln(r2), V::splat(-2.0) * I::recip(r2));
+                [qc * k, qr * k, qc * h, qr * h]
+            }
             _ => {
                 let r = r2.sqrt();
-                (
-                    r,
-                    V::from_fn(|l| if r.0[l] > 0.0 { -1.0 / r.0[l] } else { 0.0 }),
-                )
+                let h = V::from_fn(|l| if r.0[l] > 0.0 { -1.0 / r.0[l] } else { 0.0 });
+                [qc * r, qr * r, qc * h, qr * h]
             }
         }
     }
@@ -228,21 +234,21 @@ impl PairKernel<1> for Correction1d {
         t.grad[0] -= q * u.signum0() * c / r;
     }
 
-    /// `(c, c / (R |u|))`, i.e. `c'(u) = -h u` as above; `h = 0` at `u = 0`, where
-    /// `c'(0) = -sign(0) c / R = 0`.
+    /// `k = c`, `h = c / (R |u|)`, i.e. `c'(u) = -h u` as above; `h = 0` at `u = 0`,
+    /// where `c'(0) = -sign(0) c / R = 0`.
     #[inline(always)]
-    fn radial<I: Isa>(&self, u: &[V; 1]) -> (V, V) {
+    fn mutual_terms<I: Isa>(&self, u: &[V; 1], qc: V, qr: V) -> [V; 4] {
         let r = I::mul_add(u[0], u[0], V::splat(self.delta2)).sqrt();
         let a = u[0].abs();
         let c = V::splat(self.delta2) / (r + a);
-        let f = V::from_fn(|l| {
+        let h = V::from_fn(|l| {
             if a.0[l] > 0.0 {
                 c.0[l] / (r.0[l] * a.0[l])
             } else {
                 0.0
             }
         });
-        (c, f)
+        [qc * c, qr * c, qc * h, qr * h]
     }
 
     fn scale(&self) -> f64 {

@@ -2,7 +2,7 @@
 //! itself, is summed once, each kernel evaluation serving both particles of a pair.
 //!
 //! Math: the kernels are even with odd gradients, `k(u) = k(-u)`,
-//! `grad k(u) = -h(u) u` with `h(-u) = h(u)` ([`PairKernel::radial`]), so for a pair
+//! `grad k(u) = -h(u) u` with `h(-u) = h(u)` ([`PairKernel::mutual_terms`]), so for a pair
 //! `(i, j)` with `u = x_i - x_j`
 //!
 //! ```text
@@ -559,10 +559,9 @@ fn step<I: Isa, const D: usize, K: PairKernel<D>>(
     let mut s = *sums;
     for t in 0..ROWS {
         let u: [V; D] = std::array::from_fn(|d| xr[t][d] - col.x[d]);
-        let (k, h) = kernel.radial::<I>(&u);
-        phi[t] = I::mul_add(qc[t], k, phi[t]);
-        s.phi = I::mul_add(qr[t], k, s.phi);
-        let (hr, hc) = (qc[t] * h, qr[t] * h);
+        let [kr, kc, hr, hc] = kernel.mutual_terms::<I>(&u, qc[t], qr[t]);
+        phi[t] += kr;
+        s.phi += kc;
         for d in 0..D {
             ngrad[t][d] = I::mul_add(hr, u[d], ngrad[t][d]);
             s.grad[d] = I::mul_add(hc, u[d], s.grad[d]);
