@@ -700,7 +700,7 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
             );
             if cell.is_leaf {
                 let out = cell.start as usize - first_particle;
-                leaf_targets::<I, D>(
+                leaf_targets::<D>(
                     mi,
                     cells,
                     &src,
@@ -728,7 +728,8 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
 /// Far field (L2P) for the particles of leaf `c`; overwrites the unscaled results
 /// (the near field is added later, [`NearField`]).
 #[inline(always)]
-fn leaf_targets<I: Isa, const D: usize>(
+#[allow(clippy::too_many_arguments)]
+fn leaf_targets<const D: usize>(
     mi: &MultiIndex<D>,
     cells: &[Cell<D>],
     src: &Sources<'_, D>,

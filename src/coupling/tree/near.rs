@@ -267,8 +267,8 @@ impl<const D: usize> NearField<D> {
                         let (p, l) = (&packs[m / LANES], m % LANES);
                         let i = cell.start as usize + m - first;
                         phi[i] += p.phi.0[l];
-                        for d in 0..D {
-                            grad[i][d] += p.grad[d].0[l];
+                        for (g, pg) in grad[i].iter_mut().zip(&p.grad) {
+                            *g += pg.0[l];
                         }
                     }
                 }
