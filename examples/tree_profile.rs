@@ -49,21 +49,23 @@ fn run<const D: usize>(args: &[String]) {
     let (x, q) = common::cloud::<D>(kind, n, seed);
     let mut tc = TreeCoupling::<D>::with_params(delta, params);
     let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
-    let mut best = f64::INFINITY;
+    let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
     for _ in 0..reps {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu_seconds());
         tc.evaluate(&x, &q, &mut p, &mut g);
         best = best.min(t.elapsed().as_secs_f64());
+        best_cpu = best_cpu.min(cpu_seconds() - c);
     }
     let st = tc.stats();
     let s = st.seconds;
     println!(
-        "D={D} {kind} N={n} acc={acc:e} {params:?}\n  best {best:.4} s; last: build {:.4} up {:.4} top {:.4} tasks {:.4} out {:.4}",
+        "D={D} {kind} N={n} acc={acc:e} {params:?}\n  best {best:.4} s (CPU {best_cpu:.2} s); last: build {:.4} up {:.4} top {:.4} far {:.4} near {:.4} out {:.4}",
         s[0],
         s[1] - s[0],
         s[2] - s[1],
         s[3] - s[2],
-        s[4] - s[3]
+        s[4] - s[3],
+        s[5] - s[4]
     );
     println!(
         "  cells {} leaves {} m2l {} p2p pairs {:.3e} ({:.1} per particle)",
@@ -108,4 +110,21 @@ fn run<const D: usize>(args: &[String]) {
             }
         }
     }
+}
+
+/// CPU time (user + system) of this process so far, from `/proc/self/stat` (10 ms
+/// resolution; `NaN` where unavailable): comparable between runs on a loaded machine.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }

@@ -57,6 +57,15 @@ pub trait PairKernel<const D: usize>: Sync + Send + Copy {
     /// The factor `scale` with `G = scale * k`.
     fn scale(&self) -> f64;
 
+    /// `[qc k(u), qr k(u), qc h(u), qr h(u)]` with `grad k(u) = -h(u) u`, lane by lane.
+    /// All kernels here are even, `k(-u) = k(u)`, with odd gradients, so one evaluation
+    /// serves both particles of a pair (charges `qc` and `qr`; the mutual near field of
+    /// the multipole tree). `h` is finite wherever `k` is (0 where the gradient is 0).
+    /// The sign makes `h = |u|^-3 > 0` in 3D, where a negation would cost an
+    /// instruction per pair; the products are formed here because the cheapest order
+    /// depends on the kernel.
+    fn mutual_terms<I: Isa>(&self, u: &[V; D], qc: V, qr: V) -> [V; 4];
+
     /// Accumulates all sources `range` into every lane.
     #[inline(always)]
     fn accumulate<I: Isa>(
@@ -170,6 +179,34 @@ impl<const D: usize> PairKernel<D> for Softened<D> {
         }
     }
 
+    /// 3D: `k = 1/R` by `rsqrt_fast` (about 1.2 ulp), `h = k R^-2` formed from
+    /// `qc k` and `qr k` (one multiplication less than `h` first); 2D:
+    /// `(ln R^2, -2/R^2)` by the table-driven `ln` and `recip` (about 1 ulp);
+    /// 1D: `(R, -1/R)` (`h = 0` at `R = 0`).
+    #[inline(always)]
+    fn mutual_terms<I: Isa>(&self, u: &[V; D], qc: V, qr: V) -> [V; 4] {
+        let mut r2 = V::splat(self.delta2);
+        for ud in u {
+            r2 = I::mul_add(*ud, *ud, r2);
+        }
+        match D {
+            3 => {
+                let inv = I::rsqrt_fast(r2);
+                let (a, b, m) = (qc * inv, qr * inv, inv * inv);
+                [a, b, a * m, b * m]
+            }
+            2 => {
+                let (k, h) = (I::ln(r2), V::splat(-2.0) * I::recip(r2));
+                [qc * k, qr * k, qc * h, qr * h]
+            }
+            _ => {
+                let r = r2.sqrt();
+                let h = V::from_fn(|l| if r.0[l] > 0.0 { -1.0 / r.0[l] } else { 0.0 });
+                [qc * r, qr * r, qc * h, qr * h]
+            }
+        }
+    }
+
     fn scale(&self) -> f64 {
         match D {
             3 => 1.0 / (4.0 * std::f64::consts::PI),
@@ -197,76 +234,24 @@ impl PairKernel<1> for Correction1d {
         t.grad[0] -= q * u.signum0() * c / r;
     }
 
+    /// `k = c`, `h = c / (R |u|)`, i.e. `c'(u) = -h u` as above; `h = 0` at `u = 0`,
+    /// where `c'(0) = -sign(0) c / R = 0`.
+    #[inline(always)]
+    fn mutual_terms<I: Isa>(&self, u: &[V; 1], qc: V, qr: V) -> [V; 4] {
+        let r = I::mul_add(u[0], u[0], V::splat(self.delta2)).sqrt();
+        let a = u[0].abs();
+        let c = V::splat(self.delta2) / (r + a);
+        let h = V::from_fn(|l| {
+            if a.0[l] > 0.0 {
+                c.0[l] / (r.0[l] * a.0[l])
+            } else {
+                0.0
+            }
+        });
+        [qc * c, qr * c, qc * h, qr * h]
+    }
+
     fn scale(&self) -> f64 {
         -0.5
-    }
-}
-
-impl<const D: usize> Softened<D> {
-    /// The sums of [`PairKernel::accumulate`] (and, with `skip = Some(first_target)`,
-    /// of [`PairKernel::accumulate_skip_self`]) for the d = 2, 3 kernels (table in the
-    /// module docs), written for the multipole tree's leaf pairs: source coordinates
-    /// are read from pre-cut slices (no bounds checks in the loop), and the target
-    /// positions and the sums pass through memory (`black_box`) at entry and exit.
-    /// Without that, LLVM matches the loop's lanes to the way the caller builds and
-    /// stores them lane by lane and splits every vector into shuffled 2- and 4-lane
-    /// pieces; with it each lane operation is one AVX-512 instruction (3x per pair,
-    /// measured). The self pair is removed by a zero charge in its lane, so lane `l`
-    /// still adds its sources in index order.
-    #[inline(always)]
-    pub fn accumulate_leaf<I: Isa>(
-        &self,
-        t: &mut TargetBlock<D>,
-        src: &Sources<'_, D>,
-        range: Range<usize>,
-        skip: Option<usize>,
-    ) {
-        let start = range.start;
-        let n = range.len();
-        let pos: [&[f64]; D] = std::array::from_fn(|d| &src.pos[d][range.clone()]);
-        let q = &src.q[range];
-        let lane = V::from_fn(|l| l as f64);
-        let first = skip.map_or(-1.0e300, |f| f as f64 - start as f64);
-        let delta2 = V::splat(self.delta2);
-        let x = std::hint::black_box(t.x);
-        let mut phi = V::ZERO;
-        // 3D: minus the gradient sums (negated once at the end, exactly).
-        let mut g = [V::ZERO; D];
-        for j in 0..n {
-            let mut qj = V::splat(q[j]);
-            if skip.is_some() {
-                let k = V::splat(j as f64 - first);
-                qj = V::from_fn(|l| if k.0[l] == lane.0[l] { 0.0 } else { qj.0[l] });
-            }
-            let u: [V; D] = std::array::from_fn(|d| x[d] - V::splat(pos[d][j]));
-            let mut r2 = delta2;
-            for ud in &u {
-                r2 = I::mul_add(*ud, *ud, r2);
-            }
-            if D == 3 {
-                let inv = I::rsqrt_fast(r2);
-                let qi = qj * inv;
-                phi += qi;
-                let f = qi * inv * inv;
-                for d in 0..D {
-                    g[d] = I::mul_add(f, u[d], g[d]);
-                }
-            } else {
-                phi = I::mul_add(qj, r2.ln(), phi);
-                let f = V::splat(2.0) * qj / r2;
-                for d in 0..D {
-                    g[d] = I::mul_add(f, u[d], g[d]);
-                }
-            }
-        }
-        let (phi, g) = std::hint::black_box((phi, g));
-        t.phi += phi;
-        for d in 0..D {
-            if D == 3 {
-                t.grad[d] -= g[d];
-            } else {
-                t.grad[d] += g[d];
-            }
-        }
     }
 }

@@ -47,13 +47,14 @@
 //!
 //! ## Cost balance (does not change the error)
 //! Leaf size and the direct-sum threshold for accepted leaf pairs only move work between
-//! the near field (P2P, ~0.8 ns per pair in 3D, ~1.8 ns in 2D where it needs a log) and
+//! the near field (P2P, ~0.5 ns per ordered pair in 3D, ~0.85 ns in 2D where it needs a
+//! log, each unordered pair being evaluated once for both particles) and
 //! the far field (an M2L costs about `C(p + 2D, 2D) * 0.12 ns` plus its share of
 //! P2M/L2L/L2P), with the error of every accepted pair still bounded by the MAC. The
 //! values are the measured optima on Gaussian, uniform and core-halo clouds of 1e4-1e5
 //! particles (single thread, see BENCHMARKS.md):
 //!
-//! * leaves of at most 32 / 64 / 64 particles in 2D and 48 / 96 / 256 in 3D for
+//! * leaves of at most 32 / 64 / 64 particles in 2D and 48 / 128 / 256 in 3D for
 //!   fewer than 5 / fewer than 8 / 8 or more digits: larger in 3D, where an M2L costs
 //!   `C(p+6, 6)` terms against `C(p+4, 4)` in 2D and the near-field pair is cheaper.
 //!   In 3D cells are split into octants, or into halves or quarters on the next
@@ -63,8 +64,12 @@
 //!   on the PNP cloud with leaves of 64 and, with 32, raised the `core_halo` gradient
 //!   error from 3.3e-7 to 7.7e-7, so 2D keeps quadtree levels. Measured after the
 //!   mixed-precision M2L:
-//!   3D at 1e-6 costs the same with leaves of 64-128 on uniform clouds (1e5 and
-//!   1e6) and 10% less with 96 than with 128 on `core_halo`;
+//!   3D at 1e-6 cost the same with leaves of 64-128 on uniform clouds (1e5 and
+//!   1e6) and 10% less with 96 than with 128 on `core_halo`. Since the near field
+//!   sums each leaf pair once (`near`), 128 is the better choice at 1e6: 4.5% less
+//!   CPU than 96 on the uniform cloud and 6% less on `core_halo` (one thread,
+//!   2026-11-25); 160 gained nothing more, and a direct-sum threshold of 6000
+//!   instead of 3391 saved 0.4% (uniform) and 2.6% (`core_halo`), left for now;
 //! * an accepted leaf pair with `n_t n_s <= C(p + 2D, 2D) / 8` is summed directly, the
 //!   measured cost of one M2L in pair evaluations.
 //!
@@ -74,6 +79,7 @@
 mod engine;
 mod expansions;
 mod multi_index;
+mod near;
 mod octree;
 mod taylor;
 mod traversal;
@@ -97,7 +103,7 @@ pub fn params_for_accuracy<const D: usize>(accuracy: f64) -> FmmParams {
         (2, true, _) => 32,
         (2, false, _) => 64,
         (_, true, _) => 48,
-        (_, false, true) => 96,
+        (_, false, true) => 128,
         _ => 256,
     };
     FmmParams {

@@ -16,11 +16,15 @@
 //!    cell at once) to their children, down to the frontier cells.
 //! 4. Per frontier task in parallel: finish the traversal from the queued pairs, then
 //!    walk the subtree in pre-order: M2L from the list into the local inherited from
-//!    the parent, then L2L to the children, or at leaves L2P + direct near field into
-//!    the task's own slice of the output.
+//!    the parent, then L2L to the children, or at leaves L2P into the task's own slice
+//!    of the output.
+//! 5. Near field ([`near`](super::near)): each unordered pair of near leaves once, in
+//!    its own fixed set of tasks (ranges of leaves of equal pair work), added to the
+//!    output.
 
 use super::expansions::{self, Children, M2lScratch};
 use super::multi_index::MultiIndex;
+use super::near::NearField;
 use super::octree::{Cell, Octree};
 use super::taylor::FarKernel;
 use super::traversal::{self, Lists, TraversalParams};
@@ -86,8 +90,9 @@ pub struct FmmStats {
     pub m2l: usize,
     pub p2p_pairs: u64,
     pub builds: usize,
-    /// Wall-clock seconds of the phases: tree update, upward, top, frontier tasks, output.
-    pub seconds: [f64; 5],
+    /// Wall-clock seconds at the end of the phases: tree update, upward, top,
+    /// frontier tasks (far field), near field, output.
+    pub seconds: [f64; 6],
 }
 
 pub struct Engine<const D: usize, K: FarKernel<D>> {
@@ -105,12 +110,15 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     top: Vec<u32>,
     /// Per cell: index into `frontier` if it is a frontier cell, else `u32::MAX`.
     frontier_id: Vec<u32>,
+    /// Per cell below the frontier: index into `frontier` of its frontier cell.
+    cell_task: Vec<u32>,
     /// Value of `tree.builds` when `frontier` was computed.
     frontier_build: usize,
     tasks: Vec<TaskScratch>,
     top_lists: Lists,
     top_m2l: Vec<(u32, u32, u32)>,
     top_scratch: TaskScratch,
+    near: NearField<D>,
     /// Outputs in sorted order, unscaled.
     phi_s: Vec<f64>,
     grad_s: Vec<[f64; D]>,
@@ -137,11 +145,13 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             frontier: Vec::new(),
             top: Vec::new(),
             frontier_id: Vec::new(),
+            cell_task: Vec::new(),
             frontier_build: 0,
             tasks: Vec::new(),
             top_lists: Lists::default(),
             top_m2l: Vec::new(),
             top_scratch: TaskScratch::new(nt),
+            near: NearField::default(),
             phi_s: Vec::new(),
             grad_s: Vec::new(),
             mixed: None,
@@ -195,6 +205,8 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         lap(2, &mut self.stats);
         self.frontier_tasks();
         lap(3, &mut self.stats);
+        self.near_field();
+        lap(4, &mut self.stats);
         let scale = self.kernel.scale();
         let (inv, phi_s, grad_s) = (&self.tree.inv, &self.phi_s, &self.grad_s);
         phi.par_iter_mut()
@@ -207,7 +219,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.stats.cells = ncells;
         self.stats.leaves = self.tree.cells.iter().filter(|c| c.is_leaf).count();
         self.stats.builds = self.tree.builds;
-        lap(4, &mut self.stats);
+        lap(5, &mut self.stats);
     }
 
     /// Recomputes the frontier / top cells after a topology build.
@@ -219,9 +231,12 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.top.clear();
         self.frontier_id.clear();
         self.frontier_id.resize(cells.len(), u32::MAX);
+        self.cell_task.clear();
+        self.cell_task.resize(cells.len(), u32::MAX);
         let mut c = 0;
         while c < cells.len() {
             if cells[c].is_leaf || cells[c].count <= max_count {
+                self.cell_task[c..cells[c].end as usize].fill(self.frontier.len() as u32);
                 self.frontier_id[c] = self.frontier.len() as u32;
                 self.frontier.push(c as u32);
                 c = cells[c].end as usize;
@@ -389,6 +404,26 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             .flat_map(|t| t.lists.p2p.iter())
             .map(|&(t, s)| cells[t as usize].count as u64 * cells[s as usize].count as u64)
             .sum();
+    }
+}
+
+impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
+    /// Adds the near field (from the frontier tasks' P2P lists) to the outputs.
+    fn near_field(&mut self) {
+        let (tasks, frontier, cell_task) = (&self.tasks, &self.frontier, &self.cell_task);
+        let near = |c: u32| {
+            let t = cell_task[c as usize] as usize;
+            let k = (c - frontier[t]) as usize;
+            let s = &tasks[t];
+            &s.p2p_src[s.p2p_off[k] as usize..s.p2p_off[k + 1] as usize]
+        };
+        self.near.evaluate(
+            &self.kernel,
+            &self.tree,
+            near,
+            &mut self.phi_s,
+            &mut self.grad_s,
+        );
     }
 }
 
@@ -664,16 +699,13 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
                 local,
             );
             if cell.is_leaf {
-                let p2p_src = &sc.p2p_src[sc.p2p_off[k] as usize..sc.p2p_off[k + 1] as usize];
                 let out = cell.start as usize - first_particle;
-                leaf_targets::<I, D, K>(
-                    kernel,
+                leaf_targets::<D>(
                     mi,
                     cells,
                     &src,
                     c,
                     local,
-                    p2p_src,
                     &mut sc.mono_v,
                     &mut self.phi[out..out + cell.count as usize],
                     &mut self.grad[out..out + cell.count as usize],
@@ -693,18 +725,16 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
     }
 }
 
-/// Far field (L2P) plus near field (P2P) for the particles of leaf `c`; writes the
-/// unscaled results.
+/// Far field (L2P) for the particles of leaf `c`; overwrites the unscaled results
+/// (the near field is added later, [`NearField`]).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn leaf_targets<I: Isa, const D: usize, K: FarKernel<D>>(
-    kernel: &K,
+fn leaf_targets<const D: usize>(
     mi: &MultiIndex<D>,
     cells: &[Cell<D>],
     src: &Sources<'_, D>,
     c: usize,
     local: &[f64],
-    p2p_src: &[u32],
     mono: &mut [V],
     phi: &mut [f64],
     grad: &mut [[f64; D]],
@@ -714,11 +744,6 @@ fn leaf_targets<I: Isa, const D: usize, K: FarKernel<D>>(
     for b in (0..cell.count as usize).step_by(LANES) {
         let n = (cell.count as usize - b).min(LANES);
         let mut t = TargetBlock::load(src, first + b, n);
-        for &s in p2p_src {
-            let r = cells[s as usize].range();
-            let skip = (s as usize == c).then_some(first + b);
-            kernel.near_field::<I>(&mut t, src, r, skip);
-        }
         expansions::l2p(mi, local, &cell.center, &mut t, mono);
         for l in 0..n {
             phi[b + l] = t.phi.0[l];

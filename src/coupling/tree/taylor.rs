@@ -18,9 +18,8 @@
 //! [`FarKernel::derivatives`] returns `D^m k(z) = m! T_m` for `LANES` displacements at once.
 
 use super::multi_index::MultiIndex;
-use crate::coupling::pair_kernel::{Correction1d, PairKernel, Softened, Sources, TargetBlock, V};
+use crate::coupling::pair_kernel::{Correction1d, PairKernel, Softened, V};
 use crate::coupling::simd_dispatch::Isa;
-use std::ops::Range;
 
 /// A kernel with far-field (Taylor) derivatives.
 pub trait FarKernel<const D: usize>: PairKernel<D> {
@@ -36,22 +35,6 @@ pub trait FarKernel<const D: usize>: PairKernel<D> {
         let n = mi.len();
         for (o, f) in out[..n].iter_mut().zip(&mi.factorial) {
             *o = I::mul(*o, V::splat(*f));
-        }
-    }
-
-    /// Near field of one leaf pair: adds the sources `range` to the targets of `t`;
-    /// with `skip = Some(first)`, lane `l` leaves out source `first + l` (self pair).
-    #[inline(always)]
-    fn near_field<I: Isa>(
-        &self,
-        t: &mut TargetBlock<D>,
-        src: &Sources<'_, D>,
-        range: Range<usize>,
-        skip: Option<usize>,
-    ) {
-        match skip {
-            Some(first) => self.accumulate_skip_self::<I>(t, src, range, first),
-            None => self.accumulate::<I>(t, src, range),
         }
     }
 }
@@ -96,24 +79,6 @@ fn recurrence<const D: usize>(
 }
 
 impl<const D: usize> FarKernel<D> for Softened<D> {
-    #[inline(always)]
-    fn near_field<I: Isa>(
-        &self,
-        t: &mut TargetBlock<D>,
-        src: &Sources<'_, D>,
-        range: Range<usize>,
-        skip: Option<usize>,
-    ) {
-        if D >= 2 {
-            self.accumulate_leaf::<I>(t, src, range, skip);
-        } else {
-            match skip {
-                Some(first) => self.accumulate_skip_self::<I>(t, src, range, first),
-                None => self.accumulate::<I>(t, src, range),
-            }
-        }
-    }
-
     #[inline(always)]
     fn taylor_coefficients(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]) {
         let n = mi.len();

@@ -9,7 +9,13 @@
 //!
 //! Starting from (root, root) this visits every ordered (target particle, source
 //! particle) pair exactly once, whatever the geometry, so refitted trees stay exact
-//! in the near field. The MAC uses the true cell radii, so the far-field error bound
+//! in the near field.
+//!
+//! The decisions are symmetric: `classify(t, s)` and `classify(s, t)` split the same
+//! cell (radius ties go to the lower index) and agree on M2L / P2P, so by induction from
+//! (root, root) the pair `(s, t)` is reached iff `(t, s)` is, and the P2P leaf pairs
+//! come in both orders. The mutual near field (`near`) sums each unordered pair once
+//! on this guarantee. The MAC uses the true cell radii, so the far-field error bound
 //! holds for refitted trees too.
 
 use super::octree::Cell;
@@ -48,7 +54,9 @@ pub fn classify<const D: usize>(cells: &[Cell<D>], t: u32, s: u32, p: &Traversal
         }
     } else if both_leaves {
         Action::P2p
-    } else if cs.is_leaf || (!ct.is_leaf && ct.radius >= cs.radius) {
+    } else if cs.is_leaf
+        || (!ct.is_leaf && (ct.radius > cs.radius || (ct.radius == cs.radius && t <= s)))
+    {
         Action::SplitTarget
     } else {
         Action::SplitSource
