@@ -7,7 +7,9 @@
 
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -25,18 +27,27 @@ fn gaussian_cloud<const D: usize>(n: usize, seed: u64) -> Vec<[f64; D]> {
 fn direct<const D: usize>(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("direct_{D}d"));
     g.sample_size(10);
-    for &n in &[1_000usize, 10_000] {
-        let x = gaussian_cloud::<D>(n, 1);
-        let q: Vec<f64> = (0..n)
-            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 } / n as f64)
-            .collect();
-        let mut field = vec![[0.0; D]; n];
-        let mut sum = DirectSum::<D>::new(0.02);
-        // Throughput in unordered pairs: N(N-1)/2 per evaluation.
-        g.throughput(Throughput::Elements((n * (n - 1) / 2) as u64));
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| black_box(sum.energy_and_field(&x, &q, &mut field)))
-        });
+    // "alternating": charges +-1/N in turn, so no pack of eight has one
+    // charge (the general case); "species": two species of N/2 equal
+    // charges each, as a scenario's cloud is laid out, where the 2D sum takes
+    // its logarithms of products (`coupling::direct`).
+    for layout in ["alternating", "species"] {
+        for &n in &[1_000usize, 10_000] {
+            let x = gaussian_cloud::<D>(n, 1);
+            let q: Vec<f64> = (0..n)
+                .map(|i| {
+                    let plus = if layout == "species" { i < n / 2 } else { i % 2 == 0 };
+                    if plus { 1.0 } else { -1.0 } / n as f64
+                })
+                .collect();
+            let mut field = vec![[0.0; D]; n];
+            let mut sum = DirectSum::<D>::new(0.02);
+            // Throughput in unordered pairs: N(N-1)/2 per evaluation.
+            g.throughput(Throughput::Elements((n * (n - 1) / 2) as u64));
+            g.bench_with_input(BenchmarkId::new(layout, n), &n, |b, _| {
+                b.iter(|| black_box(sum.energy_and_field(&x, &q, &mut field)))
+            });
+        }
     }
     g.finish();
 }
@@ -134,13 +145,21 @@ fn pnp_evaluation(c: &mut Criterion) {
 
 /// One full JKO step of two-species 2D PNP, after two steps that relax the
 /// iid initial sample (the first steps from an iid cloud are the costliest
-/// of a run: BENCHMARKS.md); each sample continues from the previous step.
-/// The direct sum at 1e4 per species (tens of seconds a step) is timed by
-/// `examples/profile_step.rs` instead, to keep this bench minutes long.
+/// of a run: BENCHMARKS.md); each sample continues from the previous step,
+/// so the samples are steps 3 (warm-up), 4, 5, ... of one run (about a
+/// minute and a half for the 1e4 direct case). 1e5 per species (minutes a step) is timed by
+/// `examples/profile_step.rs` instead.
 fn pnp_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("pnp_2d_step");
-    g.sample_size(10);
-    for &(n, method) in &[(1_000usize, "direct"), (1_000, "tree"), (10_000, "tree")] {
+    // Flat sampling: ten samples of equally many steps (criterion's linear
+    // default would take 1 + 2 + ... + 10 steps).
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    for &(n, method) in &[
+        (1_000usize, "direct"),
+        (1_000, "tree"),
+        (10_000, "direct"),
+        (10_000, "tree"),
+    ] {
         let s = pnp_2d(n, method);
         let mut sim = jko::Simulation::<2>::new(&s).unwrap();
         for _ in 0..2 {
