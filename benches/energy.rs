@@ -36,8 +36,12 @@ fn direct<const D: usize>(c: &mut Criterion) {
             let x = gaussian_cloud::<D>(n, 1);
             let q: Vec<f64> = (0..n)
                 .map(|i| {
-                    let plus = if layout == "species" { i < n / 2 } else { i % 2 == 0 };
-                    if plus { 1.0 } else { -1.0 } / n as f64
+                    let plus = if layout == "species" {
+                        i < n / 2
+                    } else {
+                        i % 2 == 0
+                    };
+                    (if plus { 1.0 } else { -1.0 }) / n as f64
                 })
                 .collect();
             let mut field = vec![[0.0; D]; n];
