@@ -1,11 +1,13 @@
 //! Blob density estimate: time per phase of a build (kd-tree, neighbour
 //! lists) and of the density sums, for one Gaussian cloud.
 //!
-//!     cargo run --release --example density_profile -- [D] [N] [REPS]
+//!     cargo run --release --example density_profile -- [D] [N] [REPS] [NEIGHBOUR_FACTOR]
 //!     cargo run --release --example density_profile -- 2 100000 20
 //!
 //! Best of REPS for each phase, with the bandwidth of the ~50-neighbour rule
-//! (`density::auto_bandwidth`), as in `benches/energy.rs` (`density_2d`).
+//! (`density::auto_bandwidth`), as in `benches/energy.rs` (`density_2d`),
+//! or one with NEIGHBOUR_FACTOR times as many neighbours (10: the cap of the
+//! automatic bandwidth, what a JKO step with a long time step sees).
 //! Phases: `kd-tree` = kiddo's build alone (on the cloud as given);
 //! `lists` = a full neighbour-list build (Morton order, kd-tree, searches,
 //! filter); `sums` = the density sums with the list reused;
@@ -34,13 +36,13 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn run<const D: usize>(n: usize, reps: usize) {
+fn run<const D: usize>(n: usize, reps: usize, factor: f64) {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let x: Vec<[f64; D]> = (0..n)
         .map(|_| std::array::from_fn(|_| StandardNormal.sample(&mut rng)))
         .collect();
     let w = vec![1.0 / n as f64; n];
-    let eps = jko::density::auto_bandwidth(&x, &w);
+    let eps = jko::density::auto_bandwidth(&x, &w) * factor.powf(1.0 / D as f64);
     let r = WendlandC2::new(D, eps).support();
 
     let tree = best(reps, || {
@@ -91,9 +93,10 @@ fn main() {
     let d: usize = args.get(1).map_or(2, |s| s.parse().unwrap());
     let n: usize = args.get(2).map_or(100_000, |s| s.parse().unwrap());
     let reps: usize = args.get(3).map_or(20, |s| s.parse().unwrap());
+    let factor: f64 = args.get(4).map_or(1.0, |s| s.parse().unwrap());
     match d {
-        1 => run::<1>(n, reps),
-        2 => run::<2>(n, reps),
-        _ => run::<3>(n, reps),
+        1 => run::<1>(n, reps, factor),
+        2 => run::<2>(n, reps, factor),
+        _ => run::<3>(n, reps, factor),
     }
 }

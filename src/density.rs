@@ -92,19 +92,20 @@ impl<const D: usize> BlobDensity<D> {
             });
         self.rho_s.resize(n, 0.0);
         let (kernel, list, xs, ws) = (&self.kernel, &self.list, &self.xs[..], &self.ws[..]);
-        self.rho_s
-            .par_chunks_mut(CHUNK)
-            .enumerate()
-            .for_each(|(c, out)| {
-                with_best_isa(DensityRows {
+        self.rho_s.par_chunks_mut(CHUNK).enumerate().for_each_init(
+            ClusterLanes::new,
+            |lanes, (chunk, out)| {
+                with_best_isa(DensityChunk {
                     kernel,
                     list,
                     xs,
                     ws,
-                    first: c * CHUNK,
+                    chunk,
                     out,
+                    lanes,
                 })
-            });
+            },
+        );
         self.rho.resize(n, 0.0);
         let rho_s = &self.rho_s;
         self.rho
@@ -129,63 +130,84 @@ impl<const D: usize> BlobDensity<D> {
     }
 }
 
-/// The densities of the slots `first..first + out.len()`:
-/// rho_s = C sum_t w_t (1 - q_st)^4 (1 + 4 q_st) over the slot's row, eight
-/// neighbours at a time (gathered), a row's last group padded with the slot
-/// itself at zero weight. Lanes are added in lane order: the same bits on
-/// any thread count.
-struct DensityRows<'a, const D: usize> {
+/// A cluster's candidates gathered into lanes (structure of arrays):
+/// positions by axis and `S` values per candidate, the last group padded with
+/// the group's first candidate at values 0, so a padding lane is a real
+/// point at a finite distance whose terms carry a factor 0.
+pub(crate) struct ClusterLanes<const D: usize, const S: usize> {
+    pub x: Vec<[V; D]>,
+    pub values: Vec<[V; S]>,
+}
+
+impl<const D: usize, const S: usize> ClusterLanes<D, S> {
+    pub fn new() -> Self {
+        ClusterLanes {
+            x: Vec::new(),
+            values: Vec::new(),
+        }
+    }
+
+    /// Gathers `candidates` (slots) of `xs` and of each of `values`.
+    #[inline(always)]
+    pub fn gather(&mut self, candidates: &[u32], xs: &[[f64; D]], values: [&[f64]; S]) {
+        self.x.clear();
+        self.values.clear();
+        for g in candidates.chunks(LANES) {
+            let slot = |l: usize| g.get(l).map_or(g[0], |&t| t) as usize;
+            self.x
+                .push(std::array::from_fn(|a| V::from_fn(|l| xs[slot(l)][a])));
+            self.values.push(std::array::from_fn(|k| {
+                V::from_fn(|l| g.get(l).map_or(0.0, |&t| values[k][t as usize]))
+            }));
+        }
+    }
+}
+
+/// The densities of the slots of chunk `chunk` (`out`), cluster by cluster:
+/// rho_s = C sum_t w_t (1 - q_st)^4 (1 + 4 q_st) over the cluster's
+/// candidates t (the kernel is 0 for q >= 1, so candidates out of reach add
+/// exact zeros), eight at a time from contiguous lanes. Lanes are added in
+/// lane order: the same bits on any thread count.
+struct DensityChunk<'a, const D: usize> {
     kernel: &'a WendlandC2,
     list: &'a NeighbourList<D>,
     xs: &'a [[f64; D]],
     ws: &'a [f64],
-    first: usize,
+    chunk: usize,
     out: &'a mut [f64],
+    lanes: &'a mut ClusterLanes<D, 1>,
 }
 
-impl<const D: usize> IsaTask for DensityRows<'_, D> {
+impl<const D: usize> IsaTask for DensityChunk<'_, D> {
     type Output = ();
 
     #[inline(always)]
     fn run<I: Isa>(self) {
-        let DensityRows {
+        let DensityChunk {
             kernel,
             list,
             xs,
             ws,
-            first,
+            chunk,
             out,
+            lanes,
         } = self;
-        let flat = xs.as_flattened();
-        assert!(xs.len() * D < i32::MAX as usize, "gather offsets are i32");
-        let shape = |xi: &[f64; D], idx: &[u32; LANES]| {
-            let mut r2 = V::ZERO;
-            for (a, &c) in xi.iter().enumerate() {
-                // SAFETY: list entries are slots < xs.len() (NeighbourList),
-                // and xs.len() * D < 2^31 (asserted above).
-                let d = V::splat(c) - unsafe { I::gather(flat, idx, D, a) };
-                r2 = I::mul_add(d, d, r2);
+        let first = chunk * CHUNK;
+        for cluster in list.clusters_of_chunk(chunk) {
+            lanes.gather(cluster.candidates, xs, [ws]);
+            for s in cluster.slots {
+                let xi = &xs[s];
+                let mut acc = V::ZERO;
+                for (xt, [wt]) in lanes.x.iter().zip(&lanes.values) {
+                    let mut r2 = V::ZERO;
+                    for a in 0..D {
+                        let d = V::splat(xi[a]) - xt[a];
+                        r2 = I::mul_add(d, d, r2);
+                    }
+                    acc = I::mul_add(*wt, kernel.shape_lanes(r2).0, acc);
+                }
+                out[s - first] = kernel.norm() * acc.sum();
             }
-            // SAFETY: as above.
-            (kernel.shape_lanes(r2).0, unsafe {
-                I::gather(ws, idx, 1, 0)
-            })
-        };
-        for (k, r) in out.iter_mut().enumerate() {
-            let s = first + k;
-            let xi = &xs[s];
-            let mut acc = V::ZERO;
-            for (idx, live) in list.groups_of(s) {
-                let (f, w) = shape(xi, &idx);
-                // The padding (the slot itself) must not count: zero weight.
-                let w = if live == LANES {
-                    w
-                } else {
-                    w * V::from_fn(|l| if l < live { 1.0 } else { 0.0 })
-                };
-                acc = I::mul_add(w, f, acc);
-            }
-            *r = kernel.norm() * acc.sum();
         }
     }
 }

@@ -17,12 +17,21 @@
 //!   consecutive slots in one small Morton cell (`CLUSTER_CELL`), not once per
 //!   particle: the ball around the cluster's box centre of
 //!   radius `cutoff + skin` plus the cluster's own radius holds every
-//!   neighbour of each of its particles (triangle inequality). Each particle's
-//!   list is then this candidate set filtered by distance, in the candidate
-//!   order: a short, branch-free loop instead of a tree descent per particle.
-//! - Rows are stored per fixed chunk of `CHUNK` slots, each chunk filled by
-//!   one task into its own buffers (kept between builds): no per-particle
-//!   allocation, and the list is the same whatever the thread count.
+//!   neighbour of each of its particles (triangle inequality).
+//! - The list stores these *cluster candidates* (ascending slots) and no
+//!   per-particle rows: the sums ([`crate::density`], the diffusion
+//!   gradient) gather a cluster's candidates once into contiguous lanes and
+//!   run every member against all of them, the kernel's compact support
+//!   zeroing the pairs out of reach. That evaluates ~1.3-1.8x the pairs of
+//!   per-particle rows but loads them contiguously instead of by an 8-lane
+//!   gather per pair group, which was what the sums waited on; and a build
+//!   no longer filters candidates per particle, and the list holds a
+//!   candidate per cluster, not per particle (figures in BENCHMARKS.md,
+//!   "Energy terms").
+//! - Clusters are stored per fixed chunk of `CHUNK` slots (a cluster never
+//!   straddles two), each chunk filled by one task into its own buffers
+//!   (kept between builds): no per-particle allocation, and the list is the
+//!   same whatever the thread count.
 //!
 //! [`order`]: NeighbourList::order
 //! [`rank`]: NeighbourList::rank
@@ -31,9 +40,6 @@ use std::ops::Range;
 
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
-
-use crate::coupling::lanes::{LANES, V};
-use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
 
 use crate::density::dist2;
 use crate::parallel::CHUNK;
@@ -55,15 +61,29 @@ const CLUSTER_CELL: f64 = 0.7;
 /// 262 144, leaves a 1e5 build serial: ~5 ms, a fifth of a 2-thread build).
 const PARALLEL_TREE_BUILD: usize = 16_384;
 
-/// Rows of one chunk of slots, in compressed-row form.
+/// The clusters of one chunk of slots and their candidates, in
+/// compressed-row form.
 #[derive(Debug, Clone, Default)]
 struct Rows {
-    /// Start of each row in `indices`, plus the end of the last.
+    /// First slot of each cluster, plus the end of the last.
+    starts: Vec<u32>,
+    /// Start of each cluster's candidates in `indices`, plus the end of the last.
     offsets: Vec<u32>,
+    /// Candidate slots of each cluster, ascending.
     indices: Vec<u32>,
 }
 
-/// Neighbours of every particle of one cloud, in compressed-row form over
+/// A cluster of consecutive slots and its candidate neighbours (module docs).
+#[derive(Debug, Clone)]
+pub struct Cluster<'a> {
+    /// The member slots.
+    pub slots: Range<usize>,
+    /// Ascending slots: a superset of every slot within `cutoff` of any
+    /// member while the list is valid, the members themselves included.
+    pub candidates: &'a [u32],
+}
+
+/// Neighbours of every particle of one cloud, as cluster candidates over
 /// Morton-ordered slots.
 #[derive(Debug, Clone)]
 pub struct NeighbourList<const D: usize> {
@@ -158,7 +178,7 @@ impl<const D: usize> NeighbourList<D> {
         let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
         self.rows.resize_with(n.div_ceil(CHUNK), Rows::default);
         self.rows.par_iter_mut().enumerate().for_each(|(c, rows)| {
-            with_best_isa(ChunkRows {
+            ChunkRows {
                 tree,
                 sorted,
                 keys,
@@ -166,7 +186,8 @@ impl<const D: usize> NeighbourList<D> {
                 slots: c * CHUNK..((c + 1) * CHUNK).min(n),
                 reach: r,
                 rows,
-            })
+            }
+            .run()
         });
     }
 
@@ -220,27 +241,22 @@ impl<const D: usize> NeighbourList<D> {
         &self.rank
     }
 
-    /// Candidate neighbours of slot `s` (itself included), as slots: a
-    /// superset of the slots closer than `cutoff`.
-    #[inline]
-    pub fn of(&self, s: usize) -> &[u32] {
-        let rows = &self.rows[s / CHUNK];
-        let k = s % CHUNK;
-        &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize]
+    /// The clusters of the slots `c * CHUNK..(c + 1) * CHUNK` (the chunks
+    /// the sums run in parallel over), in slot order.
+    pub fn clusters_of_chunk(&self, c: usize) -> impl Iterator<Item = Cluster<'_>> + '_ {
+        let rows = &self.rows[c];
+        (0..rows.starts.len().saturating_sub(1)).map(move |k| Cluster {
+            slots: rows.starts[k] as usize..rows.starts[k + 1] as usize,
+            candidates: &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize],
+        })
     }
 
-    /// The row of slot `s` by groups of `LANES` slots, for the vector loops
-    /// over it: each group with the number of its live entries; the last
-    /// group is padded with `s` itself (a valid index, at distance 0).
-    #[inline]
-    pub fn groups_of(&self, s: usize) -> impl Iterator<Item = ([u32; LANES], usize)> + '_ {
-        let (groups, tail) = self.of(s).as_chunks::<LANES>();
-        let last = (!tail.is_empty()).then(|| {
-            let mut idx = [s as u32; LANES];
-            idx[..tail.len()].copy_from_slice(tail);
-            (idx, tail.len())
-        });
-        groups.iter().map(|g| (*g, LANES)).chain(last)
+    /// The candidates of the cluster of slot `s` (itself included), as
+    /// slots: a superset of the slots closer than `cutoff` to it.
+    pub fn of(&self, s: usize) -> &[u32] {
+        let rows = &self.rows[s / CHUNK];
+        let k = rows.starts.partition_point(|&first| first as usize <= s) - 1;
+        &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize]
     }
 
     /// How many times the kd-tree search has run.
@@ -248,14 +264,26 @@ impl<const D: usize> NeighbourList<D> {
         self.builds
     }
 
-    /// Mean number of candidates per particle.
+    /// Mean number of candidates per particle: the pairs a sum over the
+    /// list evaluates, per particle.
     pub fn mean_candidates(&self) -> f64 {
-        let total: usize = self.rows.iter().map(|r| r.indices.len()).sum();
+        let total: usize = self
+            .rows
+            .iter()
+            .map(|r| {
+                (0..r.starts.len().saturating_sub(1))
+                    .map(|k| {
+                        (r.starts[k + 1] - r.starts[k]) as usize
+                            * (r.offsets[k + 1] - r.offsets[k]) as usize
+                    })
+                    .sum::<usize>()
+            })
+            .sum();
         total as f64 / self.order.len().max(1) as f64
     }
 }
 
-/// The rows of the slots `slots`, searched cluster by cluster (module docs).
+/// The clusters of the slots `slots` and their candidates (module docs).
 struct ChunkRows<'a, const D: usize> {
     tree: &'a ImmutableKdTree<f64, D>,
     sorted: &'a [[f64; D]],
@@ -267,11 +295,8 @@ struct ChunkRows<'a, const D: usize> {
     rows: &'a mut Rows,
 }
 
-impl<const D: usize> IsaTask for ChunkRows<'_, D> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<I: Isa>(self) {
+impl<const D: usize> ChunkRows<'_, D> {
+    fn run(self) {
         let ChunkRows {
             tree,
             sorted,
@@ -281,75 +306,33 @@ impl<const D: usize> IsaTask for ChunkRows<'_, D> {
             reach,
             rows,
         } = self;
-        let r2 = V::splat(reach * reach);
+        rows.starts.clear();
         rows.offsets.clear();
+        rows.indices.clear();
         rows.offsets.push(0);
-        // `indices` keeps its length from the last build as scratch (no
-        // zero-fill), grows when needed, and is cut to size at the end.
-        let mut used = 0;
-        let mut candidates = Vec::new();
-        let mut groups: Vec<[V; D]> = Vec::new();
         let mut first = slots.start;
         while first < slots.end {
             let cell = keys[first].0.checked_shr(cell_shift).unwrap_or(0);
             let end = (first + 1..(first + CLUSTER).min(slots.end))
                 .find(|&s| keys[s].0.checked_shr(cell_shift).unwrap_or(0) != cell)
                 .unwrap_or((first + CLUSTER).min(slots.end));
-            let cluster = &sorted[first..end];
+            let (centre, extent) = bounding_ball(&sorted[first..end]);
+            rows.starts.push(first as u32);
             first = end;
-            let (centre, extent) = bounding_ball(cluster);
             // The relative margin covers the rounding of the distances kiddo
-            // compares; extra candidates are filtered out below.
+            // compares (a candidate too many only adds a zero term).
             let ball = (reach + extent) * (1.0 + 1e-12);
-            candidates.clear();
+            let from = rows.indices.len();
             tree.query(&centre)
                 .within::<SquaredEuclidean<f64>>(ball * ball)
                 .unsorted()
-                .visit(|nb| candidates.push(nb.item));
-            // Candidates by groups of LANES, positions by axis; the padding
-            // lies at infinity (never within reach).
-            let count = candidates.len();
-            let m = count.next_multiple_of(LANES);
-            candidates.resize(m, 0);
-            groups.clear();
-            groups.extend(candidates.chunks_exact(LANES).enumerate().map(|(k, g)| {
-                std::array::from_fn(|a| {
-                    V::from_fn(|l| {
-                        if k * LANES + l < count {
-                            sorted[g[l] as usize][a]
-                        } else {
-                            f64::INFINITY
-                        }
-                    })
-                })
-            }));
-            for p in cluster {
-                if rows.indices.len() < used + m {
-                    rows.indices.resize(2 * (used + m), 0);
-                }
-                let out = &mut rows.indices[used..used + m];
-                let mut len = 0;
-                for (g, (pos, idx)) in groups
-                    .iter()
-                    .zip(candidates.chunks_exact(LANES))
-                    .enumerate()
-                {
-                    let mut d2 = V::ZERO;
-                    for a in 0..D {
-                        let d = V::splat(p[a]) - pos[a];
-                        d2 = I::mul_add(d, d, d2);
-                    }
-                    let mask = I::le_mask(d2, r2);
-                    // len <= LANES g: the 8 slots written stay within `out`.
-                    let dst: &mut [u32; LANES] = (&mut out[len..len + LANES]).try_into().unwrap();
-                    len += I::compress(mask, idx.try_into().unwrap(), dst);
-                    debug_assert!(len <= LANES * (g + 1));
-                }
-                used += len;
-                rows.offsets.push(used as u32);
-            }
+                .visit(|nb| rows.indices.push(nb.item));
+            // Ascending slots: the sums' gathers then walk memory forwards,
+            // and the order is kiddo's no more.
+            rows.indices[from..].sort_unstable();
+            rows.offsets.push(rows.indices.len() as u32);
         }
-        rows.indices.truncate(used);
+        rows.starts.push(slots.end as u32);
     }
 }
 
@@ -475,28 +458,57 @@ mod tests {
         assert_eq!(list.builds(), 2);
     }
 
-    /// Exactly the pairs within cutoff + skin, in 1, 2 and 3 dimensions.
+    /// Every pair within cutoff + skin is a candidate, and every candidate
+    /// is within reach of its cluster's ball: within cutoff + skin plus the
+    /// cluster's diameter, at most the diagonal CLUSTER_CELL (cutoff + skin)
+    /// sqrt(d) of its Morton cell, of each member; in
+    /// 1, 2 and 3 dimensions; clusters tile the slots in order.
     #[test]
-    fn lists_are_the_pairs_within_reach() {
+    fn candidates_hold_the_pairs_within_reach() {
         fn check<const D: usize>(n: usize) {
             let x: Vec<[f64; D]> = (0..n)
                 .map(|i| std::array::from_fn(|a| ((i * (2 * a + 3)) as f64 * 0.618_034).fract()))
                 .collect();
             let (cutoff, skin) = (0.1, 0.03);
+            let reach = cutoff + skin;
             let mut list = NeighbourList::<D>::new(cutoff, skin);
             list.update(&x);
             let (order, rank) = (list.order(), list.rank());
+            let mut next = 0;
+            for c in 0..n.div_ceil(CHUNK) {
+                for cl in list.clusters_of_chunk(c) {
+                    assert_eq!(cl.slots.start, next);
+                    assert!(!cl.slots.is_empty() && cl.slots.len() <= CLUSTER);
+                    next = cl.slots.end;
+                    assert!(cl.candidates.is_sorted());
+                }
+            }
+            assert_eq!(next, n);
+            let bound = reach * (1.0 + CLUSTER_CELL * (D as f64).sqrt()) * (1.0 + 1e-9);
+            let mut total = 0;
             for i in 0..n {
                 assert_eq!(order[rank[i] as usize] as usize, i);
-                let mut got: Vec<u32> = list.of(rank[i] as usize).to_vec();
-                got.sort_unstable();
-                let mut want: Vec<u32> = (0..n)
-                    .filter(|&j| dist2(&x[i], &x[j]) <= (cutoff + skin) * (cutoff + skin))
-                    .map(|j| rank[j])
-                    .collect();
-                want.sort_unstable();
-                assert_eq!(got, want, "D={D} i={i}");
+                let got = list.of(rank[i] as usize);
+                total += got.len();
+                for j in 0..n {
+                    let d2 = dist2(&x[i], &x[j]);
+                    if d2 <= reach * reach {
+                        assert!(
+                            got.binary_search(&rank[j]).is_ok(),
+                            "D={D} pair {i},{j} missing"
+                        );
+                    }
+                }
+                for &t in got {
+                    let j = order[t as usize] as usize;
+                    assert!(
+                        dist2(&x[i], &x[j]) <= bound * bound,
+                        "D={D} {i},{j} too far"
+                    );
+                }
             }
+            // The pair count a sum evaluates, as `mean_candidates` reports it.
+            assert_eq!(list.mean_candidates(), total as f64 / n as f64);
         }
         check::<1>(300);
         check::<2>(2500);

@@ -219,7 +219,15 @@ impl Isa for Avx512 {
     }
     #[inline(always)]
     fn mul_add(a: V, b: V, c: V) -> V {
-        Avx2::mul_add(a, b, c)
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: as for `rsqrt`.
+            unsafe { mul_add_avx512(a, b, c) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            Avx2::mul_add(a, b, c)
+        }
     }
     #[inline(always)]
     fn mul(a: V, b: V) -> V {
@@ -342,6 +350,26 @@ unsafe fn mul_avx512(a: V, b: V) -> V {
     // SAFETY: `V` is 64-byte aligned and holds exactly 8 f64.
     unsafe {
         let y = _mm512_mul_pd(_mm512_load_pd(a.0.as_ptr()), _mm512_load_pd(b.0.as_ptr()));
+        _mm512_store_pd(out.0.as_mut_ptr(), y);
+    }
+    out
+}
+
+/// `a * b + c` as one `vfmadd` on a whole register: lane by lane, LLVM
+/// sometimes packs an accumulation over an array of `V` in 2-lane registers.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn mul_add_avx512(a: V, b: V, c: V) -> V {
+    use std::arch::x86_64::{_mm512_fmadd_pd, _mm512_load_pd, _mm512_store_pd};
+    let mut out = V::ZERO;
+    // SAFETY: `V` is 64-byte aligned and holds exactly 8 f64.
+    unsafe {
+        let y = _mm512_fmadd_pd(
+            _mm512_load_pd(a.0.as_ptr()),
+            _mm512_load_pd(b.0.as_ptr()),
+            _mm512_load_pd(c.0.as_ptr()),
+        );
         _mm512_store_pd(out.0.as_mut_ptr(), y);
     }
     out
