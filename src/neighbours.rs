@@ -64,7 +64,7 @@ const PARALLEL_TREE_BUILD: usize = 16_384;
 /// The clusters of one chunk of slots and their candidates, in
 /// compressed-row form.
 #[derive(Debug, Clone, Default)]
-struct Rows {
+struct ChunkClusters {
     /// First slot of each cluster, plus the end of the last.
     starts: Vec<u32>,
     /// Start of each cluster's candidates in `indices`, plus the end of the last.
@@ -99,7 +99,7 @@ pub struct NeighbourList<const D: usize> {
     /// Morton key and particle of each slot, and the radix sort's second buffer.
     keys: Vec<(u64, u32)>,
     scratch: Vec<(u64, u32)>,
-    rows: Vec<Rows>,
+    chunks: Vec<ChunkClusters>,
     builds: usize,
 }
 
@@ -117,7 +117,7 @@ impl<const D: usize> NeighbourList<D> {
             sorted: Vec::new(),
             keys: Vec::new(),
             scratch: Vec::new(),
-            rows: Vec::new(),
+            chunks: Vec::new(),
             builds: 0,
         }
     }
@@ -176,19 +176,23 @@ impl<const D: usize> NeighbourList<D> {
             0
         };
         let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
-        self.rows.resize_with(n.div_ceil(CHUNK), Rows::default);
-        self.rows.par_iter_mut().enumerate().for_each(|(c, rows)| {
-            ChunkRows {
-                tree,
-                sorted,
-                keys,
-                cell_shift: D as u32 * level,
-                slots: c * CHUNK..((c + 1) * CHUNK).min(n),
-                reach: r,
-                rows,
-            }
-            .run()
-        });
+        self.chunks
+            .resize_with(n.div_ceil(CHUNK), ChunkClusters::default);
+        self.chunks
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(c, rows)| {
+                ChunkBuild {
+                    tree,
+                    sorted,
+                    keys,
+                    cell_shift: D as u32 * level,
+                    slots: c * CHUNK..((c + 1) * CHUNK).min(n),
+                    reach: r,
+                    rows,
+                }
+                .run()
+            });
     }
 
     /// Morton order of the reference positions: the bounding box's longest
@@ -244,7 +248,7 @@ impl<const D: usize> NeighbourList<D> {
     /// The clusters of the slots `c * CHUNK..(c + 1) * CHUNK` (the chunks
     /// the sums run in parallel over), in slot order.
     pub fn clusters_of_chunk(&self, c: usize) -> impl Iterator<Item = Cluster<'_>> + '_ {
-        let rows = &self.rows[c];
+        let rows = &self.chunks[c];
         (0..rows.starts.len().saturating_sub(1)).map(move |k| Cluster {
             slots: rows.starts[k] as usize..rows.starts[k + 1] as usize,
             candidates: &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize],
@@ -254,7 +258,7 @@ impl<const D: usize> NeighbourList<D> {
     /// The candidates of the cluster of slot `s` (itself included), as
     /// slots: a superset of the slots closer than `cutoff` to it.
     pub fn of(&self, s: usize) -> &[u32] {
-        let rows = &self.rows[s / CHUNK];
+        let rows = &self.chunks[s / CHUNK];
         let k = rows.starts.partition_point(|&first| first as usize <= s) - 1;
         &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize]
     }
@@ -268,7 +272,7 @@ impl<const D: usize> NeighbourList<D> {
     /// list evaluates, per particle.
     pub fn mean_candidates(&self) -> f64 {
         let total: usize = self
-            .rows
+            .chunks
             .iter()
             .map(|r| {
                 (0..r.starts.len().saturating_sub(1))
@@ -284,7 +288,7 @@ impl<const D: usize> NeighbourList<D> {
 }
 
 /// The clusters of the slots `slots` and their candidates (module docs).
-struct ChunkRows<'a, const D: usize> {
+struct ChunkBuild<'a, const D: usize> {
     tree: &'a ImmutableKdTree<f64, D>,
     sorted: &'a [[f64; D]],
     /// Morton keys in slot order, and the shift that leaves a cluster cell.
@@ -292,12 +296,12 @@ struct ChunkRows<'a, const D: usize> {
     cell_shift: u32,
     slots: Range<usize>,
     reach: f64,
-    rows: &'a mut Rows,
+    rows: &'a mut ChunkClusters,
 }
 
-impl<const D: usize> ChunkRows<'_, D> {
+impl<const D: usize> ChunkBuild<'_, D> {
     fn run(self) {
-        let ChunkRows {
+        let ChunkBuild {
             tree,
             sorted,
             keys,
