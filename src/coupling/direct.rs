@@ -149,6 +149,33 @@ fn log_run_len(delta2: f64, diam2: f64) -> usize {
     ((1000.0 / span) as usize).clamp(1, MAX_LOG_RUN)
 }
 
+/// d = x_i - x_j and a = |d|^2 + delta^2 of one target against a source pack.
+#[inline(always)]
+fn separation<I: Isa, const D: usize>(xi: &[V; D], xj: &[V; D], delta2: V) -> ([V; D], V) {
+    let d: [V; D] = std::array::from_fn(|a| xi[a] - xj[a]);
+    let mut s = delta2;
+    for da in &d {
+        s = I::mul_add(*da, *da, s);
+    }
+    (d, s)
+}
+
+/// The field of one pair on both sides: `fr d` to the target's row sum,
+/// `fc d` to the source's column sum.
+#[inline(always)]
+fn add_field<I: Isa, const D: usize>(
+    fr: V,
+    fc: V,
+    d: &[V; D],
+    grad: &mut [V; D],
+    col: &mut [V; D],
+) {
+    for a in 0..D {
+        grad[a] = I::mul_add(fr, d[a], grad[a]);
+        col[a] = I::mul_add(fc, d[a], col[a]);
+    }
+}
+
 /// The `T` targets of a sweep against one source pack: `qrow[t]` are the
 /// sources' charges seen by target t, `qcol[t]` the factor -q_t seen by the
 /// sources (both zero in masked lanes).
@@ -165,18 +192,10 @@ fn step<I: Isa, const D: usize, const T: usize>(
     delta2: V,
 ) {
     for t in 0..T {
-        let d: [V; D] = std::array::from_fn(|a| xi[t][a] - xj[a]);
-        let mut s = delta2;
-        for da in &d {
-            s = I::mul_add(*da, *da, s);
-        }
+        let (d, s) = separation::<I, D>(&xi[t], xj, delta2);
         let (k, f) = pair::<I, D>(s);
         pot[t] = I::mul_add(qrow[t], k, pot[t]);
-        let (fr, fc) = (qrow[t] * f, qcol[t] * f);
-        for a in 0..D {
-            grad[t][a] = I::mul_add(fr, d[a], grad[t][a]);
-            col[a] = I::mul_add(fc, d[a], col[a]);
-        }
+        add_field::<I, D>(qrow[t] * f, qcol[t] * f, &d, &mut grad[t], col);
     }
 }
 
@@ -196,18 +215,10 @@ fn step_product<I: Isa, const D: usize, const T: usize>(
     delta2: V,
 ) {
     for t in 0..T {
-        let d: [V; D] = std::array::from_fn(|a| xi[t][a] - xj[a]);
-        let mut s = delta2;
-        for da in &d {
-            s = I::mul_add(*da, *da, s);
-        }
+        let (d, s) = separation::<I, D>(&xi[t], xj, delta2);
         prod[t] = I::mul(prod[t], s);
         let f = I::recip(s);
-        let (fr, fc) = (q * f, qcol[t] * f);
-        for a in 0..D {
-            grad[t][a] = I::mul_add(fr, d[a], grad[t][a]);
-            col[a] = I::mul_add(fc, d[a], col[a]);
-        }
+        add_field::<I, D>(q * f, qcol[t] * f, &d, &mut grad[t], col);
     }
 }
 
