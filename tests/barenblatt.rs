@@ -11,6 +11,7 @@
 //!   - sampling: the initial cloud's second moment differs from the exact one
 //!     by O(N^{-1/2}); the test starts the exact curve from the sampled
 //!     cloud's M2 (the Barenblatt time t0 is matched to it).
+//!
 //! Tolerance: 3% of the growth for the coarse run (h = t0/10, eps = R/25 in
 //! 1D, R/12.5 in 2D), and halving h and eps (N x2 in 1D, x4 in 2D) must cut
 //! the error by at least 30% (first order predicts 50%; measured 50% in 1D,

@@ -137,8 +137,9 @@ fn ou_1d(n: usize) -> (f64, f64, f64) {
 /// |mean error| <= 0.25 h^2, |covariance error| <= 0.1 h^2, and halving h divides each error by > 3.
 #[test]
 fn ornstein_uhlenbeck_1d_and_2d_match_exact_gaussian() {
-    let runs: [(&str, fn(usize) -> (f64, f64, f64), [usize; 2]); 2] =
-        [("1D", ou_1d, [140, 280]), ("2D", ou_2d, [50, 100])];
+    // (label, run(n) -> (mean error, covariance error, h), the two n).
+    type Run = (&'static str, fn(usize) -> (f64, f64, f64), [usize; 2]);
+    let runs: [Run; 2] = [("1D", ou_1d, [140, 280]), ("2D", ou_2d, [50, 100])];
     for (label, run, ns) in runs {
         let (m1, c1, h1) = run(ns[0]);
         let (m2, c2, h2) = run(ns[1]);

@@ -9,6 +9,7 @@
 //!     (the diffusion gradient sums to zero over particles, the potential's is
 //!     linear), which the test computes and checks to optimizer precision;
 //!   - blob bias O(eps^2 / sigma^2) and the particle error, for the variance.
+//!
 //! Each variance error must be below a tolerance stated from h, N and eps
 //! (`variance_tolerance`), the finer runs must meet 2%, and halving h and eps
 //! must lower the error.

@@ -40,16 +40,6 @@ pub trait Isa: Copy {
     /// Natural logarithm of positive normal lanes, to about 1 ulp
     /// (see [`crate::green::ln`], and `ln_avx512` in this module's source).
     fn ln(x: V) -> V;
-    /// Bit l set where `a.0[l] <= b.0[l]`.
-    fn le_mask(a: V, b: V) -> u8;
-    /// Writes the entries of `idx` whose bit is set in `mask` to the front of
-    /// `out`, in order, and returns how many; all 8 slots of `out` may be written.
-    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize;
-    /// Lanes `base[idx[l] * stride + offset]`, l = 0..LANES (a gather).
-    ///
-    /// # Safety
-    /// Every `idx[l] * stride + offset` is below `base.len()` and below 2^31.
-    unsafe fn gather(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V;
 }
 
 /// Plain IEEE operations (any CPU).
@@ -80,28 +70,6 @@ impl Isa for Portable {
     #[inline(always)]
     fn ln(x: V) -> V {
         x.ln()
-    }
-    #[inline(always)]
-    fn le_mask(a: V, b: V) -> u8 {
-        let mut m = 0;
-        for l in 0..LANES {
-            m |= ((a.0[l] <= b.0[l]) as u8) << l;
-        }
-        m
-    }
-    #[inline(always)]
-    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
-        // Branch-free: write every entry, advance past the selected ones.
-        let mut len = 0;
-        for l in 0..LANES {
-            out[len.min(LANES - 1)] = idx[l];
-            len += ((mask >> l) & 1) as usize;
-        }
-        len
-    }
-    #[inline(always)]
-    unsafe fn gather(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
-        V::from_fn(|l| base[idx[l] as usize * stride + offset])
     }
 }
 
@@ -146,28 +114,6 @@ impl Isa for Avx2 {
     #[inline(always)]
     fn ln(x: V) -> V {
         x.ln()
-    }
-    #[inline(always)]
-    fn le_mask(a: V, b: V) -> u8 {
-        Portable::le_mask(a, b)
-    }
-    #[inline(always)]
-    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
-        Portable::compress(mask, idx, out)
-    }
-    #[inline(always)]
-    unsafe fn gather(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: `Avx2` is only used inside `run_avx2`, after feature
-            // detection; the bounds are the caller's contract.
-            unsafe { gather_avx2(base, idx, stride, offset) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            // SAFETY: the caller's contract.
-            unsafe { Portable::gather(base, idx, stride, offset) }
-        }
     }
 }
 
@@ -281,43 +227,6 @@ impl Isa for Avx512 {
             Portable::ln(x)
         }
     }
-    #[inline(always)]
-    fn le_mask(a: V, b: V) -> u8 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: as for `rsqrt`.
-            unsafe { le_mask_avx512(a, b) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            Portable::le_mask(a, b)
-        }
-    }
-    #[inline(always)]
-    fn compress(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: as for `rsqrt`.
-            unsafe { compress_avx512(mask, idx, out) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            Portable::compress(mask, idx, out)
-        }
-    }
-    #[inline(always)]
-    unsafe fn gather(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: as for `rsqrt`; the bounds are the caller's contract.
-            unsafe { gather_avx512(base, idx, stride, offset) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            // SAFETY: the caller's contract.
-            unsafe { Portable::gather(base, idx, stride, offset) }
-        }
-    }
 }
 
 /// Single-precision FMA on a 256-bit register. Written with the intrinsic (a vector
@@ -406,79 +315,6 @@ unsafe fn rsqrt14(x: V) -> V {
     unsafe {
         let y = _mm512_rsqrt14_pd(_mm512_load_pd(x.0.as_ptr()));
         _mm512_store_pd(out.0.as_mut_ptr(), y);
-    }
-    out
-}
-
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn le_mask_avx512(a: V, b: V) -> u8 {
-    use std::arch::x86_64::*;
-    // SAFETY (transmutes): `V` and `__m512d` are both 8 f64, 64-byte aligned.
-    unsafe { _mm512_cmp_pd_mask::<_CMP_LE_OQ>(std::mem::transmute(a), std::mem::transmute(b)) }
-}
-
-/// `vpcompressd` in its register form (the memory form is microcoded and
-/// slow on Zen 4), then one full-width store.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f,avx512vl")]
-unsafe fn compress_avx512(mask: u8, idx: &[u32; LANES], out: &mut [u32; LANES]) -> usize {
-    use std::arch::x86_64::*;
-    // SAFETY: both arrays are 8 u32 (32 bytes); unaligned load and store.
-    unsafe {
-        let v = _mm256_loadu_si256(idx.as_ptr().cast());
-        _mm256_storeu_si256(
-            out.as_mut_ptr().cast(),
-            _mm256_maskz_compress_epi32(mask, v),
-        );
-    }
-    mask.count_ones() as usize
-}
-
-/// `vgatherdpd` of `base[idx * stride + offset]` (contract of [`Isa::gather`]).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f,avx512vl")]
-unsafe fn gather_avx512(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
-    use std::arch::x86_64::*;
-    debug_assert!(
-        idx.iter()
-            .all(|&i| i as usize * stride + offset < base.len())
-    );
-    // SAFETY: `idx` is 8 u32 (unaligned load); every address read is inside
-    // `base` by the caller's contract; `V` and `__m512d` are both 8 f64.
-    unsafe {
-        let v = _mm256_loadu_si256(idx.as_ptr().cast());
-        let v = _mm256_mullo_epi32(v, _mm256_set1_epi32(stride as i32));
-        std::mem::transmute(_mm512_i32gather_pd::<8>(
-            v,
-            base.as_ptr().add(offset).cast(),
-        ))
-    }
-}
-
-/// Two `vgatherdpd` of 4 lanes (contract of [`Isa::gather`]).
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn gather_avx2(base: &[f64], idx: &[u32; LANES], stride: usize, offset: usize) -> V {
-    use std::arch::x86_64::*;
-    debug_assert!(
-        idx.iter()
-            .all(|&i| i as usize * stride + offset < base.len())
-    );
-    let mut out = V::ZERO;
-    // SAFETY: as for `gather_avx512`; `out` holds 8 f64 (unaligned stores).
-    unsafe {
-        let v = _mm256_loadu_si256(idx.as_ptr().cast());
-        let v = _mm256_mullo_epi32(v, _mm256_set1_epi32(stride as i32));
-        let p = base.as_ptr().add(offset);
-        let lo = _mm256_i32gather_pd::<8>(p.cast(), _mm256_castsi256_si128(v));
-        let hi = _mm256_i32gather_pd::<8>(p.cast(), _mm256_extracti128_si256::<1>(v));
-        _mm256_storeu_pd(out.0.as_mut_ptr(), lo);
-        _mm256_storeu_pd(out.0.as_mut_ptr().add(4), hi);
     }
     out
 }
@@ -768,54 +604,5 @@ mod tests {
         assert!(worst_ln <= 1.0, "ln: {worst_ln} ulp");
         assert!(worst_near_one <= 1.0, "ln near 1: {worst_near_one} ulp");
         assert!(worst_recip <= 1.0, "recip: {worst_recip} ulp");
-    }
-
-    #[test]
-    fn masks_and_compress_match_portable() {
-        if !std::is_x86_feature_detected!("avx512f") || !std::is_x86_feature_detected!("avx512vl") {
-            return;
-        }
-        let a = V::from_fn(|l| l as f64);
-        let idx: [u32; LANES] = std::array::from_fn(|l| 10 + l as u32);
-        for t in 0..=LANES {
-            let b = V::splat(t as f64 - 0.5);
-            // SAFETY: AVX-512F/VL were detected above.
-            let m = unsafe { le_mask_avx512(a, b) };
-            assert_eq!(m, Portable::le_mask(a, b));
-        }
-        for mask in 0..=255u8 {
-            let (mut x, mut y) = ([0; LANES], [0; LANES]);
-            // SAFETY: as above.
-            let n = unsafe { compress_avx512(mask, &idx, &mut x) };
-            assert_eq!(n, Portable::compress(mask, &idx, &mut y));
-            assert_eq!(x[..n], y[..n]);
-        }
-    }
-
-    /// Gathers of every ISA against plain indexing, for strides 1, 2, 3.
-    #[test]
-    fn gathers_match_indexing() {
-        let base: Vec<f64> = (0..300).map(|k| k as f64 * 0.5 - 7.0).collect();
-        let idx: [u32; LANES] = [0, 99, 17, 3, 3, 50, 98, 1];
-        for stride in 1..=3 {
-            for offset in 0..stride {
-                let want = V::from_fn(|l| base[idx[l] as usize * stride + offset]);
-                // SAFETY: 99 * 3 + 2 < 300.
-                assert_eq!(
-                    unsafe { Portable::gather(&base, &idx, stride, offset) },
-                    want
-                );
-                if std::is_x86_feature_detected!("avx2") {
-                    // SAFETY: as above, and AVX2 was detected.
-                    assert_eq!(unsafe { gather_avx2(&base, &idx, stride, offset) }, want);
-                }
-                if std::is_x86_feature_detected!("avx512f")
-                    && std::is_x86_feature_detected!("avx512vl")
-                {
-                    // SAFETY: as above, and AVX-512F/VL were detected.
-                    assert_eq!(unsafe { gather_avx512(&base, &idx, stride, offset) }, want);
-                }
-            }
-        }
     }
 }
