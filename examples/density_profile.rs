@@ -9,8 +9,8 @@
 //! or one with NEIGHBOUR_FACTOR times as many neighbours (10: the cap of the
 //! automatic bandwidth, what a JKO step with a long time step sees).
 //! Phases: `kd-tree` = kiddo's build alone (on the cloud as given);
-//! `lists` = a full neighbour-list build (Morton order, kd-tree, searches,
-//! filter); `sums` = the density sums with the list reused;
+//! `lists` = a full neighbour-list build (Morton order, kd-tree, one search
+//! per cluster); `sums` = the density sums with the list reused;
 //! `build+sum` = lists rebuilt and sums, in the buffers of the last build (as
 //! at every JKO step's start; what the criterion bench times); `fresh
 //! estimator` = the same with every buffer allocated anew.

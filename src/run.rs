@@ -269,17 +269,18 @@ pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {
 /// density column and one for the diffusion term if D > 0. A list stores the
 /// candidates of each cluster of slots once (4 bytes each, `neighbours`
 /// module docs): per extra neighbour in reach (1.25^d of them per neighbour
-/// in the support, the skin), at most 1.5^d candidates for the cluster's
-/// ball (its radius is at most half the reach), shared by the cluster's
-/// members, taken as at least 8: with more neighbours than the rule's, a
-/// cluster's Morton cell (side up to 0.7 reach) holds far more than the 16
-/// a cluster takes. Known once the cloud is drawn, before any list is built.
-/// An upper bound: on a 2D run of 1e6 particles with 10x the rule's
-/// neighbours the whole setup peaked at 834 bytes per particle (this
-/// allowance alone: 1.8 kB; BENCHMARKS.md, "Memory").
+/// in the support, the skin), at most (1 + 0.35 sqrt(d))^d candidates for
+/// the cluster's ball (its radius is at most the half-diagonal of a Morton
+/// cell of side 0.7 reach), shared by the cluster's members, taken as at
+/// least 8: with more neighbours than the rule's, such a cell holds far more
+/// than the 16 a cluster takes. Known once the cloud is drawn, before any
+/// list is built. An upper bound: on a 2D run of 1e6 particles with 10x the
+/// rule's neighbours the whole setup peaked at 834 bytes per particle (this
+/// allowance alone: 1.6 kB; BENCHMARKS.md, "Memory").
 pub fn list_memory_excess<const D: usize>(sim: &Simulation<D>) -> u64 {
     let target = density::TARGET_NEIGHBOURS[D - 1];
-    let per_candidate = 4.0 * 1.25f64.powi(D as i32) * 1.5f64.powi(D as i32) / 8.0;
+    let ball = 1.0 + 0.35 * (D as f64).sqrt();
+    let per_candidate = 4.0 * (1.25 * ball).powi(D as i32) / 8.0;
     sim.cloud
         .blocks
         .iter()
