@@ -711,7 +711,7 @@ impl<const D: usize> Measure<'_, D> {
     fn bounds(&self) -> ([f64; D], [f64; D]) {
         match self {
             Measure::Particles { x, kernel, .. } => {
-                let (lo, hi) = cloud_box(x);
+                let (lo, hi) = crate::parallel::bounding_box(x);
                 let r = kernel.support();
                 (lo.map(|v| v - r), hi.map(|v| v + r))
             }
@@ -836,18 +836,6 @@ fn dist2<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
     s
 }
 
-fn cloud_box<const D: usize>(x: &[[f64; D]]) -> ([f64; D], [f64; D]) {
-    let mut lo = [f64::INFINITY; D];
-    let mut hi = [f64::NEG_INFINITY; D];
-    for p in x {
-        for a in 0..D {
-            lo[a] = lo[a].min(p[a]);
-            hi[a] = hi[a].max(p[a]);
-        }
-    }
-    (lo, hi)
-}
-
 // ---------------------------------------------------------------------------
 // The common grid of the L1 distance
 // ---------------------------------------------------------------------------
@@ -894,8 +882,8 @@ impl<const D: usize> CommonGrid<D> {
             else {
                 unreachable!()
             };
-            let (la, ha) = cloud_box(xa);
-            let (lb, hb) = cloud_box(xb);
+            let (la, ha) = crate::parallel::bounding_box(xa);
+            let (lb, hb) = crate::parallel::bounding_box(xb);
             let pad = PARTICLE_GRID_PADDING * ka.support().max(kb.support());
             let cells = PARTICLE_GRID_CELLS[D - 1];
             let lower: [f64; D] = std::array::from_fn(|k| la[k].min(lb[k]) - pad);

@@ -42,7 +42,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 
 use crate::density::dist2;
-use crate::parallel::CHUNK;
+use crate::parallel::{CHUNK, bounding_box};
 
 /// At most this many slots per kd-tree search. Larger clusters mean fewer
 /// searches but more candidates to filter per particle.
@@ -178,21 +178,18 @@ impl<const D: usize> NeighbourList<D> {
         let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
         self.chunks
             .resize_with(n.div_ceil(CHUNK), ChunkClusters::default);
-        self.chunks
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(c, rows)| {
-                ChunkBuild {
-                    tree,
-                    sorted,
-                    keys,
-                    cell_shift: D as u32 * level,
-                    slots: c * CHUNK..((c + 1) * CHUNK).min(n),
-                    reach: r,
-                    rows,
-                }
-                .run()
-            });
+        self.chunks.par_iter_mut().enumerate().for_each(|(c, out)| {
+            ChunkBuild {
+                tree,
+                sorted,
+                keys,
+                cell_shift: D as u32 * level,
+                slots: c * CHUNK..((c + 1) * CHUNK).min(n),
+                reach: r,
+                out,
+            }
+            .run()
+        });
     }
 
     /// Morton order of the reference positions: the bounding box's longest
@@ -203,15 +200,7 @@ impl<const D: usize> NeighbourList<D> {
     /// side of one cell.
     fn sort_slots(&mut self, x: &[[f64; D]]) -> f64 {
         let n = x.len();
-        let (lo, hi) = x
-            .iter()
-            .fold(([f64::MAX; D], [f64::MIN; D]), |(mut lo, mut hi), p| {
-                for a in 0..D {
-                    lo[a] = lo[a].min(p[a]);
-                    hi[a] = hi[a].max(p[a]);
-                }
-                (lo, hi)
-            });
+        let (lo, hi) = bounding_box(x);
         let bits = (64 / D as u32).min(32);
         let cells = ((1u64 << bits) - 1) as f64;
         let width = (0..D).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
@@ -248,19 +237,19 @@ impl<const D: usize> NeighbourList<D> {
     /// The clusters of the slots `c * CHUNK..(c + 1) * CHUNK` (the chunks
     /// the sums run in parallel over), in slot order.
     pub fn clusters_of_chunk(&self, c: usize) -> impl Iterator<Item = Cluster<'_>> + '_ {
-        let rows = &self.chunks[c];
-        (0..rows.starts.len().saturating_sub(1)).map(move |k| Cluster {
-            slots: rows.starts[k] as usize..rows.starts[k + 1] as usize,
-            candidates: &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize],
+        let chunk = &self.chunks[c];
+        (0..chunk.starts.len().saturating_sub(1)).map(move |k| Cluster {
+            slots: chunk.starts[k] as usize..chunk.starts[k + 1] as usize,
+            candidates: &chunk.indices[chunk.offsets[k] as usize..chunk.offsets[k + 1] as usize],
         })
     }
 
     /// The candidates of the cluster of slot `s` (itself included), as
     /// slots: a superset of the slots closer than `cutoff` to it.
     pub fn of(&self, s: usize) -> &[u32] {
-        let rows = &self.chunks[s / CHUNK];
-        let k = rows.starts.partition_point(|&first| first as usize <= s) - 1;
-        &rows.indices[rows.offsets[k] as usize..rows.offsets[k + 1] as usize]
+        let chunk = &self.chunks[s / CHUNK];
+        let k = chunk.starts.partition_point(|&first| first as usize <= s) - 1;
+        &chunk.indices[chunk.offsets[k] as usize..chunk.offsets[k + 1] as usize]
     }
 
     /// How many times the kd-tree search has run.
@@ -296,7 +285,7 @@ struct ChunkBuild<'a, const D: usize> {
     cell_shift: u32,
     slots: Range<usize>,
     reach: f64,
-    rows: &'a mut ChunkClusters,
+    out: &'a mut ChunkClusters,
 }
 
 impl<const D: usize> ChunkBuild<'_, D> {
@@ -308,12 +297,12 @@ impl<const D: usize> ChunkBuild<'_, D> {
             cell_shift,
             slots,
             reach,
-            rows,
+            out,
         } = self;
-        rows.starts.clear();
-        rows.offsets.clear();
-        rows.indices.clear();
-        rows.offsets.push(0);
+        out.starts.clear();
+        out.offsets.clear();
+        out.indices.clear();
+        out.offsets.push(0);
         let mut first = slots.start;
         while first < slots.end {
             let cell = keys[first].0.checked_shr(cell_shift).unwrap_or(0);
@@ -321,22 +310,22 @@ impl<const D: usize> ChunkBuild<'_, D> {
                 .find(|&s| keys[s].0.checked_shr(cell_shift).unwrap_or(0) != cell)
                 .unwrap_or((first + CLUSTER).min(slots.end));
             let (centre, extent) = bounding_ball(&sorted[first..end]);
-            rows.starts.push(first as u32);
+            out.starts.push(first as u32);
             first = end;
             // The relative margin covers the rounding of the distances kiddo
             // compares (a candidate too many only adds a zero term).
             let ball = (reach + extent) * (1.0 + 1e-12);
-            let from = rows.indices.len();
+            let from = out.indices.len();
             tree.query(&centre)
                 .within::<SquaredEuclidean<f64>>(ball * ball)
                 .unsorted()
-                .visit(|nb| rows.indices.push(nb.item));
+                .visit(|nb| out.indices.push(nb.item));
             // Ascending slots: the sums' gathers then walk memory forwards,
             // and the order is kiddo's no more.
-            rows.indices[from..].sort_unstable();
-            rows.offsets.push(rows.indices.len() as u32);
+            out.indices[from..].sort_unstable();
+            out.offsets.push(out.indices.len() as u32);
         }
-        rows.starts.push(slots.end as u32);
+        out.starts.push(slots.end as u32);
     }
 }
 

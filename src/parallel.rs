@@ -35,6 +35,27 @@ where
     parts.iter().sum()
 }
 
+/// The smallest axis-aligned box holding every point: (lower, upper) corners
+/// (infinite and reversed for no points). Parallel; min and max are exact, so
+/// the result is the same whatever the thread count.
+pub fn bounding_box<const D: usize>(x: &[[f64; D]]) -> ([f64; D], [f64; D]) {
+    let empty = || ([f64::INFINITY; D], [f64::NEG_INFINITY; D]);
+    x.par_iter()
+        .fold(empty, |(mut lo, mut hi), p| {
+            for a in 0..D {
+                lo[a] = lo[a].min(p[a]);
+                hi[a] = hi[a].max(p[a]);
+            }
+            (lo, hi)
+        })
+        .reduce(empty, |(a, b), (c, e)| {
+            (
+                std::array::from_fn(|d| a[d].min(c[d])),
+                std::array::from_fn(|d| b[d].max(e[d])),
+            )
+        })
+}
+
 /// Runs `f` in a fresh rayon pool of `threads` threads (for the tests that
 /// results do not depend on the thread count).
 #[cfg(test)]

@@ -359,14 +359,7 @@ impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
             }
         }));
         let log_run = if D == 2 {
-            let mut lo = [f64::INFINITY; D];
-            let mut hi = [f64::NEG_INFINITY; D];
-            for xi in x {
-                for a in 0..D {
-                    lo[a] = lo[a].min(xi[a]);
-                    hi[a] = hi[a].max(xi[a]);
-                }
-            }
+            let (lo, hi) = crate::parallel::bounding_box(x);
             let diam2 = (0..D).map(|a| (hi[a] - lo[a]).powi(2)).sum::<f64>();
             log_run_len(self.delta2, diam2)
         } else {
@@ -507,8 +500,9 @@ mod tests {
         for (n, n_plus, scale, delta) in [
             (700, 400, 1.0, 0.05),
             (700, 403, 1.0, 0.05),
-            // Wide clouds and tiny softening: shorter runs, down to none.
+            // Wide clouds and tiny softening: shorter runs (16, 4, then none).
             (300, 150, 1e3, 1e-3),
+            (300, 150, 1e30, 1e-3),
             (300, 150, 1e150, 1e-3),
             (300, 150, 1.0, 1e-150),
         ] {

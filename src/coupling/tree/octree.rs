@@ -221,27 +221,7 @@ impl<const D: usize> Octree<D> {
 
 /// Smallest axis-aligned cube (lower corner, side) containing all points (slightly padded).
 fn bounding_cube<const D: usize>(x: &[[f64; D]]) -> ([f64; D], f64) {
-    let (lo, hi) = x
-        .par_iter()
-        .fold(
-            || ([f64::INFINITY; D], [f64::NEG_INFINITY; D]),
-            |(mut lo, mut hi), p| {
-                for d in 0..D {
-                    lo[d] = lo[d].min(p[d]);
-                    hi[d] = hi[d].max(p[d]);
-                }
-                (lo, hi)
-            },
-        )
-        .reduce(
-            || ([f64::INFINITY; D], [f64::NEG_INFINITY; D]),
-            |(a, b), (c, e)| {
-                (
-                    std::array::from_fn(|d| a[d].min(c[d])),
-                    std::array::from_fn(|d| b[d].max(e[d])),
-                )
-            },
-        );
+    let (lo, hi) = crate::parallel::bounding_box(x);
     let side = (0..D).map(|d| hi[d] - lo[d]).fold(0.0, f64::max);
     let side = if side > 0.0 { side * (1.0 + 1e-9) } else { 1.0 };
     assert!(side.is_finite(), "positions must be finite");
