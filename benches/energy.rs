@@ -16,6 +16,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use jko::coupling::{CouplingBackend, DirectSum};
 use jko::density::BlobDensity;
+use jko::mesh::MeshDensity;
 
 fn gaussian_cloud<const D: usize>(n: usize, seed: u64) -> Vec<[f64; D]> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -81,6 +82,32 @@ fn density<const D: usize>(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("sum", n), &n, |b, _| {
             b.iter(|| black_box(est.compute(&x, &w)[0]))
         });
+        // A kernel 40x wider in neighbours (the width of the diffusion-length
+        // floor in the 1e5-per-species PNP bench): the mesh's deposit, FFT
+        // convolution and interpolation, and with the gradient pass (what
+        // the diffusion term does per evaluation).
+        let wide = eps * 40f64.powf(1.0 / D as f64);
+        let mut mesh = MeshDensity::<D>::new(wide, usize::MAX);
+        let slope = vec![1.0; n];
+        let mut grad = vec![[0.0; D]; n];
+        g.bench_with_input(BenchmarkId::new("mesh_40x", n), &n, |b, _| {
+            b.iter(|| black_box(mesh.compute(&x, &w).unwrap()[0]))
+        });
+        g.bench_with_input(BenchmarkId::new("mesh_40x+gradient", n), &n, |b, _| {
+            b.iter(|| {
+                mesh.compute(&x, &w).unwrap();
+                mesh.add_gradient(&x, &w, &slope, &mut grad);
+                black_box(grad[0])
+            })
+        });
+        if n <= 10_000 {
+            // The same width summed over neighbour lists, for comparison.
+            let mut est = BlobDensity::<D>::new(wide);
+            est.compute(&x, &w);
+            g.bench_with_input(BenchmarkId::new("sum_40x", n), &n, |b, _| {
+                b.iter(|| black_box(est.compute(&x, &w)[0]))
+            });
+        }
     }
     g.finish();
 }
@@ -129,7 +156,7 @@ fn pnp_evaluation(c: &mut Criterion) {
     ] {
         let s = pnp_2d(n, method);
         let sim = jko::Simulation::<2>::new(&s).unwrap();
-        let mut energy = jko::simulation::free_energy(&s, &sim.cloud, &sim.bandwidths).unwrap();
+        let mut energy = jko::simulation::free_energy(&s, &sim.cloud, &sim.plans).unwrap();
         let x = sim.cloud.positions.clone();
         let mut grad = vec![[0.0; 2]; x.len()];
         energy.evaluate(&x, &mut grad); // neighbour lists built once, as inside a JKO step
@@ -151,8 +178,8 @@ fn pnp_evaluation(c: &mut Criterion) {
 /// iid initial sample (the first steps from an iid cloud are the costliest
 /// of a run: BENCHMARKS.md); each sample continues from the previous step,
 /// so the samples are steps 3 (warm-up), 4, 5, ... of one run (about a
-/// minute and a half for the 1e4 direct case). 1e5 per species (minutes a step) is timed by
-/// `examples/profile_step.rs` instead.
+/// minute and a half for the 1e4 direct case, one for 1e5 tree). With the
+/// automatic method the 1e4 and 1e5 cases sum their densities on the mesh.
 fn pnp_step(c: &mut Criterion) {
     let mut g = c.benchmark_group("pnp_2d_step");
     // Flat sampling: ten samples of equally many steps (criterion's linear
@@ -163,6 +190,7 @@ fn pnp_step(c: &mut Criterion) {
         (1_000, "tree"),
         (10_000, "direct"),
         (10_000, "tree"),
+        (100_000, "tree"),
     ] {
         let s = pnp_2d(n, method);
         let mut sim = jko::Simulation::<2>::new(&s).unwrap();

@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let n = x0.len();
     let scale: Vec<f64> = w.iter().map(|wi| (h / wi).sqrt()).collect();
-    let mut energy: FreeEnergy<2> = jko::simulation::free_energy(&s, &sim.cloud, &sim.bandwidths)?;
+    let mut energy: FreeEnergy<2> = jko::simulation::free_energy(&s, &sim.cloud, &sim.plans)?;
     let mut grad_y = |y: &[f64]| -> Vec<f64> {
         let x: Vec<[f64; 2]> = (0..n)
             .map(|i| std::array::from_fn(|a| x0[i][a] + scale[i] * y[2 * i + a]))

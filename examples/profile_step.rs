@@ -25,11 +25,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn profile<const D: usize>(s: &Scenario, steps: usize) -> Result<(), Box<dyn std::error::Error>> {
     let mut sim = Simulation::<D>::new(s)?;
-    println!("N = {}, bandwidths {:?}", sim.cloud.len(), sim.bandwidths);
+    println!("N = {}, density estimates {:?}", sim.cloud.len(), sim.plans);
     // Time each term separately on the initial cloud.
     let x = sim.cloud.positions.clone();
     let mut grad = vec![[0.0; D]; x.len()];
-    let mut energy: FreeEnergy<D> = jko::simulation::free_energy(s, &sim.cloud, &sim.bandwidths)?;
+    let mut energy: FreeEnergy<D> = jko::simulation::free_energy(s, &sim.cloud, &sim.plans)?;
     let reps = 20;
     for t in energy.terms_mut() {
         t.value_and_gradient(&x, &mut grad); // warm-up (neighbour lists)

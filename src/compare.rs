@@ -27,10 +27,12 @@
 //!   rho(x) = sum_j w_j K_eps(x - X_j) with the Wendland C2 kernel
 //!   ([`WendlandC2`]); eps is the run's bandwidth: `[density] bandwidth` of the
 //!   run's `scenario.toml` if a number, else ("auto", or no scenario.toml,
-//!   which is noted) the solver's rule [`auto_bandwidth_for_step`] on the
-//!   species' step-0 particles, with the species' diffusion and the time step
-//!   of the scenario (without a scenario, its neighbour-count part
-//!   [`auto_bandwidth`]). The estimate is evaluated at the cell centres
+//!   which is noted) the solver's rule [`choose_estimator`] on the
+//!   species' step-0 particles, with the species' diffusion, the time step
+//!   and the `[density]` settings of the scenario (without a scenario, its
+//!   neighbour-count part [`auto_bandwidth`]). A run whose densities were
+//!   summed on the mesh is compared through the Wendland kernel of the same
+//!   eps (the mesh's kernel has its mass and variance, not its exact shape). The estimate is evaluated at the cell centres
 //!   with a kd-tree, in parallel, each cell summing its neighbours in index
 //!   order (the same bits on any thread count).
 //! * **W1, W2** (d = 1 only), exactly: both sides are normalized to
@@ -53,7 +55,7 @@ use std::path::{Path, PathBuf};
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 
-use crate::density::{auto_bandwidth, auto_bandwidth_for_step};
+use crate::density::{auto_bandwidth, choose_estimator};
 use crate::error::{Error, Result};
 use crate::kernel::{RadialKernel, WendlandC2};
 use crate::output::{DENSITY, ENERGY, PARTICLES, SCENARIO_COPY, write_atomic};
@@ -602,13 +604,17 @@ fn particle_bandwidth<const D: usize>(
     // the scenario only its neighbour-count part is known.
     let eps = match scenario.and_then(|s| Some((s, s.species.iter().find(|k| k.name == species)?)))
     {
-        Some((s, k)) => auto_bandwidth_for_step(
-            &f0.positions,
-            &f0.weights,
-            k.diffusion,
-            k.exponent,
-            s.time_step,
-        ),
+        Some((s, k)) => {
+            choose_estimator(
+                &f0.positions,
+                &f0.weights,
+                k.diffusion,
+                k.exponent,
+                s.time_step,
+                &s.density,
+            )
+            .eps
+        }
         None => auto_bandwidth(&f0.positions, &f0.weights),
     };
     let note = scenario.is_none().then(|| {

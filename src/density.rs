@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use crate::coupling::lanes::{LANES, V};
 use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use crate::kernel::{RadialKernel, WendlandC2};
+use crate::mesh::{MeshDensity, MeshTooLarge};
 use crate::neighbours::NeighbourList;
 use crate::parallel::CHUNK;
 
@@ -24,6 +25,7 @@ pub const SKIN_FRACTION: f64 = 0.25;
 /// sum visits sit close together in memory.
 #[derive(Debug, Clone)]
 pub struct BlobDensity<const D: usize> {
+    eps: f64,
     kernel: WendlandC2,
     list: NeighbourList<D>,
     /// Positions, weights and densities in slot order.
@@ -50,6 +52,7 @@ impl<const D: usize> BlobDensity<D> {
         let kernel = WendlandC2::new(D, eps);
         let r = kernel.support();
         BlobDensity {
+            eps,
             kernel,
             list: NeighbourList::new(r, SKIN_FRACTION * r),
             xs: Vec::new(),
@@ -67,6 +70,11 @@ impl<const D: usize> BlobDensity<D> {
 
     pub fn kernel(&self) -> &WendlandC2 {
         &self.kernel
+    }
+
+    /// The kernel's standard deviation eps.
+    pub fn bandwidth(&self) -> f64 {
+        self.eps
     }
 
     pub fn list(&self) -> &NeighbourList<D> {
@@ -298,8 +306,10 @@ fn neighbour_bandwidth<const D: usize>(n: usize, mean_density: f64) -> f64 {
 /// step and 253 / 46 / 15 for the third. The cap keeps the neighbour lists
 /// (and the cost of a density sum) within MAX_NEIGHBOUR_FACTOR times those
 /// of the neighbour rule: with many particles and a long step the floor would
-/// otherwise put thousands of particles in every kernel. Species without
-/// diffusion (D = 0) get the neighbour rule alone.
+/// otherwise put thousands of particles in every kernel; the mesh estimator,
+/// whose cost does not grow with eps, takes the floor uncapped
+/// ([`choose_estimator`]). Species without diffusion (D = 0) get the
+/// neighbour rule alone.
 pub fn auto_bandwidth_for_step<const D: usize>(
     x: &[[f64; D]],
     w: &[f64],
@@ -307,15 +317,178 @@ pub fn auto_bandwidth_for_step<const D: usize>(
     exponent: f64,
     time_step: f64,
 ) -> f64 {
+    step_bandwidths::<D>(x, w, diffusion, exponent, time_step).capped
+}
+
+/// The automatic bandwidth with and without the neighbour cap.
+struct StepBandwidths {
+    /// max(eps_n, floor).
+    wide: f64,
+    /// min(wide, cap).
+    capped: f64,
+}
+
+fn step_bandwidths<const D: usize>(
+    x: &[[f64; D]],
+    w: &[f64],
+    diffusion: f64,
+    exponent: f64,
+    time_step: f64,
+) -> StepBandwidths {
     let (mass, mean_density) = gaussian_fit(x, w);
     let eps = neighbour_bandwidth::<D>(x.len(), mean_density);
     let d_eff = diffusion * exponent * (mass * mean_density).powf(exponent - 1.0);
     let floor = STEP_LENGTH_FRACTION * (2.0 * d_eff * time_step).sqrt();
     let cap = MAX_NEIGHBOUR_FACTOR.powf(1.0 / D as f64) * eps;
     if floor.is_finite() {
-        eps.max(floor).min(cap)
+        let wide = eps.max(floor);
+        StepBandwidths {
+            wide,
+            capped: wide.min(cap),
+        }
     } else {
-        eps
+        StepBandwidths {
+            wide: eps,
+            capped: eps,
+        }
+    }
+}
+
+/// How a species' densities are summed, with which bandwidth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DensityPlan {
+    /// The kernel's standard deviation eps.
+    pub eps: f64,
+    pub estimator: Estimator,
+}
+
+/// The two density estimators of the blob method.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Estimator {
+    /// Kernel sums over kd-tree neighbour lists ([`BlobDensity`]).
+    Neighbours,
+    /// Particle-mesh ([`MeshDensity`]); an estimate over more than
+    /// `max_cells` cells is refused.
+    Mesh { max_cells: usize },
+}
+
+impl DensityPlan {
+    pub fn neighbours(eps: f64) -> Self {
+        DensityPlan {
+            eps,
+            estimator: Estimator::Neighbours,
+        }
+    }
+
+    /// The mesh estimator for the cloud `x`, allowed to grow to
+    /// [`MESH_GROWTH`] times the cells `x` needs (at least 2^20).
+    pub fn mesh<const D: usize>(x: &[[f64; D]], eps: f64) -> Self {
+        let cells = crate::mesh::cells_needed(x, eps);
+        DensityPlan {
+            eps,
+            estimator: Estimator::Mesh {
+                max_cells: cells.saturating_mul(MESH_GROWTH).max(1 << 20),
+            },
+        }
+    }
+
+    /// A fresh estimator of this plan.
+    pub fn estimator<const D: usize>(&self) -> DensityEstimate<D> {
+        match self.estimator {
+            Estimator::Neighbours => DensityEstimate::Neighbours(BlobDensity::new(self.eps)),
+            Estimator::Mesh { max_cells } => {
+                DensityEstimate::Mesh(MeshDensity::new(self.eps, max_cells))
+            }
+        }
+    }
+}
+
+/// Rule for `method = "auto"`: the mesh is used when the kernel would hold
+/// more than MAX_NEIGHBOUR_FACTOR times the neighbour rule's particles and
+/// the cloud needs at most this many mesh cells per particle (or 2^16).
+pub const MESH_CELLS_PER_PARTICLE: usize = 16;
+
+/// A mesh estimate may grow to this many times the cells of the initial
+/// cloud (a spreading cloud, a line search's long trial steps); beyond, the
+/// trial is refused.
+pub const MESH_GROWTH: usize = 16;
+
+/// The estimator and bandwidth of a species (README, "Density estimate"):
+///
+/// - `bandwidth`: a given eps, or with "auto" the rule of
+///   [`auto_bandwidth_for_step`], whose cap on the neighbour count only
+///   binds the neighbour lists: the mesh takes the uncapped
+///   eps = max(eps_n, STEP_LENGTH_FRACTION sqrt(2 D_eff h)).
+/// - `method = "neighbours"`: kd-tree neighbour lists, capped eps.
+/// - `method = "mesh"`: the mesh, uncapped eps.
+/// - `method = "auto"`: the neighbour lists while the uncapped eps holds at
+///   most MAX_NEIGHBOUR_FACTOR times the neighbour rule's particles (then
+///   the cap does not bind and both give the same eps); beyond, the mesh if
+///   the cloud needs at most max(MESH_CELLS_PER_PARTICLE N, 2^16) cells, else
+///   the neighbour lists with the capped eps.
+pub fn choose_estimator<const D: usize>(
+    x: &[[f64; D]],
+    w: &[f64],
+    diffusion: f64,
+    exponent: f64,
+    time_step: f64,
+    settings: &crate::scenario::Density,
+) -> DensityPlan {
+    use crate::scenario::{Bandwidth, DensityMethod};
+    let (wide, capped) = match settings.bandwidth {
+        Bandwidth::Fixed(eps) => (eps, eps),
+        Bandwidth::Auto => {
+            let rule = step_bandwidths::<D>(x, w, diffusion, exponent, time_step);
+            (rule.wide, rule.capped)
+        }
+    };
+    match settings.method {
+        DensityMethod::Neighbours => DensityPlan::neighbours(capped),
+        DensityMethod::Mesh => DensityPlan::mesh(x, wide),
+        DensityMethod::Auto => {
+            let target = TARGET_NEIGHBOURS[D - 1].min(x.len() as f64);
+            let few =
+                expected_neighbours(x, w, wide) <= MAX_NEIGHBOUR_FACTOR * target * (1.0 + 1e-9);
+            let budget = (MESH_CELLS_PER_PARTICLE * x.len()).max(1 << 16);
+            if !few && crate::mesh::cells_needed(x, wide) <= budget {
+                DensityPlan::mesh(x, wide)
+            } else {
+                DensityPlan::neighbours(capped)
+            }
+        }
+    }
+}
+
+/// A species' density estimator, as its [`DensityPlan`] says.
+#[derive(Debug)]
+pub enum DensityEstimate<const D: usize> {
+    Neighbours(BlobDensity<D>),
+    Mesh(MeshDensity<D>),
+}
+
+impl<const D: usize> DensityEstimate<D> {
+    /// rho_eps at every particle of `x` (one species, weights `w`); the mesh
+    /// refuses a cloud spread over more than its allowed cells.
+    pub fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> Result<&[f64], MeshTooLarge> {
+        match self {
+            DensityEstimate::Neighbours(b) => Ok(b.compute(x, w)),
+            DensityEstimate::Mesh(m) => m.compute(x, w),
+        }
+    }
+
+    /// The kernel's standard deviation eps.
+    pub fn bandwidth(&self) -> f64 {
+        match self {
+            DensityEstimate::Neighbours(b) => b.bandwidth(),
+            DensityEstimate::Mesh(m) => m.bandwidth(),
+        }
+    }
+
+    /// Forget state carried between calls (see [`BlobDensity::reset`]).
+    pub fn reset(&mut self) {
+        if let DensityEstimate::Neighbours(b) = self {
+            b.reset();
+        }
     }
 }
 
@@ -343,6 +516,73 @@ mod auto_rule_tests {
         let floor = auto_bandwidth_for_step(&x, &w, 1.0, 1.0, h);
         assert!((floor / eps_n - 1.5).abs() < 1e-12, "{floor} vs {eps_n}");
         assert_eq!(auto_bandwidth_for_step(&x, &w, 1.0, 1.0, 100.0 * h), cap);
+    }
+
+    /// `method = "auto"` keeps the neighbour lists (and their eps) while the
+    /// cap does not bind, takes the mesh with the uncapped floor where it
+    /// would, and the lists with the cap where the mesh would be too large;
+    /// a forced method takes its own eps.
+    #[test]
+    fn the_automatic_method() {
+        use crate::scenario::{Bandwidth, Density, DensityMethod};
+        let x: Vec<[f64; 2]> = (0..4000)
+            .map(|i| {
+                let (a, r) = (i as f64 * 2.399_963, ((i as f64 + 0.5) / 4000.0).sqrt());
+                [r * a.cos(), r * a.sin()]
+            })
+            .collect();
+        let w = vec![1.0 / 4000.0; 4000];
+        let eps_n = auto_bandwidth(&x, &w);
+        let h_floor = |factor: f64| (factor * eps_n / STEP_LENGTH_FRACTION).powi(2) / 2.0;
+        let plan = |bandwidth, method, h| {
+            choose_estimator(&x, &w, 1.0, 1.0, h, &Density { bandwidth, method })
+        };
+        let auto = |h| plan(Bandwidth::Auto, DensityMethod::Auto, h);
+        // Below the cap (1.5^2 < 10 times the neighbours): the lists.
+        let short = auto(h_floor(1.5));
+        assert_eq!(short, DensityPlan::neighbours(1.5 * eps_n));
+        // Above it (5^2 = 25 times): the mesh, uncapped.
+        let long = auto(h_floor(5.0));
+        assert!(matches!(long.estimator, Estimator::Mesh { .. }));
+        assert!((long.eps / eps_n - 5.0).abs() < 1e-12);
+        // The same with the lists forced: capped.
+        let forced = plan(Bandwidth::Auto, DensityMethod::Neighbours, h_floor(5.0));
+        assert_eq!(
+            forced,
+            DensityPlan::neighbours(MAX_NEIGHBOUR_FACTOR.sqrt() * eps_n)
+        );
+        // A given eps: the lists while few neighbours, else the mesh.
+        let fine = Bandwidth::Fixed(eps_n / 2.0);
+        assert_eq!(
+            plan(fine, DensityMethod::Auto, 1.0),
+            DensityPlan::neighbours(eps_n / 2.0)
+        );
+        let wide = Bandwidth::Fixed(eps_n * 5.0);
+        assert!(matches!(
+            plan(wide, DensityMethod::Auto, 1.0).estimator,
+            Estimator::Mesh { .. }
+        ));
+        // A far particle (of weight 0: the Gaussian fit is unchanged) makes
+        // the mesh over 16 cells per particle: the lists, capped.
+        let (mut x, mut w) = (x.clone(), w.clone());
+        x.push([300.0, 0.0]);
+        w.push(0.0);
+        let far = choose_estimator(
+            &x,
+            &w,
+            1.0,
+            1.0,
+            h_floor(5.0),
+            &Density {
+                bandwidth: Bandwidth::Auto,
+                method: DensityMethod::Auto,
+            },
+        );
+        assert!(far.estimator == Estimator::Neighbours && far.eps < long.eps);
+        assert!(matches!(
+            plan(fine, DensityMethod::Mesh, 1.0).estimator,
+            Estimator::Mesh { .. }
+        ));
     }
 }
 

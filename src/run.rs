@@ -262,8 +262,10 @@ pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {
     n as u64 * per_particle
 }
 
-/// Memory the neighbour lists of `sim` need beyond what [`memory_estimate`]
-/// counts (lists of the neighbour rule): a wider bandwidth (the automatic
+/// Memory the neighbour lists and meshes of `sim` need beyond what
+/// [`memory_estimate`] counts (lists of the neighbour rule). A mesh takes
+/// `mesh::BYTES_PER_CELL` per cell of the initial cloud's mesh, per
+/// estimator. For the lists: a wider bandwidth (the automatic
 /// rule's diffusion-length floor, up to `MAX_NEIGHBOUR_FACTOR` times the
 /// neighbours, or a given one) holds more. Per species, one list for the
 /// density column and one for the diffusion term if D > 0. A list stores the
@@ -284,13 +286,23 @@ pub fn list_memory_excess<const D: usize>(sim: &Simulation<D>) -> u64 {
     sim.cloud
         .blocks
         .iter()
-        .zip(&sim.bandwidths)
-        .map(|(b, &eps)| {
+        .zip(&sim.plans)
+        .map(|(b, plan)| {
             let x = &sim.cloud.positions[b.range.clone()];
             let w = &sim.cloud.weights[b.range.clone()];
-            let extra = (density::expected_neighbours(x, w, eps) - target).max(0.0);
-            let lists = if b.diffusion > 0.0 { 2.0 } else { 1.0 };
-            (lists * per_candidate * extra * x.len() as f64) as u64
+            let estimators = if b.diffusion > 0.0 { 2.0 } else { 1.0 };
+            match plan.estimator {
+                density::Estimator::Neighbours => {
+                    let extra = (density::expected_neighbours(x, w, plan.eps) - target).max(0.0);
+                    (estimators * per_candidate * extra * x.len() as f64) as u64
+                }
+                // The mesh of the initial cloud (it may grow up to
+                // `MESH_GROWTH` times with the cloud).
+                density::Estimator::Mesh { .. } => {
+                    let cells = crate::mesh::cells_needed(x, plan.eps) as f64;
+                    (estimators * crate::mesh::BYTES_PER_CELL as f64 * cells) as u64
+                }
+            }
         })
         .sum()
 }
@@ -344,7 +356,7 @@ fn check_list_memory<const D: usize>(s: &Scenario, sim: &Simulation<D>) -> Resul
         return Ok(());
     }
     let why = format!(
-        " with the neighbour lists of bandwidths {:?} ({} more than the neighbour rule's; a smaller [density] bandwidth, or with \"auto\" a smaller time step, needs less)",
+        " with the density estimates of bandwidths {:?} ({} more than the neighbour rule's lists; a smaller [density] bandwidth, or with \"auto\" a smaller time step, needs less)",
         sim.bandwidths,
         gib(excess)
     );

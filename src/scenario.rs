@@ -71,6 +71,20 @@ pub enum CouplingMethod {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Density {
     pub bandwidth: Bandwidth,
+    pub method: DensityMethod,
+}
+
+/// How the blob densities are summed (an extension of SPEC §3, README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DensityMethod {
+    /// Kernel sums over kd-tree neighbour lists.
+    Neighbours,
+    /// Particle-mesh: B-spline deposit, FFT convolution, interpolation
+    /// ([`crate::mesh`]); its cost does not grow with the kernel's width.
+    Mesh,
+    /// Neighbour lists while the kernel holds few enough neighbours, the
+    /// mesh beyond (rule in [`crate::density::choose_estimator`]).
+    Auto,
 }
 
 /// Kernel standard deviation eps, given or chosen from the initial cloud.
@@ -199,6 +213,7 @@ struct RawCoupling {
 #[serde(deny_unknown_fields)]
 struct RawDensity {
     bandwidth: Option<NumberOrWord>,
+    method: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -632,7 +647,21 @@ impl Scenario {
     }
 
     fn density(c: &Checker, raw: Option<RawDensity>) -> Result<Density> {
-        let bandwidth = match raw.and_then(|r| r.bandwidth) {
+        let (bandwidth, method) = raw.map_or((None, None), |r| (r.bandwidth, r.method));
+        let method = match method.as_deref().unwrap_or("auto") {
+            "neighbours" => DensityMethod::Neighbours,
+            "mesh" => DensityMethod::Mesh,
+            "auto" => DensityMethod::Auto,
+            other => {
+                return Err(c.err(
+                    "density.method",
+                    format!(
+                        "unknown method \"{other}\"; expected \"neighbours\", \"mesh\" or \"auto\""
+                    ),
+                ));
+            }
+        };
+        let bandwidth = match bandwidth {
             None => Bandwidth::Auto,
             Some(NumberOrWord::Word(w)) if w == "auto" => Bandwidth::Auto,
             Some(NumberOrWord::Word(w)) => {
@@ -643,7 +672,7 @@ impl Scenario {
             }
             Some(NumberOrWord::Number(v)) => Bandwidth::Fixed(c.positive("density.bandwidth", v)?),
         };
-        Ok(Density { bandwidth })
+        Ok(Density { bandwidth, method })
     }
 
     fn solver(c: &Checker, raw: Option<RawSolver>) -> Result<Solver> {

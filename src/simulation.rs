@@ -4,14 +4,14 @@
 //! events) is [`crate::run`].
 
 use crate::checkpoint::Checkpoint;
-use crate::density::{BlobDensity, auto_bandwidth_for_step};
+use crate::density::{BlobDensity, DensityEstimate, DensityPlan, choose_estimator};
 use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
 use crate::error::{Error, Result};
 use crate::jko::{JkoStepper, StepError, StepReport};
 use crate::parallel::sum_indexed;
 use crate::particles::Cloud;
 use crate::potential;
-use crate::scenario::{Bandwidth, Scenario};
+use crate::scenario::Scenario;
 
 /// After this many accepted steps in a row at a split level, the next step
 /// tries the level above (twice the sub-step) again.
@@ -23,9 +23,11 @@ pub struct Simulation<const D: usize> {
     pub cloud: Cloud<D>,
     /// Kernel standard deviation of each species.
     pub bandwidths: Vec<f64>,
+    /// Estimator and bandwidth of each species.
+    pub plans: Vec<DensityPlan>,
     stepper: JkoStepper<D>,
     /// One estimator per species, for the density column of particles.csv.
-    estimators: Vec<BlobDensity<D>>,
+    estimators: Vec<DensityEstimate<D>>,
     pub step: u64,
     pub time: f64,
     /// Steps are taken as 2^level sub-steps of h / 2^level.
@@ -69,14 +71,15 @@ pub enum AdvanceError {
     Interrupted(Vec<Rejection>),
 }
 
-/// The particle free energy of a scenario for a given cloud and bandwidths.
+/// The particle free energy of a scenario for a given cloud and density
+/// estimators (one plan per species).
 pub fn free_energy<const D: usize>(
     scenario: &Scenario,
     cloud: &Cloud<D>,
-    bandwidths: &[f64],
+    plans: &[DensityPlan],
 ) -> Result<FreeEnergy<D>> {
     let mut terms: Vec<Box<dyn EnergyTerm<D>>> = Vec::new();
-    let diffusion = Diffusion::new(cloud, bandwidths);
+    let diffusion = Diffusion::new(cloud, plans);
     if !diffusion.is_empty() {
         terms.push(Box::new(diffusion));
     }
@@ -115,32 +118,31 @@ impl<const D: usize> Simulation<D> {
 
     /// Set up a run from an explicit initial cloud.
     pub fn from_cloud(scenario: &Scenario, cloud: Cloud<D>) -> Result<Self> {
-        let bandwidths: Vec<f64> = cloud
+        let plans: Vec<DensityPlan> = cloud
             .blocks
             .iter()
             .zip(&scenario.species)
-            .map(|(b, sp)| match scenario.density.bandwidth {
-                Bandwidth::Fixed(eps) => eps,
-                Bandwidth::Auto => auto_bandwidth_for_step(
+            .map(|(b, sp)| {
+                choose_estimator(
                     &cloud.positions[b.range.clone()],
                     &cloud.weights[b.range.clone()],
                     sp.diffusion,
                     sp.exponent,
                     scenario.time_step,
-                ),
+                    &scenario.density,
+                )
             })
             .collect();
+        let bandwidths = plans.iter().map(|p| p.eps).collect();
 
-        let energy = free_energy(scenario, &cloud, &bandwidths)?;
+        let energy = free_energy(scenario, &cloud, &plans)?;
         let stepper = JkoStepper::new(energy, cloud.weights.clone(), scenario.solver);
-        let estimators = bandwidths
-            .iter()
-            .map(|&eps| BlobDensity::new(eps))
-            .collect();
+        let estimators = plans.iter().map(|p| p.estimator()).collect();
         Ok(Simulation {
             scenario: scenario.clone(),
             cloud,
             bandwidths,
+            plans,
             stepper,
             estimators,
             step: 0,
@@ -284,11 +286,17 @@ impl<const D: usize> Simulation<D> {
             let r = b.range.clone();
             // A fresh list: the column must not depend on earlier frames.
             est.reset();
-            let rho = est.compute(
+            let (x, w) = (
                 &self.cloud.positions[r.clone()],
                 &self.cloud.weights[r.clone()],
             );
-            out[r].copy_from_slice(rho);
+            match est.compute(x, w) {
+                Ok(rho) => out[r].copy_from_slice(rho),
+                // A cloud beyond its mesh (possible only without diffusion,
+                // whose energy would have refused it) gets the same kernel
+                // summed over neighbours.
+                Err(_) => out[r].copy_from_slice(BlobDensity::new(est.bandwidth()).compute(x, w)),
+            }
         }
         out
     }

@@ -143,11 +143,14 @@ fn run_bytes(dir: &Path, name: &str, text: &str, threads: usize) -> (Vec<u8>, Ve
 fn same_seed_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     for d in 1..=3 {
-        for method in ["direct", "tree"] {
+        // The coupling backends, and the densities on the mesh.
+        for method in ["direct", "tree", "mesh"] {
             // Enough particles for several parallel chunks.
-            let text = small_scenario(d)
-                .replace("method = \"direct\"", &format!("method = \"{method}\""))
-                .replace("particles = 30", "particles = 3000");
+            let text = small_scenario(d).replace("particles = 30", "particles = 3000");
+            let text = match method {
+                "mesh" => text.replace("seed = 4", "seed = 4\n[density]\nmethod = \"mesh\""),
+                _ => text.replace("method = \"direct\"", &format!("method = \"{method}\"")),
+            };
             let name = format!("d{d}_{method}");
             let one = run_bytes(tmp.path(), &name, &text, 1);
             let two = run_bytes(tmp.path(), &name, &text, 2);
@@ -226,17 +229,23 @@ fn refused_run(name: &str, text: &str, needles: &[&str]) {
 /// A cloud that fits, with a bandwidth whose neighbour lists would not (1e6
 /// particles, each kernel holding all of them: ~1e13 bytes): refused once
 /// the cloud is drawn, before any list is built, naming the bandwidths.
+/// (`method = "auto"` would take the mesh, which fits.)
 #[test]
 fn neighbour_lists_that_cannot_fit_are_refused_before_they_are_built() {
     let text = small_scenario(2)
         .replacen("particles = 30", "particles = 1000000", 1)
-        .replacen("seed = 4", "seed = 4\n[density]\nbandwidth = 5.0", 1);
+        .replacen(
+            "seed = 4",
+            "seed = 4\n[density]\nbandwidth = 5.0\nmethod = \"neighbours\"",
+            1,
+        );
     refused_run(
         "wide.toml",
         &text,
         &[
             "species.particles",
-            "neighbour lists",
+            "density estimates",
+            "neighbour rule's lists",
             "bandwidths",
             "available",
         ],
@@ -338,6 +347,11 @@ fn bad_scenarios_are_refused_with_a_clear_message() {
         "seed = 4",
         "seed = 4\n[density]\nbandwidth = -1.0",
         &["density.bandwidth", "positive"],
+    );
+    bad_scenario(
+        "seed = 4",
+        "seed = 4\n[density]\nmethod = \"grid\"",
+        &["density.method", "\"grid\"", "neighbours", "mesh"],
     );
     bad_scenario("steps = 5", "steps = -3", &["steps", ">= 0"]);
     bad_scenario(

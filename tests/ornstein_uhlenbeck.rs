@@ -29,6 +29,18 @@ struct Errors {
 }
 
 fn run<const D: usize>(n: usize, h: f64, eps: f64, stiffness: [f64; D], diffusion: f64) -> Errors {
+    run_with::<D>(n, h, eps, stiffness, diffusion, "neighbours")
+}
+
+/// `method`: the `[density] method` of the scenario.
+fn run_with<const D: usize>(
+    n: usize,
+    h: f64,
+    eps: f64,
+    stiffness: [f64; D],
+    diffusion: f64,
+    method: &str,
+) -> Errors {
     let t_end = 1.0;
     let steps = (t_end / h).round() as usize;
     let mean0 = [0.8, -0.5, 0.3];
@@ -40,6 +52,7 @@ steps = {steps}
 seed = 3
 [density]
 bandwidth = {eps}
+method = "{method}"
 [solver]
 tolerance = 1e-6
 [[species]]
@@ -76,7 +89,7 @@ initial = {{ kind = "gaussian", mean = {m:?}, std = 0.5 }}
         e.mean_vs_jko.push((m1[a] - jko_m).abs());
     }
     eprintln!(
-        "d={D} N={n} h={h} eps={eps}: mean err {:?}, var err {:?}, |mean - implicit Euler| {:?}",
+        "d={D} N={n} h={h} eps={eps} {method}: mean err {:?}, var err {:?}, |mean - implicit Euler| {:?}",
         e.mean, e.var, e.mean_vs_jko
     );
     e
@@ -169,17 +182,35 @@ fn ou_1d() {
 
 #[test]
 fn ou_2d() {
+    ou_2d_with("neighbours");
+}
+
+/// The same runs and tolerances with the densities on the mesh: its
+/// effective kernel has the Wendland kernel's mass and variance, which is
+/// what the blob part of the tolerance counts.
+#[test]
+fn ou_2d_mesh() {
+    ou_2d_with("mesh");
+}
+
+fn ou_2d_with(method: &str) {
     // Halving eps in 2D needs more than 4x the particles: N eps^2 must grow
     // for the unresolved tail (tail_fraction) to shrink.
     let (d, k) = (0.5, [1.0, 2.0]);
     let runs = [(1500, 0.04, 0.1), (12000, 0.02, 0.05)];
     let e: Vec<Errors> = runs
         .iter()
-        .map(|&(n, h, eps)| run::<2>(n, h, eps, k, d))
+        .map(|&(n, h, eps)| run_with::<2>(n, h, eps, k, d, method))
         .collect();
+    // The mean follows implicit Euler exactly when the diffusion energy is
+    // translation invariant (its forces sum to zero): the neighbour sums
+    // are, to rounding; the mesh's fixed lattice breaks it at the level of
+    // the B-spline's aliasing, (Delta / (2 pi eps))^4 ~ 4e-5 relative to the
+    // diffusion forces (measured 1.7e-5 to 4.0e-5 over the whole run).
+    let invariance = if method == "mesh" { 1e-4 } else { 1e-6 };
     for (e, &(n, h, eps)) in e.iter().zip(&runs) {
         for a in 0..2 {
-            assert!(e.mean_vs_jko[a] < 1e-6, "{:?}", e.mean_vs_jko);
+            assert!(e.mean_vs_jko[a] < invariance, "{:?}", e.mean_vs_jko);
             assert!(
                 e.mean[a] < 0.6 * k[a] * h,
                 "axis {a}: mean error {} for h = {h}",
@@ -187,7 +218,7 @@ fn ou_2d() {
             );
             let tol = variance_tolerance(n, h, eps, d, k, a);
             eprintln!(
-                "2D N={n} h={h} eps={eps} axis {a}: variance error {:.4} <= stated {tol:.4}",
+                "2D {method} N={n} h={h} eps={eps} axis {a}: variance error {:.4} <= stated {tol:.4}",
                 e.var[a]
             );
             assert!(

@@ -8,7 +8,9 @@
 //!   dE/dX_l = D_k w_l sum_j w_j (f'(rho_l) + f'(rho_j)) grad K(X_l - X_j),
 //!
 //! so one pass computes the densities and a second the gradient, both over
-//! the same neighbour list.
+//! the same neighbour list. With the mesh estimator the same derivative is
+//! taken through the mesh's deposit, convolution and interpolation
+//! ([`crate::mesh`]).
 
 use std::ops::Range;
 
@@ -17,7 +19,7 @@ use rayon::prelude::*;
 use super::{EnergyTerm, Part};
 use crate::coupling::lanes::V;
 use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
-use crate::density::{BlobDensity, ClusterLanes};
+use crate::density::{BlobDensity, ClusterLanes, DensityEstimate, DensityPlan};
 use crate::kernel::WendlandC2;
 use crate::neighbours::NeighbourList;
 use crate::parallel::CHUNK;
@@ -33,11 +35,13 @@ struct BlobSpecies<const D: usize> {
     coeff: f64,
     exponent: f64,
     weights: Vec<f64>,
-    density: BlobDensity<D>,
-    /// D_k f'(rho_i), kept between the two passes, in particle and in slot order.
+    density: DensityEstimate<D>,
+    /// D_k f'(rho_i), kept between the two passes, in particle order and
+    /// (neighbour lists only) in slot order.
     slope: Vec<f64>,
     slope_s: Vec<f64>,
-    /// sum_j w_j (f'(rho_i) + f'(rho_j)) grad K(X_i - X_j), in slot order.
+    /// Neighbour lists only: sum_j w_j (f'(rho_i) + f'(rho_j)) grad K(X_i - X_j),
+    /// in slot order.
     acc_s: Vec<[f64; D]>,
     /// D_k w_i f(rho_i), kept so the energy is summed in a fixed order.
     energy: Vec<f64>,
@@ -57,22 +61,22 @@ fn f_and_slope(r: f64, m: f64) -> (f64, f64) {
 }
 
 impl<const D: usize> Diffusion<D> {
-    /// `bandwidths[k]` is the kernel standard deviation of species k.
-    pub fn new(cloud: &Cloud<D>, bandwidths: &[f64]) -> Self {
+    /// `plans[k]` is the estimator and kernel standard deviation of species k.
+    pub fn new(cloud: &Cloud<D>, plans: &[DensityPlan]) -> Self {
         let species = cloud
             .blocks
             .iter()
-            .zip(bandwidths)
+            .zip(plans)
             .filter(|(b, _)| b.diffusion > 0.0)
-            .map(|(b, &eps)| BlobSpecies {
+            .map(|(b, plan)| BlobSpecies {
                 range: b.range.clone(),
                 coeff: b.diffusion,
                 exponent: b.exponent,
                 weights: cloud.weights[b.range.clone()].to_vec(),
-                density: BlobDensity::new(eps),
+                density: plan.estimator(),
                 slope: vec![0.0; b.range.len()],
-                slope_s: vec![0.0; b.range.len()],
-                acc_s: vec![[0.0; D]; b.range.len()],
+                slope_s: Vec::new(),
+                acc_s: Vec::new(),
                 energy: vec![0.0; b.range.len()],
             })
             .collect();
@@ -88,7 +92,11 @@ impl<const D: usize> BlobSpecies<D> {
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
         let (coeff, m) = (self.coeff, self.exponent);
         let w = &self.weights[..];
-        let rho = self.density.compute(x, w);
+        let Ok(rho) = self.density.compute(x, w) else {
+            // A trial spread over more mesh than allowed is not a candidate
+            // (the stepper refuses non-finite energies).
+            return f64::INFINITY;
+        };
         self.slope
             .par_chunks_mut(CHUNK)
             .zip(self.energy.par_chunks_mut(CHUNK))
@@ -102,51 +110,74 @@ impl<const D: usize> BlobSpecies<D> {
                 }
             });
         let value = crate::parallel::sum_chunks(self.energy.len(), |r| self.energy[r].iter().sum());
-
-        // The gradient sums run in the neighbour list's slot order, like the
-        // densities (see `BlobDensity`), then go back to particle order.
-        let list = self.density.list();
-        let (order, rank) = (list.order(), list.rank());
-        let slope = &self.slope[..];
-        self.slope_s
-            .par_chunks_mut(CHUNK)
-            .zip(order.par_chunks(CHUNK))
-            .for_each(|(out, order)| {
-                for (v, &i) in out.iter_mut().zip(order) {
-                    *v = slope[i as usize];
-                }
-            });
-        let kernel = self.density.kernel();
-        let (xs, ws) = self.density.sorted_particles();
-        let slope_s = &self.slope_s[..];
-        self.acc_s.par_chunks_mut(CHUNK).enumerate().for_each_init(
-            ClusterLanes::new,
-            |lanes, (chunk, out)| {
-                with_best_isa(GradientChunk {
-                    kernel,
-                    list,
-                    xs,
-                    ws,
-                    slope_s,
-                    chunk,
-                    out,
-                    lanes,
-                })
-            },
-        );
-        let acc_s = &self.acc_s;
-        grad.par_chunks_mut(CHUNK)
-            .zip(w.par_chunks(CHUNK))
-            .zip(rank.par_chunks(CHUNK))
-            .for_each(|((g, w), rank)| {
-                for ((gi, wi), &s) in g.iter_mut().zip(w).zip(rank) {
-                    for a in 0..D {
-                        gi[a] += wi * acc_s[s as usize][a];
-                    }
-                }
-            });
+        match &mut self.density {
+            DensityEstimate::Neighbours(density) => neighbour_gradient(
+                density,
+                w,
+                &self.slope,
+                &mut self.slope_s,
+                &mut self.acc_s,
+                grad,
+            ),
+            DensityEstimate::Mesh(mesh) => mesh.add_gradient(x, w, &self.slope, grad),
+        }
         value
     }
+}
+
+/// Adds the gradient over the neighbour list of the last density sum of
+/// `density` (module docs), given `slope` = D_k f'(rho) in particle order.
+/// The sums run in the list's slot order, like the densities (see
+/// [`BlobDensity`]), then go back to particle order.
+fn neighbour_gradient<const D: usize>(
+    density: &BlobDensity<D>,
+    w: &[f64],
+    slope: &[f64],
+    slope_s: &mut Vec<f64>,
+    acc_s: &mut Vec<[f64; D]>,
+    grad: &mut [[f64; D]],
+) {
+    let list = density.list();
+    let (order, rank) = (list.order(), list.rank());
+    slope_s.resize(w.len(), 0.0);
+    acc_s.resize(w.len(), [0.0; D]);
+    slope_s
+        .par_chunks_mut(CHUNK)
+        .zip(order.par_chunks(CHUNK))
+        .for_each(|(out, order)| {
+            for (v, &i) in out.iter_mut().zip(order) {
+                *v = slope[i as usize];
+            }
+        });
+    let kernel = density.kernel();
+    let (xs, ws) = density.sorted_particles();
+    let slope_s = &slope_s[..];
+    acc_s.par_chunks_mut(CHUNK).enumerate().for_each_init(
+        ClusterLanes::new,
+        |lanes, (chunk, out)| {
+            with_best_isa(GradientChunk {
+                kernel,
+                list,
+                xs,
+                ws,
+                slope_s,
+                chunk,
+                out,
+                lanes,
+            })
+        },
+    );
+    let acc_s = &acc_s[..];
+    grad.par_chunks_mut(CHUNK)
+        .zip(w.par_chunks(CHUNK))
+        .zip(rank.par_chunks(CHUNK))
+        .for_each(|((g, w), rank)| {
+            for ((gi, wi), &s) in g.iter_mut().zip(w).zip(rank) {
+                for a in 0..D {
+                    gi[a] += wi * acc_s[s as usize][a];
+                }
+            }
+        });
 }
 
 /// The gradient sums of the slots of chunk `chunk` (`out`), cluster by

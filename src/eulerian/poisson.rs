@@ -23,10 +23,10 @@
 //! complex FFT per solve give psi (cost O(2^d N log N)).
 
 use super::Grid;
+use crate::fft::GridFft;
 use rayon::prelude::*;
-use rustfft::{Fft, FftPlanner, num_complex::Complex};
+use rustfft::num_complex::Complex;
 use std::f64::consts::PI;
-use std::sync::Arc;
 
 /// 6-point Gauss–Legendre nodes and weights on [-1, 1].
 const GL6: [(f64, f64); 6] = [
@@ -177,50 +177,12 @@ pub fn cell_integrated_kernel(h: &[f64], offset: &[i64]) -> f64 {
     }
 }
 
-/// Apply a 1D FFT along `axis` of a row-major (x fastest) array of shape `shape`.
-fn fft_axis(data: &mut [Complex<f64>], shape: &[usize], axis: usize, fft: &Arc<dyn Fft<f64>>) {
-    let n = shape[axis];
-    let s: usize = shape[..axis].iter().product();
-    if s == 1 {
-        // Lines are contiguous: hand rustfft batches of lines.
-        let per = (4096 / n).max(1) * n;
-        data.par_chunks_mut(per).for_each(|c| fft.process(c));
-        return;
-    }
-    let total = data.len();
-    // Gather lines (o, i) -> buf[(o s + i) n + j] = data[o s n + j s + i], transform, scatter.
-    let mut buf = vec![Complex::new(0.0, 0.0); total];
-    {
-        let src: &[Complex<f64>] = data;
-        buf.par_chunks_mut(n).enumerate().for_each(|(l, line)| {
-            let (o, i) = (l / s, l % s);
-            let base = o * s * n + i;
-            for (j, v) in line.iter_mut().enumerate() {
-                *v = src[base + j * s];
-            }
-        });
-    }
-    let per = (4096 / n).max(1) * n;
-    buf.par_chunks_mut(per).for_each(|c| fft.process(c));
-    data.par_chunks_mut(s * n)
-        .enumerate()
-        .for_each(|(o, block)| {
-            for i in 0..s {
-                let line = &buf[(o * s + i) * n..(o * s + i + 1) * n];
-                for j in 0..n {
-                    block[j * s + i] = line[j];
-                }
-            }
-        });
-}
-
 /// Precomputed free-space Poisson solver of one grid.
 pub struct FreeSpacePoisson {
     cells: Vec<usize>,
     padded: Vec<usize>,
     kernel_hat: Vec<Complex<f64>>,
-    forward: Vec<Arc<dyn Fft<f64>>>,
-    inverse: Vec<Arc<dyn Fft<f64>>>,
+    fft: GridFft,
 }
 
 impl FreeSpacePoisson {
@@ -267,24 +229,13 @@ impl FreeSpacePoisson {
                 Complex::new(table[t], 0.0)
             })
             .collect();
-        let mut planner = FftPlanner::<f64>::new();
-        let forward: Vec<_> = padded
-            .iter()
-            .map(|&n| planner.plan_fft_forward(n))
-            .collect();
-        let inverse: Vec<_> = padded
-            .iter()
-            .map(|&n| planner.plan_fft_inverse(n))
-            .collect();
-        for (a, f) in forward.iter().enumerate() {
-            fft_axis(&mut kernel, &padded, a, f);
-        }
+        let fft = GridFft::new(&padded);
+        fft.forward(&mut kernel, &mut Vec::new());
         FreeSpacePoisson {
             cells,
             padded,
             kernel_hat: kernel,
-            forward,
-            inverse,
+            fft,
         }
     }
 
@@ -307,15 +258,12 @@ impl FreeSpacePoisson {
         for (i, &v) in q.iter().enumerate() {
             buf[map(i, &self.cells, &self.padded)] = Complex::new(v, 0.0);
         }
-        for a in 0..d {
-            fft_axis(&mut buf, &self.padded, a, &self.forward[a]);
-        }
+        let mut lines = Vec::new();
+        self.fft.forward(&mut buf, &mut lines);
         buf.par_iter_mut()
             .zip(self.kernel_hat.par_iter())
             .for_each(|(b, k)| *b *= k);
-        for a in 0..d {
-            fft_axis(&mut buf, &self.padded, a, &self.inverse[a]);
-        }
+        self.fft.inverse(&mut buf, &mut lines);
         let scale = 1.0 / p_total as f64;
         (0..n_total)
             .map(|i| buf[map(i, &self.cells, &self.padded)].re * scale)
