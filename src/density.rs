@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use crate::coupling::lanes::{LANES, V};
 use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use crate::kernel::{RadialKernel, WendlandC2};
-use crate::mesh::{MeshDensity, MeshTooLarge};
+use crate::mesh::{MESH_GROWTH, MeshDensity, MeshTooLarge};
 use crate::neighbours::NeighbourList;
 use crate::parallel::CHUNK;
 
@@ -381,7 +381,8 @@ impl DensityPlan {
     }
 
     /// The mesh estimator for the cloud `x`, allowed to grow to
-    /// [`MESH_GROWTH`] times the cells `x` needs (at least 2^20).
+    /// [`MESH_GROWTH`] times the cells `x` needs (at least 2^20), and as
+    /// much times those of the cloud at the start of each step.
     pub fn mesh<const D: usize>(x: &[[f64; D]], eps: f64) -> Self {
         let cells = crate::mesh::cells_needed(x, eps);
         DensityPlan {
@@ -407,11 +408,6 @@ impl DensityPlan {
 /// more than MAX_NEIGHBOUR_FACTOR times the neighbour rule's particles and
 /// the cloud needs at most this many mesh cells per particle (or 2^16).
 pub const MESH_CELLS_PER_PARTICLE: usize = 16;
-
-/// A mesh estimate may grow to this many times the cells of the initial
-/// cloud (a spreading cloud, a line search's long trial steps); beyond, the
-/// trial is refused.
-pub const MESH_GROWTH: usize = 16;
 
 /// The estimator and bandwidth of a species (README, "Density estimate"):
 ///
@@ -488,10 +484,12 @@ impl<const D: usize> DensityEstimate<D> {
         }
     }
 
-    /// Forget state carried between calls (see [`BlobDensity::reset`]).
+    /// Forget state carried between calls (see [`BlobDensity::reset`] and
+    /// [`MeshDensity::reset`]).
     pub fn reset(&mut self) {
-        if let DensityEstimate::Neighbours(b) = self {
-            b.reset();
+        match self {
+            DensityEstimate::Neighbours(b) => b.reset(),
+            DensityEstimate::Mesh(m) => m.reset(),
         }
     }
 }
@@ -500,18 +498,23 @@ impl<const D: usize> DensityEstimate<D> {
 mod auto_rule_tests {
     use super::*;
 
-    /// The three regimes of the rule: the neighbour count alone (short step),
-    /// the diffusion-length floor, and the cap at MAX_NEIGHBOUR_FACTOR times
-    /// the neighbour count (long step).
-    #[test]
-    fn floor_and_cap_of_the_automatic_bandwidth() {
-        let x: Vec<[f64; 2]> = (0..4000)
+    /// 4000 equal particles spread evenly over the unit disc.
+    fn sunflower() -> (Vec<[f64; 2]>, Vec<f64>) {
+        let x = (0..4000)
             .map(|i| {
                 let (a, r) = (i as f64 * 2.399_963, ((i as f64 + 0.5) / 4000.0).sqrt());
                 [r * a.cos(), r * a.sin()]
             })
             .collect();
-        let w = vec![1.0 / 4000.0; 4000];
+        (x, vec![1.0 / 4000.0; 4000])
+    }
+
+    /// The three regimes of the rule: the neighbour count alone (short step),
+    /// the diffusion-length floor, and the cap at MAX_NEIGHBOUR_FACTOR times
+    /// the neighbour count (long step).
+    #[test]
+    fn floor_and_cap_of_the_automatic_bandwidth() {
+        let (x, w) = sunflower();
         let eps_n = auto_bandwidth(&x, &w);
         let cap = MAX_NEIGHBOUR_FACTOR.sqrt() * eps_n;
         assert_eq!(auto_bandwidth_for_step(&x, &w, 1.0, 1.0, 1e-8), eps_n);
@@ -529,13 +532,7 @@ mod auto_rule_tests {
     #[test]
     fn the_automatic_method() {
         use crate::scenario::{Bandwidth, Density, DensityMethod};
-        let x: Vec<[f64; 2]> = (0..4000)
-            .map(|i| {
-                let (a, r) = (i as f64 * 2.399_963, ((i as f64 + 0.5) / 4000.0).sqrt());
-                [r * a.cos(), r * a.sin()]
-            })
-            .collect();
-        let w = vec![1.0 / 4000.0; 4000];
+        let (x, w) = sunflower();
         let eps_n = auto_bandwidth(&x, &w);
         let h_floor = |factor: f64| (factor * eps_n / STEP_LENGTH_FRACTION).powi(2) / 2.0;
         let plan = |bandwidth, method, h| {

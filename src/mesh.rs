@@ -49,6 +49,11 @@ use crate::parallel::CHUNK;
 /// the Wendland support (3.8 eps) spans ~15 cells.
 pub const CELLS_PER_BANDWIDTH: f64 = 2.0;
 
+/// A mesh estimate may use up to this many times the cells of the cloud at
+/// the start of the step (a line search's long trial steps); beyond, the
+/// trial is refused.
+pub const MESH_GROWTH: usize = 16;
+
 /// Particles per deposit chunk: each chunk deposits into a grid of its own,
 /// the grids are added in chunk order (the same bits on any thread count).
 const DEPOSIT_CHUNK: usize = 16384;
@@ -151,8 +156,13 @@ pub struct MeshDensity<const D: usize> {
     kernel: WendlandC2,
     /// Kd vanishes beyond this many nodes from its centre, on every axis.
     reach: usize,
-    /// Largest mesh an evaluation may use; beyond it the estimate is refused.
+    /// Largest mesh an evaluation may use; beyond it the estimate is
+    /// refused. At least `min_max_cells`, and after a [`reset`](Self::reset)
+    /// MESH_GROWTH times the cells of the next estimate's cloud (the step's
+    /// start X^n), so a cloud that spreads over a run keeps its mesh.
     max_cells: usize,
+    min_max_cells: usize,
+    rebase: bool,
     window: Option<Window<D>>,
     /// Transforms of the window's shape and the real transform of Kd on it,
     /// divided by the cell count (the inverse transform's normalization).
@@ -200,6 +210,8 @@ impl<const D: usize> MeshDensity<D> {
             kernel,
             reach: (kernel.support() / spacing).floor() as usize,
             max_cells,
+            min_max_cells: max_cells,
+            rebase: false,
             window: None,
             fft: None,
             kernel_hat: Vec::new(),
@@ -233,13 +245,21 @@ impl<const D: usize> MeshDensity<D> {
     /// unless they are truly within it), each axis rounded up to a fast FFT
     /// length. Returns (lowest node, shape).
     pub fn window_of(&self, x: &[[f64; D]]) -> Result<([i64; D], [usize; D]), MeshTooLarge> {
+        self.window_with_limit(x, self.max_cells)
+    }
+
+    fn window_with_limit(
+        &self,
+        x: &[[f64; D]],
+        max_cells: usize,
+    ) -> Result<([i64; D], [usize; D]), MeshTooLarge> {
         let (lo, hi) = crate::parallel::bounding_box(x);
         let inv = 1.0 / self.spacing;
         let mut first = [0i64; D];
         let mut shape = [0usize; D];
         let too_large = MeshTooLarge {
             cells: usize::MAX,
-            max_cells: self.max_cells,
+            max_cells,
         };
         for a in 0..D {
             let (l, h) = ((lo[a] * inv).floor(), (hi[a] * inv).floor());
@@ -255,18 +275,28 @@ impl<const D: usize> MeshDensity<D> {
             .iter()
             .try_fold(1usize, |c, &n| c.checked_mul(n))
             .unwrap_or(usize::MAX);
-        if cells > self.max_cells {
-            return Err(MeshTooLarge {
-                cells,
-                max_cells: self.max_cells,
-            });
+        if cells > max_cells {
+            return Err(MeshTooLarge { cells, max_cells });
         }
         Ok((first, shape))
+    }
+
+    /// Bases the next estimate's limit on its cloud: at the start of a JKO
+    /// step, the cloud X^n (see `max_cells`).
+    pub fn reset(&mut self) {
+        self.rebase = true;
     }
 
     /// Sets the window for `x`, resizing the buffers and transforming Kd
     /// again when the shape changed.
     fn place(&mut self, x: &[[f64; D]]) -> Result<(), MeshTooLarge> {
+        if std::mem::take(&mut self.rebase) {
+            let cells = match self.window_with_limit(x, usize::MAX) {
+                Ok((_, shape)) => shape.iter().product(),
+                Err(e) => e.cells,
+            };
+            self.max_cells = self.min_max_cells.max(cells.saturating_mul(MESH_GROWTH));
+        }
         let (lo, shape) = self.window_of(x)?;
         if self
             .window
@@ -324,10 +354,7 @@ impl<const D: usize> MeshDensity<D> {
         let window = self.window.as_ref().expect("placed");
         let cells = window.cells;
         let inv = 1.0 / self.spacing;
-        let chunks = x
-            .len()
-            .div_ceil(DEPOSIT_CHUNK)
-            .clamp(1, (MAX_CHUNK_CELLS / cells).max(1));
+        let chunks = deposit_chunks(x.len(), cells);
         let per = x.len().div_ceil(chunks).max(1);
         let deposit_range = |grid: &mut [f64], range: std::ops::Range<usize>| {
             grid.fill(0.0);
@@ -470,10 +497,25 @@ pub fn cells_needed<const D: usize>(x: &[[f64; D]], eps: f64) -> usize {
     }
 }
 
-/// Bytes a mesh estimator holds per cell: five real grids (deposit, phi,
-/// the convolution, Kd's transform, one chunk grid), the complex work grid
-/// and the FFT's gathered lines.
-pub const BYTES_PER_CELL: usize = 5 * 8 + 2 * 16;
+/// Bytes a mesh estimator holds per cell besides its deposit chunks: four
+/// real grids (deposit, phi, the convolution, Kd's transform), the complex
+/// work grid and the FFT's gathered lines.
+pub const BYTES_PER_CELL: usize = 4 * 8 + 2 * 16;
+
+/// Bytes a mesh estimator of `cells` cells holds for `n` particles: the
+/// grids of [`BYTES_PER_CELL`] and one deposit grid per chunk of
+/// DEPOSIT_CHUNK particles (at most MAX_CHUNK_CELLS cells in all).
+pub fn bytes(n: usize, cells: usize) -> usize {
+    let chunks = deposit_chunks(n, cells);
+    let chunk_grids = if chunks > 1 { chunks * cells } else { 0 };
+    BYTES_PER_CELL * cells + 8 * chunk_grids
+}
+
+/// How many deposit grids `n` particles on `cells` cells use.
+fn deposit_chunks(n: usize, cells: usize) -> usize {
+    n.div_ceil(DEPOSIT_CHUNK)
+        .clamp(1, (MAX_CHUNK_CELLS / cells.max(1)).max(1))
+}
 
 #[cfg(test)]
 mod tests {
@@ -713,5 +755,17 @@ mod estimate_tests {
         assert!(err.cells > err.max_cells && err.max_cells == 1 << 20);
         let bad = vec![[f64::NAN, 0.0]];
         assert!(mesh.compute(&bad, &[1.0]).is_err());
+        // After a reset the limit follows the next cloud: MESH_GROWTH times
+        // its cells (here 432^2), so a cloud that spread keeps its mesh, and
+        // trials may take 16 times that, not more.
+        let mut mesh = MeshDensity::<2>::new(0.1, 1 << 16);
+        let spread = vec![[0.0, 0.0], [20.0, 20.0]];
+        assert!(mesh.compute(&spread, &[0.5, 0.5]).is_err());
+        mesh.reset();
+        let cells = cells_needed(&spread, 0.1);
+        assert!(mesh.compute(&spread, &[0.5, 0.5]).is_ok());
+        assert_eq!(mesh.max_cells, MESH_GROWTH * cells);
+        assert!(mesh.window_of(&[[0.0, 0.0], [70.0, 70.0]]).is_ok());
+        assert!(mesh.window_of(&[[0.0, 0.0], [90.0, 90.0]]).is_err());
     }
 }

@@ -264,8 +264,7 @@ pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {
 
 /// Memory the neighbour lists and meshes of `sim` need beyond what
 /// [`memory_estimate`] counts (lists of the neighbour rule). A mesh takes
-/// `mesh::BYTES_PER_CELL` per cell of the initial cloud's mesh, per
-/// estimator. For the lists: a wider bandwidth (the automatic
+/// `mesh::bytes` for the initial cloud's mesh, per estimator. For the lists: a wider bandwidth (the automatic
 /// rule's diffusion-length floor, up to `MAX_NEIGHBOUR_FACTOR` times the
 /// neighbours, or a given one) holds more. Per species, one list for the
 /// density column and one for the diffusion term if D > 0. A list stores the
@@ -296,11 +295,11 @@ pub fn list_memory_excess<const D: usize>(sim: &Simulation<D>) -> u64 {
                     let extra = (density::expected_neighbours(x, w, plan.eps) - target).max(0.0);
                     (estimators * per_candidate * extra * x.len() as f64) as u64
                 }
-                // The mesh of the initial cloud (it may grow up to
-                // `MESH_GROWTH` times with the cloud).
+                // The mesh of the initial cloud (it grows with the cloud,
+                // and a trial may take up to `mesh::MESH_GROWTH` times it).
                 density::Estimator::Mesh { .. } => {
-                    let cells = crate::mesh::cells_needed(x, plan.eps) as f64;
-                    (estimators * crate::mesh::BYTES_PER_CELL as f64 * cells) as u64
+                    let cells = crate::mesh::cells_needed(x, plan.eps);
+                    (estimators * crate::mesh::bytes(x.len(), cells) as f64) as u64
                 }
             }
         })

@@ -255,7 +255,8 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
     }
 
     /// The lists' summation order follows the positions of their last build:
-    /// rebuild from X^n so a step depends on X^n alone.
+    /// rebuild from X^n so a step depends on X^n alone. The mesh's size
+    /// limit is set from X^n too.
     fn reset(&mut self) {
         self.species.iter_mut().for_each(|s| s.density.reset());
     }
