@@ -21,12 +21,13 @@
 //! for a cubic spline), the Wendland kernel of bandwidth eps. Each species'
 //! mass is exact: sum_g M_g = sum_j w_j and sum_g W(u - g) = 1.
 //!
-//! The diffusion energy E = sum_i w_i s(rho_i) (s = D f_m) is an exact
-//! composition of these linear maps, so its gradient is exact too: with
-//! a_g = sum_i w_i s'(rho_i) W(u_i - g) and b = Kd * a (Kd is even),
+//! The diffusion energy E = sum_i w_i s(rho_i) (s = D f_m) is s composed
+//! with these linear maps, so its gradient follows exactly by the chain
+//! rule: with a_g = sum_i w_i s'(rho_i) W(u_i - g) and b = Kd * a (Kd is
+//! even),
 //!
 //! ```text
-//!   dE/dX_k = w_k / Delta  sum_g grad W(u_k - g) [ s'(rho_k) phi_g + b_g ],
+//!   dE/dX_k = (w_k / Delta) sum_g grad_u W(u_k - g) [ s'(rho_k) phi_g + b_g ],
 //! ```
 //!
 //! two deposits, two convolutions and two interpolations per evaluation. B is
@@ -46,7 +47,7 @@ use crate::parallel::CHUNK;
 
 /// eps / Delta: two mesh cells per kernel standard deviation. The B-spline's
 /// aliasing then perturbs the estimate by ~(1/(4 pi))^4 ~ 4e-5 relative, and
-/// the Wendland support (3.8 eps) spans ~15 cells.
+/// the kernel's support (radius ~3.5 eps after narrowing) is ~14 cells across.
 pub const CELLS_PER_BANDWIDTH: f64 = 2.0;
 
 /// A mesh estimate may use up to this many times the cells of the cloud at
@@ -168,7 +169,7 @@ pub struct MeshDensity<const D: usize> {
     /// divided by the cell count (the inverse transform's normalization).
     fft: Option<GridFft>,
     kernel_hat: Vec<f64>,
-    /// phi = Kd * M, then Kd * a for the gradient.
+    /// phi = Kd * M, and b = Kd * a for the gradient (module docs).
     phi: Vec<f64>,
     conv: Vec<f64>,
     /// Deposit grids, one per chunk, then their sum.
