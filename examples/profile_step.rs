@@ -26,6 +26,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn profile<const D: usize>(s: &Scenario, steps: usize) -> Result<(), Box<dyn std::error::Error>> {
     let mut sim = Simulation::<D>::new(s)?;
     println!("N = {}, density estimates {:?}", sim.cloud.len(), sim.plans);
+    for (b, plan) in sim.cloud.blocks.iter().zip(&sim.plans) {
+        if let jko::density::Estimator::Mesh { .. } = plan.estimator {
+            let x = &sim.cloud.positions[b.range.clone()];
+            println!(
+                "  mesh cells of the initial cloud: {}",
+                jko::mesh::cells_needed(x, plan.eps)
+            );
+        }
+    }
     // Time each term separately on the initial cloud.
     let x = sim.cloud.positions.clone();
     let mut grad = vec![[0.0; D]; x.len()];

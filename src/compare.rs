@@ -32,9 +32,10 @@
 //!   and the `[density]` settings of the scenario (without a scenario, its
 //!   neighbour-count part [`auto_bandwidth`]). A run whose densities were
 //!   summed on the mesh is compared through the Wendland kernel of the same
-//!   eps (the mesh's kernel has its mass and variance, not its exact shape). The estimate is evaluated at the cell centres
-//!   with a kd-tree, in parallel, each cell summing its neighbours in index
-//!   order (the same bits on any thread count).
+//!   eps (the mesh's kernel has its mass and variance, not its exact
+//!   shape). The estimate is evaluated at the cell centres with a kd-tree,
+//!   in parallel, each cell summing its neighbours in index order (the same
+//!   bits on any thread count).
 //! * **W1, W2** (d = 1 only), exactly: both sides are normalized to
 //!   probability measures; particles are weighted Diracs (step quantile
 //!   function), grid cells are uniform on their cell (piecewise-linear

@@ -384,7 +384,11 @@ impl DensityPlan {
     /// [`MESH_GROWTH`] times the cells `x` needs (at least 2^20), and as
     /// much times those of the cloud at the start of each step.
     pub fn mesh<const D: usize>(x: &[[f64; D]], eps: f64) -> Self {
-        let cells = crate::mesh::cells_needed(x, eps);
+        Self::mesh_of_cells(eps, crate::mesh::cells_needed(x, eps))
+    }
+
+    /// [`mesh`](Self::mesh) for a cloud needing `cells` cells.
+    fn mesh_of_cells(eps: f64, cells: usize) -> Self {
         DensityPlan {
             eps,
             estimator: Estimator::Mesh {
@@ -450,8 +454,12 @@ pub fn choose_estimator<const D: usize>(
             let few =
                 expected_neighbours(x, w, wide) <= MAX_NEIGHBOUR_FACTOR * target * (1.0 + 1e-9);
             let budget = (MESH_CELLS_PER_PARTICLE * x.len()).max(1 << 16);
-            if D >= 2 && !few && crate::mesh::cells_needed(x, wide) <= budget {
-                DensityPlan::mesh(x, wide)
+            if D < 2 || few {
+                return DensityPlan::neighbours(capped);
+            }
+            let cells = crate::mesh::cells_needed(x, wide);
+            if cells <= budget {
+                DensityPlan::mesh_of_cells(wide, cells)
             } else {
                 DensityPlan::neighbours(capped)
             }

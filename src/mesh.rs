@@ -230,43 +230,37 @@ impl<const D: usize> MeshDensity<D> {
         self.eps
     }
 
-    /// Delta, the lattice spacing.
-    pub fn spacing(&self) -> f64 {
-        self.spacing
-    }
-
-    /// Shape of the mesh of the last estimate.
-    pub fn shape(&self) -> Option<[usize; D]> {
-        self.window.as_ref().map(|w| w.shape)
-    }
-
     /// The window a cloud needs: the nodes its stencils touch, plus `reach`
     /// nodes of padding on each axis against the FFT's wrap-around (nodes g,
     /// h of the stencils are then at wrapped distances above the reach
     /// unless they are truly within it), each axis rounded up to a fast FFT
     /// length. Returns (lowest node, shape).
     pub fn window_of(&self, x: &[[f64; D]]) -> Result<([i64; D], [usize; D]), MeshTooLarge> {
-        self.window_with_limit(x, self.max_cells)
+        let (lo, shape, cells) = self.window_needed(x)?;
+        if cells > self.max_cells {
+            return Err(MeshTooLarge {
+                cells,
+                max_cells: self.max_cells,
+            });
+        }
+        Ok((lo, shape))
     }
 
-    fn window_with_limit(
-        &self,
-        x: &[[f64; D]],
-        max_cells: usize,
-    ) -> Result<([i64; D], [usize; D]), MeshTooLarge> {
+    /// [`window_of`](Self::window_of) and its cell count (saturating at
+    /// usize::MAX), whatever the limit; refused only for coordinates beyond
+    /// the i64 node indices (non-finite ones, or no particles).
+    fn window_needed(&self, x: &[[f64; D]]) -> Result<([i64; D], [usize; D], usize), MeshTooLarge> {
         let (lo, hi) = crate::parallel::bounding_box(x);
         let inv = 1.0 / self.spacing;
         let mut first = [0i64; D];
         let mut shape = [0usize; D];
-        let too_large = MeshTooLarge {
-            cells: usize::MAX,
-            max_cells,
-        };
         for a in 0..D {
             let (l, h) = ((lo[a] * inv).floor(), (hi[a] * inv).floor());
-            // Finite and small enough for i64 node indices (also refuses no particles).
             if !(l.abs() < 1e15 && h.abs() < 1e15 && l <= h) {
-                return Err(too_large);
+                return Err(MeshTooLarge {
+                    cells: usize::MAX,
+                    max_cells: self.max_cells,
+                });
             }
             first[a] = l as i64 - 1;
             let used = (h - l) as usize + 4;
@@ -276,10 +270,7 @@ impl<const D: usize> MeshDensity<D> {
             .iter()
             .try_fold(1usize, |c, &n| c.checked_mul(n))
             .unwrap_or(usize::MAX);
-        if cells > max_cells {
-            return Err(MeshTooLarge { cells, max_cells });
-        }
-        Ok((first, shape))
+        Ok((first, shape, cells))
     }
 
     /// Bases the next estimate's limit on its cloud: at the start of a JKO
@@ -291,31 +282,29 @@ impl<const D: usize> MeshDensity<D> {
     /// Sets the window for `x`, resizing the buffers and transforming Kd
     /// again when the shape changed.
     fn place(&mut self, x: &[[f64; D]]) -> Result<(), MeshTooLarge> {
+        let (lo, shape, cells) = self.window_needed(x)?;
         if std::mem::take(&mut self.rebase) {
-            let cells = match self.window_with_limit(x, usize::MAX) {
-                Ok((_, shape)) => shape.iter().product(),
-                Err(e) => e.cells,
-            };
             self.max_cells = self.min_max_cells.max(cells.saturating_mul(MESH_GROWTH));
         }
-        let (lo, shape) = self.window_of(x)?;
-        if self
-            .window
-            .as_ref()
-            .is_some_and(|w| w.lo == lo && w.shape == shape)
-        {
-            return Ok(());
+        if cells > self.max_cells {
+            return Err(MeshTooLarge {
+                cells,
+                max_cells: self.max_cells,
+            });
         }
-        let window = Window::new(lo, shape);
-        if self.window.as_ref().is_none_or(|w| w.shape != shape) {
-            self.transform_kernel(&window);
+        match &mut self.window {
+            // The same shape: the stencil offsets and Kd's transform stand.
+            Some(w) if w.shape == shape => w.lo = lo,
+            _ => {
+                let window = Window::new(lo, shape);
+                self.transform_kernel(&window);
+                self.phi.resize(cells, 0.0);
+                self.conv.resize(cells, 0.0);
+                self.deposit.resize(cells, 0.0);
+                self.work.resize(cells, Complex::new(0.0, 0.0));
+                self.window = Some(window);
+            }
         }
-        let cells = window.cells;
-        self.phi.resize(cells, 0.0);
-        self.conv.resize(cells, 0.0);
-        self.deposit.resize(cells, 0.0);
-        self.work.resize(cells, Complex::new(0.0, 0.0));
-        self.window = Some(window);
         Ok(())
     }
 
@@ -491,9 +480,8 @@ impl<const D: usize> MeshDensity<D> {
 /// Mesh cells the cloud `x` needs at bandwidth `eps` (see
 /// [`MeshDensity::window_of`]), saturating at usize::MAX.
 pub fn cells_needed<const D: usize>(x: &[[f64; D]], eps: f64) -> usize {
-    let m = MeshDensity::<D>::new(eps, usize::MAX);
-    match m.window_of(x) {
-        Ok((_, shape)) => shape.iter().product(),
+    match MeshDensity::<D>::new(eps, usize::MAX).window_needed(x) {
+        Ok((_, _, cells)) => cells,
         Err(e) => e.cells,
     }
 }
@@ -503,13 +491,19 @@ pub fn cells_needed<const D: usize>(x: &[[f64; D]], eps: f64) -> usize {
 /// work grid and the FFT's gathered lines.
 pub const BYTES_PER_CELL: usize = 4 * 8 + 2 * 16;
 
-/// Bytes a mesh estimator of `cells` cells holds for `n` particles: the
+/// Bytes a mesh estimator of `cells` cells holds for `n` particles (saturating): the
 /// grids of [`BYTES_PER_CELL`] and one deposit grid per chunk of
 /// DEPOSIT_CHUNK particles (at most MAX_CHUNK_CELLS cells in all).
 pub fn bytes(n: usize, cells: usize) -> usize {
     let chunks = deposit_chunks(n, cells);
-    let chunk_grids = if chunks > 1 { chunks * cells } else { 0 };
-    BYTES_PER_CELL * cells + 8 * chunk_grids
+    let chunk_grids = if chunks > 1 {
+        chunks.saturating_mul(cells)
+    } else {
+        0
+    };
+    BYTES_PER_CELL
+        .saturating_mul(cells)
+        .saturating_add(chunk_grids.saturating_mul(8))
 }
 
 /// How many deposit grids `n` particles on `cells` cells use.

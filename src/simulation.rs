@@ -292,9 +292,9 @@ impl<const D: usize> Simulation<D> {
             );
             match est.compute(x, w) {
                 Ok(rho) => out[r].copy_from_slice(rho),
-                // A cloud beyond its mesh (possible only without diffusion,
-                // whose energy would have refused it) gets the same kernel
-                // summed over neighbours.
+                // After the reset the mesh refuses only coordinates beyond
+                // its node indices (an accepted step cannot hold them); the
+                // same kernel summed over neighbours still gives a column.
                 Err(_) => out[r].copy_from_slice(BlobDensity::new(est.bandwidth()).compute(x, w)),
             }
         }
