@@ -209,6 +209,78 @@ impl Checkpoint {
     }
 }
 
+/// What a checkpoint must agree with to be resumed: the scenario's figures.
+#[derive(Debug, Clone)]
+pub struct Expected {
+    pub steps: u64,
+    pub max_halvings: u32,
+    pub species: usize,
+    /// Total particles, when the scenario states every species' count.
+    pub particles: Option<usize>,
+    pub time_step: f64,
+}
+
+impl Checkpoint {
+    /// Check every field against the run it claims to continue, before any
+    /// is used: a damaged or forged checkpoint (its CRC recomputed) must not
+    /// drive a loop, an allocation or a non-finite state.
+    pub fn validate(&self, e: &Expected) -> std::result::Result<(), String> {
+        let m = &self.meta;
+        let step_ok = match m.status {
+            Status::Running => m.step < e.steps,
+            Status::Complete => m.step == e.steps,
+            Status::Ended => m.step <= e.steps,
+        };
+        if !step_ok {
+            return Err(format!(
+                "step {} with status {:?} in a run of {} steps",
+                m.step, m.status, e.steps
+            ));
+        }
+        if m.level > e.max_halvings {
+            return Err(format!(
+                "sub-step level {} above the scenario's max_halvings {}",
+                m.level, e.max_halvings
+            ));
+        }
+        if u64::from(m.calm_steps) > m.step || m.last_frame > m.step || m.unconverged_steps > m.step {
+            return Err(format!(
+                "counters beyond step {} (calm steps {}, last frame {}, unconverged steps {})",
+                m.step, m.calm_steps, m.last_frame, m.unconverged_steps
+            ));
+        }
+        if m.species != e.species || self.bandwidths.len() != e.species {
+            return Err(format!("{} species, the scenario has {}", m.species, e.species));
+        }
+        if let Some(n) = e.particles
+            && n != m.particles
+        {
+            return Err(format!("{} particles, the scenario has {n}", m.particles));
+        }
+        let names_ok = m.outputs.len() == output::RUN_FILES.len()
+            && m.outputs.iter().zip(output::RUN_FILES).all(|(f, n)| f.path == n);
+        if !names_ok {
+            return Err("its list of output files is not a run's".into());
+        }
+        if !self.initial_energy.is_finite() {
+            return Err("non-finite initial energy".into());
+        }
+        if !self.bandwidths.iter().all(|b| b.is_finite() && *b > 0.0) {
+            return Err("a bandwidth that is not a positive number".into());
+        }
+        if !self.positions.iter().all(|x| x.is_finite()) {
+            return Err("non-finite positions".into());
+        }
+        if let Some((h, mv)) = &self.last_move {
+            let h_ok = h.is_finite() && *h > 0.0 && *h <= e.time_step;
+            if !h_ok || !mv.iter().all(|x| x.is_finite()) {
+                return Err("a stored displacement that is not a finite move of at most one time step".into());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Write `cp` into `dir`: temporary file, sync, keep the current checkpoint
 /// as the previous one, rename, sync the directory.
 pub fn write(dir: &Path, cp: &Checkpoint) -> Result<()> {

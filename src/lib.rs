@@ -47,6 +47,7 @@ pub mod particle_file;
 pub mod particles;
 pub mod potential;
 pub mod run;
+pub mod rundir;
 pub mod scenario;
 pub mod simulation;
 

@@ -147,8 +147,42 @@ impl Observer for Progress {
     }
 }
 
+/// Exit status of a bug caught at the top (EX_SOFTWARE): a panic never ends
+/// a run with Rust's raw report, and the run's guards still clean up on the
+/// way out (a directory made for the run is removed, a replaced run is moved
+/// back), because the panic unwinds to here.
+const EXIT_INTERNAL: u8 = 70;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!(
+            "jko: internal error (a bug in jko; please report it with the scenario): {}{place}",
+            jko::rundir::clip(&what, 300)
+        );
+    }));
+    match std::panic::catch_unwind(move || dispatch(cli)) {
+        Ok(code) => code,
+        Err(_) => {
+            eprintln!(
+                "jko: stopped by the internal error above; files already complete are intact, and a run with a checkpoint continues with --resume"
+            );
+            ExitCode::from(EXIT_INTERNAL)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Run {
             scenario,

@@ -293,28 +293,6 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-/// Prepare an output directory for a run that cannot be resumed: create it,
-/// and refuse to overwrite the results of another run unless `force`.
-pub fn prepare_dir(dir: &Path, outputs: &[&str], force: bool) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for name in outputs {
-        let p = dir.join(name);
-        if p.exists() {
-            if !force {
-                return Err(Error::io(
-                    &p,
-                    std::io::Error::new(
-                        std::io::ErrorKind::AlreadyExists,
-                        "already exists: choose another --out directory or pass --force to overwrite",
-                    ),
-                ));
-            }
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-        }
-    }
-    Ok(())
-}
-
 /// energy.csv of any run (SPEC §5).
 pub struct EnergyLog(pub CsvStream);
 

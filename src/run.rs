@@ -15,7 +15,7 @@
 //! checkpoint's lengths and replays the steps after it, which are
 //! deterministic, so the bytes are those of a run never stopped.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::checkpoint::{self, Checkpoint, FileEntry, Meta, Status};
 use crate::density;
@@ -25,6 +25,7 @@ use crate::fault;
 use crate::interrupt;
 use crate::jko::StepReport;
 use crate::output::{self, RUN_FILES, RunWriter};
+use crate::rundir::{OutputDir, clip};
 use crate::scenario::{InitialSpec, OnCollapse, Scenario};
 use crate::simulation::{AdvanceError, Rejection, Simulation};
 
@@ -84,9 +85,12 @@ pub fn run_to_dir(
     }
 }
 
-/// Every file name a particle run writes.
-fn run_file_names() -> Vec<String> {
+/// Every file name a run of either kind (particles or grid) writes, final
+/// and `.partial`: a forced run replaces all of them, so that no file of
+/// another run stays beside the new one's.
+pub fn all_run_file_names() -> Vec<String> {
     let finals = RUN_FILES.iter().chain(&[
+        output::DENSITY,
         output::SCENARIO_COPY,
         checkpoint::CHECKPOINT,
         checkpoint::PREVIOUS,
@@ -94,6 +98,17 @@ fn run_file_names() -> Vec<String> {
     finals
         .flat_map(|n| [n.to_string(), format!("{n}{}", output::PARTIAL_SUFFIX)])
         .collect()
+}
+
+/// The paths of the scenario file and of every particle file it reads.
+pub fn input_paths(s: &Scenario) -> Vec<PathBuf> {
+    let mut out = vec![s.path.clone()];
+    for sp in &s.species {
+        if let InitialSpec::Csv { path, .. } = &sp.initial {
+            out.push(path.clone());
+        }
+    }
+    out
 }
 
 /// The scenario file and every particle file it reads, with checksums.
@@ -110,18 +125,19 @@ pub fn input_entries(s: &Scenario) -> Result<Vec<FileEntry>> {
             )),
         }
     };
-    let mut out = vec![entry(&s.path, "scenario")?];
-    for sp in &s.species {
-        if let InitialSpec::Csv { path, .. } = &sp.initial {
-            out.push(entry(path, "particle file")?);
-        }
-    }
-    Ok(out)
+    input_paths(s)
+        .iter()
+        .enumerate()
+        .map(|(k, p)| entry(p, if k == 0 { "scenario" } else { "particle file" }))
+        .collect()
 }
 
 /// How the run begins.
 enum Start {
-    Fresh,
+    /// A new run; the files of the run already in the directory (`--force`,
+    /// or a run killed before its first checkpoint) are replaced once every
+    /// check has passed.
+    Fresh { replace: Vec<String> },
     Resume(Checkpoint),
     Complete(Checkpoint),
 }
@@ -134,42 +150,26 @@ fn refuse(dir: &Path, why: String) -> Error {
 }
 
 /// Decide from the directory's contents and the options how to start.
-fn inspect(dir: &Path, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> Result<Start> {
-    let ours = run_file_names();
-    let mut present = Vec::new();
-    let mut foreign = Vec::new();
-    match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            for e in entries {
-                let name = e.map_err(|e| Error::io(dir, e))?.file_name();
-                let name = name.to_string_lossy().into_owned();
-                if ours.contains(&name) {
-                    present.push(name);
-                } else {
-                    foreign.push(name);
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(dir, e)),
-    }
+/// Nothing is changed on disk here.
+fn inspect(out: &OutputDir, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> Result<Start> {
+    let dir = out.path();
+    let contents = out.contents(&all_run_file_names())?;
+    let present = contents.present;
     if opts.force {
-        for name in &present {
-            let p = dir.join(name);
-            std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-        }
-        return Ok(Start::Fresh);
+        return Ok(Start::Fresh { replace: present });
     }
     if present.is_empty() {
-        if foreign.is_empty() {
-            return Ok(Start::Fresh);
+        if contents.foreign.is_empty() {
+            return Ok(Start::Fresh { replace: present });
         }
-        foreign.sort();
+        let names: Vec<String> = contents.foreign.iter().take(8).map(|n| clip(n, 80)).collect();
+        let more = contents.foreign.len().saturating_sub(8);
+        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
         return Err(refuse(
             dir,
             format!(
-                "not empty and holds no jko run (it has {}): choose a new or empty --out directory, or pass --force to write beside these files",
-                foreign.join(", ")
+                "not empty and holds no jko run (it has {}{more}): choose a new or empty --out directory, or pass --force to write beside these files",
+                names.join(", ")
             ),
         ));
     }
@@ -180,12 +180,8 @@ fn inspect(dir: &Path, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> 
             .iter()
             .all(|n| n.ends_with(output::PARTIAL_SUFFIX) || n == output::SCENARIO_COPY);
         if unfinished && opts.resume {
-            // Killed before its first checkpoint: nothing to keep.
-            for name in &present {
-                let p = dir.join(name);
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            }
-            return Ok(Start::Fresh);
+            // Killed before its first checkpoint: nothing to resume.
+            return Ok(Start::Fresh { replace: present });
         }
         return Err(refuse(
             dir,
@@ -214,7 +210,7 @@ fn inspect(dir: &Path, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> 
     if cp.meta.program != checkpoint::program_version() {
         return Err(input_mismatch(format!(
             "written by {}, this is {} (a resume must use the same program to give the same numbers)",
-            cp.meta.program,
+            clip(&cp.meta.program, 80),
             checkpoint::program_version()
         )));
     }
@@ -236,8 +232,21 @@ fn inspect(dir: &Path, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> 
     if cp.meta.dimension != s.dimension {
         return Err(input_mismatch("dimension differs".into()));
     }
+    let particles: usize = s.species.iter().filter_map(|sp| sp.particles).sum();
+    let expect = checkpoint::Expected {
+        steps: s.steps as u64,
+        max_halvings: s.solver.max_halvings,
+        species: s.species.len(),
+        particles: (particles > 0).then_some(particles),
+        time_step: s.time_step,
+    };
+    cp.validate(&expect)
+        .map_err(|why| input_mismatch(format!("it is not a checkpoint this scenario can have written: {why}")))?;
     match cp.meta.status {
-        Status::Running => Ok(Start::Resume(cp)),
+        Status::Running => {
+            check_partials(dir, &cp)?;
+            Ok(Start::Resume(cp))
+        }
         Status::Complete => Ok(Start::Complete(cp)),
         Status::Ended => Err(Error::input(
             &cp_path,
@@ -248,6 +257,43 @@ fn inspect(dir: &Path, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]) -> 
             ),
         )),
     }
+}
+
+/// A run to resume needs the `.partial` files its checkpoint records, at
+/// least as long as recorded (they are cut back to that length).
+fn check_partials(dir: &Path, cp: &Checkpoint) -> Result<()> {
+    for (name, f) in RUN_FILES.iter().zip(&cp.meta.outputs) {
+        let p = output::partial_path(&dir.join(name));
+        let advice = "the run cannot be resumed without it: start it again with --force \
+                      (the files in the directory are kept until the new run has written its first checkpoint), \
+                      or choose another --out";
+        match std::fs::metadata(&p) {
+            Ok(m) if m.len() >= f.len => {}
+            Ok(m) => {
+                return Err(Error::input(
+                    &p,
+                    "checkpoint",
+                    format!(
+                        "holds {} bytes, the checkpoint records {}: it was cut or replaced; {advice}",
+                        m.len(),
+                        f.len
+                    ),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::input(
+                    &p,
+                    "checkpoint",
+                    format!(
+                        "missing (the checkpoint records {} bytes of it; was it deleted or moved?): {advice}",
+                        f.len
+                    ),
+                ));
+            }
+            Err(e) => return Err(Error::io(&p, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Memory a run of `n` particles in dimension `d` needs, in bytes: the
@@ -491,7 +537,9 @@ fn run_dim<const D: usize>(
     obs: &mut dyn Observer,
 ) -> Result<RunSummary> {
     let inputs = input_entries(s)?;
-    let start = inspect(dir, s, opts, &inputs)?;
+    // Held until the run ends: no other process writes here meanwhile.
+    let mut out = OutputDir::open(dir, &all_run_file_names())?;
+    let start = inspect(&out, s, opts, &inputs)?;
     if let Start::Complete(cp) = &start {
         // Complete, but perhaps killed before the renames: finish them.
         for (name, f) in RUN_FILES.iter().zip(&cp.meta.outputs) {
@@ -513,28 +561,14 @@ fn run_dim<const D: usize>(
             already_complete: true,
         });
     }
-    // Checks that can refuse the run come before the first file is written;
-    // a directory made for a refused run is removed again (it is empty).
-    let made_dir = !dir.exists();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let prepared = check_resources(s, dir)
-        .and_then(|()| Simulation::<D>::new(s))
-        .and_then(|mut sim| {
-            check_list_memory(s, &sim)?;
-            let first = match start {
-                Start::Resume(_) => None,
-                _ => Some(sim.initial_report()?),
-            };
-            Ok((sim, first))
-        });
-    let (mut sim, first) = match prepared {
-        Ok(p) => p,
-        Err(e) => {
-            if made_dir {
-                let _ = std::fs::remove_dir(dir);
-            }
-            return Err(e);
-        }
+    // Checks that can refuse the run come before the first file is written
+    // or moved; `out` removes a directory made for a refused run.
+    check_resources(s, dir)?;
+    let mut sim = Simulation::<D>::new(s)?;
+    check_list_memory(s, &sim)?;
+    let first = match start {
+        Start::Resume(_) => None,
+        _ => Some(sim.initial_report()?),
     };
     let watch = PhysicalWatch::new(s, &sim.cloud, &sim.bandwidths);
     let h = s.time_step;
@@ -551,8 +585,9 @@ fn run_dim<const D: usize>(
             };
             (books, Some(cp.meta.step))
         }
-        _ => {
+        Start::Fresh { replace } => {
             let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
+            out.replace(&replace, &input_paths(s))?;
             output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
             let first = first.expect("computed for a fresh start");
             let mut books = Books {
@@ -584,8 +619,10 @@ fn run_dim<const D: usize>(
             }
             books.frame(&mut sim)?;
             books.checkpoint(&sim, Status::Running)?;
+            out.establish()?;
             (books, None)
         }
+        Start::Complete(_) => unreachable!("returned above"),
     };
 
     obs.started(s, &sim.bandwidths, sim.step + 1);

@@ -15,6 +15,7 @@ use crate::output::{self, CsvStream, EnergyLog, density_header};
 use crate::particle_file::ParticleTable;
 use crate::potential::{self, Potential};
 use crate::run::RunOptions;
+use crate::rundir::OutputDir;
 use crate::scenario::{InitialSpec, Scenario, Species};
 
 /// What a finished Eulerian run reports.
@@ -140,12 +141,22 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
         }
     }
 
-    output::prepare_dir(
-        dir,
-        &[output::DENSITY, output::ENERGY, output::SCENARIO_COPY],
-        opts.force,
-    )?;
+    // Every input is read and every check passed above: only now is the
+    // directory locked and an earlier run in it set aside (rundir module).
     let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
+    let names = crate::run::all_run_file_names();
+    let mut out = OutputDir::open(dir, &names)?;
+    let present = out.contents(&names)?.present;
+    if !present.is_empty() && !opts.force {
+        return Err(Error::io(
+            &dir.join(&present[0]),
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "already exists: choose another --out directory or pass --force to overwrite",
+            ),
+        ));
+    }
+    out.replace(&present, &crate::run::input_paths(s))?;
     output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
     // Grid runs cannot be resumed: an unfinished file is removed, not kept.
     let mut density = CsvStream::create(dir.join(output::DENSITY), &density_header(s.dimension))?
@@ -203,5 +214,8 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
     }
     energy.finish()?;
     density.finish()?;
+    output::sync_dir(dir)?;
+    // Complete: the run it replaced can go.
+    out.establish()?;
     Ok(summary)
 }
