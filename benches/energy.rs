@@ -16,7 +16,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use jko::coupling::{CouplingBackend, DirectSum};
 use jko::density::BlobDensity;
-use jko::mesh::MeshDensity;
+use jko::density::mesh::MeshDensity;
 
 fn gaussian_cloud<const D: usize>(n: usize, seed: u64) -> Vec<[f64; D]> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -156,7 +156,7 @@ fn pnp_evaluation(c: &mut Criterion) {
     ] {
         let s = pnp_2d(n, method);
         let sim = jko::Simulation::<2>::new(&s).unwrap();
-        let mut energy = jko::simulation::free_energy(&s, &sim.cloud, &sim.plans).unwrap();
+        let mut energy = jko::stepper::free_energy(&s, &sim.cloud, &sim.plans).unwrap();
         let x = sim.cloud.positions.clone();
         let mut grad = vec![[0.0; 2]; x.len()];
         energy.evaluate(&x, &mut grad); // neighbour lists built once, as inside a JKO step

@@ -1,6 +1,6 @@
 //! The spectrum of a JKO step's Hessian, the quantity L-BFGS iterations follow.
 //!
-//! In the scaled displacements Y of `jko::jko` the objective's Hessian is
+//! In the scaled displacements Y of `jko::stepper` the objective's Hessian is
 //! I + s^2 Hess E. This probe (2D scenarios) advances the run `STEPS` steps,
 //! then, at X^n and by central differences of the gradient (step 1e-4 in Y),
 //! prints the Rayleigh quotients v'Hv/v'v of plane-wave displacement fields
@@ -39,7 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let n = x0.len();
     let scale: Vec<f64> = w.iter().map(|wi| (h / wi).sqrt()).collect();
-    let mut energy: FreeEnergy<2> = jko::simulation::free_energy(&s, &sim.cloud, &sim.plans)?;
+    let mut energy: FreeEnergy<2> = jko::stepper::free_energy(&s, &sim.cloud, &sim.plans)?;
     let mut grad_y = |y: &[f64]| -> Vec<f64> {
         let x: Vec<[f64; 2]> = (0..n)
             .map(|i| std::array::from_fn(|a| x0[i][a] + scale[i] * y[2 * i + a]))

@@ -5,7 +5,7 @@
 //! Sets up two-species PNP in dimension D (2 or 3) with the multipole tree,
 //! takes STEPS JKO steps (default 1), and prints the process's peak resident
 //! memory (VmHWM) and that peak divided by the particle count, next to the
-//! estimate `jko::run::memory_estimate` that `jko run` checks before step 1.
+//! estimate `jko::driver::memory_estimate` that `jko run` checks before step 1.
 //! Run it once per size: the peak is per process.
 
 use std::time::Instant;
@@ -86,7 +86,7 @@ initial = {{ kind = "gaussian", mean = {mm}, std = 0.3 }}
         setup as f64 / 1024.0,
         base as f64 / 1024.0,
         (peak - base) as f64 * 1024.0 / total as f64,
-        (jko::run::memory_estimate(&s, total) + excess) as f64 / total as f64
+        (jko::driver::memory_estimate(&s, total) + excess) as f64 / total as f64
     );
     Ok(())
 }
@@ -98,7 +98,7 @@ fn run<const D: usize>(
     steps: usize,
 ) -> Result<(u64, f64, u64), Box<dyn std::error::Error>> {
     let mut sim = Simulation::<D>::new(s)?;
-    let excess = jko::run::list_memory_excess(&sim);
+    let excess = jko::driver::list_memory_excess(&sim);
     eprintln!(
         "bandwidths {:?}, list allowance {excess} bytes",
         sim.bandwidths

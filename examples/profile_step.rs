@@ -31,14 +31,14 @@ fn profile<const D: usize>(s: &Scenario, steps: usize) -> Result<(), Box<dyn std
             let x = &sim.cloud.positions[b.range.clone()];
             println!(
                 "  mesh cells of the initial cloud: {}",
-                jko::mesh::cells_needed(x, plan.eps)
+                jko::density::mesh::cells_needed(x, plan.eps)
             );
         }
     }
     // Time each term separately on the initial cloud.
     let x = sim.cloud.positions.clone();
     let mut grad = vec![[0.0; D]; x.len()];
-    let mut energy: FreeEnergy<D> = jko::simulation::free_energy(s, &sim.cloud, &sim.plans)?;
+    let mut energy: FreeEnergy<D> = jko::stepper::free_energy(s, &sim.cloud, &sim.plans)?;
     let reps = 20;
     for t in energy.terms_mut() {
         t.value_and_gradient(&x, &mut grad); // warm-up (neighbour lists)

@@ -27,7 +27,7 @@ pub enum Error {
     /// The numerics could not continue (non-finite energy, no acceptable step).
     #[error("numerical failure: {0}")]
     Numerical(String),
-    /// SIGINT/SIGTERM (or [`crate::interrupt::request`]): the run stopped at a
+    /// SIGINT/SIGTERM (or [`crate::util::interrupt::request`]): the run stopped at a
     /// clean point after writing a checkpoint; `--resume` continues it.
     #[error("interrupted after step {step}; checkpoint written, continue with --resume")]
     Interrupted { step: u64 },
@@ -60,7 +60,7 @@ impl Error {
             Error::Numerical(_) => 3,
             Error::Io { .. } => 4,
             Error::Stopped(_) => 5,
-            Error::Interrupted { .. } => crate::interrupt::EXIT_STATUS,
+            Error::Interrupted { .. } => crate::util::interrupt::EXIT_STATUS,
         }
     }
 }

@@ -24,34 +24,20 @@
 //! side; [`exact`] has closed-form solutions for validation; [`fault`] holds
 //! the test-only fault-injection hooks.
 
-pub mod checkpoint;
 pub mod compare;
 pub mod coupling;
 pub mod density;
+pub mod driver;
 pub mod energy;
 pub mod error;
 pub mod eulerian;
-pub mod events;
-pub mod exact;
-pub mod fault;
-pub mod fft;
-pub mod green;
-pub mod interrupt;
-pub mod jko;
-pub mod kernel;
-pub mod mesh;
-pub mod neighbours;
-pub mod output;
-pub mod parallel;
-pub mod particle_file;
+pub mod io;
+pub mod model;
 pub mod particles;
-pub mod potential;
-pub mod run;
-pub mod rundir;
-pub mod scenario;
-pub mod simulation;
+pub mod stepper;
+pub mod util;
 
 pub use error::{Error, Result};
-pub use run::{RunOptions, RunSummary, run_to_dir};
-pub use scenario::Scenario;
-pub use simulation::Simulation;
+pub use driver::{RunOptions, RunSummary, run_to_dir};
+pub use io::scenario::Scenario;
+pub use stepper::Simulation;

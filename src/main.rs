@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use jko::Scenario;
-use jko::events::Event;
-use jko::jko::StepReport;
-use jko::run::{Observer, RunOptions};
+use jko::driver::events::Event;
+use jko::stepper::StepReport;
+use jko::driver::{Observer, RunOptions};
 
 #[derive(Parser)]
 #[command(
@@ -168,7 +168,7 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown".into());
         eprintln!(
             "jko: internal error (a bug in jko; please report it with the scenario): {}{place}",
-            jko::rundir::clip(&what, 300)
+            jko::driver::dir::clip(&what, 300)
         );
     }));
     match std::panic::catch_unwind(move || dispatch(cli)) {
@@ -210,7 +210,7 @@ fn dispatch(cli: Cli) -> ExitCode {
 
 fn run(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> jko::Result<()> {
     let s = Scenario::from_file(scenario)?;
-    if let Err(e) = jko::interrupt::install() {
+    if let Err(e) = jko::util::interrupt::install() {
         eprintln!(
             "jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt will lose the steps since the last checkpoint"
         );

@@ -20,7 +20,7 @@
 mod common;
 
 use jko::Simulation;
-use jko::exact::Barenblatt;
+use jko::model::exact::Barenblatt;
 
 fn run<const D: usize>(n: usize, steps: usize, eps: f64) -> f64 {
     run_with::<D>(n, steps, eps, "neighbours")

@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use jko::Scenario;
-use jko::particle_file::ParticleTable;
+use jko::particles::file::ParticleTable;
 use proptest::prelude::*;
 
 const VALID: &str = r#"
@@ -158,7 +158,7 @@ proptest! {
         raw in prop::collection::vec(any::<u8>(), 0..300),
         edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
     ) {
-        let _ = jko::checkpoint::Checkpoint::decode(&raw);
+        let _ = jko::io::checkpoint::Checkpoint::decode(&raw);
         let mut bytes = valid_checkpoint();
         let body = bytes.len() - 4;
         for (at, v) in edits {
@@ -166,12 +166,12 @@ proptest! {
         }
         let crc = crc32fast::hash(&bytes[..body]);
         bytes[body..].copy_from_slice(&crc.to_le_bytes());
-        let _ = jko::checkpoint::Checkpoint::decode(&bytes);
+        let _ = jko::io::checkpoint::Checkpoint::decode(&bytes);
     }
 }
 
 fn valid_checkpoint() -> Vec<u8> {
-    use jko::checkpoint::{Checkpoint, FileEntry, Meta, Status};
+    use jko::io::checkpoint::{Checkpoint, FileEntry, Meta, Status};
     let entry = |p: &str| FileEntry {
         path: p.into(),
         len: 10,
@@ -179,7 +179,7 @@ fn valid_checkpoint() -> Vec<u8> {
     };
     Checkpoint {
         meta: Meta {
-            program: jko::checkpoint::program_version(),
+            program: jko::io::checkpoint::program_version(),
             status: Status::Running,
             inputs: vec![entry("s.toml")],
             dimension: 2,

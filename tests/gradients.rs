@@ -14,7 +14,7 @@ mod common;
 use jko::density::DensityPlan;
 use jko::energy::FreeEnergy;
 use jko::particles::Cloud;
-use jko::simulation::free_energy;
+use jko::stepper::free_energy;
 
 fn scenario_text(d: usize, m: f64, lambda: f64, softening: f64, with_potential: bool) -> String {
     let zero = common::vec_of(d, 0.0);

@@ -250,9 +250,9 @@ fn forged_checkpoints_and_missing_partials_are_refused_with_advice() {
     assert!(o.status.code().is_none(), "{}", stderr(&o));
     let cp_path = out.join("checkpoint.jko");
     let good = std::fs::read(&cp_path).unwrap();
-    let cp = jko::checkpoint::Checkpoint::decode(&good).unwrap();
+    let cp = jko::io::checkpoint::Checkpoint::decode(&good).unwrap();
 
-    let forge = |f: &dyn Fn(&mut jko::checkpoint::Checkpoint)| {
+    let forge = |f: &dyn Fn(&mut jko::io::checkpoint::Checkpoint)| {
         let mut c = cp.clone();
         f(&mut c);
         std::fs::write(&cp_path, c.encode()).unwrap();

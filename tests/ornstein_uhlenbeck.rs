@@ -2,7 +2,7 @@
 //! against the exact solution.
 //!
 //! For OU the mean and the covariance solve linear ODEs for ANY initial law
-//! (jko::exact), so the exact curve is started from the sampled cloud's own
+//! (jko::model::exact), so the exact curve is started from the sampled cloud's own
 //! moments: sampling noise cancels and what remains is the scheme's error,
 //!   - time discretization: JKO is first order, O(h). For the mean it is
 //!     exactly the implicit-Euler factor (1 + h k)^{-n} versus e^{-k t}
@@ -17,7 +17,7 @@
 mod common;
 
 use jko::Simulation;
-use jko::exact::{ou_mean, ou_variance};
+use jko::model::exact::{ou_mean, ou_variance};
 
 struct Errors {
     /// |mean - exact| / |mean(0) - c| per axis.
@@ -100,7 +100,7 @@ initial = {{ kind = "gaussian", mean = {m:?}, std = 0.5 }}
 fn jko_time_error(h: f64, d: f64, k: f64, var0: f64) -> f64 {
     let (mut mu, mut sigma) = (0.0, var0.sqrt());
     for _ in 0..(1.0 / h).round() as usize {
-        (mu, sigma) = jko::exact::ou_jko_step(mu, sigma, 0.0, d, k, h);
+        (mu, sigma) = jko::model::exact::ou_jko_step(mu, sigma, 0.0, d, k, h);
     }
     let exact = ou_variance(var0, d, k, 1.0);
     (sigma * sigma - exact).abs() / exact
@@ -113,7 +113,7 @@ fn jko_time_error(h: f64, d: f64, k: f64, var0: f64) -> f64 {
 /// |x| > x_t, x_t^2 = 2 v ln(1/tau); in 2D it holds mass tau and variance
 /// fraction tau (1 + ln(1/tau)).
 fn tail_fraction<const D: usize>(n: usize, eps: f64, var: [f64; D]) -> f64 {
-    let r = eps * jko::kernel::WendlandC2::radius_per_bandwidth(D);
+    let r = eps * jko::model::kernel::WendlandC2::radius_per_bandwidth(D);
     let pi = std::f64::consts::PI;
     let det: f64 = var.iter().product();
     let rho_max = 1.0 / ((2.0 * pi).powf(D as f64 / 2.0) * det.sqrt());

@@ -116,7 +116,7 @@ fn killed_runs_resume_to_the_same_bytes() {
         finals_are_whole(&out, &reference);
         if !point.ends_with(":1") && !point.ends_with(":2") {
             // A real resume, not a restart: a checkpoint past step 0.
-            let (_, cp) = jko::checkpoint::read(&out).unwrap().unwrap();
+            let (_, cp) = jko::io::checkpoint::read(&out).unwrap().unwrap();
             assert!(cp.meta.step > 0, "{point}: checkpoint at step 0");
         }
         // On the other thread count than the killed run.
@@ -260,10 +260,10 @@ fn a_full_disk_fails_cleanly_and_resumes_identically() {
             msg.contains(out.to_str().unwrap()),
             "the message names no file: {msg}"
         );
-        let (_, cp) = jko::checkpoint::read(&out)
+        let (_, cp) = jko::io::checkpoint::read(&out)
             .unwrap()
             .expect("a checkpoint survives");
-        assert_eq!(cp.meta.status, jko::checkpoint::Status::Running);
+        assert_eq!(cp.meta.status, jko::io::checkpoint::Status::Running);
         finals_are_whole(&out, &reference);
         resume_to_end(&s, &out, 1);
         assert!(

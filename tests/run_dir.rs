@@ -75,7 +75,7 @@ fn an_interrupted_run_resumes_exactly() {
             !out.join("particles.csv").exists(),
             "a final name before the end"
         );
-        let (_, cp) = jko::checkpoint::read(&out).unwrap().unwrap();
+        let (_, cp) = jko::io::checkpoint::read(&out).unwrap().unwrap();
         assert!(
             cp.meta.step > 0 && cp.meta.step < 60,
             "checkpoint at step {}",

@@ -1,7 +1,7 @@
 //! The direct O(N^2) pair sum, each unordered pair evaluated once.
 //!
 //! With a = |d|^2 + delta^2, d = x_i - x_j, the softened kernel of
-//! [`crate::green`] is written G = c_pot k(a), grad G(d) = c_grad f(a) d
+//! [`crate::model::green`] is written G = c_pot k(a), grad G(d) = c_grad f(a) d
 //! (k, f from `pair`: ln a and 1/a in 2D, a^-1/2 and a^-3/2 in 3D,
 //! sqrt(a) and a^-1/2 in 1D), so that
 //!
@@ -46,8 +46,8 @@
 use rayon::prelude::*;
 
 use super::CouplingBackend;
-use crate::coupling::lanes::{LANES, V};
-use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::util::lanes::{LANES, V};
+use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 
 /// Particles per block (tile side); a multiple of `LANES`.
 const BLOCK: usize = 256;
@@ -115,7 +115,7 @@ const fn scales(d: usize) -> (f64, f64) {
 
 /// (k(a), f(a)) of the module docs, lane by lane. In 1D a = 0 occurs when
 /// delta = 0 (a particle against itself in a masked lane, or two coincident
-/// particles); f is then 0, i.e. sign(0) = 0 as in [`crate::green::softened`].
+/// particles); f is then 0, i.e. sign(0) = 0 as in [`crate::model::green::softened`].
 #[inline(always)]
 fn pair<I: Isa, const D: usize>(a: V) -> (V, V) {
     match D {
@@ -359,7 +359,7 @@ impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
             }
         }));
         let log_run = if D == 2 {
-            let (lo, hi) = crate::parallel::bounding_box(x);
+            let (lo, hi) = crate::util::parallel::bounding_box(x);
             let diam2 = (0..D).map(|a| (hi[a] - lo[a]).powi(2)).sum::<f64>();
             log_run_len(self.delta2, diam2)
         } else {
@@ -424,7 +424,7 @@ impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::green::softened;
+    use crate::model::green::softened;
 
     /// Reference: every ordered pair, in the plainest form.
     fn naive<const D: usize>(x: &[[f64; D]], q: &[f64], delta: f64) -> (f64, Vec<[f64; D]>) {
@@ -560,7 +560,7 @@ mod tests {
     fn same_bits_on_one_and_two_threads() {
         let (x, q) = cloud::<2>(1500);
         let run = |t: usize| {
-            crate::parallel::on_threads(t, || {
+            crate::util::parallel::on_threads(t, || {
                 let mut f = vec![[0.0; 2]; x.len()];
                 let e = DirectSum::<2>::new(0.01).energy_and_field(&x, &q, &mut f);
                 (

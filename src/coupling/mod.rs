@@ -3,14 +3,12 @@
 //!   U(x) = sum_{i<j} q_i q_j G_delta(x_i - x_j),
 //!   field_i = sum_{j != i} q_j grad G_delta(x_i - x_j) = (1/q_i) dU/dx_i,
 //!
-//! with G_delta the softened kernel of [`crate::green`]. The interaction
+//! with G_delta the softened kernel of [`crate::model::green`]. The interaction
 //! energy is lambda U and its gradient lambda q_i field_i.
 
 pub mod direct;
-pub mod lanes;
 pub mod pair_kernel;
 pub mod reference;
-pub mod simd_dispatch;
 pub mod sorted1d;
 pub mod tree;
 
@@ -30,7 +28,7 @@ pub trait CouplingBackend<const D: usize>: Send {
 
 /// U = (1/2) sum_i q_i phi_i from per-particle potentials, in a fixed order.
 fn half_charge_potential(q: &[f64], phi: &[f64]) -> f64 {
-    0.5 * crate::parallel::sum_chunks(q.len(), |r| r.map(|i| q[i] * phi[i]).sum())
+    0.5 * crate::util::parallel::sum_chunks(q.len(), |r| r.map(|i| q[i] * phi[i]).sum())
 }
 
 /// The multipole tree (d = 2, 3) as a coupling backend.
@@ -99,12 +97,12 @@ pub const AUTO_CROSSOVER: [usize; 3] = [2_000, 3_000, 30_000];
 
 /// The backend for `method` in dimension `D` with `n` particles.
 pub fn backend<const D: usize>(
-    method: crate::scenario::CouplingMethod,
+    method: crate::io::scenario::CouplingMethod,
     softening: f64,
     accuracy: f64,
     n: usize,
 ) -> Box<dyn CouplingBackend<D>> {
-    use crate::scenario::CouplingMethod::*;
+    use crate::io::scenario::CouplingMethod::*;
     let fast = match method {
         Direct => false,
         Tree => true,

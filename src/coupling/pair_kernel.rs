@@ -16,10 +16,10 @@
 //! innermost loop over lanes vectorizes; each lane (target) accumulates its sources
 //! serially in the order given, which makes results independent of threading.
 
-use crate::coupling::simd_dispatch::Isa;
+use crate::util::simd_dispatch::Isa;
 use std::ops::Range;
 
-pub use crate::coupling::lanes::{LANES, V};
+pub use crate::util::lanes::{LANES, V};
 
 /// Positions and charges of sources in structure-of-arrays layout.
 #[derive(Clone, Copy)]

@@ -11,7 +11,7 @@
 //! Targets are processed in blocks of [`LANES`] so the loop vectorizes over targets.
 
 use crate::coupling::pair_kernel::{LANES, PairKernel, Softened, Sources, TargetBlock};
-use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use rayon::prelude::*;
 
 /// Direct evaluation of `phi` and `grad` for `D = 1, 2, 3` (see module docs).

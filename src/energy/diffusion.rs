@@ -10,19 +10,19 @@
 //! so one pass computes the densities and a second the gradient, both over
 //! the same neighbour list. With the mesh estimator the same derivative is
 //! taken through the mesh's deposit, convolution and interpolation
-//! ([`crate::mesh`]).
+//! ([`crate::density::mesh`]).
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
-use crate::coupling::lanes::V;
-use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::util::lanes::V;
+use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use crate::density::{BlobDensity, ClusterLanes, DensityEstimate, DensityPlan};
-use crate::kernel::WendlandC2;
-use crate::neighbours::NeighbourList;
-use crate::parallel::CHUNK;
+use crate::model::kernel::WendlandC2;
+use crate::density::neighbours::NeighbourList;
+use crate::util::parallel::CHUNK;
 use crate::particles::Cloud;
 
 /// The blob diffusion energy of every species with D_k > 0.
@@ -109,7 +109,7 @@ impl<const D: usize> BlobSpecies<D> {
                     slope[k] = coeff * fp;
                 }
             });
-        let value = crate::parallel::sum_chunks(self.energy.len(), |r| self.energy[r].iter().sum());
+        let value = crate::util::parallel::sum_chunks(self.energy.len(), |r| self.energy[r].iter().sum());
         match &mut self.density {
             DensityEstimate::Neighbours(density) => neighbour_gradient(
                 density,

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
 use crate::coupling::CouplingBackend;
-use crate::parallel::CHUNK;
+use crate::util::parallel::CHUNK;
 use crate::particles::Cloud;
 
 pub struct Interaction<const D: usize> {

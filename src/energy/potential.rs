@@ -6,9 +6,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
-use crate::parallel::{CHUNK, sum_chunks};
+use crate::util::parallel::{CHUNK, sum_chunks};
 use crate::particles::Cloud;
-use crate::potential::Potential;
+use crate::model::potential::Potential;
 
 pub struct PotentialEnergy<const D: usize> {
     species: Vec<(Range<usize>, Box<dyn Potential<D>>)>,

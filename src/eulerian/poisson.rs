@@ -23,7 +23,7 @@
 //! complex FFT per solve give psi (cost O(2^d N log N)).
 
 use super::Grid;
-use crate::fft::GridFft;
+use crate::util::fft::GridFft;
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 use std::f64::consts::PI;

@@ -11,12 +11,12 @@ use std::path::Path;
 
 use super::{EulerianProblem, EulerianSolver, EulerianSpecies, Grid, PotentialFn};
 use crate::error::{Error, Result};
-use crate::output::{self, CsvStream, EnergyLog, density_header};
-use crate::particle_file::ParticleTable;
-use crate::potential::{self, Potential};
-use crate::run::RunOptions;
-use crate::rundir::OutputDir;
-use crate::scenario::{InitialSpec, Scenario, Species};
+use crate::io::output::{self, CsvStream, EnergyLog, density_header};
+use crate::particles::file::ParticleTable;
+use crate::model::potential::{self, Potential};
+use crate::driver::RunOptions;
+use crate::driver::dir::OutputDir;
+use crate::io::scenario::{InitialSpec, Scenario, Species};
 
 /// What a finished Eulerian run reports.
 #[derive(Debug, Clone)]
@@ -144,7 +144,7 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
     // Every input is read and every check passed above: only now is the
     // directory locked and an earlier run in it set aside (rundir module).
     let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
-    let names = crate::run::all_run_file_names();
+    let names = crate::driver::all_run_file_names();
     let mut out = OutputDir::open(dir, &names)?;
     let present = out.contents(&names)?.present;
     if !present.is_empty() && !opts.force {
@@ -156,7 +156,7 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
             ),
         ));
     }
-    out.replace(&present, &crate::run::input_paths(s))?;
+    out.replace(&present, &crate::driver::input_paths(s))?;
     output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
     // Grid runs cannot be resumed: an unfinished file is removed, not kept.
     let mut density = CsvStream::create(dir.join(output::DENSITY), &density_header(s.dimension))?

@@ -30,7 +30,7 @@ use super::taylor::FarKernel;
 use super::traversal::{self, Lists, TraversalParams};
 use crate::coupling::pair_kernel::{LANES, Sources, TargetBlock, V};
 
-use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use rayon::prelude::*;
 
 /// Target number of parallel tasks (frontier subtrees); fixed, so results do not

@@ -15,9 +15,9 @@
 
 use super::multi_index::{GROUP, MultiIndex};
 use super::taylor::FarKernel;
-use crate::coupling::lanes::V32;
+use crate::util::lanes::V32;
 use crate::coupling::pair_kernel::{LANES, Sources, TargetBlock, V};
-use crate::coupling::simd_dispatch::Isa;
+use crate::util::simd_dispatch::Isa;
 
 /// Scratch space for one M2L batch (reused, never reallocated in the hot loop).
 pub struct M2lScratch {
@@ -425,7 +425,7 @@ pub fn l2p<const D: usize>(
 mod timing {
     use super::*;
     use crate::coupling::pair_kernel::Softened;
-    use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+    use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 
     struct Many<'a> {
         k: Softened<3>,

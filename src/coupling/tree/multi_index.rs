@@ -9,7 +9,7 @@
 //! Every expansion operation (P2M, M2M, M2L, L2L, L2P) is a loop over one of the
 //! index tables precomputed here, so the hot loops contain no index arithmetic.
 
-use crate::coupling::lanes::V32;
+use crate::util::lanes::V32;
 use std::collections::HashMap;
 
 /// Multi-indices per group of the M2L contraction (see [`MultiIndex::groups`]).

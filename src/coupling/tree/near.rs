@@ -39,7 +39,7 @@
 
 use super::octree::{Cell, Octree};
 use crate::coupling::pair_kernel::{LANES, PairKernel, V};
-use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use rayon::prelude::*;
 
 /// Number of near-field tasks (ranges of leaves); fixed, so results do not depend on
@@ -577,7 +577,7 @@ fn step<I: Isa, const D: usize, K: PairKernel<D>>(
 mod tests {
     use super::*;
     use crate::coupling::pair_kernel::{Correction1d, Softened, TargetBlock};
-    use crate::coupling::simd_dispatch::Portable;
+    use crate::util::simd_dispatch::Portable;
 
     /// A symmetric selection of leaf pairs: every leaf with itself, and about two
     /// thirds of the other pairs.

@@ -221,7 +221,7 @@ impl<const D: usize> Octree<D> {
 
 /// Smallest axis-aligned cube (lower corner, side) containing all points (slightly padded).
 fn bounding_cube<const D: usize>(x: &[[f64; D]]) -> ([f64; D], f64) {
-    let (lo, hi) = crate::parallel::bounding_box(x);
+    let (lo, hi) = crate::util::parallel::bounding_box(x);
     let side = (0..D).map(|d| hi[d] - lo[d]).fold(0.0, f64::max);
     let side = if side > 0.0 { side * (1.0 + 1e-9) } else { 1.0 };
     assert!(side.is_finite(), "positions must be finite");

@@ -19,7 +19,7 @@
 
 use super::multi_index::MultiIndex;
 use crate::coupling::pair_kernel::{Correction1d, PairKernel, Softened, V};
-use crate::coupling::simd_dispatch::Isa;
+use crate::util::simd_dispatch::Isa;
 
 /// A kernel with far-field (Taylor) derivatives.
 pub trait FarKernel<const D: usize>: PairKernel<D> {
@@ -149,7 +149,7 @@ mod tests {
         let mi = MultiIndex::<D>::new(order);
         let z = std::array::from_fn(|d| V::splat(z0[d]));
         let mut out = vec![V::ZERO; mi.len() + 1];
-        k.derivatives::<crate::coupling::simd_dispatch::Portable>(&mi, &z, &mut out);
+        k.derivatives::<crate::util::simd_dispatch::Portable>(&mi, &z, &mut out);
         let h: [f64; D] = std::array::from_fn(|d| 0.01 * (d as f64 + 1.0));
         let mut approx = 0.0;
         for m in 0..mi.len() {
@@ -169,7 +169,7 @@ mod tests {
                 phi: V::ZERO,
                 grad: [V::ZERO; D],
             };
-            k.accumulate::<crate::coupling::simd_dispatch::Portable>(&mut t, &src, 0..1);
+            k.accumulate::<crate::util::simd_dispatch::Portable>(&mut t, &src, 0..1);
             t.phi.0[0]
         };
         assert!(

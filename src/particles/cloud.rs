@@ -14,8 +14,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, StandardNormal};
 
 use crate::error::{Error, Result};
-use crate::particle_file::ParticleTable;
-use crate::scenario::{InitialSpec, Scenario, Species};
+use crate::particles::file::ParticleTable;
+use crate::io::scenario::{InitialSpec, Scenario, Species};
 
 /// Where one species sits in the cloud, and its physical constants.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,6 @@
 //! External potentials U_k (SPEC §3), each with its value and gradient.
 
-use crate::scenario::PotentialSpec;
+use crate::io::scenario::PotentialSpec;
 
 /// A confining (or any) external potential U: R^d -> R.
 pub trait Potential<const D: usize>: Send + Sync {

@@ -6,7 +6,7 @@
 
 use std::f64::consts::PI;
 
-use crate::coupling::lanes::V;
+use crate::util::lanes::V;
 
 /// A radial kernel of compact support, evaluated from the squared distance
 /// (the neighbour loops have it; q = |x|/R still takes one square root).

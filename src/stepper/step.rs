@@ -34,10 +34,10 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
 use crate::energy::{EnergyParts, FreeEnergy};
-use crate::fault::{self, EvalFault};
-use crate::interrupt;
-use crate::parallel::sum_indexed;
-use crate::scenario::Solver;
+use crate::util::fault::{self, EvalFault};
+use crate::util::interrupt;
+use crate::util::parallel::sum_indexed;
+use crate::io::scenario::Solver;
 
 /// Why a step attempt produced no new positions.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,7 +9,7 @@
 //! the CPU, never on the number of threads, so results stay bit-identical across
 //! thread counts (they may differ in the last bits between CPUs).
 
-use crate::coupling::lanes::{LANES, V, V32};
+use crate::util::lanes::{LANES, V, V32};
 
 /// Instruction-set specific primitives.
 pub trait Isa: Copy {
@@ -38,7 +38,7 @@ pub trait Isa: Copy {
     /// `1 / x` for positive normal lanes, to about 1 ulp.
     fn recip(x: V) -> V;
     /// Natural logarithm of positive normal lanes, to about 1 ulp
-    /// (see [`crate::green::ln`], and `ln_avx512` in this module's source).
+    /// (see [`crate::model::green::ln`], and `ln_avx512` in this module's source).
     fn ln(x: V) -> V;
 }
 

@@ -20,7 +20,7 @@
 //! happens), so a long run cannot flood the file.
 
 use crate::particles::Cloud;
-use crate::scenario::Scenario;
+use crate::io::scenario::Scenario;
 
 /// Distance, in initial spreads, beyond which a particle has escaped.
 pub const ESCAPE_FACTOR: f64 = 1e3;

@@ -59,10 +59,10 @@ impl V {
         })
     }
 
-    /// Natural logarithm of positive normal lanes (see [`crate::green`]).
+    /// Natural logarithm of positive normal lanes (see [`crate::model::green`]).
     #[inline(always)]
     pub fn ln(self) -> V {
-        self.map(crate::green::ln)
+        self.map(crate::model::green::ln)
     }
 
     /// Sum of the lanes, in lane order (deterministic).

@@ -42,7 +42,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 
 use crate::density::dist2;
-use crate::parallel::{CHUNK, bounding_box};
+use crate::util::parallel::{CHUNK, bounding_box};
 
 /// At most this many slots per kd-tree search. Larger clusters mean fewer
 /// searches but more candidates to filter per particle.
@@ -560,7 +560,7 @@ mod tests {
             })
             .collect();
         let run = |t: usize| {
-            crate::parallel::on_threads(t, || {
+            crate::util::parallel::on_threads(t, || {
                 let mut list = NeighbourList::<2>::new(0.01, 0.003);
                 list.update(&x);
                 let rows: Vec<Vec<u32>> = (0..x.len()).map(|s| list.of(s).to_vec()).collect();

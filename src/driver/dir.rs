@@ -336,7 +336,7 @@ impl OutputDir {
             self.replaced.push(name.clone());
         }
         self.kept = kept;
-        crate::output::sync_dir(&self.dir)
+        crate::io::output::sync_dir(&self.dir)
     }
 
     /// The new run is established: delete the replaced run's files.
@@ -348,7 +348,7 @@ impl OutputDir {
         let aside = self.dir.join(REPLACED);
         std::fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
         self.replaced.clear();
-        crate::output::sync_dir(&self.dir)
+        crate::io::output::sync_dir(&self.dir)
     }
 
     /// Move a replaced run's files back, after removing what the new run
@@ -371,7 +371,7 @@ impl OutputDir {
         }
         std::fs::remove_dir_all(&aside).map_err(|e| Error::io(&aside, e))?;
         self.replaced.clear();
-        crate::output::sync_dir(&self.dir)
+        crate::io::output::sync_dir(&self.dir)
     }
 
     /// A run killed while it replaced another left the old run aside: the new
@@ -404,13 +404,13 @@ impl OutputDir {
             }
         }
         // Whatever kind of run was interrupted, what it wrote goes.
-        self.restore(&names, &kept, &crate::run::all_run_file_names())
+        self.restore(&names, &kept, &crate::driver::all_run_file_names())
     }
 }
 
 /// Final names of data files, which a run only writes (by rename) when it completes.
 fn is_final_data_name(name: &str) -> bool {
-    use crate::output::{DENSITY, ENERGY, EVENTS, PARTICLES, SCENARIO_COPY};
+    use crate::io::output::{DENSITY, ENERGY, EVENTS, PARTICLES, SCENARIO_COPY};
     [PARTICLES, ENERGY, EVENTS, DENSITY, SCENARIO_COPY].contains(&name)
 }
 
@@ -465,7 +465,7 @@ mod tests {
     use super::*;
 
     fn names() -> Vec<String> {
-        crate::run::all_run_file_names()
+        crate::driver::all_run_file_names()
     }
 
     #[test]

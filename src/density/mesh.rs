@@ -41,9 +41,9 @@
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 
-use crate::fft::{GridFft, fast_length};
-use crate::kernel::{RadialKernel, WendlandC2};
-use crate::parallel::CHUNK;
+use crate::util::fft::{GridFft, fast_length};
+use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::util::parallel::CHUNK;
 
 /// eps / Delta: two mesh cells per kernel standard deviation. The B-spline's
 /// aliasing then perturbs the estimate by ~(1/(4 pi))^4 ~ 4e-5 relative, and
@@ -250,7 +250,7 @@ impl<const D: usize> MeshDensity<D> {
     /// usize::MAX), whatever the limit; refused only for coordinates beyond
     /// the i64 node indices (non-finite ones, or no particles).
     fn window_needed(&self, x: &[[f64; D]]) -> Result<([i64; D], [usize; D], usize), MeshTooLarge> {
-        let (lo, hi) = crate::parallel::bounding_box(x);
+        let (lo, hi) = crate::util::parallel::bounding_box(x);
         let inv = 1.0 / self.spacing;
         let mut first = [0i64; D];
         let mut shape = [0usize; D];
@@ -736,8 +736,8 @@ mod estimate_tests {
             mesh.add_gradient(&x, &w, &slope, &mut grad);
             (rho, grad)
         };
-        let one = crate::parallel::on_threads(1, run);
-        let two = crate::parallel::on_threads(2, run);
+        let one = crate::util::parallel::on_threads(1, run);
+        let two = crate::util::parallel::on_threads(2, run);
         assert!(one == two);
     }
 

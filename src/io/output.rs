@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use crate::energy::EnergyParts;
 use crate::error::{Error, Result};
-use crate::fault;
-use crate::jko::StepReport;
+use crate::util::fault;
+use crate::stepper::StepReport;
 use crate::particles::Cloud;
 
 pub const PARTICLES: &str = "particles.csv";
@@ -407,7 +407,7 @@ impl RunWriter {
     }
 
     /// One row of events.csv.
-    pub fn event(&mut self, e: &crate::events::Event) -> Result<()> {
+    pub fn event(&mut self, e: &crate::driver::events::Event) -> Result<()> {
         let w = &mut self.events;
         w.int(e.step)?;
         w.float(e.time)?;

@@ -17,17 +17,17 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{self, Checkpoint, FileEntry, Meta, Status};
+use crate::io::checkpoint::{self, Checkpoint, FileEntry, Meta, Status};
 use crate::density;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventKind, PhysicalWatch};
-use crate::fault;
-use crate::interrupt;
-use crate::jko::StepReport;
-use crate::output::{self, RUN_FILES, RunWriter};
-use crate::rundir::{OutputDir, clip};
-use crate::scenario::{InitialSpec, OnCollapse, Scenario};
-use crate::simulation::{AdvanceError, Rejection, Simulation};
+use crate::driver::events::{Event, EventKind, PhysicalWatch};
+use crate::util::fault;
+use crate::util::interrupt;
+use crate::stepper::StepReport;
+use crate::io::output::{self, RUN_FILES, RunWriter};
+use crate::driver::dir::{OutputDir, clip};
+use crate::io::scenario::{InitialSpec, OnCollapse, Scenario};
+use crate::stepper::{AdvanceError, Rejection, Simulation};
 
 /// Options of a run to a directory.
 #[derive(Debug, Clone, Copy, Default)]
@@ -344,8 +344,8 @@ pub fn list_memory_excess<const D: usize>(sim: &Simulation<D>) -> u64 {
                 // The mesh of the initial cloud (it grows with the cloud,
                 // and a trial may take up to `mesh::MESH_GROWTH` times it).
                 density::Estimator::Mesh { .. } => {
-                    let cells = crate::mesh::cells_needed(x, plan.eps);
-                    (estimators * crate::mesh::bytes(x.len(), cells) as f64) as u64
+                    let cells = crate::density::mesh::cells_needed(x, plan.eps);
+                    (estimators * crate::density::mesh::bytes(x.len(), cells) as f64) as u64
                 }
             }
         })

@@ -80,7 +80,7 @@ pub enum DensityMethod {
     /// Kernel sums over kd-tree neighbour lists.
     Neighbours,
     /// Particle-mesh: B-spline deposit, FFT convolution, interpolation
-    /// ([`crate::mesh`]); its cost does not grow with the kernel's width.
+    /// ([`crate::density::mesh`]); its cost does not grow with the kernel's width.
     Mesh,
     /// Neighbour lists while the kernel holds few enough neighbours, the
     /// mesh beyond (rule in [`crate::density::choose_estimator`]).

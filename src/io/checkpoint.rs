@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fault;
-use crate::output::{self, FileState};
+use crate::util::fault;
+use crate::io::output::{self, FileState};
 
 pub const CHECKPOINT: &str = "checkpoint.jko";
 pub const PREVIOUS: &str = "checkpoint.prev.jko";

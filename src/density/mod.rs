@@ -5,14 +5,17 @@
 //! over the particles of one species, with K the Wendland C2 kernel of
 //! standard deviation eps and the neighbours from a Verlet list.
 
+pub mod mesh;
+pub mod neighbours;
+
 use rayon::prelude::*;
 
-use crate::coupling::lanes::{LANES, V};
-use crate::coupling::simd_dispatch::{Isa, IsaTask, with_best_isa};
-use crate::kernel::{RadialKernel, WendlandC2};
-use crate::mesh::{MESH_GROWTH, MeshDensity, MeshTooLarge};
-use crate::neighbours::NeighbourList;
-use crate::parallel::CHUNK;
+use crate::util::lanes::{LANES, V};
+use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::density::mesh::{MESH_GROWTH, MeshDensity, MeshTooLarge};
+use crate::density::neighbours::NeighbourList;
+use crate::util::parallel::CHUNK;
 
 /// Fraction of the kernel radius added to the neighbour search radius, so the
 /// list stays valid while particles move by up to half of it.
@@ -384,7 +387,7 @@ impl DensityPlan {
     /// [`MESH_GROWTH`] times the cells `x` needs (at least 2^20), and as
     /// much times those of the cloud at the start of each step.
     pub fn mesh<const D: usize>(x: &[[f64; D]], eps: f64) -> Self {
-        Self::mesh_of_cells(eps, crate::mesh::cells_needed(x, eps))
+        Self::mesh_of_cells(eps, crate::density::mesh::cells_needed(x, eps))
     }
 
     /// [`mesh`](Self::mesh) for a cloud needing `cells` cells.
@@ -436,9 +439,9 @@ pub fn choose_estimator<const D: usize>(
     diffusion: f64,
     exponent: f64,
     time_step: f64,
-    settings: &crate::scenario::Density,
+    settings: &crate::io::scenario::Density,
 ) -> DensityPlan {
-    use crate::scenario::{Bandwidth, DensityMethod};
+    use crate::io::scenario::{Bandwidth, DensityMethod};
     let (wide, capped) = match settings.bandwidth {
         Bandwidth::Fixed(eps) => (eps, eps),
         Bandwidth::Auto => {
@@ -457,7 +460,7 @@ pub fn choose_estimator<const D: usize>(
             if D < 2 || few {
                 return DensityPlan::neighbours(capped);
             }
-            let cells = crate::mesh::cells_needed(x, wide);
+            let cells = crate::density::mesh::cells_needed(x, wide);
             if cells <= budget {
                 DensityPlan::mesh_of_cells(wide, cells)
             } else {
@@ -539,7 +542,7 @@ mod auto_rule_tests {
     /// a forced method takes its own eps.
     #[test]
     fn the_automatic_method() {
-        use crate::scenario::{Bandwidth, Density, DensityMethod};
+        use crate::io::scenario::{Bandwidth, Density, DensityMethod};
         let (x, w) = sunflower();
         let eps_n = auto_bandwidth(&x, &w);
         let h_floor = |factor: f64| (factor * eps_n / STEP_LENGTH_FRACTION).powi(2) / 2.0;
@@ -628,7 +631,7 @@ mod tests {
             let w: Vec<f64> = (0..n).map(|i| (1.0 + (i % 7) as f64) / n as f64).collect();
             let kernel = WendlandC2::new(D, eps);
             let run = |t: usize| {
-                crate::parallel::on_threads(t, || {
+                crate::util::parallel::on_threads(t, || {
                     BlobDensity::<D>::new(eps).compute(&x, &w).to_vec()
                 })
             };

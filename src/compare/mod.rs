@@ -58,11 +58,11 @@ use rayon::prelude::*;
 
 use crate::density::{auto_bandwidth, choose_estimator};
 use crate::error::{Error, Result};
-use crate::kernel::{RadialKernel, WendlandC2};
-use crate::output::{DENSITY, ENERGY, PARTICLES, SCENARIO_COPY, write_atomic};
-use crate::parallel::{CHUNK, sum_indexed};
-use crate::particle_file::{ParticleTable, parse_f64 as cell_f64, parse_u64 as cell_u64};
-use crate::scenario::{Bandwidth, Scenario};
+use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::io::output::{DENSITY, ENERGY, PARTICLES, SCENARIO_COPY, write_atomic};
+use crate::util::parallel::{CHUNK, sum_indexed};
+use crate::particles::file::{ParticleTable, parse_f64 as cell_f64, parse_u64 as cell_u64};
+use crate::io::scenario::{Bandwidth, Scenario};
 
 const AXES: [&str; 3] = ["x", "y", "z"];
 
@@ -718,7 +718,7 @@ impl<const D: usize> Measure<'_, D> {
     fn bounds(&self) -> ([f64; D], [f64; D]) {
         match self {
             Measure::Particles { x, kernel, .. } => {
-                let (lo, hi) = crate::parallel::bounding_box(x);
+                let (lo, hi) = crate::util::parallel::bounding_box(x);
                 let r = kernel.support();
                 (lo.map(|v| v - r), hi.map(|v| v + r))
             }
@@ -889,8 +889,8 @@ impl<const D: usize> CommonGrid<D> {
             else {
                 unreachable!()
             };
-            let (la, ha) = crate::parallel::bounding_box(xa);
-            let (lb, hb) = crate::parallel::bounding_box(xb);
+            let (la, ha) = crate::util::parallel::bounding_box(xa);
+            let (lb, hb) = crate::util::parallel::bounding_box(xb);
             let pad = PARTICLE_GRID_PADDING * ka.support().max(kb.support());
             let cells = PARTICLE_GRID_CELLS[D - 1];
             let lower: [f64; D] = std::array::from_fn(|k| la[k].min(lb[k]) - pad);

@@ -1,17 +1,17 @@
 //! A particle simulation: the scenario turned into a cloud, a free energy and
 //! a stepper, advanced step by step. A step whose optimizer fails is retried
 //! as smaller sub-steps here; the run to a directory (files, checkpoints,
-//! events) is [`crate::run`].
+//! events) is [`crate::driver`].
 
-use crate::checkpoint::Checkpoint;
+use crate::io::checkpoint::Checkpoint;
 use crate::density::{BlobDensity, DensityEstimate, DensityPlan, choose_estimator};
 use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
 use crate::error::{Error, Result};
-use crate::jko::{JkoStepper, StepError, StepReport};
-use crate::parallel::sum_indexed;
+use crate::stepper::{JkoStepper, StepError, StepReport};
+use crate::util::parallel::sum_indexed;
 use crate::particles::Cloud;
-use crate::potential;
-use crate::scenario::Scenario;
+use crate::model::potential;
+use crate::io::scenario::Scenario;
 
 /// After this many accepted steps in a row at a split level, the next step
 /// tries the level above (twice the sub-step) again.

@@ -1,0 +1,9 @@
+//! The run driver: a run to a directory ([`run`]: the loop, resources,
+//! bookkeeping), the output directory rules (lock, `--force`, paths:
+//! [`dir`]) and the physical events ([`events`]).
+
+pub mod dir;
+pub mod events;
+pub mod run;
+
+pub use run::*;

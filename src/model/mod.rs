@@ -1,0 +1,9 @@
+//! The mathematical model, independent of particles and files: the blob
+//! kernel ([`kernel`]), the Green's functions of -Laplace and their
+//! softening ([`green`]), the confining potentials U_k ([`potential`]), and
+//! closed-form solutions used for validation ([`exact`]).
+
+pub mod exact;
+pub mod green;
+pub mod kernel;
+pub mod potential;

@@ -1,0 +1,9 @@
+//! The stepper: one JKO step (the minimization over the new positions, in
+//! [`step`]) and the stepping of a whole problem with rejected steps retried
+//! as smaller sub-steps ([`simulation`]).
+
+pub mod simulation;
+pub mod step;
+
+pub use simulation::*;
+pub use step::*;

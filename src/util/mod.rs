@@ -1,0 +1,12 @@
+//! Utilities the numerics stand on, with no knowledge of the model:
+//! SIMD lanes and the instruction-set dispatch ([`lanes`], [`simd_dispatch`]),
+//! deterministic parallel sums ([`parallel`]), the multi-dimensional FFT
+//! ([`fft`]), and the process-level hooks: interrupts ([`interrupt`]) and the
+//! test-only fault injection ([`fault`]).
+
+pub mod fault;
+pub mod fft;
+pub mod interrupt;
+pub mod lanes;
+pub mod parallel;
+pub mod simd_dispatch;
