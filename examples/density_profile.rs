@@ -18,9 +18,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
+use jko::density::neighbours::NeighbourList;
 use jko::density::{BlobDensity, SKIN_FRACTION};
 use jko::model::kernel::{RadialKernel, WendlandC2};
-use jko::density::neighbours::NeighbourList;
 use kiddo::ImmutableKdTree;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

@@ -15,8 +15,8 @@
 use std::time::Instant;
 
 use jko::Scenario;
-use jko::stepper::StepReport;
 use jko::driver::{Observer, RunOptions};
+use jko::stepper::StepReport;
 
 fn status_kib(key: &str) -> u64 {
     let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -37,7 +37,7 @@ pub mod particles;
 pub mod stepper;
 pub mod util;
 
-pub use error::{Error, Result};
 pub use driver::{RunOptions, RunSummary, run_to_dir};
+pub use error::{Error, Result};
 pub use io::scenario::Scenario;
 pub use stepper::Simulation;

@@ -8,8 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use jko::Scenario;
 use jko::driver::events::Event;
-use jko::stepper::StepReport;
 use jko::driver::{Observer, RunOptions};
+use jko::stepper::StepReport;
 
 #[derive(Parser)]
 #[command(

@@ -76,7 +76,7 @@ fn check<const D: usize>(m: f64, lambda: f64, softening: f64) {
 /// `mesh`: the diffusion term sums its densities on the mesh.
 fn check_with<const D: usize>(m: f64, lambda: f64, softening: f64, mesh: bool) {
     let s = common::scenario(&scenario_text(D, m, lambda, softening, true));
-    let cloud = Cloud::<D>::from_scenario(&s).unwrap();
+    let cloud = Cloud::<D>::sample(&s.species, s.seed, &s.path).unwrap();
     let eps: Vec<DensityPlan> = cloud
         .blocks
         .iter()

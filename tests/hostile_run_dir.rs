@@ -22,8 +22,14 @@ fn run(scen: &Path, out: &Path, extra: &[&str]) -> Output {
 
 fn run_with(scen: &Path, out: &Path, extra: &[&str], fault: Option<&str>) -> Output {
     let mut c = jko();
-    c.args(["run", scen.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
-        .args(extra);
+    c.args([
+        "run",
+        scen.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ])
+    .args(extra);
     if let Some(f) = fault {
         c.env("JKO_FAULT", f);
     }
@@ -40,7 +46,10 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.insert(p.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
             }
         }
     }
@@ -94,9 +103,15 @@ fn force_rerun_from_the_runs_own_scenario_copy() {
     assert!(o.status.success(), "{}", stderr(&o));
     // The checkpoint records the scenario's path, which differs: compare the data.
     let csvs = |m: BTreeMap<PathBuf, Vec<u8>>| {
-        m.into_iter().filter(|(k, _)| !k.to_string_lossy().starts_with("checkpoint")).collect()
+        m.into_iter()
+            .filter(|(k, _)| !k.to_string_lossy().starts_with("checkpoint"))
+            .collect()
     };
-    assert_same(&csvs(data(&out)), &csvs(before), "the re-run must give the same files");
+    assert_same(
+        &csvs(data(&out)),
+        &csvs(before),
+        "the re-run must give the same files",
+    );
     assert!(!out.join(".jko-replaced").exists());
 }
 
@@ -128,10 +143,16 @@ fn force_continue_from_the_runs_own_particles() {
     assert_eq!(last_old.len(), 500);
     assert_eq!(first_new.len(), 500);
     for (a, b) in last_old.iter().zip(&first_new) {
-        assert_eq!((&a[2], &a[3], &a[4], &a[5], &a[6]), (&b[2], &b[3], &b[4], &b[5], &b[6]));
+        assert_eq!(
+            (&a[2], &a[3], &a[4], &a[5], &a[6]),
+            (&b[2], &b[3], &b[4], &b[5], &b[6])
+        );
     }
     assert_eq!(new.last().unwrap()[0].to_string(), "3");
-    assert!(out.join("next.toml").exists(), "a foreign file is never touched");
+    assert!(
+        out.join("next.toml").exists(),
+        "a foreign file is never touched"
+    );
 }
 
 /// Item 1: --force with bad input, or a run refused by a later check, leaves
@@ -153,7 +174,11 @@ fn force_with_bad_input_leaves_the_old_run_intact() {
             2,
         ),
         // Passes the parser, refused by the memory check.
-        ("huge.toml", text.replace("particles = 300", "particles = 3000000000000"), 2),
+        (
+            "huge.toml",
+            text.replace("particles = 300", "particles = 3000000000000"),
+            2,
+        ),
     ];
     for (name, body, code) in cases {
         let bad = write(tmp.path(), name, &body);
@@ -210,7 +235,13 @@ fn a_directory_in_use_is_refused() {
 
     let out = tmp.path().join("shared");
     let mut first = jko()
-        .args(["run", scen.to_str().unwrap(), "--out", out.to_str().unwrap(), "-q"])
+        .args([
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -218,7 +249,10 @@ fn a_directory_in_use_is_refused() {
     // Wait for the first to hold the lock (its lock file names it).
     let t0 = Instant::now();
     while !std::fs::read_to_string(out.join(".jko.lock")).is_ok_and(|t| t.contains(&pid)) {
-        assert!(t0.elapsed() < Duration::from_secs(20), "the first run never started");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the first run never started"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let mut refused = 0;
@@ -232,11 +266,20 @@ fn a_directory_in_use_is_refused() {
     }
     let status = first.wait().unwrap();
     assert!(status.success());
-    assert!(refused >= 1, "the first run ended before any second one was tried");
+    assert!(
+        refused >= 1,
+        "the first run ended before any second one was tried"
+    );
     let csvs = |m: BTreeMap<PathBuf, Vec<u8>>| {
-        m.into_iter().filter(|(k, _)| k.to_string_lossy().ends_with(".csv")).collect()
+        m.into_iter()
+            .filter(|(k, _)| k.to_string_lossy().ends_with(".csv"))
+            .collect()
     };
-    assert_same(&csvs(data(&out)), &csvs(data(&alone)), "the first run's files");
+    assert_same(
+        &csvs(data(&out)),
+        &csvs(data(&alone)),
+        "the first run's files",
+    );
 }
 
 /// Item 7 and 8: a forged checkpoint (CRC recomputed) is refused naming the

@@ -58,11 +58,11 @@ use rayon::prelude::*;
 
 use crate::density::{auto_bandwidth, choose_estimator};
 use crate::error::{Error, Result};
-use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::io::output::{DENSITY, ENERGY, PARTICLES, SCENARIO_COPY, write_atomic};
-use crate::util::parallel::{CHUNK, sum_indexed};
-use crate::particles::file::{ParticleTable, parse_f64 as cell_f64, parse_u64 as cell_u64};
 use crate::io::scenario::{Bandwidth, Scenario};
+use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::particles::file::{ParticleTable, parse_f64 as cell_f64, parse_u64 as cell_u64};
+use crate::util::parallel::{CHUNK, sum_indexed};
 
 const AXES: [&str; 3] = ["x", "y", "z"];
 

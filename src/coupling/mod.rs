@@ -97,12 +97,12 @@ pub const AUTO_CROSSOVER: [usize; 3] = [2_000, 3_000, 30_000];
 
 /// The backend for `method` in dimension `D` with `n` particles.
 pub fn backend<const D: usize>(
-    method: crate::io::scenario::CouplingMethod,
+    method: CouplingMethod,
     softening: f64,
     accuracy: f64,
     n: usize,
 ) -> Box<dyn CouplingBackend<D>> {
-    use crate::io::scenario::CouplingMethod::*;
+    use CouplingMethod::*;
     let fast = match method {
         Direct => false,
         Tree => true,
@@ -123,4 +123,23 @@ pub fn backend<const D: usize>(
     };
     *b.downcast::<Box<dyn CouplingBackend<D>>>()
         .expect("D is 1, 2 or 3")
+}
+
+/// Newtonian coupling: energy (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Coupling {
+    /// lambda: > 0 repulsion of like charges (PNP), < 0 attraction (Keller–Segel, gravity).
+    pub strength: f64,
+    pub method: CouplingMethod,
+    /// Plummer softening delta >= 0 (0 only in d = 1).
+    pub softening: f64,
+    /// Tree backend only: target relative error of the potential.
+    pub accuracy: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CouplingMethod {
+    Direct,
+    Tree,
+    Auto,
 }

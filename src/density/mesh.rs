@@ -41,8 +41,8 @@
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 
-use crate::util::fft::{GridFft, fast_length};
 use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::util::fft::{GridFft, fast_length};
 use crate::util::parallel::CHUNK;
 
 /// eps / Delta: two mesh cells per kernel standard deviation. The B-spline's

@@ -10,12 +10,12 @@ pub mod neighbours;
 
 use rayon::prelude::*;
 
-use crate::util::lanes::{LANES, V};
-use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
-use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::density::mesh::{MESH_GROWTH, MeshDensity, MeshTooLarge};
 use crate::density::neighbours::NeighbourList;
+use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::util::lanes::{LANES, V};
 use crate::util::parallel::CHUNK;
+use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 
 /// Fraction of the kernel radius added to the neighbour search radius, so the
 /// list stays valid while particles move by up to half of it.
@@ -439,9 +439,8 @@ pub fn choose_estimator<const D: usize>(
     diffusion: f64,
     exponent: f64,
     time_step: f64,
-    settings: &crate::io::scenario::Density,
+    settings: &Density,
 ) -> DensityPlan {
-    use crate::io::scenario::{Bandwidth, DensityMethod};
     let (wide, capped) = match settings.bandwidth {
         Bandwidth::Fixed(eps) => (eps, eps),
         Bandwidth::Auto => {
@@ -505,6 +504,33 @@ impl<const D: usize> DensityEstimate<D> {
     }
 }
 
+/// Kernel density estimation settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Density {
+    pub bandwidth: Bandwidth,
+    pub method: DensityMethod,
+}
+
+/// How the blob densities are summed (an extension of SPEC §3, README).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DensityMethod {
+    /// Kernel sums over kd-tree neighbour lists.
+    Neighbours,
+    /// Particle-mesh: B-spline deposit, FFT convolution, interpolation
+    /// ([`crate::density::mesh`]); its cost does not grow with the kernel's width.
+    Mesh,
+    /// Neighbour lists while the kernel holds few enough neighbours, the
+    /// mesh beyond (rule in [`crate::density::choose_estimator`]).
+    Auto,
+}
+
+/// Kernel standard deviation eps, given or chosen from the initial cloud.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Bandwidth {
+    Auto,
+    Fixed(f64),
+}
+
 #[cfg(test)]
 mod auto_rule_tests {
     use super::*;
@@ -542,7 +568,7 @@ mod auto_rule_tests {
     /// a forced method takes its own eps.
     #[test]
     fn the_automatic_method() {
-        use crate::io::scenario::{Bandwidth, Density, DensityMethod};
+        use super::{Bandwidth, Density, DensityMethod};
         let (x, w) = sunflower();
         let eps_n = auto_bandwidth(&x, &w);
         let h_floor = |factor: f64| (factor * eps_n / STEP_LENGTH_FRACTION).powi(2) / 2.0;

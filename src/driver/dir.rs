@@ -94,7 +94,8 @@ fn check_out_path(dir: &Path) -> Result<()> {
             Ok(_) => Err(refused(
                 dir,
                 std::io::ErrorKind::NotADirectory,
-                "--out is a symbolic link to something that is not a directory: choose a directory".into(),
+                "--out is a symbolic link to something that is not a directory: choose a directory"
+                    .into(),
             )),
             Err(_) => {
                 let target = std::fs::read_link(dir)
@@ -304,8 +305,8 @@ impl OutputDir {
         let mut moving = Vec::new();
         for name in names {
             let p = self.dir.join(name);
-            let is_input = std::fs::metadata(&p)
-                .is_ok_and(|m| input_ids.iter().any(|i| same_file(i, &m)));
+            let is_input =
+                std::fs::metadata(&p).is_ok_and(|m| input_ids.iter().any(|i| same_file(i, &m)));
             if !is_input {
                 moving.push(name.clone());
                 continue;
@@ -492,16 +493,26 @@ mod tests {
         {
             let mut out = OutputDir::open(&dir, &names()).unwrap();
             let c = out.contents(&names()).unwrap();
-            out.replace(&c.present, std::slice::from_ref(&input)).unwrap();
+            out.replace(&c.present, std::slice::from_ref(&input))
+                .unwrap();
             assert!(!dir.join("energy.csv").exists());
             assert!(dir.join("particles.csv").exists(), "inputs stay in place");
             std::fs::write(dir.join("energy.csv.partial"), b"new").unwrap();
             std::fs::write(dir.join("scenario.toml"), b"new scenario").unwrap();
             // Dropped unestablished (a failure or a panic).
         }
-        assert_eq!(std::fs::read(dir.join("energy.csv")).unwrap(), b"old energy");
-        assert_eq!(std::fs::read(dir.join("scenario.toml")).unwrap(), b"old scenario");
-        assert_eq!(std::fs::read(dir.join("particles.csv")).unwrap(), b"input particles");
+        assert_eq!(
+            std::fs::read(dir.join("energy.csv")).unwrap(),
+            b"old energy"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("scenario.toml")).unwrap(),
+            b"old scenario"
+        );
+        assert_eq!(
+            std::fs::read(dir.join("particles.csv")).unwrap(),
+            b"input particles"
+        );
         assert!(!dir.join("energy.csv.partial").exists());
         assert!(!dir.join(REPLACED).exists());
         {
@@ -550,7 +561,10 @@ mod tests {
         let link = t.path().join("dangling");
         std::os::unix::fs::symlink(t.path().join("nowhere"), &link).unwrap();
         let e = OutputDir::open(&link, &names()).unwrap_err().to_string();
-        assert!(e.contains("symbolic link to") && e.contains("does not exist"), "{e}");
+        assert!(
+            e.contains("symbolic link to") && e.contains("does not exist"),
+            "{e}"
+        );
         let file = t.path().join("file");
         std::fs::write(&file, b"x").unwrap();
         let e = OutputDir::open(&file, &names()).unwrap_err().to_string();

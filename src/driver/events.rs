@@ -19,8 +19,8 @@
 //! Each physical event is reported once per species (the first step it
 //! happens), so a long run cannot flood the file.
 
-use crate::particles::Cloud;
 use crate::io::scenario::Scenario;
+use crate::particles::Cloud;
 
 /// Distance, in initial spreads, beyond which a particle has escaped.
 pub const ESCAPE_FACTOR: f64 = 1e3;
@@ -263,7 +263,7 @@ initial = {{ kind = "gaussian", mean = [1.0, 0.0], std = 0.5 }}
     #[test]
     fn escape_is_reported_once_per_species() {
         let s = scenario("");
-        let mut cloud = Cloud::<2>::from_scenario(&s).unwrap();
+        let mut cloud = Cloud::<2>::sample(&s.species, s.seed, &s.path).unwrap();
         let watch = PhysicalWatch::new(&s, &cloud, &[0.1]);
         let (_, radius) = mean_and_radius(&cloud.positions, &cloud.weights);
         let mut reported = Vec::new();
@@ -285,7 +285,7 @@ initial = {{ kind = "gaussian", mean = [1.0, 0.0], std = 0.5 }}
     #[test]
     fn leaving_the_grid_is_reported() {
         let s = scenario("[grid]\nlower = [-3.0, -3.0]\nupper = [3.0, 3.0]\ncells = 10");
-        let mut cloud = Cloud::<2>::from_scenario(&s).unwrap();
+        let mut cloud = Cloud::<2>::sample(&s.species, s.seed, &s.path).unwrap();
         let watch = PhysicalWatch::new(&s, &cloud, &[0.1]);
         let mut reported = Vec::new();
         assert!(watch.check(1, 0.01, &cloud, &mut reported).is_empty());

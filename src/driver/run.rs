@@ -17,17 +17,18 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::io::checkpoint::{self, Checkpoint, FileEntry, Meta, Status};
 use crate::density;
-use crate::error::{Error, Result};
+use crate::driver::dir::{OutputDir, clip};
 use crate::driver::events::{Event, EventKind, PhysicalWatch};
+use crate::driver::files::{self, RunWriter};
+use crate::error::{Error, Result};
+use crate::io::checkpoint::{self, Checkpoint, FileEntry, Meta, Status};
+use crate::io::output::{self, RUN_FILES};
+use crate::io::scenario::{InitialSpec, OnCollapse, Scenario};
+use crate::stepper::StepReport;
+use crate::stepper::{AdvanceError, Rejection, Simulation};
 use crate::util::fault;
 use crate::util::interrupt;
-use crate::stepper::StepReport;
-use crate::io::output::{self, RUN_FILES, RunWriter};
-use crate::driver::dir::{OutputDir, clip};
-use crate::io::scenario::{InitialSpec, OnCollapse, Scenario};
-use crate::stepper::{AdvanceError, Rejection, Simulation};
 
 /// Options of a run to a directory.
 #[derive(Debug, Clone, Copy, Default)]
@@ -132,12 +133,20 @@ pub fn input_entries(s: &Scenario) -> Result<Vec<FileEntry>> {
         .collect()
 }
 
+/// Whether step `n` is written to particles.csv: step 0, every
+/// `output_every`-th step, and the last.
+pub fn is_output_step(s: &Scenario, n: u64) -> bool {
+    n == 0 || n.is_multiple_of(s.output_every as u64) || n == s.steps as u64
+}
+
 /// How the run begins.
 enum Start {
     /// A new run; the files of the run already in the directory (`--force`,
     /// or a run killed before its first checkpoint) are replaced once every
     /// check has passed.
-    Fresh { replace: Vec<String> },
+    Fresh {
+        replace: Vec<String>,
+    },
     Resume(Checkpoint),
     Complete(Checkpoint),
 }
@@ -162,9 +171,18 @@ fn inspect(out: &OutputDir, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]
         if contents.foreign.is_empty() {
             return Ok(Start::Fresh { replace: present });
         }
-        let names: Vec<String> = contents.foreign.iter().take(8).map(|n| clip(n, 80)).collect();
+        let names: Vec<String> = contents
+            .foreign
+            .iter()
+            .take(8)
+            .map(|n| clip(n, 80))
+            .collect();
         let more = contents.foreign.len().saturating_sub(8);
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         return Err(refuse(
             dir,
             format!(
@@ -240,8 +258,11 @@ fn inspect(out: &OutputDir, s: &Scenario, opts: RunOptions, inputs: &[FileEntry]
         particles: (particles > 0).then_some(particles),
         time_step: s.time_step,
     };
-    cp.validate(&expect)
-        .map_err(|why| input_mismatch(format!("it is not a checkpoint this scenario can have written: {why}")))?;
+    cp.validate(&expect).map_err(|why| {
+        input_mismatch(format!(
+            "it is not a checkpoint this scenario can have written: {why}"
+        ))
+    })?;
     match cp.meta.status {
         Status::Running => {
             check_partials(dir, &cp)?;
@@ -498,7 +519,7 @@ impl Books<'_> {
             positions: Vec::new(),
             last_move: None,
         };
-        sim.save_state(&mut cp);
+        files::save_state(sim, &mut cp);
         self.meta = cp.meta.clone();
         checkpoint::write(self.dir, &cp)
     }
@@ -574,7 +595,7 @@ fn run_dim<const D: usize>(
     let h = s.time_step;
     let (mut books, resumed_from) = match start {
         Start::Resume(cp) => {
-            sim.restore(&cp)?;
+            files::restore(&mut sim, &cp, &s.path)?;
             let states: [output::FileState; 3] =
                 std::array::from_fn(|k| cp.meta.outputs[k].state());
             let books = Books {
@@ -704,7 +725,7 @@ fn run_dim<const D: usize>(
                 dir.display()
             )));
         }
-        if sim.is_output_step(n) {
+        if is_output_step(s, n) {
             books.frame(&mut sim)?;
             let status = if n == s.steps as u64 {
                 Status::Complete

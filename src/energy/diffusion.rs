@@ -17,13 +17,13 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
-use crate::util::lanes::V;
-use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::density::neighbours::NeighbourList;
 use crate::density::{BlobDensity, ClusterLanes, DensityEstimate, DensityPlan};
 use crate::model::kernel::WendlandC2;
-use crate::density::neighbours::NeighbourList;
-use crate::util::parallel::CHUNK;
 use crate::particles::Cloud;
+use crate::util::lanes::V;
+use crate::util::parallel::CHUNK;
+use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 
 /// The blob diffusion energy of every species with D_k > 0.
 pub struct Diffusion<const D: usize> {
@@ -109,7 +109,8 @@ impl<const D: usize> BlobSpecies<D> {
                     slope[k] = coeff * fp;
                 }
             });
-        let value = crate::util::parallel::sum_chunks(self.energy.len(), |r| self.energy[r].iter().sum());
+        let value =
+            crate::util::parallel::sum_chunks(self.energy.len(), |r| self.energy[r].iter().sum());
         match &mut self.density {
             DensityEstimate::Neighbours(density) => neighbour_gradient(
                 density,

@@ -9,8 +9,8 @@ use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
 use crate::coupling::CouplingBackend;
-use crate::util::parallel::CHUNK;
 use crate::particles::Cloud;
+use crate::util::parallel::CHUNK;
 
 pub struct Interaction<const D: usize> {
     strength: f64,

@@ -6,9 +6,9 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
-use crate::util::parallel::{CHUNK, sum_chunks};
-use crate::particles::Cloud;
 use crate::model::potential::Potential;
+use crate::particles::Cloud;
+use crate::util::parallel::{CHUNK, sum_chunks};
 
 pub struct PotentialEnergy<const D: usize> {
     species: Vec<(Range<usize>, Box<dyn Potential<D>>)>,

@@ -10,13 +10,13 @@
 use std::path::Path;
 
 use super::{EulerianProblem, EulerianSolver, EulerianSpecies, Grid, PotentialFn};
-use crate::error::{Error, Result};
-use crate::io::output::{self, CsvStream, EnergyLog, density_header};
-use crate::particles::file::ParticleTable;
-use crate::model::potential::{self, Potential};
 use crate::driver::RunOptions;
 use crate::driver::dir::OutputDir;
+use crate::error::{Error, Result};
+use crate::io::output::{self, CsvStream, EnergyLog, density_header};
 use crate::io::scenario::{InitialSpec, Scenario, Species};
+use crate::model::potential::{self, Potential};
+use crate::particles::file::ParticleTable;
 
 /// What a finished Eulerian run reports.
 #[derive(Debug, Clone)]

@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::util::fault;
 use crate::io::output::{self, FileState};
+use crate::util::fault;
 
 pub const CHECKPOINT: &str = "checkpoint.jko";
 pub const PREVIOUS: &str = "checkpoint.prev.jko";
@@ -243,14 +243,18 @@ impl Checkpoint {
                 m.level, e.max_halvings
             ));
         }
-        if u64::from(m.calm_steps) > m.step || m.last_frame > m.step || m.unconverged_steps > m.step {
+        if u64::from(m.calm_steps) > m.step || m.last_frame > m.step || m.unconverged_steps > m.step
+        {
             return Err(format!(
                 "counters beyond step {} (calm steps {}, last frame {}, unconverged steps {})",
                 m.step, m.calm_steps, m.last_frame, m.unconverged_steps
             ));
         }
         if m.species != e.species || self.bandwidths.len() != e.species {
-            return Err(format!("{} species, the scenario has {}", m.species, e.species));
+            return Err(format!(
+                "{} species, the scenario has {}",
+                m.species, e.species
+            ));
         }
         if let Some(n) = e.particles
             && n != m.particles
@@ -258,7 +262,10 @@ impl Checkpoint {
             return Err(format!("{} particles, the scenario has {n}", m.particles));
         }
         let names_ok = m.outputs.len() == output::RUN_FILES.len()
-            && m.outputs.iter().zip(output::RUN_FILES).all(|(f, n)| f.path == n);
+            && m.outputs
+                .iter()
+                .zip(output::RUN_FILES)
+                .all(|(f, n)| f.path == n);
         if !names_ok {
             return Err("its list of output files is not a run's".into());
         }
@@ -274,7 +281,10 @@ impl Checkpoint {
         if let Some((h, mv)) = &self.last_move {
             let h_ok = h.is_finite() && *h > 0.0 && *h <= e.time_step;
             if !h_ok || !mv.iter().all(|x| x.is_finite()) {
-                return Err("a stored displacement that is not a finite move of at most one time step".into());
+                return Err(
+                    "a stored displacement that is not a finite move of at most one time step"
+                        .into(),
+                );
             }
         }
         Ok(())

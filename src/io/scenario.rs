@@ -9,32 +9,46 @@
 //! finite and in range, with an error naming the file and the key.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
 use crate::error::{Error, Result};
 
-/// A validated scenario.
+// The settings the scenario maps onto are owned by the numerics.
+pub use crate::coupling::{Coupling, CouplingMethod};
+pub use crate::density::{Bandwidth, Density, DensityMethod};
+pub use crate::model::potential::PotentialSpec;
+pub use crate::particles::{InitialSpec, Species};
+pub use crate::stepper::{Problem, Solver};
+
+/// A validated scenario: the [`Problem`] the numerics solve, plus what a run
+/// to a directory needs (its length, its output, the Eulerian grid, what to
+/// do on a collapse). It dereferences to its problem, so `s.species`,
+/// `s.time_step` and `Simulation::new(&s)` read through.
 #[derive(Debug, Clone)]
 pub struct Scenario {
-    /// The file it was read from (used in every later error message).
-    pub path: PathBuf,
-    pub dimension: usize,
-    /// JKO step h > 0.
-    pub time_step: f64,
+    pub problem: Problem,
     pub steps: usize,
     pub output_every: usize,
-    pub seed: u64,
-    pub coupling: Coupling,
-    pub density: Density,
-    pub solver: Solver,
-    pub species: Vec<Species>,
     /// The `[grid]` section, needed by Eulerian runs only.
     pub grid: Option<Grid>,
     /// What a run does when a self-attracting species collapses.
     pub on_collapse: OnCollapse,
+}
+
+impl std::ops::Deref for Scenario {
+    type Target = Problem;
+    fn deref(&self) -> &Problem {
+        &self.problem
+    }
+}
+
+impl std::ops::DerefMut for Scenario {
+    fn deref_mut(&mut self) -> &mut Problem {
+        &mut self.problem
+    }
 }
 
 /// `on_collapse = "stop" | "continue"` (extension, README "Events").
@@ -46,130 +60,6 @@ pub enum OnCollapse {
     Stop,
     /// Record the event and go on.
     Continue,
-}
-
-/// Newtonian coupling: energy (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Coupling {
-    /// lambda: > 0 repulsion of like charges (PNP), < 0 attraction (Keller–Segel, gravity).
-    pub strength: f64,
-    pub method: CouplingMethod,
-    /// Plummer softening delta >= 0 (0 only in d = 1).
-    pub softening: f64,
-    /// Tree backend only: target relative error of the potential.
-    pub accuracy: f64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CouplingMethod {
-    Direct,
-    Tree,
-    Auto,
-}
-
-/// Kernel density estimation settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Density {
-    pub bandwidth: Bandwidth,
-    pub method: DensityMethod,
-}
-
-/// How the blob densities are summed (an extension of SPEC §3, README).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DensityMethod {
-    /// Kernel sums over kd-tree neighbour lists.
-    Neighbours,
-    /// Particle-mesh: B-spline deposit, FFT convolution, interpolation
-    /// ([`crate::density::mesh`]); its cost does not grow with the kernel's width.
-    Mesh,
-    /// Neighbour lists while the kernel holds few enough neighbours, the
-    /// mesh beyond (rule in [`crate::density::choose_estimator`]).
-    Auto,
-}
-
-/// Kernel standard deviation eps, given or chosen from the initial cloud.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Bandwidth {
-    Auto,
-    Fixed(f64),
-}
-
-/// Optimizer settings (extension of SPEC §3, documented in the README).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Solver {
-    /// Stop a JKO step when the objective's gradient norm has fallen by this factor.
-    pub tolerance: f64,
-    pub max_iterations: usize,
-    /// L-BFGS history length.
-    pub memory: usize,
-    /// A rejected step is retried as 2, 4, ... sub-steps, at most 2^max_halvings.
-    pub max_halvings: u32,
-}
-
-impl Default for Solver {
-    fn default() -> Self {
-        Solver {
-            tolerance: 1e-6,
-            max_iterations: 1000,
-            memory: 10,
-            max_halvings: 6,
-        }
-    }
-}
-
-/// One species: its physics, its particle count and its initial law.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Species {
-    pub name: String,
-    /// z_k.
-    pub charge: f64,
-    /// D_k >= 0.
-    pub diffusion: f64,
-    /// m >= 1.
-    pub exponent: f64,
-    /// M_k > 0 (for "csv" initial data, the file's weight sum unless given).
-    pub mass: Option<f64>,
-    /// N_k (for "csv" initial data, the file's row count unless given).
-    pub particles: Option<usize>,
-    pub potential: PotentialSpec,
-    pub initial: InitialSpec,
-}
-
-impl Species {
-    pub fn mass_or_default(&self) -> f64 {
-        self.mass.unwrap_or(1.0)
-    }
-}
-
-/// External potential U_k (SPEC §3; the README lists the kinds).
-#[derive(Debug, Clone, PartialEq)]
-pub enum PotentialSpec {
-    None,
-    /// U = sum_a stiffness_a/2 (x_a - center_a)^2.
-    Quadratic {
-        center: Vec<f64>,
-        stiffness: Vec<f64>,
-    },
-    /// U = depth (|x - center|^2 / radius^2 - 1)^2.
-    DoubleWell {
-        center: Vec<f64>,
-        radius: f64,
-        depth: f64,
-    },
-}
-
-/// Initial law of a species.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InitialSpec {
-    /// Independent normal coordinates, per-axis standard deviation `std`.
-    Gaussian { mean: Vec<f64>, std: Vec<f64> },
-    /// Uniform on the box [lower, upper].
-    Uniform { lower: Vec<f64>, upper: Vec<f64> },
-    /// Barenblatt profile of the species' exponent m > 1, support radius `radius`:
-    /// rho ∝ (1 - |x - center|^2 / radius^2)_+^(1/(m-1)).
-    Barenblatt { center: Vec<f64>, radius: f64 },
-    /// A particle file (SPEC §5), resolved against the scenario's folder.
-    Csv { path: PathBuf, step: Option<u64> },
 }
 
 /// The Eulerian grid of SPEC §6.
@@ -582,16 +472,18 @@ impl Scenario {
         }
 
         Ok(Scenario {
-            path: path.to_path_buf(),
-            dimension,
-            time_step,
+            problem: Problem {
+                path: path.to_path_buf(),
+                dimension,
+                time_step,
+                seed,
+                coupling,
+                density,
+                solver,
+                species,
+            },
             steps,
             output_every,
-            seed,
-            coupling,
-            density,
-            solver,
-            species,
             grid,
             on_collapse,
         })

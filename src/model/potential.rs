@@ -1,7 +1,5 @@
 //! External potentials U_k (SPEC §3), each with its value and gradient.
 
-use crate::io::scenario::PotentialSpec;
-
 /// A confining (or any) external potential U: R^d -> R.
 pub trait Potential<const D: usize>: Send + Sync {
     fn value(&self, x: &[f64; D]) -> f64;
@@ -65,6 +63,23 @@ impl<const D: usize> Potential<D> for DoubleWell<D> {
 
 fn array<const D: usize>(v: &[f64]) -> [f64; D] {
     std::array::from_fn(|a| v[a])
+}
+
+/// External potential U_k (SPEC §3; the README lists the kinds).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PotentialSpec {
+    None,
+    /// U = sum_a stiffness_a/2 (x_a - center_a)^2.
+    Quadratic {
+        center: Vec<f64>,
+        stiffness: Vec<f64>,
+    },
+    /// U = depth (|x - center|^2 / radius^2 - 1)^2.
+    DoubleWell {
+        center: Vec<f64>,
+        radius: f64,
+        depth: f64,
+    },
 }
 
 /// Build the potential a scenario asks for (vectors already checked to have length D).

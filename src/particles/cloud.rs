@@ -15,7 +15,53 @@ use rand_distr::{Beta, Distribution, StandardNormal};
 
 use crate::error::{Error, Result};
 use crate::particles::file::ParticleTable;
-use crate::io::scenario::{InitialSpec, Scenario, Species};
+use std::path::{Path, PathBuf};
+
+use crate::model::potential::PotentialSpec;
+
+/// One species: its physics, its particle count and its initial law.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Species {
+    pub name: String,
+    /// z_k.
+    pub charge: f64,
+    /// D_k >= 0.
+    pub diffusion: f64,
+    /// m >= 1.
+    pub exponent: f64,
+    /// M_k > 0 (for "csv" initial data, the file's weight sum unless given).
+    pub mass: Option<f64>,
+    /// N_k (for "csv" initial data, the file's row count unless given).
+    pub particles: Option<usize>,
+    pub potential: PotentialSpec,
+    pub initial: InitialSpec,
+}
+
+impl Species {
+    pub fn mass_or_default(&self) -> f64 {
+        self.mass.unwrap_or(1.0)
+    }
+}
+
+/// Initial law of a species.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitialSpec {
+    /// Independent normal coordinates, per-axis standard deviation `std`.
+    Gaussian { mean: Vec<f64>, std: Vec<f64> },
+    /// Uniform on the box [lower, upper].
+    Uniform { lower: Vec<f64>, upper: Vec<f64> },
+    /// Barenblatt profile of the species' exponent m > 1, support radius `radius`:
+    /// rho ∝ (1 - |x - center|^2 / radius^2)_+^(1/(m-1)).
+    Barenblatt { center: Vec<f64>, radius: f64 },
+    /// A particle file (SPEC §5), resolved against the scenario's folder.
+    Csv { path: PathBuf, step: Option<u64> },
+}
+
+/// Where the species came from, for messages and draws.
+struct Source<'a> {
+    path: &'a Path,
+    seed: u64,
+}
 
 /// Where one species sits in the cloud, and its physical constants.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,16 +109,18 @@ impl<const D: usize> Cloud<D> {
         self.weights[self.blocks[k].range.clone()].iter().sum()
     }
 
-    /// The initial cloud of a scenario (dimension `D` must be the scenario's).
-    pub fn from_scenario(s: &Scenario) -> Result<Self> {
-        assert_eq!(s.dimension, D, "dispatch on the scenario's dimension first");
+    /// The initial cloud of `species` (vectors of length `D`), random draws
+    /// seeded by `seed`; errors name the file `source` (the scenario) and
+    /// the key `species[k]....`.
+    pub fn sample(species: &[Species], seed: u64, source: &Path) -> Result<Self> {
+        let s = Source { path: source, seed };
         let mut cloud = Cloud {
             positions: Vec::new(),
             weights: Vec::new(),
             ids: Vec::new(),
-            blocks: Vec::with_capacity(s.species.len()),
+            blocks: Vec::with_capacity(species.len()),
         };
-        for (k, sp) in s.species.iter().enumerate() {
+        for (k, sp) in species.iter().enumerate() {
             let start = cloud.positions.len();
             let key = format!("species[{k}]");
             let mass = match &sp.initial {

@@ -2,8 +2,10 @@
 //! [`step`]) and the stepping of a whole problem with rejected steps retried
 //! as smaller sub-steps ([`simulation`]).
 
+pub mod problem;
 pub mod simulation;
 pub mod step;
 
+pub use problem::{Problem, ProblemBuilder};
 pub use simulation::*;
 pub use step::*;

@@ -1,17 +1,16 @@
-//! A particle simulation: the scenario turned into a cloud, a free energy and
+//! A particle simulation: the problem turned into a cloud, a free energy and
 //! a stepper, advanced step by step. A step whose optimizer fails is retried
 //! as smaller sub-steps here; the run to a directory (files, checkpoints,
 //! events) is [`crate::driver`].
 
-use crate::io::checkpoint::Checkpoint;
 use crate::density::{BlobDensity, DensityEstimate, DensityPlan, choose_estimator};
 use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
 use crate::error::{Error, Result};
+use crate::model::potential;
+use crate::particles::Cloud;
+use crate::stepper::Problem;
 use crate::stepper::{JkoStepper, StepError, StepReport};
 use crate::util::parallel::sum_indexed;
-use crate::particles::Cloud;
-use crate::model::potential;
-use crate::io::scenario::Scenario;
 
 /// After this many accepted steps in a row at a split level, the next step
 /// tries the level above (twice the sub-step) again.
@@ -19,7 +18,7 @@ pub const RECOVER_AFTER: u32 = 4;
 
 /// A particle simulation of a scenario in dimension `D`.
 pub struct Simulation<const D: usize> {
-    pub scenario: Scenario,
+    pub problem: Problem,
     pub cloud: Cloud<D>,
     /// Kernel standard deviation of each species.
     pub bandwidths: Vec<f64>,
@@ -35,6 +34,18 @@ pub struct Simulation<const D: usize> {
     /// Steps accepted in a row at the current level.
     pub calm_steps: u32,
     /// Rejected attempts so far.
+    pub rejected_attempts: u64,
+}
+
+/// Where a simulation stands between steps (what a checkpoint stores).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulationState<const D: usize> {
+    pub positions: Vec<[f64; D]>,
+    /// The previous step's displacement and its step size (the next step's first guess).
+    pub last_move: Option<(f64, Vec<[f64; D]>)>,
+    pub step: u64,
+    pub level: u32,
+    pub calm_steps: u32,
     pub rejected_attempts: u64,
 }
 
@@ -74,7 +85,7 @@ pub enum AdvanceError {
 /// The particle free energy of a scenario for a given cloud and density
 /// estimators (one plan per species).
 pub fn free_energy<const D: usize>(
-    scenario: &Scenario,
+    problem: &Problem,
     cloud: &Cloud<D>,
     plans: &[DensityPlan],
 ) -> Result<FreeEnergy<D>> {
@@ -83,18 +94,18 @@ pub fn free_energy<const D: usize>(
     if !diffusion.is_empty() {
         terms.push(Box::new(diffusion));
     }
-    let potentials = scenario
+    let potentials = problem
         .species
         .iter()
         .map(|s| potential::from_spec::<D>(&s.potential))
         .collect();
     terms.push(Box::new(PotentialEnergy::new(cloud, potentials)));
-    if scenario.coupling.strength != 0.0 {
-        let c = &scenario.coupling;
+    if problem.coupling.strength != 0.0 {
+        let c = &problem.coupling;
         let backend = crate::coupling::backend::<D>(c.method, c.softening, c.accuracy, cloud.len());
         terms.push(Box::new(Interaction::new(
             cloud,
-            scenario.coupling.strength,
+            problem.coupling.strength,
             backend,
         )));
     }
@@ -110,36 +121,41 @@ fn weighted_distance<const D: usize>(w: &[f64], a: &[[f64; D]], b: &[[f64; D]]) 
 }
 
 impl<const D: usize> Simulation<D> {
-    /// Set up the run of `scenario` (its dimension must be `D`).
-    pub fn new(scenario: &Scenario) -> Result<Self> {
-        let cloud = Cloud::<D>::from_scenario(scenario)?;
-        Self::from_cloud(scenario, cloud)
+    /// Set up the simulation of `problem` (its dimension must be `D`; a
+    /// [`crate::io::scenario::Scenario`] reads through to its problem).
+    pub fn new(problem: &Problem) -> Result<Self> {
+        assert_eq!(
+            problem.dimension, D,
+            "dispatch on the problem's dimension first"
+        );
+        let cloud = Cloud::<D>::sample(&problem.species, problem.seed, &problem.path)?;
+        Self::from_cloud(problem, cloud)
     }
 
     /// Set up a run from an explicit initial cloud.
-    pub fn from_cloud(scenario: &Scenario, cloud: Cloud<D>) -> Result<Self> {
+    pub fn from_cloud(problem: &Problem, cloud: Cloud<D>) -> Result<Self> {
         let plans: Vec<DensityPlan> = cloud
             .blocks
             .iter()
-            .zip(&scenario.species)
+            .zip(&problem.species)
             .map(|(b, sp)| {
                 choose_estimator(
                     &cloud.positions[b.range.clone()],
                     &cloud.weights[b.range.clone()],
                     sp.diffusion,
                     sp.exponent,
-                    scenario.time_step,
-                    &scenario.density,
+                    problem.time_step,
+                    &problem.density,
                 )
             })
             .collect();
         let bandwidths = plans.iter().map(|p| p.eps).collect();
 
-        let energy = free_energy(scenario, &cloud, &plans)?;
-        let stepper = JkoStepper::new(energy, cloud.weights.clone(), scenario.solver);
+        let energy = free_energy(problem, &cloud, &plans)?;
+        let stepper = JkoStepper::new(energy, cloud.weights.clone(), problem.solver);
         let estimators = plans.iter().map(|p| p.estimator()).collect();
         Ok(Simulation {
-            scenario: scenario.clone(),
+            problem: problem.clone(),
             cloud,
             bandwidths,
             plans,
@@ -181,7 +197,7 @@ impl<const D: usize> Simulation<D> {
     /// steps, so a hard stretch of the run is not re-attempted at full h on
     /// every step.
     pub fn try_advance(&mut self) -> std::result::Result<Advance, AdvanceError> {
-        let h = self.scenario.time_step;
+        let h = self.problem.time_step;
         let n = self.step + 1;
         let x_start = self.cloud.positions.clone();
         let history = self.stepper.last_move().cloned();
@@ -224,7 +240,7 @@ impl<const D: usize> Simulation<D> {
                         substep: hs,
                         reason,
                     });
-                    if self.level >= self.scenario.solver.max_halvings {
+                    if self.level >= self.problem.solver.max_halvings {
                         return Err(AdvanceError::Failed(rejections));
                     }
                     self.level += 1;
@@ -301,78 +317,33 @@ impl<const D: usize> Simulation<D> {
         out
     }
 
-    /// Whether step `n` is written to particles.csv.
-    pub fn is_output_step(&self, n: u64) -> bool {
-        n == 0
-            || n.is_multiple_of(self.scenario.output_every as u64)
-            || n == self.scenario.steps as u64
+    /// The state a resumed run needs beyond the problem.
+    pub fn state(&self) -> SimulationState<D> {
+        SimulationState {
+            positions: self.cloud.positions.clone(),
+            last_move: self.stepper.last_move().cloned(),
+            step: self.step,
+            level: self.level,
+            calm_steps: self.calm_steps,
+            rejected_attempts: self.rejected_attempts,
+        }
     }
 
-    /// The state a checkpoint needs beyond the scenario: positions and the
-    /// previous displacement (flattened), filled into `cp`.
-    pub fn save_state(&self, cp: &mut Checkpoint) {
-        cp.meta.step = self.step;
-        cp.meta.level = self.level;
-        cp.meta.calm_steps = self.calm_steps;
-        cp.meta.rejected_attempts = self.rejected_attempts;
-        cp.bandwidths = self.bandwidths.clone();
-        cp.positions = self.cloud.positions.iter().flatten().copied().collect();
-        cp.last_move = self
-            .stepper
-            .last_move()
-            .map(|(h, m)| (*h, m.iter().flatten().copied().collect()));
-    }
-
-    /// Continue from checkpoint `cp` of this scenario (built by [`Simulation::new`]
-    /// from the same scenario: weights, ids and bandwidths must agree).
-    pub fn restore(&mut self, cp: &Checkpoint) -> Result<()> {
-        let file = self.scenario.path.clone();
-        let mismatch = |what: String| {
-            Error::input(
-                &file,
-                "checkpoint",
-                format!(
-                    "{what}: the checkpoint does not belong to this scenario; start again with --force"
-                ),
-            )
-        };
-        let n = self.cloud.len();
-        if cp.meta.dimension != D || cp.meta.particles != n || cp.positions.len() != n * D {
-            return Err(mismatch(format!(
-                "it holds {} particles in d = {}, the scenario {n} in d = {D}",
-                cp.meta.particles, cp.meta.dimension
-            )));
-        }
-        let same_bits = |a: &[f64], b: &[f64]| {
-            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
-        };
-        if !same_bits(&cp.bandwidths, &self.bandwidths) {
-            return Err(mismatch(format!(
-                "bandwidths {:?} in the checkpoint, {:?} from the scenario",
-                cp.bandwidths, self.bandwidths
-            )));
-        }
-        let unflatten = |v: &[f64]| -> Vec<[f64; D]> {
-            v.chunks_exact(D)
-                .map(|c| std::array::from_fn(|a| c[a]))
-                .collect()
-        };
-        let last_move = match &cp.last_move {
-            Some((h, m)) if m.len() == n * D => Some((*h, unflatten(m))),
-            Some(_) => {
-                return Err(mismatch(
-                    "the stored displacement has the wrong length".into(),
-                ));
-            }
-            None => None,
-        };
-        self.cloud.positions = unflatten(&cp.positions);
-        self.stepper.set_last_move(last_move);
-        self.step = cp.meta.step;
-        self.time = self.step as f64 * self.scenario.time_step;
-        self.level = cp.meta.level;
-        self.calm_steps = cp.meta.calm_steps;
-        self.rejected_attempts = cp.meta.rejected_attempts;
-        Ok(())
+    /// Continue from `state` (taken from a simulation of the same problem;
+    /// the caller checks that it belongs to it). Positions and the stored
+    /// move must hold one entry per particle.
+    pub fn set_state(&mut self, state: SimulationState<D>) {
+        assert_eq!(
+            state.positions.len(),
+            self.cloud.len(),
+            "one position per particle"
+        );
+        self.cloud.positions = state.positions;
+        self.stepper.set_last_move(state.last_move);
+        self.step = state.step;
+        self.time = self.step as f64 * self.problem.time_step;
+        self.level = state.level;
+        self.calm_steps = state.calm_steps;
+        self.rejected_attempts = state.rejected_attempts;
     }
 }

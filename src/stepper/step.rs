@@ -37,7 +37,6 @@ use crate::energy::{EnergyParts, FreeEnergy};
 use crate::util::fault::{self, EvalFault};
 use crate::util::interrupt;
 use crate::util::parallel::sum_indexed;
-use crate::io::scenario::Solver;
 
 /// Why a step attempt produced no new positions.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,6 +221,29 @@ impl<const D: usize> Gradient for Objective<'_, '_, D> {
 
 fn norm(v: &[f64]) -> f64 {
     sum_indexed(v.len(), |k| v[k] * v[k]).sqrt()
+}
+
+/// Optimizer settings (extension of SPEC §3, documented in the README).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Solver {
+    /// Stop a JKO step when the objective's gradient norm has fallen by this factor.
+    pub tolerance: f64,
+    pub max_iterations: usize,
+    /// L-BFGS history length.
+    pub memory: usize,
+    /// A rejected step is retried as 2, 4, ... sub-steps, at most 2^max_halvings.
+    pub max_halvings: u32,
+}
+
+impl Default for Solver {
+    fn default() -> Self {
+        Solver {
+            tolerance: 1e-6,
+            max_iterations: 1000,
+            memory: 10,
+            max_halvings: 6,
+        }
+    }
 }
 
 /// Advances particle positions by JKO steps of the free energy.

@@ -62,7 +62,7 @@ impl V {
     /// Natural logarithm of positive normal lanes (see [`crate::model::green`]).
     #[inline(always)]
     pub fn ln(self) -> V {
-        self.map(crate::model::green::ln)
+        self.map(crate::util::math::ln)
     }
 
     /// Sum of the lanes, in lane order (deterministic).

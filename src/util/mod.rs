@@ -8,5 +8,6 @@ pub mod fault;
 pub mod fft;
 pub mod interrupt;
 pub mod lanes;
+pub mod math;
 pub mod parallel;
 pub mod simd_dispatch;

@@ -38,7 +38,7 @@ pub trait Isa: Copy {
     /// `1 / x` for positive normal lanes, to about 1 ulp.
     fn recip(x: V) -> V;
     /// Natural logarithm of positive normal lanes, to about 1 ulp
-    /// (see [`crate::model::green::ln`], and `ln_avx512` in this module's source).
+    /// (see [`crate::util::math::ln`], and `ln_avx512` in this module's source).
     fn ln(x: V) -> V;
 }
 

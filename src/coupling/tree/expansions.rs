@@ -15,8 +15,8 @@
 
 use super::multi_index::{GROUP, MultiIndex};
 use super::taylor::FarKernel;
-use crate::util::lanes::V32;
 use crate::coupling::pair_kernel::{LANES, Sources, TargetBlock, V};
+use crate::util::lanes::V32;
 use crate::util::simd_dispatch::Isa;
 
 /// Scratch space for one M2L batch (reused, never reallocated in the hot loop).
