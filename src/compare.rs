@@ -47,6 +47,18 @@
 //! * **dE = energy_A - energy_B** from the two `energy.csv` files, at every step
 //!   present in both (the `energy` curve of [`Comparison`]); the rows carry the
 //!   value at their step when both files have it.
+//!
+//! Inputs that cannot be compared are refused with the file, line and column
+//! ([`Error::Input`]): coordinates beyond [`crate::particle_file::MAX_COORDINATE`],
+//! negative densities, frames that do not hold every species with the same
+//! particles (or grid) as the other frames (a file cut short), a zero mass, an
+//! automatic bandwidth a kernel cannot use ([`MIN_BANDWIDTH`],
+//! [`MIN_RELATIVE_BANDWIDTH`]). Every number of a row is checked: one that is
+//! not finite is an [`Error::Numerical`] naming the step, species and measure.
+//!
+//! The CSV table goes through [`crate::output::replace_file`]: never over a
+//! link, a device, a FIFO or a directory, never over a file of the compared
+//! runs ([`protected_paths`]), over an existing regular file only if asked.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

@@ -269,12 +269,15 @@ fn csv_err(path: &Path, e: csv::Error) -> Error {
     }
 }
 
-/// Write `bytes` to `path` atomically (temporary file, sync, rename).
+/// Write `bytes` to `path` atomically (temporary file, sync, rename). The
+/// temporary file is created afresh (a link left at its name is removed, not
+/// followed), and a `path` that is not a regular file is refused, not replaced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    refuse_non_regular(path)?;
     let tmp = partial_path(path);
     let result = (|| {
         fault::disk_budget(bytes.len()).map_err(|e| Error::io(&tmp, e))?;
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = create_fresh(&tmp)?;
         f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))
     })();
@@ -479,7 +482,9 @@ impl RunWriter {
 /// Refusals are [`Error::Io`] (exit status 4, "a file that cannot be
 /// written"), naming `path` and what to do.
 pub fn check_writable_target(path: &Path, inputs: &[PathBuf], force: bool) -> Result<()> {
-    let refuse = |kind: std::io::ErrorKind, why: String| Err(Error::io(path, std::io::Error::new(kind, why)));
+    let refuse = |kind: std::io::ErrorKind, why: String| {
+        Err(Error::io(path, std::io::Error::new(kind, why)))
+    };
     let Some(name) = path.file_name() else {
         return refuse(
             std::io::ErrorKind::InvalidInput,
@@ -514,7 +519,9 @@ pub fn check_writable_target(path: &Path, inputs: &[PathBuf], force: bool) -> Re
         if let Some(what) = not_regular(m, path) {
             return refuse(
                 std::io::ErrorKind::AlreadyExists,
-                format!("{what}; jko writes its output only as a new regular file or over one (temporary file and rename), never into or over anything else: give another path"),
+                format!(
+                    "{what}; jko writes its output only as a new regular file or over one (temporary file and rename), never into or over anything else: give another path"
+                ),
             );
         }
     }
@@ -658,4 +665,90 @@ fn move_into_place(tmp: &Path, path: &Path, inputs: &[PathBuf], force: bool) -> 
     }
     check_writable_target(path, inputs, force)?;
     std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Refuse `path` if it exists and is not a regular file (see [`check_writable_target`]).
+fn refuse_non_regular(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => match not_regular(&m, path) {
+            None => Ok(()),
+            Some(what) => Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{what}; jko replaces only regular files: remove it or choose another place"
+                    ),
+                ),
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// A new empty file at `tmp`; whatever was left there (a stale temporary
+/// file, a link) is removed first, never written through.
+fn create_fresh(tmp: &Path) -> Result<File> {
+    match std::fs::remove_file(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(tmp, e)),
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| Error::io(tmp, e))
+}
+
+#[cfg(all(test, unix))]
+mod safe_file_tests {
+    use super::*;
+
+    /// A link at the temporary name is not followed; a link at the final
+    /// name is not replaced.
+    #[test]
+    fn write_atomic_neither_follows_nor_replaces_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = tmp.path().join("scenario.toml");
+        std::os::unix::fs::symlink(&victim, partial_path(&path)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+
+        let link = tmp.path().join("link.toml");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let e = write_atomic(&link, b"new").unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    /// replace_file: new file without force, existing one only with force,
+    /// no temporary file left either way.
+    #[test]
+    fn replace_file_needs_force_for_an_existing_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.csv");
+        replace_file(&path, b"one", &[], false).unwrap();
+        let e = replace_file(&path, b"two", &[], false).unwrap_err();
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(e.exit_code(), 4);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one");
+        replace_file(&path, b"two", &[], true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("t.csv")]);
+    }
 }

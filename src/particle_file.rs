@@ -309,8 +309,7 @@ impl<const D: usize> ParticleTable<D> {
                     format!("line {}, column `id`", self.lines[p[1].1]),
                     format!(
                         "duplicate id {} for species \"{sp}\" at step {step} (also on line {})",
-                        p[0].0,
-                        self.lines[p[0].1]
+                        p[0].0, self.lines[p[0].1]
                     ),
                 ));
             }

@@ -58,7 +58,13 @@ fn grid_run(root: &Path, name: &str, rho: impl Fn(u64, usize) -> String) -> Path
         for j in 0..3 {
             for i in 0..4 {
                 let (x, y) = (0.125 + 0.25 * i as f64, 0.5 + j as f64);
-                writeln!(s, "{step},{:?},u,{x:?},{y:?},{}", step as f64 * 0.1, rho(step, 4 * j + i)).unwrap();
+                writeln!(
+                    s,
+                    "{step},{:?},u,{x:?},{y:?},{}",
+                    step as f64 * 0.1,
+                    rho(step, 4 * j + i)
+                )
+                .unwrap();
             }
         }
     }
@@ -110,7 +116,13 @@ fn out_refuses_a_fifo() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = two_runs(tmp.path());
     let fifo = tmp.path().join("pipe");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
     for force in [false, true] {
         let mut args = vec!["compare", s(&a), s(&b), "--out", s(&fifo)];
         if force {
@@ -130,7 +142,11 @@ fn out_refuses_symlinks_live_dangling_and_to_a_device() {
     let target = write(tmp.path(), "target.txt", "precious\n");
     let cases = [
         ("live", target.clone(), "symbolic link"),
-        ("dangling", tmp.path().join("nowhere.csv"), "dangling symbolic link"),
+        (
+            "dangling",
+            tmp.path().join("nowhere.csv"),
+            "dangling symbolic link",
+        ),
         ("device", PathBuf::from("/dev/null"), "symbolic link"),
     ];
     for (name, to, needle) in &cases {
@@ -148,7 +164,10 @@ fn out_refuses_symlinks_live_dangling_and_to_a_device() {
         }
     }
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
-    assert!(!tmp.path().join("nowhere.csv").exists(), "written through a dangling link");
+    assert!(
+        !tmp.path().join("nowhere.csv").exists(),
+        "written through a dangling link"
+    );
     let null = std::fs::metadata("/dev/null").unwrap().file_type();
     assert!(null.is_char_device());
     no_partial_in(tmp.path());
@@ -161,11 +180,19 @@ fn out_refuses_a_directory_and_a_missing_parent() {
     let dir = tmp.path().join("tables");
     std::fs::create_dir(&dir).unwrap();
     write(&dir, "keep.txt", "x");
-    expect_failure(&["compare", s(&a), s(&b), "--out", s(&dir), "--force"], 4, &["tables", "is a directory"]);
+    expect_failure(
+        &["compare", s(&a), s(&b), "--out", s(&dir), "--force"],
+        4,
+        &["tables", "is a directory"],
+    );
     assert!(dir.is_dir());
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
     let orphan = tmp.path().join("no/such/dir/t.csv");
-    expect_failure(&["compare", s(&a), s(&b), "--out", s(&orphan)], 4, &["t.csv", "no/such/dir"]);
+    expect_failure(
+        &["compare", s(&a), s(&b), "--out", s(&orphan)],
+        4,
+        &["t.csv", "no/such/dir"],
+    );
 }
 
 #[test]
@@ -176,7 +203,12 @@ fn out_never_overwrites_an_input() {
     std::fs::hard_link(a.join("energy.csv"), &link).unwrap();
     let before: Vec<Vec<u8>> = ["particles.csv", "energy.csv", "scenario.toml"]
         .iter()
-        .flat_map(|n| [std::fs::read(a.join(n)).unwrap(), std::fs::read(b.join(n)).unwrap()])
+        .flat_map(|n| {
+            [
+                std::fs::read(a.join(n)).unwrap(),
+                std::fs::read(b.join(n)).unwrap(),
+            ]
+        })
         .collect();
     let sneaky = a.join("..").join("a").join("particles.csv");
     let targets = [
@@ -190,11 +222,20 @@ fn out_never_overwrites_an_input() {
         b.join("density.csv"),
     ];
     for t in &targets {
-        expect_failure(&["compare", s(&a), s(&b), "--out", s(t), "--force"], 4, &["input"]);
+        expect_failure(
+            &["compare", s(&a), s(&b), "--out", s(t), "--force"],
+            4,
+            &["input"],
+        );
     }
     let after: Vec<Vec<u8>> = ["particles.csv", "energy.csv", "scenario.toml"]
         .iter()
-        .flat_map(|n| [std::fs::read(a.join(n)).unwrap(), std::fs::read(b.join(n)).unwrap()])
+        .flat_map(|n| {
+            [
+                std::fs::read(a.join(n)).unwrap(),
+                std::fs::read(b.join(n)).unwrap(),
+            ]
+        })
         .collect();
     assert_eq!(before, after);
     assert!(!a.join("checkpoint.jko").exists() && !b.join("density.csv").exists());
@@ -209,13 +250,21 @@ fn out_replaces_an_existing_file_only_with_force() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = two_runs(tmp.path());
     let out = write(tmp.path(), "table.csv", "old table\n");
-    expect_failure(&["compare", s(&a), s(&b), "--out", s(&out)], 4, &["table.csv", "already exists", "--force"]);
+    expect_failure(
+        &["compare", s(&a), s(&b), "--out", s(&out)],
+        4,
+        &["table.csv", "already exists", "--force"],
+    );
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "old table\n");
 
     // The target is checked before the comparison: with a broken run B the
     // refusal is still about --out (exit 4), not the input (exit 2).
     std::fs::remove_file(b.join("energy.csv")).unwrap();
-    expect_failure(&["compare", s(&a), s(&b), "--out", s(&out)], 4, &["already exists"]);
+    expect_failure(
+        &["compare", s(&a), s(&b), "--out", s(&out)],
+        4,
+        &["already exists"],
+    );
     let b = particle_run(tmp.path(), "b2", 0.1, 20);
 
     compare_ok(&a, &b, &["--out", s(&out), "--force"]);
@@ -262,7 +311,11 @@ fn non_finite_and_overflowing_coordinates_are_refused() {
     // The same bound for a grid's cell centres.
     let g = grid_run(tmp.path(), "g", |_, _| "1".into());
     edit_line(&g, "density.csv", 2, "0,0.0,u,1e200,0.5,1");
-    expect_failure(&["compare", s(&g), s(&g)], 2, &["density.csv", "line 2", "`x`"]);
+    expect_failure(
+        &["compare", s(&g), s(&g)],
+        2,
+        &["density.csv", "line 2", "`x`"],
+    );
 }
 
 #[test]
@@ -273,13 +326,21 @@ fn overflowing_sums_are_an_error_not_a_result() {
     let b = particle_run(tmp.path(), "b", 0.0, 20);
     edit_line(&b, "particles.csv", 2, "0,0.0,u,0,0.0,1e308,1.0");
     edit_line(&b, "particles.csv", 3, "0,0.0,u,1,0.05,1e308,1.0");
-    expect_failure(&["compare", s(&a), s(&b)], 3, &["step 0", "species \"u\"", "not a finite number"]);
+    expect_failure(
+        &["compare", s(&a), s(&b)],
+        3,
+        &["step 0", "species \"u\"", "not a finite number"],
+    );
     // Energies of opposite signs near the top of f64: dE overflows.
     let c = particle_run(tmp.path(), "c", 0.0, 20);
     let d = particle_run(tmp.path(), "d", 0.0, 20);
     write_energy(&c, &[(0, 0.0, 1.7e308), (2, 0.02, 1.0)]);
     write_energy(&d, &[(0, 0.0, -1.7e308), (2, 0.02, 1.0)]);
-    expect_failure(&["compare", s(&c), s(&d)], 3, &["step 0", "energy", "not a finite number"]);
+    expect_failure(
+        &["compare", s(&c), s(&d)],
+        3,
+        &["step 0", "energy", "not a finite number"],
+    );
 }
 
 #[test]
@@ -287,13 +348,35 @@ fn a_density_must_be_a_non_negative_measure() {
     let tmp = tempfile::tempdir().unwrap();
     let ok = grid_run(tmp.path(), "ok", |_, _| "1".into());
     compare_ok(&ok, &ok, &[]);
-    let neg = grid_run(tmp.path(), "neg", |step, c| if step == 1 && c == 5 { "-0.5".into() } else { "1".into() });
-    expect_failure(&["compare", s(&ok), s(&neg)], 2, &["density.csv", "line 19", "`density`", "cannot be negative"]);
-    let nan = grid_run(tmp.path(), "nan", |_, c| if c == 0 { "NaN".into() } else { "1".into() });
-    expect_failure(&["compare", s(&nan), s(&ok)], 2, &["density.csv", "line 2", "finite"]);
+    let neg = grid_run(tmp.path(), "neg", |step, c| {
+        if step == 1 && c == 5 {
+            "-0.5".into()
+        } else {
+            "1".into()
+        }
+    });
+    expect_failure(
+        &["compare", s(&ok), s(&neg)],
+        2,
+        &["density.csv", "line 19", "`density`", "cannot be negative"],
+    );
+    let nan = grid_run(tmp.path(), "nan", |_, c| {
+        if c == 0 { "NaN".into() } else { "1".into() }
+    });
+    expect_failure(
+        &["compare", s(&nan), s(&ok)],
+        2,
+        &["density.csv", "line 2", "finite"],
+    );
     // Zero mass at a step: nothing to normalize.
-    let zero = grid_run(tmp.path(), "zero", |step, _| if step == 1 { "0".into() } else { "1".into() });
-    expect_failure(&["compare", s(&ok), s(&zero)], 2, &["zero", "step 1", "mass"]);
+    let zero = grid_run(tmp.path(), "zero", |step, _| {
+        if step == 1 { "0".into() } else { "1".into() }
+    });
+    expect_failure(
+        &["compare", s(&ok), s(&zero)],
+        2,
+        &["zero", "step 1", "mass"],
+    );
 }
 
 /// The particle file of `particle_run` with the last `cut` rows removed.
@@ -310,7 +393,11 @@ fn a_truncated_last_frame_is_detected() {
     let a = particle_run(tmp.path(), "a", 0.0, 20);
     let b = particle_run(tmp.path(), "b", 0.0, 20);
     cut_particles(&b, 7);
-    expect_failure(&["compare", s(&a), s(&b)], 2, &["particles.csv", "step 2", "13 rows", "20 at step 0"]);
+    expect_failure(
+        &["compare", s(&a), s(&b)],
+        2,
+        &["particles.csv", "step 2", "13 rows", "20 at step 0"],
+    );
 
     // The last frame lost a whole species.
     let two = tmp.path().join("two");
@@ -322,12 +409,20 @@ fn a_truncated_last_frame_is_detected() {
          0,0,v,0,0.1,1,1\n2,0.02,u,0,0.1,0.5,1\n2,0.02,u,1,0.2,0.5,1\n",
     );
     write_energy(&two, &[(0, 0.0, 1.0), (2, 0.02, 1.0)]);
-    expect_failure(&["compare", s(&a), s(&two)], 2, &["particles.csv", "species \"v\"", "step 2"]);
+    expect_failure(
+        &["compare", s(&a), s(&two)],
+        2,
+        &["particles.csv", "species \"v\"", "step 2"],
+    );
 
     // Same count but another particle: an id repeated in the frame.
     let dup = particle_run(tmp.path(), "dup", 0.0, 20);
     edit_line(&dup, "particles.csv", 41, "2,0.02,u,0,0.5,0.05,1.0");
-    expect_failure(&["compare", s(&a), s(&dup)], 2, &["line 41", "duplicate id 0", "step 2"]);
+    expect_failure(
+        &["compare", s(&a), s(&dup)],
+        2,
+        &["line 41", "duplicate id 0", "step 2"],
+    );
 
     // A grid run whose last frame stops after full rows: still a box, but not the grid.
     let g = grid_run(tmp.path(), "g", |_, _| "1".into());
@@ -336,7 +431,16 @@ fn a_truncated_last_frame_is_detected() {
     let lines: Vec<&str> = text.lines().collect();
     std::fs::write(&p, lines[..lines.len() - 4].join("\n") + "\n").unwrap();
     let full = grid_run(tmp.path(), "full", |_, _| "1".into());
-    expect_failure(&["compare", s(&full), s(&g)], 2, &["density.csv", "step 1", "8 cells (4 x 2)", "12 cells (4 x 3)"]);
+    expect_failure(
+        &["compare", s(&full), s(&g)],
+        2,
+        &[
+            "density.csv",
+            "step 1",
+            "8 cells (4 x 2)",
+            "12 cells (4 x 3)",
+        ],
+    );
 }
 
 /// The same reader loads `initial = { kind = "csv" }`: a cut last frame is
@@ -354,7 +458,11 @@ fn a_truncated_initial_particle_file_is_refused() {
          initial = { kind = \"csv\", path = \"src/particles.csv\" }\n",
     );
     let out = tmp.path().join("out");
-    expect_failure(&["run", s(&scen), "--out", s(&out), "-q"], 2, &["particles.csv", "step 2", "17 rows"]);
+    expect_failure(
+        &["run", s(&scen), "--out", s(&out), "-q"],
+        2,
+        &["particles.csv", "step 2", "17 rows"],
+    );
 }
 
 /// One particle, or particles all at one point, with the automatic
@@ -370,13 +478,23 @@ fn a_cloud_without_spread_needs_a_fixed_bandwidth() {
         for step in [0, 2] {
             for i in 0..n {
                 let x = if same { 0.3 } else { 0.3 + i as f64 };
-                writeln!(text, "{step},{},u,{i},{x:?},{:?},1", step as f64 * 0.01, 1.0 / n as f64).unwrap();
+                writeln!(
+                    text,
+                    "{step},{},u,{i},{x:?},{:?},1",
+                    step as f64 * 0.01,
+                    1.0 / n as f64
+                )
+                .unwrap();
             }
         }
         write(&dir, "particles.csv", &text);
         write_energy(&dir, &[(0, 0.0, 1.0), (2, 0.02, 1.0)]);
         // Without a scenario.toml the automatic rule is used.
-        expect_failure(&["compare", s(&a), s(&dir)], 2, &[name, "density.bandwidth", "fixed"]);
+        expect_failure(
+            &["compare", s(&a), s(&dir)],
+            2,
+            &[name, "density.bandwidth", "fixed"],
+        );
         write(
             &dir,
             "scenario.toml",
@@ -384,7 +502,11 @@ fn a_cloud_without_spread_needs_a_fixed_bandwidth() {
              [[species]]\nname = \"u\"\nparticles = 5\n\
              initial = { kind = \"gaussian\", mean = [0.0], std = 1.0 }\n",
         );
-        expect_failure(&["compare", s(&a), s(&dir)], 2, &["scenario.toml", "density.bandwidth"]);
+        expect_failure(
+            &["compare", s(&a), s(&dir)],
+            2,
+            &["scenario.toml", "density.bandwidth"],
+        );
         // A fixed bandwidth makes it comparable.
         write(
             &dir,
