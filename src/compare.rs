@@ -666,6 +666,7 @@ fn particle_bandwidth<const D: usize>(
     if let Some(s) = scenario
         && let Bandwidth::Fixed(eps) = s.density.bandwidth
     {
+        check_bandwidth(files, &run.table.positions, species, eps, None)?;
         return Ok((eps, None));
     }
     if !run.times.contains_key(&0) {
@@ -695,7 +696,7 @@ fn particle_bandwidth<const D: usize>(
         }
         None => auto_bandwidth(&f0.positions, &f0.weights),
     };
-    check_auto_bandwidth(files, &f0.positions, species, eps)?;
+    check_bandwidth(files, &f0.positions, species, eps, Some(f0.positions.len()))?;
     let note = scenario.is_none().then(|| {
         format!(
             "{}: no {SCENARIO_COPY}; species \"{species}\" uses the automatic bandwidth of its step-0 particles, eps = {eps}",
@@ -711,14 +712,16 @@ pub const MIN_BANDWIDTH: f64 = 1e-100;
 /// resolves ~1e-16 of a coordinate, a kernel must span many such steps.
 pub const MIN_RELATIVE_BANDWIDTH: f64 = 1e-10;
 
-/// An automatic bandwidth a kernel estimate can use: finite and resolvable.
-/// One particle, or particles all at one point, have no spread, and the
-/// rule's eps collapses toward zero; such a run needs a fixed bandwidth.
-fn check_auto_bandwidth<const D: usize>(
+/// A bandwidth a kernel estimate can use: finite and resolvable at the
+/// coordinates `x`. One particle, or particles all at one point, have no
+/// spread, and the automatic rule's eps (from `auto` = Some(step-0 count))
+/// collapses toward zero; such a run needs a fixed bandwidth.
+fn check_bandwidth<const D: usize>(
     files: &RunFiles,
     x: &[[f64; D]],
     species: &str,
     eps: f64,
+    auto: Option<usize>,
 ) -> Result<()> {
     let scale = x
         .iter()
@@ -728,19 +731,21 @@ fn check_auto_bandwidth<const D: usize>(
         return Ok(());
     }
     let file = files.scenario.as_deref().unwrap_or(&files.data);
-    Err(Error::input(
-        file,
-        "density.bandwidth",
-        format!(
-            "the automatic bandwidth of species \"{species}\" from its {} step-0 particle(s) is {eps:e}: they have (almost) no spread, so the kernel would be narrower than f64 resolves; set a fixed `[density] bandwidth = ...` in {}",
-            x.len(),
+    let limit = MIN_BANDWIDTH.max(MIN_RELATIVE_BANDWIDTH * scale);
+    let message = match auto {
+        Some(n) => format!(
+            "the automatic bandwidth of species \"{species}\" from its {n} step-0 particle(s) is {eps:e}: they have (almost) no spread, so the kernel would be narrower than f64 resolves (at least {limit:e} here); set a fixed `[density] bandwidth = ...` in {}",
             files
                 .scenario
                 .as_deref()
                 .map_or_else(|| files.dir.join(SCENARIO_COPY), Path::to_path_buf)
                 .display()
         ),
-    ))
+        None => format!(
+            "{eps:e} is narrower than f64 resolves at the coordinates of species \"{species}\" (up to {scale:e}); the comparison needs at least {limit:e}"
+        ),
+    };
+    Err(Error::input(file, "density.bandwidth", message))
 }
 
 // ---------------------------------------------------------------------------

@@ -518,3 +518,20 @@ fn a_cloud_without_spread_needs_a_fixed_bandwidth() {
         compare_ok(&a, &dir, &[]);
     }
 }
+
+/// A fixed bandwidth too narrow for f64 at the run's coordinates is refused
+/// the same way (not an L1 of inf or NaN).
+#[test]
+fn a_fixed_bandwidth_below_f64_resolution_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = particle_run(tmp.path(), "a", 0.0, 20);
+    let b = particle_run(tmp.path(), "b", 0.0, 20);
+    let p = b.join("scenario.toml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, text.replace("bandwidth = 0.2", "bandwidth = 1e-300")).unwrap();
+    expect_failure(
+        &["compare", s(&a), s(&b)],
+        2,
+        &["b/scenario.toml", "density.bandwidth", "1e-300"],
+    );
+}
