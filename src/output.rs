@@ -515,15 +515,13 @@ pub fn check_writable_target(path: &Path, inputs: &[PathBuf], force: bool) -> Re
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(Error::io(path, e)),
     };
-    if let Some(m) = &meta {
-        if let Some(what) = not_regular(m, path) {
-            return refuse(
-                std::io::ErrorKind::AlreadyExists,
-                format!(
-                    "{what}; jko writes its output only as a new regular file or over one (temporary file and rename), never into or over anything else: give another path"
-                ),
-            );
-        }
+    if let Some(what) = meta.as_ref().and_then(|m| not_regular(m, path)) {
+        return refuse(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{what}; jko writes its output only as a new regular file or over one (temporary file and rename), never into or over anything else: give another path"
+            ),
+        );
     }
     let resolved = dir.join(name);
     for input in inputs {
