@@ -351,13 +351,16 @@ fn available_memory() -> Option<u64> {
 }
 
 fn gib(b: u64) -> String {
+    if b >= MAX_ESTIMATE {
+        return "more than 2^60 bytes (more than any machine has)".to_string();
+    }
     format!("{:.2} GiB", b as f64 / f64::from(1u32 << 30))
 }
 
 /// Refuse a run of `n` particles that needs `need` bytes where less is
 /// available (or more than [`MAX_ESTIMATE`] anywhere); `why` says what
-/// raised the estimate.
-pub fn check_memory(s: &Scenario, n: usize, need: u64, why: &str) -> Result<()> {
+/// raised the estimate, `keys` the scenario keys that set it.
+pub fn check_memory(s: &Scenario, n: usize, need: u64, keys: &str, why: &str) -> Result<()> {
     let have = available_memory();
     let refused = match have {
         Some(have) => need > have,
@@ -369,7 +372,7 @@ pub fn check_memory(s: &Scenario, n: usize, need: u64, why: &str) -> Result<()> 
         });
         return Err(Error::input(
             &s.path,
-            "species.particles",
+            keys,
             format!(
                 "{n} particles need about {} of memory{why} (with [solver] memory = {}), {have}",
                 gib(need),
@@ -384,17 +387,52 @@ pub fn check_memory(s: &Scenario, n: usize, need: u64, why: &str) -> Result<()> 
 /// neighbour list is built: the estimate with the lists those bandwidths
 /// hold ([`list_memory_excess`]).
 pub fn check_list_memory<const D: usize>(s: &Scenario, sim: &Simulation<D>) -> Result<()> {
+    check_mesh_sizes(s, sim)?;
     let n = sim.cloud.len();
     let excess = list_memory_excess(sim);
     if excess == 0 {
         return Ok(());
     }
     let why = format!(
-        " with the density estimates of bandwidths {:?} ({} more than the neighbour rule's lists; a smaller [density] bandwidth, or with \"auto\" a smaller time step, needs less)",
+        " with the density estimates of bandwidths {:?} ({} more than the neighbour rule's lists; \
+         neighbour lists need less with a smaller [density] bandwidth, or with \"auto\" a smaller time step, \
+         a mesh needs less with a larger bandwidth)",
         sim.bandwidths,
         gib(excess)
     );
-    check_memory(s, n, memory_estimate(s, n).saturating_add(excess), &why)
+    let need = memory_estimate(s, n).saturating_add(excess);
+    check_memory(s, n, need, "species.particles, density.bandwidth", &why)
+}
+
+/// A mesh no machine can hold ([`crate::mesh::MAX_MESH_CELLS`]): its node
+/// indices count from the origin in cells of eps/2, so a cloud wide against
+/// its bandwidth, or far from the origin, has none. Refused naming the keys,
+/// rather than as a memory estimate of exbibytes.
+fn check_mesh_sizes<const D: usize>(s: &Scenario, sim: &Simulation<D>) -> Result<()> {
+    for (k, (b, plan)) in sim.cloud.blocks.iter().zip(&sim.plans).enumerate() {
+        if !matches!(plan.estimator, density::Estimator::Mesh { .. }) {
+            continue;
+        }
+        let x = &sim.cloud.positions[b.range.clone()];
+        let cells = crate::mesh::cells_needed(x, plan.eps);
+        if cells > crate::mesh::MAX_MESH_CELLS {
+            let (lo, hi) = crate::parallel::bounding_box(x);
+            return Err(Error::input(
+                &s.path,
+                format!("density.bandwidth, species[{k}].initial"),
+                format!(
+                    "the density mesh of species \"{}\" at bandwidth {:e} would need more than {} cells: \
+                     its cloud spans {lo:?} to {hi:?}, and the mesh counts cells of eps/2 from the origin. \
+                     Use a larger bandwidth, method = \"neighbours\", or an initial law (mean, center, \
+                     lower/upper) nearer the origin",
+                    b.name,
+                    plan.eps,
+                    crate::mesh::MAX_MESH_CELLS
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Refuse, before allocating anything, a run that cannot fit in memory or on
@@ -406,7 +444,7 @@ pub fn check_resources(s: &Scenario, dir: &Path) -> Result<()> {
         .iter()
         .filter_map(|sp| sp.particles)
         .fold(0usize, usize::saturating_add);
-    check_memory(s, n, memory_estimate(s, n), "")?;
+    check_memory(s, n, memory_estimate(s, n), "species.particles", "")?;
     let need = output_estimate(s, n);
     let have = fs4::available_space(dir).ok();
     if have.is_some_and(|have| need > have) || need > MAX_ESTIMATE {

@@ -477,22 +477,30 @@ impl Checker<'_> {
         Ok(v)
     }
 
+    /// A scale > 0, so at least [`MIN_MAGNITUDE`].
     fn positive(&self, key: &str, v: f64) -> Result<f64> {
-        let v = self.scale(key, v)?;
-        if v > 0.0 {
-            Ok(v)
-        } else {
-            Err(self.err(key, format!("must be positive, got {v}")))
+        let v = self.finite(key, v)?;
+        if v <= 0.0 {
+            return Err(self.err(key, format!("must be positive, got {v}")));
         }
+        if v < MIN_MAGNITUDE {
+            return Err(self.err(
+                key,
+                format!(
+                    "must be at least {MIN_MAGNITUDE:e} (so that its square and cube are normal \
+                     numbers), got {v:e}"
+                ),
+            ));
+        }
+        Ok(v)
     }
 
     fn non_negative(&self, key: &str, v: f64) -> Result<f64> {
-        let v = self.scale(key, v)?;
-        if v >= 0.0 {
-            Ok(v)
-        } else {
-            Err(self.err(key, format!("must be >= 0, got {v}")))
+        let v = self.finite(key, v)?;
+        if v < 0.0 {
+            return Err(self.err(key, format!("must be >= 0, got {v}")));
         }
+        self.scale(key, v)
     }
 
     /// An integer in `min..=max`.
@@ -549,9 +557,31 @@ fn strict<T: serde::de::DeserializeOwned>(
     kind: &str,
     v: &toml::Value,
 ) -> Result<T> {
-    v.clone()
-        .try_into::<T>()
-        .map_err(|e| Error::input(file, key, format!("kind \"{kind}\": {}", clip(e.message(), MAX_ECHO))))
+    // Through TOML text, one key per line, so that the error's span names
+    // the field at fault (a Value's own deserializer does not say which).
+    let text = toml::to_string(v).map_err(|e| Error::input(file, key, e.to_string()))?;
+    toml::from_str::<T>(&text).map_err(|e| {
+        let field = e.span().and_then(|span| {
+            let start = span.start.min(text.len());
+            let end = span.end.clamp(start, text.len());
+            if text.get(start..end)?.contains('\n') {
+                return None;
+            }
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line = text[line_start..].lines().next()?;
+            let (name, _) = line.split_once('=')?;
+            Some(name.trim().trim_matches('"').to_string())
+        });
+        let location = match field {
+            Some(f) => format!("{key}.{}", clip(&f, MAX_ECHO)),
+            None => key.to_string(),
+        };
+        Error::input(
+            file,
+            location,
+            format!("kind \"{kind}\": {}", clip(e.message(), MAX_ECHO)),
+        )
+    })
 }
 
 fn kind_of<'v>(file: &Path, key: &str, v: &'v toml::Value) -> Result<&'v str> {
