@@ -16,14 +16,14 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     /// A scenario or particle file is missing, malformed or inconsistent.
     /// `location` names the key (`species[1].potential.stiffness`) or the row.
-    #[error("{}: {}: {}", clip(&file.display().to_string(), MAX_ECHO), clip(location, MAX_ECHO), clip(message, MAX_MESSAGE))]
+    #[error("{}: {}: {}", clip(&file.display().to_string(), MAX_PATH_ECHO), clip(location, MAX_ECHO), clip(message, MAX_MESSAGE))]
     Input {
         file: PathBuf,
         location: String,
         message: String,
     },
     /// Reading or writing a file failed at the operating-system level.
-    #[error("{}: {}", clip(&path.display().to_string(), MAX_ECHO), clip(&source.to_string(), MAX_MESSAGE))]
+    #[error("{}: {}", clip(&path.display().to_string(), MAX_PATH_ECHO), clip(&source.to_string(), MAX_MESSAGE))]
     Io {
         path: PathBuf,
         #[source]
@@ -72,6 +72,10 @@ impl Error {
 
 /// Longest piece of user text (a line, a name, a path) a message echoes.
 pub const MAX_ECHO: usize = 200;
+
+/// Longest path a message shows whole (a path from the input can be a
+/// runaway string; real ones rarely pass a few hundred characters).
+pub const MAX_PATH_ECHO: usize = 1000;
 
 /// Longest message an [`Error`] displays (messages that list several files
 /// or keys stay below it; only runaway echoes reach it).
