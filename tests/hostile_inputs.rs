@@ -297,7 +297,12 @@ fn parameters_whose_squares_overflow_are_refused_naming_the_key() {
 /// end with a message that is not a Debug dump.
 #[test]
 fn values_at_the_bounds_are_accepted() {
-    let text = SMALL_1D.replacen("mean = [0.0]", "mean = [1e100]", 1);
+    // A cloud of 1e99 spread at 1e100 (a narrower one would be coincident
+    // in f64), with a bandwidth it resolves.
+    let text = SMALL_1D
+        .replacen("mean = [0.0], std = 0.5", "mean = [1e100], std = 1e99", 1)
+        .replacen("method = \"neighbours\"", "method = \"neighbours\"\nbandwidth = 1e98", 1);
+    assert!(text.contains("bandwidth = 1e98") && text.contains("std = 1e99"));
     let (code, stderr, _) = run_text(&text);
     assert!(code == 0 || code == 3, "{code}: {stderr}");
     assert!(!stderr.contains("EnergyParts") && !stderr.contains("panicked"), "{stderr}");
