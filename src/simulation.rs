@@ -157,9 +157,9 @@ impl<const D: usize> Simulation<D> {
     pub fn initial_report(&mut self) -> Result<StepReport> {
         let mut grad = vec![[0.0; D]; self.cloud.len()];
         let parts = self.stepper.energy(&self.cloud.positions, &mut grad);
-        if !parts.total().is_finite() {
+        if let Some(why) = parts.non_finite() {
             return Err(Error::Numerical(format!(
-                "the initial energy is not finite: {parts:?}"
+                "the initial energy is not finite: {why}"
             )));
         }
         Ok(StepReport {
