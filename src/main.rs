@@ -178,7 +178,7 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown".into());
         eprintln!(
             "jko: internal error (a bug in jko; please report it with the scenario): {}{place}",
-            jko::rundir::clip(&what, 300)
+            jko::error::clip(&what, 300)
         );
     }));
     match std::panic::catch_unwind(move || dispatch(cli)) {

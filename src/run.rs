@@ -25,7 +25,8 @@ use crate::fault;
 use crate::interrupt;
 use crate::jko::StepReport;
 use crate::output::{self, RUN_FILES, RunWriter};
-use crate::rundir::{OutputDir, clip};
+use crate::error::clip;
+use crate::rundir::OutputDir;
 use crate::scenario::{InitialSpec, OnCollapse, Scenario};
 use crate::simulation::{AdvanceError, Rejection, Simulation};
 
