@@ -579,3 +579,48 @@ impl<const D: usize> JkoStepper<D> {
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every energy.csv column of a report is checked, and the first
+    /// non-finite one is named.
+    #[test]
+    fn a_report_with_a_non_finite_column_is_named() {
+        let good = StepReport {
+            parts: EnergyParts {
+                diffusion: 1.0,
+                potential: 2.0,
+                interaction: -1.0,
+            },
+            w2_step: 0.1,
+            iterations: 3,
+            evaluations: 4,
+            gradient_norm: 1e-7,
+            initial_gradient_norm: 1.0,
+            converged: true,
+            termination: String::new(),
+        };
+        assert_eq!(good.non_finite(), None);
+        let mut r = good.clone();
+        r.w2_step = f64::INFINITY;
+        assert!(r.non_finite().unwrap().contains("w2_step"));
+        let mut r = good.clone();
+        r.gradient_norm = f64::NAN;
+        assert!(r.non_finite().unwrap().contains("gradient_norm"));
+        let mut r = good.clone();
+        r.parts.potential = f64::MAX;
+        r.parts.diffusion = f64::MAX;
+        assert!(r.non_finite().unwrap().contains("energy"));
+        let msg = describe_non_finite(&EnergyParts {
+            diffusion: 0.0,
+            potential: f64::NEG_INFINITY,
+            interaction: 0.0,
+        });
+        assert!(
+            msg.contains("potential") && msg.contains("stiffness"),
+            "{msg}"
+        );
+    }
+}
