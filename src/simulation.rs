@@ -439,6 +439,31 @@ impl<const D: usize> Simulation<D> {
             .map(|(h, m)| (*h, m.iter().flatten().copied().collect()));
     }
 
+    /// The first field of `cp` no run of this scenario could have written
+    /// (a sub-step level beyond `max_halvings`, a step beyond `steps`,
+    /// non-finite positions or displacement), or `None`. A forged level
+    /// would otherwise split every step into up to 2^31 sub-steps.
+    fn foreign_state(&self, cp: &Checkpoint) -> Option<String> {
+        let (meta, s) = (&cp.meta, &self.scenario);
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        if meta.level > s.solver.max_halvings {
+            Some(format!(
+                "sub-step level {} is beyond [solver] max_halvings = {}",
+                meta.level, s.solver.max_halvings
+            ))
+        } else if meta.step > s.steps as u64 {
+            Some(format!("step {} is beyond steps = {}", meta.step, s.steps))
+        } else if !finite(&cp.positions) {
+            Some("non-finite positions".into())
+        } else if let Some((h, m)) = &cp.last_move
+            && !(h.is_finite() && *h > 0.0 && finite(m))
+        {
+            Some("a non-finite stored displacement".into())
+        } else {
+            None
+        }
+    }
+
     /// Continue from checkpoint `cp` of this scenario (built by [`Simulation::new`]
     /// from the same scenario: weights, ids and bandwidths must agree).
     pub fn restore(&mut self, cp: &Checkpoint) -> Result<()> {
@@ -467,6 +492,9 @@ impl<const D: usize> Simulation<D> {
                 "bandwidths {:?} in the checkpoint, {:?} from the scenario",
                 cp.bandwidths, self.bandwidths
             )));
+        }
+        if let Some(what) = self.foreign_state(cp) {
+            return Err(mismatch(what));
         }
         let unflatten = |v: &[f64]| -> Vec<[f64; D]> {
             v.chunks_exact(D)

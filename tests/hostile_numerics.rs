@@ -319,3 +319,37 @@ fn the_eulerian_substep_limit_keeps_the_solution() {
     let stats = solver.advance(0.01).unwrap();
     assert!(stats.substeps > 0);
 }
+
+/// A checkpoint whose sub-step level no run of the scenario could reach
+/// (here 30: 2^30 sub-steps per step, a resume that never ends) is refused
+/// on `--resume` as not belonging to the scenario, before any step.
+#[test]
+fn a_forged_checkpoint_level_is_refused_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = scenario("particles = 20", GAUSSIAN, 1.0, "").replace("steps = 4", "steps = 3");
+    let scen = write(tmp.path(), "s.toml", &text);
+    let out = tmp.path().join("out");
+    let args = [
+        "run",
+        scen.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ];
+    assert!(jko().args(args).status().unwrap().success());
+    let (_, mut cp) = jko::checkpoint::read(&out).unwrap().unwrap();
+    cp.meta.status = jko::checkpoint::Status::Running;
+    cp.meta.level = 30;
+    jko::checkpoint::write(&out, &cp).unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let started = Instant::now();
+    let o = jko().args(&resume).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("max_halvings") && err.contains("checkpoint"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
