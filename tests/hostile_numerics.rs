@@ -353,3 +353,45 @@ fn a_forged_checkpoint_level_is_refused_on_resume() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+/// Finite potential values whose energy overflows (U ~ 1.6e308 times a
+/// mass of 2): refused before anything is written, naming the potential,
+/// where energy.csv used to start with `inf`.
+#[test]
+fn an_eulerian_run_with_an_overflowing_energy_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = r#"
+dimension = 1
+time_step = 0.01
+steps = 2
+[grid]
+lower = [-5.0]
+upper = [5.0]
+cells = [32]
+[[species]]
+name = "u"
+mass = 2.0
+particles = 100
+potential = { kind = "quadratic", center = [200.0], stiffness = 8e303 }
+initial = { kind = "gaussian", mean = [0.0], std = 1.0 }
+"#;
+    let scen = write(tmp.path(), "s.toml", text);
+    let out = tmp.path().join("out");
+    let o = jko()
+        .args([
+            "eulerian",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    // Refused at load (a bound on the keys) or by the solver (the energy).
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("potential") || err.contains("stiffness") || err.contains("center"),
+        "{err}"
+    );
+    assert!(!out.join("energy.csv").exists(), "{err}");
+}

@@ -157,8 +157,8 @@ fn nonlinear_xi(diffusion: f64, m: f64, r: f64) -> f64 {
 
 impl EulerianSolver {
     /// Validates the problem (sizes, finiteness, D >= 0, m >= 1, densities >= 0 with positive
-    /// mass, U finite at every cell centre) and precomputes U at the centres and the
-    /// Poisson kernel (only when lambda != 0 and some charge is non-zero).
+    /// mass, U finite at every cell centre, a finite initial energy) and precomputes U at
+    /// the centres and the Poisson kernel (only when lambda != 0 and some charge is non-zero).
     pub fn new(problem: EulerianProblem) -> Result<Self, EulerianError> {
         let EulerianProblem {
             grid,
@@ -266,7 +266,7 @@ impl EulerianSolver {
             strides: (0..d).map(|a| grid.stride(a)).collect(),
             h: (0..d).map(|a| grid.spacing(a)).collect(),
         };
-        Ok(EulerianSolver {
+        let solver = EulerianSolver {
             grid,
             geom,
             species: data,
@@ -277,7 +277,16 @@ impl EulerianSolver {
             cfl: 0.8,
             wall_threshold: 1e-3,
             max_substeps: MAX_SUBSTEPS,
-        })
+        };
+        // Finite U and rho can still overflow their products and sums.
+        let energy = solver.energy();
+        if !energy.total().is_finite() {
+            return Err(EulerianError::InvalidProblem {
+                field: "initial energy",
+                reason: crate::jko::describe_non_finite(&energy),
+            });
+        }
+        Ok(solver)
     }
 
     /// Sets the sub-step safety factor: dt = cfl / max rate, 0 < cfl <= 1 (default 0.8).

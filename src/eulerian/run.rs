@@ -221,22 +221,27 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
     let mut last_frame = 0;
     for n in 1..=s.steps as u64 {
         let mut report = progress_report(n, s.steps as u64);
-        let stats = match solver.advance_observed(s.time_step, &mut report) {
-            Ok(stats) => stats,
-            Err(e) => {
-                // Status 3, like a particle run: the files keep every full step.
-                energy.finish()?;
-                density.finish()?;
-                return Err(Error::Numerical(format!(
-                    "Eulerian step {n}: {e}. density.csv (up to step {last_frame}) and energy.csv \
-                     (up to step {}) in {} are complete up to the last full step",
-                    n - 1,
-                    dir.display()
-                )));
-            }
-        };
-        let t = n as f64 * s.time_step;
+        let step = solver.advance_observed(s.time_step, &mut report);
+        // A non-finite energy (an overflowing product of U and rho) is no result either.
         let e = solver.energy();
+        let failure = match &step {
+            Err(err) => Some(err.to_string()),
+            Ok(_) if !e.total().is_finite() => Some(crate::jko::describe_non_finite(&e)),
+            Ok(_) => None,
+        };
+        if let Some(why) = failure {
+            // Status 3, like a particle run: the files keep every full step.
+            energy.finish()?;
+            density.finish()?;
+            return Err(Error::Numerical(format!(
+                "Eulerian step {n}: {why}. density.csv (up to step {last_frame}) and energy.csv \
+                 (up to step {}) in {} are complete up to the last full step",
+                n - 1,
+                dir.display()
+            )));
+        }
+        let stats = step.expect("failures returned above");
+        let t = n as f64 * s.time_step;
         energy.row(n, t, &e, 0.0, stats.substeps as u64, 0.0)?;
         if n % s.output_every as u64 == 0 || n == s.steps as u64 {
             write_frame(&mut density, &solver, n, t)?;
