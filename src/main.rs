@@ -280,6 +280,7 @@ fn run(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> jko::Resul
 
 fn eulerian(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {
     let s = Scenario::from_file(scenario)?;
+    jko::eulerian::run::show_progress(!quiet);
     let summary = jko::eulerian::run::run_to_dir(
         &s,
         out,
