@@ -3,6 +3,11 @@
 //! Every variant carries the file (or directory) it concerns, so the message a
 //! user sees always says *where* the problem is, and the CLI maps the group to
 //! a documented exit status (see [`Error::exit_code`]).
+//!
+//! Text a user wrote (a scenario line, a species name, a method) is echoed
+//! through [`clip`], so a message stays a few hundred characters whatever the
+//! input; as a last resort the messages of every variant are clipped again
+//! at [`MAX_MESSAGE`] characters when displayed.
 
 use std::path::{Path, PathBuf};
 
@@ -11,21 +16,21 @@ use std::path::{Path, PathBuf};
 pub enum Error {
     /// A scenario or particle file is missing, malformed or inconsistent.
     /// `location` names the key (`species[1].potential.stiffness`) or the row.
-    #[error("{}: {location}: {message}", file.display())]
+    #[error("{}: {}: {}", clip(&file.display().to_string(), MAX_PATH_ECHO), clip(location, MAX_ECHO), clip(message, MAX_MESSAGE))]
     Input {
         file: PathBuf,
         location: String,
         message: String,
     },
     /// Reading or writing a file failed at the operating-system level.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {}", clip(&path.display().to_string(), MAX_PATH_ECHO), clip(&source.to_string(), MAX_MESSAGE))]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     /// The numerics could not continue (non-finite energy, no acceptable step).
-    #[error("numerical failure: {0}")]
+    #[error("numerical failure: {}", clip(.0, MAX_MESSAGE))]
     Numerical(String),
     /// SIGINT/SIGTERM (or [`crate::util::interrupt::request`]): the run stopped at a
     /// clean point after writing a checkpoint; `--resume` continues it.
@@ -33,7 +38,7 @@ pub enum Error {
     Interrupted { step: u64 },
     /// A physical event the scenario says to stop at (`on_collapse = "stop"`);
     /// the output files are complete up to that step.
-    #[error("stopped: {0}")]
+    #[error("stopped: {}", clip(.0, MAX_MESSAGE))]
     Stopped(String),
 }
 
@@ -65,4 +70,64 @@ impl Error {
     }
 }
 
+/// Longest piece of user text (a line, a name, a path) a message echoes.
+pub const MAX_ECHO: usize = 200;
+
+/// Longest path a message shows whole (a path from the input can be a
+/// runaway string; real ones rarely pass a few hundred characters).
+pub const MAX_PATH_ECHO: usize = 1000;
+
+/// Longest message an [`Error`] displays (messages that list several files
+/// or keys stay below it; only runaway echoes reach it).
+pub const MAX_MESSAGE: usize = 2000;
+
+/// `text` if it has at most `max` characters; otherwise its start and end
+/// around an ellipsis, with the full length, so a 50 MB line or a 10 MB name
+/// is echoed as a recognisable excerpt rather than in full.
+pub fn clip(text: &str, max: usize) -> String {
+    let total = text.chars().count();
+    if total <= max {
+        return text.to_string();
+    }
+    let head = max * 3 / 4;
+    let tail = max - head;
+    let start: String = text.chars().take(head).collect();
+    let end: String = text.chars().skip(total - tail).collect();
+    format!("{start} [... {total} characters in all ...] {end}")
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text() {
+        assert_eq!(clip("species", 10), "species");
+        let long = "a".repeat(1000) + "END";
+        let c = clip(&long, 40);
+        assert!(
+            c.len() < 100 && c.ends_with("END") && c.contains("1003 characters"),
+            "{c}"
+        );
+        // Never cuts inside a character.
+        let wide = "é".repeat(500);
+        assert!(clip(&wide, 10).starts_with("éééééé"));
+    }
+
+    #[test]
+    fn display_clips_every_variant() {
+        let huge = "x".repeat(1_000_000);
+        let e = Error::input(Path::new(&huge), huge.clone(), huge.clone());
+        assert!(
+            e.to_string().len() < 3 * MAX_MESSAGE,
+            "{}",
+            e.to_string().len()
+        );
+        let e = Error::Numerical(huge.clone());
+        assert!(e.to_string().len() < 2 * MAX_MESSAGE);
+        let e = Error::io(Path::new("f"), std::io::Error::other(huge));
+        assert!(e.to_string().len() < 2 * MAX_MESSAGE);
+    }
+}

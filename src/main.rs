@@ -83,16 +83,26 @@ and OUT/scenario.toml."
 Each RUN is an output directory of `jko run` (particles.csv) or `jko eulerian` (density.csv, or \
 one exported by another code in the same format), with its energy.csv. For every step written by \
 both runs and every species: mass, mean and covariance of both sides, the L1 distance of the \
-densities on a common grid, W1 and W2 (d = 1, exact) and the energy difference."
+densities on a common grid, W1 and W2 (d = 1, exact) and the energy difference.\n\n\
+--out writes a new regular file (temporary file, sync, rename), checked before anything is \
+computed. It refuses, with exit status 4: a PATH that exists (unless --force), a PATH that is \
+not a regular file (a symbolic link, even dangling, a directory, a FIFO, a device, a socket; \
+never written through nor replaced, even with --force), and a PATH that is a file of either \
+run (its data, energy, scenario, checkpoint or .partial files, by name or hard link).\n\n\
+Exit status: 0 done, 2 bad input (a file of a run is malformed, non-finite, negative or cut \
+short), 3 a distance or moment is not a finite number, 4 I/O error or --out refused."
     )]
     Compare {
         /// First run directory.
         a: PathBuf,
         /// Second run directory.
         b: PathBuf,
-        /// Also write the table as CSV to this file.
+        /// Also write the table as CSV to this new file.
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// Replace the regular file at --out if it exists.
+        #[arg(long, requires = "out")]
+        force: bool,
     },
 }
 
@@ -168,7 +178,7 @@ fn main() -> ExitCode {
             .unwrap_or_else(|| "unknown".into());
         eprintln!(
             "jko: internal error (a bug in jko; please report it with the scenario): {}{place}",
-            jko::driver::dir::clip(&what, 300)
+            jko::error::clip(&what, 300)
         );
     }));
     match std::panic::catch_unwind(move || dispatch(cli)) {
@@ -197,7 +207,7 @@ fn dispatch(cli: Cli) -> ExitCode {
             force,
             quiet,
         } => eulerian(&scenario, &out, force, quiet),
-        Command::Compare { a, b, out } => compare(&a, &b, out.as_deref()),
+        Command::Compare { a, b, out, force } => compare(&a, &b, out.as_deref(), force),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -270,6 +280,7 @@ fn run(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> jko::Resul
 
 fn eulerian(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {
     let s = Scenario::from_file(scenario)?;
+    jko::eulerian::run::show_progress(!quiet);
     let summary = jko::eulerian::run::run_to_dir(
         &s,
         out,
@@ -294,11 +305,15 @@ fn eulerian(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Resul
     Ok(())
 }
 
-fn compare(a: &Path, b: &Path, out: Option<&Path>) -> jko::Result<()> {
+fn compare(a: &Path, b: &Path, out: Option<&Path>, force: bool) -> jko::Result<()> {
+    // Fail before the work, not after it.
+    if let Some(path) = out {
+        jko::compare::check_out_path(a, b, path, force)?;
+    }
     let c = jko::compare::compare_runs(a, b)?;
     print!("{c}");
     if let Some(path) = out {
-        c.write_csv(path)?;
+        c.write_csv_with(path, force)?;
     }
     Ok(())
 }

@@ -732,6 +732,8 @@ fn compare_puts_a_particle_run_beside_a_grid_run() {
             parts.to_str().unwrap(),
             "--out",
             table.to_str().unwrap(),
+            // The table of the first comparison is replaced only on request.
+            "--force",
         ])
         .output()
         .unwrap();

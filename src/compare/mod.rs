@@ -44,10 +44,21 @@
 //!   quantile functions, where Q_A - Q_B is linear, D(s) = d0 + (d1 - d0) s:
 //!   int |D| = L (|d0| + |d1|)/2 if d0 d1 >= 0, else L (d0^2 + d1^2) / (2 (|d0| + |d1|));
 //!   int D^2 = L (d0^2 + d0 d1 + d1^2) / 3 (L the piece's length in t).
-//!   Negative grid densities (if any) are counted as zero here, and noted.
 //! * **dE = energy_A - energy_B** from the two `energy.csv` files, at every step
 //!   present in both (the `energy` curve of [`Comparison`]); the rows carry the
 //!   value at their step when both files have it.
+//!
+//! Inputs that cannot be compared are refused with the file, line and column
+//! ([`Error::Input`]): coordinates beyond [`crate::particles::file::MAX_COORDINATE`],
+//! negative densities, frames that do not hold every species with the same
+//! particles (or grid) as the other frames (a file cut short), a zero mass, an
+//! automatic bandwidth a kernel cannot use ([`MIN_BANDWIDTH`],
+//! [`MIN_RELATIVE_BANDWIDTH`]). Every number of a row is checked: one that is
+//! not finite is an [`Error::Numerical`] naming the step, species and measure.
+//!
+//! The CSV table goes through [`crate::io::output::replace_file`]: never over a
+//! link, a device, a FIFO or a directory, never over a file of the compared
+//! runs ([`protected_paths`]), over an existing regular file only if asked.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -58,10 +69,12 @@ use rayon::prelude::*;
 
 use crate::density::{auto_bandwidth, choose_estimator};
 use crate::error::{Error, Result};
-use crate::io::output::{DENSITY, ENERGY, PARTICLES, SCENARIO_COPY, write_atomic};
+use crate::io::output::{DENSITY, ENERGY, EVENTS, PARTIAL_SUFFIX, PARTICLES, SCENARIO_COPY};
 use crate::io::scenario::{Bandwidth, Scenario};
 use crate::model::kernel::{RadialKernel, WendlandC2};
-use crate::particles::file::{ParticleTable, parse_f64 as cell_f64, parse_u64 as cell_u64};
+use crate::particles::file::{
+    ParticleTable, parse_coordinate, parse_f64 as cell_f64, parse_u64 as cell_u64,
+};
 use crate::util::parallel::{CHUNK, sum_indexed};
 
 const AXES: [&str; 3] = ["x", "y", "z"];
@@ -419,9 +432,16 @@ fn read_grid_run<const D: usize>(file: &Path) -> Result<GridRun<D>> {
         }
         let mut x = [0.0; D];
         for a in 0..D {
-            x[a] = cell_f64(file, line, AXES[a], cell(c_axes[a]))?;
+            x[a] = parse_coordinate(file, line, AXES[a], cell(c_axes[a]))?;
         }
         let rho = cell_f64(file, line, "density", cell(c_rho))?;
+        if rho < 0.0 {
+            return Err(Error::input(
+                file,
+                format!("line {line}, column `density`"),
+                format!("{rho}: a density cannot be negative"),
+            ));
+        }
         let (t0, l0) = *times.entry(step).or_insert((time, line));
         if t0 != time {
             return Err(Error::input(
@@ -447,10 +467,67 @@ fn read_grid_run<const D: usize>(file: &Path) -> Result<GridRun<D>> {
         let frame = build_grid_frame::<D>(file, step, &species, &rows)?;
         frames.insert((step, species), frame);
     }
+    check_grid_frames(file, &frames)?;
     Ok(GridRun {
         file: file.to_path_buf(),
         times: times.into_iter().map(|(s, (t, _))| (s, t)).collect(),
         frames,
+    })
+}
+
+/// Every species at every step of the file, on the same grid: a file cut
+/// short in its last frame can still hold a full (smaller) box there.
+fn check_grid_frames<const D: usize>(
+    file: &Path,
+    frames: &BTreeMap<(u64, String), GridFrame<D>>,
+) -> Result<()> {
+    let steps: BTreeSet<u64> = frames.keys().map(|(s, _)| *s).collect();
+    let species: BTreeSet<&str> = frames.keys().map(|(_, sp)| sp.as_str()).collect();
+    let dims = |g: &GridFrame<D>| -> String {
+        let n: Vec<String> = g.coords.iter().map(|c| c.len().to_string()).collect();
+        format!("{} cells ({})", g.rho.len(), n.join(" x "))
+    };
+    for sp in species {
+        let mut first: Option<(u64, &GridFrame<D>)> = None;
+        for &step in &steps {
+            let Some(g) = frames.get(&(step, sp.to_string())) else {
+                return Err(Error::input(
+                    file,
+                    format!("step {step}"),
+                    format!(
+                        "no rows for species \"{sp}\" at step {step}, though the file has it at other steps: the frame is incomplete (was the file cut short?)"
+                    ),
+                ));
+            };
+            match first {
+                None => first = Some((step, g)),
+                Some((s0, g0)) => {
+                    if !same_grid(g, g0) {
+                        return Err(Error::input(
+                            file,
+                            format!("step {step}"),
+                            format!(
+                                "species \"{sp}\" has {} at step {step} but {} at step {s0}: every frame of a grid run covers the same grid (was the file cut short?)",
+                                dims(g),
+                                dims(g0)
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The same cell centres, up to the tolerance of [`build_grid_frame`]'s regularity check.
+fn same_grid<const D: usize>(g: &GridFrame<D>, g0: &GridFrame<D>) -> bool {
+    (0..D).all(|a| {
+        g.coords[a].len() == g0.coords[a].len()
+            && g.coords[a]
+                .iter()
+                .zip(&g0.coords[a])
+                .all(|(x, y)| (x - y).abs() <= 1e-6 * g0.h[a])
     })
 }
 
@@ -589,6 +666,7 @@ fn particle_bandwidth<const D: usize>(
     if let Some(s) = scenario
         && let Bandwidth::Fixed(eps) = s.density.bandwidth
     {
+        check_bandwidth(files, &run.table.positions, species, eps, None)?;
         return Ok((eps, None));
     }
     if !run.times.contains_key(&0) {
@@ -618,6 +696,7 @@ fn particle_bandwidth<const D: usize>(
         }
         None => auto_bandwidth(&f0.positions, &f0.weights),
     };
+    check_bandwidth(files, &f0.positions, species, eps, Some(f0.positions.len()))?;
     let note = scenario.is_none().then(|| {
         format!(
             "{}: no {SCENARIO_COPY}; species \"{species}\" uses the automatic bandwidth of its step-0 particles, eps = {eps}",
@@ -625,6 +704,48 @@ fn particle_bandwidth<const D: usize>(
         )
     });
     Ok((eps, note))
+}
+
+/// Smallest kernel width accepted: its peak ~ eps^-d stays far from overflow in 3D.
+pub const MIN_BANDWIDTH: f64 = 1e-100;
+/// Smallest kernel width accepted relative to the largest coordinate: f64
+/// resolves ~1e-16 of a coordinate, a kernel must span many such steps.
+pub const MIN_RELATIVE_BANDWIDTH: f64 = 1e-10;
+
+/// A bandwidth a kernel estimate can use: finite and resolvable at the
+/// coordinates `x`. One particle, or particles all at one point, have no
+/// spread, and the automatic rule's eps (from `auto` = Some(step-0 count))
+/// collapses toward zero; such a run needs a fixed bandwidth.
+fn check_bandwidth<const D: usize>(
+    files: &RunFiles,
+    x: &[[f64; D]],
+    species: &str,
+    eps: f64,
+    auto: Option<usize>,
+) -> Result<()> {
+    let scale = x
+        .iter()
+        .flat_map(|p| p.iter())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    if eps.is_finite() && eps >= MIN_BANDWIDTH && eps >= MIN_RELATIVE_BANDWIDTH * scale {
+        return Ok(());
+    }
+    let file = files.scenario.as_deref().unwrap_or(&files.data);
+    let limit = MIN_BANDWIDTH.max(MIN_RELATIVE_BANDWIDTH * scale);
+    let message = match auto {
+        Some(n) => format!(
+            "the automatic bandwidth of species \"{species}\" from its {n} step-0 particle(s) is {eps:e}: they have (almost) no spread, so the kernel would be narrower than f64 resolves (at least {limit:e} here); set a fixed `[density] bandwidth = ...` in {}",
+            files
+                .scenario
+                .as_deref()
+                .map_or_else(|| files.dir.join(SCENARIO_COPY), Path::to_path_buf)
+                .display()
+        ),
+        None => format!(
+            "{eps:e} is narrower than f64 resolves at the coordinates of species \"{species}\" (up to {scale:e}); the comparison needs at least {limit:e}"
+        ),
+    };
+    Err(Error::input(file, "density.bandwidth", message))
 }
 
 // ---------------------------------------------------------------------------
@@ -768,9 +889,8 @@ impl<const D: usize> Measure<'_, D> {
         out
     }
 
-    /// The quantile function of the normalized law (d = 1), and whether
-    /// negative densities were clamped to zero.
-    fn quantile(&self) -> (Vec<Piece>, bool) {
+    /// The quantile function of the normalized law (d = 1).
+    fn quantile(&self) -> Vec<Piece> {
         match self {
             Measure::Particles { x, w, .. } => {
                 let mut order: Vec<usize> = (0..x.len()).collect();
@@ -791,13 +911,13 @@ impl<const D: usize> Measure<'_, D> {
                         t0 = t1;
                     }
                 }
-                (pieces, false)
+                pieces
             }
             Measure::Grid(g) => {
                 let c = &g.coords[0];
                 let n = c.len();
-                let clamped = g.rho.iter().any(|&r| r < 0.0);
-                let m: f64 = g.rho.iter().map(|&r| r.max(0.0)).sum();
+                // The reader refused negative densities.
+                let m: f64 = g.rho.iter().sum();
                 let edge = |i: usize| {
                     if i == 0 {
                         c[0] - 0.5 * g.h[0]
@@ -811,7 +931,7 @@ impl<const D: usize> Measure<'_, D> {
                 let mut pieces = Vec::with_capacity(n);
                 let (mut acc, mut t0) = (0.0, 0.0);
                 for i in 0..=last {
-                    let r = g.rho[i].max(0.0);
+                    let r = g.rho[i];
                     if r == 0.0 {
                         continue;
                     }
@@ -827,7 +947,7 @@ impl<const D: usize> Measure<'_, D> {
                         t0 = t1;
                     }
                 }
-                (pieces, clamped)
+                pieces
             }
         }
     }
@@ -1181,6 +1301,13 @@ fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Result<Compariso
                     format!("time {tb}, but {} has time {ta}", fa.energy.display()),
                 ));
             }
+            if !(ea_s - eb_s).is_finite() {
+                return Err(Error::Numerical(format!(
+                    "step {s}: energy_A - energy_B = {ea_s:e} - {eb_s:e} is not a finite number ({} / {})",
+                    fa.energy.display(),
+                    fb.energy.display()
+                )));
+            }
             energy.push(EnergyPoint {
                 step: s,
                 time: ta,
@@ -1212,7 +1339,6 @@ fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Result<Compariso
 
     let energy_at: HashMap<u64, EnergyPoint> = energy.iter().map(|e| (e.step, *e)).collect();
     let mut rows = Vec::new();
-    let mut clamped = BTreeSet::new();
     for &(step, time) in &steps {
         for sp in &species {
             let (Some(ma), Some(mb)) =
@@ -1258,21 +1384,13 @@ fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Result<Compariso
             let normalized =
                 (mo_a.mass - mo_b.mass).abs() > MASS_TOLERANCE * mo_a.mass.max(mo_b.mass);
             let (w1, w2) = if D == 1 {
-                let (qa, ca) = ma.quantile();
-                let (qb, cb) = mb.quantile();
-                if ca {
-                    clamped.insert(ra.file().to_path_buf());
-                }
-                if cb {
-                    clamped.insert(rb.file().to_path_buf());
-                }
-                let (w1, w2) = wasserstein_1d(&qa, &qb);
+                let (w1, w2) = wasserstein_1d(&ma.quantile(), &mb.quantile());
                 (Some(w1), Some(w2))
             } else {
                 (None, None)
             };
             let e = energy_at.get(&step);
-            rows.push(Row {
+            let row = Row {
                 step,
                 time,
                 species: sp.clone(),
@@ -1292,14 +1410,10 @@ fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Result<Compariso
                 normalized,
                 energy_a: e.map(|e| e.energy_a),
                 energy_b: e.map(|e| e.energy_b),
-            });
+            };
+            check_finite(&row, ra.file(), rb.file())?;
+            rows.push(row);
         }
-    }
-    for f in clamped {
-        notes.push(format!(
-            "{}: negative densities were counted as zero for W1/W2",
-            f.display()
-        ));
     }
     if rows.iter().any(|r| r.normalized) && D == 1 {
         notes.push(
@@ -1324,6 +1438,80 @@ fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Result<Compariso
         energy,
         notes,
     })
+}
+
+/// Every number of `row` is finite: an overflow (huge coordinates or
+/// weights, a kernel too narrow for f64) is an error naming the step, the
+/// species and the measure, never a result.
+fn check_finite(row: &Row, fa: &Path, fb: &Path) -> Result<()> {
+    let mut values: Vec<(&str, f64)> = vec![("mass A", row.mass_a), ("mass B", row.mass_b)];
+    values.extend(row.mean_a.iter().map(|&v| ("mean A", v)));
+    values.extend(row.mean_b.iter().map(|&v| ("mean B", v)));
+    values.extend(row.cov_a.iter().map(|&v| ("covariance A", v)));
+    values.extend(row.cov_b.iter().map(|&v| ("covariance B", v)));
+    values.extend([
+        ("|mean_A - mean_B|", row.mean_distance),
+        ("|cov_A - cov_B|_F", row.cov_distance),
+        ("L1", row.l1),
+    ]);
+    values.extend(row.w1.map(|v| ("W1", v)));
+    values.extend(row.w2.map(|v| ("W2", v)));
+    values.extend(row.energy_diff().map(|v| ("energy_A - energy_B", v)));
+    match values.iter().find(|(_, v)| !v.is_finite()) {
+        None => Ok(()),
+        Some((what, v)) => Err(Error::Numerical(format!(
+            "comparing {} and {}: step {}, species \"{}\": {what} = {v} is not a finite number (values too large for f64: check the coordinates, weights and energies)",
+            fa.display(),
+            fb.display(),
+            row.step,
+            row.species
+        ))),
+    }
+}
+
+/// Every path a comparison of the run directories `a` and `b` reads or that
+/// belongs to those runs: their run files (`particles.csv`, `density.csv`,
+/// `energy.csv`, `events.csv`, `scenario.toml`, checkpoints, lock and
+/// `.partial` files), whether they exist or not, and every file in `a` or
+/// `b` whose name starts with one of those names. `--out` may be none of them.
+pub fn protected_paths(a: &Path, b: &Path) -> Vec<PathBuf> {
+    const NAMES: [&str; 7] = [
+        PARTICLES,
+        DENSITY,
+        ENERGY,
+        EVENTS,
+        SCENARIO_COPY,
+        "checkpoint.jko",
+        "checkpoint.prev.jko",
+    ];
+    let mut out = Vec::new();
+    for dir in [a, b] {
+        for name in NAMES {
+            out.push(dir.join(name));
+            out.push(dir.join(format!("{name}{PARTIAL_SUFFIX}")));
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let run_file = NAMES.iter().any(|n| name.starts_with(n))
+                || [PARTIAL_SUFFIX, ".jko", ".lock"]
+                    .iter()
+                    .any(|s| name.ends_with(s));
+            if run_file {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// Check before comparing that `--out PATH` may be written
+/// ([`crate::io::output::check_writable_target`] with the runs' files as inputs).
+pub fn check_out_path(a: &Path, b: &Path, out: &Path, force: bool) -> Result<()> {
+    crate::io::output::check_writable_target(out, &protected_paths(a, b), force)
 }
 
 // ---------------------------------------------------------------------------
@@ -1432,9 +1620,19 @@ impl Comparison {
         String::from_utf8(w.into_inner().expect("in memory")).expect("UTF-8")
     }
 
-    /// Write [`Comparison::to_csv`] to `path` atomically (temporary file, sync, rename).
+    /// Write [`Comparison::to_csv`] to `path` atomically (temporary file,
+    /// sync, rename), replacing an existing regular file; never over a link,
+    /// a device, a FIFO or a file of the compared runs
+    /// ([`crate::io::output::replace_file`]).
     pub fn write_csv(&self, path: &Path) -> Result<()> {
-        write_atomic(path, self.to_csv().as_bytes())
+        self.write_csv_with(path, true)
+    }
+
+    /// [`Comparison::write_csv`], replacing an existing file only if `force`
+    /// (what `jko compare --out PATH [--force]` does).
+    pub fn write_csv_with(&self, path: &Path, force: bool) -> Result<()> {
+        let inputs = protected_paths(&self.a.dir, &self.b.dir);
+        crate::io::output::replace_file(path, self.to_csv().as_bytes(), &inputs, force)
     }
 
     /// Largest |energy_A - energy_B| over the common steps of the energy files.

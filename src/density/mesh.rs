@@ -55,6 +55,12 @@ pub const CELLS_PER_BANDWIDTH: f64 = 2.0;
 /// trial is refused.
 pub const MESH_GROWTH: usize = 16;
 
+/// Hard limit on a mesh's cells whatever `max_cells` says: 2^40 cells take
+/// 64 TiB ([`BYTES_PER_CELL`] each), beyond any machine, and a limit derived
+/// by saturating arithmetic (usize::MAX) must still refuse rather than ask
+/// the allocator for more than it can address.
+pub const MAX_MESH_CELLS: usize = 1 << 40;
+
 /// Particles per deposit chunk: each chunk deposits into a grid of its own,
 /// the grids are added in chunk order (the same bits on any thread count).
 const DEPOSIT_CHUNK: usize = 16384;
@@ -210,8 +216,8 @@ impl<const D: usize> MeshDensity<D> {
             spacing,
             kernel,
             reach: (kernel.support() / spacing).floor() as usize,
-            max_cells,
-            min_max_cells: max_cells,
+            max_cells: max_cells.min(MAX_MESH_CELLS),
+            min_max_cells: max_cells.min(MAX_MESH_CELLS),
             rebase: false,
             window: None,
             fft: None,
@@ -284,7 +290,10 @@ impl<const D: usize> MeshDensity<D> {
     fn place(&mut self, x: &[[f64; D]]) -> Result<(), MeshTooLarge> {
         let (lo, shape, cells) = self.window_needed(x)?;
         if std::mem::take(&mut self.rebase) {
-            self.max_cells = self.min_max_cells.max(cells.saturating_mul(MESH_GROWTH));
+            self.max_cells = self
+                .min_max_cells
+                .max(cells.saturating_mul(MESH_GROWTH))
+                .min(MAX_MESH_CELLS);
         }
         if cells > self.max_cells {
             return Err(MeshTooLarge {

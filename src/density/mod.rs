@@ -242,8 +242,8 @@ pub const STEP_LENGTH_FRACTION: f64 = 0.5;
 /// neighbour lists hold, N times the neighbour count).
 pub const MAX_NEIGHBOUR_FACTOR: f64 = 10.0;
 
-/// Mass and Gaussian-fit mean density E[rho] (per unit mass) of a cloud.
-fn gaussian_fit<const D: usize>(x: &[[f64; D]], w: &[f64]) -> (f64, f64) {
+/// The determinant of the weighted covariance of a cloud.
+fn covariance_determinant<const D: usize>(x: &[[f64; D]], w: &[f64]) -> f64 {
     let m: f64 = w.iter().sum();
     let mean: [f64; D] =
         std::array::from_fn(|a| x.iter().zip(w).map(|(p, wi)| wi * p[a]).sum::<f64>() / m);
@@ -254,8 +254,15 @@ fn gaussian_fit<const D: usize>(x: &[[f64; D]], w: &[f64]) -> (f64, f64) {
             .sum::<f64>()
             / m
     });
-    // A degenerate cloud (all particles at one point) gets the unit scale.
-    let det = cov.determinant().max(f64::MIN_POSITIVE);
+    cov.determinant()
+}
+
+/// Mass and Gaussian-fit mean density E[rho] (per unit mass) of a cloud.
+fn gaussian_fit<const D: usize>(x: &[[f64; D]], w: &[f64]) -> (f64, f64) {
+    let m: f64 = w.iter().sum();
+    // A degenerate cloud (all particles at one point) gets a vanishing
+    // scale, which a run refuses ([`degenerate_spread`]).
+    let det = covariance_determinant(x, w).max(f64::MIN_POSITIVE);
     let pi = std::f64::consts::PI;
     (m, 1.0 / ((4.0 * pi).powf(D as f64 / 2.0) * det.sqrt()))
 }
@@ -355,6 +362,47 @@ fn step_bandwidths<const D: usize>(
             capped: eps,
         }
     }
+}
+
+/// Rule for every bandwidth, given or automatic: eps must be at least this
+/// fraction of the cloud's coordinate scale `1 + max |x|`. Positions carry a
+/// relative rounding of 1e-16, so a kernel narrower than that would see the
+/// rounding of the particles' distances (and eps^2 of a coincident cloud's
+/// automatic rule, around 1e-154, is not even a normal number); the unit
+/// length of the scenario bounds the scale from below, so that a cloud
+/// gathered at the origin is not judged by its own vanishing size.
+pub const MIN_RELATIVE_BANDWIDTH: f64 = 1e-8;
+
+/// The smallest bandwidth [`MIN_RELATIVE_BANDWIDTH`] allows on the cloud `x`.
+pub fn min_bandwidth<const D: usize>(x: &[[f64; D]]) -> f64 {
+    let reach = x.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+    MIN_RELATIVE_BANDWIDTH * (1.0 + reach)
+}
+
+/// Why `eps` cannot be the bandwidth of the cloud `x` (see
+/// [`MIN_RELATIVE_BANDWIDTH`]), or `None` if it can.
+pub fn unresolvable_bandwidth<const D: usize>(x: &[[f64; D]], eps: f64) -> Option<String> {
+    let least = min_bandwidth(x);
+    if !eps.is_finite() {
+        Some(format!("eps = {eps} is not a finite number"))
+    } else if eps < least {
+        Some(format!(
+            "eps = {eps:e} is below what f64 resolves at these coordinates \
+             ({MIN_RELATIVE_BANDWIDTH:e} (1 + max |x|) = {least:e})"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Whether the Gaussian fit of a cloud is degenerate: a single particle, or
+/// particles that coincide or lie on a lower-dimensional set (a covariance
+/// whose determinant is not a positive normal number). The neighbour-count
+/// rule of `bandwidth = "auto"` has no length scale to go by there.
+pub fn degenerate_spread<const D: usize>(x: &[[f64; D]], w: &[f64]) -> bool {
+    // NaN (an overflowed sum) falls here too.
+    let det = covariance_determinant(x, w);
+    x.len() < 2 || det.is_nan() || det < f64::MIN_POSITIVE
 }
 
 /// How a species' densities are summed, with which bandwidth.
@@ -560,6 +608,27 @@ mod auto_rule_tests {
         let floor = auto_bandwidth_for_step(&x, &w, 1.0, 1.0, h);
         assert!((floor / eps_n - 1.5).abs() < 1e-12, "{floor} vs {eps_n}");
         assert_eq!(auto_bandwidth_for_step(&x, &w, 1.0, 1.0, 100.0 * h), cap);
+    }
+
+    /// One particle, coincident particles and a line in 2D have no spread;
+    /// the rule's eps on them is below the resolution floor. A fixed eps is
+    /// judged against 1e-8 (1 + max |x|).
+    #[test]
+    fn degenerate_clouds_and_the_resolution_floor() {
+        let (x, w) = sunflower();
+        assert!(!degenerate_spread(&x, &w));
+        assert!(unresolvable_bandwidth(&x, auto_bandwidth(&x, &w)).is_none());
+        let one = [[0.3, 0.4]];
+        assert!(degenerate_spread(&one, &[1.0]));
+        let same = vec![[1e6, -2.0]; 10];
+        let w10 = vec![0.1; 10];
+        assert!(unresolvable_bandwidth(&same, auto_bandwidth(&same, &w10)).is_some());
+        let line: Vec<[f64; 2]> = (0..10).map(|i| [i as f64, 2.0 * i as f64]).collect();
+        assert!(degenerate_spread(&line, &w10));
+        assert!(unresolvable_bandwidth(&one, 1e-9).is_some());
+        assert!(unresolvable_bandwidth(&one, 2e-8).is_none());
+        assert!(unresolvable_bandwidth(&same, 2e-3).is_some());
+        assert!(unresolvable_bandwidth(&same, f64::INFINITY).is_some());
     }
 
     /// `method = "auto"` keeps the neighbour lists (and their eps) while the

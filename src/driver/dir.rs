@@ -41,7 +41,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, clip};
 
 /// The lock file of an output directory.
 pub const LOCK: &str = ".jko.lock";
@@ -161,15 +161,6 @@ fn describe_holder(text: &str) -> String {
         s += &format!(", started {} s ago", now.saturating_sub(t));
     }
     s
-}
-
-/// `text` cut to `max` characters, saying how long it was: user input
-/// (a command line, a path) is echoed, never in full.
-pub fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        None => text.to_string(),
-        Some((at, _)) => format!("{}... ({} bytes)", &text[..at], text.len()),
-    }
 }
 
 fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {

@@ -23,6 +23,25 @@ pub enum EulerianError {
     /// step-size rule; reported instead of writing garbage).
     #[error("eulerian run broke down at t = {time}: {reason}")]
     Breakdown { time: f64, reason: String },
+    /// A step would take more explicit sub-steps than the solver's limit
+    /// (see [`crate::eulerian::MAX_SUBSTEPS`]); the solution is left at the step's start.
+    #[error(
+        "at t = {time}, this step needs about {needed:.3e} sub-steps, over the limit of {limit} \
+         per step ({taken} taken, dt = {dt:.3e}): the explicit scheme's sub-step is bounded by the \
+         fastest cell's outflow rate ({rate:.3e} per unit time: drift |grad(U + lambda z psi)| / dx \
+         plus diffusion D m rho^(m-1) / dx^2), which the problem makes stiff. A smaller time_step \
+         does not help (it splits the same sub-steps among more steps); use a coarser [grid], a \
+         softer potential (smaller stiffness or depth), a weaker coupling or diffusion, or the \
+         particle solver (`jko run`), which is implicit"
+    )]
+    TooManySubsteps {
+        time: f64,
+        limit: usize,
+        taken: usize,
+        needed: f64,
+        dt: f64,
+        rate: f64,
+    },
     /// Binning particles: a particle lies outside the box, or has a bad weight.
     #[error("binning particles: particle {index}: {reason}")]
     InvalidParticle { index: usize, reason: String },

@@ -19,6 +19,11 @@
 //!   stage needs dt * rate_i <= 1) and, for m > 1, the explicit-diffusion stability rate
 //!   sum_a 2 D m rho^(m-1) / h_a^2; a second stage that would break dt * rate <= 1 makes the
 //!   sub-step restart with a smaller dt. Densities therefore stay non-negative exactly.
+//!   The scheme is explicit, so a stiff problem (a steep potential, strong coupling, fine
+//!   cells) needs many sub-steps: one step takes at most [`MAX_SUBSTEPS`] of them (settable,
+//!   [`EulerianSolver::set_max_substeps`]) and fails with [`EulerianError::TooManySubsteps`]
+//!   beyond, or as soon as [`MAX_SUBSTEPS`] / 100 sub-steps are done and the current dt
+//!   says the rest of the step would exceed the limit.
 //! * Discrete energy: E = sum_k [D_k sum_i F_m(rho_{k,i}) + sum_i rho_{k,i} U_k(x_i)] dV
 //!   + (lambda/2) sum_i q_i psi_i dV, F_1(r) = r log r, F_m(r) = r^m/(m-1).
 
@@ -95,6 +100,26 @@ struct SpeciesData {
     potential: Vec<f64>,
 }
 
+/// Default limit on the SSP-RK2 sub-steps of one [`EulerianSolver::advance`]:
+/// a step needing more is a stiff problem this explicit scheme is not made
+/// for, and fails (status 3) instead of running for hours with no end in sight.
+pub const MAX_SUBSTEPS: usize = 1_000_000;
+
+/// The progress callback of [`EulerianSolver::advance_observed`] is called
+/// after every this many sub-steps.
+pub const PROGRESS_EVERY: usize = 1000;
+
+/// Where a long step stands, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SubstepProgress {
+    /// Sub-steps taken so far in this step.
+    pub substeps: usize,
+    /// Fraction of the step's time advanced, in [0, 1].
+    pub fraction: f64,
+    /// The last sub-step size.
+    pub dt: f64,
+}
+
 /// Geometry needed inside the per-cell loops.
 #[derive(Clone)]
 struct Geom {
@@ -121,6 +146,7 @@ pub struct EulerianSolver {
     time: f64,
     cfl: f64,
     wall_threshold: f64,
+    max_substeps: usize,
 }
 
 /// f_m'(r) for m > 1 times D: D m r^(m-1)/(m-1).
@@ -131,8 +157,8 @@ fn nonlinear_xi(diffusion: f64, m: f64, r: f64) -> f64 {
 
 impl EulerianSolver {
     /// Validates the problem (sizes, finiteness, D >= 0, m >= 1, densities >= 0 with positive
-    /// mass, U finite at every cell centre) and precomputes U at the centres and the
-    /// Poisson kernel (only when lambda != 0 and some charge is non-zero).
+    /// mass, U finite at every cell centre, a finite initial energy) and precomputes U at
+    /// the centres and the Poisson kernel (only when lambda != 0 and some charge is non-zero).
     pub fn new(problem: EulerianProblem) -> Result<Self, EulerianError> {
         let EulerianProblem {
             grid,
@@ -240,7 +266,7 @@ impl EulerianSolver {
             strides: (0..d).map(|a| grid.stride(a)).collect(),
             h: (0..d).map(|a| grid.spacing(a)).collect(),
         };
-        Ok(EulerianSolver {
+        let solver = EulerianSolver {
             grid,
             geom,
             species: data,
@@ -250,7 +276,17 @@ impl EulerianSolver {
             time: 0.0,
             cfl: 0.8,
             wall_threshold: 1e-3,
-        })
+            max_substeps: MAX_SUBSTEPS,
+        };
+        // Finite U and rho can still overflow their products and sums.
+        let energy = solver.energy();
+        if !energy.total().is_finite() {
+            return Err(EulerianError::InvalidProblem {
+                field: "initial energy",
+                reason: crate::stepper::describe_non_finite(&energy),
+            });
+        }
+        Ok(solver)
     }
 
     /// Sets the sub-step safety factor: dt = cfl / max rate, 0 < cfl <= 1 (default 0.8).
@@ -263,6 +299,11 @@ impl EulerianSolver {
         }
         self.cfl = cfl;
         Ok(())
+    }
+
+    /// Sets the limit on the sub-steps of one step (default [`MAX_SUBSTEPS`], at least 1).
+    pub fn set_max_substeps(&mut self, limit: usize) {
+        self.max_substeps = limit.max(1);
     }
 
     /// Sets the fraction of a species' peak density above which density in the outermost
@@ -480,6 +521,43 @@ impl EulerianSolver {
 
     /// Advances by time h with SSP-RK2 sub-steps (see module docs); returns statistics.
     pub fn advance(&mut self, h: f64) -> Result<StepStats, EulerianError> {
+        self.advance_observed(h, &mut |_| {})
+    }
+
+    /// The sub-step limit's verdict after `stats.substeps` sub-steps with
+    /// `remaining` of the step left at sub-step size `dt` (see module docs).
+    fn check_substeps(
+        &self,
+        stats: &StepStats,
+        remaining: f64,
+        dt: f64,
+        rate: f64,
+    ) -> Result<(), EulerianError> {
+        let left = (self.max_substeps - stats.substeps.min(self.max_substeps)) as f64;
+        let projected = remaining / dt;
+        let settled = stats.substeps >= (self.max_substeps / 100).max(1);
+        if remaining > 0.0 && (left < 1.0 || (settled && projected > left)) {
+            return Err(EulerianError::TooManySubsteps {
+                time: self.time,
+                limit: self.max_substeps,
+                taken: stats.substeps,
+                needed: stats.substeps as f64 + projected,
+                dt,
+                rate,
+            });
+        }
+        Ok(())
+    }
+
+    /// [`advance`](Self::advance), calling `progress` every [`PROGRESS_EVERY`]
+    /// sub-steps. The step fails with [`EulerianError::TooManySubsteps`]
+    /// (the solution left at the start of the step) when it would take more
+    /// than the sub-step limit.
+    pub fn advance_observed(
+        &mut self,
+        h: f64,
+        progress: &mut dyn FnMut(SubstepProgress),
+    ) -> Result<StepStats, EulerianError> {
         if !(h.is_finite() && h >= 0.0) {
             return Err(EulerianError::InvalidTimeStep(h));
         }
@@ -502,6 +580,7 @@ impl EulerianSolver {
                 .collect()
         };
         let bad = |v: &[Vec<f64>]| v.iter().flatten().any(|x| !(x.is_finite() && *x >= 0.0));
+        let start = self.rho.clone();
         while done < h {
             let (l0, _, rate0) = self.rhs(&self.rho);
             let remaining = h - done;
@@ -555,6 +634,17 @@ impl EulerianSolver {
             stats.min_dt = stats.min_dt.min(dt);
             stats.max_dt = stats.max_dt.max(dt);
             done = if dt >= remaining { h } else { done + dt };
+            if stats.substeps.is_multiple_of(PROGRESS_EVERY) {
+                progress(SubstepProgress {
+                    substeps: stats.substeps,
+                    fraction: done / h,
+                    dt,
+                });
+            }
+            if let Err(e) = self.check_substeps(&stats, h - done, dt, rate0) {
+                self.rho = start;
+                return Err(e);
+            }
         }
         self.time += h;
         Ok(stats)

@@ -8,8 +8,10 @@
 //! solver's sub-steps.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use super::{EulerianProblem, EulerianSolver, EulerianSpecies, Grid, PotentialFn};
+use super::{EulerianProblem, EulerianSolver, EulerianSpecies, Grid, PotentialFn, SubstepProgress};
 use crate::driver::RunOptions;
 use crate::driver::dir::OutputDir;
 use crate::error::{Error, Result};
@@ -120,6 +122,41 @@ pub fn problem<const D: usize>(s: &Scenario) -> Result<EulerianProblem> {
     })
 }
 
+/// Whether [`run_to_dir`] prints progress lines during long steps (off
+/// unless the CLI turns it on; `--quiet` keeps it off).
+static SHOW_PROGRESS: AtomicBool = AtomicBool::new(false);
+
+/// Turn the progress lines of long steps on or off (the `jko eulerian` CLI
+/// turns them on unless `--quiet`).
+pub fn show_progress(on: bool) {
+    SHOW_PROGRESS.store(on, Ordering::Relaxed);
+}
+
+/// A step is long when it has taken this long; then a line goes to stderr
+/// every this long.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The progress callback of step `n` of `steps`: a line to stderr every
+/// [`PROGRESS_INTERVAL`] of the step, if progress is shown.
+fn progress_report(n: u64, steps: u64) -> impl FnMut(SubstepProgress) {
+    let (show, mut next) = (
+        SHOW_PROGRESS.load(Ordering::Relaxed),
+        Instant::now() + PROGRESS_INTERVAL,
+    );
+    move |p: SubstepProgress| {
+        if show && Instant::now() >= next {
+            next = Instant::now() + PROGRESS_INTERVAL;
+            eprintln!(
+                "jko: step {n}/{steps}: {:.1}% of the step after {} sub-steps (dt = {:.3e}, limit {} per step)",
+                100.0 * p.fraction,
+                p.substeps,
+                p.dt,
+                super::MAX_SUBSTEPS
+            );
+        }
+    }
+}
+
 /// Run a scenario on its grid and write density.csv and energy.csv to `dir`.
 pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<EulerianSummary> {
     let problem = match s.dimension {
@@ -192,15 +229,37 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
         warnings,
     };
     let mut warned_walls = false;
+    let mut last_frame = 0;
     for n in 1..=s.steps as u64 {
-        let stats = solver
-            .advance(s.time_step)
-            .map_err(|e| Error::Numerical(format!("Eulerian step {n}: {e}")))?;
-        let t = n as f64 * s.time_step;
+        let mut report = progress_report(n, s.steps as u64);
+        let step = solver.advance_observed(s.time_step, &mut report);
+        // A non-finite energy (an overflowing product of U and rho) is no result either.
         let e = solver.energy();
+        let failure = match &step {
+            Err(err) => Some(err.to_string()),
+            Ok(_) if !e.total().is_finite() => Some(crate::stepper::describe_non_finite(&e)),
+            Ok(_) => None,
+        };
+        if let Some(why) = failure {
+            // Status 3, like a particle run: the files keep every full step.
+            energy.finish()?;
+            density.finish()?;
+            output::sync_dir(dir)?;
+            // Its files are complete up to a step: they replace the old run.
+            out.establish()?;
+            return Err(Error::Numerical(format!(
+                "Eulerian step {n}: {why}. density.csv (up to step {last_frame}) and energy.csv \
+                 (up to step {}) in {} are complete up to the last full step",
+                n - 1,
+                dir.display()
+            )));
+        }
+        let stats = step.expect("failures returned above");
+        let t = n as f64 * s.time_step;
         energy.row(n, t, &e, 0.0, stats.substeps as u64, 0.0)?;
         if n % s.output_every as u64 == 0 || n == s.steps as u64 {
             write_frame(&mut density, &solver, n, t)?;
+            last_frame = n;
         }
         if !warned_walls && solver.touches_walls() {
             warned_walls = true;

@@ -188,9 +188,14 @@ impl Checkpoint {
             ));
         }
         // After the positions comes either nothing or h and a whole move.
-        let has_move = match count.checked_sub(1 + species + n) {
+        // Checked: a forged species or particle count must not wrap the sums.
+        let fixed = species
+            .checked_add(n)
+            .and_then(|v| v.checked_add(1))
+            .ok_or("species or particle count out of range")?;
+        let has_move = match count.checked_sub(fixed) {
             Some(0) => false,
-            Some(rest) if rest == 1 + n => true,
+            Some(rest) if Some(rest) == n.checked_add(1) => true,
             _ => return Err("array lengths do not match the metadata".into()),
         };
         let bandwidths = floats[1..1 + species].to_vec();
@@ -395,6 +400,25 @@ mod tests {
             assert_eq!(back, cp);
             // Bit-exact, including the sign of zero.
             assert_eq!(back.positions[1].to_bits(), (-0.0f64).to_bits());
+        }
+    }
+
+    /// Species and particle counts near usize::MAX (checksum recomputed):
+    /// refused, where the length sums wrapped and a slice panicked.
+    #[test]
+    fn forged_counts_do_not_wrap() {
+        // 16 floats in the sample; 1 + species + 2 particles = 2^64 + 16.
+        let i64_max = i64::MAX as usize;
+        for (species, particles, dimension) in [
+            (i64_max, (1 << 62) + 8, 2),
+            (i64_max, 0, 3),
+            (0, i64_max / 2, 3),
+        ] {
+            let mut cp = sample(true);
+            cp.meta.species = species;
+            cp.meta.particles = particles;
+            cp.meta.dimension = dimension;
+            assert!(Checkpoint::decode(&cp.encode()).is_err());
         }
     }
 

@@ -267,12 +267,15 @@ fn csv_err(path: &Path, e: csv::Error) -> Error {
     }
 }
 
-/// Write `bytes` to `path` atomically (temporary file, sync, rename).
+/// Write `bytes` to `path` atomically (temporary file, sync, rename). The
+/// temporary file is created afresh (a link left at its name is removed, not
+/// followed), and a `path` that is not a regular file is refused, not replaced.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    refuse_non_regular(path)?;
     let tmp = partial_path(path);
     let result = (|| {
         fault::disk_budget(bytes.len()).map_err(|e| Error::io(&tmp, e))?;
-        let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = create_fresh(&tmp)?;
         f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))
     })();
@@ -332,3 +335,293 @@ impl EnergyLog {
 
 /// The output files of a particle run, in the order a checkpoint lists them.
 pub const RUN_FILES: [&str; 3] = [PARTICLES, ENERGY, EVENTS];
+// ---------------------------------------------------------------------------
+// Single output files outside a run directory (`jko compare --out`)
+// ---------------------------------------------------------------------------
+
+/// Check that `path` may receive a new file written by [`replace_file`].
+///
+/// The only torn-free way to write a file is a temporary file renamed over
+/// the target, which replaces the target's inode. So the rules are:
+///
+/// * a target that is not a regular file (a symbolic link, dangling or not, a
+///   directory, a FIFO, a socket, a device) is refused: renaming over it
+///   would replace a link or a device node by a file, and writing through it
+///   would not be atomic;
+/// * a target that is one of `inputs` is refused: by name (parent directory
+///   resolved, so `dir/../dir/x` and links to the directory count) or, for an
+///   existing file, by (device, inode), which catches hard links;
+/// * an existing regular file is replaced only if `force`;
+/// * the directory the file goes into must exist.
+///
+/// Refusals are [`Error::Io`] (exit status 4, "a file that cannot be
+/// written"), naming `path` and what to do.
+pub fn check_writable_target(path: &Path, inputs: &[PathBuf], force: bool) -> Result<()> {
+    let refuse = |kind: std::io::ErrorKind, why: String| {
+        Err(Error::io(path, std::io::Error::new(kind, why)))
+    };
+    let Some(name) = path.file_name() else {
+        return refuse(
+            std::io::ErrorKind::InvalidInput,
+            "not a file name (the path ends in `..` or `/`)".into(),
+        );
+    };
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(parent).map_err(|e| {
+        Error::io(
+            path,
+            std::io::Error::new(
+                e.kind(),
+                format!("the directory {} is not usable: {e}", parent.display()),
+            ),
+        )
+    })?;
+    if !dir.is_dir() {
+        return refuse(
+            std::io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", parent.display()),
+        );
+    }
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    if let Some(what) = meta.as_ref().and_then(|m| not_regular(m, path)) {
+        return refuse(
+            std::io::ErrorKind::AlreadyExists,
+            format!(
+                "{what}; jko writes its output only as a new regular file or over one (temporary file and rename), never into or over anything else: give another path"
+            ),
+        );
+    }
+    let resolved = dir.join(name);
+    for input in inputs {
+        if same_name(&resolved, input) || meta.as_ref().is_some_and(|m| same_inode(m, input)) {
+            return refuse(
+                std::io::ErrorKind::AlreadyExists,
+                format!(
+                    "is an input of this command ({}): it would be overwritten; give another path",
+                    input.display()
+                ),
+            );
+        }
+    }
+    if meta.is_some() && !force {
+        return refuse(
+            std::io::ErrorKind::AlreadyExists,
+            "already exists: give another path, or pass --force to replace it".into(),
+        );
+    }
+    Ok(())
+}
+
+/// What `m` (the metadata of `path`, links not followed) is, if it is not a regular file.
+fn not_regular(m: &std::fs::Metadata, path: &Path) -> Option<String> {
+    let t = m.file_type();
+    if t.is_file() {
+        return None;
+    }
+    if t.is_symlink() {
+        return Some(match std::fs::read_link(path) {
+            Ok(to) if path.exists() => format!("is a symbolic link (to {})", to.display()),
+            Ok(to) => format!("is a dangling symbolic link (to {})", to.display()),
+            Err(_) => "is a symbolic link".into(),
+        });
+    }
+    if t.is_dir() {
+        return Some("is a directory (give a file name inside it)".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return Some("is a FIFO (named pipe)".into());
+        }
+        if t.is_socket() {
+            return Some("is a socket".into());
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return Some("is a device".into());
+        }
+    }
+    Some("is not a regular file".into())
+}
+
+/// `resolved` (canonical directory + name) names the same entry as `input`.
+fn same_name(resolved: &Path, input: &Path) -> bool {
+    let (Some(name), Some(parent)) = (input.file_name(), input.parent()) else {
+        return false;
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    std::fs::canonicalize(parent).is_ok_and(|d| d.join(name) == resolved)
+}
+
+/// `m` is the metadata of the same file as `input` (hard links included).
+#[cfg(unix)]
+fn same_inode(m: &std::fs::Metadata, input: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(input).is_ok_and(|i| i.dev() == m.dev() && i.ino() == m.ino())
+}
+
+#[cfg(not(unix))]
+fn same_inode(_: &std::fs::Metadata, _: &Path) -> bool {
+    false
+}
+
+/// Write `bytes` to `path` as a new file, or over an existing regular file if
+/// `force`, after [`check_writable_target`]: the bytes go to a temporary file
+/// created (`create_new`) beside `path` under a name unique to this process,
+/// are synced, and the file is moved to `path`; on any failure the temporary
+/// file is removed. Without `force` the move is a hard link, which fails if
+/// anything appeared at `path` meanwhile (no race can make it overwrite);
+/// with `force` the target is checked again just before the rename.
+pub fn replace_file(path: &Path, bytes: &[u8], inputs: &[PathBuf], force: bool) -> Result<()> {
+    check_writable_target(path, inputs, force)?;
+    let (tmp, mut file) = create_unique_temp(path)?;
+    let result = (|| {
+        fault::disk_budget(bytes.len()).map_err(|e| Error::io(&tmp, e))?;
+        file.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
+        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        drop(file);
+        move_into_place(&tmp, path, inputs, force)
+    })();
+    // After a hard link the temporary name is still there; after a failure too.
+    let _ = std::fs::remove_file(&tmp);
+    result?;
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// A new temporary file beside `path`: `NAME.PID.N.partial`, the first N free.
+fn create_unique_temp(path: &Path) -> Result<(PathBuf, File)> {
+    let pid = std::process::id();
+    for n in 0u32.. {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{pid}.{n}{PARTIAL_SUFFIX}"));
+        let tmp = PathBuf::from(name);
+        match OpenOptions::new().write(true).create_new(true).open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1000 => continue,
+            Err(e) => return Err(Error::io(&tmp, e)),
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Give the synced temporary file `tmp` the name `path`.
+fn move_into_place(tmp: &Path, path: &Path, inputs: &[PathBuf], force: bool) -> Result<()> {
+    if !force {
+        match std::fs::hard_link(tmp, path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::new(
+                        e.kind(),
+                        "appeared while the output was computed: give another path, or pass --force to replace it",
+                    ),
+                ));
+            }
+            // A file system without hard links: check again and rename.
+            Err(_) => {}
+        }
+    }
+    check_writable_target(path, inputs, force)?;
+    std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Refuse `path` if it exists and is not a regular file (see [`check_writable_target`]).
+fn refuse_non_regular(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => match not_regular(&m, path) {
+            None => Ok(()),
+            Some(what) => Err(Error::io(
+                path,
+                std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{what}; jko replaces only regular files: remove it or choose another place"
+                    ),
+                ),
+            )),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// A new empty file at `tmp`; whatever was left there (a stale temporary
+/// file, a link) is removed first, never written through.
+fn create_fresh(tmp: &Path) -> Result<File> {
+    match std::fs::remove_file(tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(tmp, e)),
+    }
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(|e| Error::io(tmp, e))
+}
+
+#[cfg(all(test, unix))]
+mod safe_file_tests {
+    use super::*;
+
+    /// A link at the temporary name is not followed; a link at the final
+    /// name is not replaced.
+    #[test]
+    fn write_atomic_neither_follows_nor_replaces_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = tmp.path().join("scenario.toml");
+        std::os::unix::fs::symlink(&victim, partial_path(&path)).unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+
+        let link = tmp.path().join("link.toml");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let e = write_atomic(&link, b"new").unwrap_err().to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    /// replace_file: new file without force, existing one only with force,
+    /// no temporary file left either way.
+    #[test]
+    fn replace_file_needs_force_for_an_existing_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("t.csv");
+        replace_file(&path, b"one", &[], false).unwrap();
+        let e = replace_file(&path, b"two", &[], false).unwrap_err();
+        assert!(e.to_string().contains("--force"), "{e}");
+        assert_eq!(e.exit_code(), 4);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one");
+        replace_file(&path, b"two", &[], true).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("t.csv")]);
+    }
+}

@@ -7,6 +7,16 @@
 //! `kind` by hand, one strict struct per kind, because serde's internally
 //! tagged enums silently accept unknown keys. Every number is then checked
 //! finite and in range, with an error naming the file and the key.
+//!
+//! Ranges (README, "Extensions"), chosen so that no size computation or
+//! product of a few parameters can overflow before the numerics start:
+//! every real number is at most [`MAX_MAGNITUDE`] = 1e100 in magnitude, so
+//! squares and products of three stay finite; a length, weight or rate
+//! (time step, bandwidth, softening, std, radius, stiffness, mass, charge...)
+//! is 0 where 0 is allowed or at least [`MIN_MAGNITUDE`] = 1e-100, so its
+//! square and cube are normal numbers; counts have the upper bounds of the
+//! `MAX_*` constants. User text echoed in a message is clipped
+//! ([`crate::error::clip`]).
 
 use std::fmt;
 use std::path::Path;
@@ -14,7 +24,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, MAX_ECHO, Result, clip};
 
 // The settings the scenario maps onto are owned by the numerics.
 pub use crate::coupling::{Coupling, CouplingMethod};
@@ -279,9 +289,39 @@ impl<'de> Deserialize<'de> for NumberOrWord {
 // Validation
 // ---------------------------------------------------------------------------
 
-/// Largest particle count per species we accept before allocating anything:
-/// 2^31 particles of d = 3 already need ~100 GiB of positions alone.
+/// Largest particle count per species, and of all species together, we
+/// accept before allocating anything: 2^31 particles of d = 3 already need
+/// ~100 GiB of positions alone, and every size product stays far from 2^64.
 pub const MAX_PARTICLES: usize = 1 << 31;
+
+/// Largest magnitude of any real number in a scenario: the square of a
+/// coordinate or a length, and the product of three parameters, stay finite.
+pub const MAX_MAGNITUDE: f64 = 1e100;
+
+/// Smallest non-zero magnitude of a length, weight or rate: its square and
+/// cube (eps^d in d = 3) are still normal f64 numbers.
+pub const MIN_MAGNITUDE: f64 = 1e-100;
+
+/// Largest `steps` and `output_every`: step numbers and times n h stay exact
+/// in f64 (2^53), and the disk estimate of the output cannot overflow.
+pub const MAX_STEPS: usize = 1 << 53;
+
+/// Largest `[solver] memory` (L-BFGS history): 2 memory vectors of N d numbers
+/// each; a longer history than a few tens gains nothing.
+pub const MAX_SOLVER_MEMORY: usize = 1000;
+
+/// Largest `[solver] max_iterations` per JKO step.
+pub const MAX_SOLVER_ITERATIONS: usize = 10_000_000;
+
+/// Largest `[solver] max_halvings`: 2^20 sub-steps per step.
+pub const MAX_HALVINGS: usize = 20;
+
+/// Largest exponent m: rho^m must stay finite for the densities a run meets
+/// (rho^10 overflows only above rho = 1e30).
+pub const MAX_EXPONENT: f64 = 10.0;
+
+/// Longest `initial.path`, in bytes (Linux's PATH_MAX).
+pub const MAX_PATH_BYTES: usize = 4096;
 
 /// Collects the file and the key for error messages.
 struct Checker<'a> {
@@ -294,35 +334,72 @@ impl Checker<'_> {
         Error::input(self.file, key, msg)
     }
 
+    /// A finite number of magnitude at most [`MAX_MAGNITUDE`] (coordinates).
     fn finite(&self, key: &str, v: f64) -> Result<f64> {
-        if v.is_finite() {
-            Ok(v)
-        } else {
+        if !v.is_finite() {
             Err(self.err(key, format!("must be a finite number, got {v}")))
+        } else if v.abs() > MAX_MAGNITUDE {
+            Err(self.err(
+                key,
+                format!(
+                    "must be at most {MAX_MAGNITUDE:e} in magnitude (so that its square and \
+                     products with other parameters stay finite), got {v:e}"
+                ),
+            ))
+        } else {
+            Ok(v)
         }
     }
 
+    /// A [`finite`](Self::finite) scale (length, weight, rate, charge): 0 or
+    /// of magnitude at least [`MIN_MAGNITUDE`].
+    fn scale(&self, key: &str, v: f64) -> Result<f64> {
+        let v = self.finite(key, v)?;
+        if v != 0.0 && v.abs() < MIN_MAGNITUDE {
+            return Err(self.err(
+                key,
+                format!(
+                    "must be 0 or at least {MIN_MAGNITUDE:e} in magnitude (so that its square \
+                     and cube are normal numbers), got {v:e}"
+                ),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// A scale > 0, so at least [`MIN_MAGNITUDE`].
     fn positive(&self, key: &str, v: f64) -> Result<f64> {
         let v = self.finite(key, v)?;
-        if v > 0.0 {
-            Ok(v)
-        } else {
-            Err(self.err(key, format!("must be positive, got {v}")))
+        if v <= 0.0 {
+            return Err(self.err(key, format!("must be positive, got {v}")));
         }
+        if v < MIN_MAGNITUDE {
+            return Err(self.err(
+                key,
+                format!(
+                    "must be at least {MIN_MAGNITUDE:e} (so that its square and cube are normal \
+                     numbers), got {v:e}"
+                ),
+            ));
+        }
+        Ok(v)
     }
 
     fn non_negative(&self, key: &str, v: f64) -> Result<f64> {
         let v = self.finite(key, v)?;
-        if v >= 0.0 {
-            Ok(v)
-        } else {
-            Err(self.err(key, format!("must be >= 0, got {v}")))
+        if v < 0.0 {
+            return Err(self.err(key, format!("must be >= 0, got {v}")));
         }
+        self.scale(key, v)
     }
 
-    fn count(&self, key: &str, v: i64, min: i64) -> Result<usize> {
+    /// An integer in `min..=max`.
+    fn count(&self, key: &str, v: i64, min: i64, max: usize) -> Result<usize> {
         if v < min {
             return Err(self.err(key, format!("must be an integer >= {min}, got {v}")));
+        }
+        if v as u64 > max as u64 {
+            return Err(self.err(key, format!("must be at most {max}, got {v}")));
         }
         Ok(v as usize)
     }
@@ -370,9 +447,31 @@ fn strict<T: serde::de::DeserializeOwned>(
     kind: &str,
     v: &toml::Value,
 ) -> Result<T> {
-    v.clone()
-        .try_into::<T>()
-        .map_err(|e| Error::input(file, key, format!("kind \"{kind}\": {}", e.message())))
+    // Through TOML text, one key per line, so that the error's span names
+    // the field at fault (a Value's own deserializer does not say which).
+    let text = toml::to_string(v).map_err(|e| Error::input(file, key, e.to_string()))?;
+    toml::from_str::<T>(&text).map_err(|e| {
+        let field = e.span().and_then(|span| {
+            let start = span.start.min(text.len());
+            let end = span.end.clamp(start, text.len());
+            if text.get(start..end)?.contains('\n') {
+                return None;
+            }
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line = text[line_start..].lines().next()?;
+            let (name, _) = line.split_once('=')?;
+            Some(name.trim().trim_matches('"').to_string())
+        });
+        let location = match field {
+            Some(f) => format!("{key}.{}", clip(&f, MAX_ECHO)),
+            None => key.to_string(),
+        };
+        Error::input(
+            file,
+            location,
+            format!("kind \"{kind}\": {}", clip(e.message(), MAX_ECHO)),
+        )
+    })
 }
 
 fn kind_of<'v>(file: &Path, key: &str, v: &'v toml::Value) -> Result<&'v str> {
@@ -388,6 +487,41 @@ fn kind_of<'v>(file: &Path, key: &str, v: &'v toml::Value) -> Result<&'v str> {
         )),
         None => Err(Error::input(file, key, "missing key `kind`")),
     }
+}
+
+/// Longest scenario file read (scenarios are a few kB; this bounds what a
+/// stray file given as a scenario can take in memory).
+pub const MAX_SCENARIO_BYTES: u64 = 64 << 20;
+
+/// The TOML parser's message, which quotes the offending line: as is when it
+/// is short, otherwise the line and column with an excerpt of the line around
+/// the column (a 50 MB line is not echoed in full).
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let full = e.to_string();
+    if full.len() <= 4 * MAX_ECHO {
+        return full.trim_end().to_string();
+    }
+    let Some(span) = e.span() else {
+        return clip(full.trim_end(), 4 * MAX_ECHO);
+    };
+    let mut at = span.start.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = text[..at].matches('\n').count() + 1;
+    let column = text[line_start..at].chars().count() + 1;
+    let before: String = {
+        let b: Vec<char> = text[line_start..at].chars().rev().take(60).collect();
+        b.into_iter().rev().collect()
+    };
+    let after: String = text[at..line_end].chars().take(60).collect();
+    format!(
+        "TOML parse error at line {line}, column {column} (a line of {} characters; excerpt: \"{before}{after}\"): {}",
+        text[line_start..line_end].chars().count(),
+        clip(e.message().trim_end(), MAX_ECHO)
+    )
 }
 
 fn is_safe_name(name: &str) -> bool {
@@ -406,6 +540,16 @@ impl Scenario {
         if !meta.is_file() {
             return Err(Error::input(path, "file", "not a regular file"));
         }
+        if meta.len() > MAX_SCENARIO_BYTES {
+            return Err(Error::input(
+                path,
+                "file",
+                format!(
+                    "is {} bytes long; a scenario is at most {MAX_SCENARIO_BYTES} bytes",
+                    meta.len()
+                ),
+            ));
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::input(path, "file", format!("cannot read the scenario: {e}")))?;
         Scenario::from_toml(&text, path)
@@ -414,8 +558,8 @@ impl Scenario {
     /// Parse and validate scenario text; `path` names it in errors and anchors
     /// relative paths (particle files) at its folder.
     pub fn from_toml(text: &str, path: &Path) -> Result<Scenario> {
-        let raw: RawScenario = toml::from_str(text)
-            .map_err(|e| Error::input(path, "TOML", e.to_string().trim_end().to_string()))?;
+        let raw: RawScenario =
+            toml::from_str(text).map_err(|e| Error::input(path, "TOML", toml_message(text, &e)))?;
         let file = path;
 
         let dimension = match raw.dimension {
@@ -431,8 +575,8 @@ impl Scenario {
         let c = Checker { file, dimension };
 
         let time_step = c.positive("time_step", raw.time_step)?;
-        let steps = c.count("steps", raw.steps, 0)?;
-        let output_every = c.count("output_every", raw.output_every.unwrap_or(1), 1)?;
+        let steps = c.count("steps", raw.steps, 0, MAX_STEPS)?;
+        let output_every = c.count("output_every", raw.output_every.unwrap_or(1), 1, MAX_STEPS)?;
         let seed = match raw.seed {
             Some(s) if s < 0 => return Err(c.err("seed", format!("must be >= 0, got {s}"))),
             Some(s) => s as u64,
@@ -449,7 +593,10 @@ impl Scenario {
             Some(other) => {
                 return Err(c.err(
                     "on_collapse",
-                    format!("must be \"stop\" or \"continue\", got \"{other}\""),
+                    format!(
+                        "must be \"stop\" or \"continue\", got \"{}\"",
+                        clip(other, MAX_ECHO)
+                    ),
                 ));
             }
         };
@@ -470,6 +617,7 @@ impl Scenario {
             }
             species.push(s);
         }
+        Self::total_particles(&c, &species)?;
 
         Ok(Scenario {
             problem: Problem {
@@ -489,6 +637,25 @@ impl Scenario {
         })
     }
 
+    /// All species together stay within [`MAX_PARTICLES`] (the sum is checked,
+    /// so no later size product starts from a wrapped count).
+    fn total_particles(c: &Checker, species: &[Species]) -> Result<()> {
+        let mut total = 0usize;
+        for (k, s) in species.iter().enumerate() {
+            total = total.saturating_add(s.particles.unwrap_or(0));
+            if total > MAX_PARTICLES {
+                return Err(c.err(
+                    &format!("species[{k}].particles"),
+                    format!(
+                        "the species up to this one have {total} particles, more than this build \
+                         supports in all ({MAX_PARTICLES})"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn coupling(c: &Checker, raw: Option<RawCoupling>) -> Result<Coupling> {
         let Some(raw) = raw else {
             return Ok(Coupling {
@@ -498,7 +665,7 @@ impl Scenario {
                 accuracy: 1e-6,
             });
         };
-        let strength = c.finite("coupling.strength", raw.strength.unwrap_or(0.0))?;
+        let strength = c.scale("coupling.strength", raw.strength.unwrap_or(0.0))?;
         let method = match raw.method.as_deref().unwrap_or("auto") {
             "direct" => CouplingMethod::Direct,
             "tree" => CouplingMethod::Tree,
@@ -507,7 +674,8 @@ impl Scenario {
                 return Err(c.err(
                     "coupling.method",
                     format!(
-                        "unknown method \"{other}\"; expected \"direct\", \"tree\" or \"auto\""
+                        "unknown method \"{}\"; expected \"direct\", \"tree\" or \"auto\"",
+                        clip(other, MAX_ECHO)
                     ),
                 ));
             }
@@ -548,7 +716,8 @@ impl Scenario {
                 return Err(c.err(
                     "density.method",
                     format!(
-                        "unknown method \"{other}\"; expected \"neighbours\", \"mesh\" or \"auto\""
+                        "unknown method \"{}\"; expected \"neighbours\", \"mesh\" or \"auto\"",
+                        clip(other, MAX_ECHO)
                     ),
                 ));
             }
@@ -559,7 +728,10 @@ impl Scenario {
             Some(NumberOrWord::Word(w)) => {
                 return Err(c.err(
                     "density.bandwidth",
-                    format!("must be a number or \"auto\", got \"{w}\""),
+                    format!(
+                        "must be a number or \"auto\", got \"{}\"",
+                        clip(&w, MAX_ECHO)
+                    ),
                 ));
             }
             Some(NumberOrWord::Number(v)) => Bandwidth::Fixed(c.positive("density.bandwidth", v)?),
@@ -581,19 +753,24 @@ impl Scenario {
             "solver.max_iterations",
             raw.max_iterations.unwrap_or(d.max_iterations as i64),
             1,
+            MAX_SOLVER_ITERATIONS,
         )?;
-        let memory = c.count("solver.memory", raw.memory.unwrap_or(d.memory as i64), 1)?;
-        let max_halvings = c.count(
-            "solver.max_halvings",
-            raw.max_halvings.unwrap_or(d.max_halvings as i64),
-            0,
+        let memory = c.count(
+            "solver.memory",
+            raw.memory.unwrap_or(d.memory as i64),
+            1,
+            MAX_SOLVER_MEMORY,
         )?;
-        if max_halvings > 20 {
+        let max_halvings = raw.max_halvings.unwrap_or(d.max_halvings as i64);
+        if max_halvings > MAX_HALVINGS as i64 {
             return Err(c.err(
                 "solver.max_halvings",
-                format!("must be at most 20 (2^20 sub-steps per step), got {max_halvings}"),
+                format!(
+                    "must be at most {MAX_HALVINGS} (2^{MAX_HALVINGS} sub-steps per step), got {max_halvings}"
+                ),
             ));
         }
+        let max_halvings = c.count("solver.max_halvings", max_halvings, 0, MAX_HALVINGS)?;
         Ok(Solver {
             tolerance,
             max_iterations,
@@ -641,17 +818,25 @@ impl Scenario {
                 &key("name"),
                 format!(
                     "\"{}\" is not a valid species name (1 to 64 characters among letters, digits, '_', '-', '.')",
-                    rs.name
+                    clip(&rs.name, MAX_ECHO)
                 ),
             ));
         }
-        let charge = c.finite(&key("charge"), rs.charge.unwrap_or(1.0))?;
+        let charge = c.scale(&key("charge"), rs.charge.unwrap_or(1.0))?;
         let diffusion = c.non_negative(&key("diffusion"), rs.diffusion.unwrap_or(1.0))?;
         let exponent = c.finite(&key("exponent"), rs.exponent.unwrap_or(1.0))?;
         if exponent < 1.0 {
             return Err(c.err(
                 &key("exponent"),
                 format!("must be >= 1 (m = 1 linear, m > 1 porous medium), got {exponent}"),
+            ));
+        }
+        if exponent > MAX_EXPONENT {
+            return Err(c.err(
+                &key("exponent"),
+                format!(
+                    "must be at most {MAX_EXPONENT} (rho^m must stay finite), got {exponent:e}"
+                ),
             ));
         }
         let mass = rs.mass.map(|m| c.positive(&key("mass"), m)).transpose()?;
@@ -739,7 +924,7 @@ impl Scenario {
             }
             other => Err(c.err(
                 &format!("{key}.kind"),
-                format!("unknown potential kind \"{other}\"; expected \"none\", \"quadratic\" or \"double_well\""),
+                format!("unknown potential kind \"{}\"; expected \"none\", \"quadratic\" or \"double_well\"", clip(other, MAX_ECHO)),
             )),
         }
     }
@@ -785,6 +970,16 @@ impl Scenario {
                 if r.path.is_empty() {
                     return Err(c.err(&format!("{key}.path"), "must not be empty"));
                 }
+                if r.path.len() > MAX_PATH_BYTES {
+                    return Err(c.err(
+                        &format!("{key}.path"),
+                        format!(
+                            "is {} bytes long, more than a path can be ({MAX_PATH_BYTES}): \"{}\"",
+                            r.path.len(),
+                            clip(&r.path, MAX_ECHO)
+                        ),
+                    ));
+                }
                 let step = match r.step {
                     Some(s) if s < 0 => return Err(c.err(&format!("{key}.step"), format!("must be >= 0, got {s}"))),
                     s => s.map(|s| s as u64),
@@ -796,7 +991,7 @@ impl Scenario {
             }
             other => Err(c.err(
                 &format!("{key}.kind"),
-                format!("unknown initial kind \"{other}\"; expected \"gaussian\", \"uniform\", \"barenblatt\" or \"csv\""),
+                format!("unknown initial kind \"{}\"; expected \"gaussian\", \"uniform\", \"barenblatt\" or \"csv\"", clip(other, MAX_ECHO)),
             )),
         }
     }

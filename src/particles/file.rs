@@ -5,13 +5,26 @@
 //! of the run's dimension are required, `step` selects a frame (the largest in
 //! the file unless asked), `time`, `id` and `density` are optional. Every cell
 //! is checked; errors name the file, the line and the column.
+//!
+//! Rules a file must meet as a whole (a run writes every species at every
+//! written step, with the same particles):
+//! * coordinates are finite and at most [`MAX_COORDINATE`] in magnitude, so
+//!   squared distances between particles cannot overflow;
+//! * every species has rows at every step of the file, the same number at
+//!   each, and (when the file has ids) the same set of ids, none twice in a
+//!   frame. A file cut short in its last frame breaks this, and is refused
+//!   with the step and the counts rather than read as a smaller cloud.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 
 use crate::error::{Error, Result};
 
 const AXES: [&str; 3] = ["x", "y", "z"];
+
+/// Largest coordinate magnitude accepted: squares of differences (and their
+/// sums over axes and particles) stay far below f64's overflow at 1.8e308.
+pub const MAX_COORDINATE: f64 = 1e150;
 
 /// One species' particles at one step, read from a file.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +62,21 @@ pub(crate) fn parse_f64(file: &Path, line: u64, col: &str, cell: &str) -> Result
             file,
             format!("line {line}, column `{col}`"),
             format!("{v} is not a finite number"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A coordinate on axis `col`: a finite number of magnitude at most [`MAX_COORDINATE`].
+pub(crate) fn parse_coordinate(file: &Path, line: u64, col: &str, cell: &str) -> Result<f64> {
+    let v = parse_f64(file, line, col, cell)?;
+    if v.abs() > MAX_COORDINATE {
+        return Err(Error::input(
+            file,
+            format!("line {line}, column `{col}`"),
+            format!(
+                "{v:e} is beyond the largest coordinate accepted, {MAX_COORDINATE:e} (squared distances would overflow)"
+            ),
         ));
     }
     Ok(v)
@@ -174,7 +202,7 @@ impl<const D: usize> ParticleTable<D> {
                 .transpose()?;
             let mut pos = [0.0; D];
             for a in 0..D {
-                pos[a] = parse_f64(file, line, AXES[a], cell(c_axes[a]))?;
+                pos[a] = parse_coordinate(file, line, AXES[a], cell(c_axes[a]))?;
             }
             let w = parse_f64(file, line, "weight", cell(c_weight))?;
             if w <= 0.0 {
@@ -207,7 +235,86 @@ impl<const D: usize> ParticleTable<D> {
                 "no particle rows (the file is empty or has only a header)",
             ));
         }
+        t.check_frames(file)?;
         Ok(t)
+    }
+
+    /// Every species at every step, with the same row count and ids (module docs).
+    fn check_frames(&self, file: &Path) -> Result<()> {
+        // (species, step) -> rows, in file order.
+        let mut frames: BTreeMap<(&str, u64), Vec<usize>> = BTreeMap::new();
+        for r in 0..self.steps.len() {
+            frames
+                .entry((self.species[r].as_str(), self.steps[r]))
+                .or_default()
+                .push(r);
+        }
+        let steps = self.distinct_steps();
+        let species: BTreeSet<&str> = self.species.iter().map(String::as_str).collect();
+        for sp in species {
+            let mut first: Option<(u64, Vec<u64>)> = None;
+            for &step in &steps {
+                let Some(rows) = frames.get(&(sp, step)) else {
+                    return Err(Error::input(
+                        file,
+                        format!("step {step}"),
+                        format!(
+                            "no rows for species \"{sp}\" at step {step}, though the file has it at other steps: the frame is incomplete (was the file cut short?)"
+                        ),
+                    ));
+                };
+                let ids = self.frame_ids(file, sp, step, rows)?;
+                match &first {
+                    None => first = Some((step, ids)),
+                    Some((s0, ids0)) => {
+                        if ids.len() != ids0.len() {
+                            return Err(Error::input(
+                                file,
+                                format!("step {step}"),
+                                format!(
+                                    "species \"{sp}\" has {} rows at step {step} but {} at step {s0}: every frame holds the same particles (was the file cut short?)",
+                                    ids.len(),
+                                    ids0.len()
+                                ),
+                            ));
+                        }
+                        if self.ids[rows[0]].is_some() && ids != *ids0 {
+                            return Err(Error::input(
+                                file,
+                                format!("step {step}"),
+                                format!(
+                                    "species \"{sp}\" has other particle ids at step {step} than at step {s0}: every frame holds the same particles"
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The sorted ids of one frame (row numbers if the file has no ids); an id twice is an error.
+    fn frame_ids(&self, file: &Path, sp: &str, step: u64, rows: &[usize]) -> Result<Vec<u64>> {
+        let mut ids: Vec<(u64, usize)> = rows
+            .iter()
+            .enumerate()
+            .map(|(k, &r)| (self.ids[r].unwrap_or(k as u64), r))
+            .collect();
+        ids.sort_unstable();
+        for p in ids.windows(2) {
+            if p[0].0 == p[1].0 {
+                return Err(Error::input(
+                    file,
+                    format!("line {}, column `id`", self.lines[p[1].1]),
+                    format!(
+                        "duplicate id {} for species \"{sp}\" at step {step} (also on line {})",
+                        p[0].0, self.lines[p[0].1]
+                    ),
+                ));
+            }
+        }
+        Ok(ids.into_iter().map(|(id, _)| id).collect())
     }
 
     /// The steps present in the file, ascending.

@@ -120,6 +120,85 @@ fn weighted_distance<const D: usize>(w: &[f64], a: &[[f64; D]], b: &[[f64; D]]) 
     .sqrt()
 }
 
+/// Refuses a bandwidth the kernel cannot use (README, "Kernel and
+/// bandwidth"): below what f64 resolves at the cloud's coordinates
+/// ([`crate::density::MIN_RELATIVE_BANDWIDTH`]), or, with `bandwidth =
+/// "auto"`, a species whose cloud has no spread for the rule to go by (one
+/// particle, or particles at one point or on a line or plane). Either is
+/// asked for a fixed bandwidth: the automatic rule would give eps ~ 1e-77
+/// there, and with it a diffusion energy of hundreds and NaN gradients.
+fn check_bandwidths<const D: usize>(
+    scenario: &Problem,
+    cloud: &Cloud<D>,
+    plans: &[DensityPlan],
+) -> Result<()> {
+    use crate::density::Bandwidth;
+    use crate::density::{degenerate_spread, unresolvable_bandwidth};
+    let auto = scenario.density.bandwidth == Bandwidth::Auto;
+    for (k, ((b, sp), plan)) in cloud
+        .blocks
+        .iter()
+        .zip(&scenario.species)
+        .zip(plans)
+        .enumerate()
+    {
+        let (x, w) = (
+            &cloud.positions[b.range.clone()],
+            &cloud.weights[b.range.clone()],
+        );
+        let degenerate = auto && degenerate_spread(x, w);
+        let unresolved = unresolvable_bandwidth(x, plan.eps);
+        if !degenerate && unresolved.is_none() {
+            continue;
+        }
+        let plural = if x.len() == 1 { "" } else { "s" };
+        let species = format!(
+            "species[{k}] (\"{}\", {} particle{plural})",
+            short(&sp.name),
+            x.len()
+        );
+        let message = if auto {
+            let why = if degenerate {
+                "its initial particles have no spread (a single particle, or all at one point or on a lower-dimensional set)".to_string()
+            } else {
+                "its initial cloud is too concentrated".to_string()
+            };
+            format!(
+                "the automatic bandwidth cannot be used for {species}: {why}; the rule's {}. \
+                 Set a fixed one, `bandwidth = <length>` in [density], the length over which densities are smoothed{}",
+                unresolved.unwrap_or_else(|| format!("eps = {:e}", plan.eps)),
+                suggestion(sp.diffusion, scenario.time_step)
+            )
+        } else {
+            format!(
+                "for {species}: {}; give a larger one",
+                unresolved.unwrap_or_default()
+            )
+        };
+        return Err(Error::input(&scenario.path, "density.bandwidth", message));
+    }
+    Ok(())
+}
+
+/// A species name as a message echoes it: at most 60 characters.
+fn short(name: &str) -> String {
+    match name.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}...", &name[..cut]),
+        None => name.to_string(),
+    }
+}
+
+/// A bandwidth worth trying when the automatic rule has nothing to go by:
+/// the diffusion length of one step (the rule's own floor, doubled).
+fn suggestion(diffusion: f64, time_step: f64) -> String {
+    let eps = (2.0 * diffusion * time_step).sqrt();
+    if eps.is_finite() && eps > 0.0 {
+        format!(" (e.g. {eps:.3e}, the diffusion length sqrt(2 D h) of one step)")
+    } else {
+        String::new()
+    }
+}
+
 impl<const D: usize> Simulation<D> {
     /// Set up the simulation of `problem` (its dimension must be `D`; a
     /// [`crate::io::scenario::Scenario`] reads through to its problem).
@@ -149,6 +228,7 @@ impl<const D: usize> Simulation<D> {
                 )
             })
             .collect();
+        check_bandwidths(problem, &cloud, &plans)?;
         let bandwidths = plans.iter().map(|p| p.eps).collect();
 
         let energy = free_energy(problem, &cloud, &plans)?;
@@ -173,9 +253,16 @@ impl<const D: usize> Simulation<D> {
     pub fn initial_report(&mut self) -> Result<StepReport> {
         let mut grad = vec![[0.0; D]; self.cloud.len()];
         let parts = self.stepper.energy(&self.cloud.positions, &mut grad);
-        if !parts.total().is_finite() {
+        // The explicit velocity ||grad E / w||_w: the first step's scale.
+        let w = &self.cloud.weights;
+        let velocity = sum_indexed(w.len(), |i| {
+            grad[i].iter().map(|g| g * g).sum::<f64>() / w[i]
+        })
+        .sqrt();
+        if !(parts.total().is_finite() && velocity.is_finite()) {
+            let which = self.stepper.non_finite_terms(&self.cloud.positions);
             return Err(Error::Numerical(format!(
-                "the initial energy is not finite: {parts:?}"
+                "the initial state's energy or its gradient is not finite: {which}; nothing was written"
             )));
         }
         Ok(StepReport {
@@ -210,6 +297,16 @@ impl<const D: usize> Simulation<D> {
                 Ok(mut report) => {
                     report.w2_step =
                         weighted_distance(&self.cloud.weights, &self.cloud.positions, &x_start);
+                    if let Some(why) = report.non_finite() {
+                        // Never a normal result: rejected like a failed attempt.
+                        if let Some(failed) =
+                            self.reject(&x_start, &mut rejections, attempt, hs, why)
+                        {
+                            return Err(failed);
+                        }
+                        attempt += 1;
+                        continue;
+                    }
                     if rejections.is_empty() {
                         self.calm_steps += 1;
                         if self.level > 0 && self.calm_steps >= RECOVER_AFTER {
@@ -231,23 +328,42 @@ impl<const D: usize> Simulation<D> {
                     return Err(AdvanceError::Interrupted(rejections));
                 }
                 Err(StepError::Rejected(reason)) => {
-                    self.cloud.positions.copy_from_slice(&x_start);
-                    self.stepper.clear_history();
-                    self.rejected_attempts += 1;
-                    self.calm_steps = 0;
-                    rejections.push(Rejection {
-                        attempt,
-                        substep: hs,
-                        reason,
-                    });
-                    if self.level >= self.problem.solver.max_halvings {
-                        return Err(AdvanceError::Failed(rejections));
+                    if let Some(failed) =
+                        self.reject(&x_start, &mut rejections, attempt, hs, reason)
+                    {
+                        return Err(failed);
                     }
-                    self.level += 1;
                     attempt += 1;
                 }
             }
         }
+    }
+
+    /// Throws an attempt away: positions restored, history cleared, the
+    /// rejection recorded, the split level raised; the error that ends the
+    /// step when the level is already the deepest.
+    fn reject(
+        &mut self,
+        x_start: &[[f64; D]],
+        rejections: &mut Vec<Rejection>,
+        attempt: u32,
+        substep: f64,
+        reason: String,
+    ) -> Option<AdvanceError> {
+        self.cloud.positions.copy_from_slice(x_start);
+        self.stepper.clear_history();
+        self.rejected_attempts += 1;
+        self.calm_steps = 0;
+        rejections.push(Rejection {
+            attempt,
+            substep,
+            reason,
+        });
+        if self.level >= self.problem.solver.max_halvings {
+            return Some(AdvanceError::Failed(std::mem::take(rejections)));
+        }
+        self.level += 1;
+        None
     }
 
     /// [`try_advance`](Self::try_advance) for callers that need only the

@@ -33,7 +33,7 @@ use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, T
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
-use crate::energy::{EnergyParts, FreeEnergy};
+use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
 use crate::util::interrupt;
 use crate::util::parallel::sum_indexed;
@@ -69,6 +69,25 @@ pub struct StepReport {
     pub converged: bool,
     /// Why the optimizer stopped.
     pub termination: String,
+}
+
+impl StepReport {
+    /// The first column of energy.csv this report would write as a
+    /// non-finite number, named, or `None`: such a report is never a result.
+    pub fn non_finite(&self) -> Option<String> {
+        let columns = [
+            ("diffusion", self.parts.diffusion),
+            ("potential", self.parts.potential),
+            ("interaction", self.parts.interaction),
+            ("energy", self.parts.total()),
+            ("w2_step", self.w2_step),
+            ("gradient_norm", self.gradient_norm),
+        ];
+        columns
+            .iter()
+            .find(|(_, v)| !v.is_finite())
+            .map(|(name, v)| format!("the step's {name} is {v}"))
+    }
 }
 
 /// The state the objective shares with the stepper: the last evaluation
@@ -159,8 +178,16 @@ impl<const D: usize> Evaluator<'_, D> {
         let transport = 0.5 * sum_indexed(y.len(), |k| y[k] * y[k]);
         let cost = transport + parts.total();
         if !cost.is_finite() {
+            return Err(argmin::core::Error::msg(if transport.is_finite() {
+                format!("non-finite energy: {}", describe_non_finite(&parts))
+            } else {
+                format!("non-finite transport cost {transport} (the trial point is too far)")
+            }));
+        }
+        if !self.grad_x.iter().flatten().all(|g| g.is_finite()) {
+            let which = non_finite_terms(self.energy, &self.x, scale);
             return Err(argmin::core::Error::msg(format!(
-                "non-finite objective {cost} (energy parts {parts:?})"
+                "non-finite energy gradient: {which}"
             )));
         }
         let mut p = self.last.take().unwrap_or_else(|| Point {
@@ -179,10 +206,18 @@ impl<const D: usize> Evaluator<'_, D> {
         }
         p.cost = cost;
         p.parts = parts;
+        let grad_norm = norm(&p.grad);
+        if !grad_norm.is_finite() {
+            let which = non_finite_terms(self.energy, &self.x, scale);
+            self.last = None;
+            return Err(argmin::core::Error::msg(format!(
+                "the gradient norm overflows: {which}"
+            )));
+        }
         let stop = self.tolerance > 0.0
             && cost <= self.start_cost
             && self.converged.is_none()
-            && norm(&p.grad) <= self.tolerance;
+            && grad_norm <= self.tolerance;
         if stop {
             self.converged = Some(p.clone());
         }
@@ -197,6 +232,93 @@ impl<const D: usize> Evaluator<'_, D> {
             return Err(argmin::core::Error::msg(CONVERGED_AT_TRIAL));
         }
         Ok(self.last.as_ref().unwrap())
+    }
+}
+
+/// The scenario keys that set a part of the energy, for messages.
+fn keys_of(part: Part) -> &'static str {
+    match part {
+        Part::Diffusion => "species[k].diffusion, species[k].exponent, density.bandwidth",
+        Part::Potential => "species[k].potential (stiffness, depth, center)",
+        Part::Interaction => "coupling.strength, coupling.softening, species[k].charge",
+    }
+}
+
+fn part_name(part: Part) -> &'static str {
+    match part {
+        Part::Diffusion => "diffusion",
+        Part::Potential => "potential",
+        Part::Interaction => "interaction",
+    }
+}
+
+/// The non-finite parts of `parts`, each with the keys that set it.
+pub fn describe_non_finite(parts: &EnergyParts) -> String {
+    let named = [
+        (Part::Diffusion, parts.diffusion),
+        (Part::Potential, parts.potential),
+        (Part::Interaction, parts.interaction),
+    ];
+    let bad: Vec<String> = named
+        .iter()
+        .filter(|(_, v)| !v.is_finite())
+        .map(|(p, v)| {
+            format!(
+                "the {} energy is {v} (check {})",
+                part_name(*p),
+                keys_of(*p)
+            )
+        })
+        .collect();
+    if bad.is_empty() {
+        format!(
+            "the parts are finite (diffusion {:e}, potential {:e}, interaction {:e}) but their sum overflows",
+            parts.diffusion, parts.potential, parts.interaction
+        )
+    } else {
+        bad.join("; ")
+    }
+}
+
+/// Which terms of E have a non-finite value, gradient, or gradient norm
+/// (in the optimizer's scaled units, sqrt(sum_i s_i^2 |dE/dX_i|^2)) at `x`.
+/// Each term is evaluated on its own, so this costs one more evaluation of
+/// E; it runs only on the way to rejecting an attempt.
+pub fn non_finite_terms<const D: usize>(
+    energy: &mut FreeEnergy<D>,
+    x: &[[f64; D]],
+    scale: &[f64],
+) -> String {
+    let mut grad = vec![[0.0; D]; x.len()];
+    let mut bad = Vec::new();
+    for term in energy.terms_mut() {
+        grad.fill([0.0; D]);
+        let value = term.value_and_gradient(x, &mut grad);
+        let finite = grad.iter().flatten().all(|g| g.is_finite());
+        let norm2 = sum_indexed(x.len(), |i| {
+            scale[i] * scale[i] * grad[i].iter().map(|g| g * g).sum::<f64>()
+        });
+        let what = if !value.is_finite() {
+            format!("energy {value}")
+        } else if !finite {
+            "a non-finite gradient component".to_string()
+        } else if !norm2.is_finite() {
+            let largest = grad.iter().flatten().fold(0.0f64, |m, g| m.max(g.abs()));
+            format!("gradient components up to {largest:e}, whose norm overflows")
+        } else {
+            continue;
+        };
+        let part = term.part();
+        bad.push(format!(
+            "the {} term has {what} (check {})",
+            part_name(part),
+            keys_of(part)
+        ));
+    }
+    if bad.is_empty() {
+        "each term is finite on its own but their sum is not".to_string()
+    } else {
+        bad.join("; ")
     }
 }
 
@@ -288,6 +410,13 @@ impl<const D: usize> JkoStepper<D> {
 
     pub fn set_last_move(&mut self, m: Option<(f64, Vec<[f64; D]>)>) {
         self.last_move = m;
+    }
+
+    /// Which terms of E are non-finite at `x`, with the keys that set them,
+    /// gradient norms in the velocity units of ||r||_w (see [`non_finite_terms`]).
+    pub fn non_finite_terms(&mut self, x: &[[f64; D]]) -> String {
+        let scale: Vec<f64> = self.weights.iter().map(|w| 1.0 / w.sqrt()).collect();
+        non_finite_terms(&mut self.energy, x, &scale)
     }
 
     /// E_N(x) and its gradient (overwrites `grad`).
@@ -470,5 +599,50 @@ impl<const D: usize> JkoStepper<D> {
         report.converged = converged;
         report.termination = termination;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every energy.csv column of a report is checked, and the first
+    /// non-finite one is named.
+    #[test]
+    fn a_report_with_a_non_finite_column_is_named() {
+        let good = StepReport {
+            parts: EnergyParts {
+                diffusion: 1.0,
+                potential: 2.0,
+                interaction: -1.0,
+            },
+            w2_step: 0.1,
+            iterations: 3,
+            evaluations: 4,
+            gradient_norm: 1e-7,
+            initial_gradient_norm: 1.0,
+            converged: true,
+            termination: String::new(),
+        };
+        assert_eq!(good.non_finite(), None);
+        let mut r = good.clone();
+        r.w2_step = f64::INFINITY;
+        assert!(r.non_finite().unwrap().contains("w2_step"));
+        let mut r = good.clone();
+        r.gradient_norm = f64::NAN;
+        assert!(r.non_finite().unwrap().contains("gradient_norm"));
+        let mut r = good.clone();
+        r.parts.potential = f64::MAX;
+        r.parts.diffusion = f64::MAX;
+        assert!(r.non_finite().unwrap().contains("energy"));
+        let msg = describe_non_finite(&EnergyParts {
+            diffusion: 0.0,
+            potential: f64::NEG_INFINITY,
+            interaction: 0.0,
+        });
+        assert!(
+            msg.contains("potential") && msg.contains("stiffness"),
+            "{msg}"
+        );
     }
 }
