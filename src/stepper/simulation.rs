@@ -3,7 +3,7 @@
 //! as smaller sub-steps here; the run to a directory (files, checkpoints,
 //! events) is [`crate::driver`].
 
-use crate::density::{BlobDensity, DensityEstimate, DensityPlan, choose_estimator};
+use crate::density::{BlobDensity, DensityEstimator, DensityPlan, choose_estimator};
 use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
 use crate::error::{Error, Result};
 use crate::model::potential;
@@ -26,7 +26,7 @@ pub struct Simulation<const D: usize> {
     pub plans: Vec<DensityPlan>,
     stepper: JkoStepper<D>,
     /// One estimator per species, for the density column of particles.csv.
-    estimators: Vec<DensityEstimate<D>>,
+    estimators: Vec<Box<dyn DensityEstimator<D>>>,
     pub step: u64,
     pub time: f64,
     /// Steps are taken as 2^level sub-steps of h / 2^level.
@@ -233,7 +233,7 @@ impl<const D: usize> Simulation<D> {
 
         let energy = free_energy(problem, &cloud, &plans)?;
         let stepper = JkoStepper::new(energy, cloud.weights.clone(), problem.solver);
-        let estimators = plans.iter().map(|p| p.estimator()).collect();
+        let estimators = plans.iter().map(|p| p.build()).collect();
         Ok(Simulation {
             problem: problem.clone(),
             cloud,
