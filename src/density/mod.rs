@@ -277,6 +277,7 @@ pub struct DensityPlan {
 
 /// The two density estimators of the blob method.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Estimator {
     /// Kernel sums over kd-tree neighbour lists ([`BlobDensity`]).
     Neighbours,
@@ -386,6 +387,7 @@ pub struct Density {
 
 /// How the blob densities are summed (an extension of SPEC §3, README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DensityMethod {
     /// Kernel sums over kd-tree neighbour lists.
     Neighbours,
@@ -399,6 +401,7 @@ pub enum DensityMethod {
 
 /// Kernel standard deviation eps, given or chosen from the initial cloud.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Bandwidth {
     Auto,
     Fixed(f64),

@@ -711,7 +711,7 @@ fn run_dim<const D: usize>(
                 let t = n as f64 * h;
                 books.rejections(n, t, &rs, obs)?;
                 let smallest = rs.last().map_or(h, |r| r.substep);
-                let last = rs.last().map_or("", |r| r.reason.as_str()).to_string();
+                let last = rs.last().map_or(String::new(), |r| r.reason.to_string());
                 books.event(
                     Event {
                         step: n,

@@ -37,6 +37,7 @@ const MAGIC: &[u8; 8] = b"JKOCKPT1";
 /// Where a run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Status {
     /// Steps remain; `--resume` continues.
     Running,
