@@ -1,10 +1,8 @@
 //! The kernel bandwidth eps a particle run used, per species: the fixed
 //! `[density] bandwidth` of its scenario, else the solver's automatic rule on
-//! the species' step-0 particles
-//! ([`choose_estimator`](crate::density::choose_estimator) with the
-//! scenario; [`auto_bandwidth`](crate::density::auto_bandwidth), its
-//! neighbour-count part, without one, which is noted). An eps the kernel
-//! cannot use at the run's coordinates is refused.
+//! the species' step-0 particles ([`choose_estimator`] with the scenario;
+//! [`auto_bandwidth`], its neighbour-count part, without one, which is
+//! noted). An eps the kernel cannot use at the run's coordinates is refused.
 
 use std::path::Path;
 

@@ -79,6 +79,8 @@
 //! link, a device, a FIFO or a directory, never over a file of the compared
 //! runs ([`protected_paths`]), over an existing regular file only if asked.
 
+#![warn(missing_docs)]
+
 mod bandwidth;
 mod common_grid;
 mod grid_run;
@@ -131,7 +133,9 @@ impl fmt::Display for RunKind {
 /// One side of a comparison.
 #[derive(Debug, Clone)]
 pub struct RunInfo {
+    /// The run directory.
     pub dir: PathBuf,
+    /// Particle or grid run.
     pub kind: RunKind,
     /// The data file read (`particles.csv` or `density.csv`).
     pub data_file: PathBuf,
@@ -142,16 +146,23 @@ pub struct RunInfo {
 /// The comparison of one species at one written step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
+    /// The written step.
     pub step: u64,
+    /// Its time (A's; B's agrees to [`TIME_TOLERANCE`]).
     pub time: f64,
+    /// The species' name.
     pub species: String,
+    /// Total mass of A.
     pub mass_a: f64,
+    /// Total mass of B.
     pub mass_b: f64,
-    /// Means (length d).
+    /// Mean of A (length d).
     pub mean_a: Vec<f64>,
+    /// Mean of B (length d).
     pub mean_b: Vec<f64>,
-    /// Covariances of the normalized laws, d x d row-major.
+    /// Covariance of A's normalized law, d x d row-major.
     pub cov_a: Vec<f64>,
+    /// Covariance of B's normalized law, d x d row-major.
     pub cov_b: Vec<f64>,
     /// |mean_a - mean_b| (Euclidean).
     pub mean_distance: f64,
@@ -159,17 +170,20 @@ pub struct Row {
     pub cov_distance: f64,
     /// int |rho_A - rho_B| on the common grid.
     pub l1: f64,
-    /// Cells per axis and spacing of the common grid used for `l1`.
+    /// Cells per axis of the common grid used for `l1`.
     pub l1_cells: Vec<usize>,
+    /// Spacing per axis of that grid.
     pub l1_spacing: Vec<f64>,
-    /// d = 1 only: Wasserstein distances of the normalized laws.
+    /// W1 of the normalized laws (d = 1 only).
     pub w1: Option<f64>,
+    /// W2 of the normalized laws (d = 1 only).
     pub w2: Option<f64>,
     /// The masses differ (relative gap > [`MASS_TOLERANCE`]): W1/W2 compare
     /// the laws normalized to mass 1.
     pub normalized: bool,
-    /// energy_A, energy_B at this step, when both energy files have it.
+    /// energy_A at this step, when both energy files have it.
     pub energy_a: Option<f64>,
+    /// energy_B at this step, when both energy files have it.
     pub energy_b: Option<f64>,
 }
 
@@ -183,13 +197,18 @@ impl Row {
 /// One point of the energy curves (a step present in both energy files).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EnergyPoint {
+    /// The step.
     pub step: u64,
+    /// Its time.
     pub time: f64,
+    /// Total energy of A.
     pub energy_a: f64,
+    /// Total energy of B.
     pub energy_b: f64,
 }
 
 impl EnergyPoint {
+    /// energy_A - energy_B.
     pub fn diff(&self) -> f64 {
         self.energy_a - self.energy_b
     }
@@ -198,8 +217,11 @@ impl EnergyPoint {
 /// The result of [`compare_runs`]. `Display` renders the terminal table.
 #[derive(Debug, Clone)]
 pub struct Comparison {
+    /// The runs' dimension d.
     pub dimension: usize,
+    /// The first run.
     pub a: RunInfo,
+    /// The second run.
     pub b: RunInfo,
     /// One row per common written step and common species, by step then species.
     pub rows: Vec<Row>,

@@ -1,7 +1,6 @@
 //! Reading the runs: locating a run directory's files, the dimension from
-//! the coordinate columns, `particles.csv` (through
-//! [`ParticleTable`](crate::particles::file::ParticleTable)), `energy.csv`
-//! and the run's `scenario.toml`; a grid run's `density.csv` is
+//! the coordinate columns, `particles.csv` (through [`ParticleTable`]),
+//! `energy.csv` and the run's `scenario.toml`; a grid run's `density.csv` is
 //! `grid_run.rs`. Every refusal names the file, the line and the column
 //! ([`Error::Input`]).
 
