@@ -13,9 +13,9 @@
 //!   [`MIN_MAGNITUDE`] = 1e-100, so its square and cube are normal numbers;
 //! * counts are integers in the range their caller gives.
 //!
-//! A `{ kind = "...", ... }` table is read in two steps: [`kind_entry`] finds
+//! A `{ kind = "...", ... }` table is read in two steps: `kind_entry` finds
 //! its kind in a registration list (one entry per kind, so the list of
-//! expected kinds in the error is the list itself), and [`strict`] reads it
+//! expected kinds in the error is the list itself), and `strict` reads it
 //! into the strict serde struct of that kind, refusing unknown keys (serde's
 //! internally tagged enums would silently accept them).
 

@@ -2,14 +2,14 @@
 //! plain validated types the rest of the library trusts.
 //!
 //! Parsing happens in two layers. Serde structs with `deny_unknown_fields`
-//! read the fixed tables ([`raw`]), which gives line/column errors for
+//! read the fixed tables (`raw.rs`), which gives line/column errors for
 //! typos. The `potential = {...}` and `initial = {...}` tables are
 //! dispatched on their `kind` by hand, one strict struct per kind in the
 //! kind's own file (`model::potential`, `particles::initial`), because
 //! serde's internally tagged enums silently accept unknown keys. Every
 //! number is then checked finite and in range, with an error naming the file
 //! and the key, as each section is mapped onto the settings type its module
-//! owns ([`sections`]).
+//! owns (`sections.rs`).
 //!
 //! Ranges (README, "Extensions"), chosen so that no size computation or
 //! product of a few parameters can overflow before the numerics start:
@@ -18,7 +18,7 @@
 //! (time step, bandwidth, softening, std, radius, stiffness, mass, charge...)
 //! is 0 where 0 is allowed or at least [`MIN_MAGNITUDE`] = 1e-100, so its
 //! square and cube are normal numbers ([`crate::util::checks`]); counts have
-//! the upper bounds of the `MAX_*` constants ([`checks`]). User text echoed
+//! the upper bounds of the `MAX_*` constants (`checks.rs`). User text echoed
 //! in a message is clipped ([`crate::error::clip`]).
 
 use std::path::Path;

@@ -4,8 +4,9 @@
 //! of its `potential = { kind = "...", ... }` table into its [`PotentialSpec`]
 //! variant, and a finite-difference test of its gradient. This file holds
 //! the trait, the settings type, and the registration of the kinds
-//! ([`KINDS`] for parsing, [`from_spec`] for building): adding a kind
-//! touches its file and this one.
+//! (`KINDS` for parsing, [`from_spec`] for building): adding a kind
+//! touches its file and this one (and the problem's vector-length check in
+//! `stepper::problem`, if the kind has vectors).
 
 use crate::error::Result;
 use crate::util::checks::{self, Checker};

@@ -4,9 +4,11 @@
 //! [`InitialSpec`] variant and the way it gives particles: N_k independent
 //! draws of weight M_k / N_k each (ids 0..N_k), from the species' own
 //! random stream, or the rows of a particle file. This file holds the
-//! settings type and the registration of the kinds ([`KINDS`] for parsing,
-//! [`InitialSpec::fill`] for the particles): adding a kind touches its file
-//! and this one.
+//! settings type and the registration of the kinds (`KINDS` for parsing,
+//! `InitialSpec::fill` for the particles): adding a kind touches its file
+//! and this one, plus the places outside the particles that still match on
+//! the variants (the problem's vector-length check in `stepper::problem`,
+//! the Eulerian initial density in `eulerian::run`).
 
 use std::path::{Path, PathBuf};
 
