@@ -49,8 +49,11 @@ pub use crate::stepper::{Problem, Solver};
 /// `s.time_step` and `Simulation::new(&s)` read through.
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// What the numerics solve: dimension, time step, seed, sections, species.
     pub problem: Problem,
+    /// The number of JKO steps of a run.
     pub steps: usize,
+    /// Particles are written every `output_every` steps (and at the last).
     pub output_every: usize,
     /// The `[grid]` section, needed by Eulerian runs only.
     pub grid: Option<Grid>,
@@ -85,8 +88,11 @@ pub enum OnCollapse {
 /// The Eulerian grid of SPEC §6.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
+    /// The lower corner of the box.
     pub lower: Vec<f64>,
+    /// The upper corner, above `lower` on every axis.
     pub upper: Vec<f64>,
+    /// The number of cells along each axis, 2 to 1e8.
     pub cells: Vec<usize>,
 }
 
