@@ -538,8 +538,9 @@ impl<const D: usize> JkoStepper<D> {
         // J at Y = 0 is E(X^n); its gradient gives the explicit step and the scale
         // of the stopping rule.
         let zero = vec![0.0; n * D];
-        let start = match cell.borrow_mut().evaluate(&zero) {
-            Ok(p) => p.clone(),
+        let first = cell.borrow_mut().evaluate(&zero).map(|p| p.clone());
+        let start = match first {
+            Ok(p) => p,
             Err(_) if interrupt::requested() => return Err(StepError::Interrupted),
             Err(e) => {
                 let why = cell.borrow_mut().failure.take();
