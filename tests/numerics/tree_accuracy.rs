@@ -1,8 +1,6 @@
 //! Tree (FMM) vs direct sums: relative errors of phi and grad (max norms, see
-//! `common::rel_max*`) below the requested accuracy, d = 2, 3, four clouds, mixed charges.
-#[path = "tree_common/mod.rs"]
-mod common;
-use common::*;
+//! `support::clouds::rel_max*`) below the requested accuracy, d = 2, 3, four clouds, mixed charges.
+use crate::support::clouds::*;
 use jko::coupling::{TreeCoupling, direct_evaluate};
 
 const N: usize = 20_000;

@@ -1,4 +1,4 @@
-//! Shared test helpers: point clouds and error norms.
+//! Synthetic point clouds with mixed charges, and relative error norms.
 #![allow(dead_code)]
 
 use rand::{RngExt, SeedableRng};

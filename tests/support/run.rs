@@ -1,4 +1,4 @@
-//! Helpers of the tests that drive the `jko` binary end to end (cli, run_dir, robustness).
+//! The `jko` binary end to end: the command, a standard scenario, a run's files.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -1,7 +1,5 @@
 //! Results are bit-identical with a 1-thread and a 2-thread rayon pool.
-#[path = "tree_common/mod.rs"]
-mod common;
-use common::*;
+use crate::support::clouds::*;
 use jko::coupling::{SortedCoupling1d, TreeCoupling, direct_evaluate};
 
 fn pool(n: usize) -> rayon::ThreadPool {

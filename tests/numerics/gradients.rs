@@ -9,7 +9,7 @@
 //! ~ eps_mach |E| / t ~ 1e-11 absolute, both far below 1e-6 of the
 //! gradient scale (~ 1/N).
 
-mod common;
+use crate::support;
 
 use jko::density::DensityPlan;
 use jko::energy::FreeEnergy;
@@ -17,7 +17,7 @@ use jko::particles::Cloud;
 use jko::stepper::free_energy;
 
 fn scenario_text(d: usize, m: f64, lambda: f64, softening: f64, with_potential: bool) -> String {
-    let zero = common::vec_of(d, 0.0);
+    let zero = support::vec_of(d, 0.0);
     let pot = if with_potential {
         format!(
             "potential = {{ kind = \"double_well\", center = {zero}, radius = 0.7, depth = 0.8 }}"
@@ -28,7 +28,7 @@ fn scenario_text(d: usize, m: f64, lambda: f64, softening: f64, with_potential: 
     let pot2 = if with_potential {
         format!(
             "potential = {{ kind = \"quadratic\", center = {}, stiffness = 1.3 }}",
-            common::vec_of(d, 0.1)
+            support::vec_of(d, 0.1)
         )
     } else {
         String::new()
@@ -63,8 +63,8 @@ particles = 45
 {pot2}
 initial = {{ kind = "uniform", lower = {lo}, upper = {hi} }}
 "#,
-        lo = common::vec_of(d, -0.6),
-        hi = common::vec_of(d, 0.8),
+        lo = support::vec_of(d, -0.6),
+        hi = support::vec_of(d, 0.8),
     )
 }
 
@@ -75,7 +75,7 @@ fn check<const D: usize>(m: f64, lambda: f64, softening: f64) {
 
 /// `mesh`: the diffusion term sums its densities on the mesh.
 fn check_with<const D: usize>(m: f64, lambda: f64, softening: f64, mesh: bool) {
-    let s = common::scenario(&scenario_text(D, m, lambda, softening, true));
+    let s = support::scenario(&scenario_text(D, m, lambda, softening, true));
     let cloud = Cloud::<D>::sample(&s.species, s.seed, &s.path).unwrap();
     let eps: Vec<DensityPlan> = cloud
         .blocks
@@ -105,13 +105,10 @@ fn check_with<const D: usize>(m: f64, lambda: f64, softening: f64, mesh: bool) {
         // Every 7th component: all particles of both species, all axes over the loop.
         for k in (0..n * D).step_by(7) {
             let (i, a) = (k / D, k % D);
-            let mut xp = x.clone();
             let mut sink = vec![[0.0; D]; n];
-            xp[i][a] += step;
-            let ep = term.value_and_gradient(&xp, &mut sink);
-            xp[i][a] -= 2.0 * step;
-            let em = term.value_and_gradient(&xp, &mut sink);
-            let fd = (ep - em) / (2.0 * step);
+            let fd = support::central_difference(&x, i, a, step, |xp| {
+                term.value_and_gradient(xp, &mut sink)
+            });
             worst = worst.max((fd - grad[i][a]).abs() / scale);
         }
         assert!(

@@ -2,9 +2,7 @@
 #![allow(clippy::needless_range_loop)]
 //! the 2^d children, exact for cell averages), summed over species, at a fixed time. For a
 //! scheme of order p, e(n)/e(2n) -> 2^p; the observed order is log2 of that ratio.
-#[path = "eulerian_common/mod.rs"]
-mod common;
-use common::*;
+use crate::support::grid::*;
 use jko::eulerian::*;
 
 fn run(mut s: EulerianSolver, t_end: f64, steps: usize, background: bool) -> Vec<Vec<f64>> {

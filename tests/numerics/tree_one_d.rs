@@ -1,8 +1,6 @@
 //! 1D sorted evaluator vs direct sums: exact to rounding, with and without softening,
 //! with ties, mixed charges and far-off-origin coordinates.
-#[path = "tree_common/mod.rs"]
-mod common;
-use common::*;
+use crate::support::clouds::*;
 use jko::coupling::{SortedCoupling1d, direct_evaluate};
 
 #[test]

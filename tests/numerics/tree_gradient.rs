@@ -1,24 +1,8 @@
-//! Finite-difference checks that `grad` is the derivative of `phi` (direct and tree).
-#[path = "tree_common/mod.rs"]
-mod common;
-use common::*;
+//! Finite-difference checks that `grad` is the derivative of `phi` (direct and tree),
+//! `phi_i` differenced in `x_i` by `support::central_difference`.
+use crate::support::central_difference;
+use crate::support::clouds::*;
 use jko::coupling::{SortedCoupling1d, TreeCoupling, direct_evaluate};
-
-/// Central difference of `phi_i` w.r.t. `x_i[d]`, using `eval` for the whole system.
-fn fd<const D: usize>(
-    x: &[[f64; D]],
-    i: usize,
-    d: usize,
-    h: f64,
-    eval: &mut dyn FnMut(&[[f64; D]]) -> Vec<f64>,
-) -> f64 {
-    let mut xp = x.to_vec();
-    xp[i][d] += h;
-    let fp = eval(&xp)[i];
-    xp[i][d] -= 2.0 * h;
-    let fm = eval(&xp)[i];
-    (fp - fm) / (2.0 * h)
-}
 
 fn check<const D: usize>(tree: bool, tol: f64) {
     let n = if tree { 10_000 } else { 2_000 };
@@ -39,7 +23,7 @@ fn check<const D: usize>(tree: bool, tol: f64) {
     let h = 1e-5;
     for i in [0, n / 3, n - 1] {
         for d in 0..D {
-            let num = fd(&x, i, d, h, &mut |x| eval(x).0);
+            let num = central_difference(&x, i, d, h, |x| eval(x).0[i]);
             let err = (num - g[i][d]).abs() / gmax;
             println!(
                 "D={D} tree={tree} i={i} d={d} fd={num:.12e} grad={:.12e} rel={err:.2e}",
@@ -80,7 +64,7 @@ fn sorted_1d_gradient_is_derivative() {
     let (_, g) = eval(&x);
     let gmax = g.iter().fold(0.0f64, |m, v| m.max(v[0].abs()));
     for i in [0, n / 2, n - 1] {
-        let num = fd(&x, i, 0, 1e-6, &mut |x| eval(x).0);
+        let num = central_difference(&x, i, 0, 1e-6, |x| eval(x).0[i]);
         assert!((num - g[i][0]).abs() < 1e-6 * gmax, "{num} vs {}", g[i][0]);
     }
 }

@@ -3,13 +3,11 @@
 //! Eulerian solver on a stiff problem. Each must end in a clear error or a
 //! finite result, never in an exit 0 with nonsense numbers or a hang.
 
-mod run_common;
-
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use run_common::{jko, write};
+use crate::support::run::{jko, write};
 
 /// One species in 2D with `initial` (and `extra` keys), a quadratic well of
 /// stiffness `stiffness`, and `[density]` `density`.

@@ -1,10 +1,8 @@
 //! The `jko` binary end to end: output columns (SPEC §5) and bad input.
 
-mod run_common;
-
 use std::path::Path;
 
-use run_common::{jko, write};
+use crate::support::run::{jko, write};
 
 fn vec_of(d: usize, v: f64) -> String {
     format!("[{}]", vec![format!("{v:?}"); d].join(", "))

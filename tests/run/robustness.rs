@@ -3,14 +3,12 @@
 //! faults are rejected and retried, a permanent fault and a full disk end
 //! cleanly with complete files and the documented exit status.
 
-mod run_common;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use run_common::{OUTPUTS, jko, outputs, pnp_2d, records, stderr};
+use crate::support::run::{OUTPUTS, jko, outputs, pnp_2d, records, stderr};
 
 struct Setup {
     _tmp: tempfile::TempDir,

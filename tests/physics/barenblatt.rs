@@ -17,7 +17,7 @@
 //! the error by at least 30% (first order predicts 50%; measured 50% in 1D,
 //! 42% in 2D).
 
-mod common;
+use crate::support;
 
 use jko::Simulation;
 use jko::model::exact::Barenblatt;
@@ -55,9 +55,9 @@ mass = {mass}
 particles = {n}
 initial = {{ kind = "barenblatt", center = {zero}, radius = {radius} }}
 "#,
-        zero = common::vec_of(D, 0.0)
+        zero = support::vec_of(D, 0.0)
     );
-    let s = common::scenario(&text);
+    let s = support::scenario(&text);
     let mut sim = Simulation::<D>::new(&s).unwrap();
     let m2 = |x: &[[f64; D]], w: &[f64]| -> f64 {
         x.iter()

@@ -1,8 +1,6 @@
 //! Input validation, the wall warning, and the initial-density helpers.
 #![allow(clippy::needless_range_loop)]
-#[path = "eulerian_common/mod.rs"]
-mod common;
-use common::*;
+use crate::support::grid::*;
 use jko::eulerian::*;
 
 fn one_species(g: &Grid, initial: Vec<f64>) -> EulerianProblem {

@@ -1,13 +1,11 @@
 //! `jko run` and its output directory: interrupts and --resume, the rules for
 //! a directory that already holds something, physical and optimizer events.
 
-mod run_common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use run_common::{jko, outputs, pnp_2d, records, stderr, write};
+use crate::support::run::{jko, outputs, pnp_2d, records, stderr, write};
 
 fn run(scen: &Path, out: &Path, extra: &[&str]) -> Output {
     jko()

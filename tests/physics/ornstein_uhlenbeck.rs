@@ -14,7 +14,7 @@
 //! (`variance_tolerance`), the finer runs must meet 2%, and halving h and eps
 //! must lower the error.
 
-mod common;
+use crate::support;
 
 use jko::Simulation;
 use jko::model::exact::{ou_mean, ou_variance};
@@ -62,17 +62,17 @@ particles = {n}
 potential = {{ kind = "quadratic", center = {zero}, stiffness = {k:?} }}
 initial = {{ kind = "gaussian", mean = {m:?}, std = 0.5 }}
 "#,
-        zero = common::vec_of(D, 0.0),
+        zero = support::vec_of(D, 0.0),
         k = stiffness.to_vec(),
         m = mean0[..D].to_vec(),
     );
-    let s = common::scenario(&text);
+    let s = support::scenario(&text);
     let mut sim = Simulation::<D>::new(&s).unwrap();
-    let (m0, c0) = common::moments(&sim.cloud.positions, &sim.cloud.weights);
+    let (m0, c0) = support::moments(&sim.cloud.positions, &sim.cloud.weights);
     for _ in 0..steps {
         sim.advance().unwrap();
     }
-    let (m1, c1) = common::moments(&sim.cloud.positions, &sim.cloud.weights);
+    let (m1, c1) = support::moments(&sim.cloud.positions, &sim.cloud.weights);
     let t = sim.time;
     let mut e = Errors {
         mean: vec![],

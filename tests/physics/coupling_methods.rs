@@ -14,7 +14,7 @@
 //! wanders (measured here, accuracy 1e-6 and tolerance 1e-9 in 2D: 185 and 582
 //! iterations for the first two steps, against 19 and 23 with "direct").
 
-mod common;
+use crate::support;
 
 use jko::Simulation;
 
@@ -22,7 +22,7 @@ use jko::Simulation;
 const TOLERANCE: f64 = 1e-7;
 
 fn run<const D: usize>(method: &str, accuracy: f64) -> (Vec<[f64; D]>, f64, Vec<[f64; D]>) {
-    let zero = common::vec_of(D, 0.0);
+    let zero = support::vec_of(D, 0.0);
     let text = format!(
         r#"
 dimension = {D}
@@ -53,9 +53,9 @@ particles = 400
 potential = {{ kind = "quadratic", center = {zero}, stiffness = 1.0 }}
 initial = {{ kind = "gaussian", mean = {zero}, std = 0.6 }}
 "#,
-        m = common::vec_of(D, 0.3),
+        m = support::vec_of(D, 0.3),
     );
-    let s = common::scenario(&text);
+    let s = support::scenario(&text);
     let mut sim = Simulation::<D>::new(&s).unwrap();
     let x0 = sim.cloud.positions.clone();
     let mut e = 0.0;

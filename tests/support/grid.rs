@@ -1,3 +1,4 @@
+//! Problems on a grid and their moments, for the Eulerian solver's tests.
 #![allow(dead_code, clippy::too_many_arguments, clippy::needless_range_loop)]
 use jko::eulerian::*;
 

@@ -1,8 +1,6 @@
 //! Exact mass, non-negativity and non-increasing discrete energy at every outer step.
 #![allow(clippy::needless_range_loop)]
-#[path = "eulerian_common/mod.rs"]
-mod common;
-use common::*;
+use crate::support::grid::*;
 use jko::eulerian::*;
 
 fn check_run(label: &str, mut s: EulerianSolver, steps: usize, h: f64) {

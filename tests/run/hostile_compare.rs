@@ -6,14 +6,12 @@
 //! Runs are hand-written SPEC §5 files (a few particles, two written steps),
 //! so every case takes milliseconds.
 
-mod run_common;
-
 use std::fmt::Write as _;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use run_common::{jko, stderr, write};
+use crate::support::run::{jko, stderr, write};
 
 /// A 1D particle run in `root/name`: `n` particles of species u at steps 0
 /// and 2, energy.csv with steps 0..=2, a scenario with a fixed bandwidth.

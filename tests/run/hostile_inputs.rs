@@ -14,15 +14,13 @@
 //!   (binary): a value or an error naming the key, never a panic, and a
 //!   refused run leaves no directory behind.
 
-mod run_common;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::run::{jko, write};
 use jko::{Error, Scenario, Simulation};
 use proptest::prelude::*;
-use run_common::{jko, write};
 
 /// A small 2D scenario using most keys: two species, the direct sum.
 const SMALL: &str = r#"

@@ -2,9 +2,7 @@
 #![allow(clippy::needless_range_loop)]
 //! stays Gaussian with mean c + e^{-At}(mu0 - c) and covariance
 //! e^{-At} S0 e^{-At} + D A^{-1} (I - e^{-2At}).
-#[path = "eulerian_common/mod.rs"]
-mod common;
-use common::*;
+use crate::support::grid::*;
 use jko::eulerian::*;
 
 /// e^{-A t} for a symmetric 2x2 A = [[a, b], [b, c]] (eigen-decomposition), row-major.

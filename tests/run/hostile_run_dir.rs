@@ -7,14 +7,12 @@
 //! run file names that are not regular files are refused.
 //! (Needs `--features fault-injection`, as in the README's test command.)
 
-mod run_common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use run_common::{jko, pnp_2d, records, stderr, write};
+use crate::support::run::{jko, pnp_2d, records, stderr, write};
 
 fn run(scen: &Path, out: &Path, extra: &[&str]) -> Output {
     run_with(scen, out, extra, None)

@@ -1,7 +1,7 @@
 //! Invariants of every run: exact mass per species, energy that never
 //! increases, and the Coulomb energy against an independent integral.
 
-mod common;
+use crate::support;
 
 use jko::Simulation;
 use jko::coupling::{CouplingBackend, DirectSum};
@@ -13,7 +13,7 @@ use jko::coupling::{CouplingBackend, DirectSum};
 ///   E(X^{n+1}) + W^2/(2h) <= E(X^n): the energy decreases by at least the
 ///   transport cost. Checked with rounding slack 1e-12 |E|.
 fn check_run<const D: usize>(lambda: f64, m: f64) {
-    let zero = common::vec_of(D, 0.0);
+    let zero = support::vec_of(D, 0.0);
     let text = format!(
         r#"
 dimension = {D}
@@ -44,11 +44,11 @@ particles = 200
 potential = {{ kind = "double_well", center = {zero}, radius = 0.8, depth = 0.5 }}
 initial = {{ kind = "uniform", lower = {lo}, upper = {hi} }}
 "#,
-        m0 = common::vec_of(D, 0.3),
-        lo = common::vec_of(D, -1.0),
-        hi = common::vec_of(D, 0.5),
+        m0 = support::vec_of(D, 0.3),
+        lo = support::vec_of(D, -1.0),
+        hi = support::vec_of(D, 0.5),
     );
-    let s = common::scenario(&text);
+    let s = support::scenario(&text);
     let mut sim = Simulation::<D>::new(&s).unwrap();
     let masses: Vec<f64> = (0..2).map(|k| sim.cloud.species_mass(k)).collect();
     // The weights are mass/N: their sum is the species' mass up to rounding.
