@@ -13,12 +13,14 @@
 //!   exact sums (direct, sorted 1D: rounding only) and the requested accuracy
 //!   for the tree (its contract, as in `tree_accuracy`).
 //! - derivative: `|(U(x + h e_ia) - U(x - h e_ia)) / 2h - q_i field_ia| <=
-//!   fd_tol max_i |q_i field_i|` at a few particles and every axis, h = 1e-5.
+//!   1e-6 max_i |q_i field_i|` at three particles and every axis, h = 1e-5.
 //!   Truncation is `h^2 |U'''| / 6`, about 1e-10 relative at length scales
 //!   >= 0.1; rounding is `eps_mach sum |terms| / h`, about 1e-7 relative for
 //!   N = 2000 (the terms of U number N^2, the derivative's N). The tree's
-//!   energy is the derivative of its field only to its accuracy, amplified by
-//!   `1/h` in the difference: its bound is 1e-4 (as in `tree_gradient`).
+//!   energy is the integral of its field only to its accuracy, amplified by
+//!   `1/h` in the difference; the moved evaluations refit the tree (same
+//!   cells and lists), which keeps its energy smooth in x. Measured: at most
+//!   3.1e-8 for every backend.
 
 use crate::support::central_difference;
 use crate::support::clouds::{cloud, rel_max_vec};
@@ -31,14 +33,13 @@ const SOFTENING: f64 = 0.01;
 const ACCURACY: f64 = 1e-9;
 
 /// One backend: its name, how a scenario selects it, its dimension, the
-/// particle count and the tolerances (definition, derivative).
+/// particle count and the tolerance against the definition.
 struct Backend {
     name: &'static str,
     method: CouplingMethod,
     dimension: usize,
     particles: usize,
     tol: f64,
-    fd_tol: f64,
 }
 
 /// Every coupling backend. A new backend adds its line here.
@@ -58,7 +59,6 @@ const fn exact(name: &'static str, method: CouplingMethod, dimension: usize) -> 
         dimension,
         particles: 2_000,
         tol: 1e-12,
-        fd_tol: 1e-6,
     }
 }
 
@@ -70,7 +70,6 @@ const fn tree(name: &'static str, dimension: usize) -> Backend {
         dimension,
         particles: 6_000,
         tol: ACCURACY,
-        fd_tol: 1e-4,
     }
 }
 
@@ -113,7 +112,7 @@ fn check<const D: usize>(b: &Backend, kind: &str, seed: u64) {
         }
     }
     println!("CONFORMANCE {what}: derivative {worst:.2e}");
-    assert!(worst <= b.fd_tol, "{what}: derivative error {worst:e}");
+    assert!(worst <= 1e-6, "{what}: derivative error {worst:e}");
     // A reset forgets the state the moved evaluations left (a refitted tree):
     // a fresh evaluation at x gives the first one's energy.
     backend.reset();

@@ -18,12 +18,12 @@ use crate::support::run::{OUTPUTS, jko, outputs, stderr};
 
 /// Scenario file stem, and the CRC-32 of particles.csv, energy.csv, events.csv.
 const RECORDED: [(&str, [u32; 3]); 6] = [
-    ("keller_segel_2d", [0, 0, 0]),
-    ("ou_1d", [0, 0, 0]),
-    ("ou_2d", [0, 0, 0]),
-    ("pnp_2d", [0, 0, 0]),
-    ("pnp_3d", [0, 0, 0]),
-    ("porous_medium_2d", [0, 0, 0]),
+    ("keller_segel_2d", [0xf157b309, 0xc32d7d42, 0x46ac5ef2]),
+    ("ou_1d", [0x05e969a1, 0x12858af2, 0x46ac5ef2]),
+    ("ou_2d", [0xf42ccdfa, 0x71194bb7, 0x46ac5ef2]),
+    ("pnp_2d", [0xc4da7482, 0x191e957f, 0x46ac5ef2]),
+    ("pnp_3d", [0x828afea1, 0x5acbd3ef, 0x46ac5ef2]),
+    ("porous_medium_2d", [0xe69f4aa7, 0xfcfd2fd9, 0x46ac5ef2]),
 ];
 
 /// The scenario with its `steps = N` line replaced by `steps = 2`.
