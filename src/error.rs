@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Errors the library reports to its callers.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A scenario or particle file is missing, malformed or inconsistent.
     /// `location` names the key (`species[1].potential.stiffness`) or the row.

@@ -138,6 +138,7 @@ pub struct Coupling {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CouplingMethod {
     Direct,
     Tree,

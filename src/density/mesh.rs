@@ -521,6 +521,30 @@ fn deposit_chunks(n: usize, cells: usize) -> usize {
         .clamp(1, (MAX_CHUNK_CELLS / cells.max(1)).max(1))
 }
 
+impl<const D: usize> super::DensityEstimator<D> for MeshDensity<D> {
+    fn bandwidth(&self) -> f64 {
+        self.eps
+    }
+
+    fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> Result<&[f64], MeshTooLarge> {
+        MeshDensity::compute(self, x, w)
+    }
+
+    fn add_gradient(&mut self, x: &[[f64; D]], w: &[f64], slope: &[f64], grad: &mut [[f64; D]]) {
+        MeshDensity::add_gradient(self, x, w, slope, grad);
+    }
+
+    fn reset(&mut self) {
+        MeshDensity::reset(self);
+    }
+
+    /// The mesh of the initial cloud ([`bytes`]; it grows with the cloud,
+    /// and a trial may take up to [`MESH_GROWTH`] times it).
+    fn extra_memory(&self, x: &[[f64; D]], _w: &[f64]) -> u64 {
+        bytes(x.len(), cells_needed(x, self.eps)) as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

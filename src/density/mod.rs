@@ -2,43 +2,79 @@
 //!
 //!   rho_eps(X_i) = sum_j w_j K_eps(X_i - X_j),   self term j = i included,
 //!
-//! over the particles of one species, with K the Wendland C2 kernel of
-//! standard deviation eps and the neighbours from a Verlet list.
+//! over the particles of one species, K a smooth kernel of unit mass and
+//! per-axis standard deviation eps (the Wendland C2 kernel,
+//! [`crate::model::kernel`]), and the gradient of any E = sum_i w_i g(rho_i)
+//! given the slopes s_i = g'(rho_i):
+//!
+//!   dE/dX_l = w_l sum_j w_j (s_l + s_j) grad K(X_l - X_j).
+//!
+//! Every estimator implements [`DensityEstimator`]; callers hold a
+//! `Box<dyn DensityEstimator<D>>` built from a [`DensityPlan`] and never
+//! match on the kind. The estimators:
+//!
+//! - [`blob`]: kernel sums over Verlet neighbour lists ([`neighbours`]);
+//! - [`mesh`]: particle-mesh (B-spline deposit, FFT convolution, interpolation).
+//!
+//! Adding one: its file here, its variant of [`Estimator`] and its line in
+//! [`DensityPlan::build`] (the registration), and its line in the
+//! conformance harness (`tests/numerics`). This module also holds the
+//! bandwidth rules (`bandwidth = "auto"`) and the choice of estimator
+//! (`method = "auto"`).
 
+pub mod blob;
+#[cfg(test)]
+mod conformance;
 pub mod mesh;
 pub mod neighbours;
 
-use rayon::prelude::*;
+pub use blob::{BlobDensity, SKIN_FRACTION};
 
 use crate::density::mesh::{MESH_GROWTH, MeshDensity, MeshTooLarge};
-use crate::density::neighbours::NeighbourList;
-use crate::model::kernel::{RadialKernel, WendlandC2};
-use crate::util::lanes::{LANES, V};
-use crate::util::parallel::CHUNK;
-use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::model::kernel::WendlandC2;
 
-/// Fraction of the kernel radius added to the neighbour search radius, so the
-/// list stays valid while particles move by up to half of it.
-pub const SKIN_FRACTION: f64 = 0.25;
+/// Why an estimator refused a cloud (the mesh: spread over more cells than
+/// its limit). A trial point of a line search that is refused is not a
+/// candidate: the energy counts it as infinite.
+pub type EstimateRefused = MeshTooLarge;
 
-/// The blob density estimate of one species, with its neighbour list.
+/// A density estimator of one species (module docs for the formulas).
 ///
-/// The sums run in the list's slot (Morton) order, over copies of the
-/// positions and weights gathered into that order, so that the neighbours a
-/// sum visits sit close together in memory.
-#[derive(Debug, Clone)]
-pub struct BlobDensity<const D: usize> {
-    eps: f64,
-    kernel: WendlandC2,
-    list: NeighbourList<D>,
-    /// Positions, weights and densities in slot order.
-    xs: Vec<[f64; D]>,
-    ws: Vec<f64>,
-    rho_s: Vec<f64>,
-    /// Densities in particle order.
-    rho: Vec<f64>,
+/// Protocol: `compute(x, w)` at the current positions, then (for energies)
+/// `add_gradient` with the same `x` and `w`; `reset` at the start of a JKO
+/// step, so that what is carried between calls (a neighbour list's order, a
+/// mesh's size limit) depends on the step's start alone.
+pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
+    /// The kernel's standard deviation eps.
+    fn bandwidth(&self) -> f64;
+
+    /// rho_eps at every particle of `x` (one species, weights `w`).
+    fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> Result<&[f64], EstimateRefused>;
+
+    /// After `compute(x, w)`: adds to `grad` the gradient of
+    /// E = sum_i w_i g(rho_i), given `slope[i]` = g'(rho_i).
+    fn add_gradient(&mut self, x: &[[f64; D]], w: &[f64], slope: &[f64], grad: &mut [[f64; D]]);
+
+    /// Forget the state carried between calls (see the protocol above).
+    fn reset(&mut self);
+
+    /// Bytes this estimator will hold for the cloud `x`, beyond the
+    /// per-particle allowance of the run's memory estimate (which counts
+    /// neighbour lists of the neighbour rule); saturating. Known before
+    /// anything is built, so a run that cannot fit is refused first.
+    fn extra_memory(&self, x: &[[f64; D]], w: &[f64]) -> u64;
 }
 
+/// `v` bytes as a u64, saturating; NaN counts as too much.
+pub(crate) fn saturating_bytes(v: f64) -> u64 {
+    if v.is_nan() || v >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        v.max(0.0) as u64
+    }
+}
+
+/// |a - b|^2.
 #[inline(always)]
 pub(crate) fn dist2<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
     let mut s = 0.0;
@@ -47,180 +83,6 @@ pub(crate) fn dist2<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
         s += d * d;
     }
     s
-}
-
-impl<const D: usize> BlobDensity<D> {
-    /// Estimator with kernel standard deviation `eps`.
-    pub fn new(eps: f64) -> Self {
-        let kernel = WendlandC2::new(D, eps);
-        let r = kernel.support();
-        BlobDensity {
-            eps,
-            kernel,
-            list: NeighbourList::new(r, SKIN_FRACTION * r),
-            xs: Vec::new(),
-            ws: Vec::new(),
-            rho_s: Vec::new(),
-            rho: Vec::new(),
-        }
-    }
-
-    /// Rebuild the neighbour list at the next [`compute`](Self::compute): its
-    /// summation order then depends on those positions only.
-    pub fn reset(&mut self) {
-        self.list.invalidate();
-    }
-
-    pub fn kernel(&self) -> &WendlandC2 {
-        &self.kernel
-    }
-
-    /// The kernel's standard deviation eps.
-    pub fn bandwidth(&self) -> f64 {
-        self.eps
-    }
-
-    pub fn list(&self) -> &NeighbourList<D> {
-        &self.list
-    }
-
-    /// rho_eps at every particle of `x` (one species, weights `w`).
-    pub fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> &[f64] {
-        self.list.update(x);
-        let n = x.len();
-        let (order, rank) = (self.list.order(), self.list.rank());
-        self.xs.resize(n, [0.0; D]);
-        self.ws.resize(n, 0.0);
-        self.xs
-            .par_chunks_mut(CHUNK)
-            .zip(self.ws.par_chunks_mut(CHUNK))
-            .zip(order.par_chunks(CHUNK))
-            .for_each(|((xs, ws), order)| {
-                for ((p, v), &i) in xs.iter_mut().zip(ws).zip(order) {
-                    *p = x[i as usize];
-                    *v = w[i as usize];
-                }
-            });
-        self.rho_s.resize(n, 0.0);
-        let (kernel, list, xs, ws) = (&self.kernel, &self.list, &self.xs[..], &self.ws[..]);
-        self.rho_s.par_chunks_mut(CHUNK).enumerate().for_each_init(
-            ClusterLanes::new,
-            |lanes, (chunk, out)| {
-                with_best_isa(DensityChunk {
-                    kernel,
-                    list,
-                    xs,
-                    ws,
-                    chunk,
-                    out,
-                    lanes,
-                })
-            },
-        );
-        self.rho.resize(n, 0.0);
-        let rho_s = &self.rho_s;
-        self.rho
-            .par_chunks_mut(CHUNK)
-            .zip(rank.par_chunks(CHUNK))
-            .for_each(|(rho, rank)| {
-                for (r, &s) in rho.iter_mut().zip(rank) {
-                    *r = rho_s[s as usize];
-                }
-            });
-        &self.rho
-    }
-
-    /// Positions and weights of the last `compute`, in the list's slot order.
-    pub fn sorted_particles(&self) -> (&[[f64; D]], &[f64]) {
-        (&self.xs, &self.ws)
-    }
-
-    /// The densities of the last `compute`.
-    pub fn rho(&self) -> &[f64] {
-        &self.rho
-    }
-}
-
-/// A cluster's candidates gathered into lanes (structure of arrays):
-/// positions by axis and `S` values per candidate, the last group padded with
-/// the group's first candidate at values 0, so a padding lane is a real
-/// point at a finite distance whose terms carry a factor 0.
-pub(crate) struct ClusterLanes<const D: usize, const S: usize> {
-    pub x: Vec<[V; D]>,
-    pub values: Vec<[V; S]>,
-}
-
-impl<const D: usize, const S: usize> ClusterLanes<D, S> {
-    pub fn new() -> Self {
-        ClusterLanes {
-            x: Vec::new(),
-            values: Vec::new(),
-        }
-    }
-
-    /// Gathers `candidates` (slots) of `xs` and of each of `values`.
-    #[inline(always)]
-    pub fn gather(&mut self, candidates: &[u32], xs: &[[f64; D]], values: [&[f64]; S]) {
-        self.x.clear();
-        self.values.clear();
-        for g in candidates.chunks(LANES) {
-            let slot = |l: usize| g.get(l).map_or(g[0], |&t| t) as usize;
-            self.x
-                .push(std::array::from_fn(|a| V::from_fn(|l| xs[slot(l)][a])));
-            self.values.push(std::array::from_fn(|k| {
-                V::from_fn(|l| g.get(l).map_or(0.0, |&t| values[k][t as usize]))
-            }));
-        }
-    }
-}
-
-/// The densities of the slots of chunk `chunk` (`out`), cluster by cluster:
-/// rho_s = C sum_t w_t (1 - q_st)^4 (1 + 4 q_st) over the cluster's
-/// candidates t (the kernel is 0 for q >= 1, so candidates out of reach add
-/// exact zeros), eight at a time from contiguous lanes. Lanes are added in
-/// lane order: the same bits on any thread count.
-struct DensityChunk<'a, const D: usize> {
-    kernel: &'a WendlandC2,
-    list: &'a NeighbourList<D>,
-    xs: &'a [[f64; D]],
-    ws: &'a [f64],
-    chunk: usize,
-    out: &'a mut [f64],
-    lanes: &'a mut ClusterLanes<D, 1>,
-}
-
-impl<const D: usize> IsaTask for DensityChunk<'_, D> {
-    type Output = ();
-
-    #[inline(always)]
-    fn run<I: Isa>(self) {
-        let DensityChunk {
-            kernel,
-            list,
-            xs,
-            ws,
-            chunk,
-            out,
-            lanes,
-        } = self;
-        let first = chunk * CHUNK;
-        for cluster in list.clusters_of_chunk(chunk) {
-            lanes.gather(cluster.candidates, xs, [ws]);
-            for s in cluster.slots {
-                let xi = &xs[s];
-                let mut acc = V::ZERO;
-                for (xt, [wt]) in lanes.x.iter().zip(&lanes.values) {
-                    let mut r2 = V::ZERO;
-                    for a in 0..D {
-                        let d = V::splat(xi[a]) - xt[a];
-                        r2 = I::mul_add(d, d, r2);
-                    }
-                    acc = I::mul_add(*wt, kernel.shape_lanes(r2).0, acc);
-                }
-                out[s - first] = kernel.norm() * acc.sum();
-            }
-        }
-    }
 }
 
 /// Rule for `bandwidth = "auto"`, part 1 (stated in the README): eps such that the
@@ -415,6 +277,7 @@ pub struct DensityPlan {
 
 /// The two density estimators of the blob method.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Estimator {
     /// Kernel sums over kd-tree neighbour lists ([`BlobDensity`]).
     Neighbours,
@@ -448,13 +311,11 @@ impl DensityPlan {
         }
     }
 
-    /// A fresh estimator of this plan.
-    pub fn estimator<const D: usize>(&self) -> DensityEstimate<D> {
+    /// A fresh estimator of this plan (the registration of the estimators).
+    pub fn build<const D: usize>(&self) -> Box<dyn DensityEstimator<D>> {
         match self.estimator {
-            Estimator::Neighbours => DensityEstimate::Neighbours(BlobDensity::new(self.eps)),
-            Estimator::Mesh { max_cells } => {
-                DensityEstimate::Mesh(MeshDensity::new(self.eps, max_cells))
-            }
+            Estimator::Neighbours => Box::new(BlobDensity::new(self.eps)),
+            Estimator::Mesh { max_cells } => Box::new(MeshDensity::new(self.eps, max_cells)),
         }
     }
 }
@@ -517,41 +378,6 @@ pub fn choose_estimator<const D: usize>(
     }
 }
 
-/// A species' density estimator, as its [`DensityPlan`] says.
-#[derive(Debug)]
-pub enum DensityEstimate<const D: usize> {
-    Neighbours(BlobDensity<D>),
-    Mesh(MeshDensity<D>),
-}
-
-impl<const D: usize> DensityEstimate<D> {
-    /// rho_eps at every particle of `x` (one species, weights `w`); the mesh
-    /// refuses a cloud spread over more than its allowed cells.
-    pub fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> Result<&[f64], MeshTooLarge> {
-        match self {
-            DensityEstimate::Neighbours(b) => Ok(b.compute(x, w)),
-            DensityEstimate::Mesh(m) => m.compute(x, w),
-        }
-    }
-
-    /// The kernel's standard deviation eps.
-    pub fn bandwidth(&self) -> f64 {
-        match self {
-            DensityEstimate::Neighbours(b) => b.bandwidth(),
-            DensityEstimate::Mesh(m) => m.bandwidth(),
-        }
-    }
-
-    /// Forget state carried between calls (see [`BlobDensity::reset`] and
-    /// [`MeshDensity::reset`]).
-    pub fn reset(&mut self) {
-        match self {
-            DensityEstimate::Neighbours(b) => b.reset(),
-            DensityEstimate::Mesh(m) => m.reset(),
-        }
-    }
-}
-
 /// Kernel density estimation settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Density {
@@ -561,6 +387,7 @@ pub struct Density {
 
 /// How the blob densities are summed (an extension of SPEC §3, README).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DensityMethod {
     /// Kernel sums over kd-tree neighbour lists.
     Neighbours,
@@ -574,6 +401,7 @@ pub enum DensityMethod {
 
 /// Kernel standard deviation eps, given or chosen from the initial cloud.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum Bandwidth {
     Auto,
     Fixed(f64),
@@ -705,46 +533,5 @@ mod auto_rule_tests {
             plan(fine, DensityMethod::Mesh, 1.0).estimator,
             Estimator::Mesh { .. }
         ));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The vectorized sums (gathers, padded last groups) against the plain
-    /// O(N^2) sum of the definition, d = 1, 2, 3, uneven weights, on 1 and 2
-    /// threads (identical bits). Rows have every length mod 8 here, so a
-    /// padding lane that counted would show as an error of w C ~ 1e-2
-    /// relative; the tolerance 1e-12 is rounding (~80 terms of one sign).
-    #[test]
-    fn sums_equal_the_definition() {
-        fn check<const D: usize>(n: usize, eps: f64) {
-            let x: Vec<[f64; D]> = (0..n)
-                .map(|i| std::array::from_fn(|a| ((i * (2 * a + 3)) as f64 * 0.618_034).fract()))
-                .collect();
-            let w: Vec<f64> = (0..n).map(|i| (1.0 + (i % 7) as f64) / n as f64).collect();
-            let kernel = WendlandC2::new(D, eps);
-            let run = |t: usize| {
-                crate::util::parallel::on_threads(t, || {
-                    BlobDensity::<D>::new(eps).compute(&x, &w).to_vec()
-                })
-            };
-            let rho = run(2);
-            assert_eq!(rho, run(1));
-            for i in 0..n {
-                let exact: f64 = (0..n)
-                    .map(|j| w[j] * kernel.value(dist2(&x[i], &x[j])))
-                    .sum();
-                assert!(
-                    (rho[i] - exact).abs() <= 1e-12 * exact,
-                    "D={D} i={i}: {} vs {exact}",
-                    rho[i]
-                );
-            }
-        }
-        check::<1>(600, 0.004);
-        check::<2>(2500, 0.02);
-        check::<3>(3000, 0.05);
     }
 }

@@ -29,6 +29,7 @@ pub const ESCAPE_FACTOR: f64 = 1e3;
 pub const COLLAPSE_RATIO: f64 = 1.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum EventKind {
     /// An attempt at a step failed and was thrown away (value: its sub-step size).
     StepRejected,

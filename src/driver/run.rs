@@ -335,32 +335,13 @@ pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {
     (n as u64).saturating_mul(per_particle)
 }
 
-/// Bytes as a u64 from a non-negative f64 estimate: saturating, and a NaN
-/// (an estimate that could not be made) counts as too much.
-fn saturating_bytes(b: f64) -> u64 {
-    if b.is_nan() { u64::MAX } else { b as u64 }
-}
-
-/// Memory the neighbour lists and meshes of `sim` need beyond what
-/// [`memory_estimate`] counts (lists of the neighbour rule). A mesh takes
-/// `mesh::bytes` for the initial cloud's mesh, per estimator. For the lists: a wider bandwidth (the automatic
-/// rule's diffusion-length floor, up to `MAX_NEIGHBOUR_FACTOR` times the
-/// neighbours, or a given one) holds more. Per species, one list for the
-/// density column and one for the diffusion term if D > 0. A list stores the
-/// candidates of each cluster of slots once (4 bytes each, `neighbours`
-/// module docs): per extra neighbour in reach (1.25^d of them per neighbour
-/// in the support, the skin), at most (1 + 0.35 sqrt(d))^d candidates for
-/// the cluster's ball (its radius is at most the half-diagonal of a Morton
-/// cell of side 0.7 reach), shared by the cluster's members, taken as at
-/// least 8: with more neighbours than the rule's, such a cell holds far more
-/// than the 16 a cluster takes. Known once the cloud is drawn, before any
-/// list is built. An upper bound: on a 2D run of 1e6 particles with 10x the
-/// rule's neighbours the whole setup peaked at 834 bytes per particle (this
-/// allowance alone: 1.6 kB; BENCHMARKS.md, "Memory").
+/// Memory the density estimators of `sim` need beyond what
+/// [`memory_estimate`] counts (lists of the neighbour rule): each estimator
+/// says ([`crate::density::DensityEstimator::extra_memory`]), per species
+/// one for the density column and one more for the diffusion term if D > 0.
+/// Known once the cloud is drawn and the bandwidths chosen, before any list
+/// or mesh is built. Saturating.
 pub fn list_memory_excess<const D: usize>(sim: &Simulation<D>) -> u64 {
-    let target = density::TARGET_NEIGHBOURS[D - 1];
-    let ball = 1.0 + 0.35 * (D as f64).sqrt();
-    let per_candidate = 4.0 * (1.25 * ball).powi(D as i32) / 8.0;
     sim.cloud
         .blocks
         .iter()
@@ -368,25 +349,10 @@ pub fn list_memory_excess<const D: usize>(sim: &Simulation<D>) -> u64 {
         .map(|(b, plan)| {
             let x = &sim.cloud.positions[b.range.clone()];
             let w = &sim.cloud.weights[b.range.clone()];
-            let estimators = if b.diffusion > 0.0 { 2.0 } else { 1.0 };
-            match plan.estimator {
-                density::Estimator::Neighbours => {
-                    let expected = density::expected_neighbours(x, w, plan.eps);
-                    let extra = if expected.is_nan() {
-                        f64::NAN
-                    } else {
-                        (expected - target).max(0.0)
-                    };
-                    saturating_bytes(estimators * per_candidate * extra * x.len() as f64)
-                }
-                // The mesh of the initial cloud (it grows with the cloud,
-                // and a trial may take up to `mesh::MESH_GROWTH` times it).
-                density::Estimator::Mesh { .. } => {
-                    let cells = crate::density::mesh::cells_needed(x, plan.eps);
-                    let bytes = crate::density::mesh::bytes(x.len(), cells) as u64;
-                    bytes.saturating_mul(estimators as u64)
-                }
-            }
+            let estimators: u64 = if b.diffusion > 0.0 { 2 } else { 1 };
+            plan.build::<D>()
+                .extra_memory(x, w)
+                .saturating_mul(estimators)
         })
         .fold(0u64, u64::saturating_add)
 }
@@ -745,7 +711,7 @@ fn run_dim<const D: usize>(
                 let t = n as f64 * h;
                 books.rejections(n, t, &rs, obs)?;
                 let smallest = rs.last().map_or(h, |r| r.substep);
-                let last = rs.last().map_or("", |r| r.reason.as_str()).to_string();
+                let last = rs.last().map_or(String::new(), |r| r.reason.to_string());
                 books.event(
                     Event {
                         step: n,

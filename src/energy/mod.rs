@@ -12,6 +12,7 @@ pub use potential::PotentialEnergy;
 
 /// Which column of energy.csv a term contributes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Part {
     Diffusion,
     Potential,

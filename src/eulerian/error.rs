@@ -2,6 +2,7 @@
 
 /// What can go wrong when building or running an [`crate::eulerian::EulerianSolver`].
 #[derive(Debug, thiserror::Error, PartialEq)]
+#[non_exhaustive]
 pub enum EulerianError {
     /// The `[grid]` description is unusable (`field` is `lower`, `upper` or `cells`).
     #[error("grid: field `{field}`: {reason}")]

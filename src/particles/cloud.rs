@@ -7,17 +7,14 @@
 //! stream per species: same seed, same cloud, on every machine.
 
 use std::ops::Range;
+use std::path::Path;
 
-use rand::RngExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Beta, Distribution, StandardNormal};
 
-use crate::error::{Error, Result};
-use crate::particles::file::ParticleTable;
-use std::path::{Path, PathBuf};
-
+use crate::error::Result;
 use crate::model::potential::PotentialSpec;
+use crate::particles::initial::{Columns, InitialSpec, Target};
 
 /// One species: its physics, its particle count and its initial law.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,26 +38,6 @@ impl Species {
     pub fn mass_or_default(&self) -> f64 {
         self.mass.unwrap_or(1.0)
     }
-}
-
-/// Initial law of a species.
-#[derive(Debug, Clone, PartialEq)]
-pub enum InitialSpec {
-    /// Independent normal coordinates, per-axis standard deviation `std`.
-    Gaussian { mean: Vec<f64>, std: Vec<f64> },
-    /// Uniform on the box [lower, upper].
-    Uniform { lower: Vec<f64>, upper: Vec<f64> },
-    /// Barenblatt profile of the species' exponent m > 1, support radius `radius`:
-    /// rho ∝ (1 - |x - center|^2 / radius^2)_+^(1/(m-1)).
-    Barenblatt { center: Vec<f64>, radius: f64 },
-    /// A particle file (SPEC §5), resolved against the scenario's folder.
-    Csv { path: PathBuf, step: Option<u64> },
-}
-
-/// Where the species came from, for messages and draws.
-struct Source<'a> {
-    path: &'a Path,
-    seed: u64,
 }
 
 /// Where one species sits in the cloud, and its physical constants.
@@ -111,9 +88,9 @@ impl<const D: usize> Cloud<D> {
 
     /// The initial cloud of `species` (vectors of length `D`), random draws
     /// seeded by `seed`; errors name the file `source` (the scenario) and
-    /// the key `species[k]....`.
+    /// the key `species[k]....`. Each species' law gives its particles
+    /// ([`InitialSpec`]), the random ones from the species' own stream.
     pub fn sample(species: &[Species], seed: u64, source: &Path) -> Result<Self> {
-        let s = Source { path: source, seed };
         let mut cloud = Cloud {
             positions: Vec::new(),
             weights: Vec::new(),
@@ -123,61 +100,20 @@ impl<const D: usize> Cloud<D> {
         for (k, sp) in species.iter().enumerate() {
             let start = cloud.positions.len();
             let key = format!("species[{k}]");
-            let mass = match &sp.initial {
-                InitialSpec::Csv { path, step } => {
-                    let table = ParticleTable::<D>::read(path)?;
-                    let frame = table.frame(path, &sp.name, *step)?;
-                    let n = frame.positions.len();
-                    if let Some(want) = sp.particles
-                        && want != n
-                    {
-                        return Err(Error::input(
-                            &s.path,
-                            format!("{key}.particles"),
-                            format!(
-                                "is {want}, but {} has {n} rows of species \"{}\" at step {}",
-                                path.display(),
-                                sp.name,
-                                frame.step
-                            ),
-                        ));
-                    }
-                    let total: f64 = frame.weights.iter().sum();
-                    if let Some(m) = sp.mass
-                        && ((total - m) / m).abs() > 1e-9
-                    {
-                        return Err(Error::input(
-                            &s.path,
-                            format!("{key}.mass"),
-                            format!(
-                                "is {m}, but the weights of species \"{}\" in {} sum to {total} (relative tolerance 1e-9)",
-                                sp.name,
-                                path.display()
-                            ),
-                        ));
-                    }
-                    cloud.positions.extend_from_slice(&frame.positions);
-                    cloud.weights.extend_from_slice(&frame.weights);
-                    cloud.ids.extend_from_slice(&frame.ids);
-                    total
-                }
-                _ => {
-                    let n = sp
-                        .particles
-                        .expect("validated: sampled species have a count");
-                    let mass = sp.mass_or_default();
-                    let mut rng = species_rng(s.seed, k);
-                    cloud.positions.reserve(n);
-                    for _ in 0..n {
-                        cloud.positions.push(sample::<D>(sp, &mut rng));
-                    }
-                    cloud
-                        .weights
-                        .extend(std::iter::repeat_n(mass / n as f64, n));
-                    cloud.ids.extend(0..n as u64);
-                    mass
-                }
+            let target = Target {
+                name: &sp.name,
+                particles: sp.particles,
+                mass: sp.mass,
+                exponent: sp.exponent,
+                source,
+                key: &key,
             };
+            let out = Columns {
+                positions: &mut cloud.positions,
+                weights: &mut cloud.weights,
+                ids: &mut cloud.ids,
+            };
+            let mass = sp.initial.fill(&target, &mut species_rng(seed, k), out)?;
             cloud.blocks.push(SpeciesBlock {
                 name: sp.name.clone(),
                 range: start..cloud.positions.len(),
@@ -188,41 +124,5 @@ impl<const D: usize> Cloud<D> {
             });
         }
         Ok(cloud)
-    }
-}
-
-/// One draw from a species' initial law (not called for "csv").
-fn sample<const D: usize>(sp: &Species, rng: &mut ChaCha8Rng) -> [f64; D] {
-    match &sp.initial {
-        InitialSpec::Gaussian { mean, std } => std::array::from_fn(|a| {
-            let z: f64 = StandardNormal.sample(rng);
-            mean[a] + std[a] * z
-        }),
-        InitialSpec::Uniform { lower, upper } => {
-            std::array::from_fn(|a| lower[a] + (upper[a] - lower[a]) * rng.random::<f64>())
-        }
-        InitialSpec::Barenblatt { center, radius } => {
-            // rho ∝ (1 - r^2/R^2)^p, p = 1/(m-1): u = r^2/R^2 ~ Beta(d/2, p + 1),
-            // the direction uniform on the sphere.
-            let p = 1.0 / (sp.exponent - 1.0);
-            let u = Beta::new(D as f64 / 2.0, p + 1.0)
-                .expect("valid Beta parameters")
-                .sample(rng);
-            let r = radius * f64::sqrt(u);
-            let dir = unit_vector::<D>(rng);
-            std::array::from_fn(|a| center[a] + r * dir[a])
-        }
-        InitialSpec::Csv { .. } => unreachable!("csv species are read, not sampled"),
-    }
-}
-
-/// A uniformly distributed unit vector (a random sign in d = 1).
-fn unit_vector<const D: usize>(rng: &mut ChaCha8Rng) -> [f64; D] {
-    loop {
-        let v: [f64; D] = std::array::from_fn(|_| StandardNormal.sample(rng));
-        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
-        if n > 1e-12 {
-            return v.map(|x| x / n);
-        }
     }
 }

@@ -3,13 +3,13 @@
 //! as smaller sub-steps here; the run to a directory (files, checkpoints,
 //! events) is [`crate::driver`].
 
-use crate::density::{BlobDensity, DensityEstimate, DensityPlan, choose_estimator};
+use crate::density::{BlobDensity, DensityEstimator, DensityPlan, choose_estimator};
 use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
 use crate::error::{Error, Result};
 use crate::model::potential;
 use crate::particles::Cloud;
 use crate::stepper::Problem;
-use crate::stepper::{JkoStepper, StepError, StepReport};
+use crate::stepper::{JkoStepper, NonFiniteValue, StepError, StepFailure, StepReport};
 use crate::util::parallel::sum_indexed;
 
 /// After this many accepted steps in a row at a split level, the next step
@@ -26,7 +26,7 @@ pub struct Simulation<const D: usize> {
     pub plans: Vec<DensityPlan>,
     stepper: JkoStepper<D>,
     /// One estimator per species, for the density column of particles.csv.
-    estimators: Vec<DensityEstimate<D>>,
+    estimators: Vec<Box<dyn DensityEstimator<D>>>,
     pub step: u64,
     pub time: f64,
     /// Steps are taken as 2^level sub-steps of h / 2^level.
@@ -56,7 +56,7 @@ pub struct Rejection {
     pub attempt: u32,
     /// The sub-step size of the attempt.
     pub substep: f64,
-    pub reason: String,
+    pub reason: StepFailure,
 }
 
 /// What one step of the scenario did.
@@ -75,6 +75,7 @@ pub struct Advance {
 /// Why a step of the scenario could not be taken. The cloud and the stepper
 /// are left as they were after the previous step.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum AdvanceError {
     /// Every sub-step size down to h / 2^max_halvings was rejected.
     Failed(Vec<Rejection>),
@@ -233,7 +234,7 @@ impl<const D: usize> Simulation<D> {
 
         let energy = free_energy(problem, &cloud, &plans)?;
         let stepper = JkoStepper::new(energy, cloud.weights.clone(), problem.solver);
-        let estimators = plans.iter().map(|p| p.estimator()).collect();
+        let estimators = plans.iter().map(|p| p.build()).collect();
         Ok(Simulation {
             problem: problem.clone(),
             cloud,
@@ -297,8 +298,12 @@ impl<const D: usize> Simulation<D> {
                 Ok(mut report) => {
                     report.w2_step =
                         weighted_distance(&self.cloud.weights, &self.cloud.positions, &x_start);
-                    if let Some(why) = report.non_finite() {
+                    if let Some(detail) = report.non_finite() {
                         // Never a normal result: rejected like a failed attempt.
+                        let why = StepFailure::NonFinite {
+                            value: NonFiniteValue::Report,
+                            detail,
+                        };
                         if let Some(failed) =
                             self.reject(&x_start, &mut rejections, attempt, hs, why)
                         {
@@ -348,7 +353,7 @@ impl<const D: usize> Simulation<D> {
         rejections: &mut Vec<Rejection>,
         attempt: u32,
         substep: f64,
-        reason: String,
+        reason: StepFailure,
     ) -> Option<AdvanceError> {
         self.cloud.positions.copy_from_slice(x_start);
         self.stepper.clear_history();
@@ -375,7 +380,7 @@ impl<const D: usize> Simulation<D> {
             Err(AdvanceError::Failed(rs)) => Err(Error::Numerical(format!(
                 "step {}: every attempt failed (last: {})",
                 self.step + 1,
-                rs.last().map_or("", |r| r.reason.as_str())
+                rs.last().map_or(String::new(), |r| r.reason.to_string())
             ))),
         }
     }

@@ -1,9 +1,11 @@
 //! Utilities the numerics stand on, with no knowledge of the model:
 //! SIMD lanes and the instruction-set dispatch ([`lanes`], [`simd_dispatch`]),
 //! deterministic parallel sums ([`parallel`]), the multi-dimensional FFT
-//! ([`fft`]), and the process-level hooks: interrupts ([`interrupt`]) and the
+//! ([`fft`]), the checks of settings numbers that name the key in their errors
+//! ([`checks`]), and the process-level hooks: interrupts ([`interrupt`]) and the
 //! test-only fault injection ([`fault`]).
 
+pub mod checks;
 pub mod fault;
 pub mod fft;
 pub mod interrupt;

@@ -214,6 +214,7 @@ fn the_stepper_rejects_non_finite_gradients() {
         let mut x = x0.clone();
         match stepper.step(&mut x, 0.01) {
             Err(StepError::Rejected(why)) => {
+                let why = why.to_string();
                 assert!(
                     why.contains("interaction") && why.contains("coupling"),
                     "{why}"

@@ -1,0 +1,146 @@
+//! The conformance harness of the density estimators: every estimator of
+//! [`ESTIMATORS`] against the O(N^2) definition of the blob density and
+//! against central differences of an energy it computes. Adding an
+//! estimator adds its line to [`ESTIMATORS`] (with the accuracy it claims
+//! against the definition).
+
+use super::{DensityEstimator, DensityPlan, dist2};
+use crate::model::kernel::{RadialKernel, WendlandC2};
+
+/// One estimator under test: its name, how to build it for a cloud and a
+/// bandwidth, and its claimed rms relative error against the definition
+/// (neighbour lists: rounding; the mesh: its documented interpolation error,
+/// below 0.3% rms in `mesh` tests, given 1% here).
+struct Entry {
+    name: &'static str,
+    plan: fn(&[[f64; 3]], usize, f64) -> DensityPlan,
+    rms: f64,
+}
+
+const ESTIMATORS: [Entry; 2] = [
+    Entry {
+        name: "neighbours",
+        plan: |_, _, eps| DensityPlan::neighbours(eps),
+        rms: 1e-12,
+    },
+    Entry {
+        name: "mesh",
+        plan: |x, d, eps| match d {
+            1 => DensityPlan::mesh(&project::<1>(x), eps),
+            2 => DensityPlan::mesh(&project::<2>(x), eps),
+            _ => DensityPlan::mesh(x, eps),
+        },
+        rms: 1e-2,
+    },
+];
+
+fn project<const D: usize>(x: &[[f64; 3]]) -> Vec<[f64; D]> {
+    x.iter().map(|p| std::array::from_fn(|a| p[a])).collect()
+}
+
+/// A deterministic, uneven cloud: a quasi-random fill of [0, 1]^3 bent into
+/// a denser core, with weights that vary by a factor 7.
+fn cloud(n: usize) -> (Vec<[f64; 3]>, Vec<f64>) {
+    let x = (0..n)
+        .map(|i| {
+            std::array::from_fn(|a| {
+                let u = ((i + 1) as f64 * [0.754_877_7, 0.569_840_3, 0.438_579_5][a]).fract();
+                u * u * (3.0 - 2.0 * u)
+            })
+        })
+        .collect();
+    let w: Vec<f64> = (0..n)
+        .map(|i| (1.0 + (i % 7) as f64) / (4.0 * n as f64))
+        .collect();
+    (x, w)
+}
+
+/// rms relative error of `rho` against the definition at bandwidth `eps`.
+fn definition_error<const D: usize>(rho: &[f64], x: &[[f64; D]], w: &[f64], eps: f64) -> f64 {
+    let kernel = WendlandC2::new(D, eps);
+    let (mut err2, mut norm2) = (0.0, 0.0);
+    for (xi, ri) in x.iter().zip(rho) {
+        let exact: f64 = x
+            .iter()
+            .zip(w)
+            .map(|(xj, wj)| wj * kernel.value(dist2(xi, xj)))
+            .sum();
+        err2 += (ri - exact).powi(2);
+        norm2 += exact * exact;
+    }
+    (err2 / norm2).sqrt()
+}
+
+fn check<const D: usize>(e: &Entry, n: usize, eps: f64) {
+    let (x3, w) = cloud(n);
+    let x = project::<D>(&x3);
+    let mut est: Box<dyn DensityEstimator<D>> = (e.plan)(&x3, D, eps).build::<D>();
+    assert_eq!(est.bandwidth(), eps, "{}", e.name);
+    est.reset();
+    let rho = est.compute(&x, &w).expect("a small cloud fits").to_vec();
+    let rms = definition_error(&rho, &x, &w, eps);
+    assert!(
+        rms <= e.rms,
+        "{} d={D}: rms relative error {rms:e} > {:e}",
+        e.name,
+        e.rms
+    );
+
+    // The gradient of E = sum_i w_i log rho_i (slopes 1/rho) against central
+    // differences of E computed by the same estimator. The step 1e-6 eps
+    // keeps the truncation error (third derivative times h^2) and the
+    // rounding (1e-16 E / h) both below 1e-7 of the largest gradient
+    // component for these smooth kernels; 1e-6 is asked.
+    let energy = |est: &mut Box<dyn DensityEstimator<D>>, x: &[[f64; D]]| -> f64 {
+        let r = est.compute(x, &w).expect("fits");
+        r.iter().zip(&w).map(|(r, w)| w * r.ln()).sum()
+    };
+    est.reset();
+    let slope: Vec<f64> = est
+        .compute(&x, &w)
+        .unwrap()
+        .iter()
+        .map(|r| 1.0 / r)
+        .collect();
+    let mut grad = vec![[0.0; D]; n];
+    est.add_gradient(&x, &w, &slope, &mut grad);
+    let h = 1e-6 * eps;
+    let scale = grad.iter().flatten().map(|g| g.abs()).fold(0.0, f64::max);
+    for i in [0, n / 3, n - 1] {
+        for a in 0..D {
+            let mut xp = x.clone();
+            xp[i][a] += h;
+            let ep = energy(&mut est, &xp);
+            xp[i][a] -= 2.0 * h;
+            let em = energy(&mut est, &xp);
+            let fd = (ep - em) / (2.0 * h);
+            assert!(
+                (fd - grad[i][a]).abs() <= 1e-6 * scale,
+                "{} d={D} particle {i} axis {a}: gradient {} vs central difference {fd}",
+                e.name,
+                grad[i][a]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_estimator_matches_its_definition_and_its_derivative() {
+    for e in &ESTIMATORS {
+        check::<1>(e, 400, 0.02);
+        check::<2>(e, 900, 0.05);
+        check::<3>(e, 1200, 0.1);
+    }
+}
+
+/// The measure can fail: an estimate 1% too wide is 1e3 times the
+/// neighbour lists' tolerance away from the definition.
+#[test]
+fn a_wrong_estimate_is_caught() {
+    let (x3, w) = cloud(300);
+    let x = project::<2>(&x3);
+    let mut est = DensityPlan::neighbours(0.0505).build::<2>();
+    let rho = est.compute(&x, &w).unwrap().to_vec();
+    let rms = definition_error(&rho, &x, &w, 0.05);
+    assert!(rms > 1e3 * ESTIMATORS[0].rms, "{rms:e}");
+}

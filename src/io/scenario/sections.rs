@@ -1,0 +1,262 @@
+//! The sections of a scenario, each mapped from its raw serde struct onto the
+//! settings type its module owns: `[coupling]` -> [`Coupling`], `[density]`
+//! -> [`Density`], `[solver]` -> [`Solver`], `[grid]` -> [`Grid`], and each
+//! `[[species]]` -> [`Species`] (its `potential` and `initial` tables parsed
+//! by their kind's file). Every value is checked, with the key in the error.
+
+use crate::coupling::{Coupling, CouplingMethod};
+use crate::density::{Bandwidth, Density, DensityMethod};
+use crate::error::{MAX_ECHO, Result, clip};
+use crate::model::potential::{self, PotentialSpec};
+use crate::particles::{InitialSpec, Species, initial};
+use crate::stepper::Solver;
+use crate::util::checks::Checker;
+
+use super::Grid;
+use super::checks::{
+    MAX_EXPONENT, MAX_HALVINGS, MAX_PARTICLES, MAX_SOLVER_ITERATIONS, MAX_SOLVER_MEMORY,
+    is_safe_name,
+};
+use super::raw::{NumberOrWord, RawCoupling, RawDensity, RawGrid, RawSolver, RawSpecies};
+
+/// `[coupling]` (absent: no coupling).
+pub(super) fn coupling(c: &Checker, raw: Option<RawCoupling>) -> Result<Coupling> {
+    let Some(raw) = raw else {
+        return Ok(Coupling {
+            strength: 0.0,
+            method: CouplingMethod::Auto,
+            softening: 0.0,
+            accuracy: 1e-6,
+        });
+    };
+    let strength = c.scale("coupling.strength", raw.strength.unwrap_or(0.0))?;
+    let method = match raw.method.as_deref().unwrap_or("auto") {
+        "direct" => CouplingMethod::Direct,
+        "tree" => CouplingMethod::Tree,
+        "auto" => CouplingMethod::Auto,
+        other => {
+            return Err(c.err(
+                "coupling.method",
+                format!(
+                    "unknown method \"{}\"; expected \"direct\", \"tree\" or \"auto\"",
+                    clip(other, MAX_ECHO)
+                ),
+            ));
+        }
+    };
+    let softening = c.non_negative("coupling.softening", raw.softening.unwrap_or(0.0))?;
+    if strength != 0.0 && softening == 0.0 && c.dimension > 1 {
+        return Err(c.err(
+            "coupling.softening",
+            format!(
+                "must be > 0 in dimension {} (the point-charge kernel is singular); \
+                 a value near the particle spacing is a good start",
+                c.dimension
+            ),
+        ));
+    }
+    let accuracy = c.positive("coupling.accuracy", raw.accuracy.unwrap_or(1e-6))?;
+    if accuracy >= 1.0 {
+        return Err(c.err(
+            "coupling.accuracy",
+            format!("must be < 1 (a relative error), got {accuracy}"),
+        ));
+    }
+    Ok(Coupling {
+        strength,
+        method,
+        softening,
+        accuracy,
+    })
+}
+
+/// `[density]` (absent: the automatic bandwidth and method).
+pub(super) fn density(c: &Checker, raw: Option<RawDensity>) -> Result<Density> {
+    let (bandwidth, method) = raw.map_or((None, None), |r| (r.bandwidth, r.method));
+    let method = match method.as_deref().unwrap_or("auto") {
+        "neighbours" => DensityMethod::Neighbours,
+        "mesh" => DensityMethod::Mesh,
+        "auto" => DensityMethod::Auto,
+        other => {
+            return Err(c.err(
+                "density.method",
+                format!(
+                    "unknown method \"{}\"; expected \"neighbours\", \"mesh\" or \"auto\"",
+                    clip(other, MAX_ECHO)
+                ),
+            ));
+        }
+    };
+    let bandwidth = match bandwidth {
+        None => Bandwidth::Auto,
+        Some(NumberOrWord::Word(w)) if w == "auto" => Bandwidth::Auto,
+        Some(NumberOrWord::Word(w)) => {
+            return Err(c.err(
+                "density.bandwidth",
+                format!(
+                    "must be a number or \"auto\", got \"{}\"",
+                    clip(&w, MAX_ECHO)
+                ),
+            ));
+        }
+        Some(NumberOrWord::Number(v)) => Bandwidth::Fixed(c.positive("density.bandwidth", v)?),
+    };
+    Ok(Density { bandwidth, method })
+}
+
+/// `[solver]` (absent: the defaults of [`Solver`]).
+pub(super) fn solver(c: &Checker, raw: Option<RawSolver>) -> Result<Solver> {
+    let d = Solver::default();
+    let Some(raw) = raw else { return Ok(d) };
+    let tolerance = c.positive("solver.tolerance", raw.tolerance.unwrap_or(d.tolerance))?;
+    if tolerance >= 1.0 {
+        return Err(c.err(
+            "solver.tolerance",
+            format!("must be < 1 (a relative reduction), got {tolerance}"),
+        ));
+    }
+    let max_iterations = c.count(
+        "solver.max_iterations",
+        raw.max_iterations.unwrap_or(d.max_iterations as i64),
+        1,
+        MAX_SOLVER_ITERATIONS,
+    )?;
+    let memory = c.count(
+        "solver.memory",
+        raw.memory.unwrap_or(d.memory as i64),
+        1,
+        MAX_SOLVER_MEMORY,
+    )?;
+    let max_halvings = raw.max_halvings.unwrap_or(d.max_halvings as i64);
+    if max_halvings > MAX_HALVINGS as i64 {
+        return Err(c.err(
+            "solver.max_halvings",
+            format!(
+                "must be at most {MAX_HALVINGS} (2^{MAX_HALVINGS} sub-steps per step), got {max_halvings}"
+            ),
+        ));
+    }
+    let max_halvings = c.count("solver.max_halvings", max_halvings, 0, MAX_HALVINGS)?;
+    Ok(Solver {
+        tolerance,
+        max_iterations,
+        memory,
+        max_halvings: max_halvings as u32,
+    })
+}
+
+/// `[grid]`, the Eulerian grid.
+pub(super) fn grid(c: &Checker, raw: RawGrid) -> Result<Grid> {
+    let lower = c.vector("grid.lower", &raw.lower)?;
+    let upper = c.vector("grid.upper", &raw.upper)?;
+    for a in 0..c.dimension {
+        if upper[a] <= lower[a] {
+            return Err(c.err(
+                "grid.upper",
+                format!(
+                    "must exceed grid.lower on every axis (axis {a}: {} <= {})",
+                    upper[a], lower[a]
+                ),
+            ));
+        }
+    }
+    let cells = c.per_axis("grid.cells", &raw.cells)?;
+    let mut out = Vec::with_capacity(cells.len());
+    for (a, &n) in cells.iter().enumerate() {
+        if n.fract() != 0.0 || !(2.0..=1e8).contains(&n) {
+            return Err(c.err(
+                &format!("grid.cells[{a}]"),
+                format!("must be an integer between 2 and 1e8, got {n}"),
+            ));
+        }
+        out.push(n as usize);
+    }
+    Ok(Grid {
+        lower,
+        upper,
+        cells: out,
+    })
+}
+
+/// The `k`-th `[[species]]` table.
+pub(super) fn species(c: &Checker, k: usize, rs: RawSpecies) -> Result<Species> {
+    let key = |f: &str| format!("species[{k}].{f}");
+    if !is_safe_name(&rs.name) {
+        return Err(c.err(
+            &key("name"),
+            format!(
+                "\"{}\" is not a valid species name (1 to 64 characters among letters, digits, '_', '-', '.')",
+                clip(&rs.name, MAX_ECHO)
+            ),
+        ));
+    }
+    let charge = c.scale(&key("charge"), rs.charge.unwrap_or(1.0))?;
+    let diffusion = c.non_negative(&key("diffusion"), rs.diffusion.unwrap_or(1.0))?;
+    let exponent = c.finite(&key("exponent"), rs.exponent.unwrap_or(1.0))?;
+    if exponent < 1.0 {
+        return Err(c.err(
+            &key("exponent"),
+            format!("must be >= 1 (m = 1 linear, m > 1 porous medium), got {exponent}"),
+        ));
+    }
+    if exponent > MAX_EXPONENT {
+        return Err(c.err(
+            &key("exponent"),
+            format!("must be at most {MAX_EXPONENT} (rho^m must stay finite), got {exponent:e}"),
+        ));
+    }
+    let mass = rs.mass.map(|m| c.positive(&key("mass"), m)).transpose()?;
+    let particles = match rs.particles {
+        None => None,
+        Some(n) if n < 1 => {
+            return Err(c.err(
+                &key("particles"),
+                format!("must be a positive integer, got {n}"),
+            ));
+        }
+        Some(n) if n as u64 > MAX_PARTICLES as u64 => {
+            return Err(c.err(
+                &key("particles"),
+                format!("{n} particles is more than this build supports ({MAX_PARTICLES})"),
+            ));
+        }
+        Some(n) => Some(n as usize),
+    };
+
+    let potential = match &rs.potential {
+        None => PotentialSpec::None,
+        Some(v) => potential::parse(c, &key("potential"), v)?,
+    };
+    let initial = match &rs.initial {
+        None => {
+            return Err(c.err(
+                &key("initial"),
+                "missing: every species needs an initial law",
+            ));
+        }
+        Some(v) => initial::parse(c, &key("initial"), v)?,
+    };
+    match &initial {
+        InitialSpec::Csv { .. } => {}
+        _ if particles.is_none() => {
+            return Err(c.err(
+                &key("particles"),
+                "missing: needed to sample the initial law",
+            ));
+        }
+        InitialSpec::Barenblatt { .. } if exponent <= 1.0 => {
+            return Err(c.err(&key("initial"), "a Barenblatt profile needs exponent m > 1"));
+        }
+        _ => {}
+    }
+    Ok(Species {
+        name: rs.name,
+        charge,
+        diffusion,
+        exponent,
+        mass,
+        particles,
+        potential,
+        initial,
+    })
+}

@@ -1,0 +1,219 @@
+//! Initial laws of a species (SPEC §3, `initial = { kind = "...", ... }`).
+//!
+//! One file per kind holds the parsing of its table into its
+//! [`InitialSpec`] variant and the way it gives particles: N_k independent
+//! draws of weight M_k / N_k each (ids 0..N_k), from the species' own
+//! random stream, or the rows of a particle file. This file holds the
+//! settings type and the registration of the kinds (`KINDS` for parsing,
+//! `InitialSpec::fill` for the particles): adding a kind touches its file
+//! and this one, plus the places outside the particles that still match on
+//! the variants (the problem's vector-length check in `stepper::problem`,
+//! the Eulerian initial density in `eulerian::run`).
+
+use std::path::{Path, PathBuf};
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::error::Result;
+use crate::util::checks::{self, Checker};
+
+mod barenblatt;
+mod csv;
+mod gaussian;
+mod uniform;
+
+pub use csv::MAX_PATH_BYTES;
+
+/// Initial law of a species.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InitialSpec {
+    /// Independent normal coordinates, per-axis standard deviation `std`.
+    Gaussian {
+        /// The mean, one component per axis.
+        mean: Vec<f64>,
+        /// The standard deviation > 0 of each axis.
+        std: Vec<f64>,
+    },
+    /// Uniform on the box [lower, upper].
+    Uniform {
+        /// The lower corner.
+        lower: Vec<f64>,
+        /// The upper corner, above `lower` on every axis.
+        upper: Vec<f64>,
+    },
+    /// Barenblatt profile of the species' exponent m > 1, support radius `radius`:
+    /// rho ∝ (1 - |x - center|^2 / radius^2)_+^(1/(m-1)).
+    Barenblatt {
+        /// The centre of the support.
+        center: Vec<f64>,
+        /// The radius > 0 of the support.
+        radius: f64,
+    },
+    /// A particle file (SPEC §5), resolved against the scenario's folder.
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The frame to read (the file's last step unless given).
+        step: Option<u64>,
+    },
+}
+
+/// Parses the table of one kind (checked, errors naming `key`).
+type Parse = fn(&Checker, &str, &toml::Value) -> Result<InitialSpec>;
+
+/// The kinds of initial law, by the name of their `kind` key, in the order
+/// the error for an unknown kind lists them.
+const KINDS: [(&str, Parse); 4] = [
+    ("gaussian", gaussian::parse),
+    ("uniform", uniform::parse),
+    ("barenblatt", barenblatt::parse),
+    ("csv", csv::parse),
+];
+
+/// Parse and check the `initial = { kind = "...", ... }` table `v` at `key`
+/// (a relative particle file is resolved against the folder of `c.file`).
+pub(crate) fn parse(c: &Checker, key: &str, v: &toml::Value) -> Result<InitialSpec> {
+    let parse = checks::kind_entry(c, key, v, "initial", &KINDS)?;
+    parse(c, key, v)
+}
+
+/// What a law needs of its species besides its own parameters.
+pub(crate) struct Target<'a> {
+    /// The species' name (its rows in a particle file).
+    pub name: &'a str,
+    /// N_k, required for the sampled laws.
+    pub particles: Option<usize>,
+    /// M_k (1 for the sampled laws unless given).
+    pub mass: Option<f64>,
+    /// m (the Barenblatt profile's shape).
+    pub exponent: f64,
+    /// The scenario, named in errors.
+    pub source: &'a Path,
+    /// The species' key (`species[k]`), named in errors.
+    pub key: &'a str,
+}
+
+/// The columns of the cloud the particles of a species are appended to.
+pub(crate) struct Columns<'a, const D: usize> {
+    /// Positions.
+    pub positions: &'a mut Vec<[f64; D]>,
+    /// Weights.
+    pub weights: &'a mut Vec<f64>,
+    /// Ids within the species.
+    pub ids: &'a mut Vec<u64>,
+}
+
+impl InitialSpec {
+    /// Append the particles of species `of` under this law to `out`, random
+    /// draws taken from `rng` (the species' own stream); returns the
+    /// species' mass M_k.
+    pub(crate) fn fill<const D: usize>(
+        &self,
+        of: &Target,
+        rng: &mut ChaCha8Rng,
+        out: Columns<D>,
+    ) -> Result<f64> {
+        match self {
+            InitialSpec::Csv { path, step } => csv::read(path, *step, of, out),
+            _ => Ok(self.fill_sampled(of, rng, out)),
+        }
+    }
+
+    /// N_k draws of weight M_k / N_k, ids 0..N_k.
+    fn fill_sampled<const D: usize>(
+        &self,
+        of: &Target,
+        rng: &mut ChaCha8Rng,
+        out: Columns<D>,
+    ) -> f64 {
+        let n = of
+            .particles
+            .expect("validated: sampled species have a count");
+        let mass = of.mass.unwrap_or(1.0);
+        out.positions.reserve(n);
+        for _ in 0..n {
+            out.positions.push(self.draw::<D>(of.exponent, rng));
+        }
+        out.weights.extend(std::iter::repeat_n(mass / n as f64, n));
+        out.ids.extend(0..n as u64);
+        mass
+    }
+
+    /// One draw from a sampled law (`exponent` is the species' m).
+    fn draw<const D: usize>(&self, exponent: f64, rng: &mut ChaCha8Rng) -> [f64; D] {
+        match self {
+            InitialSpec::Gaussian { mean, std } => gaussian::draw(mean, std, rng),
+            InitialSpec::Uniform { lower, upper } => uniform::draw(lower, upper, rng),
+            InitialSpec::Barenblatt { center, radius } => {
+                barenblatt::draw(center, *radius, exponent, rng)
+            }
+            InitialSpec::Csv { .. } => unreachable!("csv species are read, not sampled"),
+        }
+    }
+}
+
+/// The law of the table `text` in dimension D and `count` of its draws
+/// (species m = `exponent`), for the unit tests of the kinds.
+#[cfg(test)]
+fn drawn<const D: usize>(text: &str, exponent: f64, count: usize) -> Vec<[f64; D]> {
+    use rand::SeedableRng;
+    let law = parse(&checks::test_checker(D), "initial", &checks::table(text)).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    (0..count)
+        .map(|_| law.draw::<D>(exponent, &mut rng))
+        .collect()
+}
+
+/// The mean and the variance of the coordinates of `x` on axis `a`.
+#[cfg(test)]
+fn moments<const D: usize>(x: &[[f64; D]], a: usize) -> (f64, f64) {
+    let n = x.len() as f64;
+    let mean = x.iter().map(|p| p[a]).sum::<f64>() / n;
+    let var = x.iter().map(|p| (p[a] - mean).powi(2)).sum::<f64>() / n;
+    (mean, var)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_kind_lists_the_registered_ones() {
+        let c = checks::test_checker(1);
+        let e = parse(&c, "species[0].initial", &checks::table("kind = \"delta\"")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.toml: species[0].initial.kind: unknown initial kind \"delta\"; \
+             expected \"gaussian\", \"uniform\", \"barenblatt\" or \"csv\""
+        );
+    }
+
+    #[test]
+    fn sampled_laws_give_equal_weights_and_ids_in_order() {
+        use rand::SeedableRng;
+        let law = InitialSpec::Uniform {
+            lower: vec![0.0],
+            upper: vec![1.0],
+        };
+        let of = Target {
+            name: "u",
+            particles: Some(4),
+            mass: Some(2.0),
+            exponent: 1.0,
+            source: Path::new("t.toml"),
+            key: "species[0]",
+        };
+        let (mut x, mut w, mut ids) = (Vec::<[f64; 1]>::new(), Vec::new(), Vec::new());
+        let out = Columns {
+            positions: &mut x,
+            weights: &mut w,
+            ids: &mut ids,
+        };
+        let mass = law
+            .fill(&of, &mut ChaCha8Rng::seed_from_u64(1), out)
+            .unwrap();
+        assert_eq!((mass, x.len()), (2.0, 4));
+        assert_eq!(w, vec![0.5; 4]);
+        assert_eq!(ids, vec![0, 1, 2, 3]);
+    }
+}
