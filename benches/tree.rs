@@ -4,7 +4,7 @@
 //! (as in an optimizer: buffers kept, tree refitted).
 //!
 //! `cargo bench --bench tree` (all), or e.g. `cargo bench --bench tree -- tree3d/uniform`.
-#[path = "../tests/tree_common/mod.rs"]
+#[path = "../tests/support/clouds.rs"]
 mod common;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};

@@ -8,7 +8,7 @@
 //! `order=P theta=T leaf=L p2p=K mixed=0|1`, and the cloud's
 //! `seed=S` (default 1) and softening `delta=X` (default 1e-3). `check` compares
 //! with the direct sum (O(N^2): keep N below ~1e5).
-#[path = "../tests/tree_common/mod.rs"]
+#[path = "../tests/support/clouds.rs"]
 mod common;
 
 use jko::coupling::tree::params_for_accuracy;

@@ -1,0 +1,80 @@
+//! Results are bit-identical with a 1-thread and a 2-thread rayon pool.
+use crate::support::clouds::*;
+use jko::coupling::{SortedCoupling1d, TreeCoupling, direct_evaluate};
+
+fn pool(n: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
+}
+
+fn run_tree<const D: usize>(
+    threads: usize,
+    x: &[[f64; D]],
+    q: &[f64],
+) -> (Vec<f64>, Vec<[f64; D]>) {
+    let n = x.len();
+    pool(threads).install(|| {
+        let mut tc = TreeCoupling::<D>::new(1e-3, 1e-6);
+        let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
+        tc.evaluate(x, q, &mut p, &mut g);
+        // second call exercises the refit path
+        tc.evaluate(x, q, &mut p, &mut g);
+        (p, g)
+    })
+}
+
+fn bits<const D: usize>(p: &[f64], g: &[[f64; D]]) -> Vec<u64> {
+    p.iter()
+        .map(|v| v.to_bits())
+        .chain(g.iter().flatten().map(|v| v.to_bits()))
+        .collect()
+}
+
+#[test]
+fn tree_3d_thread_independent() {
+    for kind in ["uniform", "core_halo"] {
+        let (x, q) = cloud::<3>(kind, 30_000, 3);
+        let (p1, g1) = run_tree(1, &x, &q);
+        let (p2, g2) = run_tree(2, &x, &q);
+        assert!(
+            bits(&p1, &g1) == bits(&p2, &g2),
+            "3D {kind}: results differ between 1 and 2 threads"
+        );
+    }
+}
+
+#[test]
+fn tree_2d_thread_independent() {
+    let (x, q) = cloud::<2>("two_clusters", 30_000, 4);
+    let (p1, g1) = run_tree(1, &x, &q);
+    let (p2, g2) = run_tree(2, &x, &q);
+    assert!(
+        bits(&p1, &g1) == bits(&p2, &g2),
+        "2D: results differ between 1 and 2 threads"
+    );
+}
+
+#[test]
+fn direct_and_1d_thread_independent() {
+    let (x, q) = cloud::<3>("gaussian", 3_000, 5);
+    let run = |t: usize| {
+        pool(t).install(|| {
+            let (mut p, mut g) = (vec![0.0; 3000], vec![[0.0; 3]; 3000]);
+            direct_evaluate(&x, &q, 1e-2, &mut p, &mut g);
+            bits(&p, &g)
+        })
+    };
+    assert!(run(1) == run(2));
+    let (x1, q1) = cloud::<1>("gaussian", 50_000, 6);
+    let run1 = |t: usize| {
+        pool(t).install(|| {
+            let mut s = SortedCoupling1d::new(0.01);
+            let (mut p, mut g) = (vec![0.0; 50_000], vec![[0.0; 1]; 50_000]);
+            s.evaluate(&x1, &q1, &mut p, &mut g);
+            bits(&p, &g)
+        })
+    };
+    assert!(run1(1) == run1(2));
+}

@@ -1,0 +1,14 @@
+//! Physics: whole JKO runs against exact solutions and invariants.
+//!
+//! - `ornstein_uhlenbeck`: mean and variance against the exact OU law;
+//! - `barenblatt`: porous-medium second moment against the Barenblatt profile;
+//! - `invariants`: mass, energy decrease, the Coulomb energy as a field integral;
+//! - `coupling_methods`: runs with the tree and sorted backends against "direct".
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod barenblatt;
+mod coupling_methods;
+mod invariants;
+mod ornstein_uhlenbeck;

@@ -1,0 +1,24 @@
+//! Runs: the `jko` binary end to end, its output directory, and `jko compare`.
+//!
+//! - `cli`: output columns and bad input;
+//! - `same_bytes`: every scenario of data/scenarios writes the bytes recorded
+//!   before the issue-15 refactor;
+//! - `run_dir`, `hostile_run_dir`: interrupts, resume, directory rules;
+//! - `robustness` (feature `fault-injection`): kills, injected faults, a full disk;
+//! - `hostile_inputs`, `hostile_numerics`: overflowing values, degenerate clouds;
+//! - `compare`, `hostile_compare`: distances between runs and bad inputs to them.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cli;
+mod compare;
+mod hostile_compare;
+mod hostile_inputs;
+mod hostile_numerics;
+mod hostile_run_dir;
+// Its faults are injected through hooks only that feature compiles in.
+#[cfg(feature = "fault-injection")]
+mod robustness;
+mod run_dir;
+mod same_bytes;

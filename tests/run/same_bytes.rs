@@ -1,0 +1,93 @@
+//! Same bytes across a refactor: `jko run` on every scenario of
+//! data/scenarios writes the particles.csv, energy.csv and events.csv that
+//! the code before the issue-15 refactor wrote.
+//!
+//! The CRC-32 checksums of [`RECORDED`] come from the binary of commit
+//! c67f22e (before the folder tree of issue 15), built with
+//! `cargo build --release` and run on the same edited scenarios. To keep the
+//! test short each scenario is cut to `steps = 2` (written: step 0 and the
+//! last), with its other lines as they are.
+//!
+//! A scenario added to data/scenarios without a line here fails the test:
+//! record its checksums from the binary of the commit before the change the
+//! test is to guard.
+
+use std::path::Path;
+
+use crate::support::run::{OUTPUTS, jko, outputs, stderr};
+
+/// Scenario file stem, and the CRC-32 of particles.csv, energy.csv, events.csv.
+const RECORDED: [(&str, [u32; 3]); 6] = [
+    ("keller_segel_2d", [0xf157b309, 0xc32d7d42, 0x46ac5ef2]),
+    ("ou_1d", [0x05e969a1, 0x12858af2, 0x46ac5ef2]),
+    ("ou_2d", [0xf42ccdfa, 0x71194bb7, 0x46ac5ef2]),
+    ("pnp_2d", [0xc4da7482, 0x191e957f, 0x46ac5ef2]),
+    ("pnp_3d", [0x828afea1, 0x5acbd3ef, 0x46ac5ef2]),
+    ("porous_medium_2d", [0xe69f4aa7, 0xfcfd2fd9, 0x46ac5ef2]),
+];
+
+/// The scenario with its `steps = N` line replaced by `steps = 2`.
+fn two_steps(text: &str, name: &str) -> String {
+    let mut found = 0;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            let key = l.split('=').next().unwrap_or("").trim();
+            if key == "steps" {
+                found += 1;
+                "steps = 2"
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert_eq!(found, 1, "{name}: expected one `steps = ` line");
+    lines.join("\n") + "\n"
+}
+
+/// The CRC-32 of a run's three CSV files.
+fn checksums(dir: &Path) -> [u32; 3] {
+    let files = outputs(dir);
+    std::array::from_fn(|k| crc32fast::hash(&files[k]))
+}
+
+#[test]
+fn every_scenario_writes_the_recorded_bytes() {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/scenarios");
+    let mut names: Vec<String> = std::fs::read_dir(&scenarios)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let recorded: Vec<&str> = RECORDED.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, recorded, "scenarios without recorded checksums");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut differ = Vec::new();
+    for (name, expected) in RECORDED {
+        let text = std::fs::read_to_string(scenarios.join(format!("{name}.toml"))).unwrap();
+        let scenario = tmp.path().join(format!("{name}.toml"));
+        std::fs::write(&scenario, two_steps(&text, name)).unwrap();
+        let out = tmp.path().join(name);
+        let o = jko()
+            .args(["run", "--quiet"])
+            .arg(&scenario)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        let got = checksums(&out);
+        for k in 0..3 {
+            if got[k] != expected[k] {
+                differ.push(format!(
+                    "{name}/{}: {:#010x}, recorded {:#010x}",
+                    OUTPUTS[k], got[k], expected[k]
+                ));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "bytes changed:\n{}", differ.join("\n"));
+}
