@@ -60,7 +60,7 @@
 //! # Layout
 //!
 //! The folder tree is the architecture; each layer uses only those below it
-//! (checked by `tests/layering.rs`):
+//! (checked by `tests/numerics/layering.rs`):
 //!
 //! - [`util`]: SIMD lanes and dispatch, deterministic parallel sums, FFT,
 //!   interrupt and fault hooks; [`error`]: the error type;

@@ -22,7 +22,7 @@
 //! of one cell pair is `O(theta^(p+1))` relative to that pair's interaction. We fix
 //! `theta` and the degree from the number of digits `d = log10(1/eps)` of the requested
 //! relative accuracy `eps` (see [`params_for_accuracy`]; constants calibrated on the
-//! worst clouds of `tests/accuracy.rs`, the gradient being the binding constraint):
+//! worst clouds of `tests/numerics/tree_accuracy.rs`, the gradient being the binding constraint):
 //!
 //! * `theta = 0.5 - (d - 3) / 60` (0.5, 0.45, 0.4 for 1e-3, 1e-6, 1e-9),
 //! * `p = ceil(2 d + 1)` (7, 13, 19), the same in 2D and 3D.
