@@ -231,6 +231,13 @@ impl Checkpoint {
     /// drive a loop, an allocation or a non-finite state.
     pub fn validate(&self, e: &Expected) -> std::result::Result<(), String> {
         let m = &self.meta;
+        // The level first: a forged one would split every step into 2^level sub-steps.
+        if m.level > e.max_halvings {
+            return Err(format!(
+                "sub-step level {} above the scenario's max_halvings {}",
+                m.level, e.max_halvings
+            ));
+        }
         let step_ok = match m.status {
             Status::Running => m.step < e.steps,
             Status::Complete => m.step == e.steps,
@@ -240,12 +247,6 @@ impl Checkpoint {
             return Err(format!(
                 "step {} with status {:?} in a run of {} steps",
                 m.step, m.status, e.steps
-            ));
-        }
-        if m.level > e.max_halvings {
-            return Err(format!(
-                "sub-step level {} above the scenario's max_halvings {}",
-                m.level, e.max_halvings
             ));
         }
         if u64::from(m.calm_steps) > m.step || m.last_frame > m.step || m.unconverged_steps > m.step {
