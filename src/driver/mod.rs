@@ -2,9 +2,17 @@
 //! bookkeeping; [`files`]: its CSV files and checkpoint state), the output directory rules (lock, `--force`, paths:
 //! [`dir`]) and the physical events ([`events`]).
 
+pub mod books;
 pub mod dir;
 pub mod events;
 pub mod files;
+pub mod resources;
 pub mod run;
+pub mod start;
 
+pub use resources::{
+    MAX_ESTIMATE, check_list_memory, check_memory, check_resources, list_memory_excess,
+    memory_estimate, output_estimate,
+};
 pub use run::*;
+pub use start::{all_run_file_names, input_entries, input_paths};

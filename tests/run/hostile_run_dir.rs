@@ -361,3 +361,30 @@ fn odd_output_paths_are_refused_and_left_alone() {
         assert_code(&o, 4, &["FIFO"]);
     }
 }
+
+/// A run whose species mix a sampled law (its count given) and a particle
+/// file (its count from the file) resumes: the checkpoint's particle count
+/// is checked against the scenario only when every species states one.
+#[test]
+fn a_run_with_a_csv_species_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, first) = finished_run(tmp.path());
+    let text = pnp_2d(6, 2)
+        .replace("particles = 200\n", "")
+        .replace(
+            "initial = { kind = \"uniform\", lower = [-1.0, -1.0], upper = [1.0, 1.0] }",
+            &format!(
+                "initial = {{ kind = \"csv\", path = \"{}\" }}",
+                first.join("particles.csv").display()
+            ),
+        );
+    assert!(text.contains("kind = \"csv\"") && !text.contains("particles = 200"));
+    let scen = write(tmp.path(), "mixed.toml", &text);
+    let out = tmp.path().join("mixed");
+    let o = run_with(&scen, &out, &[], Some("kill@step:3"));
+    assert!(o.status.code().is_none(), "{}", stderr(&o));
+    let o = run(&scen, &out, &["--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(records(&out, "energy.csv").len(), 7);
+}
+
