@@ -41,7 +41,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build()?;
     let mut sim = Simulation::<2>::new(&problem)?;
     let start = sim.initial_report()?;
-    println!("step 0: energy {:.6e}, bandwidths {:?}", start.parts.total(), sim.bandwidths);
+    println!(
+        "step 0: energy {:.6e}, bandwidths {:?}",
+        start.parts.total(),
+        sim.bandwidths
+    );
     for _ in 0..10 {
         let r = sim.advance()?;
         println!(

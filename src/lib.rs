@@ -104,9 +104,15 @@ mod contract {
     fn docs_spec_is_the_shared_contract() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let ours = std::fs::read_to_string(root.join("docs/SPEC.md")).expect("docs/SPEC.md");
-        assert!(ours.contains("## 10. Finite ion size"), "docs/SPEC.md is not the contract");
+        assert!(
+            ours.contains("## 10. Finite ion size"),
+            "docs/SPEC.md is not the contract"
+        );
         if let Ok(shared) = std::fs::read_to_string(root.join("../shared/SPEC.md")) {
-            assert!(ours == shared, "docs/SPEC.md differs from ../shared/SPEC.md: copy it again");
+            assert!(
+                ours == shared,
+                "docs/SPEC.md differs from ../shared/SPEC.md: copy it again"
+            );
         }
     }
 }

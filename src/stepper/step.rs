@@ -58,7 +58,10 @@ pub enum StepFailure {
     /// A value was not finite: trial positions, the energy (`part` names
     /// the terms and their keys), its gradient, the gradient norm, or a
     /// column of the accepted step's report.
-    NonFinite { value: NonFiniteValue, detail: String },
+    NonFinite {
+        value: NonFiniteValue,
+        detail: String,
+    },
     /// An injected evaluation fault (the `fault-injection` feature).
     InjectedFault,
     /// The optimizer gave up: a line-search failure, not a descent
@@ -782,13 +785,26 @@ mod tests {
         for i in 0..n {
             for a in 0..2 {
                 let exact = x0[i][a] / (1.0 + h * k);
-                assert!((x[i][a] - exact).abs() <= 1e-9, "x[{i}][{a}] = {} vs {exact}", x[i][a]);
+                assert!(
+                    (x[i][a] - exact).abs() <= 1e-9,
+                    "x[{i}][{a}] = {} vs {exact}",
+                    x[i][a]
+                );
                 w2 += w[i] * (exact - x0[i][a]).powi(2);
                 e += 0.5 * w[i] * k * exact * exact;
             }
         }
-        assert!((report.w2_step - w2.sqrt()).abs() <= 1e-9, "{} vs {}", report.w2_step, w2.sqrt());
-        assert!((report.parts.potential - e).abs() <= 1e-12, "{:?} vs {e}", report.parts);
+        assert!(
+            (report.w2_step - w2.sqrt()).abs() <= 1e-9,
+            "{} vs {}",
+            report.w2_step,
+            w2.sqrt()
+        );
+        assert!(
+            (report.parts.potential - e).abs() <= 1e-12,
+            "{:?} vs {e}",
+            report.parts
+        );
         assert!(report.converged, "{}", report.termination);
     }
 }

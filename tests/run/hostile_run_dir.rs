@@ -369,15 +369,13 @@ fn odd_output_paths_are_refused_and_left_alone() {
 fn a_run_with_a_csv_species_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, first) = finished_run(tmp.path());
-    let text = pnp_2d(6, 2)
-        .replace("particles = 200\n", "")
-        .replace(
-            "initial = { kind = \"uniform\", lower = [-1.0, -1.0], upper = [1.0, 1.0] }",
-            &format!(
-                "initial = {{ kind = \"csv\", path = \"{}\" }}",
-                first.join("particles.csv").display()
-            ),
-        );
+    let text = pnp_2d(6, 2).replace("particles = 200\n", "").replace(
+        "initial = { kind = \"uniform\", lower = [-1.0, -1.0], upper = [1.0, 1.0] }",
+        &format!(
+            "initial = {{ kind = \"csv\", path = \"{}\" }}",
+            first.join("particles.csv").display()
+        ),
+    );
     assert!(text.contains("kind = \"csv\"") && !text.contains("particles = 200"));
     let scen = write(tmp.path(), "mixed.toml", &text);
     let out = tmp.path().join("mixed");
@@ -387,4 +385,3 @@ fn a_run_with_a_csv_species_resumes() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(records(&out, "energy.csv").len(), 7);
 }
-
