@@ -32,44 +32,6 @@ impl EnergyParts {
         self.diffusion + self.potential + self.interaction
     }
 
-    /// A message naming the parts that are not finite and the scenario keys
-    /// that usually cause it, or None if every part is finite.
-    pub fn non_finite(&self) -> Option<String> {
-        let parts = [
-            (
-                "diffusion",
-                self.diffusion,
-                "species[k].diffusion, exponent, mass, or a density.bandwidth too small for the cloud",
-            ),
-            (
-                "potential",
-                self.potential,
-                "species[k].potential (stiffness, depth, radius, center) against how far the initial cloud spreads (mean, std, lower, upper)",
-            ),
-            (
-                "interaction",
-                self.interaction,
-                "coupling.strength, species[k].charge and mass, or coupling.softening too small for coincident particles",
-            ),
-        ];
-        let bad: Vec<String> = parts
-            .iter()
-            .filter(|(_, v, _)| !v.is_finite())
-            .map(|(name, v, keys)| format!("the {name} energy is {v} (check {keys})"))
-            .collect();
-        if bad.is_empty() && self.total().is_finite() {
-            return None;
-        }
-        if bad.is_empty() {
-            return Some(format!(
-                "the parts are finite (diffusion {:e}, potential {:e}, interaction {:e}) but their sum overflows: \
-                 the scenario's scales are too far apart",
-                self.diffusion, self.potential, self.interaction
-            ));
-        }
-        Some(bad.join("; "))
-    }
-
     fn add(&mut self, part: Part, v: f64) {
         match part {
             Part::Diffusion => self.diffusion += v,
