@@ -26,6 +26,15 @@ pub trait CouplingBackend<const D: usize>: Send {
     fn reset(&mut self) {}
 }
 
+/// A fixed potential the charges feel besides each other (SPEC §7-8):
+/// phi_ext = psi_C + phi_walls, the potential of the background charges and
+/// the walls' term, computed once for the whole run. The interaction energy
+/// gains lambda sum_i q_i phi_ext(X_i) ([`crate::energy::ExternalField`]).
+pub trait ExternalPotential<const D: usize>: Send + Sync {
+    /// phi_ext(x) and its gradient.
+    fn value_and_gradient(&self, x: &[f64; D]) -> (f64, [f64; D]);
+}
+
 /// U = (1/2) sum_i q_i phi_i from per-particle potentials, in a fixed order.
 fn half_charge_potential(q: &[f64], phi: &[f64]) -> f64 {
     0.5 * crate::util::parallel::sum_chunks(q.len(), |r| r.map(|i| q[i] * phi[i]).sum())

@@ -3,10 +3,12 @@
 //! physical effect is a new type, not a change to the stepper.
 
 pub mod diffusion;
+pub mod external;
 pub mod interaction;
 pub mod potential;
 
 pub use diffusion::Diffusion;
+pub use external::ExternalField;
 pub use interaction::Interaction;
 pub use potential::PotentialEnergy;
 

@@ -3,7 +3,10 @@
 //! softening ([`green`]), the confining potentials U_k ([`potential`]), and
 //! closed-form solutions used for validation ([`exact`]).
 
+pub mod background;
+pub mod domain;
 pub mod exact;
 pub mod green;
+pub mod interval;
 pub mod kernel;
 pub mod potential;

@@ -96,6 +96,16 @@ pub(crate) fn parse_u64(file: &Path, line: u64, col: &str, cell: &str) -> Result
 impl<const D: usize> ParticleTable<D> {
     /// Read and check a whole particle file.
     pub fn read(file: &Path) -> Result<Self> {
+        Self::read_rows(file, false)
+    }
+
+    /// Read a file of fixed point charges (a `csv` background, SPEC §8):
+    /// a particle file whose weights are charges, of either sign.
+    pub fn read_charges(file: &Path) -> Result<Self> {
+        Self::read_rows(file, true)
+    }
+
+    fn read_rows(file: &Path, signed: bool) -> Result<Self> {
         let meta = std::fs::metadata(file).map_err(|e| {
             Error::input(file, "file", format!("cannot open the particle file: {e}"))
         })?;
@@ -205,7 +215,7 @@ impl<const D: usize> ParticleTable<D> {
                 pos[a] = parse_coordinate(file, line, AXES[a], cell(c_axes[a]))?;
             }
             let w = parse_f64(file, line, "weight", cell(c_weight))?;
-            if w <= 0.0 {
+            if w <= 0.0 && !signed {
                 return Err(Error::input(
                     file,
                     format!("line {line}, column `weight`"),

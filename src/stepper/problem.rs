@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use crate::coupling::{Coupling, CouplingMethod};
 use crate::density::{Bandwidth, Density, DensityMethod};
+use crate::model::background::{Background, BackgroundShape};
+use crate::model::domain::Domain;
 use crate::model::potential::PotentialSpec;
 use crate::particles::{InitialSpec, Species};
 use crate::stepper::Solver;
@@ -26,6 +28,10 @@ pub struct Problem {
     pub density: Density,
     pub solver: Solver,
     pub species: Vec<Species>,
+    /// Free space or a box with walls (SPEC §7).
+    pub domain: Domain,
+    /// Fixed background charges (SPEC §8).
+    pub backgrounds: Vec<Background>,
 }
 
 impl Problem {
@@ -51,6 +57,8 @@ impl Problem {
                 },
                 solver: Solver::default(),
                 species: Vec::new(),
+                domain: Domain::Free,
+                backgrounds: Vec::new(),
             },
         }
     }
@@ -84,6 +92,18 @@ impl ProblemBuilder {
 
     pub fn density(mut self, density: Density) -> Self {
         self.problem.density = density;
+        self
+    }
+
+    /// Free space (the default) or a box with walls.
+    pub fn domain(mut self, domain: Domain) -> Self {
+        self.problem.domain = domain;
+        self
+    }
+
+    /// Adds a fixed background charge.
+    pub fn background(mut self, background: Background) -> Self {
+        self.problem.backgrounds.push(background);
         self
     }
 
@@ -171,6 +191,165 @@ impl ProblemBuilder {
                 return Err(format!("species[{k}] (\"{}\"): no particles", s.name));
             }
         }
+        p.check_domain().map_err(|(key, why)| format!("{key}: {why}"))?;
         Ok(p)
+    }
+}
+
+/// A problem's key and what is wrong with it.
+pub type KeyError = (String, String);
+
+impl Problem {
+    /// The rules of SPEC §7-8 that need more than one section: the box's
+    /// corners and walls, initial laws and backgrounds inside the box,
+    /// backgrounds of the right dimension. Neutrality needs the species'
+    /// masses, which a csv law only knows once read: [`Problem::check_neutral`].
+    pub fn check_domain(&self) -> Result<(), KeyError> {
+        let d = self.dimension;
+        let err = |key: String, why: String| Err((key, why));
+        for (k, b) in self.backgrounds.iter().enumerate() {
+            let key = |f: &str| format!("background[{k}].{f}");
+            let vectors: Vec<(&str, &Vec<f64>)> = match &b.shape {
+                BackgroundShape::Uniform { lower, upper } => {
+                    vec![("shape.lower", lower), ("shape.upper", upper)]
+                }
+                BackgroundShape::Gaussian { mean, std } => {
+                    vec![("shape.mean", mean), ("shape.std", std)]
+                }
+                BackgroundShape::Points { positions, .. } => {
+                    positions.iter().map(|p| ("shape.path", p)).collect()
+                }
+            };
+            for (f, v) in vectors {
+                if v.len() != d || !v.iter().all(|x| x.is_finite()) {
+                    return err(key(f), format!("must have {d} finite components"));
+                }
+            }
+            if let BackgroundShape::Uniform { lower, upper } = &b.shape
+                && let Some(a) = (0..d).find(|&a| upper[a] <= lower[a])
+            {
+                return err(
+                    key("shape.upper"),
+                    format!(
+                        "must exceed shape.lower on every axis (axis {a}: {} <= {})",
+                        upper[a], lower[a]
+                    ),
+                );
+            }
+        }
+        let Some(bx) = self.domain.as_box() else {
+            return Ok(());
+        };
+        if bx.lower.len() != d || bx.upper.len() != d || bx.walls.len() != d {
+            return err(
+                "domain.lower".into(),
+                format!("the box's corners must have {d} components"),
+            );
+        }
+        if !bx.lower.iter().chain(&bx.upper).all(|v| v.is_finite()) {
+            return err("domain.lower".into(), "the box's corners must be finite".into());
+        }
+        if let Some(a) = (0..d).find(|&a| bx.upper[a] <= bx.lower[a]) {
+            return err(
+                "domain.upper".into(),
+                format!(
+                    "must exceed domain.lower on every axis (axis {a}: {} <= {})",
+                    bx.upper[a], bx.lower[a]
+                ),
+            );
+        }
+        let inside = |v: &[f64]| bx.contains(v);
+        for (k, s) in self.species.iter().enumerate() {
+            let key = format!("species[{k}].initial");
+            match &s.initial {
+                InitialSpec::Uniform { lower, upper } if !(inside(lower) && inside(upper)) => {
+                    return err(
+                        key,
+                        format!(
+                            "the uniform law's box [{lower:?}, {upper:?}] is not inside the domain [{:?}, {:?}]",
+                            bx.lower, bx.upper
+                        ),
+                    );
+                }
+                InitialSpec::Barenblatt { center, radius }
+                    if !(0..d).all(|a| {
+                        bx.lower[a] <= center[a] - radius && center[a] + radius <= bx.upper[a]
+                    }) =>
+                {
+                    return err(
+                        key,
+                        "the Barenblatt profile's support is not inside the domain".into(),
+                    );
+                }
+                InitialSpec::Gaussian { mean, .. } if !inside(mean) => {
+                    return err(
+                        format!("{key}.mean"),
+                        format!(
+                            "{mean:?} is outside the domain [{:?}, {:?}] (a gaussian law is restricted to the box; its mean must be in it)",
+                            bx.lower, bx.upper
+                        ),
+                    );
+                }
+                _ => {}
+            }
+        }
+        for (k, b) in self.backgrounds.iter().enumerate() {
+            let key = format!("background[{k}].shape");
+            let outside = match &b.shape {
+                BackgroundShape::Uniform { lower, upper } => !(inside(lower) && inside(upper)),
+                BackgroundShape::Gaussian { mean, .. } => !inside(mean),
+                BackgroundShape::Points { positions, .. } => {
+                    positions.iter().any(|p| !inside(p))
+                }
+            };
+            if outside {
+                return err(
+                    key,
+                    format!(
+                        "lies (partly) outside the domain [{:?}, {:?}]",
+                        bx.lower, bx.upper
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The net charge of a box with no electrode must vanish (SPEC §7):
+    /// sum_k z_k M_k + sum of the backgrounds' charges + sum over the walls of
+    /// surface_charge x area, to a relative 1e-9 of the sum of the terms'
+    /// magnitudes. `masses[k]` is species k's mass.
+    pub fn check_neutral(&self, masses: &[f64]) -> Result<(), KeyError> {
+        let Some(bx) = self.domain.as_box() else {
+            return Ok(());
+        };
+        if bx.has_electrode() {
+            return Ok(());
+        }
+        let terms: Vec<f64> = self
+            .species
+            .iter()
+            .zip(masses)
+            .map(|(s, m)| s.charge * m)
+            .chain(self.backgrounds.iter().map(|b| b.charge))
+            .chain(std::iter::once(bx.wall_charge()))
+            .collect();
+        let net: f64 = terms.iter().sum();
+        let scale: f64 = terms.iter().map(|t| t.abs()).sum();
+        if net.abs() > 1e-9 * scale {
+            let mobile: f64 = terms[..masses.len()].iter().sum();
+            let fixed: f64 = terms[masses.len()..terms.len() - 1].iter().sum();
+            return Err((
+                "domain".into(),
+                format!(
+                    "a box with no electrode must be electroneutral, but its net charge is {net:e} \
+                     (species {mobile:e}, backgrounds {fixed:e}, walls {:e}); \
+                     change a species' mass or charge, a background's charge or a wall's \
+                     surface_charge, or make a wall an electrode",
+                    bx.wall_charge()
+                ),
+            ));
+        }
+        Ok(())
     }
 }

@@ -27,6 +27,7 @@ use crate::error::{Error, MAX_ECHO, Result, clip};
 use crate::util::checks::Checker;
 
 mod checks;
+mod domain;
 mod raw;
 mod sections;
 
@@ -150,7 +151,12 @@ impl Scenario {
         let coupling = sections::coupling(&c, raw.coupling)?;
         let density = sections::density(&c, raw.density)?;
         let solver = sections::solver(&c, raw.solver)?;
-        let grid = raw.grid.map(|g| sections::grid(&c, g)).transpose()?;
+        let domain = domain::domain(&c, raw.domain)?;
+        let backgrounds = domain::backgrounds(&c, raw.background)?;
+        let grid = raw
+            .grid
+            .map(|g| sections::grid(&c, g, &domain))
+            .transpose()?;
         let on_collapse = match raw.on_collapse.as_deref() {
             None | Some("stop") => OnCollapse::Stop,
             Some("continue") => OnCollapse::Continue,
@@ -182,17 +188,32 @@ impl Scenario {
         }
         checks::total_particles(&c, &species)?;
 
+        let problem = Problem {
+            path: path.to_path_buf(),
+            dimension,
+            time_step,
+            seed,
+            coupling,
+            density,
+            solver,
+            species,
+            domain,
+            backgrounds,
+        };
+        problem
+            .check_domain()
+            .map_err(|(key, why)| c.err(&key, why))?;
+        // Neutrality now when every mass is known (a csv law's is known
+        // once its file is read, at the run's start).
+        if problem.species.iter().all(|s| !matches!(s.initial, InitialSpec::Csv { .. })) {
+            let masses: Vec<f64> = problem.species.iter().map(|s| s.mass_or_default()).collect();
+            problem
+                .check_neutral(&masses)
+                .map_err(|(key, why)| c.err(&key, why))?;
+        }
+
         Ok(Scenario {
-            problem: Problem {
-                path: path.to_path_buf(),
-                dimension,
-                time_step,
-                seed,
-                coupling,
-                density,
-                solver,
-                species,
-            },
+            problem,
             steps,
             output_every,
             grid,

@@ -26,6 +26,34 @@ pub(super) struct RawScenario {
     pub grid: Option<RawGrid>,
     pub on_collapse: Option<String>,
     pub species: Option<Vec<RawSpecies>>,
+    pub domain: Option<RawDomain>,
+    pub background: Option<Vec<RawBackground>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDomain {
+    pub kind: Option<String>,
+    pub lower: Option<Vec<f64>>,
+    pub upper: Option<Vec<f64>>,
+    pub wall: Option<Vec<RawWall>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWall {
+    pub axis: i64,
+    pub side: String,
+    pub potential: Option<f64>,
+    pub surface_charge: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBackground {
+    pub name: String,
+    pub charge: f64,
+    pub shape: toml::Value,
 }
 
 #[derive(Deserialize)]
@@ -56,8 +84,8 @@ pub(super) struct RawSolver {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGrid {
-    pub lower: Vec<f64>,
-    pub upper: Vec<f64>,
+    pub lower: Option<Vec<f64>>,
+    pub upper: Option<Vec<f64>>,
     pub cells: Scalars,
 }
 

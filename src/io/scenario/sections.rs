@@ -7,6 +7,7 @@
 use crate::coupling::{Coupling, CouplingMethod};
 use crate::density::{Bandwidth, Density, DensityMethod};
 use crate::error::{MAX_ECHO, Result, clip};
+use crate::model::domain::Domain;
 use crate::model::potential::{self, PotentialSpec};
 use crate::particles::{InitialSpec, Species, initial};
 use crate::stepper::Solver;
@@ -146,9 +147,31 @@ pub(super) fn solver(c: &Checker, raw: Option<RawSolver>) -> Result<Solver> {
 }
 
 /// `[grid]`, the Eulerian grid.
-pub(super) fn grid(c: &Checker, raw: RawGrid) -> Result<Grid> {
-    let lower = c.vector("grid.lower", &raw.lower)?;
-    let upper = c.vector("grid.upper", &raw.upper)?;
+///
+/// In a box (SPEC §7) the grid is the box: its corners may be left out, and
+/// if given must equal the box's.
+pub(super) fn grid(c: &Checker, raw: RawGrid, domain: &Domain) -> Result<Grid> {
+    let corner = |key: &str, v: &Option<Vec<f64>>, of_box: Option<&Vec<f64>>| match (v, of_box) {
+        (Some(v), None) => c.vector(key, v),
+        (None, Some(b)) => Ok(b.clone()),
+        (None, None) => Err(c.err(key, "missing: a grid in free space needs its corners")),
+        (Some(v), Some(b)) => {
+            let v = c.vector(key, v)?;
+            if v != *b {
+                return Err(c.err(
+                    key,
+                    format!(
+                        "is {v:?}, but the domain's box has {b:?}: in a box the grid is the box \
+                         (leave grid.lower and grid.upper out)"
+                    ),
+                ));
+            }
+            Ok(v)
+        }
+    };
+    let bx = domain.as_box();
+    let lower = corner("grid.lower", &raw.lower, bx.map(|b| &b.lower))?;
+    let upper = corner("grid.upper", &raw.upper, bx.map(|b| &b.upper))?;
     for a in 0..c.dimension {
         if upper[a] <= lower[a] {
             return Err(c.err(
