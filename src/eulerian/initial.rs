@@ -70,10 +70,35 @@ pub fn gaussian_cell_averages(
     }))
 }
 
+/// Cell averages of `mass` times the Gaussian law N(mean, diag(std^2)) restricted to the
+/// grid's box and renormalized there (SPEC §7, a "gaussian" law in a `[domain]` box):
+/// rho_i = mass * prod_a P(cell_i,a) / (|C| prod_a P(box_a)). The restriction of a product
+/// law to a box is a product, so the renormalization is per axis; the cells hold `mass`
+/// to rounding however far the box cuts the tails.
+pub fn restricted_gaussian_cell_averages(
+    grid: &Grid,
+    mean: &[f64],
+    std: &[f64],
+    mass: f64,
+) -> Result<Vec<f64>, EulerianError> {
+    let free = gaussian_cell_averages(grid, mean, std, 1.0)?;
+    let inside: Vec<f64> = (0..grid.dim())
+        .map(|a| normal_interval_probability(grid.lower[a], grid.upper[a], mean[a], std[a]))
+        .collect();
+    if let Some(a) = inside.iter().position(|p| !(*p > 0.0)) {
+        return Err(bad(
+            "initial.mean",
+            format!("the law has no mass inside the box along axis {a}"),
+        ));
+    }
+    let scale = mass / inside.iter().product::<f64>();
+    Ok(free.into_iter().map(|r| r * scale).collect())
+}
+
 /// rho_i = mass * prod_a f(a, lo, h) for a law that is a product over the
 /// axes: f(a, lo, h) is the per-axis density averaged over the cell
 /// [lo, lo + h] of axis a.
-fn separable(grid: &Grid, mass: f64, f: impl Fn(usize, f64, f64) -> f64) -> Vec<f64> {
+pub(super) fn separable(grid: &Grid, mass: f64, f: impl Fn(usize, f64, f64) -> f64) -> Vec<f64> {
     let d = grid.dim();
     let per_axis: Vec<Vec<f64>> = (0..d)
         .map(|a| {

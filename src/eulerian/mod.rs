@@ -8,8 +8,17 @@
 //! on a box with zero-flux walls, d = 1, 2, 3, any number of species.
 //!
 //! * Unknowns: cell averages rho_{k,i} >= 0 (storage: row-major, x fastest).
-//! * psi: exact potential of the piecewise-constant charge at the cell centres, by a
-//!   zero-padded FFT convolution with the cell-integrated kernel ([`poisson`]).
+//! * psi in free space (SPEC §6): exact potential of the piecewise-constant charge at the
+//!   cell centres, by a zero-padded FFT convolution with the cell-integrated kernel
+//!   ([`poisson`]); the grid is only where the densities live.
+//! * psi in a `[domain]` box (SPEC §7, [`Electrostatics::walls`]): the grid is the box and
+//!   psi solves -Laplace psi = q + C with each wall's condition (electrode psi = V,
+//!   insulating d psi/d nu = sigma), by the finite-volume solve of [`box_poisson`]:
+//!   psi = G q_m + psi_ext, G the discrete G_box, psi_ext = G (C + b) = psi_C + phi_walls.
+//!   With no electrode psi has zero mean over the box (see [`box_poisson`]).
+//! * Background charges C (SPEC §8, [`Electrostatics::background`], cell averages from
+//!   [`background`]), in free space or in a box: psi_C = G C is computed once; C enters
+//!   psi and the energy, never the dynamics of its own (it does not move).
 //! * Fluxes ([`flux`]): Scharfetter–Gummel for m = 1 with D > 0; otherwise the upwind flux
 //!   in the variational derivative xi = D f_m'(rho) + U + lambda z psi with a piecewise
 //!   linear, monotonized-central-limited reconstruction (Bailo–Carrillo–Hu). Both make the
@@ -25,8 +34,14 @@
 //!   beyond, or as soon as [`MAX_SUBSTEPS`] / 100 sub-steps are done and the current dt
 //!   says the rest of the step would exceed the limit.
 //! * Discrete energy: E = sum_k [D_k sum_i F_m(rho_{k,i}) + sum_i rho_{k,i} U_k(x_i)] dV
-//!   + (lambda/2) sum_i q_i psi_i dV, F_1(r) = r log r, F_m(r) = r^m/(m-1).
+//!   + (lambda/2) sum_i q_i (G q)_i dV + lambda sum_i q_i psi_ext_i dV, F_1(r) = r log r,
+//!   F_m(r) = r^m/(m-1), q the mobile charge (SPEC §7; the constant self-energy of C and
+//!   the walls left out). G is symmetric, so the derivative of the interaction in
+//!   rho_{k,i} is lambda z_k psi_i dV: the flux's potential, which makes E non-increasing.
+//!   With no background and no box psi_ext is absent and the energy is the free-space one.
 
+pub mod background;
+pub mod box_poisson;
 pub mod error;
 pub mod flux;
 pub mod grid;
@@ -34,13 +49,17 @@ pub mod initial;
 pub mod poisson;
 pub mod run;
 
+pub use background::background_cells;
+pub use box_poisson::BoxPoisson;
 pub use error::EulerianError;
 pub use grid::Grid;
 pub use initial::{
-    bin_particles, gaussian_cell_averages, normal_interval_probability, uniform_cell_averages,
+    bin_particles, gaussian_cell_averages, normal_interval_probability,
+    restricted_gaussian_cell_averages, uniform_cell_averages,
 };
 pub use poisson::{FreeSpacePoisson, cell_integrated_kernel, newton_kernel};
 
+use crate::model::domain::WallCondition;
 use rayon::prelude::*;
 
 /// A potential U(x), x of length d.
@@ -67,6 +86,33 @@ pub struct EulerianProblem {
     pub grid: Grid,
     pub species: Vec<EulerianSpecies>,
     pub coupling_strength: f64,
+}
+
+/// What psi sees besides the species (SPEC §7-8); the default is free space with no
+/// background, today's problem.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Electrostatics {
+    /// The box's walls, `walls[axis] = [lower, upper]` (the grid is the box); `None`:
+    /// free space.
+    pub walls: Option<Vec<[WallCondition; 2]>>,
+    /// Background charge density C, cell averages (charge per unit volume) in the grid's
+    /// storage order; `None`: no background.
+    pub background: Option<Vec<f64>>,
+}
+
+/// The Green's operator of psi: free-space convolution or the box's solve.
+enum Green {
+    Free(poisson::FreeSpacePoisson),
+    Box(box_poisson::BoxPoisson),
+}
+
+impl Green {
+    fn solve(&self, q: &[f64]) -> Vec<f64> {
+        match self {
+            Green::Free(p) => p.solve(q),
+            Green::Box(p) => p.solve(q),
+        }
+    }
 }
 
 /// What one call of [`EulerianSolver::advance`] did.
@@ -141,7 +187,13 @@ pub struct EulerianSolver {
     geom: Geom,
     species: Vec<SpeciesData>,
     lambda: f64,
-    poisson: Option<poisson::FreeSpacePoisson>,
+    /// Built when some species is charged and lambda != 0, or psi_ext exists.
+    poisson: Option<Green>,
+    /// Whether psi moves the species (lambda != 0 and some charge != 0).
+    coupled: bool,
+    /// psi_ext = psi_C + phi_walls at the cell centres (`None`: free space, no background).
+    external: Option<Vec<f64>>,
+    in_box: bool,
     rho: Vec<Vec<f64>>,
     time: f64,
     cfl: f64,
@@ -160,6 +212,13 @@ impl EulerianSolver {
     /// mass, U finite at every cell centre, a finite initial energy) and precomputes U at
     /// the centres and the Poisson kernel (only when lambda != 0 and some charge is non-zero).
     pub fn new(problem: EulerianProblem) -> Result<Self, EulerianError> {
+        Self::new_in(problem, Electrostatics::default())
+    }
+
+    /// [`new`](Self::new) in the given surroundings: a box's walls and background charges
+    /// (checked: one pair of walls per axis, finite wall data, a background of one finite
+    /// value per cell).
+    pub fn new_in(problem: EulerianProblem, env: Electrostatics) -> Result<Self, EulerianError> {
         let EulerianProblem {
             grid,
             species,
@@ -259,7 +318,23 @@ impl EulerianSolver {
             rho.push(s.initial);
         }
         let coupled = coupling_strength != 0.0 && data.iter().any(|s| s.charge != 0.0);
-        let poisson = coupled.then(|| poisson::FreeSpacePoisson::new(&grid));
+        check_env(&grid, &env)?;
+        let in_box = env.walls.is_some();
+        let has_external = in_box || env.background.is_some();
+        let poisson = (coupled || has_external).then(|| match &env.walls {
+            Some(w) => Green::Box(box_poisson::BoxPoisson::new(&grid, w)),
+            None => Green::Free(poisson::FreeSpacePoisson::new(&grid)),
+        });
+        let external = poisson.as_ref().filter(|_| has_external).map(|g| {
+            let mut source = match g {
+                Green::Box(b) => b.wall_source().to_vec(),
+                Green::Free(_) => vec![0.0; n],
+            };
+            if let Some(c) = &env.background {
+                source.iter_mut().zip(c).for_each(|(s, c)| *s += c);
+            }
+            g.solve(&source)
+        });
         let d = grid.dim();
         let geom = Geom {
             cells: grid.cells.clone(),
@@ -272,6 +347,9 @@ impl EulerianSolver {
             species: data,
             lambda: coupling_strength,
             poisson,
+            coupled,
+            external,
+            in_box,
             rho,
             time: 0.0,
             cfl: 0.8,
@@ -360,12 +438,33 @@ impl EulerianSolver {
         q
     }
 
-    /// psi at the cell centres for the current densities (zeros when uncoupled).
+    /// psi = G q + psi_ext for densities `rho`, given a solver.
+    fn full_psi(&self, green: &Green, rho: &[Vec<f64>]) -> Vec<f64> {
+        let mut psi = green.solve(&self.charge_density(rho));
+        if let Some(e) = &self.external {
+            psi.iter_mut().zip(e).for_each(|(p, e)| *p += e);
+        }
+        psi
+    }
+
+    /// psi at the cell centres for the current densities: G q + psi_C + phi_walls (zeros
+    /// in free space with no background when uncoupled).
     pub fn psi(&self) -> Vec<f64> {
         match &self.poisson {
-            Some(p) => p.solve(&self.charge_density(&self.rho)),
+            Some(g) => self.full_psi(g, &self.rho),
             None => vec![0.0; self.grid.len()],
         }
+    }
+
+    /// psi_ext = psi_C + phi_walls at the cell centres (`None` in free space with no
+    /// background): the part of psi the species do not make.
+    pub fn external_psi(&self) -> Option<&[f64]> {
+        self.external.as_deref()
+    }
+
+    /// Whether the grid is a `[domain]` box (psi with the walls' conditions).
+    pub fn in_box(&self) -> bool {
+        self.in_box
     }
 
     /// Discrete free energy in parts (see [`EnergyParts`]).
@@ -386,13 +485,28 @@ impl EulerianSolver {
             }
             potential += r.iter().zip(&s.potential).map(|(r, u)| r * u).sum::<f64>() * dv;
         }
-        let interaction = match &self.poisson {
-            Some(p) => {
+        let interaction = match (&self.poisson, self.coupled) {
+            (Some(p), true) => {
                 let q = self.charge_density(&self.rho);
                 let psi = p.solve(&q);
-                0.5 * self.lambda * q.iter().zip(&psi).map(|(q, p)| q * p).sum::<f64>() * dv
+                match &self.external {
+                    None => {
+                        0.5 * self.lambda * q.iter().zip(&psi).map(|(q, p)| q * p).sum::<f64>() * dv
+                    }
+                    // (lambda/2) q.G q + lambda q.psi_ext (SPEC §7).
+                    Some(e) => {
+                        self.lambda
+                            * q.iter()
+                                .zip(&psi)
+                                .zip(e)
+                                .map(|((q, p), e)| q * (0.5 * p + e))
+                                .sum::<f64>()
+                            * dv
+                    }
+                }
             }
-            None => 0.0,
+            // No charged species or lambda = 0: lambda q.(G q / 2 + psi_ext) = 0.
+            _ => 0.0,
         };
         EnergyParts {
             diffusion,
@@ -415,19 +529,20 @@ impl EulerianSolver {
         wall / peak
     }
 
-    /// Warning flag: some species has, in a cell touching a wall, a density above
+    /// Warning flag (free space only: a box's walls are the domain's): some species has, in a cell touching a wall, a density above
     /// `wall_threshold` (default 1e-3) times its peak; the box no longer holds it well.
     pub fn touches_walls(&self) -> bool {
-        (0..self.species.len()).any(|k| self.wall_density_ratio(k) > self.wall_threshold)
+        !self.in_box
+            && (0..self.species.len()).any(|k| self.wall_density_ratio(k) > self.wall_threshold)
     }
 
     /// Right-hand side L(rho) of d rho/dt = L(rho), with the largest positivity rate and the
     /// largest rate used for dt (positivity or diffusive stability).
     fn rhs(&self, rho: &[Vec<f64>]) -> (Vec<Vec<f64>>, f64, f64) {
-        let psi = self
-            .poisson
-            .as_ref()
-            .map(|p| p.solve(&self.charge_density(rho)));
+        let psi = match (&self.poisson, self.coupled) {
+            (Some(g), true) => Some(self.full_psi(g, rho)),
+            _ => None,
+        };
         let g = &self.geom;
         let d = g.cells.len();
         let n = rho[0].len();
@@ -649,4 +764,41 @@ impl EulerianSolver {
         self.time += h;
         Ok(stats)
     }
+}
+
+/// Checks the surroundings against the grid: one pair of walls per axis with finite data,
+/// a background of one finite value per cell.
+fn check_env(grid: &Grid, env: &Electrostatics) -> Result<(), EulerianError> {
+    let bad = |field: &'static str, reason: String| EulerianError::InvalidProblem { field, reason };
+    if let Some(w) = &env.walls {
+        if w.len() != grid.dim() {
+            return Err(bad(
+                "domain.wall",
+                format!("{} pairs of walls for a {}D grid", w.len(), grid.dim()),
+            ));
+        }
+        let finite = w.iter().flatten().all(|c| match *c {
+            WallCondition::Electrode { potential } => potential.is_finite(),
+            WallCondition::Insulating { surface_charge } => surface_charge.is_finite(),
+        });
+        if !finite {
+            return Err(bad("domain.wall", "a wall's data is not finite".into()));
+        }
+    }
+    if let Some(c) = &env.background {
+        if c.len() != grid.len() {
+            return Err(bad(
+                "background",
+                format!(
+                    "has {} cell values, the grid has {} cells",
+                    c.len(),
+                    grid.len()
+                ),
+            ));
+        }
+        if let Some(i) = c.iter().position(|v| !v.is_finite()) {
+            return Err(bad("background", format!("cell {i} is {}", c[i])));
+        }
+    }
+    Ok(())
 }

@@ -1,9 +1,12 @@
 //! `jko eulerian`: the scenario's PDE on the grid of its `[grid]` section
 //! (SPEC §6), with output in the formats of SPEC §5 (density.csv, energy.csv).
+//! In a `[domain]` box the grid is the box and psi has the walls' conditions
+//! (SPEC §7); `[[background]]` charges enter psi and the energy (SPEC §8).
 //!
 //! Initial densities are the exact cell averages of the species' initial
-//! laws ("gaussian", "uniform"), a midpoint-rule average of the Barenblatt
-//! profile, or a "csv" cloud binned onto the grid. In energy.csv, `w2_step`
+//! laws ("gaussian", restricted to the box and renormalized in a box;
+//! "uniform"), a midpoint-rule average of the Barenblatt profile, or a "csv"
+//! cloud binned onto the grid. In energy.csv, `w2_step`
 //! and `gradient_norm` are 0 (no optimizer) and `iterations` counts the
 //! solver's sub-steps.
 
@@ -11,7 +14,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::{EulerianProblem, EulerianSolver, EulerianSpecies, Grid, PotentialFn, SubstepProgress};
+use super::{
+    Electrostatics, EulerianProblem, EulerianSolver, EulerianSpecies, Grid, PotentialFn,
+    SubstepProgress,
+};
 use crate::driver::RunOptions;
 use crate::driver::dir::OutputDir;
 use crate::error::{Error, Result};
@@ -70,6 +76,9 @@ fn initial_cells<const D: usize>(s: &Scenario, k: usize, grid: &Grid) -> Result<
     let bad = |e: super::EulerianError| Error::input(&s.path, &key, e.to_string());
     let mass = sp.mass_or_default();
     match &sp.initial {
+        InitialSpec::Gaussian { mean, std } if s.domain.as_box().is_some() => {
+            super::restricted_gaussian_cell_averages(grid, mean, std, mass).map_err(bad)
+        }
         InitialSpec::Gaussian { mean, std } => {
             super::gaussian_cell_averages(grid, mean, std, mass).map_err(bad)
         }
@@ -122,6 +131,54 @@ pub fn problem<const D: usize>(s: &Scenario) -> Result<EulerianProblem> {
     })
 }
 
+/// What psi sees besides the species: the box's walls (the grid is then the
+/// box, as the scenario parser ensures) and the backgrounds' cell averages.
+pub fn electrostatics(s: &Scenario, grid: &Grid) -> Result<Electrostatics> {
+    let bx = s.domain.as_box();
+    if let Some(b) = bx
+        && (b.lower != grid.lower || b.upper != grid.upper)
+    {
+        return Err(Error::input(
+            &s.path,
+            "grid.lower",
+            format!(
+                "the grid [{:?}, {:?}] is not the domain's box [{:?}, {:?}]",
+                grid.lower, grid.upper, b.lower, b.upper
+            ),
+        ));
+    }
+    let background = if s.backgrounds.is_empty() {
+        None
+    } else {
+        Some(
+            super::background_cells(grid, &s.backgrounds, bx.is_some())
+                .map_err(|e| Error::input(&s.path, "background", e.to_string()))?,
+        )
+    };
+    Ok(Electrostatics {
+        walls: bx.map(|b| b.walls.clone()),
+        background,
+    })
+}
+
+/// Warnings for backgrounds the grid does not hold whole (free space: the
+/// grid is only where the charges are computed).
+fn background_warnings(s: &Scenario, grid: &Grid) -> Vec<String> {
+    let mut out = Vec::new();
+    for b in &s.backgrounds {
+        let held = super::background::one_background(grid, b, s.domain.as_box().is_some())
+            .map(|c| c.iter().sum::<f64>() * grid.cell_volume())
+            .unwrap_or(0.0);
+        if (held - b.charge).abs() > 1e-6 * b.charge.abs() {
+            out.push(format!(
+                "background \"{}\": the grid holds {held:.6e} of its charge {:.6e}; enlarge [grid]",
+                b.name, b.charge
+            ));
+        }
+    }
+    out
+}
+
 /// Whether [`run_to_dir`] prints progress lines during long steps (off
 /// unless the CLI turns it on; `--quiet` keeps it off).
 static SHOW_PROGRESS: AtomicBool = AtomicBool::new(false);
@@ -165,9 +222,20 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
         _ => problem::<3>(s)?,
     };
     let masses: Vec<f64> = s.species.iter().map(|sp| sp.mass_or_default()).collect();
-    let mut solver =
-        EulerianSolver::new(problem).map_err(|e| Error::input(&s.path, "grid", e.to_string()))?;
-    let mut warnings = Vec::new();
+    let env = electrostatics(s, &problem.grid)?;
+    let mut warnings = background_warnings(s, &problem.grid);
+    let mut solver = EulerianSolver::new_in(problem, env)
+        .map_err(|e| Error::input(&s.path, "grid", e.to_string()))?;
+    if s.species
+        .iter()
+        .any(|sp| matches!(sp.initial, InitialSpec::Csv { .. }))
+    {
+        // A csv law's mass is known only now (the scenario checked the rest).
+        let held: Vec<f64> = (0..solver.num_species()).map(|k| solver.mass(k)).collect();
+        s.problem
+            .check_neutral(&held)
+            .map_err(|(key, why)| Error::input(&s.path, &key, why))?;
+    }
     for (k, &m) in masses.iter().enumerate() {
         let inside = solver.mass(k);
         if inside < m * (1.0 - 1e-6) {
