@@ -1,11 +1,13 @@
 //! The Eulerian (finite-volume) solver: its API and input checks, invariants,
 //! Ornstein-Uhlenbeck against the exact law, grid self-convergence, and the
-//! free-space Poisson solve against closed forms.
+//! free-space Poisson solve against closed forms; the box (walls, background charges):
+//! its Poisson solve, the Debye layer, relaxation in a box, the CLI on a box.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod api;
+mod box_poisson;
 mod convergence;
 mod invariants;
 mod ornstein_uhlenbeck;
