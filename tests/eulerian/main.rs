@@ -9,6 +9,7 @@ mod support;
 mod api;
 mod box_poisson;
 mod convergence;
+mod debye;
 mod invariants;
 mod ornstein_uhlenbeck;
 mod poisson;

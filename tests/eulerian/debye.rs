@@ -1,0 +1,101 @@
+//! Double layers: a symmetric 1D electrolyte between two electrodes, run to steady state
+//! by the Eulerian solver, against the Debye–Hückel (linearized) and Gouy–Chapman
+//! profiles.
+//!
+//! Units: D = 1 for both species (z = +1, -1), so psi is in thermal units when lambda = 1;
+//! -psi'' = rho_+ - rho_-, and at equilibrium rho_+- = c exp(-+ psi), whence
+//! psi'' = 2 c sinh(psi) ~ kappa^2 psi with kappa^2 = 2 lambda c = 1 / lambda_D^2
+//! (lambda = 1, bulk density c per species).
+#![allow(clippy::needless_range_loop)]
+use jko::eulerian::*;
+use jko::model::domain::WallCondition;
+
+/// Two species of mass c0 L each, uniform on [0, L], between electrodes at v0 and v1.
+fn electrolyte(l: f64, n: usize, c0: f64, v0: f64, v1: f64) -> EulerianSolver {
+    let grid = Grid {
+        lower: vec![0.0],
+        upper: vec![l],
+        cells: vec![n],
+    };
+    let species = [("plus", 1.0), ("minus", -1.0)]
+        .into_iter()
+        .map(|(name, z)| EulerianSpecies {
+            name: name.into(),
+            charge: z,
+            diffusion: 1.0,
+            exponent: 1.0,
+            potential: Box::new(|_: &[f64]| 0.0),
+            initial: vec![c0; n],
+        })
+        .collect();
+    let env = Electrostatics {
+        walls: Some(vec![[
+            WallCondition::Electrode { potential: v0 },
+            WallCondition::Electrode { potential: v1 },
+        ]]),
+        background: None,
+    };
+    EulerianSolver::new_in(
+        EulerianProblem {
+            grid,
+            species,
+            coupling_strength: 1.0,
+        },
+        env,
+    )
+    .unwrap()
+}
+
+/// Runs `steps` steps of length h, asserting that the energy never increases (to 1e-12
+/// relative: rounding of the sums) and masses stay put (1e-12 relative).
+fn relax(s: &mut EulerianSolver, steps: usize, h: f64) {
+    let masses: Vec<f64> = (0..2).map(|k| s.mass(k)).collect();
+    let mut e = s.energy().total();
+    for _ in 0..steps {
+        s.advance(h).unwrap();
+        let en = s.energy().total();
+        assert!(en <= e + 1e-12 * e.abs().max(1.0), "energy rose {e} -> {en}");
+        e = en;
+    }
+    for k in 0..2 {
+        assert!((s.mass(k) - masses[k]).abs() < 1e-12 * masses[k]);
+    }
+}
+
+/// Debye–Hückel. L = 10 lambda_D (c0 = 1/2, lambda = 1: lambda_D = 1), electrodes at 0
+/// and V = 0.1. In a closed cell the masses are fixed, so the bulk is not at the
+/// potential 0 of a reservoir: the linearized, mass-conserving equilibrium is
+///
+/// ```text
+///   psi(x) = V/2 + (V/2) sinh(kappa (x - L/2)) / sinh(kappa L/2),
+///   rho_+-(x) = c0 (1 -+ (psi(x) - V/2)),
+/// ```
+///
+/// (linearizing rho_+- = A_+- exp(-+ psi) with A_+- fixed by the masses gives the bulk
+/// potential V/2 by the symmetry psi -> V - psi, + <-> -). Tolerances: the neglected
+/// terms are cubic in psi - V/2 for psi (|phi|^3/6 <= 2.1e-5 with |phi| <= V/2) and
+/// quadratic for the densities (c0 phi^2/2 <= 6.3e-4); the grid (h = lambda_D/10) adds
+/// O((kappa h)^2/12) = 8e-4 relative (4e-5 of V/2). So |psi - psi_DH| < 1e-4 (measured: see the log) and
+/// |rho - rho_DH| < 1e-3. Steady state: the charge relaxes on the RC time
+/// lambda_D L / (2D) = 5; t = 50 leaves e^-10 of the start. A wrong wall condition (the
+/// linear potential V x / L of the failed FiPy and MOOSE runs) is off by 0.024.
+#[test]
+fn debye_huckel_layers_between_two_electrodes() {
+    let (l, n, c0, v) = (10.0, 100, 0.5, 0.1);
+    let mut s = electrolyte(l, n, c0, 0.0, v);
+    relax(&mut s, 50, 1.0);
+    let psi = s.psi();
+    let (mut err_psi, mut err_rho, mut off_linear) = (0.0f64, 0.0f64, 0.0f64);
+    for i in 0..n {
+        let x = s.cell_center(i)[0];
+        let phi = 0.5 * v * ((x - 0.5 * l).sinh() / (0.5 * l).sinh());
+        err_psi = err_psi.max((psi[i] - (0.5 * v + phi)).abs());
+        err_rho = err_rho.max((s.density(0)[i] - c0 * (1.0 - phi)).abs());
+        err_rho = err_rho.max((s.density(1)[i] - c0 * (1.0 + phi)).abs());
+        off_linear = off_linear.max((v * x / l - (0.5 * v + phi)).abs());
+    }
+    eprintln!("Debye-Hueckel: |psi error| {err_psi:.3e}, |rho error| {err_rho:.3e}");
+    assert!(err_psi < 1e-4, "psi off by {err_psi}");
+    assert!(err_rho < 1e-3, "densities off by {err_rho}");
+    assert!(off_linear > 0.02, "{off_linear}");
+}
