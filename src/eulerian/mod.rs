@@ -705,7 +705,10 @@ impl EulerianSolver {
                 remaining
             };
             loop {
-                if dt.is_nan() || dt <= 1e-14 * h.max(self.time) || stats.rejected > 1000 {
+                // A tiny dt that is the step's rounding remainder (the previous sub-step
+                // fell short of the end by a few ulps) is no breakdown: it is taken.
+                let tiny = dt <= 1e-14 * h.max(self.time) && dt < remaining;
+                if dt.is_nan() || tiny || stats.rejected > 1000 {
                     return Err(EulerianError::Breakdown {
                         time: self.time + done,
                         reason: format!(

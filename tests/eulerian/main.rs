@@ -8,6 +8,7 @@ mod support;
 
 mod api;
 mod box_poisson;
+mod box_runs;
 mod convergence;
 mod debye;
 mod invariants;
