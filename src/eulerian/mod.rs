@@ -243,79 +243,9 @@ impl EulerianSolver {
         let mut data = Vec::with_capacity(species.len());
         let mut rho = Vec::with_capacity(species.len());
         for (k, s) in species.into_iter().enumerate() {
-            let label = if s.name.is_empty() {
-                format!("#{k}")
-            } else {
-                s.name.clone()
-            };
-            let bad = |field: &'static str, reason: String| EulerianError::InvalidSpecies {
-                species: label.clone(),
-                field,
-                reason,
-            };
-            if !s.charge.is_finite() {
-                return Err(bad(
-                    "charge",
-                    format!("{} is not a finite number", s.charge),
-                ));
-            }
-            if !(s.diffusion.is_finite() && s.diffusion >= 0.0) {
-                return Err(bad(
-                    "diffusion",
-                    format!("{} is not a finite non-negative number", s.diffusion),
-                ));
-            }
-            if !(s.exponent.is_finite() && s.exponent >= 1.0) {
-                return Err(bad(
-                    "exponent",
-                    format!("{} is not a finite number >= 1", s.exponent),
-                ));
-            }
-            if s.initial.len() != n {
-                return Err(bad(
-                    "initial",
-                    format!(
-                        "has {} cell values, the grid has {n} cells",
-                        s.initial.len()
-                    ),
-                ));
-            }
-            if let Some((i, v)) = s
-                .initial
-                .iter()
-                .enumerate()
-                .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
-            {
-                return Err(bad(
-                    "initial",
-                    format!("cell {i} has density {v}; densities must be finite and >= 0"),
-                ));
-            }
-            let mass: f64 = s.initial.iter().sum::<f64>() * dv;
-            if mass <= 0.0 {
-                return Err(bad("initial", "has no mass inside the grid".into()));
-            }
-            let potential: Vec<f64> = centers.iter().map(|x| (s.potential)(x)).collect();
-            if let Some(i) = potential.iter().position(|u| !u.is_finite()) {
-                return Err(bad(
-                    "potential",
-                    format!("is {} at the cell centre {:?}", potential[i], centers[i]),
-                ));
-            }
-            let scheme = if s.exponent == 1.0 && s.diffusion > 0.0 {
-                Scheme::ScharfetterGummel
-            } else {
-                Scheme::Upwind
-            };
-            data.push(SpeciesData {
-                name: s.name,
-                charge: s.charge,
-                diffusion: s.diffusion,
-                exponent: s.exponent,
-                scheme,
-                potential,
-            });
-            rho.push(s.initial);
+            let (sd, initial) = check_species(k, s, n, dv, &centers)?;
+            data.push(sd);
+            rho.push(initial);
         }
         let coupled = coupling_strength != 0.0 && data.iter().any(|s| s.charge != 0.0);
         check_env(&grid, &env)?;
@@ -804,4 +734,90 @@ fn check_env(grid: &Grid, env: &Electrostatics) -> Result<(), EulerianError> {
         }
     }
     Ok(())
+}
+
+/// Validates one species (module docs of [`EulerianSolver::new`]) and evaluates U at
+/// the cell centres; returns its data and initial cell averages.
+fn check_species(
+    k: usize,
+    s: EulerianSpecies,
+    n: usize,
+    dv: f64,
+    centers: &[Vec<f64>],
+) -> Result<(SpeciesData, Vec<f64>), EulerianError> {
+    let label = if s.name.is_empty() {
+        format!("#{k}")
+    } else {
+        s.name.clone()
+    };
+    let bad = |field: &'static str, reason: String| EulerianError::InvalidSpecies {
+        species: label.clone(),
+        field,
+        reason,
+    };
+    if !s.charge.is_finite() {
+        return Err(bad(
+            "charge",
+            format!("{} is not a finite number", s.charge),
+        ));
+    }
+    if !(s.diffusion.is_finite() && s.diffusion >= 0.0) {
+        return Err(bad(
+            "diffusion",
+            format!("{} is not a finite non-negative number", s.diffusion),
+        ));
+    }
+    if !(s.exponent.is_finite() && s.exponent >= 1.0) {
+        return Err(bad(
+            "exponent",
+            format!("{} is not a finite number >= 1", s.exponent),
+        ));
+    }
+    if s.initial.len() != n {
+        return Err(bad(
+            "initial",
+            format!(
+                "has {} cell values, the grid has {n} cells",
+                s.initial.len()
+            ),
+        ));
+    }
+    if let Some((i, v)) = s
+        .initial
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(v.is_finite() && **v >= 0.0))
+    {
+        return Err(bad(
+            "initial",
+            format!("cell {i} has density {v}; densities must be finite and >= 0"),
+        ));
+    }
+    let mass: f64 = s.initial.iter().sum::<f64>() * dv;
+    if mass <= 0.0 {
+        return Err(bad("initial", "has no mass inside the grid".into()));
+    }
+    let potential: Vec<f64> = centers.iter().map(|x| (s.potential)(x)).collect();
+    if let Some(i) = potential.iter().position(|u| !u.is_finite()) {
+        return Err(bad(
+            "potential",
+            format!("is {} at the cell centre {:?}", potential[i], centers[i]),
+        ));
+    }
+    let scheme = if s.exponent == 1.0 && s.diffusion > 0.0 {
+        Scheme::ScharfetterGummel
+    } else {
+        Scheme::Upwind
+    };
+    Ok((
+        SpeciesData {
+            name: s.name,
+            charge: s.charge,
+            diffusion: s.diffusion,
+            exponent: s.exponent,
+            scheme,
+            potential,
+        },
+        s.initial,
+    ))
 }
