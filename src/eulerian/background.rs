@@ -58,7 +58,7 @@ pub fn one_background(
             }))
         }
         BackgroundShape::Gaussian { mean, std } => {
-            if mean.len() != d || std.len() != d || std.iter().any(|s| !(*s > 0.0)) {
+            if mean.len() != d || std.len() != d || std.iter().any(|s| s.is_nan() || *s <= 0.0) {
                 return Err(bad(
                     "background.shape",
                     format!("gaussian mean {mean:?} / std {std:?} unusable in {d}D"),
@@ -73,7 +73,7 @@ pub fn one_background(
                     }
                 })
                 .collect();
-            if norm.iter().any(|p| !(*p > 0.0)) {
+            if norm.iter().any(|p| p.is_nan() || *p <= 0.0) {
                 return Err(bad(
                     "background.shape.mean",
                     "the gaussian has no charge inside the box".into(),

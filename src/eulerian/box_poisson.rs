@@ -299,9 +299,9 @@ fn neumann_zero_mean(line: &mut [f64], inv_h2: f64) {
     let h2 = 1.0 / inv_h2;
     // slope_i = x_{i+1} - x_i = -h^2 sum_{j <= i} (r_j - mean).
     let (mut x, mut acc) = (0.0, 0.0);
-    for i in 0..n {
-        let r = line[i] - mean;
-        line[i] = x;
+    for v in line.iter_mut() {
+        let r = *v - mean;
+        *v = x;
         acc -= h2 * r;
         x += acc;
     }

@@ -85,7 +85,7 @@ pub fn restricted_gaussian_cell_averages(
     let inside: Vec<f64> = (0..grid.dim())
         .map(|a| normal_interval_probability(grid.lower[a], grid.upper[a], mean[a], std[a]))
         .collect();
-    if let Some(a) = inside.iter().position(|p| !(*p > 0.0)) {
+    if let Some(a) = inside.iter().position(|p| p.is_nan() || *p <= 0.0) {
         return Err(bad(
             "initial.mean",
             format!("the law has no mass inside the box along axis {a}"),

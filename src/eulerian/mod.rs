@@ -34,7 +34,7 @@
 //!   beyond, or as soon as [`MAX_SUBSTEPS`] / 100 sub-steps are done and the current dt
 //!   says the rest of the step would exceed the limit.
 //! * Discrete energy: E = sum_k [D_k sum_i F_m(rho_{k,i}) + sum_i rho_{k,i} U_k(x_i)] dV
-//!   + (lambda/2) sum_i q_i (G q)_i dV + lambda sum_i q_i psi_ext_i dV, F_1(r) = r log r,
+//!   plus (lambda/2) sum_i q_i (G q)_i dV + lambda sum_i q_i psi_ext_i dV, F_1(r) = r log r,
 //!   F_m(r) = r^m/(m-1), q the mobile charge (SPEC §7; the constant self-energy of C and
 //!   the walls left out). G is symmetric, so the derivative of the interaction in
 //!   rho_{k,i} is lambda z_k psi_i dV: the flux's potential, which makes E non-increasing.

@@ -387,7 +387,10 @@ fn backgrounds_hold_their_charge_on_the_grid() {
     let u = Background::uniform("u", -0.37, vec![0.13, 0.2], vec![1.71, 0.95]);
     assert!((total(&background_cells(&g, &[u], true).unwrap()) + 0.37).abs() < 1e-14);
     let gs = Background::gaussian("g", 2.0, vec![1.9, 0.5], vec![0.5, 0.3]);
-    assert!((total(&background_cells(&g, &[gs.clone()], true).unwrap()) - 2.0).abs() < 1e-13);
+    assert!(
+        (total(&background_cells(&g, std::slice::from_ref(&gs), true).unwrap()) - 2.0).abs()
+            < 1e-13
+    );
     // In free space the tails beyond the grid are lost.
     assert!(total(&background_cells(&g, &[gs], false).unwrap()) < 1.6);
     let pts = Background {

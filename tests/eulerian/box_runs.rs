@@ -105,7 +105,7 @@ fn walls_and_backgrounds_dissipate_and_do_not_depend_on_threads() {
                     INSULATING,
                 ],
             ]),
-            background: Some(background_cells(&g, &[bg.clone()], true).unwrap()),
+            background: Some(background_cells(&g, std::slice::from_ref(&bg), true).unwrap()),
         };
         EulerianSolver::new_in(two_species(&g), env).unwrap()
     };
