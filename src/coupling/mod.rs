@@ -7,12 +7,17 @@
 //! energy is lambda U and its gradient lambda q_i field_i.
 
 pub mod direct;
+pub mod interval;
 pub mod pair_kernel;
 pub mod reference;
 pub mod sorted1d;
 pub mod tree;
 
 pub use direct::DirectSum;
+
+use crate::model::background::Background;
+use crate::model::domain::Domain;
+use crate::model::interval::Interval;
 pub use reference::direct_evaluate;
 pub use sorted1d::SortedCoupling1d;
 pub use tree::TreeCoupling;
@@ -132,6 +137,69 @@ pub fn backend<const D: usize>(
     };
     *b.downcast::<Box<dyn CouplingBackend<D>>>()
         .expect("D is 1, 2 or 3")
+}
+
+/// The coupling's pair backend and the fixed external potential of a
+/// problem's domain and backgrounds (SPEC §7-8): in free space the backend
+/// of [`backend`] and, with backgrounds, their potential psi_C; in a box
+/// the box's Green's function and phi_ext = psi_C + phi_walls. `None` for
+/// the potential when there is nothing fixed to feel. An error says what
+/// this build cannot do yet.
+pub fn domain_backends<const D: usize>(
+    c: &Coupling,
+    domain: &Domain,
+    backgrounds: &[Background],
+    n: usize,
+) -> Result<DomainBackends<D>, String> {
+    let free = backend::<D>(c.method, c.softening, c.accuracy, n);
+    let bx = domain.as_box();
+    if bx.is_none() && backgrounds.is_empty() {
+        return Ok((free, None));
+    }
+    if D != 1 {
+        return Err(format!(
+            "{} in dimension {D} is not supported by this build yet (d = 1 is)",
+            if bx.is_some() {
+                "a box with coupling"
+            } else {
+                "a background charge in free space"
+            }
+        ));
+    }
+    let interval = bx.map(|b| Interval::new(b.lower[0], b.upper[0], b.walls[0]));
+    let field: Box<dyn ExternalPotential<1>> = Box::new(interval::IntervalField::new(
+        interval,
+        backgrounds,
+        c.softening,
+    ));
+    let pair: Box<dyn CouplingBackend<1>> = match interval {
+        None => one_d(free),
+        Some(iv) => Box::new(interval::IntervalBackend::new(one_d(free), iv)),
+    };
+    // D is 1 here: the casts are the identity.
+    let pair: Box<dyn std::any::Any> = Box::new(pair);
+    let field: Box<dyn std::any::Any> = Box::new(Some(field));
+    Ok((
+        *pair
+            .downcast::<Box<dyn CouplingBackend<D>>>()
+            .expect("D is 1"),
+        *field
+            .downcast::<Option<Box<dyn ExternalPotential<D>>>>()
+            .expect("D is 1"),
+    ))
+}
+
+/// A pair backend and an optional fixed potential ([`domain_backends`]).
+pub type DomainBackends<const D: usize> = (
+    Box<dyn CouplingBackend<D>>,
+    Option<Box<dyn ExternalPotential<D>>>,
+);
+
+/// A dimension-D backend known to be of dimension 1.
+fn one_d<const D: usize>(b: Box<dyn CouplingBackend<D>>) -> Box<dyn CouplingBackend<1>> {
+    let b: Box<dyn std::any::Any> = Box::new(b);
+    *b.downcast::<Box<dyn CouplingBackend<1>>>()
+        .expect("called with D = 1")
 }
 
 /// Newtonian coupling: energy (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j).

@@ -27,11 +27,12 @@ pub mod blob;
 mod conformance;
 pub mod mesh;
 pub mod neighbours;
+pub mod reflect;
 
 pub use blob::{BlobDensity, SKIN_FRACTION};
 
 use crate::density::mesh::{MESH_GROWTH, MeshDensity, MeshTooLarge};
-use crate::model::kernel::WendlandC2;
+use crate::model::kernel::{RadialKernel, WendlandC2};
 
 /// Why an estimator refused a cloud (the mesh: spread over more cells than
 /// its limit). A trial point of a line search that is refused is not a
@@ -273,6 +274,10 @@ pub struct DensityPlan {
     /// The kernel's standard deviation eps.
     pub eps: f64,
     pub estimator: Estimator,
+    /// In a box [lower, upper] (the first d components of each): the
+    /// estimate is that of the density reflected across its walls
+    /// ([`reflect`]).
+    pub walls: Option<([f64; 3], [f64; 3])>,
 }
 
 /// The two density estimators of the blob method.
@@ -291,6 +296,7 @@ impl DensityPlan {
         DensityPlan {
             eps,
             estimator: Estimator::Neighbours,
+            walls: None,
         }
     }
 
@@ -308,15 +314,35 @@ impl DensityPlan {
             estimator: Estimator::Mesh {
                 max_cells: cells.saturating_mul(MESH_GROWTH).max(1 << 20),
             },
+            walls: None,
         }
     }
 
     /// A fresh estimator of this plan (the registration of the estimators).
     pub fn build<const D: usize>(&self) -> Box<dyn DensityEstimator<D>> {
-        match self.estimator {
+        let inner: Box<dyn DensityEstimator<D>> = match self.estimator {
             Estimator::Neighbours => Box::new(BlobDensity::new(self.eps)),
             Estimator::Mesh { max_cells } => Box::new(MeshDensity::new(self.eps, max_cells)),
+        };
+        match self.walls {
+            None => inner,
+            Some((lower, upper)) => Box::new(reflect::Reflecting::new(
+                inner,
+                std::array::from_fn(|a| lower[a]),
+                std::array::from_fn(|a| upper[a]),
+                WendlandC2::new(D, self.eps).support(),
+            )),
         }
+    }
+
+    /// The same plan in the box [lower, upper] (reflected estimates).
+    pub fn in_box(mut self, lower: &[f64], upper: &[f64]) -> Self {
+        let mut lo = [0.0; 3];
+        let mut hi = [0.0; 3];
+        lo[..lower.len()].copy_from_slice(lower);
+        hi[..upper.len()].copy_from_slice(upper);
+        self.walls = Some((lo, hi));
+        self
     }
 }
 

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
+use crate::model::domain::Domain;
 use crate::model::potential::PotentialSpec;
 use crate::particles::initial::{Columns, InitialSpec, Target};
 
@@ -91,6 +92,18 @@ impl<const D: usize> Cloud<D> {
     /// the key `species[k]....`. Each species' law gives its particles
     /// ([`InitialSpec`]), the random ones from the species' own stream.
     pub fn sample(species: &[Species], seed: u64, source: &Path) -> Result<Self> {
+        Self::sample_in(species, seed, source, &Domain::Free)
+    }
+
+    /// [`sample`](Self::sample) in `domain`: in a box, sampled laws are
+    /// restricted to it (draws outside are drawn again from the same
+    /// stream) and particle files must lie in it (SPEC §7).
+    pub fn sample_in(
+        species: &[Species],
+        seed: u64,
+        source: &Path,
+        domain: &Domain,
+    ) -> Result<Self> {
         let mut cloud = Cloud {
             positions: Vec::new(),
             weights: Vec::new(),
@@ -107,6 +120,7 @@ impl<const D: usize> Cloud<D> {
                 exponent: sp.exponent,
                 source,
                 key: &key,
+                within: domain.as_box(),
             };
             let out = Columns {
                 positions: &mut cloud.positions,

@@ -3,6 +3,7 @@
 //! as smaller sub-steps ([`simulation`]).
 
 pub mod problem;
+pub mod projected;
 pub mod simulation;
 pub mod step;
 

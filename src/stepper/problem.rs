@@ -315,7 +315,9 @@ impl Problem {
         Ok(())
     }
 
-    /// The net charge of a box with no electrode must vanish (SPEC §7):
+    /// The net charge of a box with no electrode must vanish (SPEC §7) when
+    /// the species are coupled (without coupling there is no psi, and an
+    /// uncharged problem in a box is not refused: extension, README):
     /// sum_k z_k M_k + sum of the backgrounds' charges + sum over the walls of
     /// surface_charge x area, to a relative 1e-9 of the sum of the terms'
     /// magnitudes. `masses[k]` is species k's mass.
@@ -323,7 +325,7 @@ impl Problem {
         let Some(bx) = self.domain.as_box() else {
             return Ok(());
         };
-        if bx.has_electrode() {
+        if bx.has_electrode() || self.coupling.strength == 0.0 {
             return Ok(());
         }
         let terms: Vec<f64> = self

@@ -4,7 +4,9 @@
 //! events) is [`crate::driver`].
 
 use crate::density::{BlobDensity, DensityEstimator, DensityPlan, choose_estimator};
-use crate::energy::{Diffusion, EnergyTerm, FreeEnergy, Interaction, PotentialEnergy};
+use crate::energy::{
+    Diffusion, EnergyTerm, ExternalField, FreeEnergy, Interaction, PotentialEnergy,
+};
 use crate::error::{Error, Result};
 use crate::model::potential;
 use crate::particles::Cloud;
@@ -101,16 +103,48 @@ pub fn free_energy<const D: usize>(
         .map(|s| potential::from_spec::<D>(&s.potential))
         .collect();
     terms.push(Box::new(PotentialEnergy::new(cloud, potentials)));
-    if problem.coupling.strength != 0.0 {
-        let c = &problem.coupling;
-        let backend = crate::coupling::backend::<D>(c.method, c.softening, c.accuracy, cloud.len());
-        terms.push(Box::new(Interaction::new(
-            cloud,
-            problem.coupling.strength,
-            backend,
-        )));
+    let strength = problem.coupling.strength;
+    if strength != 0.0 {
+        // In free space without backgrounds: the free-space backend alone.
+        let (pair, field) = crate::coupling::domain_backends::<D>(
+            &problem.coupling,
+            &problem.domain,
+            &problem.backgrounds,
+            cloud.len(),
+        )
+        .map_err(|why| Error::input(&problem.path, "domain", why))?;
+        terms.push(Box::new(Interaction::new(cloud, strength, pair)));
+        if let Some(field) = field {
+            terms.push(Box::new(ExternalField::new(cloud, strength, field)));
+        }
     }
     Ok(FreeEnergy::new(terms))
+}
+
+/// The rules of SPEC §7-8 on a problem and its initial cloud: the
+/// problem's own ([`Problem::check_domain`]), neutrality with the cloud's
+/// masses, and every particle in the box.
+fn check_domain<const D: usize>(problem: &Problem, cloud: &Cloud<D>) -> Result<()> {
+    let at = |(key, why): (String, String)| Error::input(&problem.path, key, why);
+    problem.check_domain().map_err(at)?;
+    let masses: Vec<f64> = (0..cloud.blocks.len())
+        .map(|k| cloud.species_mass(k))
+        .collect();
+    problem.check_neutral(&masses).map_err(at)?;
+    if let Some(b) = problem.domain.as_box()
+        && let Some(i) = cloud.positions.iter().position(|p| !b.contains(p))
+    {
+        let k = cloud.blocks.iter().position(|s| s.range.contains(&i)).unwrap_or(0);
+        return Err(Error::input(
+            &problem.path,
+            format!("species[{k}].initial"),
+            format!(
+                "particle {i} of the initial cloud, at {:?}, lies outside the domain's box",
+                cloud.positions[i]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// sqrt(sum_i w_i |a_i - b_i|^2).
@@ -208,12 +242,15 @@ impl<const D: usize> Simulation<D> {
             problem.dimension, D,
             "dispatch on the problem's dimension first"
         );
-        let cloud = Cloud::<D>::sample(&problem.species, problem.seed, &problem.path)?;
+        let cloud =
+            Cloud::<D>::sample_in(&problem.species, problem.seed, &problem.path, &problem.domain)?;
         Self::from_cloud(problem, cloud)
     }
 
     /// Set up a run from an explicit initial cloud.
     pub fn from_cloud(problem: &Problem, cloud: Cloud<D>) -> Result<Self> {
+        check_domain(problem, &cloud)?;
+        let bx = problem.domain.as_box();
         let plans: Vec<DensityPlan> = cloud
             .blocks
             .iter()
@@ -228,12 +265,22 @@ impl<const D: usize> Simulation<D> {
                     &problem.density,
                 )
             })
+            .map(|plan| match bx {
+                Some(b) => plan.in_box(&b.lower, &b.upper),
+                None => plan,
+            })
             .collect();
         check_bandwidths(problem, &cloud, &plans)?;
         let bandwidths = plans.iter().map(|p| p.eps).collect();
 
         let energy = free_energy(problem, &cloud, &plans)?;
-        let stepper = JkoStepper::new(energy, cloud.weights.clone(), problem.solver);
+        let mut stepper = JkoStepper::new(energy, cloud.weights.clone(), problem.solver);
+        if let Some(b) = bx {
+            stepper = stepper.confined_to(
+                std::array::from_fn(|a| b.lower[a]),
+                std::array::from_fn(|a| b.upper[a]),
+            );
+        }
         let estimators = plans.iter().map(|p| p.build()).collect();
         Ok(Simulation {
             problem: problem.clone(),

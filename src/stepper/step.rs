@@ -33,6 +33,7 @@ use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, T
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
+use super::projected::{self, Bounds};
 use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
 use crate::util::interrupt;
@@ -184,6 +185,9 @@ struct Evaluator<'a, const D: usize> {
     failure: Option<StepFailure>,
     /// The fault a robustness test injects into this attempt (never outside tests).
     fault: Option<EvalFault>,
+    /// In a box: the bounds on Y, and the box itself (positions are kept in
+    /// it against the rounding of X^n + s Y).
+    bounds: Option<(&'a Bounds, [f64; D], [f64; D])>,
 }
 
 /// |dJ/dY| below which a step is stationary to the rounding of J, allowing
@@ -232,6 +236,13 @@ impl<const D: usize> Evaluator<'_, D> {
         for (i, xi) in self.x.iter_mut().enumerate() {
             for a in 0..D {
                 xi[a] = x0[i][a] + scale[i] * y[i * D + a];
+            }
+        }
+        if let Some((_, lower, upper)) = &self.bounds {
+            for xi in self.x.iter_mut() {
+                for a in 0..D {
+                    xi[a] = xi[a].clamp(lower[a], upper[a]);
+                }
             }
         }
         if interrupt::requested() {
@@ -292,7 +303,7 @@ impl<const D: usize> Evaluator<'_, D> {
         }
         p.cost = cost;
         p.parts = parts;
-        let grad_norm = norm(&p.grad);
+        let grad_norm = stationarity(&p, self.bounds.map(|b| b.0));
         if !grad_norm.is_finite() {
             let detail = non_finite_terms(self.energy, &self.x, scale);
             self.last = None;
@@ -432,6 +443,29 @@ fn norm(v: &[f64]) -> f64 {
     sum_indexed(v.len(), |k| v[k] * v[k]).sqrt()
 }
 
+/// The stopping rule's measure at `p`: |dJ/dY|, or in a box the norm of the
+/// projected gradient Y - P(Y - dJ/dY) (zero exactly at a constrained
+/// minimizer, [`super::projected`]).
+fn stationarity(p: &Point, bounds: Option<&Bounds>) -> f64 {
+    match bounds {
+        None => norm(&p.grad),
+        Some(b) => b.projected_gradient_norm(&p.y, &p.grad),
+    }
+}
+
+/// The projected minimization's view of the objective.
+struct Constrained<'r, 'a, const D: usize>(&'r RefCell<Evaluator<'a, D>>);
+
+impl<const D: usize> projected::Objective for Constrained<'_, '_, D> {
+    fn evaluate(&mut self, y: &[f64]) -> std::result::Result<(f64, Vec<f64>), String> {
+        let mut ev = self.0.borrow_mut();
+        match ev.evaluate(y) {
+            Ok(p) => Ok((p.cost, p.grad.clone())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 /// Optimizer settings (extension of SPEC §3, documented in the README).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Solver {
@@ -465,6 +499,8 @@ pub struct JkoStepper<const D: usize> {
     last_move: Option<(f64, Vec<[f64; D]>)>,
     /// (step, attempt) of the step being taken, for fault injection.
     context: (u64, u32),
+    /// The box [lower, upper] the positions are confined to, if any.
+    walls: Option<([f64; D], [f64; D])>,
 }
 
 impl<const D: usize> JkoStepper<D> {
@@ -475,7 +511,16 @@ impl<const D: usize> JkoStepper<D> {
             solver,
             last_move: None,
             context: (0, 0),
+            walls: None,
         }
+    }
+
+    /// Confines every step to the box [lower, upper]: each step is then the
+    /// minimization over positions in the box, by projected L-BFGS
+    /// ([`super::projected`]), and the positions must start in it.
+    pub fn confined_to(mut self, lower: [f64; D], upper: [f64; D]) -> Self {
+        self.walls = Some((lower, upper));
+        self
     }
 
     /// Which step and attempt (0 first) the next [`step`](Self::step) is; only
@@ -522,6 +567,17 @@ impl<const D: usize> JkoStepper<D> {
         self.energy.reset();
         let x0 = x.to_vec();
         let scale: Vec<f64> = self.weights.iter().map(|w| (h / w).sqrt()).collect();
+        // The box in scaled displacements: lower <= X^n + s Y <= upper.
+        let bounds = self.walls.map(|(lower, upper)| {
+            let (mut lo, mut hi) = (vec![0.0; n * D], vec![0.0; n * D]);
+            for i in 0..n {
+                for a in 0..D {
+                    lo[i * D + a] = ((lower[a] - x0[i][a]) / scale[i]).min(0.0);
+                    hi[i * D + a] = ((upper[a] - x0[i][a]) / scale[i]).max(0.0);
+                }
+            }
+            Bounds { lo, hi }
+        });
         let cell = RefCell::new(Evaluator {
             energy: &mut self.energy,
             x0: &x0,
@@ -536,6 +592,10 @@ impl<const D: usize> JkoStepper<D> {
             converged: None,
             failure: None,
             fault: fault::evaluation(self.context.0, self.context.1),
+            bounds: bounds
+                .as_ref()
+                .zip(self.walls)
+                .map(|(b, (lower, upper))| (b, lower, upper)),
         });
 
         // J at Y = 0 is E(X^n); its gradient gives the explicit step and the scale
@@ -551,7 +611,7 @@ impl<const D: usize> JkoStepper<D> {
                 return Err(StepError::Rejected(StepFailure::AtStart(Box::new(why))));
             }
         };
-        let g0 = norm(&start.grad);
+        let g0 = stationarity(&start, bounds.as_ref());
         let mut report = StepReport {
             parts: start.parts,
             w2_step: 0.0,
@@ -581,7 +641,10 @@ impl<const D: usize> JkoStepper<D> {
                     .collect(),
             );
         }
-        for g in &guesses {
+        for g in &mut guesses {
+            if let Some(b) = &bounds {
+                b.project(g);
+            }
             // A guess whose energy is not finite is simply not a candidate.
             let _ = cell.borrow_mut().evaluate(g);
         }
@@ -598,40 +661,52 @@ impl<const D: usize> JkoStepper<D> {
             ev.tolerance = tol;
             ev.start_cost = start.cost;
         }
-        let outcome = LBFGS::new(MoreThuenteLineSearch::new(), self.solver.memory)
-            .with_tolerance_grad(tol)
-            .and_then(|s| s.with_tolerance_cost(0.0))
-            .map(|solver| {
-                Executor::new(Objective(&cell), solver)
-                    .configure(|s| s.param(y0).max_iters(self.solver.max_iterations as u64))
-                    .ctrlc(false)
-                    .timer(false)
-                    .run()
-            });
-        // `failed`: the optimizer gave up (an error, or argmin's own exit on a
-        // line-search failure such as "not a descent direction").
-        let (iterations, termination, failed) = match outcome {
-            Ok(Ok(res)) => {
-                let st = res.state();
-                match st.get_termination_reason() {
-                    Some(TerminationReason::MaxItersReached) => {
-                        (st.get_iter(), "iteration cap reached".to_string(), false)
-                    }
-                    Some(TerminationReason::SolverExit(why)) => {
-                        (st.get_iter(), format!("optimizer exit: {why}"), true)
-                    }
-                    _ => {
-                        let why = match st.get_termination_status() {
-                            TerminationStatus::Terminated(r) => r.text().to_string(),
-                            TerminationStatus::NotTerminated => "not terminated".to_string(),
-                        };
-                        (st.get_iter(), why, false)
+        let (iterations, termination, failed) = if let Some(b) = &bounds {
+            let out = projected::minimize(
+                &mut Constrained(&cell),
+                b,
+                &y0,
+                self.solver.memory,
+                self.solver.max_iterations,
+                tol,
+            );
+            (out.iterations, out.termination, out.failed)
+        } else {
+            let outcome = LBFGS::new(MoreThuenteLineSearch::new(), self.solver.memory)
+                .with_tolerance_grad(tol)
+                .and_then(|s| s.with_tolerance_cost(0.0))
+                .map(|solver| {
+                    Executor::new(Objective(&cell), solver)
+                        .configure(|s| s.param(y0).max_iters(self.solver.max_iterations as u64))
+                        .ctrlc(false)
+                        .timer(false)
+                        .run()
+                });
+            // `failed`: the optimizer gave up (an error, or argmin's own exit on a
+            // line-search failure such as "not a descent direction").
+            match outcome {
+                Ok(Ok(res)) => {
+                    let st = res.state();
+                    match st.get_termination_reason() {
+                        Some(TerminationReason::MaxItersReached) => {
+                            (st.get_iter(), "iteration cap reached".to_string(), false)
+                        }
+                        Some(TerminationReason::SolverExit(why)) => {
+                            (st.get_iter(), format!("optimizer exit: {why}"), true)
+                        }
+                        _ => {
+                            let why = match st.get_termination_status() {
+                                TerminationStatus::Terminated(r) => r.text().to_string(),
+                                TerminationStatus::NotTerminated => "not terminated".to_string(),
+                            };
+                            (st.get_iter(), why, false)
+                        }
                     }
                 }
+                // argmin loses its iterate on an error; the best point is still ours.
+                Ok(Err(e)) => (0, format!("optimizer error: {e}"), true),
+                Err(e) => return Err(StepError::Rejected(StepFailure::Setup(e.to_string()))),
             }
-            // argmin loses its iterate on an error; the best point is still ours.
-            Ok(Err(e)) => (0, format!("optimizer error: {e}"), true),
-            Err(e) => return Err(StepError::Rejected(StepFailure::Setup(e.to_string()))),
         };
         if interrupt::requested() {
             return Err(StepError::Interrupted);
@@ -644,7 +719,7 @@ impl<const D: usize> JkoStepper<D> {
             Some(p) => (p, CONVERGED_AT_TRIAL.to_string()),
             None => (ev.best.expect("at least Y = 0 was evaluated"), termination),
         };
-        let gnorm = norm(&best.grad);
+        let gnorm = stationarity(&best, bounds.as_ref());
         let mut converged = gnorm <= tol;
         let mut termination = if converged && tol == floor {
             format!("stationary to rounding (|grad J| {gnorm:.3e} <= {floor:.3e})")

@@ -12,3 +12,4 @@ mod barenblatt;
 mod coupling_methods;
 mod invariants;
 mod ornstein_uhlenbeck;
+mod walls;

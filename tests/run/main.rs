@@ -11,6 +11,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod bad_domains;
 mod cli;
 mod compare;
 mod hostile_compare;

@@ -146,6 +146,7 @@ mod tests {
             exponent: 1.0,
             source: Path::new("s.toml"),
             key: "species[0]",
+            within: None,
         };
         let (mut x, mut w, mut ids) = (Vec::<[f64; 1]>::new(), Vec::new(), Vec::new());
         let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
+use crate::model::domain::BoxDomain;
 use crate::util::checks::{self, Checker};
 
 mod barenblatt;
@@ -91,7 +92,14 @@ pub(crate) struct Target<'a> {
     pub source: &'a Path,
     /// The species' key (`species[k]`), named in errors.
     pub key: &'a str,
+    /// The domain's box, if any: a sampled law is restricted to it (draws
+    /// outside are drawn again) and a file's particles must lie in it.
+    pub within: Option<&'a BoxDomain>,
 }
+
+/// Draws per particle after which a law restricted to the box is refused
+/// as having (almost) no mass in it.
+pub const MAX_DRAWS_PER_PARTICLE: usize = 1000;
 
 /// The columns of the cloud the particles of a species are appended to.
 pub(crate) struct Columns<'a, const D: usize> {
@@ -114,8 +122,38 @@ impl InitialSpec {
         out: Columns<D>,
     ) -> Result<f64> {
         match self {
-            InitialSpec::Csv { path, step } => csv::read(path, *step, of, out),
-            _ => Ok(self.fill_sampled(of, rng, out)),
+            InitialSpec::Csv { path, step } => {
+                let Columns {
+                    positions,
+                    weights,
+                    ids,
+                } = out;
+                let first = positions.len();
+                let out = Columns {
+                    positions: &mut *positions,
+                    weights,
+                    ids,
+                };
+                let mass = csv::read(path, *step, of, out)?;
+                if let Some(b) = of.within
+                    && let Some(k) = positions[first..].iter().position(|p| !b.contains(p))
+                {
+                    return Err(crate::error::Error::input(
+                        path,
+                        format!("species \"{}\"", of.name),
+                        format!(
+                            "particle {k} of the frame, at {:?}, lies outside the domain's box [{:?}, {:?}] ({} of {})",
+                            positions[first + k],
+                            b.lower,
+                            b.upper,
+                            of.key,
+                            of.source.display()
+                        ),
+                    ));
+                }
+                Ok(mass)
+            }
+            _ => self.fill_sampled(of, rng, out),
         }
     }
 
@@ -125,18 +163,37 @@ impl InitialSpec {
         of: &Target,
         rng: &mut ChaCha8Rng,
         out: Columns<D>,
-    ) -> f64 {
+    ) -> Result<f64> {
         let n = of
             .particles
             .expect("validated: sampled species have a count");
         let mass = of.mass.unwrap_or(1.0);
         out.positions.reserve(n);
+        let mut draws = 0usize;
+        let limit = MAX_DRAWS_PER_PARTICLE.saturating_mul(n);
         for _ in 0..n {
-            out.positions.push(self.draw::<D>(of.exponent, rng));
+            loop {
+                let p = self.draw::<D>(of.exponent, rng);
+                draws += 1;
+                if of.within.is_none_or(|b| b.contains(&p)) {
+                    out.positions.push(p);
+                    break;
+                }
+                if draws >= limit {
+                    return Err(crate::error::Error::input(
+                        of.source,
+                        format!("{}.initial", of.key),
+                        format!(
+                            "the law has (almost) no mass in the domain's box: {draws} draws gave {} particles inside",
+                            out.positions.len()
+                        ),
+                    ));
+                }
+            }
         }
         out.weights.extend(std::iter::repeat_n(mass / n as f64, n));
         out.ids.extend(0..n as u64);
-        mass
+        Ok(mass)
     }
 
     /// One draw from a sampled law (`exponent` is the species' m).
@@ -202,6 +259,7 @@ mod tests {
             exponent: 1.0,
             source: Path::new("t.toml"),
             key: "species[0]",
+            within: None,
         };
         let (mut x, mut w, mut ids) = (Vec::<[f64; 1]>::new(), Vec::new(), Vec::new());
         let out = Columns {
