@@ -71,6 +71,8 @@ struct Pack<const D: usize> {
     q: V,
 }
 
+/// The exact O(N^2) pair sum of the softened Green's function, vectorized
+/// over packs of eight particles.
 pub struct DirectSum<const D: usize> {
     delta2: f64,
     packs: Vec<Pack<D>>,
@@ -84,6 +86,8 @@ pub struct DirectSum<const D: usize> {
 }
 
 impl<const D: usize> DirectSum<D> {
+    /// A direct sum with Plummer softening `softening` = delta (> 0 in
+    /// d = 2, 3; 0 allowed in d = 1).
     pub fn new(softening: f64) -> Self {
         assert!((1..=3).contains(&D), "dimension must be 1, 2 or 3");
         let delta2 = softening * softening;

@@ -48,6 +48,7 @@ pub struct TreeBackend<const D: usize> {
 }
 
 impl<const D: usize> TreeBackend<D> {
+    /// A tree backend with softening delta and target relative error `accuracy` of the potential.
     pub fn new(softening: f64, accuracy: f64) -> Self {
         TreeBackend {
             tree: TreeCoupling::new(softening, accuracy),
@@ -78,6 +79,7 @@ pub struct SortedBackend {
 }
 
 impl SortedBackend {
+    /// A sorted-sum backend with softening delta >= 0.
     pub fn new(softening: f64) -> Self {
         SortedBackend {
             sorted: SortedCoupling1d::new(softening),
@@ -139,6 +141,7 @@ pub fn backend<const D: usize>(
 pub struct Coupling {
     /// lambda: > 0 repulsion of like charges (PNP), < 0 attraction (Keller–Segel, gravity).
     pub strength: f64,
+    /// Which backend sums the pairs.
     pub method: CouplingMethod,
     /// Plummer softening delta >= 0 (0 only in d = 1).
     pub softening: f64,
@@ -146,10 +149,14 @@ pub struct Coupling {
     pub accuracy: f64,
 }
 
+/// Which backend evaluates the coupling (TOML `coupling.method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CouplingMethod {
+    /// The exact O(N^2) direct sum ([`DirectSum`]).
     Direct,
+    /// The multipole tree in d = 2, 3, the exact sorted sum in d = 1.
     Tree,
+    /// The direct sum below [`AUTO_CROSSOVER`] particles, the fast backend above.
     Auto,
 }

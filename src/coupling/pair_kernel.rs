@@ -24,15 +24,21 @@ pub use crate::util::lanes::{LANES, V};
 /// Positions and charges of sources in structure-of-arrays layout.
 #[derive(Clone, Copy)]
 pub struct Sources<'a, const D: usize> {
+    /// Coordinates per axis, `pos[a][j]` = axis `a` of source `j`.
     pub pos: [&'a [f64]; D],
+    /// Charge q_j of each source.
     pub q: &'a [f64],
 }
 
 /// A block of `LANES` targets with their (unscaled) accumulators.
 #[derive(Clone, Copy)]
 pub struct TargetBlock<const D: usize> {
+    /// Target positions per axis, one target per lane.
     pub x: [V; D],
+    /// Accumulated potential sum_j q_j K(x - x_j) of each target, before the kernel's scale.
     pub phi: V,
+    /// Accumulated gradient of `phi` with respect to the target position,
+    /// before the kernel's scale.
     pub grad: [V; D],
 }
 
@@ -116,10 +122,12 @@ pub trait PairKernel<const D: usize>: Sync + Send + Copy {
 /// The softened Newtonian kernel of dimension `D` (1, 2 or 3); see module docs.
 #[derive(Clone, Copy, Debug)]
 pub struct Softened<const D: usize> {
+    /// delta^2, the squared Plummer softening.
     pub delta2: f64,
 }
 
 impl<const D: usize> Softened<D> {
+    /// The kernel of softening `delta` >= 0 (> 0 in d = 2, 3); panics otherwise.
     pub fn new(delta: f64) -> Self {
         assert!(D >= 1 && D <= 3, "dimension must be 1, 2 or 3");
         assert!(
@@ -221,6 +229,7 @@ impl<const D: usize> PairKernel<D> for Softened<D> {
 /// (written in the cancellation-free forms). Scale `-1/2` as for the 1D kernel.
 #[derive(Clone, Copy, Debug)]
 pub struct Correction1d {
+    /// delta^2, the squared Plummer softening.
     pub delta2: f64,
 }
 

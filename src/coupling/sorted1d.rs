@@ -73,6 +73,7 @@ impl SortedCoupling1d {
         }
     }
 
+    /// The Plummer softening delta >= 0.
     pub fn softening(&self) -> f64 {
         self.delta
     }

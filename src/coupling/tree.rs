@@ -143,6 +143,7 @@ impl<const D: usize> TreeCoupling<D> {
         self.engine.evaluate(x, q, phi, grad);
     }
 
+    /// The expansion order and tree parameters chosen for the requested accuracy.
     pub fn params(&self) -> FmmParams {
         self.engine.params()
     }

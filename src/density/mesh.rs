@@ -199,7 +199,9 @@ impl<const D: usize> std::fmt::Debug for MeshDensity<D> {
 /// Why a mesh estimate was refused: the cloud spans more cells than allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MeshTooLarge {
+    /// Cells the cloud would need.
     pub cells: usize,
+    /// Cells the estimator allows.
     pub max_cells: usize,
 }
 
@@ -232,6 +234,8 @@ impl<const D: usize> MeshDensity<D> {
         }
     }
 
+    /// The kernel's standard deviation eps (before the narrowing that makes
+    /// up for the B-spline's spread).
     pub fn bandwidth(&self) -> f64 {
         self.eps
     }

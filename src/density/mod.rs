@@ -272,6 +272,7 @@ pub fn degenerate_spread<const D: usize>(x: &[[f64; D]], w: &[f64]) -> bool {
 pub struct DensityPlan {
     /// The kernel's standard deviation eps.
     pub eps: f64,
+    /// Which estimator sums the densities.
     pub estimator: Estimator,
 }
 
@@ -283,10 +284,14 @@ pub enum Estimator {
     Neighbours,
     /// Particle-mesh ([`MeshDensity`]); an estimate over more than
     /// `max_cells` cells is refused.
-    Mesh { max_cells: usize },
+    Mesh {
+        /// Most mesh cells an estimate may use.
+        max_cells: usize,
+    },
 }
 
 impl DensityPlan {
+    /// Neighbour-list estimates with standard deviation `eps`.
     pub fn neighbours(eps: f64) -> Self {
         DensityPlan {
             eps,
@@ -381,7 +386,9 @@ pub fn choose_estimator<const D: usize>(
 /// Kernel density estimation settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Density {
+    /// The kernel's standard deviation eps, given or chosen.
     pub bandwidth: Bandwidth,
+    /// Which estimator sums the densities.
     pub method: DensityMethod,
 }
 
@@ -403,7 +410,10 @@ pub enum DensityMethod {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Bandwidth {
+    /// eps chosen per species from N_k, d, the cloud's spread and the step
+    /// (SPEC §3, [`auto_bandwidth_for_step`]).
     Auto,
+    /// The same eps > 0 for every species.
     Fixed(f64),
 }
 

@@ -9,8 +9,11 @@ use super::EulerianError;
 /// Box corners and cell counts, each of length d (d = 1, 2 or 3).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
+    /// Lower corner, one coordinate per axis.
     pub lower: Vec<f64>,
+    /// Upper corner, one coordinate per axis (> `lower`).
     pub upper: Vec<f64>,
+    /// Cells per axis (>= 2).
     pub cells: Vec<usize>,
 }
 

@@ -48,6 +48,7 @@ pub type PotentialFn = Box<dyn Fn(&[f64]) -> f64 + Send + Sync>;
 
 /// One species: its law's parameters and initial cell averages.
 pub struct EulerianSpecies {
+    /// The species' name (the `species` column of the outputs).
     pub name: String,
     /// z_k (dimensionless sign/size of the charge).
     pub charge: f64,
@@ -64,8 +65,11 @@ pub struct EulerianSpecies {
 /// The whole problem: grid, species, and the coupling strength lambda
 /// (lambda > 0: like charges repel; lambda < 0: attraction).
 pub struct EulerianProblem {
+    /// The box and its cells.
     pub grid: Grid,
+    /// The species, in output order.
     pub species: Vec<EulerianSpecies>,
+    /// lambda.
     pub coupling_strength: f64,
 }
 
@@ -76,7 +80,9 @@ pub struct StepStats {
     pub substeps: usize,
     /// Sub-steps restarted with a smaller dt (second stage would have lost positivity).
     pub rejected: usize,
+    /// Smallest accepted sub-step size.
     pub min_dt: f64,
+    /// Largest accepted sub-step size.
     pub max_dt: f64,
 }
 
@@ -312,14 +318,17 @@ impl EulerianSolver {
         self.wall_threshold = fraction;
     }
 
+    /// The grid the solver runs on.
     pub fn grid(&self) -> &Grid {
         &self.grid
     }
 
+    /// Number of species K.
     pub fn num_species(&self) -> usize {
         self.species.len()
     }
 
+    /// The name of species `species` (0-based).
     pub fn species_name(&self, species: usize) -> &str {
         &self.species[species].name
     }

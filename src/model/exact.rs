@@ -64,9 +64,13 @@ fn ln_gamma(x: f64) -> f64 {
 /// with C fixed by the mass. The support radius is R(t) = sqrt(C/kappa) s^beta.
 #[derive(Debug, Clone, Copy)]
 pub struct Barenblatt {
+    /// Dimension d.
     pub d: usize,
+    /// Exponent m > 1.
     pub m: f64,
+    /// Mass M > 0.
     pub mass: f64,
+    /// Diffusion coefficient D > 0.
     pub diffusion: f64,
     beta: f64,
     c: f64,

@@ -59,7 +59,9 @@ pub enum StepFailure {
     /// the terms and their keys), its gradient, the gradient norm, or a
     /// column of the accepted step's report.
     NonFinite {
+        /// Which value.
         value: NonFiniteValue,
+        /// Where it was found (the energy part and its keys, or the column).
         detail: String,
     },
     /// An injected evaluation fault (the `fault-injection` feature).
@@ -69,7 +71,12 @@ pub enum StepFailure {
     LineSearch(String),
     /// The optimizer stopped short of the tolerance without lowering the
     /// objective J (its value at the start and at the best point).
-    NoDecrease { termination: String, objective: f64 },
+    NoDecrease {
+        /// The optimizer's reason for stopping.
+        termination: String,
+        /// J at the step's start.
+        objective: f64,
+    },
     /// L-BFGS could not be set up.
     Setup(String),
 }
@@ -78,10 +85,15 @@ pub enum StepFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NonFiniteValue {
+    /// Trial positions.
     Positions,
+    /// The free energy.
     Energy,
+    /// The transport cost sum_i w_i |X_i - X_i^n|^2 / (2h).
     TransportCost,
+    /// The gradient of the objective.
     Gradient,
+    /// The gradient norm.
     GradientNorm,
     /// A column of energy.csv in the accepted step's report.
     Report,
@@ -437,6 +449,7 @@ fn norm(v: &[f64]) -> f64 {
 pub struct Solver {
     /// Stop a JKO step when the objective's gradient norm has fallen by this factor.
     pub tolerance: f64,
+    /// Most L-BFGS iterations per JKO step.
     pub max_iterations: usize,
     /// L-BFGS history length.
     pub memory: usize,
@@ -468,6 +481,7 @@ pub struct JkoStepper<const D: usize> {
 }
 
 impl<const D: usize> JkoStepper<D> {
+    /// A stepper minimizing `energy` plus the transport cost with particle weights `weights`.
     pub fn new(energy: FreeEnergy<D>, weights: Vec<f64>, solver: Solver) -> Self {
         JkoStepper {
             energy,
@@ -495,6 +509,7 @@ impl<const D: usize> JkoStepper<D> {
         self.last_move.as_ref()
     }
 
+    /// Restore the previous step's displacement and its step size (from a checkpoint).
     pub fn set_last_move(&mut self, m: Option<(f64, Vec<[f64; D]>)>) {
         self.last_move = m;
     }
