@@ -53,9 +53,9 @@ use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 const BLOCK: usize = 256;
 /// Packs per block.
 const BLOCK_PACKS: usize = BLOCK / LANES;
-/// Targets per sweep (held in registers); divides `LANES`. Measured on
-/// Zen 4, one thread, N = 1e4: 1, 2, 4 targets take 96, 63, 63 ms in 2D and
-/// 49, 47, 52 ms in 3D (with 4 the 32 vector registers spill).
+/// Targets per sweep (held in registers); divides `LANES`. The fastest
+/// count in 2D and 3D: with 4 the 32 vector registers spill
+/// (BENCHMARKS.md, "Direct sum: targets per sweep").
 const TARGETS: usize = 2;
 /// Memory budget of the column buffers of one panel.
 const PANEL_BYTES: usize = 64 << 20;

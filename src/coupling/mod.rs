@@ -97,13 +97,11 @@ impl CouplingBackend<1> for SortedBackend {
 }
 
 /// Particle count above which `method = "auto"` uses the tree (or the sorted
-/// sum in 1D) instead of the direct sum, per dimension (BENCHMARKS.md,
-/// "Coupling crossover", Gaussian cloud, tree at accuracy 1e-6, against the
-/// `DirectSum` backend, 2026-11-25): in 2D the direct sum is 1.4 times faster
-/// at 2000 particles and the tree 1.3 times faster at 4000; in 3D the tree
-/// is 1.1 times slower at 24 000 and 1.1 times faster at 32 000. 1D: the
-/// sorted sum is exact, and its O(N log N) passes beat the direct sum well
-/// below 2000 (not benched).
+/// sum in 1D) instead of the direct sum, per dimension: the count where the
+/// tree at accuracy 1e-6 overtakes the [`DirectSum`] backend on a Gaussian
+/// cloud (BENCHMARKS.md, "Coupling crossover"). 1D: the sorted sum is exact,
+/// and its O(N log N) passes beat the direct sum well below 2000 (not
+/// benched).
 pub const AUTO_CROSSOVER: [usize; 3] = [2_000, 3_000, 30_000];
 
 /// The backend for `method` in dimension `D` with `n` particles.

@@ -172,13 +172,12 @@ fn neighbour_bandwidth<const D: usize>(n: usize, mean_density: f64) -> f64 {
 /// sqrt(2 D_eff h), so a kernel narrower than that resolves nothing the time
 /// discretization keeps; but it makes the step's minimization stiff (the
 /// blob energy's Hessian grows like D_eff / eps^2 against the transport
-/// term's 1/h), and L-BFGS iterations grow about like 1/eps^2: measured on
-/// two-species 2D PNP with 4000 particles per species, D = 1, h = 0.01,
-/// eps = 0.018 / 0.035 / 0.07 took 562 / 168 / 38 iterations for the first
-/// step and 253 / 46 / 15 for the third. The cap keeps the neighbour lists
-/// (and the cost of a density sum) within MAX_NEIGHBOUR_FACTOR times those
-/// of the neighbour rule: with many particles and a long step the floor would
-/// otherwise put thousands of particles in every kernel; the mesh estimator,
+/// term's 1/h), and L-BFGS iterations grow about like 1/eps^2
+/// (BENCHMARKS.md, "Automatic bandwidth and L-BFGS iterations"). The cap
+/// keeps the neighbour lists (and the cost of a density sum) within
+/// MAX_NEIGHBOUR_FACTOR times those of the neighbour rule: with many
+/// particles and a long step the floor would otherwise put thousands of
+/// particles in every kernel; the mesh estimator,
 /// whose cost does not grow with eps, takes the floor uncapped
 /// ([`choose_estimator`]). Species without diffusion (D = 0) get the
 /// neighbour rule alone.
@@ -344,9 +343,9 @@ pub const MESH_CELLS_PER_PARTICLE: usize = 16;
 ///   and 3, the mesh if the cloud needs at most
 ///   max(MESH_CELLS_PER_PARTICLE N, 2^16) cells, else the neighbour lists
 ///   with the capped eps. In d = 1 always the lists: there they are cheap,
-///   and the mesh's steps took 1.3-1.7x the iterations on the `ou_1d`
-///   scenario (30 per step against 18, eps = 0.04, 2000 particles, about 30
-///   per cell), where in 2D they take the lists' count at the same eps.
+///   and the mesh's steps take more L-BFGS iterations than the lists' at
+///   the same eps, where in 2D they take the same count (BENCHMARKS.md,
+///   "Automatic bandwidth and L-BFGS iterations").
 pub fn choose_estimator<const D: usize>(
     x: &[[f64; D]],
     w: &[f64],

@@ -22,12 +22,12 @@
 //!   per-particle rows: the sums ([`crate::density`], the diffusion
 //!   gradient) gather a cluster's candidates once into contiguous lanes and
 //!   run every member against all of them, the kernel's compact support
-//!   zeroing the pairs out of reach. That evaluates ~1.3-1.8x the pairs of
+//!   zeroing the pairs out of reach. That evaluates more pairs than
 //!   per-particle rows but loads them contiguously instead of by an 8-lane
 //!   gather per pair group, which was what the sums waited on; and a build
 //!   no longer filters candidates per particle, and the list holds a
-//!   candidate per cluster, not per particle (figures in BENCHMARKS.md,
-//!   "Energy terms").
+//!   candidate per cluster, not per particle (BENCHMARKS.md, "Energy
+//!   terms" and "Neighbour-list clusters").
 //! - Clusters are stored per fixed chunk of `CHUNK` slots (a cluster never
 //!   straddles two), each chunk filled by one task into its own buffers
 //!   (kept between builds): no per-particle allocation, and the list is the
@@ -51,14 +51,13 @@ const CLUSTER: usize = 16;
 /// A cluster's slots also share one Morton cell of side at most this times
 /// the search radius r (cells of a key prefix): its bounding ball then has a
 /// radius below 0.5 r in 2D (0.61 r in 3D). Runs of consecutive slots alone
-/// would not do: the Z curve jumps. Measured in 2D (1e5 Gaussian, 79
-/// candidates per particle, `examples/density_profile`): each particle
-/// filtered 332 candidates with runs of 16, 140 with cells of side 0.7 r
-/// (clusters of 5.2 slots on average), 185 with 1.5 r.
+/// would not do: the Z curve jumps. 0.7 r gives each particle the fewest
+/// candidates to filter (BENCHMARKS.md, "Neighbour-list clusters").
 const CLUSTER_CELL: f64 = 0.7;
 
 /// Points from which the kd-tree is built in parallel (kiddo's default,
-/// 262 144, leaves a 1e5 build serial: ~5 ms, a fifth of a 2-thread build).
+/// 262 144, leaves a 1e5 build serial; BENCHMARKS.md, "Neighbour-list
+/// clusters").
 const PARALLEL_TREE_BUILD: usize = 16_384;
 
 /// The clusters of one chunk of slots and their candidates, in

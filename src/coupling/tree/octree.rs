@@ -161,7 +161,8 @@ impl<const D: usize> Octree<D> {
             is_leaf,
         });
         if !is_leaf {
-            // Only in 3D: in 2D the quadtree levels measured faster at equal accuracy.
+            // Only in 3D: in 2D the quadtree levels are faster at equal accuracy
+            // (BENCHMARKS.md, "Multipole tree parameters").
             let fewer = (D == 3).then(|| (1..D as u32).find(|&k| n <= self.leaf_size << k));
             let k = fewer.flatten().unwrap_or(D as u32).min(total - bit);
             let shift = total - bit - k;
