@@ -46,6 +46,7 @@
 use rayon::prelude::*;
 
 use super::CouplingBackend;
+use crate::model::green;
 use crate::util::lanes::{LANES, V};
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 
@@ -107,13 +108,15 @@ impl<const D: usize> DirectSum<D> {
 }
 
 /// (c_pot, c_grad) with G = c_pot k(a) and grad G(d) = c_grad f(a) d:
-/// G = -sqrt(a)/2, -ln(a)/(4 pi), 1/(4 pi sqrt(a)) for d = 1, 2, 3.
+/// c_pot is [`green::scale`] (the one statement of G_delta), and since
+/// grad k(a) = 2 k'(a) d, c_grad is c_pot (1D, f = a^-1/2), 2 c_pot (2D,
+/// f = 1/a) or -c_pot (3D, f = a^-3/2). Scaling by 2 or -1 is exact.
 const fn scales(d: usize) -> (f64, f64) {
-    use std::f64::consts::PI;
+    let c = green::scale(d);
     match d {
-        1 => (-0.5, -0.5),
-        2 => (-1.0 / (4.0 * PI), -1.0 / (2.0 * PI)),
-        _ => (1.0 / (4.0 * PI), -1.0 / (4.0 * PI)),
+        1 => (c, c),
+        2 => (c, 2.0 * c),
+        _ => (c, -c),
     }
 }
 

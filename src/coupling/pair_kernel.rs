@@ -8,7 +8,10 @@
 //! | 2 | `ln(|u|^2 + delta^2)`        | `2 u / (|u|^2+delta^2)` | `-1/(4 pi)` |
 //! | 3 | `(|u|^2 + delta^2)^(-1/2)`   | `-u (|u|^2+delta^2)^(-3/2)` | `1/(4 pi)` |
 //!
-//! so that `G_delta` is the softened Green's function of `-Laplace` of the crate docs.
+//! so that `G_delta` is the softened Green's function of `-Laplace` stated in
+//! [`crate::model::green`] (`scale` is [`crate::model::green::scale`]). The
+//! unscaled forms stay here, written on [`V`] lanes, for speed; the tests of
+//! [`crate::coupling::reference`] check them against [`crate::model::green::softened`].
 //! `u = x_target - x_source`; `phi_i = scale * sum_j q_j k(x_i - x_j)` and
 //! `grad_i = scale * sum_j q_j grad k(x_i - x_j)`.
 //!
@@ -216,11 +219,7 @@ impl<const D: usize> PairKernel<D> for Softened<D> {
     }
 
     fn scale(&self) -> f64 {
-        match D {
-            3 => 1.0 / (4.0 * std::f64::consts::PI),
-            2 => -1.0 / (4.0 * std::f64::consts::PI),
-            _ => -0.5,
-        }
+        crate::model::green::scale(D)
     }
 }
 
@@ -261,6 +260,6 @@ impl PairKernel<1> for Correction1d {
     }
 
     fn scale(&self) -> f64 {
-        -0.5
+        crate::model::green::scale(1)
     }
 }

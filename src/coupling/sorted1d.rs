@@ -1,6 +1,7 @@
 //! Exact 1D coupling by sorting and prefix sums, O(N log N).
 //!
-//! Kernel (d = 1): `G_delta(u) = -sqrt(u^2 + delta^2) / 2`, so
+//! Kernel (d = 1): `G_delta(u) = -sqrt(u^2 + delta^2) / 2` of [`crate::model::green`]
+//! (its factor `-1/2` is [`crate::model::green::scale`]), so
 //! `phi_i = -1/2 sum_{j != i} q_j sqrt((x_i - x_j)^2 + delta^2)` and
 //! `grad_i = -1/2 sum_{j != i} q_j (x_i - x_j) / sqrt((x_i - x_j)^2 + delta^2)`
 //! (`-1/2 sum q_j sign(x_i - x_j)` when `delta = 0`, with `sign(0) = 0`).
@@ -112,9 +113,10 @@ impl SortedCoupling1d {
             let (sl, sr) = (l[2] + l[3], r[2] + r[3]);
             let abs_sum = xc * (ql - qr) - (sl - sr);
             let sign_sum = ql - qr;
+            let c = crate::model::green::scale(1);
             for &(_, i) in &self.order[k..e] {
-                phi[i as usize] += -0.5 * abs_sum;
-                grad[i as usize][0] += -0.5 * sign_sum;
+                phi[i as usize] += c * abs_sum;
+                grad[i as usize][0] += c * sign_sum;
             }
             k = e;
         }

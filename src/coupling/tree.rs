@@ -1,8 +1,7 @@
 //! Fast multipole method for the softened Newtonian kernel in 2D and 3D.
 //!
 //! Method: Cartesian Taylor-expansion FMM with dual tree traversal (Dehnen 2002, 2014),
-//! applied to the *softened* kernel itself:
-//! `G_delta(x) = -ln(|x|^2+delta^2)/(4 pi)` (d = 2), `1/(4 pi sqrt(|x|^2+delta^2))` (d = 3).
+//! applied to the *softened* kernel `G_delta` of [`crate::model::green`] itself.
 //! Multipoles and locals are Cartesian Taylor polynomials of total degree `p`; the
 //! derivatives `D^m G_delta` needed by M2L are computed exactly for the softened kernel
 //! by the Lindsay–Krasny type recurrence of [`taylor`] (softening enters through
