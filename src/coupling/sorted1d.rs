@@ -13,7 +13,7 @@
 //!   `sum_j q_j sign(x - x_j) = Q_L - Q_R`, where `Q_L, S_L` (`Q_R, S_R`) are the sums of
 //!   `q_j`, `q_j x_j` over particles strictly left (right) of the group. Left sums are
 //!   prefix sums, right sums suffix sums (no subtraction of totals), accumulated in
-//!   double-double (compensated) arithmetic, with coordinates centred first.
+//!   double-double (compensated) arithmetic, with coordinates centered first.
 //! * `c(u)` part (only if `delta > 0`): `c` is smooth away from `u = 0` and bounded by
 //!   `delta`, with `c(u) <= delta^2 / (2 |u|)`. It is summed by the same tree engine as
 //!   2D / 3D (near pairs directly with the cancellation-free formula, far pairs by

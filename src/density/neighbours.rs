@@ -15,7 +15,7 @@
 //!   sums that run over the list at every evaluation.
 //! - The kd-tree is searched once per *cluster* of at most `CLUSTER`
 //!   consecutive slots in one small Morton cell (`CLUSTER_CELL`), not once per
-//!   particle: the ball around the cluster's box centre of
+//!   particle: the ball around the cluster's box center of
 //!   radius `cutoff + skin` plus the cluster's own radius holds every
 //!   neighbour of each of its particles (triangle inequality).
 //! - The list stores these *cluster candidates* (ascending slots) and no
@@ -308,14 +308,14 @@ impl<const D: usize> ChunkBuild<'_, D> {
             let end = (first + 1..(first + CLUSTER).min(slots.end))
                 .find(|&s| keys[s].0.checked_shr(cell_shift).unwrap_or(0) != cell)
                 .unwrap_or((first + CLUSTER).min(slots.end));
-            let (centre, extent) = bounding_ball(&sorted[first..end]);
+            let (center, extent) = bounding_ball(&sorted[first..end]);
             out.starts.push(first as u32);
             first = end;
             // The relative margin covers the rounding of the distances kiddo
             // compares (a candidate too many only adds a zero term).
             let ball = (reach + extent) * (1.0 + 1e-12);
             let from = out.indices.len();
-            tree.query(&centre)
+            tree.query(&center)
                 .within::<SquaredEuclidean<f64>>(ball * ball)
                 .unsorted()
                 .visit(|nb| out.indices.push(nb.item));
@@ -328,7 +328,7 @@ impl<const D: usize> ChunkBuild<'_, D> {
     }
 }
 
-/// Centre of the bounding box of `pts` and the largest distance from it.
+/// Center of the bounding box of `pts` and the largest distance from it.
 fn bounding_ball<const D: usize>(pts: &[[f64; D]]) -> ([f64; D], f64) {
     let mut lo = pts[0];
     let mut hi = pts[0];
@@ -338,13 +338,13 @@ fn bounding_ball<const D: usize>(pts: &[[f64; D]]) -> ([f64; D], f64) {
             hi[a] = hi[a].max(p[a]);
         }
     }
-    let centre = std::array::from_fn(|a| 0.5 * (lo[a] + hi[a]));
+    let center = std::array::from_fn(|a| 0.5 * (lo[a] + hi[a]));
     let extent = pts
         .iter()
-        .map(|p| dist2(p, &centre))
+        .map(|p| dist2(p, &center))
         .fold(0.0, f64::max)
         .sqrt();
-    (centre, extent)
+    (center, extent)
 }
 
 /// Bit-interleaves the coordinates (axis 0 in the lowest bit), each at most

@@ -8,7 +8,7 @@
 //! on a box with zero-flux walls, d = 1, 2, 3, any number of species.
 //!
 //! * Unknowns: cell averages rho_{k,i} >= 0 (storage: row-major, x fastest).
-//! * psi: exact potential of the piecewise-constant charge at the cell centres, by a
+//! * psi: exact potential of the piecewise-constant charge at the cell centers, by a
 //!   zero-padded FFT convolution with the cell-integrated kernel ([`poisson`]).
 //! * Fluxes ([`flux`]): Scharfetter–Gummel for m = 1 with D > 0; otherwise the upwind flux
 //!   in the variational derivative xi = D f_m'(rho) + U + lambda z psi with a piecewise
@@ -56,7 +56,7 @@ pub struct EulerianSpecies {
     pub diffusion: f64,
     /// m_k >= 1 (1: linear diffusion, F = rho log rho; m > 1: F = rho^m/(m-1)).
     pub exponent: f64,
-    /// U_k(x), x of length d; evaluated once at every cell centre.
+    /// U_k(x), x of length d; evaluated once at every cell center.
     pub potential: PotentialFn,
     /// Initial cell-average densities, row-major with x fastest, length prod(cells).
     pub initial: Vec<f64>,
@@ -163,8 +163,8 @@ fn nonlinear_xi(diffusion: f64, m: f64, r: f64) -> f64 {
 
 impl EulerianSolver {
     /// Validates the problem (sizes, finiteness, D >= 0, m >= 1, densities >= 0 with positive
-    /// mass, U finite at every cell centre, a finite initial energy) and precomputes U at
-    /// the centres and the Poisson kernel (only when lambda != 0 and some charge is non-zero).
+    /// mass, U finite at every cell center, a finite initial energy) and precomputes U at
+    /// the centers and the Poisson kernel (only when lambda != 0 and some charge is non-zero).
     pub fn new(problem: EulerianProblem) -> Result<Self, EulerianError> {
         let EulerianProblem {
             grid,
@@ -246,7 +246,7 @@ impl EulerianSolver {
             if let Some(i) = potential.iter().position(|u| !u.is_finite()) {
                 return Err(bad(
                     "potential",
-                    format!("is {} at the cell centre {:?}", potential[i], centers[i]),
+                    format!("is {} at the cell center {:?}", potential[i], centers[i]),
                 ));
             }
             let scheme = if s.exponent == 1.0 && s.diffusion > 0.0 {
@@ -343,12 +343,12 @@ impl EulerianSolver {
         &self.rho[species]
     }
 
-    /// Centre of cell `index` (length d).
+    /// Center of cell `index` (length d).
     pub fn cell_center(&self, index: usize) -> Vec<f64> {
         self.grid.center(index)
     }
 
-    /// All cell centres, in storage order.
+    /// All cell centers, in storage order.
     pub fn cell_centers(&self) -> Vec<Vec<f64>> {
         (0..self.grid.len()).map(|i| self.grid.center(i)).collect()
     }
@@ -369,7 +369,7 @@ impl EulerianSolver {
         q
     }
 
-    /// psi at the cell centres for the current densities (zeros when uncoupled).
+    /// psi at the cell centers for the current densities (zeros when uncoupled).
     pub fn psi(&self) -> Vec<f64> {
         match &self.poisson {
             Some(p) => p.solve(&self.charge_density(&self.rho)),

@@ -2,10 +2,10 @@
 //! convolution (Hockney–Eastwood).
 //!
 //! The charge q is taken piecewise constant on the cells (value q_j = cell average). The
-//! potential at the centre x_i of cell i is then exactly
+//! potential at the center x_i of cell i is then exactly
 //!
 //! ```text
-//!   psi_i = sum_j q_j * g(x_i - x_j),     g(r) = int_{cell centred at r} G(y) dy,
+//!   psi_i = sum_j q_j * g(x_i - x_j),     g(r) = int_{cell centered at r} G(y) dy,
 //! ```
 //!
 //! with G the Newtonian kernel of -Laplace in R^d ([`newton_kernel`], stated in
@@ -100,7 +100,7 @@ fn anti3(x: f64, y: f64, z: f64) -> f64 {
     f
 }
 
-/// Product Gauss–Legendre integral of G over the cell centred at `r` with widths `h`.
+/// Product Gauss–Legendre integral of G over the cell centered at `r` with widths `h`.
 fn gauss_cell(r: &[f64], h: &[f64], rule: &[(f64, f64)]) -> f64 {
     let d = r.len();
     let vol: f64 = h.iter().product();

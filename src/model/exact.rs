@@ -112,7 +112,7 @@ impl Barenblatt {
         (self.c / self.kappa).sqrt() * self.s(t).powf(self.beta)
     }
 
-    /// Density at time t and distance r from the centre.
+    /// Density at time t and distance r from the center.
     pub fn density(&self, t: f64, r: f64) -> f64 {
         let s = self.s(t);
         let alpha = self.d as f64 * self.beta;
