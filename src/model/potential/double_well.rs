@@ -48,9 +48,10 @@ struct Raw {
 /// `potential = { kind = "double_well", center = [...], radius = ..., depth = ... }`.
 pub(super) fn parse(c: &Checker, key: &str, v: &toml::Value) -> Result<PotentialSpec> {
     let r: Raw = strict(c.file, key, "double_well", v)?;
+    let (center, radius) = c.center_and_radius(key, &r.center, r.radius)?;
     Ok(PotentialSpec::DoubleWell {
-        center: c.center(&format!("{key}.center"), &r.center)?,
-        radius: c.positive(&format!("{key}.radius"), r.radius)?,
+        center,
+        radius,
         depth: c.non_negative(&format!("{key}.depth"), r.depth)?,
     })
 }

@@ -27,10 +27,8 @@ struct Raw {
 /// species' section checks that its exponent is > 1).
 pub(super) fn parse(c: &Checker, key: &str, v: &toml::Value) -> Result<InitialSpec> {
     let r: Raw = strict(c.file, key, "barenblatt", v)?;
-    Ok(InitialSpec::Barenblatt {
-        center: c.center(&format!("{key}.center"), &r.center)?,
-        radius: c.positive(&format!("{key}.radius"), r.radius)?,
-    })
+    let (center, radius) = c.center_and_radius(key, &r.center, r.radius)?;
+    Ok(InitialSpec::Barenblatt { center, radius })
 }
 
 /// One draw for exponent m = `exponent` > 1.
