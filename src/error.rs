@@ -19,14 +19,19 @@ pub enum Error {
     /// `location` names the key (`species[1].potential.stiffness`) or the row.
     #[error("{}: {}: {}", clip(&file.display().to_string(), MAX_PATH_ECHO), clip(location, MAX_ECHO), clip(message, MAX_MESSAGE))]
     Input {
+        /// The file at fault.
         file: PathBuf,
+        /// The key or row in the file.
         location: String,
+        /// What is wrong.
         message: String,
     },
     /// Reading or writing a file failed at the operating-system level.
     #[error("{}: {}", clip(&path.display().to_string(), MAX_PATH_ECHO), clip(&source.to_string(), MAX_MESSAGE))]
     Io {
+        /// The file or directory the operation was on.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -36,7 +41,10 @@ pub enum Error {
     /// SIGINT/SIGTERM (or [`crate::util::interrupt::request`]): the run stopped at a
     /// clean point after writing a checkpoint; `--resume` continues it.
     #[error("interrupted after step {step}; checkpoint written, continue with --resume")]
-    Interrupted { step: u64 },
+    Interrupted {
+        /// The last step done (and checkpointed).
+        step: u64,
+    },
     /// A physical event the scenario says to stop at (`on_collapse = "stop"`);
     /// the output files are complete up to that step.
     #[error("stopped: {}", clip(.0, MAX_MESSAGE))]
@@ -44,6 +52,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// An [`Error::Input`] about `location` in `file`.
     pub fn input(file: &Path, location: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Input {
             file: file.to_path_buf(),
@@ -52,6 +61,7 @@ impl Error {
         }
     }
 
+    /// An [`Error::Io`] on `path`.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.to_path_buf(),
@@ -97,6 +107,7 @@ pub fn clip(text: &str, max: usize) -> String {
     format!("{start} [... {total} characters in all ...] {end}")
 }
 
+/// The library's result type, [`Error`] by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]

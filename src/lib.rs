@@ -77,6 +77,8 @@
 //! - [`driver`]: a run to a directory (lock, `--force`, resources, events);
 //! - [`eulerian`]: the grid twin; [`compare`]: distances between runs.
 
+#![warn(missing_docs)]
+
 pub mod compare;
 pub mod coupling;
 pub mod density;

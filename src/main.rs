@@ -60,7 +60,7 @@ Exit status: 0 done, 2 bad input, 3 numerical failure (no step size worked), 4 I
     /// Solve the same scenario on the grid of its [grid] section (finite volumes).
     #[command(
         after_help = "Example:\n  jko eulerian data/scenarios/pnp_2d.toml --out runs/pnp_grid\n\n\
-Needs a [grid] section (lower, upper, cells). Writes OUT/density.csv (cell centres, every \
+Needs a [grid] section (lower, upper, cells). Writes OUT/density.csv (cell centers, every \
 output_every steps, step 0 and the last), OUT/energy.csv (every step; iterations = sub-steps) \
 and OUT/scenario.toml."
     )]

@@ -29,6 +29,8 @@ impl<const D: usize> CommonGrid<D> {
     pub(super) fn cell_volume(&self) -> f64 {
         self.h.iter().product()
     }
+    /// The center of cell `lin` (storage order, x fastest); the method keeps
+    /// its old spelling until the grid types are unified (issue 15).
     pub(super) fn centre(&self, mut lin: usize) -> [f64; D] {
         std::array::from_fn(|a| {
             let i = lin % self.n[a];

@@ -1,11 +1,11 @@
-//! A grid run's `density.csv` (SPEC §5): one row per cell centre, step and
+//! A grid run's `density.csv` (SPEC §5): one row per cell center, step and
 //! species. Each (step, species) must be a full regular box grid (the
-//! spacing inferred per axis from the distinct centres, gaps equal to 1e-6
-//! relative, every centre once), every species present at every step, and
+//! spacing inferred per axis from the distinct centers, gaps equal to 1e-6
+//! relative, every center once), every species present at every step, and
 //! every frame of a species on the same grid; densities are not negative.
 //!
-//! Between its cell centres a frame is interpolated multilinearly; between
-//! its outermost centres and its box edges it is constant; outside its box it
+//! Between its cell centers a frame is interpolated multilinearly; between
+//! its outermost centers and its box edges it is constant; outside its box it
 //! is zero.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +19,7 @@ use crate::particles::file::{parse_coordinate, parse_f64 as cell_f64, parse_u64 
 /// One species at one step of a grid run: a full regular box grid.
 #[derive(Debug, Clone)]
 pub(super) struct GridFrame<const D: usize> {
-    /// Distinct cell-centre coordinates per axis, ascending.
+    /// Distinct cell-center coordinates per axis, ascending.
     pub(super) coords: [Vec<f64>; D],
     /// The spacing per axis.
     pub(super) h: [f64; D],
@@ -40,7 +40,7 @@ impl<const D: usize> GridFrame<D> {
     pub(super) fn upper(&self, a: usize) -> f64 {
         self.coords[a][self.n(a) - 1] + 0.5 * self.h[a]
     }
-    pub(super) fn centre(&self, mut lin: usize) -> [f64; D] {
+    pub(super) fn center(&self, mut lin: usize) -> [f64; D] {
         std::array::from_fn(|a| {
             let n = self.n(a);
             let i = lin % n;
@@ -50,7 +50,7 @@ impl<const D: usize> GridFrame<D> {
     }
 
     /// Multilinear interpolation at `p`; constant between the outermost
-    /// centres and the box edges, zero outside the box.
+    /// centers and the box edges, zero outside the box.
     pub(super) fn interpolate(&self, p: &[f64; D]) -> f64 {
         let mut base = [0usize; D];
         let mut frac = [0.0f64; D];
@@ -218,7 +218,7 @@ fn check_grid_frames<const D: usize>(
     Ok(())
 }
 
-/// The same cell centres, up to the tolerance of [`build_grid_frame`]'s regularity check.
+/// The same cell centers, up to the tolerance of [`build_grid_frame`]'s regularity check.
 fn same_grid<const D: usize>(g: &GridFrame<D>, g0: &GridFrame<D>) -> bool {
     (0..D).all(|a| {
         g.coords[a].len() == g0.coords[a].len()
@@ -229,7 +229,7 @@ fn same_grid<const D: usize>(g: &GridFrame<D>, g0: &GridFrame<D>) -> bool {
     })
 }
 
-/// The frame of one (step, species) from its rows (line, centre, density).
+/// The frame of one (step, species) from its rows (line, center, density).
 fn build_grid_frame<const D: usize>(
     file: &Path,
     step: u64,
@@ -249,7 +249,7 @@ fn build_grid_frame<const D: usize>(
                 file,
                 format!("column `{}`", AXES[a]),
                 format!(
-                    "{what}: a single cell centre along {} ({}): cannot infer the grid spacing",
+                    "{what}: a single cell center along {} ({}): cannot infer the grid spacing",
                     AXES[a], c[0]
                 ),
             ));
@@ -262,7 +262,7 @@ fn build_grid_frame<const D: usize>(
                     file,
                     format!("column `{}`", AXES[a]),
                     format!(
-                        "{what}: the cell centres are not a regular grid: the gap between {} = {} and {} is {gap}, but the mean spacing is {step_h}",
+                        "{what}: the cell centers are not a regular grid: the gap between {} = {} and {} is {gap}, but the mean spacing is {step_h}",
                         AXES[a],
                         c[k - 1],
                         c[k]
@@ -291,7 +291,7 @@ fn build_grid_frame<const D: usize>(
                 file,
                 format!("line {line}"),
                 format!(
-                    "{what}: cell centre {:?} appears twice (also on line {})",
+                    "{what}: cell center {:?} appears twice (also on line {})",
                     x, seen_line[lin]
                 ),
             ));
@@ -305,7 +305,7 @@ fn build_grid_frame<const D: usize>(
             file,
             "rows",
             format!(
-                "{what}: {} rows, but the cell centres span a {} box grid of {total} cells: the grid is not a full box",
+                "{what}: {} rows, but the cell centers span a {} box grid of {total} cells: the grid is not a full box",
                 rows.len(),
                 dims.join(" x ")
             ),
@@ -319,7 +319,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn interpolation_reproduces_centres_and_is_zero_outside() {
+    fn interpolation_reproduces_centers_and_is_zero_outside() {
         let g = GridFrame::<2> {
             coords: [vec![0.5, 1.5, 2.5], vec![0.5, 1.5]],
             h: [1.0, 1.0],

@@ -1,12 +1,12 @@
 //! One species at one step of either kind of run, as a measure: its mass,
-//! mean and covariance (weighted sums over particles, or over cell centres
+//! mean and covariance (weighted sums over particles, or over cell centers
 //! with weights rho_c V), the box where its density can be non-zero, and
 //! its density at any point (the blob estimate for particles, multilinear
 //! interpolation for a grid).
 //!
 //! The blob estimate here is the solver's kernel density sum
 //! rho(x) = sum_j w_j K_eps(x - X_j) with the one statement of the kernel,
-//! [`WendlandC2`], evaluated at the cell centres of the common grid rather
+//! [`WendlandC2`], evaluated at the cell centers of the common grid rather
 //! than at the particles: the solver's estimator
 //! ([`BlobDensity`](crate::density::BlobDensity)) answers only at the
 //! particles. At the particles the two agree to rounding (tested below).
@@ -75,7 +75,7 @@ impl<const D: usize> Measure<'_, D> {
             Measure::Particles { x, w, .. } => weighted_moments::<D>(x.len(), |i| x[i], |i| w[i]),
             Measure::Grid(g) => {
                 let v = g.cell_volume();
-                weighted_moments::<D>(g.rho.len(), |i| g.centre(i), |i| g.rho[i] * v)
+                weighted_moments::<D>(g.rho.len(), |i| g.center(i), |i| g.rho[i] * v)
             }
         }
     }
@@ -95,7 +95,7 @@ impl<const D: usize> Measure<'_, D> {
         }
     }
 
-    /// The density at every cell centre of `grid`.
+    /// The density at every cell center of `grid`.
     pub(super) fn evaluate(&self, grid: &CommonGrid<D>) -> Vec<f64> {
         match self {
             Measure::Grid(g) => {

@@ -9,7 +9,7 @@
 //!
 //! * **mass, mean, covariance** of each side. Particles: M = sum_i w_i,
 //!   mean = sum_i w_i X_i / M, cov = sum_i w_i (X_i - mean)(X_i - mean)^T / M.
-//!   Grid: the same sums over cell centres with weights rho_c V (V the cell
+//!   Grid: the same sums over cell centers with weights rho_c V (V the cell
 //!   volume), i.e. the midpoint rule (no within-cell variance h^2/12 added).
 //!   The covariance is that of the normalized law.
 //! * **L1 = int |rho_A - rho_B|**, by the midpoint rule on a common grid:
@@ -21,8 +21,8 @@
 //!     over the union of the clouds' bounding boxes padded by 4 R
 //!     (R = the larger support radius of the two sides).
 //!
-//!   A grid side is interpolated multilinearly between its cell centres
-//!   (constant between its outermost centres and its box edges, zero outside
+//!   A grid side is interpolated multilinearly between its cell centers
+//!   (constant between its outermost centers and its box edges, zero outside
 //!   its box). A particle side is the solver's own estimate
 //!   rho(x) = sum_j w_j K_eps(x - X_j) with the Wendland C2 kernel
 //!   ([`WendlandC2`](crate::model::kernel::WendlandC2), the one statement of
@@ -36,13 +36,13 @@
 //!   A run whose densities were summed on the mesh is compared through the
 //!   Wendland kernel of the same eps (the mesh's kernel has its mass and
 //!   variance, not its exact shape). The estimate is evaluated at the cell
-//!   centres with a kd-tree, in parallel, each cell summing its neighbours in
+//!   centers with a kd-tree, in parallel, each cell summing its neighbours in
 //!   index order (the same bits on any thread count).
 //!
 //!   Why not the solver's estimator
 //!   ([`BlobDensity`](crate::density::BlobDensity)): it computes rho_eps at
 //!   the particles themselves, over a Verlet list in Morton order, while L1
-//!   needs rho_eps at the cell centres of a grid that the particles do not
+//!   needs rho_eps at the cell centers of a grid that the particles do not
 //!   sit on. The sum is the same one (the same kernel, the same weights; at
 //!   the particles the two agree to rounding, which a test of
 //!   `measures.rs` checks); only the query points differ.

@@ -46,6 +46,7 @@
 use rayon::prelude::*;
 
 use super::CouplingBackend;
+use crate::model::green;
 use crate::util::lanes::{LANES, V};
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 
@@ -53,9 +54,9 @@ use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 const BLOCK: usize = 256;
 /// Packs per block.
 const BLOCK_PACKS: usize = BLOCK / LANES;
-/// Targets per sweep (held in registers); divides `LANES`. Measured on
-/// Zen 4, one thread, N = 1e4: 1, 2, 4 targets take 96, 63, 63 ms in 2D and
-/// 49, 47, 52 ms in 3D (with 4 the 32 vector registers spill).
+/// Targets per sweep (held in registers); divides `LANES`. The fastest
+/// count in 2D and 3D: with 4 the 32 vector registers spill
+/// (BENCHMARKS.md, "Direct sum: targets per sweep").
 const TARGETS: usize = 2;
 /// Memory budget of the column buffers of one panel.
 const PANEL_BYTES: usize = 64 << 20;
@@ -71,6 +72,8 @@ struct Pack<const D: usize> {
     q: V,
 }
 
+/// The exact O(N^2) pair sum of the softened Green's function, vectorized
+/// over packs of eight particles.
 pub struct DirectSum<const D: usize> {
     delta2: f64,
     packs: Vec<Pack<D>>,
@@ -84,6 +87,8 @@ pub struct DirectSum<const D: usize> {
 }
 
 impl<const D: usize> DirectSum<D> {
+    /// A direct sum with Plummer softening `softening` = delta (> 0 in
+    /// d = 2, 3; 0 allowed in d = 1).
     pub fn new(softening: f64) -> Self {
         assert!((1..=3).contains(&D), "dimension must be 1, 2 or 3");
         let delta2 = softening * softening;
@@ -103,13 +108,15 @@ impl<const D: usize> DirectSum<D> {
 }
 
 /// (c_pot, c_grad) with G = c_pot k(a) and grad G(d) = c_grad f(a) d:
-/// G = -sqrt(a)/2, -ln(a)/(4 pi), 1/(4 pi sqrt(a)) for d = 1, 2, 3.
+/// c_pot is [`green::scale`] (the one statement of G_delta), and since
+/// grad k(a) = 2 k'(a) d, c_grad is c_pot (1D, f = a^-1/2), 2 c_pot (2D,
+/// f = 1/a) or -c_pot (3D, f = a^-3/2). Scaling by 2 or -1 is exact.
 const fn scales(d: usize) -> (f64, f64) {
-    use std::f64::consts::PI;
+    let c = green::scale(d);
     match d {
-        1 => (-0.5, -0.5),
-        2 => (-1.0 / (4.0 * PI), -1.0 / (2.0 * PI)),
-        _ => (1.0 / (4.0 * PI), -1.0 / (4.0 * PI)),
+        1 => (c, c),
+        2 => (c, 2.0 * c),
+        _ => (c, -c),
     }
 }
 

@@ -53,6 +53,7 @@ pub struct TreeBackend<const D: usize> {
 }
 
 impl<const D: usize> TreeBackend<D> {
+    /// A tree backend with softening delta and target relative error `accuracy` of the potential.
     pub fn new(softening: f64, accuracy: f64) -> Self {
         TreeBackend {
             tree: TreeCoupling::new(softening, accuracy),
@@ -83,6 +84,7 @@ pub struct SortedBackend {
 }
 
 impl SortedBackend {
+    /// A sorted-sum backend with softening delta >= 0.
     pub fn new(softening: f64) -> Self {
         SortedBackend {
             sorted: SortedCoupling1d::new(softening),
@@ -100,13 +102,11 @@ impl CouplingBackend<1> for SortedBackend {
 }
 
 /// Particle count above which `method = "auto"` uses the tree (or the sorted
-/// sum in 1D) instead of the direct sum, per dimension (BENCHMARKS.md,
-/// "Coupling crossover", Gaussian cloud, tree at accuracy 1e-6, against the
-/// `DirectSum` backend, 2026-11-25): in 2D the direct sum is 1.4 times faster
-/// at 2000 particles and the tree 1.3 times faster at 4000; in 3D the tree
-/// is 1.1 times slower at 24 000 and 1.1 times faster at 32 000. 1D: the
-/// sorted sum is exact, and its O(N log N) passes beat the direct sum well
-/// below 2000 (not benched).
+/// sum in 1D) instead of the direct sum, per dimension: the count where the
+/// tree at accuracy 1e-6 overtakes the [`DirectSum`] backend on a Gaussian
+/// cloud (BENCHMARKS.md, "Coupling crossover"). 1D: the sorted sum is exact,
+/// and its O(N log N) passes beat the direct sum well below 2000 (not
+/// benched).
 pub const AUTO_CROSSOVER: [usize; 3] = [2_000, 3_000, 30_000];
 
 /// The backend for `method` in dimension `D` with `n` particles.
@@ -207,6 +207,7 @@ fn one_d<const D: usize>(b: Box<dyn CouplingBackend<D>>) -> Box<dyn CouplingBack
 pub struct Coupling {
     /// lambda: > 0 repulsion of like charges (PNP), < 0 attraction (Keller–Segel, gravity).
     pub strength: f64,
+    /// Which backend sums the pairs.
     pub method: CouplingMethod,
     /// Plummer softening delta >= 0 (0 only in d = 1).
     pub softening: f64,
@@ -214,10 +215,14 @@ pub struct Coupling {
     pub accuracy: f64,
 }
 
+/// Which backend evaluates the coupling (TOML `coupling.method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CouplingMethod {
+    /// The exact O(N^2) direct sum ([`DirectSum`]).
     Direct,
+    /// The multipole tree in d = 2, 3, the exact sorted sum in d = 1.
     Tree,
+    /// The direct sum below [`AUTO_CROSSOVER`] particles, the fast backend above.
     Auto,
 }

@@ -8,7 +8,10 @@
 //! | 2 | `ln(|u|^2 + delta^2)`        | `2 u / (|u|^2+delta^2)` | `-1/(4 pi)` |
 //! | 3 | `(|u|^2 + delta^2)^(-1/2)`   | `-u (|u|^2+delta^2)^(-3/2)` | `1/(4 pi)` |
 //!
-//! so that `G_delta` is the softened Green's function of `-Laplace` of the crate docs.
+//! so that `G_delta` is the softened Green's function of `-Laplace` stated in
+//! [`crate::model::green`] (`scale` is [`crate::model::green::scale`]). The
+//! unscaled forms stay here, written on [`V`] lanes, for speed; the tests of
+//! [`crate::coupling::reference`] check them against [`crate::model::green::softened`].
 //! `u = x_target - x_source`; `phi_i = scale * sum_j q_j k(x_i - x_j)` and
 //! `grad_i = scale * sum_j q_j grad k(x_i - x_j)`.
 //!
@@ -24,15 +27,21 @@ pub use crate::util::lanes::{LANES, V};
 /// Positions and charges of sources in structure-of-arrays layout.
 #[derive(Clone, Copy)]
 pub struct Sources<'a, const D: usize> {
+    /// Coordinates per axis, `pos[a][j]` = axis `a` of source `j`.
     pub pos: [&'a [f64]; D],
+    /// Charge q_j of each source.
     pub q: &'a [f64],
 }
 
 /// A block of `LANES` targets with their (unscaled) accumulators.
 #[derive(Clone, Copy)]
 pub struct TargetBlock<const D: usize> {
+    /// Target positions per axis, one target per lane.
     pub x: [V; D],
+    /// Accumulated potential sum_j q_j K(x - x_j) of each target, before the kernel's scale.
     pub phi: V,
+    /// Accumulated gradient of `phi` with respect to the target position,
+    /// before the kernel's scale.
     pub grad: [V; D],
 }
 
@@ -116,10 +125,12 @@ pub trait PairKernel<const D: usize>: Sync + Send + Copy {
 /// The softened Newtonian kernel of dimension `D` (1, 2 or 3); see module docs.
 #[derive(Clone, Copy, Debug)]
 pub struct Softened<const D: usize> {
+    /// delta^2, the squared Plummer softening.
     pub delta2: f64,
 }
 
 impl<const D: usize> Softened<D> {
+    /// The kernel of softening `delta` >= 0 (> 0 in d = 2, 3); panics otherwise.
     pub fn new(delta: f64) -> Self {
         assert!(D >= 1 && D <= 3, "dimension must be 1, 2 or 3");
         assert!(
@@ -208,11 +219,7 @@ impl<const D: usize> PairKernel<D> for Softened<D> {
     }
 
     fn scale(&self) -> f64 {
-        match D {
-            3 => 1.0 / (4.0 * std::f64::consts::PI),
-            2 => -1.0 / (4.0 * std::f64::consts::PI),
-            _ => -0.5,
-        }
+        crate::model::green::scale(D)
     }
 }
 
@@ -221,6 +228,7 @@ impl<const D: usize> PairKernel<D> for Softened<D> {
 /// (written in the cancellation-free forms). Scale `-1/2` as for the 1D kernel.
 #[derive(Clone, Copy, Debug)]
 pub struct Correction1d {
+    /// delta^2, the squared Plummer softening.
     pub delta2: f64,
 }
 
@@ -252,6 +260,6 @@ impl PairKernel<1> for Correction1d {
     }
 
     fn scale(&self) -> f64 {
-        -0.5
+        crate::model::green::scale(1)
     }
 }

@@ -1,6 +1,7 @@
 //! Exact 1D coupling by sorting and prefix sums, O(N log N).
 //!
-//! Kernel (d = 1): `G_delta(u) = -sqrt(u^2 + delta^2) / 2`, so
+//! Kernel (d = 1): `G_delta(u) = -sqrt(u^2 + delta^2) / 2` of [`crate::model::green`]
+//! (its factor `-1/2` is [`crate::model::green::scale`]), so
 //! `phi_i = -1/2 sum_{j != i} q_j sqrt((x_i - x_j)^2 + delta^2)` and
 //! `grad_i = -1/2 sum_{j != i} q_j (x_i - x_j) / sqrt((x_i - x_j)^2 + delta^2)`
 //! (`-1/2 sum q_j sign(x_i - x_j)` when `delta = 0`, with `sign(0) = 0`).
@@ -12,7 +13,7 @@
 //!   `sum_j q_j sign(x - x_j) = Q_L - Q_R`, where `Q_L, S_L` (`Q_R, S_R`) are the sums of
 //!   `q_j`, `q_j x_j` over particles strictly left (right) of the group. Left sums are
 //!   prefix sums, right sums suffix sums (no subtraction of totals), accumulated in
-//!   double-double (compensated) arithmetic, with coordinates centred first.
+//!   double-double (compensated) arithmetic, with coordinates centered first.
 //! * `c(u)` part (only if `delta > 0`): `c` is smooth away from `u = 0` and bounded by
 //!   `delta`, with `c(u) <= delta^2 / (2 |u|)`. It is summed by the same tree engine as
 //!   2D / 3D (near pairs directly with the cancellation-free formula, far pairs by
@@ -73,6 +74,7 @@ impl SortedCoupling1d {
         }
     }
 
+    /// The Plummer softening delta >= 0.
     pub fn softening(&self) -> f64 {
         self.delta
     }
@@ -111,9 +113,10 @@ impl SortedCoupling1d {
             let (sl, sr) = (l[2] + l[3], r[2] + r[3]);
             let abs_sum = xc * (ql - qr) - (sl - sr);
             let sign_sum = ql - qr;
+            let c = crate::model::green::scale(1);
             for &(_, i) in &self.order[k..e] {
-                phi[i as usize] += -0.5 * abs_sum;
-                grad[i as usize][0] += -0.5 * sign_sum;
+                phi[i as usize] += c * abs_sum;
+                grad[i as usize][0] += c * sign_sum;
             }
             k = e;
         }

@@ -70,6 +70,7 @@ impl<const D: usize> BlobDensity<D> {
         self.list.invalidate();
     }
 
+    /// The Wendland C2 kernel of standard deviation eps.
     pub fn kernel(&self) -> &WendlandC2 {
         &self.kernel
     }
@@ -79,6 +80,7 @@ impl<const D: usize> BlobDensity<D> {
         self.eps
     }
 
+    /// The neighbour list of the last [`compute`](Self::compute).
     pub fn list(&self) -> &NeighbourList<D> {
         &self.list
     }

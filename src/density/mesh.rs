@@ -161,7 +161,7 @@ pub struct MeshDensity<const D: usize> {
     spacing: f64,
     /// The narrowed kernel Kd is sampled from (eps'^2 = eps^2 - 2 Delta^2/3).
     kernel: WendlandC2,
-    /// Kd vanishes beyond this many nodes from its centre, on every axis.
+    /// Kd vanishes beyond this many nodes from its center, on every axis.
     reach: usize,
     /// Largest mesh an evaluation may use; beyond it the estimate is
     /// refused. At least `min_max_cells`, and after a [`reset`](Self::reset)
@@ -199,7 +199,9 @@ impl<const D: usize> std::fmt::Debug for MeshDensity<D> {
 /// Why a mesh estimate was refused: the cloud spans more cells than allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MeshTooLarge {
+    /// Cells the cloud would need.
     pub cells: usize,
+    /// Cells the estimator allows.
     pub max_cells: usize,
 }
 
@@ -232,6 +234,8 @@ impl<const D: usize> MeshDensity<D> {
         }
     }
 
+    /// The kernel's standard deviation eps (before the narrowing that makes
+    /// up for the B-spline's spread).
     pub fn bandwidth(&self) -> f64 {
         self.eps
     }
@@ -717,10 +721,10 @@ mod estimate_tests {
     #[test]
     fn one_particle_spreads_with_unit_mass_and_variance() {
         let eps = 0.1;
-        let centre = 0.0123;
+        let center = 0.0123;
         let h = eps / 50.0;
-        let mut x: Vec<[f64; 1]> = vec![[centre]];
-        x.extend((-400..=400).map(|k| [centre + k as f64 * h]));
+        let mut x: Vec<[f64; 1]> = vec![[center]];
+        x.extend((-400..=400).map(|k| [center + k as f64 * h]));
         let mut w = vec![0.0; x.len()];
         w[0] = 1.0;
         let mut mesh = MeshDensity::<1>::new(eps, usize::MAX);
@@ -729,7 +733,7 @@ mod estimate_tests {
         let var: f64 = x[1..]
             .iter()
             .zip(&rho[1..])
-            .map(|(p, r)| (p[0] - centre).powi(2) * r)
+            .map(|(p, r)| (p[0] - center).powi(2) * r)
             .sum::<f64>()
             * h;
         println!("mass {mass}, variance / eps^2 {}", var / (eps * eps));

@@ -173,13 +173,12 @@ fn neighbour_bandwidth<const D: usize>(n: usize, mean_density: f64) -> f64 {
 /// sqrt(2 D_eff h), so a kernel narrower than that resolves nothing the time
 /// discretization keeps; but it makes the step's minimization stiff (the
 /// blob energy's Hessian grows like D_eff / eps^2 against the transport
-/// term's 1/h), and L-BFGS iterations grow about like 1/eps^2: measured on
-/// two-species 2D PNP with 4000 particles per species, D = 1, h = 0.01,
-/// eps = 0.018 / 0.035 / 0.07 took 562 / 168 / 38 iterations for the first
-/// step and 253 / 46 / 15 for the third. The cap keeps the neighbour lists
-/// (and the cost of a density sum) within MAX_NEIGHBOUR_FACTOR times those
-/// of the neighbour rule: with many particles and a long step the floor would
-/// otherwise put thousands of particles in every kernel; the mesh estimator,
+/// term's 1/h), and L-BFGS iterations grow about like 1/eps^2
+/// (BENCHMARKS.md, "Automatic bandwidth and L-BFGS iterations"). The cap
+/// keeps the neighbour lists (and the cost of a density sum) within
+/// MAX_NEIGHBOUR_FACTOR times those of the neighbour rule: with many
+/// particles and a long step the floor would otherwise put thousands of
+/// particles in every kernel; the mesh estimator,
 /// whose cost does not grow with eps, takes the floor uncapped
 /// ([`choose_estimator`]). Species without diffusion (D = 0) get the
 /// neighbour rule alone.
@@ -273,6 +272,7 @@ pub fn degenerate_spread<const D: usize>(x: &[[f64; D]], w: &[f64]) -> bool {
 pub struct DensityPlan {
     /// The kernel's standard deviation eps.
     pub eps: f64,
+    /// Which estimator sums the densities.
     pub estimator: Estimator,
     /// In a box [lower, upper] (the first d components of each): the
     /// estimate is that of the density reflected across its walls
@@ -288,10 +288,14 @@ pub enum Estimator {
     Neighbours,
     /// Particle-mesh ([`MeshDensity`]); an estimate over more than
     /// `max_cells` cells is refused.
-    Mesh { max_cells: usize },
+    Mesh {
+        /// Most mesh cells an estimate may use.
+        max_cells: usize,
+    },
 }
 
 impl DensityPlan {
+    /// Neighbour-list estimates with standard deviation `eps`.
     pub fn neighbours(eps: f64) -> Self {
         DensityPlan {
             eps,
@@ -365,9 +369,9 @@ pub const MESH_CELLS_PER_PARTICLE: usize = 16;
 ///   and 3, the mesh if the cloud needs at most
 ///   max(MESH_CELLS_PER_PARTICLE N, 2^16) cells, else the neighbour lists
 ///   with the capped eps. In d = 1 always the lists: there they are cheap,
-///   and the mesh's steps took 1.3-1.7x the iterations on the `ou_1d`
-///   scenario (30 per step against 18, eps = 0.04, 2000 particles, about 30
-///   per cell), where in 2D they take the lists' count at the same eps.
+///   and the mesh's steps take more L-BFGS iterations than the lists' at
+///   the same eps, where in 2D they take the same count (BENCHMARKS.md,
+///   "Automatic bandwidth and L-BFGS iterations").
 pub fn choose_estimator<const D: usize>(
     x: &[[f64; D]],
     w: &[f64],
@@ -407,7 +411,9 @@ pub fn choose_estimator<const D: usize>(
 /// Kernel density estimation settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Density {
+    /// The kernel's standard deviation eps, given or chosen.
     pub bandwidth: Bandwidth,
+    /// Which estimator sums the densities.
     pub method: DensityMethod,
 }
 
@@ -429,7 +435,10 @@ pub enum DensityMethod {
 #[derive(Debug, Clone, Copy, PartialEq)]
 #[non_exhaustive]
 pub enum Bandwidth {
+    /// eps chosen per species from N_k, d, the cloud's spread and the step
+    /// (SPEC §3, [`auto_bandwidth_for_step`]).
     Auto,
+    /// The same eps > 0 for every species.
     Fixed(f64),
 }
 

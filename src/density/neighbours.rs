@@ -15,19 +15,19 @@
 //!   sums that run over the list at every evaluation.
 //! - The kd-tree is searched once per *cluster* of at most `CLUSTER`
 //!   consecutive slots in one small Morton cell (`CLUSTER_CELL`), not once per
-//!   particle: the ball around the cluster's box centre of
+//!   particle: the ball around the cluster's box center of
 //!   radius `cutoff + skin` plus the cluster's own radius holds every
 //!   neighbour of each of its particles (triangle inequality).
 //! - The list stores these *cluster candidates* (ascending slots) and no
 //!   per-particle rows: the sums ([`crate::density`], the diffusion
 //!   gradient) gather a cluster's candidates once into contiguous lanes and
 //!   run every member against all of them, the kernel's compact support
-//!   zeroing the pairs out of reach. That evaluates ~1.3-1.8x the pairs of
+//!   zeroing the pairs out of reach. That evaluates more pairs than
 //!   per-particle rows but loads them contiguously instead of by an 8-lane
 //!   gather per pair group, which was what the sums waited on; and a build
 //!   no longer filters candidates per particle, and the list holds a
-//!   candidate per cluster, not per particle (figures in BENCHMARKS.md,
-//!   "Energy terms").
+//!   candidate per cluster, not per particle (BENCHMARKS.md, "Energy
+//!   terms" and "Neighbour-list clusters").
 //! - Clusters are stored per fixed chunk of `CHUNK` slots (a cluster never
 //!   straddles two), each chunk filled by one task into its own buffers
 //!   (kept between builds): no per-particle allocation, and the list is the
@@ -51,14 +51,13 @@ const CLUSTER: usize = 16;
 /// A cluster's slots also share one Morton cell of side at most this times
 /// the search radius r (cells of a key prefix): its bounding ball then has a
 /// radius below 0.5 r in 2D (0.61 r in 3D). Runs of consecutive slots alone
-/// would not do: the Z curve jumps. Measured in 2D (1e5 Gaussian, 79
-/// candidates per particle, `examples/density_profile`): each particle
-/// filtered 332 candidates with runs of 16, 140 with cells of side 0.7 r
-/// (clusters of 5.2 slots on average), 185 with 1.5 r.
+/// would not do: the Z curve jumps. 0.7 r gives each particle the fewest
+/// candidates to filter (BENCHMARKS.md, "Neighbour-list clusters").
 const CLUSTER_CELL: f64 = 0.7;
 
 /// Points from which the kd-tree is built in parallel (kiddo's default,
-/// 262 144, leaves a 1e5 build serial: ~5 ms, a fifth of a 2-thread build).
+/// 262 144, leaves a 1e5 build serial; BENCHMARKS.md, "Neighbour-list
+/// clusters").
 const PARALLEL_TREE_BUILD: usize = 16_384;
 
 /// The clusters of one chunk of slots and their candidates, in
@@ -309,14 +308,14 @@ impl<const D: usize> ChunkBuild<'_, D> {
             let end = (first + 1..(first + CLUSTER).min(slots.end))
                 .find(|&s| keys[s].0.checked_shr(cell_shift).unwrap_or(0) != cell)
                 .unwrap_or((first + CLUSTER).min(slots.end));
-            let (centre, extent) = bounding_ball(&sorted[first..end]);
+            let (center, extent) = bounding_ball(&sorted[first..end]);
             out.starts.push(first as u32);
             first = end;
             // The relative margin covers the rounding of the distances kiddo
             // compares (a candidate too many only adds a zero term).
             let ball = (reach + extent) * (1.0 + 1e-12);
             let from = out.indices.len();
-            tree.query(&centre)
+            tree.query(&center)
                 .within::<SquaredEuclidean<f64>>(ball * ball)
                 .unsorted()
                 .visit(|nb| out.indices.push(nb.item));
@@ -329,7 +328,7 @@ impl<const D: usize> ChunkBuild<'_, D> {
     }
 }
 
-/// Centre of the bounding box of `pts` and the largest distance from it.
+/// Center of the bounding box of `pts` and the largest distance from it.
 fn bounding_ball<const D: usize>(pts: &[[f64; D]]) -> ([f64; D], f64) {
     let mut lo = pts[0];
     let mut hi = pts[0];
@@ -339,13 +338,13 @@ fn bounding_ball<const D: usize>(pts: &[[f64; D]]) -> ([f64; D], f64) {
             hi[a] = hi[a].max(p[a]);
         }
     }
-    let centre = std::array::from_fn(|a| 0.5 * (lo[a] + hi[a]));
+    let center = std::array::from_fn(|a| 0.5 * (lo[a] + hi[a]));
     let extent = pts
         .iter()
-        .map(|p| dist2(p, &centre))
+        .map(|p| dist2(p, &center))
         .fold(0.0, f64::max)
         .sqrt();
-    (centre, extent)
+    (center, extent)
 }
 
 /// Bit-interleaves the coordinates (axis 0 in the lowest bit), each at most

@@ -246,6 +246,7 @@ impl OutputDir {
         ))
     }
 
+    /// The run directory.
     pub fn path(&self) -> &Path {
         &self.dir
     }

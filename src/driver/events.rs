@@ -28,6 +28,7 @@ pub const ESCAPE_FACTOR: f64 = 1e3;
 /// rms radius / bandwidth below which a self-attracting species has collapsed.
 pub const COLLAPSE_RATIO: f64 = 1.0;
 
+/// What an event reports (the `kind` column of events.csv).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EventKind {
@@ -48,6 +49,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The name written to the `kind` column of events.csv.
     pub fn name(self) -> &'static str {
         match self {
             EventKind::StepRejected => "step_rejected",
@@ -64,12 +66,17 @@ impl EventKind {
 /// One row of events.csv.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The step the event happened at.
     pub step: u64,
+    /// Simulated time at that step.
     pub time: f64,
+    /// What happened.
     pub kind: EventKind,
     /// The species concerned, `None` for the whole run.
     pub species: Option<String>,
+    /// The figure the kind defines (see [`EventKind`]).
     pub value: f64,
+    /// A sentence for the user.
     pub message: String,
 }
 

@@ -12,9 +12,9 @@ use crate::stepper::Simulation;
 
 /// Memory a run of `n` particles in dimension `d` needs, in bytes: the
 /// optimizer's vectors (2 memory + ~16 arrays of n d numbers) plus the
-/// neighbour lists and trees, calibrated on the peaks measured with the
-/// neighbour-rule bandwidth (BENCHMARKS.md, "Memory": 2.3 kB per particle in
-/// 2D, 5.1 kB in 3D). A wider bandwidth holds more neighbours than this.
+/// neighbour lists and trees, calibrated on the peaks of runs with the
+/// neighbour-rule bandwidth (BENCHMARKS.md, "Memory"). A wider bandwidth
+/// holds more neighbours than this.
 /// Saturating: an estimate that does not fit in a u64 is u64::MAX, which
 /// [`check_memory`] refuses whatever the machine.
 pub fn memory_estimate(s: &Scenario, n: usize) -> u64 {

@@ -45,7 +45,9 @@ pub struct RunOptions {
 pub trait Observer {
     /// `first_step` is 1, or the step after the checkpoint a resume starts from.
     fn started(&mut self, _scenario: &Scenario, _bandwidths: &[f64], _first_step: u64) {}
+    /// Step `_step` was accepted with report `_report`.
     fn step(&mut self, _step: u64, _report: &StepReport) {}
+    /// An event was written to events.csv.
     fn event(&mut self, _event: &Event) {}
 }
 
@@ -56,8 +58,11 @@ impl Observer for () {}
 pub struct RunSummary {
     /// Last step done.
     pub steps: u64,
+    /// Total free energy at step 0.
     pub initial_energy: f64,
+    /// Total free energy at the last step done.
     pub final_energy: f64,
+    /// L-BFGS iterations summed over all steps and attempts.
     pub total_iterations: u64,
     /// Steps where the optimizer stopped before meeting the tolerance.
     pub unconverged_steps: u64,
@@ -65,6 +70,7 @@ pub struct RunSummary {
     pub rejected_attempts: u64,
     /// Rows of events.csv.
     pub events: u64,
+    /// Kernel standard deviation eps of each species.
     pub bandwidths: Vec<f64>,
     /// The checkpointed step a resume started from.
     pub resumed_from: Option<u64>,

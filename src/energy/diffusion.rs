@@ -72,6 +72,7 @@ impl<const D: usize> Diffusion<D> {
         Diffusion { species }
     }
 
+    /// True if no species diffuses (every D_k = 0), so the term is always 0.
     pub fn is_empty(&self) -> bool {
         self.species.is_empty()
     }

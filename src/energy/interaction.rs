@@ -12,6 +12,7 @@ use crate::coupling::CouplingBackend;
 use crate::particles::Cloud;
 use crate::util::parallel::CHUNK;
 
+/// The Newtonian interaction term E_int (module docs), evaluated by a coupling backend.
 pub struct Interaction<const D: usize> {
     strength: f64,
     charges: Vec<f64>,
@@ -20,6 +21,7 @@ pub struct Interaction<const D: usize> {
 }
 
 impl<const D: usize> Interaction<D> {
+    /// The term of strength lambda over all particles of `cloud`, charges q_i = z_k w_i.
     pub fn new(cloud: &Cloud<D>, strength: f64, backend: Box<dyn CouplingBackend<D>>) -> Self {
         let mut charges = vec![0.0; cloud.len()];
         for b in &cloud.blocks {

@@ -16,20 +16,27 @@ pub use potential::PotentialEnergy;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Part {
+    /// The diffusion term sum_k D_k sum_i w_i f_m(rho_i).
     Diffusion,
+    /// The external potential term sum_k sum_i w_i U_k(X_i).
     Potential,
+    /// The Newtonian interaction term (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j).
     Interaction,
 }
 
 /// The three parts of the free energy (the columns of energy.csv).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct EnergyParts {
+    /// The diffusion part.
     pub diffusion: f64,
+    /// The external potential part.
     pub potential: f64,
+    /// The interaction part.
     pub interaction: f64,
 }
 
 impl EnergyParts {
+    /// E = diffusion + potential + interaction.
     pub fn total(&self) -> f64 {
         self.diffusion + self.potential + self.interaction
     }
@@ -50,6 +57,7 @@ impl EnergyParts {
 /// term whose rounding depends on earlier calls (a refitted tree) returns to
 /// a state that depends on nothing in [`reset`](EnergyTerm::reset).
 pub trait EnergyTerm<const D: usize>: Send {
+    /// The column of energy.csv the term's value adds to.
     fn part(&self) -> Part;
     /// Returns E(x) and *adds* grad E(x) to `grad`.
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64;
@@ -64,6 +72,7 @@ pub struct FreeEnergy<const D: usize> {
 }
 
 impl<const D: usize> FreeEnergy<D> {
+    /// E_N = sum of `terms`.
     pub fn new(terms: Vec<Box<dyn EnergyTerm<D>>>) -> Self {
         FreeEnergy { terms }
     }
@@ -84,6 +93,7 @@ impl<const D: usize> FreeEnergy<D> {
         self.terms.iter_mut().for_each(|t| t.reset());
     }
 
+    /// The terms, in evaluation order (the driver's memory check and tests inspect them).
     pub fn terms_mut(&mut self) -> &mut [Box<dyn EnergyTerm<D>>] {
         &mut self.terms
     }

@@ -10,6 +10,7 @@ use crate::model::potential::Potential;
 use crate::particles::Cloud;
 use crate::util::parallel::{CHUNK, sum_chunks};
 
+/// The external potential term E_pot (module docs), one potential per species.
 pub struct PotentialEnergy<const D: usize> {
     species: Vec<(Range<usize>, Box<dyn Potential<D>>)>,
     weights: Vec<f64>,

@@ -2,7 +2,7 @@
 //! (SPEC §7): an electrode, psi = V (Dirichlet), or an insulating wall,
 //! d psi / d nu = sigma (Neumann, nu the outward normal).
 //!
-//! Discretization (cell-centred, second order): on cell averages, along each axis,
+//! Discretization (cell-centered, second order): on cell averages, along each axis,
 //!
 //! ```text
 //!   (A psi)_i = (-psi_{i-1} + 2 psi_i - psi_{i+1}) / h^2,

@@ -6,24 +6,42 @@
 pub enum EulerianError {
     /// The `[grid]` description is unusable (`field` is `lower`, `upper` or `cells`).
     #[error("grid: field `{field}`: {reason}")]
-    InvalidGrid { field: &'static str, reason: String },
+    InvalidGrid {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A species field is unusable; `species` is the species' name (or its index if unnamed).
     #[error("species `{species}`: field `{field}`: {reason}")]
     InvalidSpecies {
+        /// The species' name (or its index if unnamed).
         species: String,
+        /// The field at fault.
         field: &'static str,
+        /// What is wrong.
         reason: String,
     },
     /// The problem as a whole is unusable (no species, non-finite coupling strength, ...).
     #[error("problem: field `{field}`: {reason}")]
-    InvalidProblem { field: &'static str, reason: String },
+    InvalidProblem {
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// `advance(h)` was given a negative or non-finite `h`.
     #[error("time step: {0} is not a finite non-negative number")]
     InvalidTimeStep(f64),
     /// The discrete solution became non-finite or negative (should not happen under the
     /// step-size rule; reported instead of writing garbage).
     #[error("eulerian run broke down at t = {time}: {reason}")]
-    Breakdown { time: f64, reason: String },
+    Breakdown {
+        /// Simulated time at which it was found.
+        time: f64,
+        /// Which value went bad, and where.
+        reason: String,
+    },
     /// A step would take more explicit sub-steps than the solver's limit
     /// (see [`crate::eulerian::MAX_SUBSTEPS`]); the solution is left at the step's start.
     #[error(
@@ -36,14 +54,25 @@ pub enum EulerianError {
          particle solver (`jko run`), which is implicit"
     )]
     TooManySubsteps {
+        /// Simulated time at the step's start.
         time: f64,
+        /// Most sub-steps allowed per step.
         limit: usize,
+        /// Sub-steps taken before giving up.
         taken: usize,
+        /// Estimated sub-steps the step needs.
         needed: f64,
+        /// The sub-step size the rate allows.
         dt: f64,
+        /// The fastest cell's outflow rate, per unit time.
         rate: f64,
     },
     /// Binning particles: a particle lies outside the box, or has a bad weight.
     #[error("binning particles: particle {index}: {reason}")]
-    InvalidParticle { index: usize, reason: String },
+    InvalidParticle {
+        /// The particle's index in the given arrays (0-based).
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
 }

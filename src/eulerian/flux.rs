@@ -27,7 +27,7 @@ pub fn bernoulli(x: f64) -> f64 {
 ///
 /// phi = U + lambda z psi. It equals -(D/h) c (g_R - g_L) with g = rho e^{phi/D} and c > 0,
 /// so (xi_R - xi_L) F = -(D^2 c/h)(log g_R - log g_L)(g_R - g_L) <= 0; it is exact for
-/// steady 1D profiles and reduces to the centred (second-order) flux
+/// steady 1D profiles and reduces to the centered (second-order) flux
 /// -D (rho_R - rho_L)/h - (rho_L + rho_R)/2 (phi_R - phi_L)/h as Delta -> 0.
 /// Returns (F, outflow rate of L, outflow rate of R) with the rates (1/time) being the
 /// coefficients of rho_L, rho_R in the mass leaving them through this face, divided by h.

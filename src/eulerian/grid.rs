@@ -2,15 +2,18 @@
 //!
 //! Storage order of every cell array is row-major with x fastest: the cell with
 //! integer coordinates `(c_0, .., c_{d-1})` has index `c_0 + n_0 (c_1 + n_1 (c_2 ..))`.
-//! The centre of that cell is `x_a = lower_a + (c_a + 1/2) h_a` with `h_a = (upper_a - lower_a)/n_a`.
+//! The center of that cell is `x_a = lower_a + (c_a + 1/2) h_a` with `h_a = (upper_a - lower_a)/n_a`.
 
 use super::EulerianError;
 
 /// Box corners and cell counts, each of length d (d = 1, 2 or 3).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grid {
+    /// Lower corner, one coordinate per axis.
     pub lower: Vec<f64>,
+    /// Upper corner, one coordinate per axis (> `lower`).
     pub upper: Vec<f64>,
+    /// Cells per axis (>= 2).
     pub cells: Vec<usize>,
 }
 
@@ -122,7 +125,7 @@ impl Grid {
         (index / self.stride(axis)) % self.cells[axis]
     }
 
-    /// Centre of cell `index` (length d).
+    /// Center of cell `index` (length d).
     pub fn center(&self, index: usize) -> Vec<f64> {
         (0..self.dim())
             .map(|a| self.lower[a] + (self.coord(index, a) as f64 + 0.5) * self.spacing(a))

@@ -9,7 +9,7 @@
 //!
 //! * Unknowns: cell averages rho_{k,i} >= 0 (storage: row-major, x fastest).
 //! * psi in free space (SPEC §6): exact potential of the piecewise-constant charge at the
-//!   cell centres, by a zero-padded FFT convolution with the cell-integrated kernel
+//!   cell centers, by a zero-padded FFT convolution with the cell-integrated kernel
 //!   ([`poisson`]); the grid is only where the densities live.
 //! * psi in a `[domain]` box (SPEC §7, [`Electrostatics::walls`]): the grid is the box and
 //!   psi solves -Laplace psi = q + C with each wall's condition (electrode psi = V,
@@ -67,6 +67,7 @@ pub type PotentialFn = Box<dyn Fn(&[f64]) -> f64 + Send + Sync>;
 
 /// One species: its law's parameters and initial cell averages.
 pub struct EulerianSpecies {
+    /// The species' name (the `species` column of the outputs).
     pub name: String,
     /// z_k (dimensionless sign/size of the charge).
     pub charge: f64,
@@ -74,7 +75,7 @@ pub struct EulerianSpecies {
     pub diffusion: f64,
     /// m_k >= 1 (1: linear diffusion, F = rho log rho; m > 1: F = rho^m/(m-1)).
     pub exponent: f64,
-    /// U_k(x), x of length d; evaluated once at every cell centre.
+    /// U_k(x), x of length d; evaluated once at every cell center.
     pub potential: PotentialFn,
     /// Initial cell-average densities, row-major with x fastest, length prod(cells).
     pub initial: Vec<f64>,
@@ -83,8 +84,11 @@ pub struct EulerianSpecies {
 /// The whole problem: grid, species, and the coupling strength lambda
 /// (lambda > 0: like charges repel; lambda < 0: attraction).
 pub struct EulerianProblem {
+    /// The box and its cells.
     pub grid: Grid,
+    /// The species, in output order.
     pub species: Vec<EulerianSpecies>,
+    /// lambda.
     pub coupling_strength: f64,
 }
 
@@ -122,7 +126,9 @@ pub struct StepStats {
     pub substeps: usize,
     /// Sub-steps restarted with a smaller dt (second stage would have lost positivity).
     pub rejected: usize,
+    /// Smallest accepted sub-step size.
     pub min_dt: f64,
+    /// Largest accepted sub-step size.
     pub max_dt: f64,
 }
 
@@ -191,7 +197,7 @@ pub struct EulerianSolver {
     poisson: Option<Green>,
     /// Whether psi moves the species (lambda != 0 and some charge != 0).
     coupled: bool,
-    /// psi_ext = psi_C + phi_walls at the cell centres (`None`: free space, no background).
+    /// psi_ext = psi_C + phi_walls at the cell centers (`None`: free space, no background).
     external: Option<Vec<f64>>,
     in_box: bool,
     rho: Vec<Vec<f64>>,
@@ -209,8 +215,8 @@ fn nonlinear_xi(diffusion: f64, m: f64, r: f64) -> f64 {
 
 impl EulerianSolver {
     /// Validates the problem (sizes, finiteness, D >= 0, m >= 1, densities >= 0 with positive
-    /// mass, U finite at every cell centre, a finite initial energy) and precomputes U at
-    /// the centres and the Poisson kernel (only when lambda != 0 and some charge is non-zero).
+    /// mass, U finite at every cell center, a finite initial energy) and precomputes U at
+    /// the centers and the Poisson kernel (only when lambda != 0 and some charge is non-zero).
     pub fn new(problem: EulerianProblem) -> Result<Self, EulerianError> {
         Self::new_in(problem, Electrostatics::default())
     }
@@ -320,14 +326,17 @@ impl EulerianSolver {
         self.wall_threshold = fraction;
     }
 
+    /// The grid the solver runs on.
     pub fn grid(&self) -> &Grid {
         &self.grid
     }
 
+    /// Number of species K.
     pub fn num_species(&self) -> usize {
         self.species.len()
     }
 
+    /// The name of species `species` (0-based).
     pub fn species_name(&self, species: usize) -> &str {
         &self.species[species].name
     }
@@ -342,12 +351,12 @@ impl EulerianSolver {
         &self.rho[species]
     }
 
-    /// Centre of cell `index` (length d).
+    /// Center of cell `index` (length d).
     pub fn cell_center(&self, index: usize) -> Vec<f64> {
         self.grid.center(index)
     }
 
-    /// All cell centres, in storage order.
+    /// All cell centers, in storage order.
     pub fn cell_centers(&self) -> Vec<Vec<f64>> {
         (0..self.grid.len()).map(|i| self.grid.center(i)).collect()
     }
@@ -377,7 +386,7 @@ impl EulerianSolver {
         psi
     }
 
-    /// psi at the cell centres for the current densities: G q + psi_C + phi_walls (zeros
+    /// psi at the cell centers for the current densities: G q + psi_C + phi_walls (zeros
     /// in free space with no background when uncoupled).
     pub fn psi(&self) -> Vec<f64> {
         match &self.poisson {
@@ -386,7 +395,7 @@ impl EulerianSolver {
         }
     }
 
-    /// psi_ext = psi_C + phi_walls at the cell centres (`None` in free space with no
+    /// psi_ext = psi_C + phi_walls at the cell centers (`None` in free space with no
     /// background): the part of psi the species do not make.
     pub fn external_psi(&self) -> Option<&[f64]> {
         self.external.as_deref()
@@ -737,7 +746,7 @@ fn check_env(grid: &Grid, env: &Electrostatics) -> Result<(), EulerianError> {
 }
 
 /// Validates one species (module docs of [`EulerianSolver::new`]) and evaluates U at
-/// the cell centres; returns its data and initial cell averages.
+/// the cell centers; returns its data and initial cell averages.
 fn check_species(
     k: usize,
     s: EulerianSpecies,
@@ -801,7 +810,7 @@ fn check_species(
     if let Some(i) = potential.iter().position(|u| !u.is_finite()) {
         return Err(bad(
             "potential",
-            format!("is {} at the cell centre {:?}", potential[i], centers[i]),
+            format!("is {} at the cell center {:?}", potential[i], centers[i]),
         ));
     }
     let scheme = if s.exponent == 1.0 && s.diffusion > 0.0 {

@@ -2,14 +2,14 @@
 //! convolution (Hockney–Eastwood).
 //!
 //! The charge q is taken piecewise constant on the cells (value q_j = cell average). The
-//! potential at the centre x_i of cell i is then exactly
+//! potential at the center x_i of cell i is then exactly
 //!
 //! ```text
-//!   psi_i = sum_j q_j * g(x_i - x_j),     g(r) = int_{cell centred at r} G(y) dy,
+//!   psi_i = sum_j q_j * g(x_i - x_j),     g(r) = int_{cell centered at r} G(y) dy,
 //! ```
 //!
-//! with G the Newtonian kernel of -Laplace in R^d (d = 1: -|x|/2; d = 2: -log|x|/(2 pi);
-//! d = 3: 1/(4 pi |x|)), so -Laplace psi = q, with psi ~ -(Q/2) |x| (d = 1),
+//! with G the Newtonian kernel of -Laplace in R^d ([`newton_kernel`], stated in
+//! [`crate::model::green`]), so -Laplace psi = q, with psi ~ -(Q/2) |x| (d = 1),
 //! -(Q/(2 pi)) log|x| (d = 2), Q/(4 pi |x|) (d = 3) far away, Q = int q. The weight g(r) is
 //! the kernel integrated over one cell (units: G times volume), computed from closed-form
 //! antiderivatives near the singularity (so the self-cell term is exact) and by product
@@ -45,15 +45,7 @@ const GL4: [(f64, f64); 4] = [
     (0.861_136_311_594_052_6, 0.347_854_845_137_453_85),
 ];
 
-/// Newtonian kernel G(x) of -Laplace in R^d, d = x.len().
-pub fn newton_kernel(x: &[f64]) -> f64 {
-    match x.len() {
-        1 => -x[0].abs() / 2.0,
-        2 => -(x[0] * x[0] + x[1] * x[1]).ln() / (4.0 * PI),
-        3 => 1.0 / (4.0 * PI * (x[0] * x[0] + x[1] * x[1] + x[2] * x[2]).sqrt()),
-        d => panic!("newton_kernel: dimension {d}"),
-    }
-}
+pub use crate::model::green::newton_kernel;
 
 /// Antiderivative in 2D: d^2 F / dx dy = log(x^2 + y^2),
 /// F = x y log(x^2+y^2) - 3 x y + x^2 atan(y/x) + y^2 atan(x/y) (terms with a zero factor are 0).
@@ -108,7 +100,7 @@ fn anti3(x: f64, y: f64, z: f64) -> f64 {
     f
 }
 
-/// Product Gauss–Legendre integral of G over the cell centred at `r` with widths `h`.
+/// Product Gauss–Legendre integral of G over the cell centered at `r` with widths `h`.
 fn gauss_cell(r: &[f64], h: &[f64], rule: &[(f64, f64)]) -> f64 {
     let d = r.len();
     let vol: f64 = h.iter().product();
@@ -170,6 +162,8 @@ pub fn cell_integrated_kernel(h: &[f64], offset: &[i64]) -> f64 {
                 anti3(p[0], p[1], p[2])
             };
     }
+    // The factors of G (`model::green::scale`), divided rather than
+    // multiplied as [`newton_kernel`] does, so both round alike.
     if d == 2 {
         -s / (4.0 * PI)
     } else {

@@ -29,9 +29,13 @@ use crate::particles::file::ParticleTable;
 /// What a finished Eulerian run reports.
 #[derive(Debug, Clone)]
 pub struct EulerianSummary {
+    /// Steps done.
     pub steps: u64,
+    /// Total discrete free energy at step 0.
     pub initial_energy: f64,
+    /// Total discrete free energy at the last step.
     pub final_energy: f64,
+    /// Explicit sub-steps summed over all steps.
     pub substeps: u64,
     /// Messages for the user (mass outside the box, mass at the walls).
     pub warnings: Vec<String>,

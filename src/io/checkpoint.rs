@@ -30,7 +30,9 @@ use crate::error::{Error, Result};
 use crate::io::output::{self, FileState};
 use crate::util::fault;
 
+/// File name of the current checkpoint in a run directory.
 pub const CHECKPOINT: &str = "checkpoint.jko";
+/// File name of the checkpoint before it (kept until the new one is safely renamed).
 pub const PREVIOUS: &str = "checkpoint.prev.jko";
 const MAGIC: &[u8; 8] = b"JKOCKPT1";
 
@@ -52,8 +54,11 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
+    /// The file's path as given.
     pub path: String,
+    /// Length in bytes.
     pub len: u64,
+    /// CRC-32 of the bytes.
     pub crc: u32,
 }
 
@@ -68,6 +73,7 @@ impl FileEntry {
         })
     }
 
+    /// The length and CRC as an output stream's [`FileState`].
     pub fn state(&self) -> FileState {
         FileState {
             len: self.len,
@@ -82,11 +88,15 @@ impl FileEntry {
 pub struct Meta {
     /// `jko <version>` of the binary that wrote it.
     pub program: String,
+    /// Where the run stands.
     pub status: Status,
     /// The scenario file, then every particle file it reads.
     pub inputs: Vec<FileEntry>,
+    /// d.
     pub dimension: usize,
+    /// Number of species K.
     pub species: usize,
+    /// Total number of particles.
     pub particles: usize,
     /// Last completed step.
     pub step: u64,
@@ -95,8 +105,11 @@ pub struct Meta {
     /// Steps accepted at this level without a rejection (the level drops back
     /// after a few).
     pub calm_steps: u32,
+    /// L-BFGS iterations so far.
     pub total_iterations: u64,
+    /// Steps where the optimizer stopped before meeting the tolerance.
     pub unconverged_steps: u64,
+    /// Step attempts thrown away so far.
     pub rejected_attempts: u64,
     /// Events of the run so far.
     pub events: u64,
@@ -111,6 +124,7 @@ pub struct Meta {
 /// A whole checkpoint.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
+    /// The integer and text part.
     pub meta: Meta,
     /// Energy at step 0 (for the run summary).
     pub initial_energy: f64,
@@ -128,6 +142,7 @@ pub fn program_version() -> String {
 }
 
 impl Checkpoint {
+    /// The checkpoint's bytes: magic, metadata as TOML, then the floats.
     pub fn encode(&self) -> Vec<u8> {
         let meta = toml::to_string(&self.meta).expect("checkpoint metadata serializes");
         let mut floats = Vec::with_capacity(2 + self.bandwidths.len() + 2 * self.positions.len());
@@ -218,11 +233,15 @@ impl Checkpoint {
 /// What a checkpoint must agree with to be resumed: the scenario's figures.
 #[derive(Debug, Clone)]
 pub struct Expected {
+    /// `steps` of the scenario.
     pub steps: u64,
+    /// `solver.max_halvings` of the scenario.
     pub max_halvings: u32,
+    /// Number of species.
     pub species: usize,
     /// Total particles, when the scenario states every species' count.
     pub particles: Option<usize>,
+    /// h of the scenario (a checkpointed step size may not exceed it).
     pub time_step: f64,
 }
 

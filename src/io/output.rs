@@ -18,10 +18,15 @@ use crate::energy::EnergyParts;
 use crate::error::{Error, Result};
 use crate::util::fault;
 
+/// File name of the particle frames (SPEC §5).
 pub const PARTICLES: &str = "particles.csv";
+/// File name of the energy log (SPEC §5).
 pub const ENERGY: &str = "energy.csv";
+/// File name of the event log.
 pub const EVENTS: &str = "events.csv";
+/// File name of the Eulerian cell densities.
 pub const DENSITY: &str = "density.csv";
+/// File name of the copy of the scenario in a run directory.
 pub const SCENARIO_COPY: &str = "scenario.toml";
 
 /// Suffix of a file still being written.
@@ -73,7 +78,9 @@ pub fn partial_path(path: &Path) -> PathBuf {
 /// Length and CRC-32 of the bytes of an output file written so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileState {
+    /// Bytes written.
     pub len: u64,
+    /// CRC-32 of those bytes.
     pub crc: u32,
 }
 
@@ -298,6 +305,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub struct EnergyLog(pub CsvStream);
 
 impl EnergyLog {
+    /// Start energy.csv in `dir` under its temporary name, header written.
     pub fn create(dir: &Path) -> Result<Self> {
         Ok(EnergyLog(CsvStream::create(
             dir.join(ENERGY),
@@ -328,6 +336,7 @@ impl EnergyLog {
         w.end_row()
     }
 
+    /// Sync the file and rename it to energy.csv.
     pub fn finish(self) -> Result<()> {
         self.0.finish()
     }

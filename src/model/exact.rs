@@ -64,9 +64,13 @@ fn ln_gamma(x: f64) -> f64 {
 /// with C fixed by the mass. The support radius is R(t) = sqrt(C/kappa) s^beta.
 #[derive(Debug, Clone, Copy)]
 pub struct Barenblatt {
+    /// Dimension d.
     pub d: usize,
+    /// Exponent m > 1.
     pub m: f64,
+    /// Mass M > 0.
     pub mass: f64,
+    /// Diffusion coefficient D > 0.
     pub diffusion: f64,
     beta: f64,
     c: f64,
@@ -108,7 +112,7 @@ impl Barenblatt {
         (self.c / self.kappa).sqrt() * self.s(t).powf(self.beta)
     }
 
-    /// Density at time t and distance r from the centre.
+    /// Density at time t and distance r from the center.
     pub fn density(&self, t: f64, r: f64) -> f64 {
         let s = self.s(t);
         let alpha = self.d as f64 * self.beta;

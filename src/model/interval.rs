@@ -3,7 +3,8 @@
 //! harmonic wall term, and the potentials of background charges.
 //!
 //! With u = x - a, v = y - a, L = b - a, every Green's function of the
-//! interval is the free one plus a polynomial:
+//! interval is the free one (G(x - y) = -|x - y| / 2 of [`crate::model::green`])
+//! plus a polynomial:
 //!
 //! ```text
 //! G_box(x, y) = -|x - y| / 2 + H(u, v),
@@ -83,7 +84,9 @@ impl Interval {
     pub fn green(&self, x: f64, y: f64) -> (f64, f64) {
         let (h, dh) = self.regular(x - self.a, y - self.a);
         let s = x - y;
-        (-0.5 * s.abs() + h, -0.5 * sign(s) + dh)
+        // The free G(s) = c |s| and its derivative c sign(s), c = -1/2.
+        let c = super::green::scale(1);
+        (c * s.abs() + h, c * sign(s) + dh)
     }
 
     /// The wall term phi_walls(x) and its derivative (module docs).
@@ -418,7 +421,10 @@ mod tests {
                             .sum::<f64>();
                     }
                     let (psi, dpsi) = c.potential(x, Some(&iv));
-                    assert!((psi - quad).abs() < 1e-7, "{walls:?} {c:?} x={x}: {psi} vs {quad}");
+                    assert!(
+                        (psi - quad).abs() < 1e-7,
+                        "{walls:?} {c:?} x={x}: {psi} vs {quad}"
+                    );
                     let e = 1e-6;
                     let fd = (c.potential(x + e, Some(&iv)).0 - c.potential(x - e, Some(&iv)).0)
                         / (2.0 * e);

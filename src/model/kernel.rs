@@ -30,7 +30,7 @@ pub trait RadialKernel: Send + Sync {
 /// many neighbours, blob diffusion then merges particles into clusters spaced
 /// about R apart, which stop interacting, and diffusion stalls.
 ///
-/// K is C^2 everywhere: C^2 at the centre (K = C (1 - 10 q^2 + 20 q^3 - ...))
+/// K is C^2 everywhere: C^2 at the center (K = C (1 - 10 q^2 + 20 q^3 - ...))
 /// and C^3 at the support edge, so the blob energy has a continuous gradient
 ///   grad K(x) = -20 C / R^2 (1 - q)^3 x.
 /// Unit mass and per-axis variance eps^2 fix, from

@@ -20,6 +20,7 @@ use crate::particles::initial::{Columns, InitialSpec, Target};
 /// One species: its physics, its particle count and its initial law.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Species {
+    /// The species' name (the `species` column of the outputs).
     pub name: String,
     /// z_k.
     pub charge: f64,
@@ -31,11 +32,14 @@ pub struct Species {
     pub mass: Option<f64>,
     /// N_k (for "csv" initial data, the file's row count unless given).
     pub particles: Option<usize>,
+    /// U_k, the external potential.
     pub potential: PotentialSpec,
+    /// How the initial particles are drawn or read.
     pub initial: InitialSpec,
 }
 
 impl Species {
+    /// M_k, 1 if not given.
     pub fn mass_or_default(&self) -> f64 {
         self.mass.unwrap_or(1.0)
     }
@@ -44,7 +48,9 @@ impl Species {
 /// Where one species sits in the cloud, and its physical constants.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpeciesBlock {
+    /// The species' name.
     pub name: String,
+    /// The species' particles, indices into the cloud's arrays.
     pub range: Range<usize>,
     /// z_k.
     pub charge: f64,
@@ -59,10 +65,13 @@ pub struct SpeciesBlock {
 /// Positions and weights of every particle of every species.
 #[derive(Debug, Clone)]
 pub struct Cloud<const D: usize> {
+    /// X_i of every particle, species after species.
     pub positions: Vec<[f64; D]>,
+    /// w_i > 0 of every particle.
     pub weights: Vec<f64>,
     /// Particle ids within their species (0..N_k, or the ids of the input file).
     pub ids: Vec<u64>,
+    /// The species, in order, each with its range of particles.
     pub blocks: Vec<SpeciesBlock>,
 }
 
@@ -74,10 +83,12 @@ pub fn species_rng(seed: u64, k: usize) -> ChaCha8Rng {
 }
 
 impl<const D: usize> Cloud<D> {
+    /// Total number of particles.
     pub fn len(&self) -> usize {
         self.positions.len()
     }
 
+    /// True if there are no particles.
     pub fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }

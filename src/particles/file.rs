@@ -29,20 +29,30 @@ pub const MAX_COORDINATE: f64 = 1e150;
 /// One species' particles at one step, read from a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParticleFrame<const D: usize> {
+    /// The step the rows belong to.
     pub step: u64,
+    /// Particle ids within the species.
     pub ids: Vec<u64>,
+    /// Positions X_i.
     pub positions: Vec<[f64; D]>,
+    /// Weights w_i.
     pub weights: Vec<f64>,
 }
 
 /// All rows of a particle file, column-wise.
 #[derive(Debug, Clone)]
 pub struct ParticleTable<const D: usize> {
+    /// The `step` column.
     pub steps: Vec<u64>,
+    /// The `time` column.
     pub times: Vec<f64>,
+    /// The `species` column.
     pub species: Vec<String>,
+    /// The `id` column (`None` where the file has none).
     pub ids: Vec<Option<u64>>,
+    /// The coordinate columns.
     pub positions: Vec<[f64; D]>,
+    /// The `weight` column.
     pub weights: Vec<f64>,
     /// Line of each row in the file (for messages).
     pub lines: Vec<u64>,

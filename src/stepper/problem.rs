@@ -19,14 +19,19 @@ pub struct Problem {
     /// The file the problem came from (named in every later error message);
     /// for a problem built in code, a label.
     pub path: PathBuf,
+    /// d (1, 2 or 3).
     pub dimension: usize,
     /// JKO step h > 0.
     pub time_step: f64,
     /// Every random draw (the initial clouds) comes from this seed.
     pub seed: u64,
+    /// The Newtonian coupling (strength 0: none).
     pub coupling: Coupling,
+    /// How densities are estimated.
     pub density: Density,
+    /// Optimizer settings of each JKO step.
     pub solver: Solver,
+    /// The species, in output order.
     pub species: Vec<Species>,
     /// Free space or a box with walls (SPEC §7).
     pub domain: Domain,
@@ -71,6 +76,7 @@ pub struct ProblemBuilder {
 }
 
 impl ProblemBuilder {
+    /// The seed of every random draw.
     pub fn seed(mut self, seed: u64) -> Self {
         self.problem.seed = seed;
         self
@@ -84,12 +90,14 @@ impl ProblemBuilder {
         self
     }
 
+    /// The coupling backend, and the tree's target relative error.
     pub fn coupling_method(mut self, method: CouplingMethod, accuracy: f64) -> Self {
         self.problem.coupling.method = method;
         self.problem.coupling.accuracy = accuracy;
         self
     }
 
+    /// Bandwidth and estimator of the density estimates.
     pub fn density(mut self, density: Density) -> Self {
         self.problem.density = density;
         self
@@ -107,6 +115,7 @@ impl ProblemBuilder {
         self
     }
 
+    /// Optimizer settings.
     pub fn solver(mut self, solver: Solver) -> Self {
         self.problem.solver = solver;
         self

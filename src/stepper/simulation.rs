@@ -20,7 +20,9 @@ pub const RECOVER_AFTER: u32 = 4;
 
 /// A particle simulation of a scenario in dimension `D`.
 pub struct Simulation<const D: usize> {
+    /// The problem being solved.
     pub problem: Problem,
+    /// The particles at the current step.
     pub cloud: Cloud<D>,
     /// Kernel standard deviation of each species.
     pub bandwidths: Vec<f64>,
@@ -29,7 +31,9 @@ pub struct Simulation<const D: usize> {
     stepper: JkoStepper<D>,
     /// One estimator per species, for the density column of particles.csv.
     estimators: Vec<Box<dyn DensityEstimator<D>>>,
+    /// Last completed step (0: the initial cloud).
     pub step: u64,
+    /// Simulated time t = step * h.
     pub time: f64,
     /// Steps are taken as 2^level sub-steps of h / 2^level.
     pub level: u32,
@@ -42,12 +46,17 @@ pub struct Simulation<const D: usize> {
 /// Where a simulation stands between steps (what a checkpoint stores).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimulationState<const D: usize> {
+    /// Positions of every particle.
     pub positions: Vec<[f64; D]>,
     /// The previous step's displacement and its step size (the next step's first guess).
     pub last_move: Option<(f64, Vec<[f64; D]>)>,
+    /// Last completed step.
     pub step: u64,
+    /// Steps are taken as 2^level sub-steps of h / 2^level.
     pub level: u32,
+    /// Steps accepted in a row at the current level.
     pub calm_steps: u32,
+    /// Rejected attempts so far.
     pub rejected_attempts: u64,
 }
 
@@ -58,6 +67,7 @@ pub struct Rejection {
     pub attempt: u32,
     /// The sub-step size of the attempt.
     pub substep: f64,
+    /// Why it failed.
     pub reason: StepFailure,
 }
 

@@ -60,7 +60,9 @@ pub enum StepFailure {
     /// the terms and their keys), its gradient, the gradient norm, or a
     /// column of the accepted step's report.
     NonFinite {
+        /// Which value.
         value: NonFiniteValue,
+        /// Where it was found (the energy part and its keys, or the column).
         detail: String,
     },
     /// An injected evaluation fault (the `fault-injection` feature).
@@ -70,7 +72,12 @@ pub enum StepFailure {
     LineSearch(String),
     /// The optimizer stopped short of the tolerance without lowering the
     /// objective J (its value at the start and at the best point).
-    NoDecrease { termination: String, objective: f64 },
+    NoDecrease {
+        /// The optimizer's reason for stopping.
+        termination: String,
+        /// J at the step's start.
+        objective: f64,
+    },
     /// L-BFGS could not be set up.
     Setup(String),
 }
@@ -79,10 +86,15 @@ pub enum StepFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NonFiniteValue {
+    /// Trial positions.
     Positions,
+    /// The free energy.
     Energy,
+    /// The transport cost sum_i w_i |X_i - X_i^n|^2 / (2h).
     TransportCost,
+    /// The gradient of the objective.
     Gradient,
+    /// The gradient norm.
     GradientNorm,
     /// A column of energy.csv in the accepted step's report.
     Report,
@@ -179,7 +191,7 @@ struct Evaluator<'a, const D: usize> {
     /// |grad J| <= tolerance and J <= J(0): the run stops there. Without this,
     /// near the tolerance the line search can spend hundreds of evaluations
     /// on sufficient-decrease tests that compare J values differing by less
-    /// than their rounding (measured: 831 evaluations for 34 iterations).
+    /// than their rounding (BENCHMARKS.md, "Full JKO steps").
     converged: Option<Point>,
     /// Why the last evaluation failed, typed.
     failure: Option<StepFailure>,
@@ -471,6 +483,7 @@ impl<const D: usize> projected::Objective for Constrained<'_, '_, D> {
 pub struct Solver {
     /// Stop a JKO step when the objective's gradient norm has fallen by this factor.
     pub tolerance: f64,
+    /// Most L-BFGS iterations per JKO step.
     pub max_iterations: usize,
     /// L-BFGS history length.
     pub memory: usize,
@@ -504,6 +517,7 @@ pub struct JkoStepper<const D: usize> {
 }
 
 impl<const D: usize> JkoStepper<D> {
+    /// A stepper minimizing `energy` plus the transport cost with particle weights `weights`.
     pub fn new(energy: FreeEnergy<D>, weights: Vec<f64>, solver: Solver) -> Self {
         JkoStepper {
             energy,
@@ -540,6 +554,7 @@ impl<const D: usize> JkoStepper<D> {
         self.last_move.as_ref()
     }
 
+    /// Restore the previous step's displacement and its step size (from a checkpoint).
     pub fn set_last_move(&mut self, m: Option<(f64, Vec<[f64; D]>)>) {
         self.last_move = m;
     }

@@ -156,6 +156,21 @@ impl Checker<'_> {
             None => Ok(vec![0.0; self.dimension]),
         }
     }
+
+    /// The center c (the origin when absent) and radius r > 0 of a law or a
+    /// potential built on the sphere |x - c| = r, checked as `{key}.center`
+    /// then `{key}.radius`.
+    pub fn center_and_radius(
+        &self,
+        key: &str,
+        center: &Option<Vec<f64>>,
+        radius: f64,
+    ) -> Result<(Vec<f64>, f64)> {
+        Ok((
+            self.center(&format!("{key}.center"), center)?,
+            self.positive(&format!("{key}.radius"), radius)?,
+        ))
+    }
 }
 
 /// A number or a vector of numbers (`stiffness = 1.0` or `stiffness = [1.0, 2.0]`).

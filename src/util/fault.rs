@@ -21,17 +21,24 @@ pub const ENABLED: bool = cfg!(feature = "fault-injection");
 /// A corruption of one energy evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EvalFault {
+    /// The energy is NaN (`nan@N`).
     Nan,
+    /// The evaluation fails (`error@N`).
     Error,
+    /// The gradient has the wrong sign (`flip@N`).
     FlipGradient,
 }
 
 /// Places where a kill test stops the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillPoint {
+    /// Halfway through writing a frame of particles.csv (`kill@frame:K`).
     Frame,
+    /// After writing a checkpoint's temporary file, before renaming it (`kill@checkpoint:K`).
     Checkpoint,
+    /// Between the two renames of a checkpoint (`kill@rename:K`).
     Rename,
+    /// Right after the energy row of a step (`kill@step:K`).
     Step,
 }
 

@@ -15,6 +15,7 @@ pub struct GridFft {
 }
 
 impl GridFft {
+    /// Plans for a grid of `shape[a]` points along axis `a`.
     pub fn new(shape: &[usize]) -> Self {
         let mut planner = FftPlanner::<f64>::new();
         GridFft {
@@ -24,6 +25,7 @@ impl GridFft {
         }
     }
 
+    /// Points per axis.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }

@@ -9,23 +9,28 @@ use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Sub, SubAssi
 /// Number of lanes (targets per block, or sources per M2L batch).
 pub const LANES: usize = 8;
 
+/// `LANES` f64 lanes with element-wise arithmetic.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C, align(64))]
 pub struct V(pub [f64; LANES]);
 
 impl V {
+    /// All lanes 0.
     pub const ZERO: V = V([0.0; LANES]);
 
+    /// All lanes `x`.
     #[inline(always)]
     pub fn splat(x: f64) -> V {
         V([x; LANES])
     }
 
+    /// Lane `l` is `f(l)`.
     #[inline(always)]
     pub fn from_fn(f: impl FnMut(usize) -> f64) -> V {
         V(std::array::from_fn(f))
     }
 
+    /// `f` applied to each lane.
     #[inline(always)]
     pub fn map(self, f: impl Fn(f64) -> f64) -> V {
         let mut r = self;
@@ -35,11 +40,13 @@ impl V {
         r
     }
 
+    /// Lane-wise square root.
     #[inline(always)]
     pub fn sqrt(self) -> V {
         self.map(f64::sqrt)
     }
 
+    /// Lane-wise absolute value.
     #[inline(always)]
     pub fn abs(self) -> V {
         self.map(f64::abs)
@@ -111,6 +118,7 @@ binop!(Div, div, /, DivAssign, div_assign);
 pub struct V32(pub [f32; LANES]);
 
 impl V32 {
+    /// All lanes 0.
     pub const ZERO: V32 = V32([0.0; LANES]);
 
     /// Lane-wise rounding to the nearest `f32`.

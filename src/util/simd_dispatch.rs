@@ -484,7 +484,9 @@ pub(crate) unsafe fn ln_avx512(x: V) -> V {
 /// A unit of work whose `run` must be `#[inline(always)]` (so it is compiled for the
 /// instruction set of the dispatching wrapper).
 pub trait IsaTask {
+    /// What the task returns.
     type Output;
+    /// The work, compiled for instruction set `I`.
     fn run<I: Isa>(self) -> Self::Output;
 }
 

@@ -91,7 +91,7 @@ fn compact_support_and_pure_drift_species() {
 fn coupling_sign_repulsion_spreads_attraction_contracts() {
     // One charged species in U = |x|^2/2 (D = 1): at t = 1 the variance with lambda = +L
     // (like charges repel) must exceed the uncoupled one, which must exceed lambda = -L.
-    // Near the centre the field -lambda grad psi acts like a change of the stiffness 1 by
+    // Near the center the field -lambda grad psi acts like a change of the stiffness 1 by
     // -lambda rho(0) (Gauss: psi'' ~ -rho/d per axis): measured +-25% in 1D (L = 1) and +-7% in
     // 2D (L = 2) at t = 1, against the 5% margins asserted below.
     for d in [1, 2] {

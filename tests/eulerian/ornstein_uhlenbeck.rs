@@ -42,7 +42,7 @@ fn mul2(p: &[f64; 4], q: &[f64; 4]) -> [f64; 4] {
 /// Runs OU to t = 1 (outer step 0.05) and returns (max |mean error|, max |cov error|, h).
 fn ou_2d(n: usize) -> (f64, f64, f64) {
     let (a, b, c) = (1.5, 0.5, 1.0);
-    let centre = [0.2, -0.3];
+    let center = [0.2, -0.3];
     let (mu0, s0) = ([1.0, 0.5], [0.5, 0.4]);
     let g = grid(2, n, 5.0);
     let h = g.spacing(0);
@@ -52,7 +52,7 @@ fn ou_2d(n: usize) -> (f64, f64, f64) {
         diffusion: 1.0,
         exponent: 1.0,
         potential: Box::new(move |x: &[f64]| {
-            let (dx, dy) = (x[0] - centre[0], x[1] - centre[1]);
+            let (dx, dy) = (x[0] - center[0], x[1] - center[1]);
             0.5 * (a * dx * dx + 2.0 * b * dx * dy + c * dy * dy)
         }),
         initial: gaussian_cell_averages(&g, &mu0, &s0, 1.0).unwrap(),
@@ -70,8 +70,8 @@ fn ou_2d(n: usize) -> (f64, f64, f64) {
     let t = 1.0;
     let e = expm_sym2(a, b, c, t);
     let mean = [
-        centre[0] + e[0] * (mu0[0] - centre[0]) + e[1] * (mu0[1] - centre[1]),
-        centre[1] + e[2] * (mu0[0] - centre[0]) + e[3] * (mu0[1] - centre[1]),
+        center[0] + e[0] * (mu0[0] - center[0]) + e[1] * (mu0[1] - center[1]),
+        center[1] + e[2] * (mu0[0] - center[0]) + e[3] * (mu0[1] - center[1]),
     ];
     let s0m = [s0[0] * s0[0], 0.0, 0.0, s0[1] * s0[1]];
     let transported = mul2(&mul2(&e, &s0m), &e);
@@ -91,7 +91,7 @@ fn ou_2d(n: usize) -> (f64, f64, f64) {
 }
 
 fn ou_1d(n: usize) -> (f64, f64, f64) {
-    let (k, centre, mu0, s0) = (1.0, -0.5, 1.0, 0.4);
+    let (k, center, mu0, s0) = (1.0, -0.5, 1.0, 0.4);
     let g = grid(1, n, 7.0);
     let h = g.spacing(0);
     let species = vec![EulerianSpecies {
@@ -99,7 +99,7 @@ fn ou_1d(n: usize) -> (f64, f64, f64) {
         charge: 0.0,
         diffusion: 1.0,
         exponent: 1.0,
-        potential: quadratic(k, vec![centre]),
+        potential: quadratic(k, vec![center]),
         initial: gaussian_cell_averages(&g, &[mu0], &[s0], 1.0).unwrap(),
     }];
     let mut s = EulerianSolver::new(EulerianProblem {
@@ -113,7 +113,7 @@ fn ou_1d(n: usize) -> (f64, f64, f64) {
     }
     assert!(!s.touches_walls());
     let t: f64 = 1.0;
-    let mean = centre + (mu0 - centre) * (-k * t).exp();
+    let mean = center + (mu0 - center) * (-k * t).exp();
     let var = 1.0 / k + (s0 * s0 - 1.0 / k) * (-2.0 * k * t).exp();
     let (m, v) = moments(&s, 0);
     println!(
@@ -128,7 +128,7 @@ fn ou_1d(n: usize) -> (f64, f64, f64) {
 
 /// Tolerances. The time error is negligible (SSP-RK2 with dt <= 0.8 h^2/(2dD): O(dt^2) = O(h^4)).
 /// The space error is O(h^2): for U = k/2 |x-c|^2 the Scharfetter–Gummel flux expands as the
-/// centred flux plus (Delta^2/12)(D/h)(rho_L - rho_R), Delta = k h (x-c)/D, which biases the
+/// centered flux plus (Delta^2/12)(D/h)(rho_L - rho_R), Delta = k h (x-c)/D, which biases the
 /// mean velocity by about (k^2 h^2/6)(mu - c); integrated to t = 1 from |mu0 - c| = 1.5 this is
 /// ~0.16 h^2 (measured: 0.09 h^2 in 1D, 0.065 h^2 in 2D). Covariance errors (cell averages vs
 /// point values, O(h^2/12)) measured 0.006 h^2 (1D) and 0.04 h^2 (2D). Asserted:

@@ -61,7 +61,7 @@ fn self_cell_2d_matches_closed_form() {
 
 #[test]
 fn self_cell_3d_matches_pyramid_formula() {
-    // Cube of side a split into 6 pyramids from the centre: int 1/r = 6 (a^2/8) I,
+    // Cube of side a split into 6 pyramids from the center: int 1/r = 6 (a^2/8) I,
     // I = int_{[-1,1]^2} (1+s^2+t^2)^(-1/2) ds dt (smooth: composite Gauss–Legendre).
     let i = composite(&[-1.0, -1.0], &[1.0, 1.0], 8, &|p| {
         1.0 / (1.0 + p[0] * p[0] + p[1] * p[1]).sqrt()
@@ -74,7 +74,7 @@ fn self_cell_3d_matches_pyramid_formula() {
 }
 
 #[test]
-fn off_centre_cells_match_quadrature_all_branches() {
+fn off_center_cells_match_quadrature_all_branches() {
     // Anisotropic cells; offsets in the exact-antiderivative range (<= 8 cells), the
     // 6-point range (9..32) and the 4-point range (> 32).
     let cases2: &[(&[f64], &[i64])] = &[
@@ -180,7 +180,7 @@ fn ein(s: f64) -> f64 {
     }
 }
 
-/// Max |psi_grid - psi_exact| over cells and |int q psi - exact| for a centred Gaussian charge.
+/// Max |psi_grid - psi_exact| over cells and |int q psi - exact| for a centered Gaussian charge.
 fn gaussian_charge(d: usize, n: usize, sigma: f64, mass: f64, half: f64) -> (f64, f64, f64) {
     let grid = Grid {
         lower: vec![-half; d],

@@ -68,7 +68,7 @@ fn write_scenario(dir: &Path, d: usize, bandwidth: &str) {
 }
 
 /// A regular grid frame: cells `n` per axis from `lower` with spacing `h`,
-/// density `f(cell centre)`.
+/// density `f(cell center)`.
 struct GFrame<'a> {
     step: u64,
     time: f64,
@@ -483,7 +483,7 @@ fn l1_of_overlapping_boxes() {
                 r.mass_a,
                 r.mass_b
             );
-            // The finer spacing, as inferred from the cell centres.
+            // The finer spacing, as inferred from the cell centers.
             assert!(r.l1_spacing.iter().all(|&h| (h - hb).abs() < 1e-12 * hb));
         }
     }
@@ -833,8 +833,8 @@ fn grid_against_diracs_exact() {
 
 /// Interpolation of a coarse grid onto a finer one is multilinear: A (h = 0.1
 /// on [0,1]^d) holds samples of f = prod_a max(0, 0.4 - |x_a - 0.45|), whose
-/// kinks sit on A's centres, so A's multilinear interpolant is f itself; B
-/// (h = 0.02 on the same box) holds f at its centres. L1 = 0 to rounding in 1D
+/// kinks sit on A's centers, so A's multilinear interpolant is f itself; B
+/// (h = 0.02 on the same box) holds f at its centers. L1 = 0 to rounding in 1D
 /// and 2D; nearest-cell or any other interpolation gives L1 > 1e-3.
 #[test]
 fn coarse_grid_is_interpolated_multilinearly() {

@@ -306,7 +306,7 @@ fn non_finite_and_overflowing_coordinates_are_refused() {
         all.extend_from_slice(needles);
         expect_failure(&["compare", s(&a), s(&b)], 2, &all);
     }
-    // The same bound for a grid's cell centres.
+    // The same bound for a grid's cell centers.
     let g = grid_run(tmp.path(), "g", |_, _| "1".into());
     edit_line(&g, "density.csv", 2, "0,0.0,u,1e200,0.5,1");
     expect_failure(

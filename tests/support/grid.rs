@@ -41,7 +41,7 @@ pub fn gaussian_species(
     }
 }
 
-/// Two species of opposite charge (u: +1, v: -1), Gaussians off centre, U = k/2 |x|^2.
+/// Two species of opposite charge (u: +1, v: -1), Gaussians off center, U = k/2 |x|^2.
 pub fn pnp(
     d: usize,
     n: usize,
@@ -70,20 +70,20 @@ pub fn pnp(
 }
 
 /// Mean vector and covariance matrix (row-major d x d) of the cell averages of one species,
-/// point masses at the centres: mu = sum rho_i x_i dV / M, C = sum rho_i (x_i-mu)(x_i-mu)^T dV / M.
+/// point masses at the centers: mu = sum rho_i x_i dV / M, C = sum rho_i (x_i-mu)(x_i-mu)^T dV / M.
 pub fn moments(s: &EulerianSolver, k: usize) -> (Vec<f64>, Vec<f64>) {
     let d = s.grid().dim();
     let r = s.density(k);
-    let centres = s.cell_centers();
+    let centers = s.cell_centers();
     let m: f64 = r.iter().sum();
     let mut mu = vec![0.0; d];
-    for (x, w) in centres.iter().zip(r) {
+    for (x, w) in centers.iter().zip(r) {
         for a in 0..d {
             mu[a] += w * x[a] / m;
         }
     }
     let mut c = vec![0.0; d * d];
-    for (x, w) in centres.iter().zip(r) {
+    for (x, w) in centers.iter().zip(r) {
         for a in 0..d {
             for b in 0..d {
                 c[a * d + b] += w * (x[a] - mu[a]) * (x[b] - mu[b]) / m;

@@ -85,10 +85,15 @@ impl TaskScratch {
 /// Statistics of the last evaluation (interaction counts), for tuning and reports.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FmmStats {
+    /// Cells of the tree.
     pub cells: usize,
+    /// Leaf cells of the tree.
     pub leaves: usize,
+    /// Multipole-to-local translations.
     pub m2l: usize,
+    /// Particle pairs summed directly (near field).
     pub p2p_pairs: u64,
+    /// Tree (re)builds since the engine was created.
     pub builds: usize,
     /// Wall-clock seconds at the end of the phases: tree update, upward, top,
     /// frontier tasks (far field), near field, output.

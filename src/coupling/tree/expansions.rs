@@ -3,7 +3,7 @@
 //!
 //! Conventions (`P_m(v) = v^m / m!`, `D^m k` = derivatives from [`FarKernel`]):
 //!
-//! * multipole of a cell with centre `c`: `M_m = sum_j q_j P_m(c - x_j)`
+//! * multipole of a cell with center `c`: `M_m = sum_j q_j P_m(c - x_j)`
 //!   (= `(-1)^|m| sum_j q_j (x_j - c)^m / m!`);
 //! * far potential of the cell at `x`: `sum_m M_m D^m k(x - c)` (Taylor expansion of
 //!   `k(x - x_j)` about `x - c`);
@@ -186,7 +186,7 @@ pub fn l2l<I: Isa, const D: usize>(
 }
 
 /// M2L: adds to `local` (about `c_target`) the local expansions of all `sources`
-/// (cells with centres `centers[s]` and multipoles `mult[s * n .. (s + 1) * n]`).
+/// (cells with centers `centers[s]` and multipoles `mult[s * n .. (s + 1) * n]`).
 /// Sources are processed `LANES` at a time, one per lane; lane sums are combined in a
 /// fixed order at the end, so the result is deterministic.
 ///

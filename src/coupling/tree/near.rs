@@ -32,10 +32,9 @@
 //! the tree and its lists alone, whatever the number of threads. The halo buffers
 //! cost memory, not compute: written once and read once, against `~1e4`
 //! interactions per particle. With more tasks the halos grow (ranges of ~1/k of
-//! the leaves, whose near leaves reach about 4 leaf widths out at 1e-6): at 1e6
-//! particles (3D, 1e-6, two threads) 32 tasks took 658 MB peak memory on the
-//! uniform cloud and 1198 MB on `core_halo`, 16 tasks 614 MB and 973 MB (before the
-//! mutual near field: 557 MB and 696 MB), in the same time.
+//! the leaves, whose near leaves reach about 4 leaf widths out at 1e-6), and
+//! peak memory with them at no gain in time (BENCHMARKS.md, "Multipole tree
+//! parameters").
 
 use super::octree::{Cell, Octree};
 use crate::coupling::pair_kernel::{LANES, PairKernel, V};

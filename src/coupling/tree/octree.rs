@@ -7,7 +7,7 @@
 //! every subtree is a contiguous range of cells (`id .. cell.end`) *and* of particles — which lets the
 //! parallel phases hand each task a disjoint `&mut` slice.
 //!
-//! Geometry (`center` = centre of the particles' bounding box, `radius` = largest
+//! Geometry (`center` = center of the particles' bounding box, `radius` = largest
 //! distance from `center` to a particle of the cell) is recomputed from the current
 //! positions on every call (`refit`), keeping the topology and permutation. Any
 //! topology is *correct* with refitted geometry (the acceptance test uses the true
@@ -161,7 +161,8 @@ impl<const D: usize> Octree<D> {
             is_leaf,
         });
         if !is_leaf {
-            // Only in 3D: in 2D the quadtree levels measured faster at equal accuracy.
+            // Only in 3D: in 2D the quadtree levels are faster at equal accuracy
+            // (BENCHMARKS.md, "Multipole tree parameters").
             let fewer = (D == 3).then(|| (1..D as u32).find(|&k| n <= self.leaf_size << k));
             let k = fewer.flatten().unwrap_or(D as u32).min(total - bit);
             let shift = total - bit - k;
@@ -189,7 +190,7 @@ impl<const D: usize> Octree<D> {
         }
     }
 
-    /// Recomputes every cell's centre and radius from the sorted positions; returns the
+    /// Recomputes every cell's center and radius from the sorted positions; returns the
     /// sum of radii. Each cell scans its own particle range (O(N depth), parallel).
     fn refit_geometry(&mut self) -> f64 {
         let pos = &self.pos;

@@ -15,6 +15,11 @@
 //! the nearest complex singularity is at distance `>= R >= |z|`, so the expansions
 //! converge at least as fast as those of the unsoftened kernel.
 //!
+//! These `k` are the unscaled kernels of [`crate::coupling::pair_kernel`]
+//! (`G_delta = scale * k`, the one statement being [`crate::model::green`]); the
+//! series form stays here for speed, and the tests below check the Taylor
+//! polynomials against the kernels themselves.
+//!
 //! [`FarKernel::derivatives`] returns `D^m k(z) = m! T_m` for `LANES` displacements at once.
 
 use super::multi_index::MultiIndex;

@@ -1,6 +1,6 @@
 //! `kind = "double_well"`: U = depth (|x - c|^2 / r^2 - 1)^2, two wells at
 //! c ± r in 1D, a ring in 2D, a shell in 3D, with a barrier of height
-//! `depth` at the centre c (the origin unless given).
+//! `depth` at the center c (the origin unless given).
 
 use serde::Deserialize;
 
@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::util::checks::{Checker, strict};
 
 /// U = depth (|x - c|^2 / r^2 - 1)^2: two wells at c ± r in 1D, a ring in 2D,
-/// a shell in 3D, with a barrier of height `depth` at the centre.
+/// a shell in 3D, with a barrier of height `depth` at the center.
 #[derive(Debug, Clone, Copy)]
 pub struct DoubleWell<const D: usize> {
     /// c.
@@ -48,9 +48,10 @@ struct Raw {
 /// `potential = { kind = "double_well", center = [...], radius = ..., depth = ... }`.
 pub(super) fn parse(c: &Checker, key: &str, v: &toml::Value) -> Result<PotentialSpec> {
     let r: Raw = strict(c.file, key, "double_well", v)?;
+    let (center, radius) = c.center_and_radius(key, &r.center, r.radius)?;
     Ok(PotentialSpec::DoubleWell {
-        center: c.center(&format!("{key}.center"), &r.center)?,
-        radius: c.positive(&format!("{key}.radius"), r.radius)?,
+        center,
+        radius,
         depth: c.non_negative(&format!("{key}.depth"), r.depth)?,
     })
 }

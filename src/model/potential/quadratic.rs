@@ -1,5 +1,5 @@
 //! `kind = "quadratic"`: U = sum_a k_a/2 (x_a - c_a)^2, with a per-axis
-//! stiffness k_a >= 0 (a number is broadcast to every axis) and the centre c
+//! stiffness k_a >= 0 (a number is broadcast to every axis) and the center c
 //! (the origin unless given).
 
 use serde::Deserialize;

@@ -1,6 +1,6 @@
 //! `kind = "barenblatt"`: the Barenblatt profile of the species' exponent
 //! m > 1, rho ∝ (1 - |x - c|^2 / R^2)_+^p with p = 1/(m - 1), support radius
-//! R and centre c (the origin unless given).
+//! R and center c (the origin unless given).
 //!
 //! Sampling: u = |x - c|^2 / R^2 follows Beta(d/2, p + 1) (the radial
 //! density r^(d-1) (1 - r^2/R^2)^p in the variable u), and the direction is
@@ -27,10 +27,8 @@ struct Raw {
 /// species' section checks that its exponent is > 1).
 pub(super) fn parse(c: &Checker, key: &str, v: &toml::Value) -> Result<InitialSpec> {
     let r: Raw = strict(c.file, key, "barenblatt", v)?;
-    Ok(InitialSpec::Barenblatt {
-        center: c.center(&format!("{key}.center"), &r.center)?,
-        radius: c.positive(&format!("{key}.radius"), r.radius)?,
-    })
+    let (center, radius) = c.center_and_radius(key, &r.center, r.radius)?;
+    Ok(InitialSpec::Barenblatt { center, radius })
 }
 
 /// One draw for exponent m = `exponent` > 1.
@@ -80,7 +78,7 @@ mod tests {
         assert!(u.iter().all(|&u| u <= 1.0));
         let mean = u.iter().sum::<f64>() / u.len() as f64;
         assert!((mean - 1.0 / 3.0).abs() < 0.005, "{mean}");
-        // The direction is uniform: the centre of mass is the centre.
+        // The direction is uniform: the center of mass is the center.
         let cx = x.iter().map(|p| p[0]).sum::<f64>() / x.len() as f64;
         assert!((cx - c[0]).abs() < 0.02, "{cx}");
     }

@@ -45,7 +45,7 @@ pub enum InitialSpec {
     /// Barenblatt profile of the species' exponent m > 1, support radius `radius`:
     /// rho ∝ (1 - |x - center|^2 / radius^2)_+^(1/(m-1)).
     Barenblatt {
-        /// The centre of the support.
+        /// The center of the support.
         center: Vec<f64>,
         /// The radius > 0 of the support.
         radius: f64,
