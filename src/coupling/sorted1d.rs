@@ -172,3 +172,46 @@ fn add_compensated(acc: &mut [f64; 4], at: usize, v: f64) {
     acc[at] = s;
     acc[at + 1] += err;
 }
+
+#[cfg(test)]
+mod coincident_tests {
+    use super::*;
+
+    /// Uniform random clouds of a few thousand particles.
+    #[test]
+    fn random_uniform_clouds_are_summed() {
+        use rand::{RngExt, SeedableRng};
+        for seed in 0..20u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let n = 3000;
+            let x: Vec<[f64; 1]> = (0..n).map(|_| [2.0 * rng.random::<f64>()]).collect();
+            let q: Vec<f64> = (0..n).map(|i| if i < n / 2 { -0.0008 } else { 0.0008 }).collect();
+            let mut s = SortedCoupling1d::new(0.002);
+            let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0]; n]);
+            s.evaluate(&x, &q, &mut phi, &mut grad);
+        }
+    }
+
+    /// Many particles at one point (a wall of a box, where the projected
+    /// steps put them) must not break the softened correction's tree.
+    #[test]
+    fn coincident_particles_are_summed() {
+        let n = 3000;
+        let x: Vec<[f64; 1]> = (0..n)
+            .map(|i| match i % 6 {
+                0 => [0.0],
+                3 => [-8.673617379884035e-19 * (i % 5) as f64],
+                _ => [(i as f64 * 0.618_034).fract() * 2.0],
+            })
+            .collect();
+        let q: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 } / n as f64).collect();
+        let mut s = SortedCoupling1d::new(0.002);
+        let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0]; n]);
+        s.evaluate(&x, &q, &mut phi, &mut grad);
+        let (mut pe, mut ge) = (vec![0.0; n], vec![[0.0]; n]);
+        crate::coupling::direct_evaluate(&x, &q, 0.002, &mut pe, &mut ge);
+        for i in (0..n).step_by(97) {
+            assert!((phi[i] - pe[i]).abs() < 1e-8, "i={i}: {} vs {}", phi[i], pe[i]);
+        }
+    }
+}

@@ -763,6 +763,14 @@ impl<const D: usize> JkoStepper<D> {
                 xi[a] = x0[i][a] + scale[i] * best.y[i * D + a];
             }
         }
+        // As in every evaluation: X^n + s Y can round past a wall by an ulp.
+        if let Some((lower, upper)) = self.walls {
+            for xi in x.iter_mut() {
+                for a in 0..D {
+                    xi[a] = xi[a].clamp(lower[a], upper[a]);
+                }
+            }
+        }
         self.last_move = Some((
             h,
             x.iter()

@@ -249,6 +249,11 @@ impl<const D: usize> NearField<D> {
             .enumerate()
             .for_each(|(j, (acc, (phi, grad)))| {
                 let (lo, hi) = (bounds[j], bounds[j + 1]);
+                // A task may own no leaf (fewer leaves than tasks): nothing
+                // to write, and `leaves[lo]` would be past the end.
+                if lo == hi {
+                    return;
+                }
                 let p0 = lay.first_pack[lo] as usize;
                 for t in &tasks[..j] {
                     let from = t.halo.partition_point(|&a| (a as usize) < lo);
