@@ -247,7 +247,11 @@ impl Axis {
     #[inline(always)]
     fn read(&self, line: &[Complex<f64>], inverse: bool, s: usize) -> f64 {
         if inverse {
-            if self.node_is_free(s) { self.take(line[s]) } else { 0.0 }
+            if self.node_is_free(s) {
+                self.take(line[s])
+            } else {
+                0.0
+            }
         } else if self.wavenumber(s).is_some() {
             self.take(line[self.spectral_position(s)])
         } else {

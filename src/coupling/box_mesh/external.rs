@@ -107,7 +107,13 @@ const GL5: [(f64, f64); 5] = [
 /// the axis, for nodes j = -PAD..=n + PAD (index j + PAD), normalized to
 /// unit sum (None when the clipped interval is empty); each knot interval
 /// is cut into `sub` pieces.
-fn line_weights(ax: &Axis, lo: f64, hi: f64, c: impl Fn(f64) -> f64, sub: usize) -> Option<Vec<f64>> {
+fn line_weights(
+    ax: &Axis,
+    lo: f64,
+    hi: f64,
+    c: impl Fn(f64) -> f64,
+    sub: usize,
+) -> Option<Vec<f64>> {
     let (lo, hi) = (lo.max(ax.lower), hi.min(ax.lower + ax.length));
     let mut m = vec![0.0; ax.n + 1 + 2 * PAD];
     if hi <= lo {
@@ -158,7 +164,11 @@ fn point_weights(ax: &Axis, y: f64) -> Vec<f64> {
 /// times exp(theta u).
 fn bspline_laplace(theta: f64) -> f64 {
     let t = 0.5 * theta;
-    if t.abs() < 1e-8 { 1.0 } else { (t.sinh() / t).powi(4) }
+    if t.abs() < 1e-8 {
+        1.0
+    } else {
+        (t.sinh() / t).powi(4)
+    }
 }
 
 /// The normal profile of mode kappa at distance t from its electrode:
@@ -166,7 +176,11 @@ fn bspline_laplace(theta: f64) -> f64 {
 /// over its value at t = 0, in a form that does not overflow.
 fn profile(kappa: f64, t: f64, length: f64, opposite_electrode: bool) -> f64 {
     if kappa == 0.0 {
-        return if opposite_electrode { 1.0 - t / length } else { 1.0 };
+        return if opposite_electrode {
+            1.0 - t / length
+        } else {
+            1.0
+        };
     }
     let s = if opposite_electrode { -1.0 } else { 1.0 };
     (-kappa * t).exp() * (1.0 + s * (-2.0 * kappa * (length - t)).exp())
@@ -193,10 +207,15 @@ impl<const D: usize> BoxMesh<D> {
                         if b == a {
                             point_weights(ax, ax.lower + side as f64 * ax.length)
                         } else {
-                            line_weights(ax, ax.lower, ax.lower + ax.length, |_| 1.0, 1).expect("a box axis")
+                            line_weights(ax, ax.lower, ax.lower + ax.length, |_| 1.0, 1)
+                                .expect("a box axis")
                         }
                     });
-                    self.deposit_separable(surface_charge * self.domain.wall_area(a), &factors, &mut charge);
+                    self.deposit_separable(
+                        surface_charge * self.domain.wall_area(a),
+                        &factors,
+                        &mut charge,
+                    );
                 }
             }
         }
@@ -245,7 +264,13 @@ impl<const D: usize> BoxMesh<D> {
                         let ax = &self.axes[a];
                         let (m, s) = (mean[a], std[a]);
                         let sub = ((4.0 * ax.h / s).ceil() as usize).clamp(1, 64);
-                        line_weights(ax, ax.lower, ax.lower + ax.length, |y| (-0.5 * ((y - m) / s).powi(2)).exp(), sub)
+                        line_weights(
+                            ax,
+                            ax.lower,
+                            ax.lower + ax.length,
+                            |y| (-0.5 * ((y - m) / s).powi(2)).exp(),
+                            sub,
+                        )
                     })
                     .collect();
                 self.deposit_factors(b, f, charge)?;
@@ -256,7 +281,12 @@ impl<const D: usize> BoxMesh<D> {
 
     /// Deposits Q times the product of per-axis factors, refusing a
     /// background with no mass in the box.
-    fn deposit_factors(&self, b: &Background, f: Vec<Option<Vec<f64>>>, charge: &mut [f64]) -> Result<(), String> {
+    fn deposit_factors(
+        &self,
+        b: &Background,
+        f: Vec<Option<Vec<f64>>>,
+        charge: &mut [f64],
+    ) -> Result<(), String> {
         let f: Vec<Vec<f64>> = f
             .into_iter()
             .collect::<Option<_>>()
@@ -318,14 +348,25 @@ impl<const D: usize> BoxMesh<D> {
     }
 
     /// Adds h for the electrode at (`axis`, `side`) held at `v` (module docs).
-    fn add_electrode(&self, axis: usize, side: usize, v: f64, ext: &mut BoxExternal<D>, lines: &mut Vec<rustfft::num_complex::Complex<f64>>) {
+    fn add_electrode(
+        &self,
+        axis: usize,
+        side: usize,
+        v: f64,
+        ext: &mut BoxExternal<D>,
+        lines: &mut Vec<rustfft::num_complex::Complex<f64>>,
+    ) {
         let axes = &self.axes;
         let normal = &axes[axis];
         let opposite = normal.kind.dirichlet(1 - side);
         let sigma = self.width;
         // Normal axis padded (j + PAD), tangential axes in spectral slots.
         let shape: [usize; D] = std::array::from_fn(|b| {
-            if b == axis { normal.n + 1 + 2 * PAD } else { axes[b].n + 1 }
+            if b == axis {
+                normal.n + 1 + 2 * PAD
+            } else {
+                axes[b].n + 1
+            }
         });
         let mut strides = [1usize; D];
         for b in 1..D {
@@ -346,7 +387,9 @@ impl<const D: usize> BoxMesh<D> {
                         return 0.0;
                     };
                     k2 += kappa * kappa;
-                    c *= ax.weight(k) * ax.integral(k) * (-0.5 * kappa * kappa * sigma * sigma).exp()
+                    c *= ax.weight(k)
+                        * ax.integral(k)
+                        * (-0.5 * kappa * kappa * sigma * sigma).exp()
                         / bspline_hat(kappa * ax.h);
                 }
                 let x = (jn as f64 - PAD as f64) * normal.h;

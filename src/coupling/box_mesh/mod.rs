@@ -97,7 +97,11 @@ pub const CELLS_PER_WIDTH: f64 = 2.0;
 /// d = 1: E|sigma Z| = delta, sigma = delta sqrt(pi/2); d = 2:
 /// ln(2 sigma^2) - gamma = ln(delta^2), sigma = delta sqrt(e^gamma / 2);
 /// d = 3: sqrt(2/pi) / sigma = 1 / delta, sigma = delta sqrt(2/pi).
-pub const WIDTH_PER_SOFTENING: [f64; 3] = [1.253_314_137_315_500_3, 0.943_657_135_163_621_5, 0.797_884_560_802_865_4];
+pub const WIDTH_PER_SOFTENING: [f64; 3] = [
+    1.253_314_137_315_500_3,
+    0.943_657_135_163_621_5,
+    0.797_884_560_802_865_4,
+];
 
 /// Largest mesh (nodes) a box may use: 2^24 nodes hold ~1.3 GiB of grids.
 pub const MAX_NODES: usize = 1 << 24;
@@ -144,15 +148,25 @@ impl<const D: usize> BoxMesh<D> {
     /// when the mesh would exceed [`MAX_NODES`].
     pub fn new(domain: &BoxDomain, softening: f64) -> Result<Self, String> {
         if !(softening > 0.0 && softening.is_finite()) {
-            return Err(format!("the box mesh needs a softening > 0, not {softening}"));
+            return Err(format!(
+                "the box mesh needs a softening > 0, not {softening}"
+            ));
         }
-        Self::with_width(domain, WIDTH_PER_SOFTENING[D - 1] * softening, CELLS_PER_WIDTH)
+        Self::with_width(
+            domain,
+            WIDTH_PER_SOFTENING[D - 1] * softening,
+            CELLS_PER_WIDTH,
+        )
     }
 
     /// The solver with Gaussian width `sigma` and `cells_per_width` mesh
     /// cells per sigma (at least; the counts are rounded up to FFT-friendly
     /// sizes, at least 4 per axis).
-    pub fn with_width(domain: &BoxDomain, sigma: f64, cells_per_width: f64) -> Result<Self, String> {
+    pub fn with_width(
+        domain: &BoxDomain,
+        sigma: f64,
+        cells_per_width: f64,
+    ) -> Result<Self, String> {
         if domain.dimension() != D {
             return Err(format!("a {D}D box mesh for a {}D box", domain.dimension()));
         }
@@ -164,7 +178,11 @@ impl<const D: usize> BoxMesh<D> {
         let mut nodes = 1usize;
         for (a, c) in count.iter_mut().enumerate() {
             let cells = (domain.length(a) / target).ceil();
-            *c = if cells < MAX_NODES as f64 { fast_length((cells as usize).max(4)) } else { MAX_NODES };
+            *c = if cells < MAX_NODES as f64 {
+                fast_length((cells as usize).max(4))
+            } else {
+                MAX_NODES
+            };
             nodes = nodes.saturating_mul(*c + 1);
         }
         if nodes > MAX_NODES {
@@ -175,7 +193,12 @@ impl<const D: usize> BoxMesh<D> {
             ));
         }
         let axes: [Axis; D] = std::array::from_fn(|a| {
-            Axis::new(Kind::of(&domain.walls[a]), domain.lower[a], domain.upper[a], count[a])
+            Axis::new(
+                Kind::of(&domain.walls[a]),
+                domain.lower[a],
+                domain.upper[a],
+                count[a],
+            )
         });
         let shape = count.map(|n| n + 1);
         let mut strides = [1usize; D];
@@ -216,7 +239,11 @@ impl<const D: usize> BoxMesh<D> {
                     k2 += kappa * kappa;
                     factor *= ax.weight(k) / bspline_hat(kappa * ax.h).powi(2);
                 }
-                if k2 == 0.0 { 0.0 } else { factor * (-0.5 * k2 * sigma * sigma).exp() / k2 }
+                if k2 == 0.0 {
+                    0.0
+                } else {
+                    factor * (-0.5 * k2 * sigma * sigma).exp() / k2
+                }
             })
             .collect()
     }
@@ -241,7 +268,11 @@ impl<const D: usize> BoxMesh<D> {
     /// particle.
     pub fn extra_memory(&self, particles: usize) -> u64 {
         let chunks = deposit_chunks(particles, self.nodes);
-        let grids = if chunks > 1 { chunks * self.nodes * 8 } else { 0 };
+        let grids = if chunks > 1 {
+            chunks * self.nodes * 8
+        } else {
+            0
+        };
         (BYTES_PER_NODE * self.nodes + grids + 8 * particles) as u64
     }
 
@@ -317,12 +348,15 @@ impl<const D: usize> BoxMesh<D> {
             .enumerate()
             .for_each(|(c, grid)| deposit_range(grid, c * per..((c + 1) * per).min(x.len())));
         let grids = &grids[..];
-        charge.par_chunks_mut(CHUNK).enumerate().for_each(|(b, out)| {
-            for (k, o) in out.iter_mut().enumerate() {
-                let g = b * CHUNK + k;
-                *o = (0..chunks).map(|c| grids[c * nodes + g]).sum();
-            }
-        });
+        charge
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(b, out)| {
+                for (k, o) in out.iter_mut().enumerate() {
+                    let g = b * CHUNK + k;
+                    *o = (0..chunks).map(|c| grids[c * nodes + g]).sum();
+                }
+            });
     }
 
     /// phi(x) and grad phi(x) from the last solve's node potentials.
@@ -377,7 +411,11 @@ impl<const D: usize> Stencil<D> {
         wt[0] = 1.0;
         let mut len = 1;
         for a in 0..D {
-            let w = if derivative == Some(a) { &self.dw[a] } else { &self.w[a] };
+            let w = if derivative == Some(a) {
+                &self.dw[a]
+            } else {
+                &self.w[a]
+            };
             // Expand from the back: entry k is read before it is overwritten.
             for k in (0..len).rev() {
                 let (o, v) = (off[k], wt[k]);
