@@ -304,6 +304,15 @@ impl<const D: usize> BoxMesh<D> {
             let fl = u.floor();
             let (w, dw) = bspline(u - fl);
             let first = fl as i64 - 1;
+            if first >= 1 && first + 3 < ax.n as i64 {
+                // Away from the walls (most particles): no image, no fold.
+                for j in 0..4 {
+                    st.offset[a][j] = (first as usize + j) * self.strides[a];
+                    st.w[a][j] = w[j];
+                    st.dw[a][j] = dw[j] * ax.inv_h;
+                }
+                continue;
+            }
             for j in 0..4 {
                 let (idx, s) = ax.fold(first + j as i64);
                 st.offset[a][j] = idx * self.strides[a];
