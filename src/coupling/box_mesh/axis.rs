@@ -185,8 +185,8 @@ impl Axis {
         let scale = std::f64::consts::PI / self.length;
         match self.kind {
             Kind::Nn => Some(k as f64 * scale),
-            Kind::Dd => (k >= 1 && k < self.n).then(|| k as f64 * scale),
-            Kind::Dn | Kind::Nd => (k < self.n).then(|| (k as f64 + 0.5) * scale),
+            Kind::Dd => (k >= 1 && k < self.n).then_some(k as f64 * scale),
+            Kind::Dn | Kind::Nd => (k < self.n).then_some((k as f64 + 0.5) * scale),
         }
     }
 

@@ -301,7 +301,9 @@ impl<const D: usize> BoxMesh<D> {
         };
         for (a, ax) in self.axes.iter().enumerate() {
             let u = (x[a] - ax.lower) * ax.inv_h;
-            let fl = u.floor();
+            // Any finite x has images; the clamp keeps absurd ones from
+            // overflowing the node arithmetic (a NaN stays NaN in the weights).
+            let fl = u.floor().clamp(-1e15, 1e15);
             let (w, dw) = bspline(u - fl);
             let first = fl as i64 - 1;
             if first >= 1 && first + 3 < ax.n as i64 {
