@@ -6,6 +6,7 @@
 //! with G_delta the softened kernel of [`crate::model::green`]. The interaction
 //! energy is lambda U and its gradient lambda q_i field_i.
 
+pub mod box_mesh;
 pub mod direct;
 pub mod interval;
 pub mod pair_kernel;

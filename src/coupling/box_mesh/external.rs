@@ -1,0 +1,423 @@
+//! The fixed external potential of a box (SPEC §7-8), on the solver's mesh,
+//! computed once:
+//!
+//! ```text
+//! phi_ext = psi_C + phi_walls,
+//! psi_C   = G_sigma * C                      (background charges)
+//! phi_walls = sum_{insulating w} sigma_w int_w G_sigma(x, s) ds  +  h_V
+//! ```
+//!
+//! - Background and wall-sheet charges are deposited on the mesh as the
+//!   particles are (the B-spline weights integrated against C, images
+//!   folded in) and go through the same K: the particles feel them through
+//!   the same smoothed kernel G_sigma as each other, so a neutral
+//!   arrangement stays neutral at every scale (no spurious field of size
+//!   sigma where mobile and fixed charges cancel). Uniform and Gaussian
+//!   shapes are products over the axes: each axis' weights
+//!   int c_a(y) B((y - lower)/h - j) dy come from 5-point Gauss–Legendre on
+//!   every knot interval (exact for the uniform shape; for a Gaussian the
+//!   intervals are split to a quarter of its std). A Gaussian is restricted
+//!   to the box and renormalized there; each factor is normalized to unit
+//!   mass so the deposited charge is Q exactly.
+//! - A charged insulating wall is a sheet of charge sigma_w per unit area
+//!   on the wall (Green's representation, as in `interval`): its even image
+//!   doubles it, so d phi / d nu = sigma_w beyond the smoothing layer
+//!   (within ~3 sigma of the wall the sheet is spread by N_sigma).
+//! - h_V is harmonic, equal to V on each electrode and with zero normal
+//!   derivative on the insulating walls. Per electrode wall (axis a): the
+//!   constant V is expanded on the other axes' bases (their walls' kinds,
+//!   filtered by exp(-kappa_b^2 sigma^2 / 2), which smooths the corners
+//!   where electrodes of different potentials meet), and each mode
+//!   kappa_t = |kappa_tangential| decays along a as
+//!   sinh(kappa_t (L - t)) / sinh(kappa_t L) (electrode opposite) or
+//!   cosh(kappa_t (L - t)) / cosh(kappa_t L) (insulating opposite), t the
+//!   distance to the wall; kappa_t = 0 gives 1 - t/L or 1. Two electrodes
+//!   facing each other across insulating walls give exactly the linear
+//!   potential.
+//!
+//! The sum is stored at the nodes of a grid padded by 2 nodes beyond each
+//! wall (values there: the images for psi_C and the sheets, the harmonic
+//! continuation for h_V, which Schwarz reflection makes the same
+//! function), and read back by the cubic B-spline: the gradient is that of
+//! the value. The node values are divided by the B-spline's transform
+//! (sinc^4 on the tangential axes, (sinh(theta/2)/(theta/2))^4 along a for
+//! the exponentials), so the B-spline sum reproduces the filtered series.
+
+use super::axis::{Axis, bspline, bspline_hat, transform_axis};
+use super::{BoxMesh, Stencil};
+use crate::coupling::ExternalPotential;
+use crate::model::background::{Background, BackgroundShape};
+use crate::model::domain::WallCondition;
+
+/// Nodes of padding beyond each wall.
+const PAD: usize = 2;
+
+/// phi_ext = psi_C + phi_walls on a padded mesh (module docs).
+#[derive(Debug, Clone)]
+pub struct BoxExternal<const D: usize> {
+    lower: [f64; D],
+    inv_h: [f64; D],
+    n: [usize; D],
+    strides: [usize; D],
+    values: Vec<f64>,
+}
+
+impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
+    fn value_and_gradient(&self, x: &[f64; D]) -> (f64, [f64; D]) {
+        let mut st = Stencil {
+            offset: [[0; 4]; D],
+            w: [[0.0; 4]; D],
+            dw: [[0.0; 4]; D],
+        };
+        for a in 0..D {
+            let u = (x[a] - self.lower[a]) * self.inv_h[a];
+            // Within the padding whatever x (beyond, the cubic extrapolates).
+            let fl = u.floor().clamp(-1.0, self.n[a] as f64);
+            let (w, dw) = bspline(u - fl);
+            let first = (fl as i64 - 1 + PAD as i64) as usize;
+            for j in 0..4 {
+                st.offset[a][j] = (first + j) * self.strides[a];
+                st.w[a][j] = w[j];
+                st.dw[a][j] = dw[j] * self.inv_h[a];
+            }
+        }
+        let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
+        let count = 1 << (2 * D);
+        st.nodes(&mut off, &mut wt, None);
+        let value = (0..count).map(|k| wt[k] * self.values[off[k]]).sum();
+        let mut grad = [0.0; D];
+        for (a, g) in grad.iter_mut().enumerate() {
+            st.nodes(&mut off, &mut wt, Some(a));
+            *g = (0..count).map(|k| wt[k] * self.values[off[k]]).sum();
+        }
+        (value, grad)
+    }
+}
+
+/// 5-point Gauss–Legendre nodes and weights on [-1, 1].
+const GL5: [(f64, f64); 5] = [
+    (0.0, 0.568_888_888_888_888_9),
+    (-0.538_469_310_105_683_1, 0.478_628_670_499_366_5),
+    (0.538_469_310_105_683_1, 0.478_628_670_499_366_5),
+    (-0.906_179_845_938_664, 0.236_926_885_056_189_1),
+    (0.906_179_845_938_664, 0.236_926_885_056_189_1),
+];
+
+/// m(j) = int_lo^hi c(y) B((y - lower)/h - j) dy over [lo, hi] clipped to
+/// the axis, for nodes j = -PAD..=n + PAD (index j + PAD), normalized to
+/// unit sum (None when the clipped interval is empty); each knot interval
+/// is cut into `sub` pieces.
+fn line_weights(
+    ax: &Axis,
+    lo: f64,
+    hi: f64,
+    c: impl Fn(f64) -> f64,
+    sub: usize,
+) -> Option<Vec<f64>> {
+    let (lo, hi) = (lo.max(ax.lower), hi.min(ax.lower + ax.length));
+    let mut m = vec![0.0; ax.n + 1 + 2 * PAD];
+    if hi <= lo {
+        return None;
+    }
+    let (first, last) = (
+        ((lo - ax.lower) * ax.inv_h).floor() as i64,
+        ((hi - ax.lower) * ax.inv_h).ceil() as i64,
+    );
+    for i in first..last {
+        let (a, b) = (
+            lo.max(ax.lower + i as f64 * ax.h),
+            hi.min(ax.lower + (i + 1) as f64 * ax.h),
+        );
+        let piece = (b - a) / sub as f64;
+        for s in 0..sub {
+            let mid = a + (s as f64 + 0.5) * piece;
+            for (z, wq) in GL5 {
+                let y = mid + 0.5 * piece * z;
+                let u = (y - ax.lower) * ax.inv_h;
+                let fl = u.floor();
+                let (w, _) = bspline(u - fl);
+                let v = c(y) * wq * 0.5 * piece;
+                for (j, wj) in w.iter().enumerate() {
+                    let idx = (fl as i64 - 1 + j as i64 + PAD as i64).clamp(0, m.len() as i64 - 1);
+                    m[idx as usize] += v * wj;
+                }
+            }
+        }
+    }
+    let total: f64 = m.iter().sum();
+    (total > 0.0).then(|| m.into_iter().map(|v| v / total).collect())
+}
+
+/// The B-spline weights of the point y on the axis (index j + PAD).
+fn point_weights(ax: &Axis, y: f64) -> Vec<f64> {
+    let mut m = vec![0.0; ax.n + 1 + 2 * PAD];
+    let u = (y - ax.lower) * ax.inv_h;
+    let fl = u.floor().clamp(-1.0, ax.n as f64);
+    let (w, _) = bspline(u - fl);
+    for (j, wj) in w.iter().enumerate() {
+        m[(fl as i64 - 1 + PAD as i64) as usize + j] = *wj;
+    }
+    m
+}
+
+/// (sinh(theta/2) / (theta/2))^4: the B-spline sum of exp(theta u) is this
+/// times exp(theta u).
+fn bspline_laplace(theta: f64) -> f64 {
+    let t = 0.5 * theta;
+    if t.abs() < 1e-8 {
+        1.0
+    } else {
+        (t.sinh() / t).powi(4)
+    }
+}
+
+/// The normal profile of mode kappa at distance t from its electrode:
+/// sinh or cosh (the opposite wall an electrode or not) of kappa (L - t),
+/// over its value at t = 0, in a form that does not overflow.
+fn profile(kappa: f64, t: f64, length: f64, opposite_electrode: bool) -> f64 {
+    if kappa == 0.0 {
+        return if opposite_electrode {
+            1.0 - t / length
+        } else {
+            1.0
+        };
+    }
+    let s = if opposite_electrode { -1.0 } else { 1.0 };
+    (-kappa * t).exp() * (1.0 + s * (-2.0 * kappa * (length - t)).exp())
+        / (1.0 + s * (-2.0 * kappa * length).exp())
+}
+
+impl<const D: usize> BoxMesh<D> {
+    /// phi_ext = psi_C + phi_walls of this box with `backgrounds` (module
+    /// docs of `external`), computed once. Refused when a background's
+    /// dimension is not the box's or it has no charge inside the box.
+    pub fn external(&self, backgrounds: &[Background]) -> Result<BoxExternal<D>, String> {
+        let mut charge = vec![0.0; self.nodes];
+        let mut lines = Vec::new();
+        for b in backgrounds {
+            self.deposit_background(b, &mut charge)?;
+        }
+        for (a, walls) in self.domain.walls.iter().enumerate() {
+            for (side, w) in walls.iter().enumerate() {
+                if let WallCondition::Insulating { surface_charge } = *w
+                    && surface_charge != 0.0
+                {
+                    let factors: [Vec<f64>; D] = std::array::from_fn(|b| {
+                        let ax = &self.axes[b];
+                        if b == a {
+                            point_weights(ax, ax.lower + side as f64 * ax.length)
+                        } else {
+                            line_weights(ax, ax.lower, ax.lower + ax.length, |_| 1.0, 1)
+                                .expect("a box axis")
+                        }
+                    });
+                    self.deposit_separable(
+                        surface_charge * self.domain.wall_area(a),
+                        &factors,
+                        &mut charge,
+                    );
+                }
+            }
+        }
+        self.apply_green(&mut charge, &mut lines);
+        let mut ext = self.padded(&charge);
+        for (a, walls) in self.domain.walls.iter().enumerate() {
+            for (side, w) in walls.iter().enumerate() {
+                if let WallCondition::Electrode { potential } = *w
+                    && potential != 0.0
+                {
+                    self.add_electrode(a, side, potential, &mut ext, &mut lines);
+                }
+            }
+        }
+        Ok(ext)
+    }
+
+    /// Adds background `b`'s node charges (folded) to `charge`.
+    fn deposit_background(&self, b: &Background, charge: &mut [f64]) -> Result<(), String> {
+        let bad = || format!("background '{}': not a {D}D background", b.name);
+        match &b.shape {
+            BackgroundShape::Points { positions, charges } => {
+                let x: Vec<[f64; D]> = positions
+                    .iter()
+                    .map(|p| <[f64; D]>::try_from(&p[..]).map_err(|_| bad()))
+                    .collect::<Result<_, _>>()?;
+                let mut part = vec![0.0; self.nodes];
+                self.deposit(&x, |i| charges[i], &mut part, &mut Vec::new());
+                charge.iter_mut().zip(&part).for_each(|(c, p)| *c += p);
+            }
+            BackgroundShape::Uniform { lower, upper } => {
+                if lower.len() != D || upper.len() != D {
+                    return Err(bad());
+                }
+                let f: Vec<Option<Vec<f64>>> = (0..D)
+                    .map(|a| line_weights(&self.axes[a], lower[a], upper[a], |_| 1.0, 1))
+                    .collect();
+                self.deposit_factors(b, f, charge)?;
+            }
+            BackgroundShape::Gaussian { mean, std } => {
+                if mean.len() != D || std.len() != D {
+                    return Err(bad());
+                }
+                let f: Vec<Option<Vec<f64>>> = (0..D)
+                    .map(|a| {
+                        let ax = &self.axes[a];
+                        let (m, s) = (mean[a], std[a]);
+                        let sub = ((4.0 * ax.h / s).ceil() as usize).clamp(1, 64);
+                        line_weights(
+                            ax,
+                            ax.lower,
+                            ax.lower + ax.length,
+                            |y| (-0.5 * ((y - m) / s).powi(2)).exp(),
+                            sub,
+                        )
+                    })
+                    .collect();
+                self.deposit_factors(b, f, charge)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deposits Q times the product of per-axis factors, refusing a
+    /// background with no mass in the box.
+    fn deposit_factors(
+        &self,
+        b: &Background,
+        f: Vec<Option<Vec<f64>>>,
+        charge: &mut [f64],
+    ) -> Result<(), String> {
+        let f: Vec<Vec<f64>> = f
+            .into_iter()
+            .collect::<Option<_>>()
+            .ok_or_else(|| format!("background '{}' has no charge inside the box", b.name))?;
+        let factors: [Vec<f64>; D] = f.try_into().expect("D factors");
+        self.deposit_separable(b.charge, &factors, charge);
+        Ok(())
+    }
+
+    /// charge[fold(j)] += q prod_a sign_a factors[a][j_a + PAD], over the
+    /// padded nodes j.
+    fn deposit_separable(&self, q: f64, factors: &[Vec<f64>; D], charge: &mut [f64]) {
+        let ext: [usize; D] = std::array::from_fn(|a| self.axes[a].n + 1 + 2 * PAD);
+        let total: usize = ext.iter().product();
+        for g in 0..total {
+            let (mut v, mut at, mut rest) = (q, 0usize, g);
+            for a in 0..D {
+                let j = rest % ext[a];
+                rest /= ext[a];
+                let (idx, s) = self.axes[a].fold(j as i64 - PAD as i64);
+                v *= s * factors[a][j];
+                at += idx * self.strides[a];
+            }
+            if v != 0.0 {
+                charge[at] += v;
+            }
+        }
+    }
+
+    /// The node potentials `phi` on the padded grid (ghost nodes by the images).
+    fn padded(&self, phi: &[f64]) -> BoxExternal<D> {
+        let n: [usize; D] = std::array::from_fn(|a| self.axes[a].n);
+        let ext = n.map(|n| n + 1 + 2 * PAD);
+        let mut strides = [1usize; D];
+        for a in 1..D {
+            strides[a] = strides[a - 1] * ext[a - 1];
+        }
+        let total: usize = ext.iter().product();
+        let values = (0..total)
+            .map(|g| {
+                let (mut v, mut at, mut rest) = (1.0, 0usize, g);
+                for a in 0..D {
+                    let j = rest % ext[a];
+                    rest /= ext[a];
+                    let (idx, s) = self.axes[a].fold(j as i64 - PAD as i64);
+                    v *= s;
+                    at += idx * self.strides[a];
+                }
+                v * phi[at]
+            })
+            .collect();
+        BoxExternal {
+            lower: std::array::from_fn(|a| self.axes[a].lower),
+            inv_h: std::array::from_fn(|a| self.axes[a].inv_h),
+            n,
+            strides,
+            values,
+        }
+    }
+
+    /// Adds h for the electrode at (`axis`, `side`) held at `v` (module docs).
+    fn add_electrode(
+        &self,
+        axis: usize,
+        side: usize,
+        v: f64,
+        ext: &mut BoxExternal<D>,
+        lines: &mut Vec<rustfft::num_complex::Complex<f64>>,
+    ) {
+        let axes = &self.axes;
+        let normal = &axes[axis];
+        let opposite = normal.kind.dirichlet(1 - side);
+        let sigma = self.width;
+        // Normal axis padded (j + PAD), tangential axes in spectral slots.
+        let shape: [usize; D] = std::array::from_fn(|b| {
+            if b == axis {
+                normal.n + 1 + 2 * PAD
+            } else {
+                axes[b].n + 1
+            }
+        });
+        let mut strides = [1usize; D];
+        for b in 1..D {
+            strides[b] = strides[b - 1] * shape[b - 1];
+        }
+        let total: usize = shape.iter().product();
+        let mut t_grid: Vec<f64> = (0..total)
+            .map(|g| {
+                let (mut c, mut k2, mut rest, mut jn) = (v, 0.0, g, 0usize);
+                for (b, ax) in axes.iter().enumerate() {
+                    let k = rest % shape[b];
+                    rest /= shape[b];
+                    if b == axis {
+                        jn = k;
+                        continue;
+                    }
+                    let Some(kappa) = ax.wavenumber(k) else {
+                        return 0.0;
+                    };
+                    k2 += kappa * kappa;
+                    c *= ax.weight(k)
+                        * ax.integral(k)
+                        * (-0.5 * kappa * kappa * sigma * sigma).exp()
+                        / bspline_hat(kappa * ax.h);
+                }
+                let x = (jn as f64 - PAD as f64) * normal.h;
+                let t = if side == 0 { x } else { normal.length - x };
+                let kt = k2.sqrt();
+                c * profile(kt, t, normal.length, opposite) / bspline_laplace(kt * normal.h)
+            })
+            .collect();
+        for (b, ax) in axes.iter().enumerate() {
+            if b != axis {
+                transform_axis(&mut t_grid, &shape, b, ax, true, lines);
+            }
+        }
+        let ext_shape: [usize; D] = std::array::from_fn(|b| axes[b].n + 1 + 2 * PAD);
+        for (g, val) in ext.values.iter_mut().enumerate() {
+            let (mut s, mut at, mut rest) = (1.0, 0usize, g);
+            for (b, ax) in axes.iter().enumerate() {
+                let j = rest % ext_shape[b];
+                rest /= ext_shape[b];
+                if b == axis {
+                    at += j * strides[b];
+                } else {
+                    let (idx, sign) = ax.fold(j as i64 - PAD as i64);
+                    s *= sign;
+                    at += idx * strides[b];
+                }
+            }
+            *val += s * t_grid[at];
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! Particle-mesh Poisson solver in a box (SPEC §7, d = 2, 3; it also runs
+//! in d = 1, where the closed forms of [`crate::model::interval`] are the
+//! production path and serve here as a check).
+//!
+//! # What is computed
+//!
+//! psi solves `-Laplace psi = q` in the box B = [lower, upper] with, on each
+//! wall, the homogeneous condition of that wall: psi = 0 on an electrode
+//! (Dirichlet), d psi / d nu = 0 on an insulating wall (Neumann), any mix.
+//! Its kernel G_box(x, y) is the sum over the images of y (odd across an
+//! electrode, even across an insulating wall) of the free kernel G of
+//! SPEC §1. With insulating walls only, the mode kappa = 0 is dropped: psi
+//! has zero mean over the box (-Laplace G_box = delta_y - 1/|B|, the box
+//! being neutral by SPEC §7), as the 1D Neumann function of `interval`.
+//!
+//! Particles use G_box smoothed at the softening scale: G_sigma =
+//! G_box * N_sigma in one argument, N_sigma the centred Gaussian of per-axis
+//! standard deviation sigma (spectral filter exp(-|kappa|^2 sigma^2 / 2)).
+//! sigma = c_d delta with c_d chosen so that G_sigma and the free-space
+//! Plummer kernel G_delta agree at zero distance ([`WIDTH_PER_SOFTENING`]):
+//! the self and near energies are those of the free-space run. How far from
+//! the exact kernel (r = |x - y|, away from the walls):
+//!
+//! ```text
+//! d = 2: G_sigma(r) - G(r) = -E1(r^2 / (2 sigma^2)) / (4 pi)
+//! d = 3: G_sigma(r) - G(r) = -erfc(r / (sqrt(2) sigma)) / (4 pi r)
+//! ```
+//!
+//! below 1e-8 relative beyond r = 6 sigma (Plummer's relative error,
+//! delta^2 / (2 r^2 log r) or delta^2 / (2 r^2), decays only algebraically),
+//! and the same at the images: G_sigma is G_box beyond 6 sigma from a
+//! charge and from its images.
+//!
+//! # The mesh
+//!
+//! Nodes x_m = lower + m h per axis (walls on nodes), h = L / n with n the
+//! smallest FFT-friendly count giving h <= sigma / [`CELLS_PER_WIDTH`]. With
+//! the cubic B-spline W(u) = B(u_1)...B(u_d), u = (x - lower) / h per axis,
+//! and fold(j) the node of the box a node j of Z stands for (with the sign
+//! of its image, see `axis`):
+//!
+//! ```text
+//!   M_g   = sum_i q_i sum_j s_j W(u_i - j) [fold(j) = g]     deposit (images folded in)
+//!   Phi   = K M                                              sine/cosine solve
+//!   phi_i = sum_j s_j W(u_i - j) Phi_fold(j)                 interpolation
+//!   U     = (1/2) sum_i q_i phi_i = (1/2) sum_{i,j} q_i q_j G_mesh(x_i, x_j)
+//! ```
+//!
+//! all pairs, the self term included (the smoothed self energy plus the
+//! physical image self energy). K is diagonal in the product basis of the
+//! axes' transforms (`axis` module docs), with
+//!
+//! ```text
+//! K_k = prod_a nu_{k_a} * exp(-|kappa|^2 sigma^2 / 2) / (|kappa|^2 prod_a What(kappa_a h_a)^2)
+//! ```
+//!
+//! What(theta) = sinc(theta/2)^4 the B-spline's transform: dividing by it
+//! once for the deposit and once for the interpolation makes G_mesh the
+//! sampled G_sigma up to aliasing, relative size ~(h / (2 pi sigma))^4
+//! ~ 4e-5 at two cells per sigma. K is symmetric, so
+//!
+//! ```text
+//!   field_i = (1/q_i) dU/dx_i = sum_j s_j grad W(u_i - j) Phi_fold(j)
+//! ```
+//!
+//! exactly the gradient of the U computed (field = +grad phi, the crate's
+//! sign, so the force on i is -lambda q_i field_i). Units: x in the box's
+//! units, psi per unit charge as G; the energy is lambda U.
+//!
+//! Cost per evaluation: one deposit (4^d nodes a particle), 2d sine/cosine
+//! transforms over the mesh (each an FFT of 2 or 4 times the axis), one
+//! interpolation with gradient. Deposits go to fixed chunks of particles,
+//! each into its own grid, added in chunk order: the same bits on any
+//! thread count.
+
+mod axis;
+mod external;
+#[cfg(test)]
+mod tests;
+
+use rayon::prelude::*;
+use rustfft::num_complex::Complex;
+
+use self::axis::{Axis, Kind, bspline, bspline_hat, transform_axis};
+use super::{CouplingBackend, half_charge_potential};
+use crate::model::domain::BoxDomain;
+use crate::util::fft::fast_length;
+use crate::util::parallel::CHUNK;
+
+pub use external::BoxExternal;
+
+/// Mesh cells per Gaussian width sigma: the filter is exp(-2 pi^2) ~ 3e-9
+/// at the Nyquist wavenumber, and the B-spline aliasing ~4e-5 relative.
+pub const CELLS_PER_WIDTH: f64 = 2.0;
+
+/// sigma / delta per dimension (index d - 1): G_sigma(0) = G_delta(0).
+/// d = 1: E|sigma Z| = delta, sigma = delta sqrt(pi/2); d = 2:
+/// ln(2 sigma^2) - gamma = ln(delta^2), sigma = delta sqrt(e^gamma / 2);
+/// d = 3: sqrt(2/pi) / sigma = 1 / delta, sigma = delta sqrt(2/pi).
+pub const WIDTH_PER_SOFTENING: [f64; 3] = [
+    1.253_314_137_315_500_3,
+    0.943_657_135_163_621_5,
+    0.797_884_560_802_865_4,
+];
+
+/// Largest mesh (nodes) a box may use: 2^24 nodes hold ~1.3 GiB of grids.
+pub const MAX_NODES: usize = 1 << 24;
+
+/// Bytes per node: the potential and K grids (f64), and the gathered
+/// FFT lines (complex, up to 4 times the axis).
+pub const BYTES_PER_NODE: usize = 2 * 8 + 4 * 16;
+
+/// Particles per deposit chunk (each into its own grid).
+const DEPOSIT_CHUNK: usize = 65536;
+
+/// At most this many nodes in all the chunk grids together.
+const MAX_CHUNK_NODES: usize = 1 << 23;
+
+/// The particle-mesh solver of a box (module docs).
+pub struct BoxMesh<const D: usize> {
+    domain: BoxDomain,
+    axes: [Axis; D],
+    /// sigma, the Gaussian width.
+    width: f64,
+    shape: [usize; D],
+    strides: [usize; D],
+    nodes: usize,
+    /// K in the spectral slots (0 in unused slots and at kappa = 0).
+    green: Vec<f64>,
+    potential: Vec<f64>,
+    chunk_grids: Vec<f64>,
+    lines: Vec<Complex<f64>>,
+    phi: Vec<f64>,
+}
+
+impl<const D: usize> std::fmt::Debug for BoxMesh<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoxMesh")
+            .field("width", &self.width)
+            .field("cells", &self.axes.each_ref().map(|a| a.n))
+            .finish()
+    }
+}
+
+impl<const D: usize> BoxMesh<D> {
+    /// The solver for `domain` at Plummer softening `softening` = delta > 0
+    /// (sigma = [`WIDTH_PER_SOFTENING`] delta). Refused, with the reason,
+    /// when the mesh would exceed [`MAX_NODES`].
+    pub fn new(domain: &BoxDomain, softening: f64) -> Result<Self, String> {
+        if !(softening > 0.0 && softening.is_finite()) {
+            return Err(format!(
+                "the box mesh needs a softening > 0, not {softening}"
+            ));
+        }
+        Self::with_width(
+            domain,
+            WIDTH_PER_SOFTENING[D - 1] * softening,
+            CELLS_PER_WIDTH,
+        )
+    }
+
+    /// The solver with Gaussian width `sigma` and `cells_per_width` mesh
+    /// cells per sigma (at least; the counts are rounded up to FFT-friendly
+    /// sizes, at least 4 per axis).
+    pub fn with_width(
+        domain: &BoxDomain,
+        sigma: f64,
+        cells_per_width: f64,
+    ) -> Result<Self, String> {
+        if domain.dimension() != D {
+            return Err(format!("a {D}D box mesh for a {}D box", domain.dimension()));
+        }
+        let target = sigma / cells_per_width;
+        if !(target > 0.0 && target.is_finite()) {
+            return Err(format!("the box mesh needs a width > 0, not {sigma}"));
+        }
+        let mut count = [0usize; D];
+        let mut nodes = 1usize;
+        for (a, c) in count.iter_mut().enumerate() {
+            let cells = (domain.length(a) / target).ceil();
+            *c = if cells < MAX_NODES as f64 {
+                fast_length((cells as usize).max(4))
+            } else {
+                MAX_NODES
+            };
+            nodes = nodes.saturating_mul(*c + 1);
+        }
+        if nodes > MAX_NODES {
+            return Err(format!(
+                "the box mesh would need {nodes} nodes ({count:?} cells of at most {target:.3e}, \
+                 sigma / {cells_per_width} at softening width sigma = {sigma:.3e}); at most {MAX_NODES}: \
+                 raise the softening or shrink the box"
+            ));
+        }
+        let axes: [Axis; D] = std::array::from_fn(|a| {
+            Axis::new(
+                Kind::of(&domain.walls[a]),
+                domain.lower[a],
+                domain.upper[a],
+                count[a],
+            )
+        });
+        let shape = count.map(|n| n + 1);
+        let mut strides = [1usize; D];
+        for a in 1..D {
+            strides[a] = strides[a - 1] * shape[a - 1];
+        }
+        let mut mesh = BoxMesh {
+            domain: domain.clone(),
+            axes,
+            width: sigma,
+            shape,
+            strides,
+            nodes,
+            green: Vec::new(),
+            potential: vec![0.0; nodes],
+            chunk_grids: Vec::new(),
+            lines: Vec::new(),
+            phi: Vec::new(),
+        };
+        mesh.green = mesh.green_multipliers();
+        Ok(mesh)
+    }
+
+    /// K of the module docs on the spectral slots.
+    fn green_multipliers(&self) -> Vec<f64> {
+        let (axes, shape, sigma) = (&self.axes, self.shape, self.width);
+        (0..self.nodes)
+            .into_par_iter()
+            .map(|idx| {
+                let (mut k2, mut factor) = (0.0, 1.0);
+                let mut rest = idx;
+                for (a, ax) in axes.iter().enumerate() {
+                    let k = rest % shape[a];
+                    rest /= shape[a];
+                    let Some(kappa) = ax.wavenumber(k) else {
+                        return 0.0;
+                    };
+                    k2 += kappa * kappa;
+                    factor *= ax.weight(k) / bspline_hat(kappa * ax.h).powi(2);
+                }
+                if k2 == 0.0 {
+                    0.0
+                } else {
+                    factor * (-0.5 * k2 * sigma * sigma).exp() / k2
+                }
+            })
+            .collect()
+    }
+
+    /// The box.
+    pub fn domain(&self) -> &BoxDomain {
+        &self.domain
+    }
+
+    /// sigma, the Gaussian width of the smoothing.
+    pub fn width(&self) -> f64 {
+        self.width
+    }
+
+    /// Cells per axis.
+    pub fn cells(&self) -> [usize; D] {
+        self.axes.each_ref().map(|a| a.n)
+    }
+
+    /// Bytes the solver holds for `particles` particles: the grids of
+    /// [`BYTES_PER_NODE`], the deposit chunk grids and one potential per
+    /// particle.
+    pub fn extra_memory(&self, particles: usize) -> u64 {
+        let chunks = deposit_chunks(particles, self.nodes);
+        let grids = if chunks > 1 {
+            chunks * self.nodes * 8
+        } else {
+            0
+        };
+        (BYTES_PER_NODE * self.nodes + grids + 8 * particles) as u64
+    }
+
+    /// `data` = K `data` in place (forward transforms, K, synthesis);
+    /// `lines` is FFT scratch.
+    fn apply_green(&self, data: &mut [f64], lines: &mut Vec<Complex<f64>>) {
+        for (a, ax) in self.axes.iter().enumerate() {
+            transform_axis(data, &self.shape, a, ax, false, lines);
+        }
+        data.par_chunks_mut(CHUNK)
+            .zip(self.green.par_chunks(CHUNK))
+            .for_each(|(d, k)| d.iter_mut().zip(k).for_each(|(v, k)| *v *= k));
+        for (a, ax) in self.axes.iter().enumerate() {
+            transform_axis(data, &self.shape, a, ax, true, lines);
+        }
+    }
+
+    /// The folded stencil of x: node offsets and the signed weights and
+    /// gradients (d/dx) of its 4^d nodes, per axis.
+    #[inline(always)]
+    fn stencil(&self, x: &[f64; D]) -> Stencil<D> {
+        let mut st = Stencil {
+            offset: [[0; 4]; D],
+            w: [[0.0; 4]; D],
+            dw: [[0.0; 4]; D],
+        };
+        for (a, ax) in self.axes.iter().enumerate() {
+            let u = (x[a] - ax.lower) * ax.inv_h;
+            // Any finite x has images; the clamp keeps absurd ones from
+            // overflowing the node arithmetic (a NaN stays NaN in the weights).
+            let fl = u.floor().clamp(-1e15, 1e15);
+            let (w, dw) = bspline(u - fl);
+            let first = fl as i64 - 1;
+            if first >= 1 && first + 3 < ax.n as i64 {
+                // Away from the walls (most particles): no image, no fold.
+                for j in 0..4 {
+                    st.offset[a][j] = (first as usize + j) * self.strides[a];
+                    st.w[a][j] = w[j];
+                    st.dw[a][j] = dw[j] * ax.inv_h;
+                }
+                continue;
+            }
+            for j in 0..4 {
+                let (idx, s) = ax.fold(first + j as i64);
+                st.offset[a][j] = idx * self.strides[a];
+                st.w[a][j] = s * w[j];
+                st.dw[a][j] = s * dw[j] * ax.inv_h;
+            }
+        }
+        st
+    }
+
+    /// `charge` = sum_i value(i) (folded W(u_i - .)), deposited by fixed
+    /// chunks of particles into `grids` and added in chunk order.
+    fn deposit<F: Fn(usize) -> f64 + Sync>(
+        &self,
+        x: &[[f64; D]],
+        value: F,
+        charge: &mut [f64],
+        grids: &mut Vec<f64>,
+    ) {
+        let nodes = self.nodes;
+        let chunks = deposit_chunks(x.len(), nodes);
+        let per = x.len().div_ceil(chunks).max(1);
+        let deposit_range = |grid: &mut [f64], range: std::ops::Range<usize>| {
+            grid.fill(0.0);
+            let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
+            for i in range {
+                let st = self.stencil(&x[i]);
+                st.nodes(&mut off, &mut wt, None);
+                let v = value(i);
+                for (o, w) in off.iter().zip(&wt).take(1 << (2 * D)) {
+                    grid[*o] += v * w;
+                }
+            }
+        };
+        if chunks == 1 {
+            deposit_range(charge, 0..x.len());
+            return;
+        }
+        grids.resize(chunks * nodes, 0.0);
+        grids
+            .par_chunks_mut(nodes)
+            .enumerate()
+            .for_each(|(c, grid)| deposit_range(grid, c * per..((c + 1) * per).min(x.len())));
+        let grids = &grids[..];
+        charge
+            .par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(b, out)| {
+                for (k, o) in out.iter_mut().enumerate() {
+                    let g = b * CHUNK + k;
+                    *o = (0..chunks).map(|c| grids[c * nodes + g]).sum();
+                }
+            });
+    }
+
+    /// phi(x) and grad phi(x) from the last solve's node potentials.
+    #[inline(always)]
+    fn interpolate(&self, x: &[f64; D], grid: &[f64]) -> (f64, [f64; D]) {
+        let st = self.stencil(x);
+        let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
+        st.nodes(&mut off, &mut wt, None);
+        let count = 1 << (2 * D);
+        let phi = (0..count).map(|k| wt[k] * grid[off[k]]).sum();
+        let mut grad = [0.0; D];
+        for (a, g) in grad.iter_mut().enumerate() {
+            st.nodes(&mut off, &mut wt, Some(a));
+            *g = (0..count).map(|k| wt[k] * grid[off[k]]).sum();
+        }
+        (phi, grad)
+    }
+
+    /// The potential sum_j q_j G_mesh(x, x_j) of the charges of the last
+    /// [`energy_and_field`](CouplingBackend::energy_and_field), and its gradient.
+    pub fn potential(&self, x: &[f64; D]) -> (f64, [f64; D]) {
+        self.interpolate(x, &self.potential)
+    }
+
+    /// Solves for the charges `q` at `x` (deposit, K), leaving the node
+    /// potentials in `self.potential`.
+    fn solve(&mut self, x: &[[f64; D]], q: &[f64]) {
+        let mut potential = std::mem::take(&mut self.potential);
+        let mut grids = std::mem::take(&mut self.chunk_grids);
+        let mut lines = std::mem::take(&mut self.lines);
+        self.deposit(x, |i| q[i], &mut potential, &mut grids);
+        self.apply_green(&mut potential, &mut lines);
+        self.potential = potential;
+        self.chunk_grids = grids;
+        self.lines = lines;
+    }
+}
+
+/// A particle's folded stencil (per axis: 4 node offsets, weights, d/dx).
+struct Stencil<const D: usize> {
+    offset: [[usize; 4]; D],
+    w: [[f64; 4]; D],
+    dw: [[f64; 4]; D],
+}
+
+impl<const D: usize> Stencil<D> {
+    /// The 4^d node offsets and weight products (node j_0 + 4 j_1 + 16 j_2),
+    /// with the derivative on axis `derivative` if given.
+    #[inline(always)]
+    fn nodes(&self, off: &mut [usize; 64], wt: &mut [f64; 64], derivative: Option<usize>) {
+        off[0] = 0;
+        wt[0] = 1.0;
+        let mut len = 1;
+        for a in 0..D {
+            let w = if derivative == Some(a) {
+                &self.dw[a]
+            } else {
+                &self.w[a]
+            };
+            // Expand from the back: entry k is read before it is overwritten.
+            for k in (0..len).rev() {
+                let (o, v) = (off[k], wt[k]);
+                for j in (0..4).rev() {
+                    off[j * len + k] = o + self.offset[a][j];
+                    wt[j * len + k] = v * w[j];
+                }
+            }
+            len *= 4;
+        }
+    }
+}
+
+/// How many deposit grids `n` particles on `nodes` nodes use.
+fn deposit_chunks(n: usize, nodes: usize) -> usize {
+    n.div_ceil(DEPOSIT_CHUNK)
+        .clamp(1, (MAX_CHUNK_NODES / nodes.max(1)).max(1))
+}
+
+impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
+    /// U = (1/2) sum_{i,j} q_i q_j G_mesh(x_i, x_j), all pairs and the self
+    /// terms, and field_i = (1/q_i) dU/dx_i exactly (module docs).
+    fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
+        self.solve(x, q);
+        let mut phi = std::mem::take(&mut self.phi);
+        phi.resize(x.len(), 0.0);
+        let (this, grid) = (&*self, &self.potential[..]);
+        phi.par_chunks_mut(CHUNK)
+            .zip(field.par_chunks_mut(CHUNK))
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|((p, f), x)| {
+                for ((pi, fi), xi) in p.iter_mut().zip(f).zip(x) {
+                    (*pi, *fi) = this.interpolate(xi, grid);
+                }
+            });
+        let u = half_charge_potential(q, &phi);
+        self.phi = phi;
+        u
+    }
+}
