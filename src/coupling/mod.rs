@@ -158,14 +158,15 @@ pub fn domain_backends<const D: usize>(
         return Ok((free, None));
     }
     if D != 1 {
-        return Err(format!(
-            "{} in dimension {D} is not supported by this build yet (d = 1 is)",
-            if bx.is_some() {
-                "a box with coupling"
-            } else {
-                "a background charge in free space"
-            }
-        ));
+        let Some(bx) = bx else {
+            return Err(format!(
+                "a background charge in free space is not supported in dimension {D} by this \
+                 build (d = 1 is; in d = 2, 3 put the species in a [domain] box)"
+            ));
+        };
+        let mesh = box_mesh::BoxMesh::<D>::new(bx, c.softening)?;
+        let field = mesh.external(backgrounds)?;
+        return Ok((Box::new(mesh), Some(Box::new(field))));
     }
     let interval = bx.map(|b| Interval::new(b.lower[0], b.upper[0], b.walls[0]));
     let field: Box<dyn ExternalPotential<1>> = Box::new(interval::IntervalField::new(
