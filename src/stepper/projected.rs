@@ -12,7 +12,8 @@
 //!    is not a descent direction the memory is dropped and d = -g (free);
 //! 3. a backtracking (Armijo) search along the projected path
 //!    Y(t) = P(Y + t d), t = 1, 1/2, ..., accepting the first t with
-//!    J(Y(t)) <= J(Y) + c1 g . (Y(t) - Y);
+//!    J(Y(t)) <= J(Y) + c1 g . (Y(t) - Y) and J(Y(t)) < J(Y) (a decrease
+//!    J's rounding hides is none);
 //! 4. the pair (s, r) = (Y(t) - Y, g(t) - g) is kept when s . r > 0 (the
 //!    curvature condition, which keeps H positive definite). A search that
 //!    fails along the quasi-Newton direction drops the memory and tries the
@@ -34,8 +35,10 @@
 /// Sufficient-decrease constant of the Armijo search.
 const C1: f64 = 1e-4;
 
-/// Halvings of the trial step before the search gives up.
-const MAX_BACKTRACKS: usize = 40;
+/// Halvings of the trial step before the search gives up (t = 2^-30: in
+/// the scaled variables the Hessian is about the identity, so a direction
+/// that needs a smaller step is no descent direction to rounding).
+const MAX_BACKTRACKS: usize = 30;
 
 /// The box of one minimization, per coordinate.
 #[derive(Debug, Clone)]
@@ -147,7 +150,10 @@ pub fn minimize(
                 Err(why) => return give_up(iteration, why),
             };
             let moved: f64 = (0..n).map(|k| g[k] * (trial[k] - y[k])).sum();
-            if ft <= fy + C1 * moved && ft.is_finite() {
+            // A decrease must show in J: a trial whose J equals J(Y) to the
+            // last bit passes the Armijo test when c1 g.s is below J's
+            // rounding, and accepting it would stall the iteration at Y.
+            if ft <= fy + C1 * moved && ft < fy && ft.is_finite() {
                 accepted = Some((ft, gt));
                 break;
             }

@@ -19,6 +19,12 @@
 //! [`STOP_ULPS`]), the smallest gradient whose decrease of J a line search
 //! can still see (near a steady state the relative target falls below it).
 //!
+//! In a box (SPEC §7) the minimization is over positions in the box: the
+//! bounds lower <= X^n + s Y <= upper on Y, by projected L-BFGS
+//! ([`super::projected`]), the stopping rule on the projected gradient
+//! Y - P(Y - dJ/dY) instead of dJ/dY; positions are clamped to the box
+//! against the rounding of X^n + s Y.
+//!
 //! Every evaluation is recorded and the step returns the best point seen.
 //! A step is *rejected* ([`StepError::Rejected`]) when the optimizer errs
 //! (line-search failure, not a descent direction, a non-finite value) before
