@@ -53,7 +53,8 @@ impl CouplingBackend<1> for IntervalBackend {
             .sum()
         });
         let [k0, k1, k2, k3] = self.interval.coefficients();
-        let regular = k0 * total * total + 2.0 * k1 * total * p1 + k2 * p1 * p1 + 2.0 * k3 * total * p2;
+        let regular =
+            k0 * total * total + 2.0 * k1 * total * p1 + k2 * p1 * p1 + 2.0 * k3 * total * p2;
         let (c, slope) = (k1 * total + k2 * p1, 2.0 * k3 * total);
         for (f, xi) in field.iter_mut().zip(x) {
             f[0] += c + slope * (xi[0] - a);
@@ -201,6 +202,68 @@ mod tests {
                     field[i][0]
                 );
             }
+        }
+    }
+
+    /// The field energy: with homogeneous walls (electrodes at 0), no
+    /// softening and neutral charges, psi = sum_j q_j G_box(x, x_j) and
+    /// (1/2) int |psi'|^2 = (1/2) sum_{i,j} q_i q_j G_box(x_i, x_j) by parts
+    /// (the boundary terms vanish: psi = 0 or psi' = 0 on every wall), which
+    /// is the backend's U. psi' is piecewise linear (piecewise constant
+    /// without insulating pairs), so Simpson's rule between the charges
+    /// integrates |psi'|^2 exactly: the identity holds to rounding (1e-12).
+    #[test]
+    fn the_pair_energy_is_the_field_energy() {
+        let walls = [
+            [
+                WallCondition::Electrode { potential: 0.0 },
+                WallCondition::Electrode { potential: 0.0 },
+            ],
+            [
+                WallCondition::INSULATING,
+                WallCondition::Electrode { potential: 0.0 },
+            ],
+            [
+                WallCondition::Electrode { potential: 0.0 },
+                WallCondition::INSULATING,
+            ],
+            [WallCondition::INSULATING, WallCondition::INSULATING],
+        ];
+        let n = 40;
+        let x: Vec<[f64; 1]> = (0..n)
+            .map(|i| [0.5 + 2.0 * ((i as f64 * 0.618_034).fract())])
+            .collect();
+        let q: Vec<f64> = (0..n)
+            .map(|i| if i % 2 == 0 { 0.03 } else { -0.03 })
+            .collect();
+        for w in walls {
+            let iv = Interval::new(0.0, 3.0, w);
+            let mut b = IntervalBackend::new(Box::new(DirectSum::<1>::new(0.0)), iv);
+            let u = b.energy_and_field(&x, &q, &mut vec![[0.0]; n]);
+            let dpsi = |t: f64| -> f64 {
+                x.iter()
+                    .zip(&q)
+                    .map(|(p, qj)| qj * iv.green(t, p[0]).1)
+                    .sum()
+            };
+            let mut cuts: Vec<f64> = x.iter().map(|p| p[0]).chain([0.0, 3.0]).collect();
+            cuts.sort_by(f64::total_cmp);
+            let mut field = 0.0;
+            for c in cuts.windows(2) {
+                let (a, z) = (c[0], c[1]);
+                if z - a < 1e-15 {
+                    continue;
+                }
+                // Inside the piece, away from its ends (psi' jumps there).
+                let e = 1e-12 * (z - a);
+                let (fa, fm, fz) = (dpsi(a + e), dpsi(0.5 * (a + z)), dpsi(z - e));
+                field += (z - a) / 6.0 * (fa * fa + 4.0 * fm * fm + fz * fz);
+            }
+            let field = 0.5 * field;
+            assert!(
+                (u - field).abs() < 1e-10 * field.abs().max(1e-3),
+                "{w:?}: U {u} vs field energy {field}"
+            );
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod box_mesh;
 pub mod direct;
+pub mod fixed;
 pub mod interval;
 pub mod pair_kernel;
 pub mod reference;
@@ -159,10 +160,9 @@ pub fn domain_backends<const D: usize>(
     }
     if D != 1 {
         let Some(bx) = bx else {
-            return Err(format!(
-                "a background charge in free space is not supported in dimension {D} by this \
-                 build (d = 1 is; in d = 2, 3 put the species in a [domain] box)"
-            ));
+            // Free space: the backgrounds as fixed charges in the pair sum.
+            let with = fixed::WithFixedCharges::new(free, backgrounds, c.softening);
+            return Ok((Box::new(with), None));
         };
         let mesh = box_mesh::BoxMesh::<D>::new(bx, c.softening)?;
         let field = mesh.external(backgrounds)?;

@@ -185,7 +185,9 @@ mod coincident_tests {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
             let n = 3000;
             let x: Vec<[f64; 1]> = (0..n).map(|_| [2.0 * rng.random::<f64>()]).collect();
-            let q: Vec<f64> = (0..n).map(|i| if i < n / 2 { -0.0008 } else { 0.0008 }).collect();
+            let q: Vec<f64> = (0..n)
+                .map(|i| if i < n / 2 { -0.0008 } else { 0.0008 })
+                .collect();
             let mut s = SortedCoupling1d::new(0.002);
             let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0]; n]);
             s.evaluate(&x, &q, &mut phi, &mut grad);
@@ -204,14 +206,21 @@ mod coincident_tests {
                 _ => [(i as f64 * 0.618_034).fract() * 2.0],
             })
             .collect();
-        let q: Vec<f64> = (0..n).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 } / n as f64).collect();
+        let q: Vec<f64> = (0..n)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 } / n as f64)
+            .collect();
         let mut s = SortedCoupling1d::new(0.002);
         let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0]; n]);
         s.evaluate(&x, &q, &mut phi, &mut grad);
         let (mut pe, mut ge) = (vec![0.0; n], vec![[0.0]; n]);
         crate::coupling::direct_evaluate(&x, &q, 0.002, &mut pe, &mut ge);
         for i in (0..n).step_by(97) {
-            assert!((phi[i] - pe[i]).abs() < 1e-8, "i={i}: {} vs {}", phi[i], pe[i]);
+            assert!(
+                (phi[i] - pe[i]).abs() < 1e-8,
+                "i={i}: {} vs {}",
+                phi[i],
+                pe[i]
+            );
         }
     }
 }

@@ -38,6 +38,7 @@
 //! energy is the same function of X wherever the window sits, so it does not
 //! jump when particles move the window during a line search.
 
+use crate::util::math::cubic_bspline as bspline;
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 
@@ -67,28 +68,6 @@ const DEPOSIT_CHUNK: usize = 16384;
 
 /// At most this many cells in all the chunk grids together.
 const MAX_CHUNK_CELLS: usize = 1 << 24;
-
-/// Cubic B-spline weights B(f + 1 - j) of the nodes floor(u) - 1 + j,
-/// j = 0..4, for the fractional part f of u, and their derivatives in u.
-#[inline(always)]
-fn bspline(f: f64) -> ([f64; 4], [f64; 4]) {
-    let (f2, g) = (f * f, 1.0 - f);
-    let f3 = f2 * f;
-    (
-        [
-            g * g * g / 6.0,
-            (3.0 * f3 - 6.0 * f2 + 4.0) / 6.0,
-            (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) / 6.0,
-            f3 / 6.0,
-        ],
-        [
-            -0.5 * g * g,
-            0.5 * (3.0 * f2 - 4.0 * f),
-            0.5 * (-3.0 * f2 + 2.0 * f + 1.0),
-            0.5 * f2,
-        ],
-    )
-}
 
 /// Products of one weight per axis over the 4^D stencil nodes, node
 /// j_0 + 4 j_1 + 16 j_2 (axis 0 fastest, as the mesh's layout).

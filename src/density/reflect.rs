@@ -177,8 +177,7 @@ impl<const D: usize> Reflecting<D> {
     /// images across.
     fn stale(&self, x: &[[f64; D]]) -> bool {
         x.len() != self.walls_near.len()
-            || x
-                .iter()
+            || x.iter()
                 .zip(&self.walls_near)
                 .any(|(p, &chosen)| self.walls_within(p, self.reach) & !chosen != 0)
     }

@@ -200,7 +200,8 @@ impl ProblemBuilder {
                 return Err(format!("species[{k}] (\"{}\"): no particles", s.name));
             }
         }
-        p.check_domain().map_err(|(key, why)| format!("{key}: {why}"))?;
+        p.check_domain()
+            .map_err(|(key, why)| format!("{key}: {why}"))?;
         Ok(p)
     }
 }
@@ -249,6 +250,17 @@ impl Problem {
         let Some(bx) = self.domain.as_box() else {
             return Ok(());
         };
+        if self.coupling.strength != 0.0 && self.coupling.softening == 0.0 {
+            // In d = 1 the kernel -|x|/2 has a kink wherever two particles
+            // cross; the projected search of a box's step cannot cross kinks
+            // reliably (README, "Domains, walls and background charges").
+            return err(
+                "coupling.softening".into(),
+                "must be > 0 in a box (a small value such as a tenth of the Debye length or the \
+                 bandwidth smooths the kink of the pair kernel where particles cross)"
+                    .into(),
+            );
+        }
         if bx.lower.len() != d || bx.upper.len() != d || bx.walls.len() != d {
             return err(
                 "domain.lower".into(),
@@ -256,7 +268,10 @@ impl Problem {
             );
         }
         if !bx.lower.iter().chain(&bx.upper).all(|v| v.is_finite()) {
-            return err("domain.lower".into(), "the box's corners must be finite".into());
+            return err(
+                "domain.lower".into(),
+                "the box's corners must be finite".into(),
+            );
         }
         if let Some(a) = (0..d).find(|&a| bx.upper[a] <= bx.lower[a]) {
             return err(
@@ -307,9 +322,7 @@ impl Problem {
             let outside = match &b.shape {
                 BackgroundShape::Uniform { lower, upper } => !(inside(lower) && inside(upper)),
                 BackgroundShape::Gaussian { mean, .. } => !inside(mean),
-                BackgroundShape::Points { positions, .. } => {
-                    positions.iter().any(|p| !inside(p))
-                }
+                BackgroundShape::Points { positions, .. } => positions.iter().any(|p| !inside(p)),
             };
             if outside {
                 return err(

@@ -206,7 +206,12 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// d = -H g restricted to the free coordinates (two-loop recursion on the
 /// masked gradient, the result masked again), H0 = (s.r / r.r) I of the
 /// newest pair (the identity without pairs).
-fn direction(pairs: &std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>, g: &[f64], free: &[bool], d: &mut [f64]) {
+fn direction(
+    pairs: &std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>,
+    g: &[f64],
+    free: &[bool],
+    d: &mut [f64],
+) {
     let n = g.len();
     for k in 0..n {
         d[k] = if free[k] { g[k] } else { 0.0 };
@@ -265,10 +270,15 @@ mod tests {
     /// A known bound-constrained optimum. With b = 0 the problem separates
     /// and the minimizer is the clamped center, c clipped to [lo, hi]. With
     /// the coupling b, coordinates 0 and 1 (both pushed past their walls)
-    /// stay at the walls, and the KKT conditions fix the rest; we check the
-    /// separable optimum to 1e-10 and, in the coupled case, the KKT
-    /// conditions (projected gradient 0 to the tolerance 1e-10, the active
-    /// coordinates' gradients pointing out of the box).
+    /// stay at the walls, and the KKT conditions fix the rest. The
+    /// tolerance 1e-5 on the projected gradient: J ~ 100 rounds at 2e-14,
+    /// which hides the decrease g^2 / (2 a_max) of a gradient below 6e-7
+    /// (a_max = 7), so the search cannot resolve much less (the stepper's
+    /// rounding floor says the same). We check the separable optimum to
+    /// 1e-5 (the curvature is at least 1; the coordinates held at a wall
+    /// exactly) and, in the coupled case, the KKT conditions: projected
+    /// gradient below 1e-5, the active coordinates' gradients pointing out
+    /// of the box.
     #[test]
     fn finds_a_known_bound_constrained_minimum() {
         let n = 40;
@@ -292,18 +302,25 @@ mod tests {
                 self.0.evaluate(y)
             }
         }
-        let out = minimize(&mut Record(&mut q, &mut best), &bounds, &y, 5, 200, 1e-12);
+        let out = minimize(&mut Record(&mut q, &mut best), &bounds, &y, 5, 200, 1e-5);
         assert!(!out.failed, "{out:?}");
         for k in 0..n {
             let want = c[k].clamp(bounds.lo[k], bounds.hi[k]);
-            assert!((best[k] - want).abs() < 1e-10, "k={k}: {} vs {want}", best[k]);
+            // Pushed past a wall: held exactly at it.
+            let held = c[k] < bounds.lo[k] || c[k] > bounds.hi[k];
+            let tol = if held { 0.0 } else { 1e-5 };
+            assert!(
+                (best[k] - want).abs() <= tol,
+                "k={k}: {} vs {want}",
+                best[k]
+            );
         }
         q.b = 10.0;
         y.iter_mut().for_each(|v| *v = 0.5);
-        let out = minimize(&mut Record(&mut q, &mut best), &bounds, &y, 5, 500, 1e-10);
+        let out = minimize(&mut Record(&mut q, &mut best), &bounds, &y, 5, 500, 1e-5);
         assert!(!out.failed, "{out:?}");
         let (_, g) = q.evaluate(&best).unwrap();
-        assert!(bounds.projected_gradient_norm(&best, &g) <= 1e-10);
+        assert!(bounds.projected_gradient_norm(&best, &g) <= 1e-5);
         let at_wall = (0..n)
             .filter(|&k| best[k] == bounds.lo[k] || best[k] == bounds.hi[k])
             .count();
@@ -314,7 +331,7 @@ mod tests {
             } else if best[k] == bounds.hi[k] {
                 assert!(g[k] <= 0.0, "k={k}");
             } else {
-                assert!(g[k].abs() <= 1e-10, "k={k}: {}", g[k]);
+                assert!(g[k].abs() <= 1e-5, "k={k}: {}", g[k]);
             }
         }
     }

@@ -144,7 +144,11 @@ fn check_domain<const D: usize>(problem: &Problem, cloud: &Cloud<D>) -> Result<(
     if let Some(b) = problem.domain.as_box()
         && let Some(i) = cloud.positions.iter().position(|p| !b.contains(p))
     {
-        let k = cloud.blocks.iter().position(|s| s.range.contains(&i)).unwrap_or(0);
+        let k = cloud
+            .blocks
+            .iter()
+            .position(|s| s.range.contains(&i))
+            .unwrap_or(0);
         return Err(Error::input(
             &problem.path,
             format!("species[{k}].initial"),
@@ -252,8 +256,12 @@ impl<const D: usize> Simulation<D> {
             problem.dimension, D,
             "dispatch on the problem's dimension first"
         );
-        let cloud =
-            Cloud::<D>::sample_in(&problem.species, problem.seed, &problem.path, &problem.domain)?;
+        let cloud = Cloud::<D>::sample_in(
+            &problem.species,
+            problem.seed,
+            &problem.path,
+            &problem.domain,
+        )?;
         Self::from_cloud(problem, cloud)
     }
 

@@ -12,6 +12,7 @@ time_step = 0.01
 steps = 1
 [coupling]
 strength = 1.0
+softening = 0.01
 [density]
 bandwidth = 0.05
 [domain]
@@ -87,30 +88,75 @@ fn the_base_scenario_runs() {
 
 #[test]
 fn bad_domain_tables_are_refused_naming_the_key() {
-    refused("kind = \"box\"", "kind = \"sphere\"", &["domain.kind", "\"sphere\"", "\"box\""]);
-    refused("upper = [2.0]\n[[domain.wall]]", "[[domain.wall]]", &["domain.upper", "missing"]);
-    refused("lower = [0.0]\nupper = [2.0]", "lower = [0.0, 0.0]\nupper = [2.0]", &["domain.lower", "component"]);
-    refused("upper = [2.0]\n[[domain.wall]]", "upper = [0.0]\n[[domain.wall]]", &["domain.upper", "must exceed"]);
-    refused("kind = \"box\"", "kind = \"box\"\nradius = 2.0", &["radius"]);
+    refused(
+        "kind = \"box\"",
+        "kind = \"sphere\"",
+        &["domain.kind", "\"sphere\"", "\"box\""],
+    );
+    refused(
+        "upper = [2.0]\n[[domain.wall]]",
+        "[[domain.wall]]",
+        &["domain.upper", "missing"],
+    );
+    refused(
+        "lower = [0.0]\nupper = [2.0]",
+        "lower = [0.0, 0.0]\nupper = [2.0]",
+        &["domain.lower", "component"],
+    );
+    refused(
+        "upper = [2.0]\n[[domain.wall]]",
+        "upper = [0.0]\n[[domain.wall]]",
+        &["domain.upper", "must exceed"],
+    );
+    refused(
+        "kind = \"box\"",
+        "kind = \"box\"\nradius = 2.0",
+        &["radius"],
+    );
     refused(
         "kind = \"box\"\nlower = [0.0]\nupper = [2.0]",
         "kind = \"free\"\nlower = [0.0]\nupper = [2.0]",
         &["domain.lower", "only a box"],
     );
-    refused("upper = [2.0]\n[[domain.wall]]", "upper = [inf]\n[[domain.wall]]", &["domain.upper", "finite"]);
+    refused(
+        "upper = [2.0]\n[[domain.wall]]",
+        "upper = [inf]\n[[domain.wall]]",
+        &["domain.upper", "finite"],
+    );
+    refused(
+        "softening = 0.01",
+        "softening = 0.0",
+        &["coupling.softening", "in a box"],
+    );
 }
 
 #[test]
 fn bad_walls_are_refused_naming_the_key() {
-    refused("axis = 0\nside = \"lower\"", "axis = 1\nside = \"lower\"", &["domain.wall[0].axis", "0 to 0"]);
-    refused("axis = 0\nside = \"lower\"", "axis = 0\nside = \"left\"", &["domain.wall[0].side", "\"left\""]);
+    refused(
+        "axis = 0\nside = \"lower\"",
+        "axis = 1\nside = \"lower\"",
+        &["domain.wall[0].axis", "0 to 0"],
+    );
+    refused(
+        "axis = 0\nside = \"lower\"",
+        "axis = 0\nside = \"left\"",
+        &["domain.wall[0].side", "\"left\""],
+    );
     refused(
         "potential = 1.0",
         "potential = 1.0\nsurface_charge = 0.1",
         &["domain.wall[0].potential", "at most one"],
     );
-    refused("side = \"upper\"", "side = \"lower\"", &["domain.wall[1].side", "twice"]);
-    refused("potential = 1.0", "potential = nan", &["domain.wall[0].potential", "finite"]);
+    refused(
+        "side = \"upper\"",
+        "side = \"lower\"",
+        &["domain.wall[1].side", "twice"],
+    );
+    refused(
+        "potential = 1.0",
+        "potential = nan",
+        &["domain.wall[0].potential", "finite"],
+    );
     refused("potential = 1.0", "voltage = 1.0", &["voltage"]);
 }
 
@@ -121,7 +167,11 @@ fn laws_outside_the_box_and_charged_boxes_are_refused() {
         "initial = { kind = \"uniform\", lower = [0.0], upper = [2.5] }",
         &["species[0].initial", "not inside the domain"],
     );
-    refused("mean = [1.0]", "mean = [3.0]", &["species[1].initial.mean", "outside the domain"]);
+    refused(
+        "mean = [1.0]",
+        "mean = [3.0]",
+        &["species[1].initial.mean", "outside the domain"],
+    );
     // Insulating walls (no electrode): the net charge 0.5 of the donors is refused.
     refused(
         "[[domain.wall]]\naxis = 0\nside = \"lower\"\npotential = 1.0\n[[domain.wall]]\naxis = 0\nside = \"upper\"\npotential = 0.0\n",
@@ -144,11 +194,27 @@ fn laws_outside_the_box_and_charged_boxes_are_refused() {
 
 #[test]
 fn bad_backgrounds_are_refused_naming_the_key() {
-    refused("kind = \"uniform\", lower = [0.0], upper = [1.0]", "kind = \"step\", lower = [0.0], upper = [1.0]", &["background[0].shape.kind", "\"step\""]);
-    refused("lower = [0.0], upper = [1.0] }", "lower = [1.0], upper = [3.0] }", &["background[0].shape", "outside the domain"]);
-    refused("lower = [0.0], upper = [1.0] }", "lower = [1.0], upper = [0.5] }", &["background[0].shape.upper", "must exceed"]);
+    refused(
+        "kind = \"uniform\", lower = [0.0], upper = [1.0]",
+        "kind = \"step\", lower = [0.0], upper = [1.0]",
+        &["background[0].shape.kind", "\"step\""],
+    );
+    refused(
+        "lower = [0.0], upper = [1.0] }",
+        "lower = [1.0], upper = [3.0] }",
+        &["background[0].shape", "outside the domain"],
+    );
+    refused(
+        "lower = [0.0], upper = [1.0] }",
+        "lower = [1.0], upper = [0.5] }",
+        &["background[0].shape.upper", "must exceed"],
+    );
     refused("charge = 0.5", "charge = inf", &["background[0].charge"]);
-    refused("name = \"donors\"", "name = \"plus\"\ncolour = 1", &["colour"]);
+    refused(
+        "name = \"donors\"",
+        "name = \"plus\"\ncolour = 1",
+        &["colour"],
+    );
     let csv = "step,species,x,weight\n0,donors,0.5,0.2\n0,donors,1.5,-0.1\n";
     refused_with(
         "shape = { kind = \"uniform\", lower = [0.0], upper = [1.0] }",

@@ -12,6 +12,7 @@
 mod support;
 
 mod bad_domains;
+mod box_compare;
 mod cli;
 mod compare;
 mod hostile_compare;

@@ -76,27 +76,7 @@ impl Kind {
     }
 }
 
-/// Cubic B-spline weights B(f + 1 - j) of the nodes floor(u) - 1 + j,
-/// j = 0..4, for the fractional part f of u, and their derivatives in u.
-#[inline(always)]
-pub(crate) fn bspline(f: f64) -> ([f64; 4], [f64; 4]) {
-    let (f2, g) = (f * f, 1.0 - f);
-    let f3 = f2 * f;
-    (
-        [
-            g * g * g / 6.0,
-            (3.0 * f3 - 6.0 * f2 + 4.0) / 6.0,
-            (-3.0 * f3 + 3.0 * f2 + 3.0 * f + 1.0) / 6.0,
-            f3 / 6.0,
-        ],
-        [
-            -0.5 * g * g,
-            0.5 * (3.0 * f2 - 4.0 * f),
-            0.5 * (-3.0 * f2 + 2.0 * f + 1.0),
-            0.5 * f2,
-        ],
-    )
-}
+pub(crate) use crate::util::math::cubic_bspline as bspline;
 
 /// The Fourier transform of the cubic B-spline of unit spacing at
 /// theta = kappa h: sinc(theta / 2)^4.

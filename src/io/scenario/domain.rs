@@ -209,7 +209,11 @@ fn points(
         _ => frame::<3>(&path, name)?,
     };
     let total: f64 = charges.iter().sum();
-    let scale: f64 = charges.iter().map(|q| q.abs()).sum::<f64>().max(charge.abs());
+    let scale: f64 = charges
+        .iter()
+        .map(|q| q.abs())
+        .sum::<f64>()
+        .max(charge.abs());
     if (total - charge).abs() > 1e-9 * scale {
         return Err(Error::input(
             c.file,
@@ -228,10 +232,7 @@ type Frame = (Vec<Vec<f64>>, Vec<f64>);
 fn frame<const D: usize>(path: &Path, name: &str) -> Result<Frame> {
     let table = ParticleTable::<D>::read_charges(path)?;
     let f = table.frame(path, name, None)?;
-    Ok((
-        f.positions.iter().map(|p| p.to_vec()).collect(),
-        f.weights,
-    ))
+    Ok((f.positions.iter().map(|p| p.to_vec()).collect(), f.weights))
 }
 
 /// The `[[background]]` tables.

@@ -205,8 +205,16 @@ impl Scenario {
             .map_err(|(key, why)| c.err(&key, why))?;
         // Neutrality now when every mass is known (a csv law's is known
         // once its file is read, at the run's start).
-        if problem.species.iter().all(|s| !matches!(s.initial, InitialSpec::Csv { .. })) {
-            let masses: Vec<f64> = problem.species.iter().map(|s| s.mass_or_default()).collect();
+        if problem
+            .species
+            .iter()
+            .all(|s| !matches!(s.initial, InitialSpec::Csv { .. }))
+        {
+            let masses: Vec<f64> = problem
+                .species
+                .iter()
+                .map(|s| s.mass_or_default())
+                .collect();
             problem
                 .check_neutral(&masses)
                 .map_err(|(key, why)| c.err(&key, why))?;
