@@ -185,7 +185,7 @@ fn laws_outside_the_box_and_charged_boxes_are_refused() {
     );
     let csv = "step,species,x,weight\n0,plus,0.5,0.01\n0,plus,2.5,0.01\n";
     refused_with(
-        "initial = { kind = \"uniform\", lower = [0.0], upper = [2.0] }",
+        "particles = 50\ninitial = { kind = \"uniform\", lower = [0.0], upper = [2.0] }",
         "initial = { kind = \"csv\", path = \"start.csv\" }",
         &[("start.csv", csv)],
         &["start.csv", "plus", "outside the domain's box"],
