@@ -16,7 +16,7 @@ use crate::model::kernel::RadialKernel;
 #[derive(Debug, Clone)]
 pub(super) struct CommonGrid<const D: usize> {
     /// Lower corner of the box.
-    lower: [f64; D],
+    pub(super) lower: [f64; D],
     /// Spacing and cells per axis.
     pub(super) h: [f64; D],
     pub(super) n: [usize; D],

@@ -39,6 +39,7 @@ fn list_steps<'a>(steps: impl Iterator<Item = &'a u64>) -> String {
 fn measure<'r, const D: usize>(
     run: &'r Run<D>,
     bw: &BTreeMap<String, f64>,
+    walls: Option<([f64; D], [f64; D])>,
     step: u64,
     sp: &str,
 ) -> Option<Measure<'r, D>> {
@@ -49,6 +50,7 @@ fn measure<'r, const D: usize>(
                 x: rows.iter().map(|&r| p.table.positions[r]).collect(),
                 w: rows.iter().map(|&r| p.table.weights[r]).collect(),
                 kernel: WendlandC2::new(D, bw[sp]),
+                walls,
             })
         }
         Run::Grid(g) => g.frames.get(&(step, sp.to_string())).map(Measure::Grid),
@@ -80,13 +82,24 @@ pub(super) fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Resul
         }
     }
 
+    // A particle run in a box: its estimate is reflected at the walls.
+    let walls_of = |s: &Option<crate::io::scenario::Scenario>| {
+        s.as_ref().and_then(|s| s.domain.as_box()).map(|b| {
+            (
+                std::array::from_fn(|a| b.lower[a]),
+                std::array::from_fn(|a| b.upper[a]),
+            )
+        })
+    };
+    let (walls_a, walls_b) = (walls_of(&sa), walls_of(&sb));
     let energy_at: HashMap<u64, EnergyPoint> = energy.iter().map(|e| (e.step, *e)).collect();
     let mut rows = Vec::new();
     for &(step, time) in &steps {
         for sp in &species {
-            let (Some(ma), Some(mb)) =
-                (measure(&ra, &bw_a, step, sp), measure(&rb, &bw_b, step, sp))
-            else {
+            let (Some(ma), Some(mb)) = (
+                measure(&ra, &bw_a, walls_a, step, sp),
+                measure(&rb, &bw_b, walls_b, step, sp),
+            ) else {
                 notes.push(format!(
                     "step {step}: species \"{sp}\" is missing from one run; skipped"
                 ));

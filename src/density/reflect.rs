@@ -29,6 +29,71 @@
 
 use super::{DensityEstimator, EstimateRefused};
 
+/// The images of coordinate `v` on the axis [lo, hi] within `margin` of it,
+/// the identity first: (offset or mirror center, flipped), the image being
+/// `v + offset` or `center - v`.
+fn axis_images(lo: f64, hi: f64, v: f64, margin: f64, out: &mut Vec<(f64, bool)>) {
+    out.clear();
+    out.push((0.0, false));
+    let period = 2.0 * (hi - lo);
+    // Across a narrow axis a particle is near both walls wherever it is:
+    // take every image that can come within the margin for some position
+    // in the box, so the set does not depend on where it is.
+    let margin = if hi - lo < 2.0 * margin {
+        margin + (hi - lo)
+    } else {
+        margin
+    };
+    // Images of the even periodic extension: v + k P and 2 lo - v + k P.
+    let reach = |y: f64| y > lo - margin && y < hi + margin;
+    let kmax = (margin / period).ceil() as i64 + 1;
+    for k in -kmax..=kmax {
+        let shift = k as f64 * period;
+        if k != 0 && reach(v + shift) {
+            out.push((shift, false));
+        }
+        let mirror = 2.0 * lo + shift;
+        if reach(mirror - v) {
+            out.push((mirror, true));
+        }
+    }
+}
+
+/// The mirror images of the points `x` across the walls of the box
+/// [lower, upper] that lie within `reach` of it (the identity excluded),
+/// and the index of each image's point: the sources a kernel estimate of
+/// the evenly reflected density needs besides the points themselves.
+pub fn mirror_images<const D: usize>(
+    x: &[[f64; D]],
+    lower: &[f64; D],
+    upper: &[f64; D],
+    reach: f64,
+) -> (Vec<[f64; D]>, Vec<usize>) {
+    let (mut images, mut sources) = (Vec::new(), Vec::new());
+    let mut per_axis: Vec<Vec<(f64, bool)>> = vec![Vec::new(); D];
+    for (i, p) in x.iter().enumerate() {
+        if !(0..D).any(|a| p[a] - lower[a] < reach || upper[a] - p[a] < reach) {
+            continue;
+        }
+        for a in 0..D {
+            axis_images(lower[a], upper[a], p[a], reach, &mut per_axis[a]);
+        }
+        let counts: Vec<usize> = per_axis.iter().map(|v| v.len()).collect();
+        let total: usize = counts.iter().product();
+        for combo in 1..total {
+            let mut rest = combo;
+            let image = std::array::from_fn(|a| {
+                let (c, flipped) = per_axis[a][rest % counts[a]];
+                rest /= counts[a];
+                if flipped { c - p[a] } else { p[a] + c }
+            });
+            images.push(image);
+            sources.push(i);
+        }
+    }
+    (images, sources)
+}
+
 /// An estimator of the density reflected across the walls of the box
 /// [lower, upper] (module docs).
 #[derive(Debug)]
@@ -101,34 +166,8 @@ impl<const D: usize> Reflecting<D> {
         self.walls_within(x, margin) != 0
     }
 
-    /// The images of coordinate `v` on axis `a` within `margin` of the box,
-    /// the identity excluded: (offset or mirror center, flipped).
     fn axis_images(&self, a: usize, v: f64, margin: f64, out: &mut Vec<(f64, bool)>) {
-        out.clear();
-        out.push((0.0, false));
-        let (lo, hi) = (self.lower[a], self.upper[a]);
-        let period = 2.0 * (hi - lo);
-        // Across a narrow axis a particle is near both walls wherever it is:
-        // take every image that can come within the margin for some position
-        // in the box, so the set does not depend on where it is.
-        let margin = if hi - lo < 2.0 * margin {
-            margin + (hi - lo)
-        } else {
-            margin
-        };
-        // Images of the even periodic extension: v + k P and 2 lo - v + k P.
-        let reach = |y: f64| y > lo - margin && y < hi + margin;
-        let kmax = (margin / period).ceil() as i64 + 1;
-        for k in -kmax..=kmax {
-            let shift = k as f64 * period;
-            if k != 0 && reach(v + shift) {
-                out.push((shift, false));
-            }
-            let mirror = 2.0 * lo + shift;
-            if reach(mirror - v) {
-                out.push((mirror, true));
-            }
-        }
+        axis_images(self.lower[a], self.upper[a], v, margin, out);
     }
 
     /// Chooses the particles with images and lists their ghosts.
