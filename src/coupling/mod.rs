@@ -5,6 +5,16 @@
 //!
 //! with G_delta the softened kernel of [`crate::model::green`]. The interaction
 //! energy is lambda U and its gradient lambda q_i field_i.
+//!
+//! In free space: [`direct`], [`sorted1d`] (exact, d = 1) and [`tree`]
+//! (multipole), chosen by [`backend`]. In a box (SPEC §7) U is the sum with
+//! the box's Green's function G_box = G + (images), over all pairs i, j of
+//! its regular part (a charge feels its own images): [`interval`] (d = 1,
+//! exact) and [`box_mesh`] (d = 2, 3, particle mesh). Fixed charges (SPEC
+//! §8) and the walls' data enter as a fixed potential behind
+//! [`ExternalPotential`] (closed forms in 1D, the mesh in a box), or, in
+//! free space in d = 2, 3, as fixed charges in the pair sum ([`fixed`]).
+//! [`domain_backends`] is the registration for a problem's domain.
 
 pub mod box_mesh;
 pub mod direct;

@@ -110,6 +110,8 @@ pub fn minimize(
     let n = y.len();
     let mut pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = Default::default();
     let (mut d, mut trial, mut free) = (vec![0.0; n], vec![0.0; n], vec![false; n]);
+    // The next (s, r) pair is computed here, so no iteration allocates.
+    let mut spare: (Vec<f64>, Vec<f64>) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for iteration in 0..max_iterations as u64 {
         if bounds.projected_gradient_norm(&y, &g) <= tolerance {
             return Outcome {
@@ -171,13 +173,22 @@ pub fn minimize(
                 "line search failed: no sufficient decrease along the projected path".into(),
             );
         };
-        let s: Vec<f64> = (0..n).map(|k| trial[k] - y[k]).collect();
-        let r: Vec<f64> = (0..n).map(|k| gt[k] - g[k]).collect();
-        let sr = dot(&s, &r);
-        if sr > 1e-12 * dot(&s, &s).sqrt() * dot(&r, &r).sqrt() && sr > 0.0 {
-            if pairs.len() == memory {
-                pairs.pop_front();
-            }
+        let (s, r) = &mut spare;
+        s.clear();
+        s.extend((0..n).map(|k| trial[k] - y[k]));
+        r.clear();
+        r.extend((0..n).map(|k| gt[k] - g[k]));
+        let sr = dot(s, r);
+        if sr > 1e-12 * dot(s, s).sqrt() * dot(r, r).sqrt() && sr > 0.0 {
+            // The oldest pair's buffers become the spare once the memory is full.
+            let next = match pairs.len() >= memory {
+                true => pairs
+                    .pop_front()
+                    .map(|(s, r, _)| (s, r))
+                    .unwrap_or_default(),
+                false => (Vec::with_capacity(n), Vec::with_capacity(n)),
+            };
+            let (s, r) = std::mem::replace(&mut spare, next);
             pairs.push_back((s, r, sr));
         }
         y.copy_from_slice(&trial);
