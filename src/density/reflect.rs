@@ -112,8 +112,8 @@ pub struct Reflecting<const D: usize> {
     /// an odd number of times (bit a: the sign of axis a is flipped).
     source: Vec<u32>,
     flips: Vec<u8>,
-    /// Each ghost's image, as (axis, multiple, flipped): x_a -> flipped ?
-    /// 2 c - x_a : x_a + shift, recomputed from the source's position.
+    /// Each ghost's image, per axis (c, flipped): the ghost's coordinate is
+    /// c - x_a if flipped, else x_a + c, from its source's current x.
     images: Vec<[(f64, bool); D]>,
     /// Particles then ghosts, and their weights and slopes.
     xa: Vec<[f64; D]>,
@@ -254,7 +254,7 @@ impl<const D: usize> DensityEstimator<D> for Reflecting<D> {
         Ok(&rho[..n])
     }
 
-    fn add_gradient(&mut self, x: &[[f64; D]], w: &[f64], slope: &[f64], grad: &mut [[f64; D]]) {
+    fn add_gradient(&mut self, x: &[[f64; D]], _w: &[f64], slope: &[f64], grad: &mut [[f64; D]]) {
         let n = x.len();
         let total = self.xa.len();
         self.slope_a.clear();
@@ -263,10 +263,9 @@ impl<const D: usize> DensityEstimator<D> for Reflecting<D> {
         self.grad_a.clear();
         self.grad_a.resize(total, [0.0; D]);
         // The inner gradient is w_l sum_j w_j (s_l + s_j) grad K with the
-        // augmented weights; the real rows start from the caller's grad.
+        // augmented weights (the ghosts carry their sources' weights).
         self.inner
             .add_gradient(&self.xa, &self.wa, &self.slope_a, &mut self.grad_a);
-        let _ = w;
         for (gi, ga) in grad.iter_mut().zip(&self.grad_a[..n]) {
             for a in 0..D {
                 gi[a] += ga[a];
