@@ -40,18 +40,12 @@ pub struct WithFixedCharges<const D: usize> {
 }
 
 impl<const D: usize> WithFixedCharges<D> {
-    /// `inner` with the quadrature nodes of `backgrounds`, cells at most
-    /// `softening / 2` where [`MAX_NODES`] allows.
+    /// `inner` with fixed charges `charges` at `nodes` (from [`nodes`]).
     pub fn new(
         mut inner: Box<dyn CouplingBackend<D>>,
-        backgrounds: &[Background],
-        softening: f64,
+        nodes: Vec<[f64; D]>,
+        charges: Vec<f64>,
     ) -> Self {
-        let per_background = (MAX_NODES / backgrounds.len().max(1)).max(1);
-        let (mut nodes, mut charges) = (Vec::new(), Vec::new());
-        for b in backgrounds {
-            quadrature::<D>(b, softening / 2.0, per_background, &mut nodes, &mut charges);
-        }
         let mut field = vec![[0.0; D]; nodes.len()];
         let constant = inner.energy_and_field(&nodes, &charges, &mut field);
         inner.reset();
@@ -92,6 +86,20 @@ impl<const D: usize> CouplingBackend<D> for WithFixedCharges<D> {
     fn reset(&mut self) {
         self.inner.reset();
     }
+}
+
+/// The quadrature nodes of `backgrounds` and their charges, cells of side
+/// at most `softening / 2` where [`MAX_NODES`] allows (module docs).
+pub fn nodes<const D: usize>(
+    backgrounds: &[Background],
+    softening: f64,
+) -> (Vec<[f64; D]>, Vec<f64>) {
+    let per_background = (MAX_NODES / backgrounds.len().max(1)).max(1);
+    let (mut nodes, mut charges) = (Vec::new(), Vec::new());
+    for b in backgrounds {
+        quadrature::<D>(b, softening / 2.0, per_background, &mut nodes, &mut charges);
+    }
+    (nodes, charges)
 }
 
 /// Appends the nodes and charges of `b`: cells of side at most `cell`
@@ -194,11 +202,9 @@ mod tests {
             Background::uniform("u", 1.5, vec![-0.5, -0.25], vec![0.5, 0.25]),
             Background::gaussian("g", -0.7, vec![0.2, 0.0], vec![0.3, 0.2]),
         ] {
-            let mut with = WithFixedCharges::<2>::new(
-                Box::new(DirectSum::<2>::new(delta)),
-                std::slice::from_ref(&b),
-                delta,
-            );
+            let (nodes, charges) = nodes::<2>(std::slice::from_ref(&b), delta);
+            let mut with =
+                WithFixedCharges::<2>::new(Box::new(DirectSum::<2>::new(delta)), nodes, charges);
             let mut fine = (Vec::new(), Vec::new());
             quadrature::<2>(&b, 1e-9, 160_000, &mut fine.0, &mut fine.1);
             for p in [[0.1, 0.05], [1.5, -0.7], [-0.45, 0.2]] {

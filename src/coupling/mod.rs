@@ -155,28 +155,33 @@ pub fn backend<const D: usize>(
 /// problem's domain and backgrounds (SPEC §7-8): in free space the backend
 /// of [`backend`] and, with backgrounds, their potential psi_C; in a box
 /// the box's Green's function and phi_ext = psi_C + phi_walls. `None` for
-/// the potential when there is nothing fixed to feel. An error says what
-/// this build cannot do yet.
+/// the potential when there is nothing fixed to feel. An error says why the
+/// box's mesh cannot be built (too many nodes for its softening).
 pub fn domain_backends<const D: usize>(
     c: &Coupling,
     domain: &Domain,
     backgrounds: &[Background],
     n: usize,
 ) -> Result<DomainBackends<D>, String> {
-    let free = backend::<D>(c.method, c.softening, c.accuracy, n);
     let bx = domain.as_box();
+    if D != 1 {
+        if let Some(bx) = bx {
+            let mesh = box_mesh::BoxMesh::<D>::new(bx, c.softening)?;
+            let field = mesh.external(backgrounds)?;
+            return Ok((Box::new(mesh), Some(Box::new(field))));
+        }
+        if !backgrounds.is_empty() {
+            // Free space: the backgrounds as fixed charges in the pair sum,
+            // whose backend is chosen for the particles and charges together.
+            let (nodes, charges) = fixed::nodes::<D>(backgrounds, c.softening);
+            let free = backend::<D>(c.method, c.softening, c.accuracy, n + nodes.len());
+            let with = fixed::WithFixedCharges::new(free, nodes, charges);
+            return Ok((Box::new(with), None));
+        }
+    }
+    let free = backend::<D>(c.method, c.softening, c.accuracy, n);
     if bx.is_none() && backgrounds.is_empty() {
         return Ok((free, None));
-    }
-    if D != 1 {
-        let Some(bx) = bx else {
-            // Free space: the backgrounds as fixed charges in the pair sum.
-            let with = fixed::WithFixedCharges::new(free, backgrounds, c.softening);
-            return Ok((Box::new(with), None));
-        };
-        let mesh = box_mesh::BoxMesh::<D>::new(bx, c.softening)?;
-        let field = mesh.external(backgrounds)?;
-        return Ok((Box::new(mesh), Some(Box::new(field))));
     }
     let interval = bx.map(|b| Interval::new(b.lower[0], b.upper[0], b.walls[0]));
     let field: Box<dyn ExternalPotential<1>> = Box::new(interval::IntervalField::new(

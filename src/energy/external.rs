@@ -27,12 +27,7 @@ impl<const D: usize> ExternalField<D> {
     /// The term for `cloud`'s charges (z_k w_i) in `potential`, coupling
     /// strength lambda = `strength`.
     pub fn new(cloud: &Cloud<D>, strength: f64, potential: Box<dyn ExternalPotential<D>>) -> Self {
-        let mut charges = vec![0.0; cloud.len()];
-        for b in &cloud.blocks {
-            for i in b.range.clone() {
-                charges[i] = b.charge * cloud.weights[i];
-            }
-        }
+        let charges = cloud.charges();
         ExternalField {
             strength,
             charges,

@@ -23,12 +23,7 @@ pub struct Interaction<const D: usize> {
 impl<const D: usize> Interaction<D> {
     /// The term of strength lambda over all particles of `cloud`, charges q_i = z_k w_i.
     pub fn new(cloud: &Cloud<D>, strength: f64, backend: Box<dyn CouplingBackend<D>>) -> Self {
-        let mut charges = vec![0.0; cloud.len()];
-        for b in &cloud.blocks {
-            for i in b.range.clone() {
-                charges[i] = b.charge * cloud.weights[i];
-            }
-        }
+        let charges = cloud.charges();
         Interaction {
             strength,
             charges,

@@ -93,6 +93,17 @@ impl<const D: usize> Cloud<D> {
         self.positions.is_empty()
     }
 
+    /// Each particle's charge q_i = z_k w_i (species k's charge times its weight).
+    pub fn charges(&self) -> Vec<f64> {
+        let mut q = vec![0.0; self.len()];
+        for b in &self.blocks {
+            for i in b.range.clone() {
+                q[i] = b.charge * self.weights[i];
+            }
+        }
+        q
+    }
+
     /// Sum of the weights of species `k`, summed in index order.
     pub fn species_mass(&self, k: usize) -> f64 {
         self.weights[self.blocks[k].range.clone()].iter().sum()

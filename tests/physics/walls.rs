@@ -306,12 +306,7 @@ fn an_electrode_holds_a_gouy_chapman_layer() {
 
     let iv = Interval::new(0.0, l, bx.walls[0]);
     let c = &sim.cloud;
-    let q: Vec<f64> = c
-        .blocks
-        .iter()
-        .flat_map(|b| b.range.clone().map(move |i| (i, b.charge)))
-        .map(|(i, z)| z * c.weights[i])
-        .collect();
+    let q = c.charges();
     let psi = |x: f64| -> (f64, f64) {
         let (mut v, mut dv) = iv.wall_potential(x);
         for (p, qi) in c.positions.iter().zip(&q) {
@@ -376,12 +371,7 @@ fn potential_1d(
     use jko::coupling::ExternalPotential;
     let field = jko::coupling::interval::IntervalField::new(Some(*iv), backgrounds, 0.0);
     let c = &sim.cloud;
-    let charges: Vec<(f64, f64)> = c
-        .blocks
-        .iter()
-        .flat_map(|b| b.range.clone().map(move |i| (i, b.charge)))
-        .map(|(i, z)| (c.positions[i][0], z * c.weights[i]))
-        .collect();
+    let charges: Vec<(f64, f64)> = c.positions.iter().map(|p| p[0]).zip(c.charges()).collect();
     let iv = *iv;
     move |x: f64| {
         let mut v = field.value_and_gradient(&[x]).0;
