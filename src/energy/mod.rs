@@ -22,6 +22,10 @@ pub enum Part {
     Potential,
     /// The Newtonian interaction term (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j).
     Interaction,
+    /// The solvent entropy of finite ion size (SPEC §10). It is an entropy,
+    /// so energy.csv counts it in the diffusion column (README), keeping
+    /// energy = diffusion + potential + interaction.
+    Steric,
 }
 
 /// The three parts of the free energy (the columns of energy.csv).
@@ -43,7 +47,7 @@ impl EnergyParts {
 
     fn add(&mut self, part: Part, v: f64) {
         match part {
-            Part::Diffusion => self.diffusion += v,
+            Part::Diffusion | Part::Steric => self.diffusion += v,
             Part::Potential => self.potential += v,
             Part::Interaction => self.interaction += v,
         }

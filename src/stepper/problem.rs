@@ -10,6 +10,7 @@ use crate::density::{Bandwidth, Density, DensityMethod};
 use crate::model::background::{Background, BackgroundShape};
 use crate::model::domain::Domain;
 use crate::model::potential::PotentialSpec;
+use crate::model::steric::Steric;
 use crate::particles::{InitialSpec, Species};
 use crate::stepper::Solver;
 
@@ -37,6 +38,8 @@ pub struct Problem {
     pub domain: Domain,
     /// Fixed background charges (SPEC §8).
     pub backgrounds: Vec<Background>,
+    /// The Bikerman solvent entropy of finite ion size (SPEC §10), if any.
+    pub steric: Option<Steric>,
 }
 
 impl Problem {
@@ -64,6 +67,7 @@ impl Problem {
                 species: Vec::new(),
                 domain: Domain::Free,
                 backgrounds: Vec::new(),
+                steric: None,
             },
         }
     }
@@ -112,6 +116,12 @@ impl ProblemBuilder {
     /// Adds a fixed background charge.
     pub fn background(mut self, background: Background) -> Self {
         self.problem.backgrounds.push(background);
+        self
+    }
+
+    /// The steric (Bikerman) term of finite ion size.
+    pub fn steric(mut self, steric: Steric) -> Self {
+        self.problem.steric = Some(steric);
         self
     }
 

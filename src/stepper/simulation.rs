@@ -350,7 +350,13 @@ impl<const D: usize> Simulation<D> {
     /// steps, so a hard stretch of the run is not re-attempted at full h on
     /// every step.
     pub fn try_advance(&mut self) -> std::result::Result<Advance, AdvanceError> {
-        let h = self.problem.time_step;
+        self.try_advance_by(self.problem.time_step)
+    }
+
+    /// [`try_advance`](Self::try_advance) with a step of size `h` instead of
+    /// the problem's (the continuation of [`super::equilibrium`]); the
+    /// simulated time still counts steps of the problem's h.
+    pub fn try_advance_by(&mut self, h: f64) -> std::result::Result<Advance, AdvanceError> {
         let n = self.step + 1;
         let x_start = self.cloud.positions.clone();
         let history = self.stepper.last_move().cloned();
@@ -385,7 +391,7 @@ impl<const D: usize> Simulation<D> {
                         }
                     }
                     self.step = n;
-                    self.time = n as f64 * h;
+                    self.time = n as f64 * self.problem.time_step;
                     return Ok(Advance {
                         report,
                         rejections,

@@ -357,6 +357,9 @@ fn keys_of(part: Part) -> &'static str {
         Part::Diffusion => "species[k].diffusion, species[k].exponent, density.bandwidth",
         Part::Potential => "species[k].potential (stiffness, depth, center)",
         Part::Interaction => "coupling.strength, coupling.softening, species[k].charge",
+        Part::Steric => {
+            "steric.volume, steric.temperature (a trial point at or beyond close packing)"
+        }
     }
 }
 
@@ -365,6 +368,7 @@ fn part_name(part: Part) -> &'static str {
         Part::Diffusion => "diffusion",
         Part::Potential => "potential",
         Part::Interaction => "interaction",
+        Part::Steric => "steric",
     }
 }
 

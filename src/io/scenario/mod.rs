@@ -60,6 +60,8 @@ pub struct Scenario {
     pub grid: Option<Grid>,
     /// What a run does when a self-attracting species collapses.
     pub on_collapse: OnCollapse,
+    /// The continuation of `jko equilibrium` (extension `[equilibrium]`).
+    pub equilibrium: crate::stepper::EquilibriumSettings,
 }
 
 impl std::ops::Deref for Scenario {
@@ -187,6 +189,8 @@ impl Scenario {
             species.push(s);
         }
         checks::total_particles(&c, &species)?;
+        let steric = sections::steric(&c, raw.steric, &species)?;
+        let equilibrium = sections::equilibrium(&c, raw.equilibrium)?;
 
         let problem = Problem {
             path: path.to_path_buf(),
@@ -199,6 +203,7 @@ impl Scenario {
             species,
             domain,
             backgrounds,
+            steric,
         };
         problem
             .check_domain()
@@ -226,6 +231,7 @@ impl Scenario {
             output_every,
             grid,
             on_collapse,
+            equilibrium,
         })
     }
 }

@@ -28,6 +28,8 @@ pub(super) struct RawScenario {
     pub species: Option<Vec<RawSpecies>>,
     pub domain: Option<RawDomain>,
     pub background: Option<Vec<RawBackground>>,
+    pub steric: Option<RawSteric>,
+    pub equilibrium: Option<RawEquilibrium>,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +56,21 @@ pub(super) struct RawBackground {
     pub name: String,
     pub charge: f64,
     pub shape: toml::Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSteric {
+    pub volume: f64,
+    pub temperature: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEquilibrium {
+    pub tolerance: Option<f64>,
+    pub growth: Option<f64>,
+    pub max_stages: Option<i64>,
 }
 
 #[derive(Deserialize)]

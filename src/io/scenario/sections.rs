@@ -9,8 +9,9 @@ use crate::density::{Bandwidth, Density, DensityMethod};
 use crate::error::{MAX_ECHO, Result, clip};
 use crate::model::domain::Domain;
 use crate::model::potential::{self, PotentialSpec};
+use crate::model::steric::Steric;
 use crate::particles::{InitialSpec, Species, initial};
-use crate::stepper::Solver;
+use crate::stepper::{EquilibriumSettings, Solver};
 use crate::util::checks::Checker;
 
 use super::Grid;
@@ -18,7 +19,10 @@ use super::checks::{
     MAX_EXPONENT, MAX_HALVINGS, MAX_PARTICLES, MAX_SOLVER_ITERATIONS, MAX_SOLVER_MEMORY,
     is_safe_name,
 };
-use super::raw::{NumberOrWord, RawCoupling, RawDensity, RawGrid, RawSolver, RawSpecies};
+use super::raw::{
+    NumberOrWord, RawCoupling, RawDensity, RawEquilibrium, RawGrid, RawSolver, RawSpecies,
+    RawSteric,
+};
 
 /// `[coupling]` (absent: no coupling).
 pub(super) fn coupling(c: &Checker, raw: Option<RawCoupling>) -> Result<Coupling> {
@@ -143,6 +147,84 @@ pub(super) fn solver(c: &Checker, raw: Option<RawSolver>) -> Result<Solver> {
         max_iterations,
         memory,
         max_halvings: max_halvings as u32,
+    })
+}
+
+/// `[steric]` (SPEC §10; absent: ions of no size). The temperature
+/// defaults to the species' common diffusion coefficient; it must be given
+/// when the coefficients differ.
+pub(super) fn steric(
+    c: &Checker,
+    raw: Option<RawSteric>,
+    species: &[Species],
+) -> Result<Option<Steric>> {
+    let Some(raw) = raw else { return Ok(None) };
+    let volume = c.positive("steric.volume", raw.volume)?;
+    let temperature = match raw.temperature {
+        Some(t) => c.positive("steric.temperature", t)?,
+        None => {
+            let d0 = species[0].diffusion;
+            if let Some((k, s)) = species.iter().enumerate().find(|(_, s)| s.diffusion != d0) {
+                return Err(c.err(
+                    "steric.temperature",
+                    format!(
+                        "missing, and the species' diffusion coefficients differ (species[0] has {d0}, \
+                         species[{k}] (\"{}\") has {}), so none of them is the temperature; give it",
+                        clip(&s.name, MAX_ECHO),
+                        s.diffusion
+                    ),
+                ));
+            }
+            if d0 == 0.0 {
+                return Err(c.err(
+                    "steric.temperature",
+                    "missing, and the species do not diffuse (D = 0), so the default (their \
+                     common diffusion coefficient) is 0; give a positive temperature",
+                ));
+            }
+            d0
+        }
+    };
+    Ok(Some(Steric {
+        volume,
+        temperature,
+    }))
+}
+
+/// `[equilibrium]` (extension: the continuation of `jko equilibrium`;
+/// absent: the defaults of [`EquilibriumSettings`]).
+pub(super) fn equilibrium(c: &Checker, raw: Option<RawEquilibrium>) -> Result<EquilibriumSettings> {
+    let d = EquilibriumSettings::default();
+    let Some(raw) = raw else { return Ok(d) };
+    let tolerance = c.positive(
+        "equilibrium.tolerance",
+        raw.tolerance.unwrap_or(d.tolerance),
+    )?;
+    if tolerance >= 1.0 {
+        return Err(c.err(
+            "equilibrium.tolerance",
+            format!("must be < 1 (a relative reduction of the gradient), got {tolerance}"),
+        ));
+    }
+    let growth = c.positive("equilibrium.growth", raw.growth.unwrap_or(d.growth))?;
+    if !(growth > 1.0 && growth <= 1e3) {
+        return Err(c.err(
+            "equilibrium.growth",
+            format!(
+                "must be in (1, 1000] (the factor between successive step sizes), got {growth}"
+            ),
+        ));
+    }
+    let max_stages = c.count(
+        "equilibrium.max_stages",
+        raw.max_stages.unwrap_or(d.max_stages as i64),
+        1,
+        100_000,
+    )?;
+    Ok(EquilibriumSettings {
+        tolerance,
+        growth,
+        max_stages,
     })
 }
 
