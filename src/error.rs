@@ -49,6 +49,10 @@ pub enum Error {
     /// the output files are complete up to that step.
     #[error("stopped: {}", clip(.0, MAX_MESSAGE))]
     Stopped(String),
+    /// `jko equilibrium` found no stationary state within its limits; the
+    /// output holds the last iterate.
+    #[error("no equilibrium reached: {}", clip(.0, MAX_MESSAGE))]
+    NotConverged(String),
 }
 
 impl Error {
@@ -76,6 +80,7 @@ impl Error {
             Error::Numerical(_) => 3,
             Error::Io { .. } => 4,
             Error::Stopped(_) => 5,
+            Error::NotConverged(_) => 6,
             Error::Interrupted { .. } => crate::util::interrupt::EXIT_STATUS,
         }
     }

@@ -8,7 +8,7 @@ use super::files::{self, RunWriter};
 use super::{Observer, RunSummary};
 use crate::driver::events::{Event, EventKind, PhysicalWatch};
 use crate::error::Result;
-use crate::io::checkpoint::{self, Checkpoint, FileEntry, Meta, Status};
+use crate::io::checkpoint::{self, Checkpoint, FileEntry, Meta, RunKind, Status};
 use crate::io::output::{self, RUN_FILES};
 use crate::stepper::{Advance, Rejection, Simulation, StepReport};
 
@@ -29,6 +29,7 @@ impl<'a> Books<'a> {
         sim: &mut Simulation<D>,
         first: &StepReport,
         initial_events: Vec<Event>,
+        kind: RunKind,
         obs: &mut dyn Observer,
     ) -> Result<Self> {
         let mut books = Books {
@@ -51,6 +52,7 @@ impl<'a> Books<'a> {
                 reported: Vec::new(),
                 last_frame: 0,
                 outputs: Vec::new(),
+                kind,
             },
             initial_energy: first.parts.total(),
         };

@@ -46,6 +46,9 @@ pub enum EventKind {
     Escape,
     /// value: number of particles outside the grid box.
     OutsideGrid,
+    /// `jko equilibrium` stopped without reaching its tolerance (value: the
+    /// last ||grad E||_w); the files hold the last iterate as step 1.
+    EquilibriumNotReached,
 }
 
 impl EventKind {
@@ -59,6 +62,7 @@ impl EventKind {
             EventKind::Collapse => "collapse",
             EventKind::Escape => "escape",
             EventKind::OutsideGrid => "outside_grid",
+            EventKind::EquilibriumNotReached => "equilibrium_not_reached",
         }
     }
 }

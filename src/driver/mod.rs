@@ -1,9 +1,11 @@
 //! The run driver: a run to a directory ([`run`]: the loop, resources,
-//! bookkeeping; [`files`]: its CSV files and checkpoint state), the output directory rules (lock, `--force`, paths:
+//! bookkeeping; [`files`]: its CSV files and checkpoint state), the least-energy
+//! state to a directory ([`equilibrium`]), the output directory rules (lock, `--force`, paths:
 //! [`dir`]) and the physical events ([`events`]).
 
 pub mod books;
 pub mod dir;
+pub mod equilibrium;
 pub mod events;
 pub mod files;
 pub mod resources;
@@ -14,5 +16,6 @@ pub use resources::{
     MAX_ESTIMATE, check_list_memory, check_memory, check_resources, list_memory_excess,
     memory_estimate, output_estimate,
 };
+pub use equilibrium::{EquilibriumSummary, Stage, equilibrium_to_dir};
 pub use run::*;
 pub use start::{all_run_file_names, input_entries, input_paths};

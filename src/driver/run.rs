@@ -24,7 +24,7 @@ use super::files;
 use super::resources::{check_list_memory, check_resources};
 use super::start::{Start, all_run_file_names, input_entries, input_paths, inspect};
 use crate::error::{Error, Result};
-use crate::io::checkpoint::{Checkpoint, Status};
+use crate::io::checkpoint::{Checkpoint, RunKind, Status};
 use crate::io::output::{self, RUN_FILES};
 use crate::io::scenario::{OnCollapse, Scenario};
 use crate::stepper::{AdvanceError, Rejection, Simulation, StepReport};
@@ -49,6 +49,8 @@ pub trait Observer {
     fn step(&mut self, _step: u64, _report: &StepReport) {}
     /// An event was written to events.csv.
     fn event(&mut self, _event: &Event) {}
+    /// A stage of `jko equilibrium`'s continuation ended.
+    fn stage(&mut self, _stage: &super::equilibrium::Stage) {}
 }
 
 impl Observer for () {}
@@ -108,7 +110,7 @@ fn run_dim<const D: usize>(
     let inputs = input_entries(s)?;
     // Held until the run ends: no other process writes here meanwhile.
     let mut out = OutputDir::open(dir, &all_run_file_names())?;
-    let start = inspect(&out, s, opts, &inputs)?;
+    let start = inspect(&out, s, opts, &inputs, RunKind::Run)?;
     if let Start::Complete(cp) = &start {
         return finish_complete(dir, cp);
     }
@@ -133,7 +135,7 @@ fn run_dim<const D: usize>(
             output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
             let first = first.expect("computed for a fresh start");
             let events = watch.initial_events(s, &sim.cloud);
-            let books = Books::fresh(dir, inputs, &mut sim, &first, events, obs)?;
+            let books = Books::fresh(dir, inputs, &mut sim, &first, events, RunKind::Run, obs)?;
             out.establish()?;
             (books, None)
         }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use super::RunOptions;
 use super::dir::OutputDir;
 use crate::error::{Error, Result, clip};
-use crate::io::checkpoint::{self, Checkpoint, FileEntry, Status};
+use crate::io::checkpoint::{self, Checkpoint, FileEntry, RunKind, Status};
 use crate::io::output::{self, RUN_FILES};
 use crate::io::scenario::{InitialSpec, Scenario};
 
@@ -88,6 +88,7 @@ pub(super) fn inspect(
     s: &Scenario,
     opts: RunOptions,
     inputs: &[FileEntry],
+    kind: RunKind,
 ) -> Result<Start> {
     let dir = out.path();
     let contents = out.contents(&all_run_file_names())?;
@@ -134,6 +135,15 @@ pub(super) fn inspect(
             "already exists: it holds the output of another run: choose another --out directory or pass --force to overwrite".into(),
         ));
     };
+    if cp.meta.kind != kind {
+        return Err(refuse(
+            dir,
+            format!(
+                "already exists: it holds the output of {}: choose another --out directory, or --force to overwrite it",
+                checkpoint::kind_name(cp.meta.kind)
+            ),
+        ));
+    }
     if !opts.resume {
         let what = match cp.meta.status {
             Status::Running => "an unfinished run: pass --resume to continue it",
@@ -144,7 +154,7 @@ pub(super) fn inspect(
             format!("already exists: it holds {what}, or --force to overwrite it"),
         ));
     }
-    check_belongs(&cp, &cp_path, s, inputs)?;
+    check_belongs(&cp, &cp_path, s, inputs, kind)?;
     match cp.meta.status {
         Status::Running => {
             check_partials(dir, &cp)?;
@@ -170,6 +180,7 @@ fn check_belongs(
     cp_path: &Path,
     s: &Scenario,
     inputs: &[FileEntry],
+    kind: RunKind,
 ) -> Result<()> {
     let input_mismatch = |why: String| {
         Error::input(
@@ -208,11 +219,18 @@ fn check_belongs(
     // Known only when every species states its count (csv species may not).
     let particles: Option<usize> = s.species.iter().map(|sp| sp.particles).sum();
     let expect = checkpoint::Expected {
-        steps: s.steps as u64,
+        steps: match kind {
+            RunKind::Run => s.steps as u64,
+            _ => s.equilibrium.max_stages as u64,
+        },
         max_halvings: s.solver.max_halvings,
         species: s.species.len(),
         particles,
-        time_step: s.time_step,
+        time_step: match kind {
+            RunKind::Run => s.time_step,
+            _ => crate::stepper::equilibrium::max_stage_step(s.time_step),
+        },
+        kind,
     };
     cp.validate(&expect).map_err(|why| {
         input_mismatch(format!(

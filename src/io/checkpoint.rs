@@ -50,6 +50,25 @@ pub enum Status {
     Ended,
 }
 
+/// What a checkpoint's directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RunKind {
+    /// A `jko run`: `step` counts JKO steps of the scenario's h.
+    #[default]
+    Run,
+    /// A `jko equilibrium`: `step` counts continuation stages; the files
+    /// hold step 0 and, once complete, step 1 (the minimizer).
+    Equilibrium,
+}
+
+impl RunKind {
+    fn is_run(&self) -> bool {
+        *self == RunKind::Run
+    }
+}
+
 /// Length and CRC-32 of an input or output file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +138,10 @@ pub struct Meta {
     pub last_frame: u64,
     /// The output files (under their temporary names while running).
     pub outputs: Vec<FileEntry>,
+    /// A run's or an equilibrium's (absent in a run's: the checkpoints of
+    /// runs keep their bytes).
+    #[serde(default, skip_serializing_if = "RunKind::is_run")]
+    pub kind: RunKind,
 }
 
 /// A whole checkpoint.
@@ -241,8 +264,11 @@ pub struct Expected {
     pub species: usize,
     /// Total particles, when the scenario states every species' count.
     pub particles: Option<usize>,
-    /// h of the scenario (a checkpointed step size may not exceed it).
+    /// h of the scenario (a checkpointed step size may not exceed it); for
+    /// an equilibrium, the continuation's largest step.
     pub time_step: f64,
+    /// The kind of directory the checkpoint must be from.
+    pub kind: RunKind,
 }
 
 impl Checkpoint {
@@ -258,10 +284,18 @@ impl Checkpoint {
                 m.level, e.max_halvings
             ));
         }
-        let step_ok = match m.status {
-            Status::Running => m.step < e.steps,
-            Status::Complete => m.step == e.steps,
-            Status::Ended => m.step <= e.steps,
+        if m.kind != e.kind {
+            return Err(format!(
+                "it is {}'s checkpoint, and this is {}",
+                kind_name(m.kind),
+                kind_name(e.kind)
+            ));
+        }
+        // An equilibrium ends at any stage up to its limit.
+        let step_ok = match (m.status, m.kind) {
+            (Status::Running, _) => m.step < e.steps,
+            (Status::Complete, RunKind::Run) => m.step == e.steps,
+            _ => m.step <= e.steps,
         };
         if !step_ok {
             return Err(format!(
@@ -269,7 +303,12 @@ impl Checkpoint {
                 m.step, m.status, e.steps
             ));
         }
-        if u64::from(m.calm_steps) > m.step || m.last_frame > m.step || m.unconverged_steps > m.step
+        // An equilibrium's frames are steps 0 and 1, whatever its stage.
+        let frames = match m.kind {
+            RunKind::Equilibrium => 1,
+            _ => m.step,
+        };
+        if u64::from(m.calm_steps) > m.step || m.last_frame > frames || m.unconverged_steps > m.step
         {
             return Err(format!(
                 "counters beyond step {} (calm steps {}, last frame {}, unconverged steps {})",
@@ -314,6 +353,14 @@ impl Checkpoint {
             }
         }
         Ok(())
+    }
+}
+
+/// "a run" or "an equilibrium", for messages.
+pub fn kind_name(kind: RunKind) -> &'static str {
+    match kind {
+        RunKind::Run => "a `jko run`",
+        RunKind::Equilibrium => "a `jko equilibrium`",
     }
 }
 
@@ -405,6 +452,7 @@ mod tests {
                         crc: 7,
                     })
                     .collect(),
+                kind: RunKind::Run,
             },
             initial_energy: -1.25,
             bandwidths: vec![0.1, 0.2],

@@ -88,6 +88,11 @@ pub struct Outcome {
     /// Whether it gave up (an evaluation error or a failed line search)
     /// rather than meeting the tolerance or the iteration cap.
     pub failed: bool,
+    /// The largest curvature r.r / s.r seen over the accepted pairs (1
+    /// without pairs): with the Hessian's largest eigenvalue about this, a
+    /// point of gradient g can lower J by only about g^2 / (2 curvature), so
+    /// the rounding floor of the gradient grows like its square root.
+    pub curvature: f64,
 }
 
 /// Minimizes `f` over `bounds` from `y0` (projected first) with memory
@@ -105,19 +110,21 @@ pub fn minimize(
     bounds.project(&mut y);
     let (mut fy, mut g) = match f.evaluate(&y) {
         Ok(v) => v,
-        Err(why) => return give_up(0, why),
+        Err(why) => return give_up(0, why, 1.0),
     };
     let n = y.len();
     let mut pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = Default::default();
     let (mut d, mut trial, mut free) = (vec![0.0; n], vec![0.0; n], vec![false; n]);
     // The next (s, r) pair is computed here, so no iteration allocates.
     let mut spare: (Vec<f64>, Vec<f64>) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut curvature: f64 = 1.0;
     for iteration in 0..max_iterations as u64 {
         if bounds.projected_gradient_norm(&y, &g) <= tolerance {
             return Outcome {
                 iterations: iteration,
                 termination: "projected gradient below the tolerance".into(),
                 failed: false,
+                curvature,
             };
         }
         for k in 0..n {
@@ -137,6 +144,7 @@ pub fn minimize(
                     iterations: iteration,
                     termination: "every moving coordinate is at a wall".into(),
                     failed: false,
+                    curvature,
                 };
             }
         }
@@ -149,7 +157,7 @@ pub fn minimize(
             bounds.project(&mut trial);
             let (ft, gt) = match f.evaluate(&trial) {
                 Ok(v) => v,
-                Err(why) => return give_up(iteration, why),
+                Err(why) => return give_up(iteration, why, curvature),
             };
             let moved: f64 = (0..n).map(|k| g[k] * (trial[k] - y[k])).sum();
             // A decrease must show in J: a trial whose J equals J(Y) to the
@@ -171,6 +179,7 @@ pub fn minimize(
             return give_up(
                 iteration,
                 "line search failed: no sufficient decrease along the projected path".into(),
+                curvature,
             );
         };
         let (s, r) = &mut spare;
@@ -180,6 +189,7 @@ pub fn minimize(
         r.extend((0..n).map(|k| gt[k] - g[k]));
         let sr = dot(s, r);
         if sr > 1e-12 * dot(s, s).sqrt() * dot(r, r).sqrt() && sr > 0.0 {
+            curvature = curvature.max(dot(r, r) / sr);
             // The oldest pair's buffers become the spare once the memory is full.
             let next = match pairs.len() >= memory {
                 true => pairs
@@ -199,14 +209,16 @@ pub fn minimize(
         iterations: max_iterations as u64,
         termination: "iteration cap reached".into(),
         failed: false,
+        curvature,
     }
 }
 
-fn give_up(iterations: u64, why: String) -> Outcome {
+fn give_up(iterations: u64, why: String, curvature: f64) -> Outcome {
     Outcome {
         iterations,
         termination: why,
         failed: true,
+        curvature,
     }
 }
 

@@ -509,6 +509,33 @@ impl<const D: usize> Simulation<D> {
         out
     }
 
+    /// E_N at the current cloud and the norm of its Wasserstein gradient,
+    /// ||grad E_N||_w = sqrt(sum_i |grad_i E_N|^2 / w_i) (the L^2(w) norm of
+    /// the velocity -grad E_N / w; zero exactly at a stationary state). In a
+    /// box a component pushing a particle on a wall outward is left out: the
+    /// wall holds it (the KKT condition of the constrained minimum).
+    pub fn stationarity(&mut self) -> (crate::energy::EnergyParts, f64) {
+        let mut grad = vec![[0.0; D]; self.cloud.len()];
+        let parts = self.stepper.energy(&self.cloud.positions, &mut grad);
+        if let Some(b) = self.problem.domain.as_box() {
+            for (g, x) in grad.iter_mut().zip(&self.cloud.positions) {
+                for a in 0..D {
+                    let held = (x[a] <= b.lower[a] && g[a] > 0.0)
+                        || (x[a] >= b.upper[a] && g[a] < 0.0);
+                    if held {
+                        g[a] = 0.0;
+                    }
+                }
+            }
+        }
+        let w = &self.cloud.weights;
+        let norm = sum_indexed(w.len(), |i| {
+            grad[i].iter().map(|g| g * g).sum::<f64>() / w[i]
+        })
+        .sqrt();
+        (parts, norm)
+    }
+
     /// The state a resumed run needs beyond the problem.
     pub fn state(&self) -> SimulationState<D> {
         SimulationState {

@@ -686,6 +686,9 @@ impl<const D: usize> JkoStepper<D> {
             ev.tolerance = tol;
             ev.start_cost = start.cost;
         }
+        // The curvature of J the floors assume (about 1 in the scaled
+        // variables; the projected search measures it, argmin does not).
+        let mut curvature = 1.0;
         let (iterations, termination, failed) = if let Some(b) = &bounds {
             let out = projected::minimize(
                 &mut Constrained(&cell),
@@ -695,6 +698,7 @@ impl<const D: usize> JkoStepper<D> {
                 self.solver.max_iterations,
                 tol,
             );
+            curvature = out.curvature;
             (out.iterations, out.termination, out.failed)
         } else {
             let outcome = LBFGS::new(MoreThuenteLineSearch::new(), self.solver.memory)
@@ -754,7 +758,9 @@ impl<const D: usize> JkoStepper<D> {
         if !converged && (failed || best.cost >= start.cost) {
             // The optimizer stopped (failed, or without lowering J) short of
             // the tolerance: still stationary if within the generous floor.
-            let accept = rounding_floor(&start.parts, ACCEPT_ULPS);
+            // With curvature c a gradient g lowers J by about g^2 / (2c):
+            // the floor grows like sqrt(c) (large steps h stiffen J).
+            let accept = rounding_floor(&start.parts, ACCEPT_ULPS) * curvature.max(1.0).sqrt();
             if gnorm > accept {
                 return Err(StepError::Rejected(if failed {
                     StepFailure::LineSearch(termination)

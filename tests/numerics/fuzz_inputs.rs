@@ -199,6 +199,7 @@ fn valid_checkpoint() -> Vec<u8> {
                 entry("energy.csv"),
                 entry("events.csv"),
             ],
+            kind: Default::default(),
         },
         initial_energy: 1.0,
         bandwidths: vec![0.1],

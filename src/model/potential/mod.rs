@@ -50,6 +50,19 @@ pub enum PotentialSpec {
     },
 }
 
+impl PotentialSpec {
+    /// Whether U grows without bound in every direction (so a species in it
+    /// has a Gibbs state in free space): a quadratic with every stiffness
+    /// > 0, a double well of positive depth.
+    pub fn confines(&self) -> bool {
+        match self {
+            PotentialSpec::None => false,
+            PotentialSpec::Quadratic { stiffness, .. } => stiffness.iter().all(|k| *k > 0.0),
+            PotentialSpec::DoubleWell { depth, radius, .. } => *depth > 0.0 && *radius > 0.0,
+        }
+    }
+}
+
 /// Parses the table of one kind (checked, errors naming `key`).
 type Parse = fn(&Checker, &str, &toml::Value) -> Result<PotentialSpec>;
 
