@@ -115,9 +115,10 @@ error, 6 no equilibrium reached within the limits (the files hold the last itera
     /// Distances between two runs (particles or grid), step by step and species by species.
     #[command(
         after_help = "Example:\n  jko compare runs/pnp runs/pnp_grid --out runs/pnp_vs_grid.csv\n\n\
-Each RUN is an output directory of `jko run` (particles.csv) or `jko eulerian` (density.csv, or \
-one exported by another code in the same format), with its energy.csv. For every step written by \
-both runs and every species: mass, mean and covariance of both sides, the L1 distance of the \
+Each RUN is an output directory of `jko run` or `jko equilibrium` (particles.csv) or of `jko \
+eulerian` or `jko equilibrium --grid` (density.csv, or one exported by another code in the same \
+format), with its energy.csv. For every step written by both runs (with --last: each run's last \
+written step, e.g. an equilibrium against the end of a long run) and every species: mass, mean and covariance of both sides, the L1 distance of the \
 densities on a common grid, W1 and W2 (d = 1, exact) and the energy difference.\n\n\
 --out writes a new regular file (temporary file, sync, rename), checked before anything is \
 computed. It refuses, with exit status 4: a PATH that exists (unless --force), a PATH that is \
@@ -138,6 +139,10 @@ short), 3 a distance or moment is not a finite number, 4 I/O error or --out refu
         /// Replace the regular file at --out if it exists.
         #[arg(long, requires = "out")]
         force: bool,
+        /// Compare only each run's last written step, whatever its number and time
+        /// (an equilibrium against the end of a long run).
+        #[arg(long)]
+        last: bool,
     },
 }
 
@@ -273,7 +278,13 @@ fn dispatch(cli: Cli) -> ExitCode {
             resume,
             quiet,
         } => equilibrium(&scenario, &out, grid, RunOptions { force, resume }, quiet),
-        Command::Compare { a, b, out, force } => compare(&a, &b, out.as_deref(), force),
+        Command::Compare {
+            a,
+            b,
+            out,
+            force,
+            last,
+        } => compare(&a, &b, out.as_deref(), force, last),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -438,12 +449,17 @@ fn eulerian(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Resul
     Ok(())
 }
 
-fn compare(a: &Path, b: &Path, out: Option<&Path>, force: bool) -> jko::Result<()> {
+fn compare(a: &Path, b: &Path, out: Option<&Path>, force: bool, last: bool) -> jko::Result<()> {
     // Fail before the work, not after it.
     if let Some(path) = out {
         jko::compare::check_out_path(a, b, path, force)?;
     }
-    let c = jko::compare::compare_runs(a, b)?;
+    let pairing = if last {
+        jko::compare::Pairing::Last
+    } else {
+        jko::compare::Pairing::SameStep
+    };
+    let c = jko::compare::compare_runs_paired(a, b, pairing)?;
     print!("{c}");
     if let Some(path) = out {
         c.write_csv_with(path, force)?;

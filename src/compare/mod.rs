@@ -4,7 +4,9 @@
 //! `density.csv` (a grid run, SPEC §5), plus `energy.csv` and usually
 //! `scenario.toml`. The dimension is read from the coordinate columns; both
 //! runs must have the same one. For every written step present in both runs
-//! (matched by `step`; their `time` values must agree to 1e-12 relative) and
+//! (matched by `step`; their `time` values must agree to 1e-12 relative; or,
+//! with [`Pairing::Last`], each run's last written step, which is how an
+//! equilibrium directory of SPEC §9 meets the end of a long run) and
 //! every species present in both, [`compare_runs`] computes:
 //!
 //! * **mass, mean, covariance** of each side. Particles: M = sum_i w_i,
@@ -233,6 +235,24 @@ pub struct Comparison {
 
 /// Compare the runs in directories `a` and `b` (see the module documentation).
 pub fn compare_runs(a: &Path, b: &Path) -> Result<Comparison> {
+    compare_runs_paired(a, b, Pairing::SameStep)
+}
+
+/// Which written steps of the two runs are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Pairing {
+    /// Every step both runs wrote, matched by number (their times must agree).
+    #[default]
+    SameStep,
+    /// Each run's last written step, whatever its number and time (`--last`:
+    /// an equilibrium against the end of a long run, or two runs of
+    /// different time steps at their ends).
+    Last,
+}
+
+/// [`compare_runs`] with a choice of the steps compared.
+pub fn compare_runs_paired(a: &Path, b: &Path, pairing: Pairing) -> Result<Comparison> {
     let fa = read::locate(a)?;
     let fb = read::locate(b)?;
     let da = read::dimension_of(&fa.data)?;
@@ -248,8 +268,8 @@ pub fn compare_runs(a: &Path, b: &Path) -> Result<Comparison> {
         ));
     }
     match da {
-        1 => pair::compare_dim::<1>(&fa, &fb),
-        2 => pair::compare_dim::<2>(&fa, &fb),
-        _ => pair::compare_dim::<3>(&fa, &fb),
+        1 => pair::compare_dim::<1>(&fa, &fb, pairing),
+        2 => pair::compare_dim::<2>(&fa, &fb, pairing),
+        _ => pair::compare_dim::<3>(&fa, &fb, pairing),
     }
 }

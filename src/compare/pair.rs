@@ -11,7 +11,7 @@ use super::common_grid::CommonGrid;
 use super::measures::Measure;
 use super::read::{Run, RunFiles, load, read_energy};
 use super::wasserstein::wasserstein_1d;
-use super::{Comparison, EnergyPoint, MASS_TOLERANCE, Row, RunInfo, TIME_TOLERANCE};
+use super::{Comparison, EnergyPoint, MASS_TOLERANCE, Pairing, Row, RunInfo, TIME_TOLERANCE};
 use crate::error::{Error, Result};
 use crate::model::kernel::WendlandC2;
 use crate::util::parallel::sum_indexed;
@@ -58,7 +58,11 @@ fn measure<'r, const D: usize>(
 }
 
 /// The comparison of the runs `fa` and `fb` of dimension `D`.
-pub(super) fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Result<Comparison> {
+pub(super) fn compare_dim<const D: usize>(
+    fa: &RunFiles,
+    fb: &RunFiles,
+    pairing: Pairing,
+) -> Result<Comparison> {
     let (ra, sa) = load::<D>(fa)?;
     let (rb, sb) = load::<D>(fb)?;
     let ea = read_energy(&fa.energy)?;
@@ -66,8 +70,43 @@ pub(super) fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Resul
     let mut notes = Vec::new();
 
     let species = common_species(&ra, &rb)?;
-    let steps = common_steps(&ra, &rb)?;
-    let energy = energy_curve(fa, fb, &ea, &eb, &mut notes)?;
+    // (A's step, B's step, A's time).
+    let (steps, energy): (Vec<(u64, u64, f64)>, Vec<EnergyPoint>) = match pairing {
+        Pairing::SameStep => (
+            common_steps(&ra, &rb)?
+                .into_iter()
+                .map(|(s, t)| (s, s, t))
+                .collect(),
+            energy_curve(fa, fb, &ea, &eb, &mut notes)?,
+        ),
+        Pairing::Last => {
+            let last = |r: &Run<D>| {
+                r.times()
+                    .iter()
+                    .next_back()
+                    .map(|(&s, &t)| (s, t))
+                    .expect("a run holds at least one frame")
+            };
+            let ((sa_, ta), (sb_, tb)) = (last(&ra), last(&rb));
+            notes.push(format!(
+                "--last: A's last written step {sa_} (time {ta}) against B's {sb_} (time {tb}); \
+                 the rows are labelled with A's step"
+            ));
+            let energy = match (ea.get(&sa_), eb.get(&sb_)) {
+                (Some(&(_, e_a)), Some(&(_, e_b))) => vec![EnergyPoint {
+                    step: sa_,
+                    time: ta,
+                    energy_a: e_a,
+                    energy_b: e_b,
+                }],
+                _ => {
+                    notes.push("an energy file lacks the last written step: dE is blank".into());
+                    Vec::new()
+                }
+            };
+            (vec![(sa_, sb_, ta)], energy)
+        }
+    };
 
     // Bandwidths of the particle sides.
     let mut bw_a = BTreeMap::new();
@@ -94,11 +133,11 @@ pub(super) fn compare_dim<const D: usize>(fa: &RunFiles, fb: &RunFiles) -> Resul
     let (walls_a, walls_b) = (walls_of(&sa), walls_of(&sb));
     let energy_at: HashMap<u64, EnergyPoint> = energy.iter().map(|e| (e.step, *e)).collect();
     let mut rows = Vec::new();
-    for &(step, time) in &steps {
+    for &(step, step_b, time) in &steps {
         for sp in &species {
             let (Some(ma), Some(mb)) = (
                 measure(&ra, &bw_a, walls_a, step, sp),
-                measure(&rb, &bw_b, walls_b, step, sp),
+                measure(&rb, &bw_b, walls_b, step_b, sp),
             ) else {
                 notes.push(format!(
                     "step {step}: species \"{sp}\" is missing from one run; skipped"

@@ -33,6 +33,15 @@ use crate::util::fault;
 use crate::util::interrupt;
 use crate::util::parallel::sum_indexed;
 
+/// A stage that fails when ||grad E||_w is within this factor of the target
+/// ends the continuation as stationary to rounding; further from it, the
+/// failure is reported (a wider margin once accepted a higher local minimum
+/// of E_N for the least-energy one).
+pub const ROUNDING_MARGIN: f64 = 10.0;
+
+/// Most halvings of a stage's step size before the stage counts as failed.
+pub const STAGE_HALVINGS: u32 = 2;
+
 /// One finished stage of the continuation (what the progress bar shows).
 #[derive(Debug, Clone)]
 pub struct Stage {
@@ -56,8 +65,9 @@ pub struct Stage {
 pub enum Stop {
     /// ||grad E_N||_w fell below tolerance times its initial value.
     Tolerance,
-    /// A stage at the largest step could not move: stationary to the
-    /// rounding of the energy.
+    /// A stage could not lower E_N any more (its step at the largest size
+    /// moved nothing, or no sub-step lowered J with ||grad E_N||_w within
+    /// [`ROUNDING_MARGIN`] of the target): stationary to the rounding of E.
     Rounding,
 }
 
@@ -154,6 +164,14 @@ fn equilibrium_dim<const D: usize>(
         Start::Complete(_) => unreachable!("returned above"),
     };
     obs.started(s, &sim.bandwidths, sim.step + 1);
+    // A stage no sub-step of which lowers J is, near the end, the rounding
+    // of E: two halvings tell it, six would only repeat it.
+    let stage_solver = crate::stepper::Solver {
+        tolerance: settings.stage_tolerance,
+        max_halvings: s.solver.max_halvings.min(STAGE_HALVINGS),
+        ..s.solver
+    };
+    sim.set_solver(stage_solver, true);
 
     let h_max = max_stage_step(s.time_step);
     let (mut parts, mut g) = sim.stationarity();
@@ -179,6 +197,11 @@ fn equilibrium_dim<const D: usize>(
             }
             Err(AdvanceError::Failed(rs)) => {
                 books.rejections(j, 0.0, &rs, obs)?;
+                if g <= ROUNDING_MARGIN * target {
+                    // Near the minimizer no sub-step lowers J any more:
+                    // the rounding of E, not a failure (module docs).
+                    break Some(Stop::Rounding);
+                }
                 let last = rs.last().map_or(String::new(), |r| r.reason.to_string());
                 failure = Some(format!(
                     "stage {j} (step size {h:e}) failed at every sub-step size (last: {last})"

@@ -40,6 +40,10 @@ pub struct EquilibriumSettings {
     pub growth: f64,
     /// Most continuation stages before giving up (no convergence: its own exit status).
     pub max_stages: usize,
+    /// Each stage's minimization stops when the gradient of its J has fallen
+    /// by this factor (looser than a run's: only the last stages need to be
+    /// accurate, and the stopping rule above judges them).
+    pub stage_tolerance: f64,
 }
 
 impl Default for EquilibriumSettings {
@@ -48,6 +52,7 @@ impl Default for EquilibriumSettings {
             tolerance: 1e-6,
             growth: 4.0,
             max_stages: 60,
+            stage_tolerance: 1e-3,
         }
     }
 }

@@ -509,6 +509,12 @@ impl<const D: usize> Simulation<D> {
         out
     }
 
+    /// Optimizer settings of the steps from now on (see
+    /// [`JkoStepper::set_solver`]); the problem's own are unchanged.
+    pub fn set_solver(&mut self, solver: crate::stepper::Solver, accept_descent: bool) {
+        self.stepper.set_solver(solver, accept_descent);
+    }
+
     /// E_N at the current cloud and the norm of its Wasserstein gradient,
     /// ||grad E_N||_w = sqrt(sum_i |grad_i E_N|^2 / w_i) (the L^2(w) norm of
     /// the velocity -grad E_N / w; zero exactly at a stationary state). In a

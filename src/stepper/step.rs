@@ -524,6 +524,10 @@ pub struct JkoStepper<const D: usize> {
     context: (u64, u32),
     /// The box [lower, upper] the positions are confined to, if any.
     walls: Option<([f64; D], [f64; D])>,
+    /// Accept a minimization that stopped short of the tolerance (a failed
+    /// line search) whenever it lowered J (the equilibrium's continuation,
+    /// which judges convergence by E's own gradient).
+    accept_descent: bool,
 }
 
 impl<const D: usize> JkoStepper<D> {
@@ -536,7 +540,16 @@ impl<const D: usize> JkoStepper<D> {
             last_move: None,
             context: (0, 0),
             walls: None,
+            accept_descent: false,
         }
+    }
+
+    /// Change the optimizer settings; with `accept_descent`, a step whose
+    /// minimization stopped short of the tolerance is still accepted when it
+    /// lowered J (reported as not converged).
+    pub fn set_solver(&mut self, solver: Solver, accept_descent: bool) {
+        self.solver = solver;
+        self.accept_descent = accept_descent;
     }
 
     /// Confines every step to the box [lower, upper]: each step is then the
@@ -755,7 +768,9 @@ impl<const D: usize> JkoStepper<D> {
         } else {
             termination
         };
-        if !converged && (failed || best.cost >= start.cost) {
+        if !converged && failed && self.accept_descent && best.cost < start.cost {
+            termination = format!("{termination} (accepted: J decreased)");
+        } else if !converged && (failed || best.cost >= start.cost) {
             // The optimizer stopped (failed, or without lowering J) short of
             // the tolerance: still stationary if within the generous floor.
             // With curvature c a gradient g lowers J by about g^2 / (2c):

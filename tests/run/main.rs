@@ -6,7 +6,8 @@
 //! - `run_dir`, `hostile_run_dir`: interrupts, resume, directory rules;
 //! - `robustness` (feature `fault-injection`): kills, injected faults, a full disk;
 //! - `hostile_inputs`, `hostile_numerics`: overflowing values, degenerate clouds;
-//! - `compare`, `hostile_compare`: distances between runs and bad inputs to them.
+//! - `compare`, `hostile_compare`: distances between runs and bad inputs to them;
+//! - `equilibrium`: `jko equilibrium` with particles, its files, resume and refusals.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -15,6 +16,7 @@ mod bad_domains;
 mod box_compare;
 mod cli;
 mod compare;
+mod equilibrium;
 mod hostile_compare;
 mod hostile_inputs;
 mod hostile_numerics;

@@ -71,6 +71,7 @@ pub(super) struct RawEquilibrium {
     pub tolerance: Option<f64>,
     pub growth: Option<f64>,
     pub max_stages: Option<i64>,
+    pub stage_tolerance: Option<f64>,
 }
 
 #[derive(Deserialize)]

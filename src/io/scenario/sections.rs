@@ -221,10 +221,21 @@ pub(super) fn equilibrium(c: &Checker, raw: Option<RawEquilibrium>) -> Result<Eq
         1,
         100_000,
     )?;
+    let stage_tolerance = c.positive(
+        "equilibrium.stage_tolerance",
+        raw.stage_tolerance.unwrap_or(d.stage_tolerance),
+    )?;
+    if stage_tolerance >= 1.0 {
+        return Err(c.err(
+            "equilibrium.stage_tolerance",
+            format!("must be < 1 (a relative reduction of a stage's gradient), got {stage_tolerance}"),
+        ));
+    }
     Ok(EquilibriumSettings {
         tolerance,
         growth,
         max_stages,
+        stage_tolerance,
     })
 }
 
