@@ -216,7 +216,7 @@ fn solve_small(k: usize, h: &[f64], r: &[f64]) -> Option<Vec<f64>> {
     let mut x = r.to_vec();
     for col in 0..k {
         let p = (col..k).max_by(|&i, &j| a[i * k + col].abs().total_cmp(&a[j * k + col].abs()))?;
-        if !(a[p * k + col].abs() > 0.0) || !a[p * k + col].is_finite() {
+        if a[p * k + col] == 0.0 || !a[p * k + col].is_finite() {
             return None;
         }
         if p != col {
@@ -251,7 +251,7 @@ impl<'a> Eq<'a> {
         let lambda = solver.lambda;
         let mut sp = Vec::with_capacity(k);
         for (j, s) in solver.species.iter().enumerate() {
-            if !(s.diffusion > 0.0) {
+            if s.diffusion.is_nan() || s.diffusion <= 0.0 {
                 return Err(EulerianError::InvalidSpecies {
                     species: s.name.clone(),
                     field: "diffusion",
@@ -608,7 +608,7 @@ fn steric_cell(
         (v * sum + l.exp_m1(), v * t * gsum + l.exp())
     };
     let (h0, _) = eval(0.0, rho, g);
-    if !(h0 > 0.0) {
+    if h0.is_nan() || h0 <= 0.0 {
         // Nothing in the cell at s = 0: L = 0 (s = 0) is the root.
         return 0.0;
     }
@@ -1242,7 +1242,7 @@ fn solve_built(s: &Scenario, solver: &EulerianSolver) -> Result<GridEquilibrium,
         .species
         .iter()
         .enumerate()
-        .find(|(_, sp)| !(sp.diffusion > 0.0))
+        .find(|(_, sp)| sp.diffusion.is_nan() || sp.diffusion <= 0.0)
     {
         return Err(Error::input(
             &s.path,

@@ -8,7 +8,13 @@
 //! "uniform"), a midpoint-rule average of the Barenblatt profile, or a "csv"
 //! cloud binned onto the grid. In energy.csv, `w2_step`
 //! and `gradient_norm` are 0 (no optimizer) and `iterations` counts the
-//! solver's sub-steps.
+//! solver's sub-steps. A `[steric]` term (SPEC §10) enters the fluxes and the
+//! `diffusion` column; initial densities with v s >= 1 in some cell are refused
+//! (key `steric.volume`).
+//!
+//! [`build_solver`] and the output helpers are shared with `jko equilibrium
+//! --grid` ([`super::equilibrium::equilibrium_to_dir`]), which follows the same
+//! directory rules.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,7 @@
 //! (thermal units) and kappa^2 = 2 lambda c0 / T = 4 c0 (-psi'' = rho_+ - rho_-,
 //! rho_+- = c0 exp(-+ phi), so phi'' = (lambda / T) 2 c0 sinh phi). Two electrodes at
 //! +V and -V on [0, L] with equal masses: by the symmetry psi -> -psi, x -> L - x,
-//! + <-> -, the discrete solution is odd about L/2, so the bulk sits at psi = 0 and c0 is
+//! (plus <-> minus), the discrete solution is odd about L/2, so the bulk sits at psi = 0 and c0 is
 //! the solver's bulk value sqrt(rho_+ rho_-) (the same in every cell for Boltzmann
 //! profiles); each wall carries a half-space layer (L / 2 = 20 Debye lengths: the two
 //! layers overlap by e^-20 ~ 2e-9, far below every tolerance).
