@@ -104,6 +104,13 @@ pub struct BoxPoisson {
 impl BoxPoisson {
     /// The solver of a (validated) grid with `walls[axis] = [lower, upper]`.
     pub fn new(grid: &Grid, walls: &[[WallCondition; 2]]) -> Self {
+        Self::shifted(grid, walls, 0.0)
+    }
+
+    /// The solver of (A + shift) psi = f, a constant `shift` >= 0 added to the diagonal
+    /// (the grid equilibrium's preconditioner, [`super::equilibrium`]); `shift = 0` is
+    /// [`new`](Self::new). With a positive shift the operator is never singular.
+    pub fn shifted(grid: &Grid, walls: &[[WallCondition; 2]], shift: f64) -> Self {
         let d = grid.dim();
         assert_eq!(walls.len(), d, "one pair of walls per axis");
         let dir = |a: usize| (walls[a][0].is_electrode(), walls[a][1].is_electrode());
@@ -121,13 +128,13 @@ impl BoxPoisson {
         let n0 = grid.cells[0];
         let h0 = grid.spacing(0);
         let inv_h2 = 1.0 / (h0 * h0);
-        let singular = !walls.iter().flatten().any(|w| w.is_electrode());
+        let singular = !walls.iter().flatten().any(|w| w.is_electrode()) && shift == 0.0;
         let lines = grid.len() / n0;
         let (mut upper, mut inv_denom) = (vec![0.0; grid.len()], vec![0.0; grid.len()]);
         let (lo, hi) = dir(0);
         for j in 0..lines {
             // mu: the sum of the other axes' eigenvalues of this line's mode.
-            let (mut rest, mut mu) = (j, 0.0);
+            let (mut rest, mut mu) = (j, shift);
             for ax in &axes {
                 mu += ax.vals[rest % ax.n];
                 rest /= ax.n;

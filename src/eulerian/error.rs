@@ -67,6 +67,13 @@ pub enum EulerianError {
         /// The fastest cell's outflow rate, per unit time.
         rate: f64,
     },
+    /// The grid equilibrium's Newton solve did not converge (or broke down); the reason
+    /// says what to try.
+    #[error("grid equilibrium: {reason}")]
+    Equilibrium {
+        /// What happened, and what to try.
+        reason: String,
+    },
     /// Binning particles: a particle lies outside the box, or has a bad weight.
     #[error("binning particles: particle {index}: {reason}")]
     InvalidParticle {

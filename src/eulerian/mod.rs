@@ -39,9 +39,28 @@
 //!   the walls left out). G is symmetric, so the derivative of the interaction in
 //!   rho_{k,i} is lambda z_k psi_i dV: the flux's potential, which makes E non-increasing.
 //!   With no background and no box psi_ext is absent and the energy is the free-space one.
+//! * Finite ion size (SPEC §10, [`EulerianSolver::with_steric`]): with a `[steric]` term every
+//!   species' chemical potential gains mu_st(s_i) = -T (log(1 - v s_i) + 1), s_i =
+//!   sum_k rho_{k,i} the total density of cell i. In the fluxes it is added to the drift
+//!   potential of every species: phi = U + lambda z psi + mu_st(s) in the
+//!   Scharfetter–Gummel flux (so a face flux is zero exactly when rho e^{phi/D} is equal
+//!   across it), xi = D f_m'(rho) + U + lambda z psi + mu_st(s) in the upwind flux. phi (or
+//!   xi) is then again the variational derivative of the discrete energy, so the face-by-face
+//!   sign property and dE/dt <= 0 hold as before. The energy gains
+//!   sum_i (T/v)(1 - v s_i) log(1 - v s_i) dV, counted in the `diffusion` part (the solvent's
+//!   entropy). The explicit sub-step also respects the steric cross-diffusion: each face adds
+//!   the rate T v s / (1 - v s) / h^2 (s the larger total density of its two cells: the
+//!   effective diffusion of d/dt s = div(s T v/(1 - v s) grad s) + ...) to the rate that sets
+//!   dt, and a stage that would reach v s >= 1 in any cell is refused like one that loses
+//!   positivity (the sub-step restarts with half the dt), so no state with v s >= 1 is ever
+//!   produced; an initial state with v s >= 1 is refused. Without `[steric]` nothing of this
+//!   runs (same operations, same bytes).
+//! * Equilibrium ([`equilibrium`]): the stationary equations of this scheme (every face flux
+//!   zero, masses fixed) solved by Newton's method, `jko equilibrium --grid`.
 
 pub mod background;
 pub mod box_poisson;
+pub mod equilibrium;
 pub mod error;
 pub mod flux;
 pub mod grid;
@@ -51,6 +70,10 @@ pub mod run;
 
 pub use background::background_cells;
 pub use box_poisson::BoxPoisson;
+pub use equilibrium::{
+    EquilibriumOptions, EquilibriumSummary, GridEquilibrium, equilibrium_to_dir, solve_equilibrium,
+    solve_grid_equilibrium,
+};
 pub use error::EulerianError;
 pub use grid::Grid;
 pub use initial::{
@@ -60,6 +83,7 @@ pub use initial::{
 pub use poisson::{FreeSpacePoisson, cell_integrated_kernel, newton_kernel};
 
 use crate::model::domain::WallCondition;
+use crate::model::steric::Steric;
 use rayon::prelude::*;
 
 /// A potential U(x), x of length d.
@@ -133,7 +157,8 @@ pub struct StepStats {
 }
 
 /// The discrete free energy in three parts (the columns of energy.csv):
-/// diffusion = sum_k D_k sum_i F_m(rho_{k,i}) dV, potential = sum_k sum_i
+/// diffusion = sum_k D_k sum_i F_m(rho_{k,i}) dV (plus, with a steric term, the solvent's
+/// entropy sum_i (T/v)(1 - v s_i) log(1 - v s_i) dV), potential = sum_k sum_i
 /// rho_{k,i} U_k(x_i) dV, interaction = (lambda/2) sum_i q_i psi_i dV.
 pub use crate::energy::EnergyParts;
 
@@ -200,6 +225,10 @@ pub struct EulerianSolver {
     /// psi_ext = psi_C + phi_walls at the cell centers (`None`: free space, no background).
     external: Option<Vec<f64>>,
     in_box: bool,
+    /// The box's walls (`None`: free space); the grid equilibrium's preconditioner needs them.
+    walls: Option<Vec<[WallCondition; 2]>>,
+    /// The Bikerman solvent entropy (SPEC §10), if any ([`EulerianSolver::with_steric`]).
+    steric: Option<Steric>,
     rho: Vec<Vec<f64>>,
     time: f64,
     cfl: f64,
@@ -256,6 +285,7 @@ impl EulerianSolver {
         let coupled = coupling_strength != 0.0 && data.iter().any(|s| s.charge != 0.0);
         check_env(&grid, &env)?;
         let in_box = env.walls.is_some();
+        let walls = env.walls.clone();
         let has_external = in_box || env.background.is_some();
         let poisson = (coupled || has_external).then(|| match &env.walls {
             Some(w) => Green::Box(box_poisson::BoxPoisson::new(&grid, w)),
@@ -286,6 +316,8 @@ impl EulerianSolver {
             coupled,
             external,
             in_box,
+            walls,
+            steric: None,
             rho,
             time: 0.0,
             cfl: 0.8,
@@ -301,6 +333,70 @@ impl EulerianSolver {
             });
         }
         Ok(solver)
+    }
+
+    /// Adds the Bikerman solvent entropy of finite ion size (SPEC §10; `None`: none, the
+    /// default): every species' chemical potential gains mu_st(s) = -T (log(1 - v s) + 1),
+    /// s = sum_k rho_k, in the fluxes (added to the drift potential U + lambda z psi of the
+    /// Scharfetter–Gummel flux, to xi in the upwind flux), and the energy gains
+    /// sum_i (T/v)(1 - v s_i) log(1 - v s_i) dV in its `diffusion` part. Fails (field
+    /// `steric.volume`) when v or T is not a positive finite number or when the current
+    /// densities already reach v s >= 1 in some cell.
+    pub fn with_steric(mut self, steric: Option<Steric>) -> Result<Self, EulerianError> {
+        let Some(st) = steric else {
+            self.steric = None;
+            return Ok(self);
+        };
+        let bad =
+            |field: &'static str, reason: String| EulerianError::InvalidProblem { field, reason };
+        if !(st.volume.is_finite() && st.volume > 0.0) {
+            return Err(bad(
+                "steric.volume",
+                format!("{} is not a positive finite number", st.volume),
+            ));
+        }
+        if !(st.temperature.is_finite() && st.temperature > 0.0) {
+            return Err(bad(
+                "steric.temperature",
+                format!("{} is not a positive finite number", st.temperature),
+            ));
+        }
+        let (cell, packing) = max_packing_of(&st, &self.rho);
+        if packing.is_nan() || packing >= 1.0 {
+            return Err(bad(
+                "steric.volume",
+                format!(
+                    "the initial densities reach v s = {packing:.6e} >= 1 in cell {cell} (center {:?}; \
+                     s = sum_k rho_k = {:.6e}, close packing 1/v = {:.6e}): such a state has infinite \
+                     energy (the ions would overlap); choose a smaller steric.volume or initial \
+                     densities below 1/v everywhere (a wider initial law)",
+                    self.grid.center(cell),
+                    packing / st.volume,
+                    1.0 / st.volume
+                ),
+            ));
+        }
+        self.steric = Some(st);
+        let energy = self.energy();
+        if !energy.total().is_finite() {
+            return Err(bad(
+                "initial energy",
+                crate::stepper::describe_non_finite(&energy),
+            ));
+        }
+        Ok(self)
+    }
+
+    /// The steric term, if any.
+    pub fn steric(&self) -> Option<Steric> {
+        self.steric
+    }
+
+    /// max_i v s_i over the cells, s = sum_k rho_k (0 with no steric term): below 1 at all
+    /// times.
+    pub fn max_packing(&self) -> f64 {
+        self.steric
+            .map_or(0.0, |st| max_packing_of(&st, &self.rho).1)
     }
 
     /// Sets the sub-step safety factor: dt = cfl / max rate, 0 < cfl <= 1 (default 0.8).
@@ -406,12 +502,19 @@ impl EulerianSolver {
         self.in_box
     }
 
-    /// Discrete free energy in parts (see [`EnergyParts`]).
+    /// Discrete free energy in parts (see [`EnergyParts`]). With a steric term the
+    /// solvent's entropy sum_i (T/v)(1 - v s_i) log(1 - v s_i) dV is counted in the
+    /// `diffusion` part (+infinity if some cell has v s_i >= 1).
     pub fn energy(&self) -> EnergyParts {
+        self.energy_of(&self.rho)
+    }
+
+    /// [`energy`](Self::energy) of other densities `rho` on this solver's grid.
+    fn energy_of(&self, rho: &[Vec<f64>]) -> EnergyParts {
         let dv = self.grid.cell_volume();
         let mut diffusion = 0.0;
         let mut potential = 0.0;
-        for (s, r) in self.species.iter().zip(&self.rho) {
+        for (s, r) in self.species.iter().zip(rho) {
             if s.diffusion > 0.0 {
                 let f: f64 = if s.exponent == 1.0 {
                     r.iter()
@@ -426,7 +529,7 @@ impl EulerianSolver {
         }
         let interaction = match (&self.poisson, self.coupled) {
             (Some(p), true) => {
-                let q = self.charge_density(&self.rho);
+                let q = self.charge_density(rho);
                 let psi = p.solve(&q);
                 match &self.external {
                     None => {
@@ -447,6 +550,9 @@ impl EulerianSolver {
             // No charged species or lambda = 0: lambda q.(G q / 2 + psi_ext) = 0.
             _ => 0.0,
         };
+        if let Some(st) = &self.steric {
+            diffusion += steric_energy(st, rho) * dv;
+        }
         EnergyParts {
             diffusion,
             potential,
@@ -487,11 +593,34 @@ impl EulerianSolver {
         let n = rho[0].len();
         let mut out = Vec::with_capacity(rho.len());
         let (mut pos_max, mut all_max) = (0.0f64, 0.0f64);
+        // With a steric term: the total density s and mu_st(s) per cell.
+        let steric = self.steric.map(|st| {
+            let total: Vec<f64> = (0..n)
+                .map(|i| rho.iter().map(|r| r[i]).sum::<f64>())
+                .collect();
+            let mu: Vec<f64> = total.iter().map(|&s| st.chemical_potential(s)).collect();
+            (st, total, mu)
+        });
         for (s, r) in self.species.iter().zip(rho) {
             let lz = self.lambda * s.charge;
-            let phi: Vec<f64> = match (&psi, lz != 0.0) {
+            let mut phi: Vec<f64> = match (&psi, lz != 0.0) {
                 (Some(p), true) => s.potential.iter().zip(p).map(|(u, p)| u + lz * p).collect(),
                 _ => s.potential.clone(),
+            };
+            if let Some((_, _, mu)) = &steric {
+                phi.iter_mut().zip(mu).for_each(|(p, m)| *p += m);
+            }
+            // The explicit stability rate of the steric cross-diffusion across a face:
+            // d/dt s = div(s T v / (1 - v s) grad s) + ..., an effective diffusion
+            // T v s / (1 - v s) (per face, like the nonlinear diffusion's below).
+            let steric_rate = |l: usize, rr: usize, h: f64| -> f64 {
+                match &steric {
+                    Some((st, total, _)) => {
+                        let u = st.volume * total[l].max(total[rr]);
+                        st.temperature * u / (1.0 - u) / (h * h)
+                    }
+                    None => 0.0,
+                }
             };
             let nonlinear = s.scheme == Scheme::Upwind && s.diffusion > 0.0;
             let xi: Vec<f64> = if nonlinear {
@@ -512,7 +641,7 @@ impl EulerianSolver {
                     Scheme::ScharfetterGummel => {
                         let (f, cl, cr) =
                             flux::scharfetter_gummel(r[l], r[rr], phi[l], phi[rr], s.diffusion, h);
-                        (f, cl, cr, 0.0)
+                        (f, cl, cr, steric_rate(l, rr, h))
                     }
                     Scheme::Upwind => {
                         let c = g.coord(l, a);
@@ -533,6 +662,11 @@ impl EulerianSolver {
                                 / (h * h)
                         } else {
                             0.0
+                        };
+                        let stab = if steric.is_some() {
+                            stab + steric_rate(l, rr, h)
+                        } else {
+                            stab
                         };
                         (f, cl, cr, stab)
                     }
@@ -633,7 +767,13 @@ impl EulerianSolver {
                 })
                 .collect()
         };
-        let bad = |v: &[Vec<f64>]| v.iter().flatten().any(|x| !(x.is_finite() && *x >= 0.0));
+        // A stage is refused (the sub-step restarted with half the dt) when it loses
+        // positivity or, with a steric term, reaches v s >= 1 in some cell.
+        let steric = self.steric;
+        let bad = |v: &[Vec<f64>]| {
+            v.iter().flatten().any(|x| !(x.is_finite() && *x >= 0.0))
+                || steric.is_some_and(|st| crowded(&st, v))
+        };
         let start = self.rho.clone();
         while done < h {
             let (l0, _, rate0) = self.rhs(&self.rho);
@@ -829,4 +969,31 @@ fn check_species(
         },
         s.initial,
     ))
+}
+
+/// The cell of the largest v s, s = sum_k rho_k, and that v s (NaN counts as infinite).
+fn max_packing_of(st: &Steric, rho: &[Vec<f64>]) -> (usize, f64) {
+    let n = rho[0].len();
+    let mut best = (0, 0.0f64);
+    for i in 0..n {
+        let u = st.volume * rho.iter().map(|r| r[i]).sum::<f64>();
+        let u = if u.is_nan() { f64::INFINITY } else { u };
+        if u > best.1 {
+            best = (i, u);
+        }
+    }
+    best
+}
+
+/// sum_i (T/v)(1 - v s_i) log(1 - v s_i) (times dV by the caller), s = sum_k rho_k.
+fn steric_energy(st: &Steric, rho: &[Vec<f64>]) -> f64 {
+    (0..rho[0].len())
+        .map(|i| st.density(rho.iter().map(|r| r[i]).sum::<f64>()))
+        .sum()
+}
+
+/// Whether some cell has v s >= 1 (or a NaN total): a state the steric term forbids.
+fn crowded(st: &Steric, rho: &[Vec<f64>]) -> bool {
+    let u = max_packing_of(st, rho).1;
+    u.is_nan() || u >= 1.0
 }

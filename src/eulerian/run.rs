@@ -8,7 +8,13 @@
 //! "uniform"), a midpoint-rule average of the Barenblatt profile, or a "csv"
 //! cloud binned onto the grid. In energy.csv, `w2_step`
 //! and `gradient_norm` are 0 (no optimizer) and `iterations` counts the
-//! solver's sub-steps.
+//! solver's sub-steps. A `[steric]` term (SPEC §10) enters the fluxes and the
+//! `diffusion` column; initial densities with v s >= 1 in some cell are refused
+//! (key `steric.volume`).
+//!
+//! [`build_solver`] and the output helpers are shared with `jko equilibrium
+//! --grid` ([`super::equilibrium::equilibrium_to_dir`]), which follows the same
+//! directory rules.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -218,8 +224,10 @@ fn progress_report(n: u64, steps: u64) -> impl FnMut(SubstepProgress) {
     }
 }
 
-/// Run a scenario on its grid and write density.csv and energy.csv to `dir`.
-pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<EulerianSummary> {
+/// The solver of a scenario on its grid (problem, walls, backgrounds, steric term), its
+/// input checked, and the warnings for the user (mass or background charge the grid does
+/// not hold).
+pub fn build_solver(s: &Scenario) -> Result<(EulerianSolver, Vec<String>)> {
     let problem = match s.dimension {
         1 => problem::<1>(s)?,
         2 => problem::<2>(s)?,
@@ -228,7 +236,7 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
     let masses: Vec<f64> = s.species.iter().map(|sp| sp.mass_or_default()).collect();
     let env = electrostatics(s, &problem.grid)?;
     let mut warnings = background_warnings(s, &problem.grid);
-    let mut solver = EulerianSolver::new_in(problem, env)
+    let solver = EulerianSolver::new_in(problem, env)
         .map_err(|e| Error::input(&s.path, "grid", e.to_string()))?;
     if s.species
         .iter()
@@ -249,14 +257,30 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
             ));
         }
     }
+    // The steric term needs v s < 1 in every cell of the initial densities.
+    let solver = solver.with_steric(s.steric).map_err(|e| match e {
+        super::EulerianError::InvalidProblem { field, reason } => {
+            Error::input(&s.path, field, reason)
+        }
+        e => Error::input(&s.path, "steric", e.to_string()),
+    })?;
+    Ok((solver, warnings))
+}
 
-    // Every input is read and every check passed above: only now is the
-    // directory locked and an earlier run in it set aside (rundir module).
+/// The output directory of a grid run, locked, an earlier run in it set aside (refused
+/// unless `force`), the scenario copied, and density.csv and energy.csv started under
+/// their temporary names (removed, not kept, if dropped unfinished: grid runs cannot be
+/// resumed). Call it only once every input is read and checked.
+pub(super) fn open_output(
+    s: &Scenario,
+    dir: &Path,
+    force: bool,
+) -> Result<(OutputDir, CsvStream, EnergyLog)> {
     let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
     let names = crate::driver::all_run_file_names();
     let mut out = OutputDir::open(dir, &names)?;
     let present = out.contents(&names)?.present;
-    if !present.is_empty() && !opts.force {
+    if !present.is_empty() && !force {
         return Err(Error::io(
             &dir.join(&present[0]),
             std::io::Error::new(
@@ -267,27 +291,55 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
     }
     out.replace(&present, &crate::driver::input_paths(s))?;
     output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
-    // Grid runs cannot be resumed: an unfinished file is removed, not kept.
-    let mut density = CsvStream::create(dir.join(output::DENSITY), &density_header(s.dimension))?
+    let density = CsvStream::create(dir.join(output::DENSITY), &density_header(s.dimension))?
         .discard_on_drop();
-    let mut energy = EnergyLog(EnergyLog::create(dir)?.0.discard_on_drop());
+    let energy = EnergyLog(EnergyLog::create(dir)?.0.discard_on_drop());
+    Ok((out, density, energy))
+}
+
+/// One written step of density.csv: every species' cell densities `rho[k]` at the
+/// cell `centers`, species in order, cells in storage order.
+pub(super) fn write_density_frame(
+    density: &mut CsvStream,
+    centers: &[Vec<f64>],
+    names: &[&str],
+    rho: &[&[f64]],
+    step: u64,
+    time: f64,
+) -> Result<()> {
+    for (name, r) in names.iter().zip(rho) {
+        for (c, &rho) in centers.iter().zip(r.iter()) {
+            density.int(step)?;
+            density.float(time)?;
+            density.text(name)?;
+            for &x in c {
+                density.float(x)?;
+            }
+            density.float(rho)?;
+            density.end_row()?;
+        }
+    }
+    Ok(())
+}
+
+/// Run a scenario on its grid and write density.csv and energy.csv to `dir`.
+pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<EulerianSummary> {
+    let (mut solver, warnings) = build_solver(s)?;
+
+    // Every input is read and every check passed above: only now is the
+    // directory locked and an earlier run in it set aside (rundir module).
+    let (mut out, mut density, mut energy) = open_output(s, dir, opts.force)?;
 
     let centers = solver.cell_centers();
     let write_frame =
         |density: &mut CsvStream, solver: &EulerianSolver, step: u64, time: f64| -> Result<()> {
-            for k in 0..solver.num_species() {
-                for (c, &rho) in centers.iter().zip(solver.density(k)) {
-                    density.int(step)?;
-                    density.float(time)?;
-                    density.text(solver.species_name(k))?;
-                    for &x in c {
-                        density.float(x)?;
-                    }
-                    density.float(rho)?;
-                    density.end_row()?;
-                }
-            }
-            Ok(())
+            let names: Vec<&str> = (0..solver.num_species())
+                .map(|k| solver.species_name(k))
+                .collect();
+            let rho: Vec<&[f64]> = (0..solver.num_species())
+                .map(|k| solver.density(k))
+                .collect();
+            write_density_frame(density, &centers, &names, &rho, step, time)
         };
 
     let e0 = solver.energy();

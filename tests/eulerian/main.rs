@@ -11,6 +11,7 @@ mod box_poisson;
 mod box_runs;
 mod convergence;
 mod debye;
+mod equilibrium;
 mod invariants;
 mod ornstein_uhlenbeck;
 mod poisson;
