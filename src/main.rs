@@ -416,10 +416,26 @@ fn equilibrium(
 }
 
 fn grid_equilibrium(s: &Scenario, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {
-    let _ = (s, out, force, quiet);
-    Err(jko::Error::Numerical(
-        "the grid equilibrium solver lands with issue 17's grid part".into(),
-    ))
+    let masses: Vec<f64> = s.species.iter().map(|sp| sp.mass_or_default()).collect();
+    jko::stepper::equilibrium::check_existence(s, &masses)
+        .map_err(|(key, why)| jko::Error::input(&s.path, key, why))?;
+    let summary = jko::eulerian::equilibrium_to_dir(s, out, force)?;
+    for w in &summary.warnings {
+        eprintln!("jko: warning: {w}");
+    }
+    if !quiet {
+        eprintln!(
+            "jko: grid equilibrium after {} Newton steps ({} GMRES iterations), residual {:.3e}: \
+             energy {:.6e} -> {:.6e}; output in {}",
+            summary.iterations,
+            summary.krylov_iterations,
+            summary.residual,
+            summary.initial_energy,
+            summary.final_energy,
+            out.display()
+        );
+    }
+    Ok(())
 }
 
 fn eulerian(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {

@@ -3,13 +3,15 @@
 //! - `ornstein_uhlenbeck`: mean and variance against the exact OU law;
 //! - `barenblatt`: porous-medium second moment against the Barenblatt profile;
 //! - `invariants`: mass, energy decrease, the Coulomb energy as a field integral;
-//! - `coupling_methods`: runs with the tree and sorted backends against "direct".
+//! - `coupling_methods`: runs with the tree and sorted backends against "direct";
+//! - `equilibrium`: the particle equilibrium against the grid Poisson–Boltzmann one.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod barenblatt;
 mod coupling_methods;
+mod equilibrium;
 mod invariants;
 mod ornstein_uhlenbeck;
 mod walls;

@@ -1,0 +1,145 @@
+//! The particle equilibrium (`jko equilibrium`, SPEC §9) against the grid
+//! Poisson–Boltzmann solution of the same scenario (`--grid`, itself tested
+//! against Gouy–Chapman, Debye–Hückel and Bikerman closed forms in
+//! tests/eulerian/equilibrium.rs), in 1D and 2D: the distances fall as N
+//! grows (with the bandwidth shrinking like N^(-1/3) in 1D, N^(-1/4) in 2D,
+//! so that both the kernel's smoothing and the sampling error fall).
+
+use std::path::Path;
+
+use jko::Scenario;
+use jko::compare::compare_runs;
+use jko::driver::RunOptions;
+
+/// Both equilibria of `text` (the scenario, written to `dir`), then the
+/// comparison rows at step 1 (particles A, grid B).
+fn both(dir: &Path, name: &str, text: &str) -> jko::compare::Comparison {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    let s = Scenario::from_file(&path).unwrap();
+    let (p, g) = (dir.join(format!("{name}_p")), dir.join(format!("{name}_g")));
+    let summary = jko::driver::equilibrium_to_dir(&s, &p, RunOptions::default(), &mut ())
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(summary.stop.is_some(), "{name}");
+    jko::eulerian::equilibrium_to_dir(&s, &g, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+    compare_runs(&p, &g).unwrap()
+}
+
+/// A 1:1 electrolyte on [0, 1] between electrodes at psi = 2 and 0
+/// (thermal units), lambda = 10, c0 = 1: Debye length 0.22, so each wall
+/// holds a Gouy–Chapman layer of about one thermal unit.
+fn electrolyte_1d(n: usize, eps: f64) -> String {
+    format!(
+        r#"
+dimension = 1
+time_step = 0.01
+steps = 1
+seed = 5
+[coupling]
+strength = 10.0
+softening = 0.002
+[density]
+bandwidth = {eps}
+[domain]
+kind = "box"
+lower = [0.0]
+upper = [1.0]
+[[domain.wall]]
+axis = 0
+side = "lower"
+potential = 0.2
+[[domain.wall]]
+axis = 0
+side = "upper"
+potential = 0.0
+[[species]]
+name = "plus"
+particles = {n}
+initial = {{ kind = "uniform", lower = [0.0], upper = [1.0] }}
+[[species]]
+name = "minus"
+charge = -1.0
+particles = {n}
+initial = {{ kind = "uniform", lower = [0.0], upper = [1.0] }}
+[grid]
+cells = 2000
+"#
+    )
+}
+
+/// 1D: W2 per species between the particle and grid equilibria, and the
+/// energy difference, at N = 100 and 800 per species (eps = 0.08 and 0.04).
+/// Measured: W2 1.54e-2 -> 4.0e-3 (plus) and 1.54e-2 -> 3.9e-3 (minus),
+/// |dE| 2.4e-2 -> 4.7e-3 (|E| ~ 0.5): the factor 4 of the kernel's O(eps^2)
+/// smoothing error, sampling noise O(1/N) staying below it. Asserted: the
+/// finer W2 below 6e-3 and at most half the coarser; the finer |dE| below
+/// 2e-2 and at most half the coarser.
+#[test]
+fn particles_meet_poisson_boltzmann_in_1d() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coarse = both(tmp.path(), "c", &electrolyte_1d(100, 0.08));
+    let fine = both(tmp.path(), "f", &electrolyte_1d(800, 0.04));
+    let at = |c: &jko::compare::Comparison, sp: &str| {
+        c.rows
+            .iter()
+            .find(|r| r.step == 1 && r.species == sp)
+            .unwrap()
+            .clone()
+    };
+    for sp in ["plus", "minus"] {
+        let (a, b) = (at(&coarse, sp), at(&fine, sp));
+        let (wa, wb) = (a.w2.unwrap(), b.w2.unwrap());
+        eprintln!("{sp}: W2 {wa:.3e} -> {wb:.3e}");
+        assert!(wb < 6e-3 && wb <= 0.5 * wa, "{sp}: W2 {wa:e} -> {wb:e}");
+    }
+    let de = |c: &jko::compare::Comparison| at(c, "plus").energy_diff().unwrap().abs();
+    eprintln!("|dE| {:.3e} -> {:.3e}", de(&coarse), de(&fine));
+    assert!(
+        de(&fine) < 2e-2 && de(&fine) <= 0.5 * de(&coarse),
+        "{} -> {}",
+        de(&coarse),
+        de(&fine)
+    );
+}
+
+/// A p-n junction in a 2D box (data/scenarios/pn_junction_2d.toml, fewer
+/// particles): donors and acceptors as uniform backgrounds, electrons and
+/// holes, insulating walls, lambda = 100.
+fn junction_2d(n: usize, eps: f64) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/scenarios/pn_junction_2d.toml"),
+    )
+    .unwrap();
+    assert!(text.contains("particles = 5000") && text.contains("bandwidth = 0.03"));
+    text.replace("particles = 5000", &format!("particles = {n}"))
+        .replace("bandwidth = 0.03", &format!("bandwidth = {eps}"))
+}
+
+/// 2D: L1 per species between the particle and grid (128 x 64 cells)
+/// equilibria, and the energy difference, at N = 300 and 1200 per species
+/// (eps = 0.07 and 0.05). Measured: L1 2.97e-2 -> 1.08e-2 (electrons),
+/// 3.13e-2 -> 1.10e-2 (holes), of mass 1.2; |dE| 7.4e-2 -> 1.6e-2.
+/// Asserted: the finer L1 below 0.02 and at most 0.8 of the coarser, the
+/// finer |dE| at most 0.8 of the coarser (eps^2 halves: a factor 2 is
+/// expected, 0.8 leaves room for the sampling noise).
+#[test]
+fn particles_meet_poisson_boltzmann_in_2d() {
+    let tmp = tempfile::tempdir().unwrap();
+    let coarse = both(tmp.path(), "c", &junction_2d(300, 0.07));
+    let fine = both(tmp.path(), "f", &junction_2d(1200, 0.05));
+    let at = |c: &jko::compare::Comparison, sp: &str| {
+        c.rows
+            .iter()
+            .find(|r| r.step == 1 && r.species == sp)
+            .unwrap()
+            .clone()
+    };
+    for sp in ["electrons", "holes"] {
+        let (a, b) = (at(&coarse, sp), at(&fine, sp));
+        eprintln!("{sp}: L1 {:.3e} -> {:.3e}", a.l1, b.l1);
+        assert!(b.l1 < 0.02 && b.l1 <= 0.8 * a.l1, "{sp}: L1 {} -> {}", a.l1, b.l1);
+    }
+    let de = |c: &jko::compare::Comparison| at(c, "holes").energy_diff().unwrap().abs();
+    eprintln!("|dE| {:.3e} -> {:.3e}", de(&coarse), de(&fine));
+    assert!(de(&fine) <= 0.8 * de(&coarse), "{} -> {}", de(&coarse), de(&fine));
+}
