@@ -3,7 +3,8 @@
 //! - `ornstein_uhlenbeck`: mean and variance against the exact OU law;
 //! - `barenblatt`: porous-medium second moment against the Barenblatt profile;
 //! - `invariants`: mass, energy decrease, the Coulomb energy as a field integral;
-//! - `coupling_methods`: runs with the tree and sorted backends against "direct".
+//! - `coupling_methods`: runs with the tree and sorted backends against "direct";
+//! - `steric`: compressed runs stay below close packing with `[steric]`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -12,4 +13,5 @@ mod barenblatt;
 mod coupling_methods;
 mod invariants;
 mod ornstein_uhlenbeck;
+mod steric;
 mod walls;
