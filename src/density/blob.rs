@@ -225,10 +225,12 @@ impl<const D: usize> IsaTask for DensityChunk<'_, D> {
 }
 
 /// Adds the gradient over the neighbour list of the last density sum of
-/// `density` (module docs), given `slope` = D_k f'(rho) in particle order.
+/// `density` (module docs), given `slope` = D_k f'(rho) in particle order;
+/// with `LINEAR`, `slope` holds the c_i of the linear form sum_i c_i rho_i
+/// instead ([`DensityEstimator::add_linear_gradient`]).
 /// The sums run in the list's slot order, like the densities (see
 /// [`BlobDensity`]), then go back to particle order.
-fn neighbour_gradient<const D: usize>(
+fn neighbour_gradient<const D: usize, const LINEAR: bool>(
     density: &BlobDensity<D>,
     w: &[f64],
     slope: &[f64],
@@ -254,7 +256,7 @@ fn neighbour_gradient<const D: usize>(
     acc_s.par_chunks_mut(CHUNK).enumerate().for_each_init(
         ClusterLanes::new,
         |lanes, (chunk, out)| {
-            with_best_isa(GradientChunk {
+            with_best_isa(GradientChunk::<D, LINEAR> {
                 kernel,
                 list,
                 xs,
@@ -273,7 +275,11 @@ fn neighbour_gradient<const D: usize>(
         .for_each(|((g, w), rank)| {
             for ((gi, wi), &s) in g.iter_mut().zip(w).zip(rank) {
                 for a in 0..D {
-                    gi[a] += wi * acc_s[s as usize][a];
+                    if LINEAR {
+                        gi[a] += acc_s[s as usize][a];
+                    } else {
+                        gi[a] += wi * acc_s[s as usize][a];
+                    }
                 }
             }
         });
@@ -288,8 +294,9 @@ fn neighbour_gradient<const D: usize>(
 /// over the cluster's candidates t, eight at a time from contiguous lanes
 /// (`ClusterLanes`: padding lanes have w = f' = 0, and t = s adds
 /// x_s - x_s = 0). Lanes are added in lane order: the same bits on any
-/// thread count.
-struct GradientChunk<'a, const D: usize> {
+/// thread count. With `LINEAR`, `slope_s` holds the c of the linear form
+/// and the sums are acc_s = sum_t (c_s w_t + c_t w_s) grad K(x_s - x_t).
+struct GradientChunk<'a, const D: usize, const LINEAR: bool> {
     kernel: &'a WendlandC2,
     list: &'a NeighbourList<D>,
     xs: &'a [[f64; D]],
@@ -300,7 +307,7 @@ struct GradientChunk<'a, const D: usize> {
     lanes: &'a mut ClusterLanes<D, 2>,
 }
 
-impl<const D: usize> IsaTask for GradientChunk<'_, D> {
+impl<const D: usize, const LINEAR: bool> IsaTask for GradientChunk<'_, D, LINEAR> {
     type Output = ();
 
     #[inline(always)]
@@ -321,6 +328,7 @@ impl<const D: usize> IsaTask for GradientChunk<'_, D> {
             lanes.gather(cluster.candidates, xs, [ws, slope_s]);
             for s in cluster.slots {
                 let (xi, si) = (&xs[s], V::splat(slope_s[s]));
+                let wi = V::splat(ws[s]);
                 let mut acc = [V::ZERO; D];
                 for (xt, [wt, st]) in lanes.x.iter().zip(&lanes.values) {
                     let d: [V; D] = std::array::from_fn(|a| V::splat(xi[a]) - xt[a]);
@@ -328,7 +336,11 @@ impl<const D: usize> IsaTask for GradientChunk<'_, D> {
                     let (_, t3) = kernel.shape_lanes(r2);
                     // `I::mul`, not `*`: with lane-wise products LLVM packed
                     // this loop in 2-lane registers, at half the speed.
-                    let f = I::mul(I::mul(*wt, si + *st), t3);
+                    let f = if LINEAR {
+                        I::mul(I::mul_add(si, *wt, I::mul(wi, *st)), t3)
+                    } else {
+                        I::mul(I::mul(*wt, si + *st), t3)
+                    };
                     for a in 0..D {
                         acc[a] = I::mul_add(f, d[a], acc[a]);
                     }
@@ -353,7 +365,23 @@ impl<const D: usize> DensityEstimator<D> for BlobDensity<D> {
             std::mem::take(&mut self.slope_s),
             std::mem::take(&mut self.acc_s),
         );
-        neighbour_gradient(self, w, slope, &mut slope_s, &mut acc_s, grad);
+        neighbour_gradient::<D, false>(self, w, slope, &mut slope_s, &mut acc_s, grad);
+        self.slope_s = slope_s;
+        self.acc_s = acc_s;
+    }
+
+    fn add_linear_gradient(
+        &mut self,
+        _x: &[[f64; D]],
+        w: &[f64],
+        c: &[f64],
+        grad: &mut [[f64; D]],
+    ) {
+        let (mut slope_s, mut acc_s) = (
+            std::mem::take(&mut self.slope_s),
+            std::mem::take(&mut self.acc_s),
+        );
+        neighbour_gradient::<D, true>(self, w, c, &mut slope_s, &mut acc_s, grad);
         self.slope_s = slope_s;
         self.acc_s = acc_s;
     }

@@ -1,6 +1,7 @@
 //! The conformance harness of the density estimators: every estimator of
 //! [`ESTIMATORS`] against the O(N^2) definition of the blob density and
-//! against central differences of an energy it computes, in free space and
+//! against central differences of an energy it computes (and of a linear
+//! form sum_i c_i rho_i whose sources are a part of the points), in free space and
 //! (reflected across the walls) in the unit box. Adding an
 //! estimator adds its line to [`ESTIMATORS`] (with the accuracy it claims
 //! against the definition).
@@ -162,6 +163,49 @@ fn check<const D: usize>(e: &Entry, n: usize, eps: f64) {
             assert!(
                 (fd - grad[i][a]).abs() <= 1e-6 * scale,
                 "{} d={D} particle {i} axis {a}: gradient {} vs central difference {fd}",
+                e.name,
+                grad[i][a]
+            );
+        }
+    }
+
+    // The linear form's gradient (`add_linear_gradient`): densities from
+    // every third particle left out of the sources (weight 0) but kept as
+    // a point where the density is wanted, F = sum_i w_i log(1 + rho_i) over
+    // all, c_i = w_i / (1 + rho_i); against central differences of F, with
+    // the step and tolerance argued above. The left-out points, which move
+    // no density, are among those checked.
+    let u: Vec<f64> = w
+        .iter()
+        .enumerate()
+        .map(|(j, wj)| if j % 3 == 0 { 0.0 } else { *wj })
+        .collect();
+    let form = |est: &mut Box<dyn DensityEstimator<D>>, x: &[[f64; D]]| -> f64 {
+        let r = est.compute(x, &u).expect("fits");
+        r.iter().zip(&w).map(|(r, w)| w * r.ln_1p()).sum()
+    };
+    est.reset();
+    let c: Vec<f64> = est
+        .compute(&x, &u)
+        .unwrap()
+        .iter()
+        .zip(&w)
+        .map(|(r, w)| w / (1.0 + r))
+        .collect();
+    let mut grad = vec![[0.0; D]; n];
+    est.add_linear_gradient(&x, &u, &c, &mut grad);
+    let scale = grad.iter().flatten().map(|g| g.abs()).fold(0.0, f64::max);
+    for i in [0, 1, n / 3, n - 1] {
+        for a in 0..D {
+            let mut xp = x.clone();
+            xp[i][a] += h;
+            let ep = form(&mut est, &xp);
+            xp[i][a] -= 2.0 * h;
+            let em = form(&mut est, &xp);
+            let fd = (ep - em) / (2.0 * h);
+            assert!(
+                (fd - grad[i][a]).abs() <= 1e-6 * scale,
+                "{} d={D} particle {i} axis {a}: linear-form gradient {} vs central difference {fd}",
                 e.name,
                 grad[i][a]
             );

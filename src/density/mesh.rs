@@ -439,15 +439,43 @@ impl<const D: usize> MeshDensity<D> {
         grad: &mut [[f64; D]],
     ) {
         self.deposit(x, |i| w[i] * slope[i]);
+        self.gradient_pass(x, grad, |i| (slope[i], 1.0, w[i]));
+    }
+
+    /// Adds to `grad` the gradient of the linear form sum_i c_i rho_i at
+    /// fixed `c`, at the positions of the last [`compute`](Self::compute)
+    /// with weights `w` ([`super::DensityEstimator::add_linear_gradient`]):
+    /// c_l grad phi(X_l) + w_l grad (K * c)(X_l), phi = K * w.
+    pub fn add_linear_gradient(
+        &mut self,
+        x: &[[f64; D]],
+        w: &[f64],
+        c: &[f64],
+        grad: &mut [[f64; D]],
+    ) {
+        self.deposit(x, |i| c[i]);
+        self.gradient_pass(x, grad, |i| (c[i], w[i], 1.0));
+    }
+
+    /// After the deposit of the sources b of the gradient: adds to particle
+    /// i's gradient o_i (a_i grad phi + b_i grad (K * b)) at X_i, with
+    /// (a_i, b_i, o_i) = `coefficients(i)`.
+    fn gradient_pass<F: Fn(usize) -> (f64, f64, f64) + Sync>(
+        &mut self,
+        x: &[[f64; D]],
+        grad: &mut [[f64; D]],
+        coefficients: F,
+    ) {
         self.convolve(false);
         let window = self.window.as_ref().expect("placed");
         let (phi, b, inv) = (&self.phi[..], &self.conv[..], 1.0 / self.spacing);
         grad.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .zip(w.par_chunks(CHUNK).zip(slope.par_chunks(CHUNK)))
-            .for_each(|((g, x), (w, slope))| {
+            .enumerate()
+            .for_each(|(c, (g, x))| {
                 let mut nodes = [[0.0; 64]; D];
-                for ((gi, xi), (wi, si)) in g.iter_mut().zip(x).zip(w.iter().zip(slope)) {
+                for (k, (gi, xi)) in g.iter_mut().zip(x).enumerate() {
+                    let (si, bi, wi) = coefficients(c * CHUNK + k);
                     let (base, wt, dw) = window.stencil(xi, inv);
                     for (a, nodes_a) in nodes.iter_mut().enumerate() {
                         let mut f = wt;
@@ -456,7 +484,7 @@ impl<const D: usize> MeshDensity<D> {
                     }
                     let mut acc = [0.0; D];
                     for (n, o) in window.offsets.iter().enumerate() {
-                        let v = si * phi[base + o] + b[base + o];
+                        let v = si * phi[base + o] + bi * b[base + o];
                         for a in 0..D {
                             acc[a] += nodes[a][n] * v;
                         }
@@ -515,6 +543,10 @@ impl<const D: usize> super::DensityEstimator<D> for MeshDensity<D> {
 
     fn add_gradient(&mut self, x: &[[f64; D]], w: &[f64], slope: &[f64], grad: &mut [[f64; D]]) {
         MeshDensity::add_gradient(self, x, w, slope, grad);
+    }
+
+    fn add_linear_gradient(&mut self, x: &[[f64; D]], w: &[f64], c: &[f64], grad: &mut [[f64; D]]) {
+        MeshDensity::add_linear_gradient(self, x, w, c, grad);
     }
 
     fn reset(&mut self) {

@@ -56,6 +56,21 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
     /// E = sum_i w_i g(rho_i), given `slope[i]` = g'(rho_i).
     fn add_gradient(&mut self, x: &[[f64; D]], w: &[f64], slope: &[f64], grad: &mut [[f64; D]]);
 
+    /// After `compute(x, w)`: adds to `grad` the gradient in X of the linear
+    /// form L(X) = sum_i c_i rho_i(X) at fixed `c`,
+    ///
+    /// ```text
+    ///   dL/dX_l = sum_j (c_l w_j + c_j w_l) grad K(X_l - X_j),
+    /// ```
+    ///
+    /// which is, by the chain rule, the gradient of any F(rho_1, .., rho_N)
+    /// with c_i = dF/drho_i. [`add_gradient`](Self::add_gradient) is the
+    /// case c_i = w_i g'(rho_i); this form also serves weights that differ
+    /// between the sources and the energy, as when the densities of one
+    /// species are wanted at the particles of all (`w` zero off the
+    /// species, `c` not: [`crate::energy::steric`]).
+    fn add_linear_gradient(&mut self, x: &[[f64; D]], w: &[f64], c: &[f64], grad: &mut [[f64; D]]);
+
     /// Forget the state carried between calls (see the protocol above).
     fn reset(&mut self);
 

@@ -221,6 +221,46 @@ impl<const D: usize> Reflecting<D> {
                 .any(|(p, &chosen)| self.walls_within(p, self.reach) & !chosen != 0)
     }
 
+    /// The inner estimator's gradient over the particles and their ghosts,
+    /// `values` (slopes, or with `linear` the c of the linear form) given on
+    /// the particles and 0 on the ghosts; each ghost's share goes back to
+    /// its source through R^T.
+    fn augmented_gradient(
+        &mut self,
+        x: &[[f64; D]],
+        values: &[f64],
+        grad: &mut [[f64; D]],
+        linear: bool,
+    ) {
+        let n = x.len();
+        let total = self.xa.len();
+        self.slope_a.clear();
+        self.slope_a.extend_from_slice(values);
+        self.slope_a.resize(total, 0.0);
+        self.grad_a.clear();
+        self.grad_a.resize(total, [0.0; D]);
+        if linear {
+            self.inner
+                .add_linear_gradient(&self.xa, &self.wa, &self.slope_a, &mut self.grad_a);
+        } else {
+            self.inner
+                .add_gradient(&self.xa, &self.wa, &self.slope_a, &mut self.grad_a);
+        }
+        for (gi, ga) in grad.iter_mut().zip(&self.grad_a[..n]) {
+            for a in 0..D {
+                gi[a] += ga[a];
+            }
+        }
+        for g in 0..self.source.len() {
+            let (i, flips) = (self.source[g] as usize, self.flips[g]);
+            let ga = &self.grad_a[n + g];
+            for a in 0..D {
+                let sign = if flips & (1 << a) != 0 { -1.0 } else { 1.0 };
+                grad[i][a] += sign * ga[a];
+            }
+        }
+    }
+
     fn ghost(&self, g: usize, x: &[[f64; D]]) -> [f64; D] {
         let p = &x[self.source[g] as usize];
         std::array::from_fn(|a| {
@@ -255,30 +295,21 @@ impl<const D: usize> DensityEstimator<D> for Reflecting<D> {
     }
 
     fn add_gradient(&mut self, x: &[[f64; D]], _w: &[f64], slope: &[f64], grad: &mut [[f64; D]]) {
-        let n = x.len();
-        let total = self.xa.len();
-        self.slope_a.clear();
-        self.slope_a.extend_from_slice(slope);
-        self.slope_a.resize(total, 0.0);
-        self.grad_a.clear();
-        self.grad_a.resize(total, [0.0; D]);
         // The inner gradient is w_l sum_j w_j (s_l + s_j) grad K with the
         // augmented weights (the ghosts carry their sources' weights).
-        self.inner
-            .add_gradient(&self.xa, &self.wa, &self.slope_a, &mut self.grad_a);
-        for (gi, ga) in grad.iter_mut().zip(&self.grad_a[..n]) {
-            for a in 0..D {
-                gi[a] += ga[a];
-            }
-        }
-        for g in 0..self.source.len() {
-            let (i, flips) = (self.source[g] as usize, self.flips[g]);
-            let ga = &self.grad_a[n + g];
-            for a in 0..D {
-                let sign = if flips & (1 << a) != 0 { -1.0 } else { 1.0 };
-                grad[i][a] += sign * ga[a];
-            }
-        }
+        self.augmented_gradient(x, slope, grad, false);
+    }
+
+    /// The same argument as for `add_gradient`: c is 0 on the ghosts (their
+    /// densities are in no energy), their sources' weights are theirs.
+    fn add_linear_gradient(
+        &mut self,
+        x: &[[f64; D]],
+        _w: &[f64],
+        c: &[f64],
+        grad: &mut [[f64; D]],
+    ) {
+        self.augmented_gradient(x, c, grad, true);
     }
 
     fn reset(&mut self) {

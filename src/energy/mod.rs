@@ -6,11 +6,13 @@ pub mod diffusion;
 pub mod external;
 pub mod interaction;
 pub mod potential;
+pub mod steric;
 
 pub use diffusion::Diffusion;
 pub use external::ExternalField;
 pub use interaction::Interaction;
 pub use potential::PotentialEnergy;
+pub use steric::StericEnergy;
 
 /// Which column of energy.csv a term contributes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

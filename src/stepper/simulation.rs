@@ -4,8 +4,9 @@
 //! events) is [`crate::driver`].
 
 use crate::density::{BlobDensity, DensityEstimator, DensityPlan, choose_estimator};
+use crate::energy::steric::TotalDensity;
 use crate::energy::{
-    Diffusion, EnergyTerm, ExternalField, FreeEnergy, Interaction, PotentialEnergy,
+    Diffusion, EnergyTerm, ExternalField, FreeEnergy, Interaction, PotentialEnergy, StericEnergy,
 };
 use crate::error::{Error, Result};
 use crate::model::potential;
@@ -31,6 +32,8 @@ pub struct Simulation<const D: usize> {
     stepper: JkoStepper<D>,
     /// One estimator per species, for the density column of particles.csv.
     estimators: Vec<Box<dyn DensityEstimator<D>>>,
+    /// With `[steric]`: the total density of all species at every particle.
+    total: Option<TotalDensity<D>>,
     /// Last completed step (0: the initial cloud).
     pub step: u64,
     /// Simulated time t = step * h.
@@ -96,7 +99,8 @@ pub enum AdvanceError {
 }
 
 /// The particle free energy of a scenario for a given cloud and density
-/// estimators (one plan per species).
+/// estimators (one plan per species; with `[steric]` the steric term smooths
+/// each species at its plan's bandwidth, [`crate::energy::steric`]).
 pub fn free_energy<const D: usize>(
     problem: &Problem,
     cloud: &Cloud<D>,
@@ -106,6 +110,14 @@ pub fn free_energy<const D: usize>(
     let diffusion = Diffusion::new(cloud, plans);
     if !diffusion.is_empty() {
         terms.push(Box::new(diffusion));
+    }
+    if let Some(steric) = problem.steric {
+        terms.push(Box::new(StericEnergy::new(
+            cloud,
+            steric,
+            plans,
+            problem.density.method,
+        )));
     }
     let potentials = problem
         .species
@@ -159,6 +171,76 @@ fn check_domain<const D: usize>(problem: &Problem, cloud: &Cloud<D>) -> Result<(
         ));
     }
     Ok(())
+}
+
+/// s_i at the cloud's positions; a refused mesh (after a reset, only
+/// coordinates beyond its node indices) falls back to neighbour lists of
+/// the same kernels.
+fn total_at<const D: usize>(total: &mut TotalDensity<D>, cloud: &Cloud<D>) -> Vec<f64> {
+    total.reset();
+    match total.compute(&cloud.positions) {
+        Ok(s) => s.to_vec(),
+        Err(_) => total
+            .on_neighbour_lists(cloud)
+            .compute(&cloud.positions)
+            .expect("neighbour lists refuse no cloud")
+            .to_vec(),
+    }
+}
+
+/// SPEC §10 on the initial cloud: the total density is below close packing
+/// (v s_i < 1) at every particle, else the energy is infinite from the start.
+fn check_packing<const D: usize>(
+    problem: &Problem,
+    cloud: &Cloud<D>,
+    total: &mut TotalDensity<D>,
+) -> Result<()> {
+    let Some(steric) = problem.steric else {
+        return Ok(());
+    };
+    let s = total_at(total, cloud);
+    let packed = 1.0 / steric.volume;
+    // The most crowded particle (NaN, which finite positions cannot give,
+    // would count as crowded).
+    let (i, top) = s
+        .iter()
+        .copied()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |(j, m), (i, v)| {
+            if v > m || v.is_nan() { (i, v) } else { (j, m) }
+        });
+    if steric.volume * top < 1.0 {
+        return Ok(());
+    }
+    let over = s
+        .iter()
+        .filter(|&&v| v.is_nan() || steric.volume * v >= 1.0)
+        .count();
+    let (k, block) = cloud
+        .blocks
+        .iter()
+        .enumerate()
+        .find(|(_, b)| b.range.contains(&i))
+        .expect("every particle is in a species");
+    Err(Error::input(
+        &problem.path,
+        "steric.volume",
+        format!(
+            "the initial cloud is at or beyond close packing: at particle {} of species[{k}] (\"{}\"), \
+             at {:?}, the total density of all species is {top:e}, and the close-packing density \
+             1/v is {packed:e} (v = {}); {over} of the {} particles {} at or beyond it, where the \
+             steric energy is infinite. Give a smaller steric.volume (below {:e}), or a wider initial \
+             law (a larger std or box: fewer particles per unit volume), or a larger density.bandwidth \
+             (a smoother estimate)",
+            i - block.range.start,
+            short(&block.name),
+            cloud.positions[i],
+            steric.volume,
+            cloud.len(),
+            if over == 1 { "is" } else { "are" },
+            1.0 / top,
+        ),
+    ))
 }
 
 /// sqrt(sum_i w_i |a_i - b_i|^2).
@@ -290,6 +372,12 @@ impl<const D: usize> Simulation<D> {
             .collect();
         check_bandwidths(problem, &cloud, &plans)?;
         let bandwidths = plans.iter().map(|p| p.eps).collect();
+        let mut total = problem
+            .steric
+            .map(|_| TotalDensity::new(&cloud, &plans, problem.density.method));
+        if let Some(total) = &mut total {
+            check_packing(problem, &cloud, total)?;
+        }
 
         let energy = free_energy(problem, &cloud, &plans)?;
         let mut stepper = JkoStepper::new(energy, cloud.weights.clone(), problem.solver);
@@ -307,6 +395,7 @@ impl<const D: usize> Simulation<D> {
             plans,
             stepper,
             estimators,
+            total,
             step: 0,
             time: 0.0,
             level: 0,
@@ -540,6 +629,14 @@ impl<const D: usize> Simulation<D> {
         })
         .sqrt();
         (parts, norm)
+    }
+
+    /// With `[steric]`: the total density s_i of all species at every
+    /// particle (SPEC §10, [`crate::energy::steric`]), in the cloud's order,
+    /// at the current positions; `None` without `[steric]`.
+    pub fn total_densities(&mut self) -> Option<Vec<f64>> {
+        let total = self.total.as_mut()?;
+        Some(total_at(total, &self.cloud))
     }
 
     /// The state a resumed run needs beyond the problem.

@@ -383,8 +383,13 @@ pub fn describe_non_finite(parts: &EnergyParts) -> String {
         .iter()
         .filter(|(_, v)| !v.is_finite())
         .map(|(p, v)| {
+            // The diffusion column holds the steric term too (`Part::Steric`).
+            let steric = match p {
+                Part::Diffusion => format!("; with [steric]: {}", keys_of(Part::Steric)),
+                _ => String::new(),
+            };
             format!(
-                "the {} energy is {v} (check {})",
+                "the {} energy is {v} (check {}{steric})",
                 part_name(*p),
                 keys_of(*p)
             )

@@ -4,7 +4,8 @@
 //! - `barenblatt`: porous-medium second moment against the Barenblatt profile;
 //! - `invariants`: mass, energy decrease, the Coulomb energy as a field integral;
 //! - `coupling_methods`: runs with the tree and sorted backends against "direct";
-//! - `equilibrium`: the particle equilibrium against the grid Poisson–Boltzmann one.
+//! - `equilibrium`: the particle equilibrium against the grid Poisson–Boltzmann one;
+//! - `steric`: compressed runs stay below close packing with `[steric]`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -14,4 +15,5 @@ mod coupling_methods;
 mod equilibrium;
 mod invariants;
 mod ornstein_uhlenbeck;
+mod steric;
 mod walls;

@@ -1,6 +1,7 @@
 //! Runs: the `jko` binary end to end, its output directory, and `jko compare`.
 //!
 //! - `cli`: output columns and bad input;
+//! - `bad_domains`, `bad_steric`: refused `[domain]`, walls, backgrounds, `[steric]`;
 //! - `same_bytes`: every scenario of data/scenarios writes the bytes recorded
 //!   before the issue-15 refactor;
 //! - `run_dir`, `hostile_run_dir`: interrupts, resume, directory rules;
@@ -13,6 +14,7 @@
 mod support;
 
 mod bad_domains;
+mod bad_steric;
 mod box_compare;
 mod cli;
 mod compare;
