@@ -13,7 +13,8 @@
 //! 3. a backtracking (Armijo) search along the projected path
 //!    Y(t) = P(Y + t d), t = 1, 1/2, ..., accepting the first t with
 //!    J(Y(t)) <= J(Y) + c1 g . (Y(t) - Y) and J(Y(t)) < J(Y) (a decrease
-//!    J's rounding hides is none);
+//!    J's rounding hides is none); a trial where J cannot be evaluated
+//!    (non-finite: beyond close packing) counts as too long a step;
 //! 4. the pair (s, r) = (Y(t) - Y, g(t) - g) is kept when s . r > 0 (the
 //!    curvature condition, which keeps H positive definite). A search that
 //!    fails along the quasi-Newton direction drops the memory and tries the
@@ -150,6 +151,10 @@ pub fn minimize(
         }
         let mut t = 1.0;
         let mut accepted = None;
+        // A trial J cannot be evaluated at (a non-finite energy: beyond close
+        // packing, a mesh refusing the spread) is too far: shorter steps are
+        // tried, and its reason reported only if every one fails.
+        let mut refused: Option<String> = None;
         for _ in 0..MAX_BACKTRACKS {
             for k in 0..n {
                 trial[k] = y[k] + t * d[k];
@@ -157,7 +162,11 @@ pub fn minimize(
             bounds.project(&mut trial);
             let (ft, gt) = match f.evaluate(&trial) {
                 Ok(v) => v,
-                Err(why) => return give_up(iteration, why, curvature),
+                Err(why) => {
+                    refused = Some(why);
+                    t *= 0.5;
+                    continue;
+                }
             };
             let moved: f64 = (0..n).map(|k| g[k] * (trial[k] - y[k])).sum();
             // A decrease must show in J: a trial whose J equals J(Y) to the
@@ -176,11 +185,11 @@ pub fn minimize(
                 pairs.clear();
                 continue;
             }
-            return give_up(
-                iteration,
-                "line search failed: no sufficient decrease along the projected path".into(),
-                curvature,
-            );
+            let why = match refused {
+                Some(why) => format!("line search failed: {why}"),
+                None => "line search failed: no sufficient decrease along the projected path".into(),
+            };
+            return give_up(iteration, why, curvature);
         };
         let (s, r) = &mut spare;
         s.clear();
