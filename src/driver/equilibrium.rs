@@ -25,7 +25,7 @@ use super::start::{Start, all_run_file_names, input_entries, input_paths, inspec
 use super::{Observer, RunOptions};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{Checkpoint, RunKind, Status};
-use crate::io::output::{self, RUN_FILES};
+use crate::io::output;
 use crate::io::scenario::Scenario;
 use crate::stepper::equilibrium::{check_existence, max_stage_step, stage_step};
 use crate::stepper::{AdvanceError, Simulation, StepReport};
@@ -302,12 +302,7 @@ fn equilibrium_dim<const D: usize>(
 /// `--resume` of a complete equilibrium: finish its renames if a kill came
 /// before them.
 fn finish_complete(dir: &Path, cp: &Checkpoint) -> Result<EquilibriumSummary> {
-    for (name, f) in RUN_FILES.iter().zip(&cp.meta.outputs) {
-        if output::partial_path(&dir.join(name)).exists() {
-            output::CsvStream::resume(dir.join(name), f.state())?.finish()?;
-        }
-    }
-    output::sync_dir(dir)?;
+    super::run::finish_renames(dir, cp)?;
     Ok(EquilibriumSummary {
         stages: cp.meta.step,
         initial_energy: cp.initial_energy,

@@ -12,10 +12,10 @@ pub mod resources;
 pub mod run;
 pub mod start;
 
+pub use equilibrium::{EquilibriumSummary, Stage, equilibrium_to_dir};
 pub use resources::{
     MAX_ESTIMATE, check_list_memory, check_memory, check_resources, list_memory_excess,
     memory_estimate, output_estimate,
 };
-pub use equilibrium::{EquilibriumSummary, Stage, equilibrium_to_dir};
 pub use run::*;
 pub use start::{all_run_file_names, input_entries, input_paths};

@@ -197,12 +197,7 @@ fn run_dim<const D: usize>(
 /// `--resume` of a complete run: perhaps killed before its renames, so
 /// finish them; report what it did.
 fn finish_complete(dir: &Path, cp: &Checkpoint) -> Result<RunSummary> {
-    for (name, f) in RUN_FILES.iter().zip(&cp.meta.outputs) {
-        if output::partial_path(&dir.join(name)).exists() {
-            output::CsvStream::resume(dir.join(name), f.state())?.finish()?;
-        }
-    }
-    output::sync_dir(dir)?;
+    finish_renames(dir, cp)?;
     Ok(RunSummary {
         steps: cp.meta.step,
         initial_energy: cp.initial_energy,
@@ -215,6 +210,17 @@ fn finish_complete(dir: &Path, cp: &Checkpoint) -> Result<RunSummary> {
         resumed_from: Some(cp.meta.step),
         already_complete: true,
     })
+}
+
+/// The renames of a complete run (or equilibrium) killed before them: each
+/// file still `.partial` is cut to its recorded state and renamed.
+pub(super) fn finish_renames(dir: &Path, cp: &Checkpoint) -> Result<()> {
+    for (name, f) in RUN_FILES.iter().zip(&cp.meta.outputs) {
+        if output::partial_path(&dir.join(name)).exists() {
+            output::CsvStream::resume(dir.join(name), f.state())?.finish()?;
+        }
+    }
+    output::sync_dir(dir)
 }
 
 /// No sub-step size made step n: the rejections and a `step_failed` event

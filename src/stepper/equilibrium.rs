@@ -149,10 +149,7 @@ pub fn check_existence(
             .map(|b| can_collapse[b])
             .collect();
         let q: f64 = members.iter().map(|&k| sp[k].charge * masses[k]).sum();
-        let entropy: f64 = members
-            .iter()
-            .map(|&k| sp[k].diffusion * masses[k])
-            .sum();
+        let entropy: f64 = members.iter().map(|&k| sp[k].diffusion * masses[k]).sum();
         let names: Vec<String> = members
             .iter()
             .map(|&k| format!("\"{}\"", crate::error::clip(&sp[k].name, 60)))

@@ -72,11 +72,22 @@ impl Bounds {
     }
 }
 
+/// Why the objective gave no value at a point.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refusal {
+    /// J is not finite there (beyond close packing, say): a trial point of
+    /// the line search that is too far; shorter steps are tried.
+    TooFar(String),
+    /// The minimization must end here (an error, an interrupt, or the
+    /// objective's own signal that a trial point met the tolerance).
+    Stop(String),
+}
+
 /// What the minimization needs of the objective: J and its gradient at a
-/// feasible point, or the reason it cannot be evaluated (which ends the run).
+/// feasible point, or why it has none.
 pub trait Objective {
-    /// (J(y), grad J(y)); an `Err` stops the minimization with that text.
-    fn evaluate(&mut self, y: &[f64]) -> Result<(f64, Vec<f64>), String>;
+    /// (J(y), grad J(y)), or why not.
+    fn evaluate(&mut self, y: &[f64]) -> Result<(f64, Vec<f64>), Refusal>;
 }
 
 /// How a minimization ended.
@@ -111,7 +122,7 @@ pub fn minimize(
     bounds.project(&mut y);
     let (mut fy, mut g) = match f.evaluate(&y) {
         Ok(v) => v,
-        Err(why) => return give_up(0, why, 1.0),
+        Err(Refusal::TooFar(why) | Refusal::Stop(why)) => return give_up(0, why, 1.0),
     };
     let n = y.len();
     let mut pairs: std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)> = Default::default();
@@ -162,11 +173,12 @@ pub fn minimize(
             bounds.project(&mut trial);
             let (ft, gt) = match f.evaluate(&trial) {
                 Ok(v) => v,
-                Err(why) => {
+                Err(Refusal::TooFar(why)) => {
                     refused = Some(why);
                     t *= 0.5;
                     continue;
                 }
+                Err(Refusal::Stop(why)) => return give_up(iteration, why, curvature),
             };
             let moved: f64 = (0..n).map(|k| g[k] * (trial[k] - y[k])).sum();
             // A decrease must show in J: a trial whose J equals J(Y) to the
@@ -187,7 +199,9 @@ pub fn minimize(
             }
             let why = match refused {
                 Some(why) => format!("line search failed: {why}"),
-                None => "line search failed: no sufficient decrease along the projected path".into(),
+                None => {
+                    "line search failed: no sufficient decrease along the projected path".into()
+                }
             };
             return give_up(iteration, why, curvature);
         };
@@ -284,7 +298,7 @@ mod tests {
     }
 
     impl Objective for Quadratic {
-        fn evaluate(&mut self, y: &[f64]) -> Result<(f64, Vec<f64>), String> {
+        fn evaluate(&mut self, y: &[f64]) -> Result<(f64, Vec<f64>), Refusal> {
             let mut f = 0.0;
             let mut g = vec![0.0; y.len()];
             for k in 0..y.len() {
@@ -329,7 +343,7 @@ mod tests {
         let mut best = Vec::new();
         struct Record<'a>(&'a mut Quadratic, &'a mut Vec<f64>);
         impl Objective for Record<'_> {
-            fn evaluate(&mut self, y: &[f64]) -> Result<(f64, Vec<f64>), String> {
+            fn evaluate(&mut self, y: &[f64]) -> Result<(f64, Vec<f64>), Refusal> {
                 *self.1 = y.to_vec();
                 self.0.evaluate(y)
             }

@@ -615,8 +615,8 @@ impl<const D: usize> Simulation<D> {
         if let Some(b) = self.problem.domain.as_box() {
             for (g, x) in grad.iter_mut().zip(&self.cloud.positions) {
                 for a in 0..D {
-                    let held = (x[a] <= b.lower[a] && g[a] > 0.0)
-                        || (x[a] >= b.upper[a] && g[a] < 0.0);
+                    let held =
+                        (x[a] <= b.lower[a] && g[a] > 0.0) || (x[a] >= b.upper[a] && g[a] < 0.0);
                     if held {
                         g[a] = 0.0;
                     }

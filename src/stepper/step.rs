@@ -39,7 +39,7 @@ use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, T
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
-use super::projected::{self, Bounds};
+use super::projected::{self, Bounds, Refusal};
 use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
 use crate::util::interrupt;
@@ -484,11 +484,22 @@ fn stationarity(p: &Point, bounds: Option<&Bounds>) -> f64 {
 struct Constrained<'r, 'a, const D: usize>(&'r RefCell<Evaluator<'a, D>>);
 
 impl<const D: usize> projected::Objective for Constrained<'_, '_, D> {
-    fn evaluate(&mut self, y: &[f64]) -> std::result::Result<(f64, Vec<f64>), String> {
+    fn evaluate(&mut self, y: &[f64]) -> std::result::Result<(f64, Vec<f64>), Refusal> {
         let mut ev = self.0.borrow_mut();
         match ev.evaluate(y) {
             Ok(p) => Ok((p.cost, p.grad.clone())),
-            Err(e) => Err(e.to_string()),
+            // A non-finite energy at a trial point (and nothing else) is a
+            // step too long; the signal that a trial met the tolerance, an
+            // interrupt or an injected error end the minimization.
+            Err(e) => match &ev.failure {
+                Some(StepFailure::NonFinite {
+                    value: NonFiniteValue::Energy,
+                    ..
+                }) if ev.converged.is_none() && !interrupt::requested() => {
+                    Err(Refusal::TooFar(e.to_string()))
+                }
+                _ => Err(Refusal::Stop(e.to_string())),
+            },
         }
     }
 }

@@ -137,11 +137,21 @@ fn particles_meet_poisson_boltzmann_in_2d() {
     for sp in ["electrons", "holes"] {
         let (a, b) = (at(&coarse, sp), at(&fine, sp));
         eprintln!("{sp}: L1 {:.3e} -> {:.3e}", a.l1, b.l1);
-        assert!(b.l1 < 0.02 && b.l1 <= 0.8 * a.l1, "{sp}: L1 {} -> {}", a.l1, b.l1);
+        assert!(
+            b.l1 < 0.02 && b.l1 <= 0.8 * a.l1,
+            "{sp}: L1 {} -> {}",
+            a.l1,
+            b.l1
+        );
     }
     let de = |c: &jko::compare::Comparison| at(c, "holes").energy_diff().unwrap().abs();
     eprintln!("|dE| {:.3e} -> {:.3e}", de(&coarse), de(&fine));
-    assert!(de(&fine) <= 0.8 * de(&coarse), "{} -> {}", de(&coarse), de(&fine));
+    assert!(
+        de(&fine) <= 0.8 * de(&coarse),
+        "{} -> {}",
+        de(&coarse),
+        de(&fine)
+    );
 }
 
 /// A crowded double layer: electrodes at psi = 10 and 0 on [0, 2] (two
@@ -149,7 +159,11 @@ fn particles_meet_poisson_boltzmann_in_2d() {
 /// `steric`, ions of volume v = 0.2 (close packing at 1/v = 5 c0, where
 /// Boltzmann would pile c0 e^5 ~ 150).
 fn crowded_1d(n: usize, eps: f64, steric: bool) -> String {
-    let steric = if steric { "[steric]\nvolume = 0.2\n" } else { "" };
+    let steric = if steric {
+        "[steric]\nvolume = 0.2\n"
+    } else {
+        ""
+    };
     format!(
         r#"
 dimension = 1
@@ -231,11 +245,10 @@ fn crowded_ions_keep_below_close_packing_and_thicken_the_layer() {
 
     // Every particle's total density, recomputed from the written state
     // (a scenario reading the equilibrium's particles.csv at its last step).
-    let text = crowded_1d(800, 0.02, true)
-        .replace(
-            "particles = 800\ninitial = { kind = \"uniform\", lower = [0.0], upper = [2.0] }",
-            "initial = { kind = \"csv\", path = \"f_p/particles.csv\" }",
-        );
+    let text = crowded_1d(800, 0.02, true).replace(
+        "particles = 800\ninitial = { kind = \"uniform\", lower = [0.0], upper = [2.0] }",
+        "initial = { kind = \"csv\", path = \"f_p/particles.csv\" }",
+    );
     let path = tmp.path().join("again.toml");
     std::fs::write(&path, text).unwrap();
     let s = Scenario::from_file(&path).unwrap();
@@ -254,7 +267,10 @@ fn crowded_ions_keep_below_close_packing_and_thicken_the_layer() {
             .filter(|row| &row[0] == "1")
             .map(|row| {
                 let sign = if &row[2] == "minus" { 1.0 } else { -1.0 };
-                (row[4].parse().unwrap(), sign * row[5].parse::<f64>().unwrap())
+                (
+                    row[4].parse().unwrap(),
+                    sign * row[5].parse::<f64>().unwrap(),
+                )
             })
             .collect()
     };
@@ -279,7 +295,12 @@ fn crowded_ions_keep_below_close_packing_and_thicken_the_layer() {
     let depth_g = layer_depth(&grid(&tmp.path().join("f_g")));
     both(tmp.path(), "b", &crowded_1d(200, 0.04, false));
     let depth_b = layer_depth(&grid(&tmp.path().join("b_g")));
-    eprintln!("layer depth: particles {depth_p:.4}, Bikerman grid {depth_g:.4}, Boltzmann grid {depth_b:.4}");
-    assert!((depth_p - depth_g).abs() <= 0.03 * depth_g, "{depth_p} vs {depth_g}");
+    eprintln!(
+        "layer depth: particles {depth_p:.4}, Bikerman grid {depth_g:.4}, Boltzmann grid {depth_b:.4}"
+    );
+    assert!(
+        (depth_p - depth_g).abs() <= 0.03 * depth_g,
+        "{depth_p} vs {depth_g}"
+    );
     assert!(depth_g >= 1.5 * depth_b, "{depth_g} vs {depth_b}");
 }

@@ -254,11 +254,9 @@ initial = { kind = "gaussian", mean = [0.0, 0.0], std = 0.5 }
             vec!["equilibrium.growth"],
         ),
         (
-            ELECTROLYTE.replace(
-                "[domain]",
-                "[steric]\nvolume = 0.01\n[domain]",
-            )
-            .replace("name = \"minus\"", "name = \"minus\"\ndiffusion = 2.0"),
+            ELECTROLYTE
+                .replace("[domain]", "[steric]\nvolume = 0.01\n[domain]")
+                .replace("name = \"minus\"", "name = \"minus\"\ndiffusion = 2.0"),
             vec!["steric.temperature", "differ"],
         ),
     ];
@@ -273,7 +271,10 @@ initial = { kind = "gaussian", mean = [0.0, 0.0], std = 0.5 }
             assert!(err.contains(n), "case {k}: no `{n}` in {err}");
         }
         assert!(!err.contains("panicked"), "{err}");
-        assert!(!out.exists(), "case {k}: a refused scenario leaves no directory");
+        assert!(
+            !out.exists(),
+            "case {k}: a refused scenario leaves no directory"
+        );
     }
 
     // One stage cannot reach the tolerance from a uniform start.
@@ -286,7 +287,10 @@ initial = { kind = "gaussian", mean = [0.0, 0.0], std = 0.5 }
     let o = equilibrium(&scen, &out, &[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(6), "{err}");
-    assert!(err.contains("no equilibrium reached") && err.contains("max_stages"), "{err}");
+    assert!(
+        err.contains("no equilibrium reached") && err.contains("max_stages"),
+        "{err}"
+    );
     let e = records(&out, "energy.csv");
     assert_eq!(e.len(), 2, "the last iterate is written as step 1");
     let ev = records(&out, "events.csv");

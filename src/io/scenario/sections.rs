@@ -228,7 +228,9 @@ pub(super) fn equilibrium(c: &Checker, raw: Option<RawEquilibrium>) -> Result<Eq
     if stage_tolerance >= 1.0 {
         return Err(c.err(
             "equilibrium.stage_tolerance",
-            format!("must be < 1 (a relative reduction of a stage's gradient), got {stage_tolerance}"),
+            format!(
+                "must be < 1 (a relative reduction of a stage's gradient), got {stage_tolerance}"
+            ),
         ));
     }
     Ok(EquilibriumSettings {
