@@ -1224,17 +1224,7 @@ pub struct EquilibriumSummary {
 
 use crate::error::Error;
 use crate::io::scenario::Scenario;
-use crate::model::potential::PotentialSpec;
 use std::path::Path;
-
-/// Whether U confines in every direction (grows without bound).
-fn confining(u: &PotentialSpec) -> bool {
-    match u {
-        PotentialSpec::None => false,
-        PotentialSpec::Quadratic { stiffness, .. } => stiffness.iter().all(|&k| k > 0.0),
-        PotentialSpec::DoubleWell { depth, .. } => *depth > 0.0,
-    }
-}
 
 /// The scenario-level checks and the solve, errors naming the scenario's keys.
 fn solve_built(s: &Scenario, solver: &EulerianSolver) -> Result<GridEquilibrium, Error> {
@@ -1255,7 +1245,7 @@ fn solve_built(s: &Scenario, solver: &EulerianSolver) -> Result<GridEquilibrium,
     let attracting = s.coupling.strength < 0.0 && s.species.iter().any(|sp| sp.charge != 0.0);
     if s.domain.as_box().is_none()
         && !attracting
-        && !s.species.iter().any(|sp| confining(&sp.potential))
+        && !s.species.iter().any(|sp| sp.potential.confines())
     {
         return Err(Error::input(
             &s.path,
