@@ -75,7 +75,8 @@
 //! - [`io`]: the scenario (TOML mapped onto the settings), output streams,
 //!   checkpoints;
 //! - [`driver`]: a run to a directory (lock, `--force`, resources, events);
-//! - [`eulerian`]: the grid twin; [`compare`]: distances between runs.
+//! - [`eulerian`]: the grid twin; [`compare`]: distances between runs;
+//!   [`export`]: the ParaView series of a finished run.
 
 #![warn(missing_docs)]
 
@@ -86,6 +87,7 @@ pub mod driver;
 pub mod energy;
 pub mod error;
 pub mod eulerian;
+pub mod export;
 pub mod io;
 pub mod model;
 pub mod particles;

@@ -144,6 +144,48 @@ short), 3 a distance or moment is not a finite number, 4 I/O error or --out refu
         #[arg(long)]
         last: bool,
     },
+    /// Write files for other tools from a finished run (ParaView: --vtk).
+    #[command(
+        after_help = "Example:\n  jko export runs/pnp --vtk\n  paraview runs/pnp/vtk/particles.pvd\n\n\
+--vtk writes DIR/vtk/: for a particle run (particles.csv) one particles_NNNNNN.vtp per written step \
+(every particle a point, with point data species, id, weight and density) and particles.pvd, the \
+time series; for a grid run (density.csv) one density_NNNNNN.vti per written step (one cell \
+array per species) and density.pvd. The same files a run writes itself with `[output] vtk = true`. \
+The series is built in DIR/vtk.partial/ and renamed into place when complete.\n\n\
+Exit status: 0 done, 2 bad input (a malformed or unfinished run), 4 I/O error (DIR/vtk exists: \
+pass --force; or a run is writing in DIR)."
+    )]
+    Export {
+        /// The run directory.
+        dir: PathBuf,
+        /// Write the ParaView (VTK XML) series to DIR/vtk/.
+        #[arg(long, required = true)]
+        vtk: bool,
+        /// Replace DIR/vtk/ if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write a commented scenario to start from.
+    #[command(
+        after_help = "Example:\n  jko init --list\n  jko init pnp-2d my_pnp.toml\n  jko run my_pnp.toml --out runs/my_pnp\n\n\
+Each kind is one of the scenarios of data/scenarios/, with a comment on every key and the \
+optional sections it leaves out, commented out with their defaults. Without FILE the scenario \
+goes to standard output. An existing FILE is replaced only with --force.\n\n\
+Exit status: 0 done, 2 unknown KIND, 4 I/O error (FILE exists)."
+    )]
+    Init {
+        /// The kind of scenario (`jko init --list` shows them).
+        #[arg(required_unless_present = "list")]
+        kind: Option<String>,
+        /// Where to write it (standard output if absent).
+        file: Option<PathBuf>,
+        /// List the kinds.
+        #[arg(long, conflicts_with_all = ["kind", "file"])]
+        list: bool,
+        /// Replace FILE if it exists.
+        #[arg(long, requires = "file")]
+        force: bool,
+    },
 }
 
 struct Progress {
@@ -285,6 +327,13 @@ fn dispatch(cli: Cli) -> ExitCode {
             force,
             last,
         } => compare(&a, &b, out.as_deref(), force, last),
+        Command::Export { dir, vtk: _, force } => export(&dir, force),
+        Command::Init {
+            kind,
+            file,
+            list,
+            force,
+        } => init(kind.as_deref(), file.as_deref(), list, force),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -481,4 +530,55 @@ fn compare(a: &Path, b: &Path, out: Option<&Path>, force: bool, last: bool) -> j
         c.write_csv_with(path, force)?;
     }
     Ok(())
+}
+
+fn export(dir: &Path, force: bool) -> jko::Result<()> {
+    let summary = jko::export::export_vtk(dir, force)?;
+    eprintln!(
+        "jko: {} steps exported: {} files in {}",
+        summary.frames,
+        summary.files,
+        summary.folder.display()
+    );
+    Ok(())
+}
+
+fn init(kind: Option<&str>, file: Option<&Path>, list: bool, force: bool) -> jko::Result<()> {
+    use jko::io::scenario::templates::{TEMPLATES, find};
+    if list {
+        for t in &TEMPLATES {
+            println!("{:<24} {}", t.kind, t.about);
+        }
+        return Ok(());
+    }
+    let kind = kind.unwrap_or_default();
+    let Some(t) = find(kind) else {
+        let kinds: Vec<&str> = TEMPLATES.iter().map(|t| t.kind).collect();
+        return Err(jko::Error::input(
+            std::path::Path::new("jko init"),
+            "KIND",
+            format!(
+                "unknown kind \"{}\"; one of: {}",
+                jko::error::clip(kind, 80),
+                kinds.join(", ")
+            ),
+        ));
+    };
+    match file {
+        None => {
+            print!("{}", t.text());
+            Ok(())
+        }
+        Some(path) => {
+            jko::io::output::replace_file(path, t.text().as_bytes(), &[], force)?;
+            eprintln!(
+                "jko: wrote {} (from {}); run it with: jko run {} --out runs/{}",
+                path.display(),
+                t.source,
+                path.display(),
+                t.kind
+            );
+            Ok(())
+        }
+    }
 }

@@ -18,23 +18,23 @@ use crate::particles::file::{parse_coordinate, parse_f64 as cell_f64, parse_u64 
 
 /// One species at one step of a grid run: a full regular box grid.
 #[derive(Debug, Clone)]
-pub(super) struct GridFrame<const D: usize> {
+pub(crate) struct GridFrame<const D: usize> {
     /// Distinct cell-center coordinates per axis, ascending.
-    pub(super) coords: [Vec<f64>; D],
+    pub(crate) coords: [Vec<f64>; D],
     /// The spacing per axis.
-    pub(super) h: [f64; D],
+    pub(crate) h: [f64; D],
     /// Densities, axis 0 fastest.
-    pub(super) rho: Vec<f64>,
+    pub(crate) rho: Vec<f64>,
 }
 
 impl<const D: usize> GridFrame<D> {
-    pub(super) fn n(&self, a: usize) -> usize {
+    pub(crate) fn n(&self, a: usize) -> usize {
         self.coords[a].len()
     }
     pub(super) fn cell_volume(&self) -> f64 {
         self.h.iter().product()
     }
-    pub(super) fn lower(&self, a: usize) -> f64 {
+    pub(crate) fn lower(&self, a: usize) -> f64 {
         self.coords[a][0] - 0.5 * self.h[a]
     }
     pub(super) fn upper(&self, a: usize) -> f64 {
@@ -95,14 +95,14 @@ impl<const D: usize> GridFrame<D> {
 }
 
 /// A grid run: per step its time, per (step, species) its frame.
-pub(super) struct GridRun<const D: usize> {
-    pub(super) file: PathBuf,
-    pub(super) times: BTreeMap<u64, f64>,
-    pub(super) frames: BTreeMap<(u64, String), GridFrame<D>>,
+pub(crate) struct GridRun<const D: usize> {
+    pub(crate) file: PathBuf,
+    pub(crate) times: BTreeMap<u64, f64>,
+    pub(crate) frames: BTreeMap<(u64, String), GridFrame<D>>,
 }
 
 /// Read density.csv (SPEC §5) and check each (step, species) is a full regular grid.
-pub(super) fn read_grid_run<const D: usize>(file: &Path) -> Result<GridRun<D>> {
+pub(crate) fn read_grid_run<const D: usize>(file: &Path) -> Result<GridRun<D>> {
     let (mut rdr, headers) = open_csv(file)?;
     let c_step = header_index(file, &headers, "step")?;
     let c_time = header_index(file, &headers, "time")?;

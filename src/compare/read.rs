@@ -76,7 +76,7 @@ pub(super) fn locate(dir: &Path) -> Result<RunFiles> {
 }
 
 /// The dimension of a data file, from its coordinate columns.
-pub(super) fn dimension_of(file: &Path) -> Result<usize> {
+pub(crate) fn dimension_of(file: &Path) -> Result<usize> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_path(file)
@@ -106,7 +106,7 @@ pub(super) fn dimension_of(file: &Path) -> Result<usize> {
 }
 
 /// The column `name` of `headers`.
-pub(super) fn header_index(file: &Path, headers: &csv::StringRecord, name: &str) -> Result<usize> {
+pub(crate) fn header_index(file: &Path, headers: &csv::StringRecord, name: &str) -> Result<usize> {
     headers
         .iter()
         .position(|h| h.trim() == name)
@@ -114,7 +114,7 @@ pub(super) fn header_index(file: &Path, headers: &csv::StringRecord, name: &str)
 }
 
 /// A strict reader (every row as long as the header) and its header row.
-pub(super) fn open_csv(file: &Path) -> Result<(csv::Reader<std::fs::File>, csv::StringRecord)> {
+pub(crate) fn open_csv(file: &Path) -> Result<(csv::Reader<std::fs::File>, csv::StringRecord)> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -128,7 +128,7 @@ pub(super) fn open_csv(file: &Path) -> Result<(csv::Reader<std::fs::File>, csv::
 }
 
 /// The next row into `rec` and its line, `None` at the end.
-pub(super) fn next_record(
+pub(crate) fn next_record(
     file: &Path,
     rdr: &mut csv::Reader<std::fs::File>,
     rec: &mut csv::StringRecord,

@@ -5,11 +5,13 @@
 use std::path::Path;
 
 use super::files::{self, RunWriter};
+use super::record::{Phase, RunRecord};
 use super::{Observer, RunSummary};
 use crate::driver::events::{Event, EventKind, PhysicalWatch};
 use crate::error::Result;
 use crate::io::checkpoint::{self, Checkpoint, FileEntry, Meta, RunKind, Status};
 use crate::io::output::{self, RUN_FILES};
+use crate::io::vtk::VtkSeries;
 use crate::stepper::{Advance, Rejection, Simulation, StepReport};
 
 /// The run's files and its bookkeeping between checkpoints.
@@ -18,23 +20,28 @@ pub(super) struct Books<'a> {
     pub(super) writer: RunWriter,
     pub(super) meta: Meta,
     pub(super) initial_energy: f64,
+    /// run.json, rewritten at every checkpoint.
+    pub(super) record: &'a mut RunRecord,
 }
 
 impl<'a> Books<'a> {
-    /// A new run's books: its files created, step 0 written (energy row,
-    /// initial events, frame) and checkpointed.
+    /// A new run's books: step 0 written to its new files `writer` (energy
+    /// row, initial events, frame) and checkpointed.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn fresh<const D: usize>(
         dir: &'a Path,
+        writer: RunWriter,
         inputs: Vec<FileEntry>,
         sim: &mut Simulation<D>,
         first: &StepReport,
         initial_events: Vec<Event>,
         kind: RunKind,
+        record: &'a mut RunRecord,
         obs: &mut dyn Observer,
     ) -> Result<Self> {
         let mut books = Books {
             dir,
-            writer: RunWriter::create(dir, D)?,
+            writer,
             meta: Meta {
                 program: checkpoint::program_version(),
                 status: Status::Running,
@@ -46,6 +53,7 @@ impl<'a> Books<'a> {
                 level: 0,
                 calm_steps: 0,
                 total_iterations: 0,
+                total_evaluations: 0,
                 unconverged_steps: 0,
                 rejected_attempts: 0,
                 events: 0,
@@ -55,6 +63,7 @@ impl<'a> Books<'a> {
                 kind,
             },
             initial_energy: first.parts.total(),
+            record,
         };
         books.writer.energy(0, 0.0, first)?;
         for e in initial_events {
@@ -66,14 +75,21 @@ impl<'a> Books<'a> {
     }
 
     /// The books of an interrupted run: its files cut back to the states
-    /// its checkpoint records.
-    pub(super) fn resumed(dir: &'a Path, cp: &Checkpoint) -> Result<Self> {
+    /// its checkpoint records (the VTK series `vtk` holding its frames up to
+    /// the checkpoint).
+    pub(super) fn resumed(
+        dir: &'a Path,
+        cp: &Checkpoint,
+        vtk: Option<VtkSeries>,
+        record: &'a mut RunRecord,
+    ) -> Result<Self> {
         let states: [output::FileState; 3] = std::array::from_fn(|k| cp.meta.outputs[k].state());
         Ok(Books {
             dir,
-            writer: RunWriter::resume(dir, &states)?,
+            writer: RunWriter::resume(dir, &states)?.with_vtk(vtk),
             meta: cp.meta.clone(),
             initial_energy: cp.initial_energy,
+            record,
         })
     }
 
@@ -93,6 +109,7 @@ impl<'a> Books<'a> {
         let r = &advance.report;
         self.writer.energy(n, t, r)?;
         self.meta.total_iterations += r.iterations;
+        self.meta.total_evaluations += r.evaluations as u64;
         self.meta.unconverged_steps += u64::from(!r.converged);
         if !r.converged {
             let e = Event {
@@ -181,7 +198,16 @@ impl<'a> Books<'a> {
         };
         files::save_state(sim, &mut cp);
         self.meta = cp.meta.clone();
-        checkpoint::write(self.dir, &cp)
+        checkpoint::write(self.dir, &cp)?;
+        let m = &self.meta;
+        self.record
+            .progress(m.step, m.total_iterations, m.total_evaluations);
+        self.record.write()
+    }
+
+    /// Charge the wall time from here on to phase `p` (run.json).
+    pub(super) fn enter(&mut self, p: Phase) {
+        self.record.enter(p);
     }
 
     pub(super) fn summary<const D: usize>(

@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result, clip};
+use crate::io::vtk::VTK_DIR;
 
 /// The lock file of an output directory.
 pub const LOCK: &str = ".jko.lock";
@@ -264,13 +265,24 @@ impl OutputDir {
             }
             if ours.contains(&name) {
                 let ft = e.file_type().map_err(|err| Error::io(&e.path(), err))?;
-                if !ft.is_file() {
+                // The VTK series is a folder of the run's (`[output] vtk`).
+                let expected = if name == VTK_DIR {
+                    ft.is_dir()
+                } else {
+                    ft.is_file()
+                };
+                if !expected {
                     return Err(refused(
                         &e.path(),
                         std::io::ErrorKind::InvalidInput,
                         format!(
-                            "is {}, where the run writes a regular file of that name: remove or rename it, or choose another --out",
-                            describe_type(&ft)
+                            "is {}, where the run writes a {} of that name: remove or rename it, or choose another --out",
+                            describe_type(&ft),
+                            if name == VTK_DIR {
+                                "folder"
+                            } else {
+                                "regular file"
+                            }
                         ),
                     ));
                 }
@@ -332,6 +344,12 @@ impl OutputDir {
         crate::io::output::sync_dir(&self.dir)
     }
 
+    /// Whether files of an earlier run were set aside by [`OutputDir::replace`]
+    /// (and come back if the new run fails before [`OutputDir::establish`]).
+    pub fn replaces_a_run(&self) -> bool {
+        !self.established && !self.replaced.is_empty()
+    }
+
     /// The new run is established: delete the replaced run's files.
     pub fn establish(&mut self) -> Result<()> {
         self.established = true;
@@ -353,8 +371,12 @@ impl OutputDir {
                 continue;
             }
             let p = self.dir.join(name);
-            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            match std::fs::symlink_metadata(&p) {
+                Ok(m) if m.is_file() => std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?,
+                Ok(m) if m.is_dir() && name == VTK_DIR => {
+                    std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?
+                }
+                _ => {}
             }
         }
         for name in names {

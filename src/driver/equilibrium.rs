@@ -19,12 +19,13 @@ use std::path::Path;
 use super::books::Books;
 use super::dir::OutputDir;
 use super::events::{Event, EventKind};
-use super::files;
+use super::files::{self, RunWriter};
+use super::record::{Command, Phase, RunRecord};
 use super::resources::{check_list_memory, check_resources};
 use super::start::{Start, all_run_file_names, input_entries, input_paths, inspect};
 use super::{Observer, RunOptions};
 use crate::error::{Error, Result};
-use crate::io::checkpoint::{Checkpoint, RunKind, Status};
+use crate::io::checkpoint::{Checkpoint, FileEntry, RunKind, Status};
 use crate::io::output;
 use crate::io::scenario::Scenario;
 use crate::stepper::equilibrium::{check_existence, max_stage_step, stage_step};
@@ -106,23 +107,28 @@ pub fn equilibrium_to_dir(
     opts: RunOptions,
     obs: &mut dyn Observer,
 ) -> Result<EquilibriumSummary> {
-    match scenario.dimension {
-        1 => equilibrium_dim::<1>(scenario, dir, opts, obs),
-        2 => equilibrium_dim::<2>(scenario, dir, opts, obs),
-        3 => equilibrium_dim::<3>(scenario, dir, opts, obs),
+    let mut record = RunRecord::begin(Command::Equilibrium, scenario, dir);
+    let inputs = input_entries(scenario)?;
+    let mut out = OutputDir::open(dir, &all_run_file_names())?;
+    let result = match scenario.dimension {
+        1 => equilibrium_dim::<1>(scenario, &mut out, inputs, opts, obs, &mut record),
+        2 => equilibrium_dim::<2>(scenario, &mut out, inputs, opts, obs, &mut record),
+        3 => equilibrium_dim::<3>(scenario, &mut out, inputs, opts, obs, &mut record),
         d => unreachable!("dimension {d} was validated"),
-    }
+    };
+    record.finish(result)
 }
 
 fn equilibrium_dim<const D: usize>(
     s: &Scenario,
-    dir: &Path,
+    out: &mut OutputDir,
+    inputs: Vec<FileEntry>,
     opts: RunOptions,
     obs: &mut dyn Observer,
+    record: &mut RunRecord,
 ) -> Result<EquilibriumSummary> {
-    let inputs = input_entries(s)?;
-    let mut out = OutputDir::open(dir, &all_run_file_names())?;
-    let start = inspect(&out, s, opts, &inputs, RunKind::Equilibrium)?;
+    let dir = &out.path().to_path_buf();
+    let start = inspect(out, s, opts, &inputs, RunKind::Equilibrium)?;
     if let Start::Complete(cp) = &start {
         return finish_complete(dir, cp);
     }
@@ -143,22 +149,29 @@ fn equilibrium_dim<const D: usize>(
     let (mut books, resumed_from) = match start {
         Start::Resume(cp) => {
             files::restore(&mut sim, &cp, &s.path)?;
-            (Books::resumed(dir, &cp)?, Some(cp.meta.step))
+            let vtk = super::run::vtk_series(s, dir, &[(0, 0.0)])?;
+            let books = Books::resumed(dir, &cp, vtk, record)?;
+            books.record.own(Some(cp.meta.step))?;
+            (books, Some(cp.meta.step))
         }
         Start::Fresh { replace } => {
             let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
             out.replace(&replace, &input_paths(s))?;
             output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
+            let writer = RunWriter::create(dir, D)?.with_vtk(super::run::vtk_series(s, dir, &[])?);
             let books = Books::fresh(
                 dir,
+                writer,
                 inputs,
                 &mut sim,
                 &first,
                 Vec::new(),
                 RunKind::Equilibrium,
+                record,
                 obs,
             )?;
             out.establish()?;
+            books.record.own(None)?;
             (books, None)
         }
         Start::Complete(_) => unreachable!("returned above"),
@@ -189,7 +202,10 @@ fn equilibrium_dim<const D: usize>(
         }
         let j = sim.step + 1;
         let h = stage_step(&settings, s.time_step, j);
-        let advance = match sim.try_advance_by(h) {
+        books.enter(Phase::Steps);
+        let advance = sim.try_advance_by(h);
+        books.enter(Phase::Output);
+        let advance = match advance {
             Ok(a) => a,
             Err(AdvanceError::Interrupted(_)) => {
                 books.checkpoint(&sim, Status::Running)?;
@@ -211,6 +227,7 @@ fn equilibrium_dim<const D: usize>(
         };
         books.rejections(j, 0.0, &advance.rejections, obs)?;
         books.meta.total_iterations += advance.report.iterations;
+        books.meta.total_evaluations += advance.report.evaluations as u64;
         (parts, g) = sim.stationarity();
         obs.stage(&Stage {
             stage: j,

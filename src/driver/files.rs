@@ -10,15 +10,18 @@ use crate::io::checkpoint::Checkpoint;
 use crate::io::output::{
     CsvStream, ENERGY, EVENTS, EVENTS_HEADER, EnergyLog, FileState, PARTICLES, particles_header,
 };
+use crate::io::vtk::{PointFrame, VtkSeries};
 use crate::particles::Cloud;
 use crate::stepper::{Simulation, SimulationState, StepReport};
 use crate::util::fault;
 
-/// The three CSV files of a particle run.
+/// The three CSV files of a particle run, and its ParaView series if the
+/// scenario asks for one (`[output] vtk`).
 pub struct RunWriter {
     particles: CsvStream,
     energy: EnergyLog,
     events: CsvStream,
+    vtk: Option<VtkSeries>,
 }
 
 impl RunWriter {
@@ -28,6 +31,7 @@ impl RunWriter {
             particles: CsvStream::create(dir.join(PARTICLES), &particles_header(d))?,
             energy: EnergyLog::create(dir)?,
             events: CsvStream::create(dir.join(EVENTS), &EVENTS_HEADER)?,
+            vtk: None,
         })
     }
 
@@ -38,10 +42,18 @@ impl RunWriter {
             particles: CsvStream::resume(dir.join(PARTICLES), states[0])?,
             energy: EnergyLog(CsvStream::resume(dir.join(ENERGY), states[1])?),
             events: CsvStream::resume(dir.join(EVENTS), states[2])?,
+            vtk: None,
         })
     }
 
-    /// One frame of particles.csv; `density[i]` is particle i's own-species density.
+    /// Also write every frame to the ParaView series `vtk`.
+    pub fn with_vtk(mut self, vtk: Option<VtkSeries>) -> Self {
+        self.vtk = vtk;
+        self
+    }
+
+    /// One frame of particles.csv (and of the VTK series); `density[i]` is
+    /// particle i's own-species density.
     pub fn frame<const D: usize>(
         &mut self,
         step: u64,
@@ -69,6 +81,26 @@ impl RunWriter {
                     fault::kill_point(fault::KillPoint::Frame);
                 }
             }
+        }
+        if let Some(vtk) = &mut self.vtk {
+            let mut species = vec![0u32; cloud.len()];
+            for (k, b) in cloud.blocks.iter().enumerate() {
+                species[b.range.clone()].fill(k as u32);
+            }
+            let names: Vec<String> = cloud.blocks.iter().map(|b| b.name.clone()).collect();
+            vtk.particles(
+                step,
+                &PointFrame {
+                    time,
+                    dimension: D,
+                    positions: cloud.positions.as_flattened(),
+                    species: &species,
+                    ids: &cloud.ids,
+                    weights: &cloud.weights,
+                    density,
+                    species_names: &names,
+                },
+            )?;
         }
         Ok(())
     }

@@ -20,13 +20,15 @@ use std::path::Path;
 use super::books::Books;
 use super::dir::OutputDir;
 use super::events::{Event, EventKind, PhysicalWatch};
-use super::files;
+use super::files::{self, RunWriter};
+use super::record::{Command, Phase, RunRecord};
 use super::resources::{check_list_memory, check_resources};
 use super::start::{Start, all_run_file_names, input_entries, input_paths, inspect};
 use crate::error::{Error, Result};
-use crate::io::checkpoint::{Checkpoint, RunKind, Status};
+use crate::io::checkpoint::{Checkpoint, FileEntry, RunKind, Status};
 use crate::io::output::{self, RUN_FILES};
 use crate::io::scenario::{OnCollapse, Scenario};
+use crate::io::vtk::VtkSeries;
 use crate::stepper::{AdvanceError, Rejection, Simulation, StepReport};
 use crate::util::fault;
 use crate::util::interrupt;
@@ -87,12 +89,17 @@ pub fn run_to_dir(
     opts: RunOptions,
     obs: &mut dyn Observer,
 ) -> Result<RunSummary> {
-    match scenario.dimension {
-        1 => run_dim::<1>(scenario, dir, opts, obs),
-        2 => run_dim::<2>(scenario, dir, opts, obs),
-        3 => run_dim::<3>(scenario, dir, opts, obs),
+    let mut record = RunRecord::begin(Command::Run, scenario, dir);
+    let inputs = input_entries(scenario)?;
+    // Held until the record is final: no other process writes here meanwhile.
+    let mut out = OutputDir::open(dir, &all_run_file_names())?;
+    let result = match scenario.dimension {
+        1 => run_dim::<1>(scenario, &mut out, inputs, opts, obs, &mut record),
+        2 => run_dim::<2>(scenario, &mut out, inputs, opts, obs, &mut record),
+        3 => run_dim::<3>(scenario, &mut out, inputs, opts, obs, &mut record),
         d => unreachable!("dimension {d} was validated"),
-    }
+    };
+    record.finish(result)
 }
 
 /// Whether step `n` is written to particles.csv: step 0, every
@@ -103,14 +110,14 @@ pub fn is_output_step(s: &Scenario, n: u64) -> bool {
 
 fn run_dim<const D: usize>(
     s: &Scenario,
-    dir: &Path,
+    out: &mut OutputDir,
+    inputs: Vec<FileEntry>,
     opts: RunOptions,
     obs: &mut dyn Observer,
+    record: &mut RunRecord,
 ) -> Result<RunSummary> {
-    let inputs = input_entries(s)?;
-    // Held until the run ends: no other process writes here meanwhile.
-    let mut out = OutputDir::open(dir, &all_run_file_names())?;
-    let start = inspect(&out, s, opts, &inputs, RunKind::Run)?;
+    let dir = &out.path().to_path_buf();
+    let start = inspect(out, s, opts, &inputs, RunKind::Run)?;
     if let Start::Complete(cp) = &start {
         return finish_complete(dir, cp);
     }
@@ -127,7 +134,14 @@ fn run_dim<const D: usize>(
     let (mut books, resumed_from) = match start {
         Start::Resume(cp) => {
             files::restore(&mut sim, &cp, &s.path)?;
-            (Books::resumed(dir, &cp)?, Some(cp.meta.step))
+            let earlier: Vec<(u64, f64)> = (0..=cp.meta.last_frame)
+                .filter(|&n| is_output_step(s, n))
+                .map(|n| (n, n as f64 * s.time_step))
+                .collect();
+            let vtk = vtk_series(s, dir, &earlier)?;
+            let books = Books::resumed(dir, &cp, vtk, record)?;
+            books.record.own(Some(cp.meta.step))?;
+            (books, Some(cp.meta.step))
         }
         Start::Fresh { replace } => {
             let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
@@ -135,8 +149,20 @@ fn run_dim<const D: usize>(
             output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
             let first = first.expect("computed for a fresh start");
             let events = watch.initial_events(s, &sim.cloud);
-            let books = Books::fresh(dir, inputs, &mut sim, &first, events, RunKind::Run, obs)?;
+            let writer = RunWriter::create(dir, D)?.with_vtk(vtk_series(s, dir, &[])?);
+            let books = Books::fresh(
+                dir,
+                writer,
+                inputs,
+                &mut sim,
+                &first,
+                events,
+                RunKind::Run,
+                record,
+                obs,
+            )?;
             out.establish()?;
+            books.record.own(None)?;
             (books, None)
         }
         Start::Complete(_) => unreachable!("returned above"),
@@ -150,7 +176,10 @@ fn run_dim<const D: usize>(
             return Err(Error::Interrupted { step: sim.step });
         }
         let n = sim.step + 1;
-        let advance = match sim.try_advance() {
+        books.enter(Phase::Steps);
+        let advance = sim.try_advance();
+        books.enter(Phase::Output);
+        let advance = match advance {
             Ok(a) => a,
             Err(AdvanceError::Interrupted(_)) => {
                 // The abandoned attempt's events are logged again when the step is redone.
@@ -192,6 +221,19 @@ fn run_dim<const D: usize>(
     books.writer.finish()?;
     output::sync_dir(dir)?;
     Ok(summary)
+}
+
+/// The ParaView series of the run in `dir` if the scenario asks for one,
+/// already holding the frames `earlier` (step, time) of a resumed run.
+pub(super) fn vtk_series(
+    s: &Scenario,
+    dir: &Path,
+    earlier: &[(u64, f64)],
+) -> Result<Option<VtkSeries>> {
+    s.output
+        .vtk
+        .then(|| VtkSeries::open(dir, false, earlier))
+        .transpose()
 }
 
 /// `--resume` of a complete run: perhaps killed before its renames, so

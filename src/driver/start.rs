@@ -24,6 +24,8 @@ pub fn all_run_file_names() -> Vec<String> {
         output::SCENARIO_COPY,
         checkpoint::CHECKPOINT,
         checkpoint::PREVIOUS,
+        super::record::RUN_RECORD,
+        crate::io::vtk::VTK_DIR,
     ]);
     finals
         .flat_map(|n| [n.to_string(), format!("{n}{}", output::PARTIAL_SUFFIX)])
@@ -123,9 +125,12 @@ pub(super) fn inspect(
     let cp = checkpoint::read(dir)?;
     let Some((cp_path, cp)) = cp else {
         // The scenario copy is written first, under its final name.
-        let unfinished = present
-            .iter()
-            .all(|n| n.ends_with(output::PARTIAL_SUFFIX) || n == output::SCENARIO_COPY);
+        let unfinished = present.iter().all(|n| {
+            n.ends_with(output::PARTIAL_SUFFIX)
+                || n == output::SCENARIO_COPY
+                || n == super::record::RUN_RECORD
+                || n == crate::io::vtk::VTK_DIR
+        });
         if unfinished && opts.resume {
             // Killed before its first checkpoint: nothing to resume.
             return Ok(Start::Fresh { replace: present });

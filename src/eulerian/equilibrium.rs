@@ -1222,6 +1222,7 @@ pub struct EquilibriumSummary {
     pub warnings: Vec<String>,
 }
 
+use crate::driver::record::{Command, Phase, RunRecord};
 use crate::error::Error;
 use crate::io::scenario::Scenario;
 use std::path::Path;
@@ -1344,8 +1345,22 @@ pub fn equilibrium_to_dir(
     dir: &Path,
     force: bool,
 ) -> Result<EquilibriumSummary, Error> {
+    let mut record = RunRecord::begin(Command::EquilibriumGrid, s, dir);
+    let result = equilibrium_recorded(s, dir, force, &mut record);
+    record.finish(result)
+}
+
+fn equilibrium_recorded(
+    s: &Scenario,
+    dir: &Path,
+    force: bool,
+    record: &mut RunRecord,
+) -> Result<EquilibriumSummary, Error> {
     let (solver, mut warnings) = super::run::build_solver(s)?;
+    record.enter(Phase::Steps);
     let eq = solve_built(s, &solver)?;
+    record.enter(Phase::Output);
+    record.progress(1, eq.iterations as u64, eq.krylov_iterations as u64);
     if !solver.in_box() {
         for (k, r) in eq.densities.iter().enumerate() {
             let peak = r.iter().cloned().fold(0.0, f64::max);
@@ -1377,14 +1392,18 @@ pub fn equilibrium_to_dir(
     } else {
         0.0
     };
+    let mut vtk = super::run::vtk_series(s, dir)?;
     energy.row(0, 0.0, &e0, 0.0, 0, 0.0)?;
     super::run::write_density_frame(&mut density, &centers, &names, &initial, 0, 0.0)?;
+    super::run::write_vtk_frame(&mut vtk, solver.grid(), &names, &initial, 0, 0.0)?;
     energy.row(1, 0.0, &eq.energy, w2, eq.iterations as u64, eq.residual)?;
     super::run::write_density_frame(&mut density, &centers, &names, &fin, 1, 0.0)?;
+    super::run::write_vtk_frame(&mut vtk, solver.grid(), &names, &fin, 1, 0.0)?;
     energy.finish()?;
     density.finish()?;
     crate::io::output::sync_dir(dir)?;
     out.establish()?;
+    record.own(None)?;
     Ok(EquilibriumSummary {
         iterations: eq.iterations,
         krylov_iterations: eq.krylov_iterations,

@@ -26,9 +26,11 @@ use super::{
 };
 use crate::driver::RunOptions;
 use crate::driver::dir::OutputDir;
+use crate::driver::record::{Command, Phase, RunRecord};
 use crate::error::{Error, Result};
 use crate::io::output::{self, CsvStream, EnergyLog, density_header};
 use crate::io::scenario::{InitialSpec, Scenario, Species};
+use crate::io::vtk::{ImageFrame, VtkSeries};
 use crate::model::potential::{self, Potential};
 use crate::particles::file::ParticleTable;
 
@@ -297,6 +299,39 @@ pub(super) fn open_output(
     Ok((out, density, energy))
 }
 
+/// The ParaView series of a grid run in `dir`, if the scenario asks for one.
+pub(super) fn vtk_series(s: &Scenario, dir: &Path) -> Result<Option<VtkSeries>> {
+    s.output
+        .vtk
+        .then(|| VtkSeries::open(dir, true, &[]))
+        .transpose()
+}
+
+/// One written step of the ParaView series (if any): every species' cell
+/// densities `rho[k]` on `grid`.
+pub(super) fn write_vtk_frame(
+    vtk: &mut Option<VtkSeries>,
+    grid: &Grid,
+    names: &[&str],
+    rho: &[&[f64]],
+    step: u64,
+    time: f64,
+) -> Result<()> {
+    let Some(vtk) = vtk else { return Ok(()) };
+    let spacing: Vec<f64> = (0..grid.dim()).map(|a| grid.spacing(a)).collect();
+    let arrays: Vec<(&str, &[f64])> = names.iter().copied().zip(rho.iter().copied()).collect();
+    vtk.grid(
+        step,
+        &ImageFrame {
+            time,
+            lower: &grid.lower,
+            spacing: &spacing,
+            cells: &grid.cells,
+            arrays: &arrays,
+        },
+    )
+}
+
 /// One written step of density.csv: every species' cell densities `rho[k]` at the
 /// cell `centers`, species in order, cells in storage order.
 pub(super) fn write_density_frame(
@@ -324,14 +359,32 @@ pub(super) fn write_density_frame(
 
 /// Run a scenario on its grid and write density.csv and energy.csv to `dir`.
 pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<EulerianSummary> {
+    let mut record = RunRecord::begin(Command::Eulerian, s, dir);
+    let result = run_recorded(s, dir, opts, &mut record);
+    record.finish(result)
+}
+
+fn run_recorded(
+    s: &Scenario,
+    dir: &Path,
+    opts: RunOptions,
+    record: &mut RunRecord,
+) -> Result<EulerianSummary> {
     let (mut solver, warnings) = build_solver(s)?;
 
     // Every input is read and every check passed above: only now is the
     // directory locked and an earlier run in it set aside (rundir module).
     let (mut out, mut density, mut energy) = open_output(s, dir, opts.force)?;
+    // A run replaced by this one comes back (its run.json too) if this one
+    // fails before it is complete: the record is written only once nothing
+    // would be restored over it.
+    if !out.replaces_a_run() {
+        record.own(None)?;
+    }
 
     let centers = solver.cell_centers();
-    let write_frame =
+    let mut vtk = vtk_series(s, dir)?;
+    let mut write_frame =
         |density: &mut CsvStream, solver: &EulerianSolver, step: u64, time: f64| -> Result<()> {
             let names: Vec<&str> = (0..solver.num_species())
                 .map(|k| solver.species_name(k))
@@ -339,7 +392,8 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
             let rho: Vec<&[f64]> = (0..solver.num_species())
                 .map(|k| solver.density(k))
                 .collect();
-            write_density_frame(density, &centers, &names, &rho, step, time)
+            write_density_frame(density, &centers, &names, &rho, step, time)?;
+            write_vtk_frame(&mut vtk, solver.grid(), &names, &rho, step, time)
         };
 
     let e0 = solver.energy();
@@ -356,7 +410,9 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
     let mut last_frame = 0;
     for n in 1..=s.steps as u64 {
         let mut report = progress_report(n, s.steps as u64);
+        record.enter(Phase::Steps);
         let step = solver.advance_observed(s.time_step, &mut report);
+        record.enter(Phase::Output);
         // A non-finite energy (an overflowing product of U and rho) is no result either.
         let e = solver.energy();
         let failure = match &step {
@@ -371,6 +427,7 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
             output::sync_dir(dir)?;
             // Its files are complete up to a step: they replace the old run.
             out.establish()?;
+            record.own(None)?;
             return Err(Error::Numerical(format!(
                 "Eulerian step {n}: {why}. density.csv (up to step {last_frame}) and energy.csv \
                  (up to step {}) in {} are complete up to the last full step",
@@ -381,9 +438,12 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
         let stats = step.expect("failures returned above");
         let t = n as f64 * s.time_step;
         energy.row(n, t, &e, 0.0, stats.substeps as u64, 0.0)?;
+        summary.substeps += stats.substeps as u64;
+        record.progress(n, summary.substeps, summary.substeps);
         if n % s.output_every as u64 == 0 || n == s.steps as u64 {
             write_frame(&mut density, &solver, n, t)?;
             last_frame = n;
+            record.write()?;
         }
         if !warned_walls && solver.touches_walls() {
             warned_walls = true;
@@ -393,12 +453,12 @@ pub fn run_to_dir(s: &Scenario, dir: &Path, opts: RunOptions) -> Result<Eulerian
         }
         summary.steps = n;
         summary.final_energy = e.total();
-        summary.substeps += stats.substeps as u64;
     }
     energy.finish()?;
     density.finish()?;
     output::sync_dir(dir)?;
     // Complete: the run it replaced can go.
     out.establish()?;
+    record.own(None)?;
     Ok(summary)
 }

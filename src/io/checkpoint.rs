@@ -126,6 +126,10 @@ pub struct Meta {
     pub calm_steps: u32,
     /// L-BFGS iterations so far.
     pub total_iterations: u64,
+    /// Energy and gradient evaluations so far (for run.json; absent in the
+    /// checkpoints of earlier versions).
+    #[serde(default)]
+    pub total_evaluations: u64,
     /// Steps where the optimizer stopped before meeting the tolerance.
     pub unconverged_steps: u64,
     /// Step attempts thrown away so far.
@@ -439,6 +443,7 @@ mod tests {
                 level: 1,
                 calm_steps: 2,
                 total_iterations: 99,
+                total_evaluations: 0,
                 unconverged_steps: 1,
                 rejected_attempts: 2,
                 events: 3,

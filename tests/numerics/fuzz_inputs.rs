@@ -189,6 +189,7 @@ fn valid_checkpoint() -> Vec<u8> {
             level: 0,
             calm_steps: 1,
             total_iterations: 10,
+            total_evaluations: 0,
             unconverged_steps: 0,
             rejected_attempts: 0,
             events: 0,

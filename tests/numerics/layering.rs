@@ -12,13 +12,14 @@
 //! 7. `driver` (a run to a directory)
 //! 8. `eulerian` (the grid twin and its runs)
 //! 9. `compare`
+//! 10. `export` (ParaView files of finished runs)
 //!
 //! Doc comments may mention any module; code may not reach up.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const LAYERS: [(&str, u32); 13] = [
+const LAYERS: [(&str, u32); 14] = [
     ("error", 0),
     ("util", 0),
     ("model", 1),
@@ -31,7 +32,8 @@ const LAYERS: [(&str, u32); 13] = [
     ("driver", 7),
     ("eulerian", 8),
     ("compare", 9),
-    ("lib", 10),
+    ("export", 10),
+    ("lib", 11),
 ];
 
 fn layer(module: &str) -> Option<u32> {

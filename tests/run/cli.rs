@@ -386,8 +386,13 @@ fn bad_scenarios_are_refused_with_a_clear_message() {
     );
     bad_scenario(
         "seed = 4",
+        "seed = 4\n[outputs]\nevery = 3",
+        &["unknown field `outputs`"],
+    );
+    bad_scenario(
+        "seed = 4",
         "seed = 4\n[output]\nevery = 3",
-        &["unknown field `output`"],
+        &["unknown field `every`, expected `vtk`"],
     );
     bad_scenario(
         "softening = 0.1",

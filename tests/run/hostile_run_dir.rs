@@ -99,10 +99,14 @@ fn force_rerun_from_the_runs_own_scenario_copy() {
     let own = out.join("scenario.toml");
     let o = run(&own, &out, &["--force"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // The checkpoint records the scenario's path, which differs: compare the data.
+    // The checkpoint records the scenario's path, which differs, and run.json
+    // the invocation (times, pid): compare the data.
     let csvs = |m: BTreeMap<PathBuf, Vec<u8>>| {
         m.into_iter()
-            .filter(|(k, _)| !k.to_string_lossy().starts_with("checkpoint"))
+            .filter(|(k, _)| {
+                let name = k.to_string_lossy();
+                !name.starts_with("checkpoint") && name != "run.json"
+            })
             .collect()
     };
     assert_same(

@@ -8,7 +8,9 @@
 //! - `robustness` (feature `fault-injection`): kills, injected faults, a full disk;
 //! - `hostile_inputs`, `hostile_numerics`: overflowing values, degenerate clouds;
 //! - `compare`, `hostile_compare`: distances between runs and bad inputs to them;
-//! - `equilibrium`: `jko equilibrium` with particles, its files, resume and refusals.
+//! - `equilibrium`: `jko equilibrium` with particles, its files, resume and refusals;
+//! - `run_record`, `vtk`, `init`: run.json, the ParaView series and `jko export`,
+//!   `jko init`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -23,8 +25,11 @@ mod hostile_compare;
 mod hostile_inputs;
 mod hostile_numerics;
 mod hostile_run_dir;
+mod init;
 // Its faults are injected through hooks only that feature compiles in.
 #[cfg(feature = "fault-injection")]
 mod robustness;
 mod run_dir;
+mod run_record;
 mod same_bytes;
+mod vtk;

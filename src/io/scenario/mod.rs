@@ -30,6 +30,7 @@ mod checks;
 mod domain;
 mod raw;
 mod sections;
+pub mod templates;
 
 pub use checks::{
     MAX_EXPONENT, MAX_HALVINGS, MAX_MAGNITUDE, MAX_PARTICLES, MAX_PATH_BYTES, MAX_SCENARIO_BYTES,
@@ -62,6 +63,16 @@ pub struct Scenario {
     pub on_collapse: OnCollapse,
     /// The continuation of `jko equilibrium` (extension `[equilibrium]`).
     pub equilibrium: crate::stepper::EquilibriumSettings,
+    /// What a run writes besides its CSV files (extension `[output]`).
+    pub output: Output,
+}
+
+/// `[output]` (extension, README "Look at the results").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Output {
+    /// `vtk = true`: also a ParaView series in `DIR/vtk/` (one `.vtp` or
+    /// `.vti` per written step and a `.pvd`), see [`crate::io::vtk`].
+    pub vtk: bool,
 }
 
 impl std::ops::Deref for Scenario {
@@ -191,6 +202,9 @@ impl Scenario {
         checks::total_particles(&c, &species)?;
         let steric = sections::steric(&c, raw.steric, &species)?;
         let equilibrium = sections::equilibrium(&c, raw.equilibrium)?;
+        let output = Output {
+            vtk: raw.output.and_then(|o| o.vtk).unwrap_or(false),
+        };
 
         let problem = Problem {
             path: path.to_path_buf(),
@@ -232,6 +246,7 @@ impl Scenario {
             grid,
             on_collapse,
             equilibrium,
+            output,
         })
     }
 }

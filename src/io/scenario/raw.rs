@@ -30,6 +30,13 @@ pub(super) struct RawScenario {
     pub background: Option<Vec<RawBackground>>,
     pub steric: Option<RawSteric>,
     pub equilibrium: Option<RawEquilibrium>,
+    pub output: Option<RawOutput>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOutput {
+    pub vtk: Option<bool>,
 }
 
 #[derive(Deserialize)]
