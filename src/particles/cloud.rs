@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::Result;
 use crate::model::domain::Domain;
 use crate::model::potential::PotentialSpec;
-use crate::particles::initial::{Columns, InitialSpec, Target};
+use crate::particles::initial::{Columns, InitialSpec, Sampling, Target};
 
 /// One species: its physics, its particle count and its initial law.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +36,8 @@ pub struct Species {
     pub potential: PotentialSpec,
     /// How the initial particles are drawn or read.
     pub initial: InitialSpec,
+    /// Independent draws or a quasi-random set (sampled laws only).
+    pub sampling: Sampling,
 }
 
 impl Species {
@@ -143,6 +145,7 @@ impl<const D: usize> Cloud<D> {
                 source,
                 key: &key,
                 within: domain.as_box(),
+                sampling: sp.sampling,
             };
             let out = Columns {
                 positions: &mut cloud.positions,

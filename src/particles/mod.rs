@@ -8,4 +8,4 @@ pub mod file;
 pub mod initial;
 
 pub use cloud::*;
-pub use initial::InitialSpec;
+pub use initial::{InitialSpec, Sampling};

@@ -11,7 +11,7 @@ use crate::model::background::{Background, BackgroundShape};
 use crate::model::domain::Domain;
 use crate::model::potential::PotentialSpec;
 use crate::model::steric::Steric;
-use crate::particles::{InitialSpec, Species};
+use crate::particles::{InitialSpec, Sampling, Species};
 use crate::stepper::Solver;
 
 /// A multi-species gradient-flow problem in dimension `dimension`.
@@ -150,6 +150,7 @@ impl ProblemBuilder {
             particles: Some(particles),
             potential,
             initial,
+            sampling: Sampling::Random,
         });
         self
     }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::support::run::{jko, write};
+use crate::support::run::{jko, outputs, records, stderr, write};
 
 fn vec_of(d: usize, v: f64) -> String {
     format!("[{}]", vec![format!("{v:?}"); d].join(", "))
@@ -252,6 +252,20 @@ fn neighbour_lists_that_cannot_fit_are_refused_before_they_are_built() {
 
 #[test]
 fn bad_scenarios_are_refused_with_a_clear_message() {
+    bad_scenario(
+        "kind = \"gaussian\",",
+        "kind = \"gaussian\", sampling = \"sobol\",",
+        &[
+            "species[0].initial.sampling",
+            "\"random\" or \"quasi\"",
+            "sobol",
+        ],
+    );
+    bad_scenario(
+        "kind = \"gaussian\",",
+        "kind = \"gaussian\", sampling = 1,",
+        &["species[0].initial.sampling"],
+    );
     bad_scenario(
         "time_step = 0.01",
         "time_step = -0.01",
@@ -757,4 +771,62 @@ fn compare_puts_a_particle_run_beside_a_grid_run() {
         2,
         &[tmp.path().to_str().unwrap()],
     );
+}
+
+/// `sampling = "quasi"` from a scenario file: step 0 of particles.csv is the
+/// scrambled Sobol set through the inverse normal CDF, whose mean and
+/// variance sit far inside the random draws' standard errors (0.5/sqrt(N)
+/// = 0.011 for the mean at N = 2048); the same bytes on 1 and 2 threads; and
+/// "random" is the default (the bytes of a scenario without the key).
+#[test]
+fn quasi_sampling_from_a_scenario_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = |sampling: &str| {
+        format!(
+            "dimension = 2\ntime_step = 0.01\nsteps = 1\nseed = 4\n[[species]]\nname = \"u\"\n\
+             particles = 2048\npotential = {{ kind = \"quadratic\", stiffness = 1.0 }}\n\
+             initial = {{ kind = \"gaussian\", mean = [1.0, -1.0], std = 0.5{sampling} }}\n"
+        )
+    };
+    let run = |name: &str, sampling: &str, threads: &str| {
+        let s = write(tmp.path(), &format!("{name}.toml"), &text(sampling));
+        let out = tmp.path().join(name);
+        let o = jko()
+            .args([
+                "run",
+                s.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "-q",
+            ])
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        out
+    };
+    let quasi = run("quasi", ", sampling = \"quasi\"", "1");
+    let rows: Vec<_> = records(&quasi, "particles.csv")
+        .into_iter()
+        .filter(|r| &r[0] == "0")
+        .collect();
+    assert_eq!(rows.len(), 2048);
+    for (a, m) in [(4, 1.0), (5, -1.0)] {
+        let x: Vec<f64> = rows.iter().map(|r| r[a].parse().unwrap()).collect();
+        let mean = x.iter().sum::<f64>() / 2048.0;
+        let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 2048.0;
+        assert!((mean - m).abs() < 1e-3, "mean {mean}");
+        assert!((var / 0.25 - 1.0).abs() < 3e-3, "variance {var}");
+    }
+    let again = run("quasi2", ", sampling = \"quasi\"", "2");
+    assert!(
+        outputs(&quasi) == outputs(&again),
+        "thread count changed the bytes"
+    );
+    let (random, default) = (
+        run("random", ", sampling = \"random\"", "2"),
+        run("default", "", "2"),
+    );
+    assert!(outputs(&random) == outputs(&default));
+    assert!(outputs(&random) != outputs(&quasi));
 }

@@ -10,7 +10,7 @@ use crate::error::{MAX_ECHO, Result, clip};
 use crate::model::domain::Domain;
 use crate::model::potential::{self, PotentialSpec};
 use crate::model::steric::Steric;
-use crate::particles::{InitialSpec, Species, initial};
+use crate::particles::{InitialSpec, Sampling, Species, initial};
 use crate::stepper::{EquilibriumSettings, Solver};
 use crate::util::checks::Checker;
 
@@ -354,6 +354,10 @@ pub(super) fn species(c: &Checker, k: usize, rs: RawSpecies) -> Result<Species> 
         }
         Some(v) => initial::parse(c, &key("initial"), v)?,
     };
+    let sampling = match &rs.initial {
+        Some(v) => initial::sampling(c, &key("initial"), v)?,
+        None => Sampling::Random,
+    };
     match &initial {
         InitialSpec::Csv { .. } => {}
         _ if particles.is_none() => {
@@ -376,5 +380,6 @@ pub(super) fn species(c: &Checker, k: usize, rs: RawSpecies) -> Result<Species> 
         particles,
         potential,
         initial,
+        sampling,
     })
 }

@@ -147,6 +147,7 @@ mod tests {
             source: Path::new("s.toml"),
             key: "species[0]",
             within: None,
+            sampling: crate::particles::Sampling::Random,
         };
         let (mut x, mut w, mut ids) = (Vec::<[f64; 1]>::new(), Vec::new(), Vec::new());
         let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -15,6 +15,7 @@ use crate::util::checks::{Checker, Scalars, strict};
 #[allow(dead_code)] // `kind` is read by the dispatcher; kept so serde accepts it
 struct Raw {
     kind: String,
+    sampling: Option<toml::Value>,
     mean: Vec<f64>,
     std: Scalars,
 }

@@ -3,7 +3,9 @@
 //! One file per kind holds the parsing of its table into its
 //! [`InitialSpec`] variant and the way it gives particles: N_k independent
 //! draws of weight M_k / N_k each (ids 0..N_k), from the species' own
-//! random stream, or the rows of a particle file. This file holds the
+//! random stream, or the rows of a particle file. "gaussian" and "uniform"
+//! also take `sampling = "quasi"`: a scrambled Sobol set instead of
+//! independent draws ([`Sampling`], `quasi.rs`). This file holds the
 //! settings type and the registration of the kinds (`KINDS` for parsing,
 //! `InitialSpec::fill` for the particles): adding a kind touches its file
 //! and this one, plus the places outside the particles that still match on
@@ -21,9 +23,11 @@ use crate::util::checks::{self, Checker};
 mod barenblatt;
 mod csv;
 mod gaussian;
+mod quasi;
 mod uniform;
 
 pub use csv::MAX_PATH_BYTES;
+pub use quasi::{Sampling, ScrambledSobol, inverse_normal_cdf, normal_cdf};
 
 /// Initial law of a species.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +82,23 @@ pub(crate) fn parse(c: &Checker, key: &str, v: &toml::Value) -> Result<InitialSp
     parse(c, key, v)
 }
 
+/// The table's `sampling` key ("random", the default, or "quasi"; the kinds
+/// that take it accept the key, the others refuse it as unknown).
+pub(crate) fn sampling(c: &Checker, key: &str, v: &toml::Value) -> Result<Sampling> {
+    match v.get("sampling") {
+        None => Ok(Sampling::Random),
+        Some(toml::Value::String(s)) if s == "random" => Ok(Sampling::Random),
+        Some(toml::Value::String(s)) if s == "quasi" => Ok(Sampling::Quasi),
+        Some(other) => Err(c.err(
+            &format!("{key}.sampling"),
+            format!(
+                "must be \"random\" or \"quasi\", got {}",
+                crate::error::clip(&other.to_string(), crate::error::MAX_ECHO)
+            ),
+        )),
+    }
+}
+
 /// What a law needs of its species besides its own parameters.
 pub(crate) struct Target<'a> {
     /// The species' name (its rows in a particle file).
@@ -95,6 +116,8 @@ pub(crate) struct Target<'a> {
     /// The domain's box, if any: a sampled law is restricted to it (draws
     /// outside are drawn again) and a file's particles must lie in it.
     pub within: Option<&'a BoxDomain>,
+    /// Independent draws or a quasi-random set.
+    pub sampling: Sampling,
 }
 
 /// Draws per particle after which a law restricted to the box is refused
@@ -169,6 +192,22 @@ impl InitialSpec {
             .expect("validated: sampled species have a count");
         let mass = of.mass.unwrap_or(1.0);
         out.positions.reserve(n);
+        if of.sampling == Sampling::Quasi {
+            let min_mass = 1.0 / MAX_DRAWS_PER_PARTICLE as f64;
+            let points = quasi::points::<D>(self, n, of.within, rng, min_mass).map_err(|f| {
+                crate::error::Error::input(
+                    of.source,
+                    format!("{}.initial", of.key),
+                    format!(
+                        "the law has (almost) no mass in the domain's box: a fraction {f:e} of it"
+                    ),
+                )
+            })?;
+            out.positions.extend(points);
+            out.weights.extend(std::iter::repeat_n(mass / n as f64, n));
+            out.ids.extend(0..n as u64);
+            return Ok(mass);
+        }
         let mut draws = 0usize;
         let limit = MAX_DRAWS_PER_PARTICLE.saturating_mul(n);
         for _ in 0..n {
@@ -260,6 +299,7 @@ mod tests {
             source: Path::new("t.toml"),
             key: "species[0]",
             within: None,
+            sampling: Sampling::Random,
         };
         let (mut x, mut w, mut ids) = (Vec::<[f64; 1]>::new(), Vec::new(), Vec::new());
         let out = Columns {

@@ -14,6 +14,7 @@ use crate::util::checks::{Checker, strict};
 #[allow(dead_code)] // `kind` is read by the dispatcher; kept so serde accepts it
 struct Raw {
     kind: String,
+    sampling: Option<toml::Value>,
     lower: Vec<f64>,
     upper: Vec<f64>,
 }
