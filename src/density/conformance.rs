@@ -32,7 +32,7 @@ fn mesh_plan(x: &[[f64; 3]], d: usize, eps: f64) -> DensityPlan {
 
 const UNIT: [f64; 3] = [1.0; 3];
 
-const ESTIMATORS: [Entry; 4] = [
+const ESTIMATORS: [Entry; 6] = [
     Entry {
         name: "neighbours",
         plan: |_, _, eps| DensityPlan::neighbours(eps),
@@ -55,6 +55,19 @@ const ESTIMATORS: [Entry; 4] = [
         name: "mesh in a box",
         plan: |x, d, eps| mesh_plan(x, d, eps).in_box(&[0.0; 3][..d], &UNIT[..d]),
         rms: 1e-2,
+        walls: true,
+    },
+    // d = 1 only (other d build the lists, tested above).
+    Entry {
+        name: "sorted 1D",
+        plan: |_, _, eps| DensityPlan::sorted_1d(eps),
+        rms: 1e-12,
+        walls: false,
+    },
+    Entry {
+        name: "sorted 1D in a box",
+        plan: |_, d, eps| DensityPlan::sorted_1d(eps).in_box(&[0.0; 3][..d], &UNIT[..d]),
+        rms: 1e-12,
         walls: true,
     },
 ];

@@ -14,7 +14,9 @@
 //! match on the kind. The estimators:
 //!
 //! - [`blob`]: kernel sums over Verlet neighbour lists ([`neighbours`]);
-//! - [`mesh`]: particle-mesh (B-spline deposit, FFT convolution, interpolation).
+//! - [`mesh`]: particle-mesh (B-spline deposit, FFT convolution, interpolation);
+//! - [`sorted1d`]: d = 1 only, the exact sums by sorted sweeps of the
+//!   kernel's polynomial moments, O(N log N).
 //!
 //! Adding one: its file here, its variant of [`Estimator`] and its line in
 //! [`DensityPlan::build`] (the registration), and its line in the
@@ -28,8 +30,10 @@ mod conformance;
 pub mod mesh;
 pub mod neighbours;
 pub mod reflect;
+pub mod sorted1d;
 
 pub use blob::{BlobDensity, SKIN_FRACTION};
+pub use sorted1d::SortedDensity1d;
 
 use crate::density::mesh::{MESH_GROWTH, MeshDensity, MeshTooLarge};
 use crate::model::kernel::{RadialKernel, WendlandC2};
@@ -307,6 +311,9 @@ pub enum Estimator {
         /// Most mesh cells an estimate may use.
         max_cells: usize,
     },
+    /// d = 1: sorted moment sweeps ([`SortedDensity1d`]), exact, O(N log N);
+    /// in other dimensions the plan builds the neighbour lists.
+    Sorted1d,
 }
 
 impl DensityPlan {
@@ -315,6 +322,15 @@ impl DensityPlan {
         DensityPlan {
             eps,
             estimator: Estimator::Neighbours,
+            walls: None,
+        }
+    }
+
+    /// The sorted 1D sums with standard deviation `eps` (d = 1).
+    pub fn sorted_1d(eps: f64) -> Self {
+        DensityPlan {
+            eps,
+            estimator: Estimator::Sorted1d,
             walls: None,
         }
     }
@@ -342,6 +358,15 @@ impl DensityPlan {
         let inner: Box<dyn DensityEstimator<D>> = match self.estimator {
             Estimator::Neighbours => Box::new(BlobDensity::new(self.eps)),
             Estimator::Mesh { max_cells } => Box::new(MeshDensity::new(self.eps, max_cells)),
+            Estimator::Sorted1d if D == 1 => {
+                // The identity cast for D = 1.
+                let b: Box<dyn std::any::Any> = Box::new(
+                    Box::new(SortedDensity1d::new(self.eps)) as Box<dyn DensityEstimator<1>>
+                );
+                *b.downcast::<Box<dyn DensityEstimator<D>>>()
+                    .expect("D is 1")
+            }
+            Estimator::Sorted1d => Box::new(BlobDensity::new(self.eps)),
         };
         match self.walls {
             None => inner,
@@ -383,10 +408,11 @@ pub const MESH_CELLS_PER_PARTICLE: usize = 16;
 ///   the cap does not bind and both give the same eps); beyond, in d = 2
 ///   and 3, the mesh if the cloud needs at most
 ///   max(MESH_CELLS_PER_PARTICLE N, 2^16) cells, else the neighbour lists
-///   with the capped eps. In d = 1 always the lists: there they are cheap,
-///   and the mesh's steps take more L-BFGS iterations than the lists' at
-///   the same eps, where in 2D they take the same count (BENCHMARKS.md,
-///   "Automatic bandwidth and L-BFGS iterations").
+///   with the capped eps. In d = 1 always the exact sorted sums with the
+///   capped eps (the lists' eps, so that the results are the lists' to
+///   rounding): the mesh's steps take more L-BFGS iterations than the
+///   lists' at the same eps there, where in 2D they take the same count
+///   (BENCHMARKS.md, "Automatic bandwidth and L-BFGS iterations").
 pub fn choose_estimator<const D: usize>(
     x: &[[f64; D]],
     w: &[f64],
@@ -410,7 +436,10 @@ pub fn choose_estimator<const D: usize>(
             let few =
                 expected_neighbours(x, w, wide) <= MAX_NEIGHBOUR_FACTOR * target * (1.0 + 1e-9);
             let budget = (MESH_CELLS_PER_PARTICLE * x.len()).max(1 << 16);
-            if D < 2 || few {
+            if D == 1 {
+                return DensityPlan::sorted_1d(capped);
+            }
+            if few {
                 return DensityPlan::neighbours(capped);
             }
             let cells = crate::density::mesh::cells_needed(x, wide);
