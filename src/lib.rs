@@ -75,7 +75,9 @@
 //! - [`io`]: the scenario (TOML mapped onto the settings), output streams,
 //!   checkpoints;
 //! - [`driver`]: a run to a directory (lock, `--force`, resources, events);
-//! - [`eulerian`]: the grid twin; [`compare`]: distances between runs.
+//! - [`eulerian`]: the grid twin; [`compare`]: distances between runs;
+//! - [`plot`]: figures of runs (densities, energy), through `compare`'s
+//!   reading and density estimate.
 
 #![warn(missing_docs)]
 
@@ -89,6 +91,7 @@ pub mod eulerian;
 pub mod io;
 pub mod model;
 pub mod particles;
+pub mod plot;
 pub mod stepper;
 pub mod util;
 

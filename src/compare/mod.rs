@@ -85,6 +85,7 @@
 
 mod bandwidth;
 mod common_grid;
+mod densities;
 mod grid_run;
 mod measures;
 mod pair;
@@ -99,6 +100,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub use bandwidth::{MIN_BANDWIDTH, MIN_RELATIVE_BANDWIDTH};
+pub use densities::{RunDensities, SampleGrid};
 pub use report::{check_out_path, protected_paths};
 
 const AXES: [&str; 3] = ["x", "y", "z"];

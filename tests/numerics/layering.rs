@@ -12,13 +12,14 @@
 //! 7. `driver` (a run to a directory)
 //! 8. `eulerian` (the grid twin and its runs)
 //! 9. `compare`
+//! 10. `plot` (figures of runs; uses `compare` for the densities and distances)
 //!
 //! Doc comments may mention any module; code may not reach up.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const LAYERS: [(&str, u32); 13] = [
+const LAYERS: [(&str, u32); 14] = [
     ("error", 0),
     ("util", 0),
     ("model", 1),
@@ -31,7 +32,8 @@ const LAYERS: [(&str, u32); 13] = [
     ("driver", 7),
     ("eulerian", 8),
     ("compare", 9),
-    ("lib", 10),
+    ("plot", 10),
+    ("lib", 11),
 ];
 
 fn layer(module: &str) -> Option<u32> {
@@ -124,6 +126,7 @@ fn dependencies_point_down_only() {
     );
     // The scan must have seen the tree (a test that cannot fail is a defect).
     assert!(seen.contains_key("energy -> density"), "{seen:?}");
+    assert!(seen.contains_key("plot -> compare"), "{seen:?}");
     assert!(seen.len() > 20, "{seen:?}");
 }
 

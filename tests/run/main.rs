@@ -8,7 +8,8 @@
 //! - `robustness` (feature `fault-injection`): kills, injected faults, a full disk;
 //! - `hostile_inputs`, `hostile_numerics`: overflowing values, degenerate clouds;
 //! - `compare`, `hostile_compare`: distances between runs and bad inputs to them;
-//! - `equilibrium`: `jko equilibrium` with particles, its files, resume and refusals.
+//! - `equilibrium`: `jko equilibrium` with particles, its files, resume and refusals;
+//! - `plot`: `jko plot` on every kind of run directory, its pixels and refusals.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -23,6 +24,7 @@ mod hostile_compare;
 mod hostile_inputs;
 mod hostile_numerics;
 mod hostile_run_dir;
+mod plot;
 // Its faults are injected through hooks only that feature compiles in.
 #[cfg(feature = "fault-injection")]
 mod robustness;
