@@ -27,7 +27,7 @@ struct SpeciesFrames {
 }
 
 /// Sample every shown density (the slow part, done before any drawing).
-fn sample(data: &PlotData) -> Result<Vec<SpeciesFrames>> {
+fn sample(data: &PlotData, log: bool) -> Result<Vec<SpeciesFrames>> {
     let mut boxes = Vec::new();
     for sp in &data.species {
         let Some(b) = species_box(data, sp) else {
@@ -52,13 +52,16 @@ fn sample(data: &PlotData) -> Result<Vec<SpeciesFrames>> {
     }
     let mut out = Vec::new();
     for (sp, (lo, hi)) in data.species.iter().zip(boxes) {
-        let grid = sample_grid(&lo, &hi);
-        let mut a = Vec::new();
-        let mut b = data.b.as_ref().map(|_| Vec::new());
-        for &(s, t) in &data.steps {
-            a.push(frame(data, false, s, t, sp, &grid)?);
-            if let Some(b) = &mut b {
-                b.push(frame(data, true, s, t, sp, &grid)?);
+        let mut grid = sample_grid(&lo, &hi);
+        let (mut a, mut b) = frames_on(data, sp, &grid)?;
+        // A grid run's box, or a cloud's padded bounding box, can be much
+        // larger than where the density shows: zoom to that part.
+        let floor = if log { 1e-4 } else { 1e-3 };
+        if let Some((clo, chi)) = visible_box(&grid, a.iter().chain(b.iter().flatten()), floor) {
+            let shrinks = (0..lo.len().min(2)).any(|k| chi[k] - clo[k] < 0.85 * (hi[k] - lo[k]));
+            if shrinks {
+                grid = sample_grid(&clo, &chi);
+                (a, b) = frames_on(data, sp, &grid)?;
             }
         }
         out.push(SpeciesFrames {
@@ -69,6 +72,71 @@ fn sample(data: &PlotData) -> Result<Vec<SpeciesFrames>> {
         });
     }
     Ok(out)
+}
+
+/// The frames of `sp` at the shown steps on `grid`: A's, and B's for a pair.
+fn frames_on(
+    data: &PlotData,
+    sp: &str,
+    grid: &SampleGrid,
+) -> Result<(Vec<Frame>, Option<Vec<Frame>>)> {
+    let mut a = Vec::new();
+    let mut b = data.b.as_ref().map(|_| Vec::new());
+    for &(s, t) in &data.steps {
+        a.push(frame(data, false, s, t, sp, grid)?);
+        if let Some(b) = &mut b {
+            b.push(frame(data, true, s, t, sp, grid)?);
+        }
+    }
+    Ok((a, b))
+}
+
+/// The box (x, and y for maps) of the cells where some frame exceeds
+/// `floor` times the largest value, padded by 4 % a side and kept inside
+/// the grid; other axes (a 3D slice's z) unchanged.
+fn visible_box<'a>(
+    grid: &SampleGrid,
+    frames: impl Iterator<Item = &'a Frame> + Clone,
+    floor: f64,
+) -> Option<(Vec<f64>, Vec<f64>)> {
+    let max = frames_max(frames.clone());
+    if max <= 0.0 {
+        return None;
+    }
+    let thr = floor * max;
+    let axes = grid.cells.len().min(2);
+    let mut imin = vec![usize::MAX; axes];
+    let mut imax = vec![0usize; axes];
+    for v in frames.filter_map(|f| f.values.as_ref()) {
+        for (lin, &r) in v.iter().enumerate() {
+            if r > thr {
+                let mut rem = lin;
+                for k in 0..axes {
+                    let i = rem % grid.cells[k];
+                    rem /= grid.cells[k];
+                    imin[k] = imin[k].min(i);
+                    imax[k] = imax[k].max(i);
+                }
+            }
+        }
+    }
+    if imin.iter().any(|&i| i == usize::MAX) {
+        return None;
+    }
+    let mut lo = grid.lower.clone();
+    let mut hi: Vec<f64> = (0..grid.cells.len())
+        .map(|k| grid.lower[k] + grid.spacing[k] * grid.cells[k] as f64)
+        .collect();
+    for k in 0..axes {
+        let (l, h) = (
+            grid.lower[k] + imin[k] as f64 * grid.spacing[k],
+            grid.lower[k] + (imax[k] + 1) as f64 * grid.spacing[k],
+        );
+        let pad = 0.04 * (h - l);
+        lo[k] = (l - pad).max(lo[k]);
+        hi[k] = (h + pad).min(hi[k]);
+    }
+    Some((lo, hi))
 }
 
 /// Panels of maps per species row (a pair doubles them).
@@ -199,7 +267,13 @@ where
                 match (&data.b, &sf.b) {
                     (Some(rb), Some(fb)) => {
                         shown.push((format!("{} · {} · {label}", data.a.name, sf.name), &sf.a[k]));
-                        let mut tb = format!("{} · {}", rb.name, fb[k].label);
+                        // B's step is named only when it is not A's (last against last).
+                        let same = data.b_step.get(&s).is_some_and(|&(sb, _)| sb == s);
+                        let mut tb = if same {
+                            rb.name.clone()
+                        } else {
+                            format!("{} · {}", rb.name, fb[k].label)
+                        };
                         if let Some(d) = distance_text(data, s, &sf.name) {
                             tb = format!("{tb} · {d}");
                         }
@@ -254,7 +328,7 @@ pub(super) fn render(
     format: Format,
 ) -> Result<(Vec<u8>, FigureReport)> {
     register_font().map_err(Error::Numerical)?;
-    let species = sample(data)?;
+    let species = sample(data, opts.log)?;
     let (w, h) = opts.size.unwrap_or_else(|| default_size(data));
     let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
         Error::Numerical(format!("drawing the figure failed: {e}"))

@@ -6,6 +6,7 @@
 //! The runs are tiny (a few steps of a few hundred particles, a grid of a
 //! few hundred cells), made once by the `jko` binary and shared by the tests.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -129,7 +130,7 @@ fn runs() -> &'static Runs {
     })
 }
 
-fn plot(args: &[&std::ffi::OsStr]) -> Output {
+fn plot(args: &[&OsStr]) -> Output {
     jko().arg("plot").args(args).output().unwrap()
 }
 
@@ -171,7 +172,7 @@ fn every_kind_of_run_plots_to_png_and_svg() {
             &["equilibrium", "initial", "step", "pnp1d_eq"],
         ),
         ("p2", &r.p2, None, &["ρ_u", "ρ_v", "x", "y", "pnp2d"]),
-        ("p3", &r.p3, None, &["ρ_p", "slice z", "ou3d"]),
+        ("p3", &r.p3, None, &["ρ_p", "mid-plane z = ", "ou3d"]),
         (
             "pair",
             &r.p1,
@@ -182,13 +183,13 @@ fn every_kind_of_run_plots_to_png_and_svg() {
     for (name, a, b, must) in cases {
         for (ext, size) in [("png", Some("640x480")), ("svg", None)] {
             let file = out.path().join(format!("{name}.{ext}"));
-            let mut args: Vec<&std::ffi::OsStr> = vec![a.as_os_str()];
+            let mut args: Vec<&OsStr> = vec![a.as_os_str()];
             if let Some(b) = b {
                 args.push(b.as_os_str());
             }
-            args.extend([std::ffi::OsStr::new("--out"), file.as_os_str()]);
+            args.extend([OsStr::new("--out"), file.as_os_str()]);
             if let Some(s) = size {
-                args.extend(["--size".as_ref(), s.as_ref()]);
+                args.extend([OsStr::new("--size"), OsStr::new(s)]);
             }
             let o = plot(&args);
             assert!(o.status.success(), "{name}.{ext}: {}", stderr(&o));
@@ -213,13 +214,13 @@ fn every_kind_of_run_plots_to_png_and_svg() {
     let o = plot(&[
         r.p2.as_os_str(),
         r.p2.as_os_str(),
-        "--out".as_ref(),
+        OsStr::new("--out"),
         file.as_os_str(),
-        "--steps".as_ref(),
-        "last".as_ref(),
-        "--species".as_ref(),
-        "v".as_ref(),
-        "--log".as_ref(),
+        OsStr::new("--steps"),
+        OsStr::new("last"),
+        OsStr::new("--species"),
+        OsStr::new("v"),
+        OsStr::new("--log"),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let (w, h, _) = decode(&std::fs::read(&file).unwrap());
@@ -351,63 +352,63 @@ fn bad_input_exits_2_with_a_message() {
     let out = dir.path().join("f.png");
     let missing = dir.path().join("no_such_run");
     let jpg = dir.path().join("f.jpg");
-    let cases: Vec<(Vec<&std::ffi::OsStr>, &str)> = vec![
+    let cases: Vec<(Vec<&OsStr>, &str)> = vec![
         (
-            vec![missing.as_os_str(), "--out".as_ref(), out.as_os_str()],
+            vec![missing.as_os_str(), OsStr::new("--out"), out.as_os_str()],
             "no_such_run",
         ),
         (
             vec![
                 r.p1.as_os_str(),
-                "--out".as_ref(),
+                OsStr::new("--out"),
                 out.as_os_str(),
-                "--size".as_ref(),
-                "12x".as_ref(),
+                OsStr::new("--size"),
+                OsStr::new("12x"),
             ],
             "--size",
         ),
         (
             vec![
                 r.p1.as_os_str(),
-                "--out".as_ref(),
+                OsStr::new("--out"),
                 out.as_os_str(),
-                "--size".as_ref(),
-                "50x50".as_ref(),
+                OsStr::new("--size"),
+                OsStr::new("50x50"),
             ],
             "--size",
         ),
         (
             vec![
                 r.p1.as_os_str(),
-                "--out".as_ref(),
+                OsStr::new("--out"),
                 out.as_os_str(),
-                "--species".as_ref(),
-                "u,w".as_ref(),
+                OsStr::new("--species"),
+                OsStr::new("u,w"),
             ],
             "--species",
         ),
         (
             vec![
                 r.p1.as_os_str(),
-                "--out".as_ref(),
+                OsStr::new("--out"),
                 out.as_os_str(),
-                "--steps".as_ref(),
-                "0,x".as_ref(),
+                OsStr::new("--steps"),
+                OsStr::new("0,x"),
             ],
             "--steps",
         ),
         (
             vec![
                 r.p1.as_os_str(),
-                "--out".as_ref(),
+                OsStr::new("--out"),
                 out.as_os_str(),
-                "--steps".as_ref(),
-                "3".as_ref(),
+                OsStr::new("--steps"),
+                OsStr::new("3"),
             ],
             "--steps",
         ),
         (
-            vec![r.p1.as_os_str(), "--out".as_ref(), jpg.as_os_str()],
+            vec![r.p1.as_os_str(), OsStr::new("--out"), jpg.as_os_str()],
             ".png or .svg",
         ),
     ];
@@ -432,7 +433,7 @@ fn bad_input_exits_2_with_a_message() {
     for f in ["particles.csv", "energy.csv"] {
         std::fs::copy(r.p1.join(f), half.join(format!("{f}.partial"))).unwrap();
     }
-    let o = plot(&[half.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+    let o = plot(&[half.as_os_str(), OsStr::new("--out"), out.as_os_str()]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
@@ -444,7 +445,7 @@ fn bad_input_exits_2_with_a_message() {
     let no_energy = dir.path().join("no_energy");
     std::fs::create_dir(&no_energy).unwrap();
     std::fs::copy(r.p1.join("particles.csv"), no_energy.join("particles.csv")).unwrap();
-    let o = plot(&[no_energy.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+    let o = plot(&[no_energy.as_os_str(), OsStr::new("--out"), out.as_os_str()]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("energy.csv"), "{err}");
@@ -457,15 +458,15 @@ fn the_output_is_not_overwritten_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("f.svg");
     std::fs::write(&out, "keep").unwrap();
-    let o = plot(&[r.p3.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+    let o = plot(&[r.p3.as_os_str(), OsStr::new("--out"), out.as_os_str()]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep");
     let o = plot(&[
         r.p3.as_os_str(),
-        "--out".as_ref(),
+        OsStr::new("--out"),
         out.as_os_str(),
-        "--force".as_ref(),
+        OsStr::new("--force"),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(std::fs::read_to_string(&out).unwrap().starts_with("<svg"));
@@ -479,9 +480,9 @@ fn the_output_is_not_overwritten_without_force() {
     std::fs::write(&inside, "x").unwrap();
     let o = plot(&[
         run.as_os_str(),
-        "--out".as_ref(),
+        OsStr::new("--out"),
         inside.as_os_str(),
-        "--force".as_ref(),
+        OsStr::new("--force"),
     ]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(stderr(&o).contains("input"), "{}", stderr(&o));
