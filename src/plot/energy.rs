@@ -66,13 +66,15 @@ fn bounds(curves: &[Vec<(f64, f64)>]) -> ((f64, f64), (f64, f64)) {
     (x, pad_range(b[2], b[3]))
 }
 
+/// A curve of the energy row: (legend label, colour, points, dashed).
+type Curve = (String, RGBColor, Vec<(f64, f64)>, bool);
+
 /// One panel of the energy row.
 struct Panel<'a> {
     kind: PanelKind,
     title: String,
     y_desc: String,
-    /// (label, colour, points, dashed)
-    curves: Vec<(String, RGBColor, Vec<(f64, f64)>, bool)>,
+    curves: Vec<Curve>,
     x_desc: &'a str,
     log: bool,
     /// Legend entries (label, colour, dashed), drawn beside the chart.

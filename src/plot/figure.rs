@@ -120,7 +120,7 @@ fn visible_box<'a>(
             }
         }
     }
-    if imin.iter().any(|&i| i == usize::MAX) {
+    if imin.contains(&usize::MAX) {
         return None;
     }
     let mut lo = grid.lower.clone();

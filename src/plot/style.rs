@@ -8,15 +8,19 @@ use plotters::style::{FontStyle, RGBColor, TextStyle};
 /// looks the same on every machine and needs no system font library.
 static DEJAVU_SANS: &[u8] = include_bytes!("../../data/fonts/DejaVuSans.ttf");
 
-/// The family name every text of a figure asks for (plotters' own default).
-pub(super) const FAMILY: &str = "sans-serif";
+/// The family every text of a figure asks for: the embedded font's name
+/// is what an SVG viewer looks for first (the layout was measured with it).
+pub(super) const FAMILY: &str = "DejaVu Sans, sans-serif";
 
 /// Register the embedded font with plotters (once per process).
 pub(super) fn register_font() -> Result<(), String> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *ONCE.get_or_init(|| {
-        plotters::style::register_font(FAMILY, FontStyle::Normal, DEJAVU_SANS).is_ok()
-            && plotters::style::register_font(FAMILY, FontStyle::Bold, DEJAVU_SANS).is_ok()
+        // Also under plotters' default family, for any text not given ours.
+        [FAMILY, "sans-serif"].iter().all(|f| {
+            plotters::style::register_font(f, FontStyle::Normal, DEJAVU_SANS).is_ok()
+                && plotters::style::register_font(f, FontStyle::Bold, DEJAVU_SANS).is_ok()
+        })
     });
     ok.then_some(())
         .ok_or_else(|| "the embedded font cannot be read".to_string())
