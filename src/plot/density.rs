@@ -151,9 +151,26 @@ where
                     + PathElement::new(vec![(14, 0), (24, 0)], solid)
             });
     }
+    // The legend goes in the upper corner the curves leave freer.
+    let crowding = |left: bool| -> usize {
+        let frames = c.a.iter().chain(c.b.into_iter().flatten());
+        frames
+            .filter_map(|f| f.values.as_ref())
+            .flat_map(|v| points(v))
+            .filter(|&(x, y)| {
+                let u = (x - x0) / (x1 - x0);
+                (if left { u < 0.4 } else { u > 0.6 }) && y > y0 + 0.5 * (y1 - y0)
+            })
+            .count()
+    };
+    let corner = if crowding(true) < crowding(false) {
+        SeriesLabelPosition::UpperLeft
+    } else {
+        SeriesLabelPosition::UpperRight
+    };
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
+        .position(corner)
         .background_style(WHITE.mix(0.85))
         .border_style(RGBColor(160, 160, 160))
         .label_font(Fonts::style(fonts.legend))
