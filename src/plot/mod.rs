@@ -12,7 +12,7 @@
 //!   - d = 2: heat maps of rho(x, y), equal scales on both axes, on one
 //!     colour scale per species (so the steps compare), with its colour bar;
 //!   - d = 3: the same maps of the mid-plane slice z = (z_lo + z_hi) / 2 of
-//!     the box shown;
+//!     the species' common box;
 //!   - with a second run in 2D/3D, each step's two maps side by side.
 //!
 //!   A pair's titles carry the `jko compare` distances of the step shown
@@ -36,19 +36,29 @@
 //! bandwidth eps: the scenario's fixed one, else the solver's automatic
 //! rule on the step-0 particles), reflected at the walls of a box run; a
 //! grid run's (`density.csv`) is its cell values interpolated multilinearly.
-//! Curves are sampled at [`data::CURVE_POINTS`] points over the box where
-//! any shown density is non-zero; maps on [`data::MAP_CELLS`] square cells
-//! along the longer axis.
+//! Curves are sampled at 600 points, maps on 200 square cells along the
+//! longer axis (`data.rs`), over the box where any shown density of the
+//! species can be non-zero (the union over the steps and both runs; a grid
+//! run's box, a cloud's bounding box padded by the kernel's support), then
+//! zoomed to where some shown density exceeds 1e-3 of the largest (1e-4
+//! with `--log`) when that is much smaller (a grid run's box is often
+//! mostly empty). In 3D every species is cut at the same z, the middle of
+//! their common box.
+//!
+//! Maps of one species share one colour scale (0 to the largest value
+//! shown, or four decades below it with `--log`), so steps and runs compare
+//! by colour; the 1D legend sits in the upper corner the curves leave
+//! freer, the energy row's beside its chart.
 //!
 //! # Files
 //!
 //! `data.rs` reads the runs and the energy table and settles the steps,
 //! species and distances; `density.rs` draws curves, maps and colour bars;
 //! `energy.rs` the energy row; `figure.rs` lays the panels out and renders
-//! PNG (encoded in memory; `raster.rs` is the bitmap backend with text laid
-//! out properly) or SVG (maps embedded as PNG images); `style.rs`
-//! has the embedded font (DejaVu Sans: no system font is read), colours and
-//! number formats. The file is written by [`crate::io::output::replace_file`]
+//! PNG (encoded in memory; `raster.rs` is the bitmap backend with its text
+//! laid out here) or SVG (text as text, maps embedded as PNG images);
+//! `style.rs` has the embedded font (DejaVu Sans: no system font is read),
+//! colours and number formats. The file is written by [`crate::io::output::replace_file`]
 //! (temporary file, sync, rename; an existing file only with `force`, never
 //! a file of the runs, a link or a device), checked before any work.
 
