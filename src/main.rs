@@ -146,7 +146,7 @@ short), 3 a distance or moment is not a finite number, 4 I/O error or --out refu
     },
     /// Draw a run (or two side by side) to a PNG or SVG figure: densities and energy.
     #[command(after_help = "Example:\n  jko plot runs/pnp --out pnp.png\n  \
-jko plot runs/ou1d runs/ou1d_grid --out ou.svg --steps 0,10,last --log\n\n\
+jko plot runs/pnp runs/pnp_grid --out pnp_vs_grid.svg --steps 0,10,last --log\n\n\
 RUN is an output directory of `jko run`, `jko eulerian` or `jko equilibrium [--grid]`; \
 OTHER_RUN (optional) is drawn with it: on the same axes in 1D (dashed), side by side in 2D/3D, \
 with the `jko compare` distances (L1; W2 in 1D) of the steps shown in the titles.\n\n\
