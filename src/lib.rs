@@ -76,7 +76,9 @@
 //!   checkpoints;
 //! - [`driver`]: a run to a directory (lock, `--force`, resources, events);
 //! - [`eulerian`]: the grid twin; [`compare`]: distances between runs;
-//!   [`export`]: the ParaView series of a finished run.
+//!   [`export`]: the ParaView series of a finished run;
+//! - [`plot`]: figures of runs (densities, energy), through `compare`'s
+//!   reading and density estimate.
 
 #![warn(missing_docs)]
 
@@ -91,6 +93,7 @@ pub mod export;
 pub mod io;
 pub mod model;
 pub mod particles;
+pub mod plot;
 pub mod stepper;
 pub mod util;
 

@@ -85,6 +85,7 @@
 
 mod bandwidth;
 mod common_grid;
+mod densities;
 mod grid_run;
 mod measures;
 mod pair;
@@ -99,6 +100,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub use bandwidth::{MIN_BANDWIDTH, MIN_RELATIVE_BANDWIDTH};
+pub use densities::{RunDensities, SampleGrid};
 pub(crate) use grid_run::{GridFrame, GridRun, read_grid_run};
 pub(crate) use read::{dimension_of, header_index, next_record, open_csv};
 pub use report::{check_out_path, protected_paths};

@@ -36,7 +36,7 @@ fn list_steps<'a>(steps: impl Iterator<Item = &'a u64>) -> String {
 }
 
 /// `sp` at `step` in `run`, or `None` if that run lacks it.
-fn measure<'r, const D: usize>(
+pub(super) fn measure<'r, const D: usize>(
     run: &'r Run<D>,
     bw: &BTreeMap<String, f64>,
     walls: Option<([f64; D], [f64; D])>,
@@ -121,16 +121,7 @@ pub(super) fn compare_dim<const D: usize>(
         }
     }
 
-    // A particle run in a box: its estimate is reflected at the walls.
-    let walls_of = |s: &Option<crate::io::scenario::Scenario>| {
-        s.as_ref().and_then(|s| s.domain.as_box()).map(|b| {
-            (
-                std::array::from_fn(|a| b.lower[a]),
-                std::array::from_fn(|a| b.upper[a]),
-            )
-        })
-    };
-    let (walls_a, walls_b) = (walls_of(&sa), walls_of(&sb));
+    let (walls_a, walls_b) = (walls_of::<D>(&sa), walls_of::<D>(&sb));
     let energy_at: HashMap<u64, EnergyPoint> = energy.iter().map(|e| (e.step, *e)).collect();
     let mut rows = Vec::new();
     for &(step, step_b, time) in &steps {
@@ -367,4 +358,17 @@ fn check_finite(row: &Row, fa: &Path, fb: &Path) -> Result<()> {
             row.species
         ))),
     }
+}
+
+/// The walls of a particle run in a box (from its scenario): its estimate is
+/// reflected at them, as the solver's (SPEC §7).
+pub(super) fn walls_of<const D: usize>(
+    s: &Option<crate::io::scenario::Scenario>,
+) -> Option<([f64; D], [f64; D])> {
+    s.as_ref().and_then(|s| s.domain.as_box()).map(|b| {
+        (
+            std::array::from_fn(|a| b.lower[a]),
+            std::array::from_fn(|a| b.upper[a]),
+        )
+    })
 }

@@ -12,14 +12,15 @@
 //! 7. `driver` (a run to a directory)
 //! 8. `eulerian` (the grid twin and its runs)
 //! 9. `compare`
-//! 10. `export` (ParaView files of finished runs)
+//! 10. `export` (ParaView files of finished runs), `plot` (figures of runs;
+//!     uses `compare` for the densities and distances)
 //!
 //! Doc comments may mention any module; code may not reach up.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const LAYERS: [(&str, u32); 14] = [
+const LAYERS: [(&str, u32); 15] = [
     ("error", 0),
     ("util", 0),
     ("model", 1),
@@ -33,6 +34,7 @@ const LAYERS: [(&str, u32); 14] = [
     ("eulerian", 8),
     ("compare", 9),
     ("export", 10),
+    ("plot", 10),
     ("lib", 11),
 ];
 
@@ -126,6 +128,7 @@ fn dependencies_point_down_only() {
     );
     // The scan must have seen the tree (a test that cannot fail is a defect).
     assert!(seen.contains_key("energy -> density"), "{seen:?}");
+    assert!(seen.contains_key("plot -> compare"), "{seen:?}");
     assert!(seen.len() > 20, "{seen:?}");
 }
 

@@ -10,7 +10,8 @@
 //! - `compare`, `hostile_compare`: distances between runs and bad inputs to them;
 //! - `equilibrium`: `jko equilibrium` with particles, its files, resume and refusals;
 //! - `run_record`, `vtk`, `init`: run.json, the ParaView series and `jko export`,
-//!   `jko init`.
+//!   `jko init`;
+//! - `plot`: `jko plot` on every kind of run directory, its pixels and refusals.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -26,6 +27,7 @@ mod hostile_inputs;
 mod hostile_numerics;
 mod hostile_run_dir;
 mod init;
+mod plot;
 // Its faults are injected through hooks only that feature compiles in.
 #[cfg(feature = "fault-injection")]
 mod robustness;
