@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use jko::coupling::{CouplingBackend, DirectSum};
-use jko::density::BlobDensity;
 use jko::density::mesh::MeshDensity;
+use jko::density::{BlobDensity, DensityEstimator, SortedDensity1d};
 
 fn gaussian_cloud<const D: usize>(n: usize, seed: u64) -> Vec<[f64; D]> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -109,6 +109,53 @@ fn density<const D: usize>(c: &mut Criterion) {
             });
         }
     }
+    g.finish();
+}
+
+/// d = 1, the case of issue 19: 4,000 particles (two species of 2,000 on
+/// one line) at the fixed bandwidth 0.1 of the 1D PNP bench, density and
+/// gradient per evaluation by the neighbour lists and by the sorted sweeps;
+/// and the coupling by the direct and the sorted sums (softening 0.05).
+fn one_d(c: &mut Criterion) {
+    let mut g = c.benchmark_group("one_d");
+    g.sample_size(20);
+    let n = 4_000;
+    let x: Vec<[f64; 1]> = gaussian_cloud::<1>(n, 3)
+        .into_iter()
+        .map(|p| [0.5 * p[0]])
+        .collect();
+    let w = vec![1.0 / n as f64; n];
+    let slope = vec![1.0; n];
+    let mut grad = vec![[0.0; 1]; n];
+    let mut lists = BlobDensity::<1>::new(0.1);
+    let mut sorted = SortedDensity1d::new(0.1);
+    let estimators: [(&str, &mut dyn DensityEstimator<1>); 2] =
+        [("lists", &mut lists), ("sorted", &mut sorted)];
+    for (name, est) in estimators {
+        est.compute(&x, &w).unwrap();
+        g.bench_function(
+            BenchmarkId::new(format!("density+gradient_{name}"), n),
+            |b| {
+                b.iter(|| {
+                    est.compute(&x, &w).unwrap();
+                    est.add_gradient(&x, &w, &slope, &mut grad);
+                    black_box(grad[0])
+                })
+            },
+        );
+    }
+    let q: Vec<f64> = (0..n)
+        .map(|i| (if i < n / 2 { 1.0 } else { -1.0 }) / n as f64)
+        .collect();
+    let mut field = vec![[0.0; 1]; n];
+    let mut direct = DirectSum::<1>::new(0.05);
+    g.bench_function(BenchmarkId::new("coupling_direct", n), |b| {
+        b.iter(|| black_box(direct.energy_and_field(&x, &q, &mut field)))
+    });
+    let mut fast = jko::coupling::backend::<1>(jko::coupling::CouplingMethod::Auto, 0.05, 1e-6, n);
+    g.bench_function(BenchmarkId::new("coupling_sorted", n), |b| {
+        b.iter(|| black_box(fast.energy_and_field(&x, &q, &mut field)))
+    });
     g.finish();
 }
 
@@ -209,6 +256,7 @@ criterion_group!(
     direct::<2>,
     direct::<3>,
     density::<2>,
+    one_d,
     pnp_evaluation,
     pnp_step
 );
