@@ -593,7 +593,7 @@ mod auto_rule_tests {
             },
         );
         assert!(far.estimator == Estimator::Neighbours && far.eps < long.eps);
-        // In 1D, the lists.
+        // In 1D, the exact sorted sums, at any width.
         let x1: Vec<[f64; 1]> = (0..4000).map(|i| [i as f64 / 4000.0]).collect();
         let eps1 = auto_bandwidth(&x1, &w);
         let in_1d = choose_estimator(
@@ -607,7 +607,7 @@ mod auto_rule_tests {
                 method: DensityMethod::Auto,
             },
         );
-        assert_eq!(in_1d, DensityPlan::neighbours(50.0 * eps1));
+        assert_eq!(in_1d, DensityPlan::sorted_1d(50.0 * eps1));
         assert!(matches!(
             plan(fine, DensityMethod::Mesh, 1.0).estimator,
             Estimator::Mesh { .. }
