@@ -130,9 +130,10 @@ fn run_dim<const D: usize>(
             (Books::resumed(dir, &cp)?, Some(cp.meta.step))
         }
         Start::Fresh { replace } => {
-            let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
+            // The text parsed, not the file again: it may be gone or edited since.
+            let text = s.text.as_bytes();
             out.replace(&replace, &input_paths(s))?;
-            output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
+            output::write_atomic(&dir.join(output::SCENARIO_COPY), text)?;
             let first = first.expect("computed for a fresh start");
             let events = watch.initial_events(s, &sim.cloud);
             let books = Books::fresh(dir, inputs, &mut sim, &first, events, RunKind::Run, obs)?;
