@@ -29,9 +29,12 @@ pip_install=("$py" -m pip install --no-input --disable-pip-version-check --quiet
 
 # The test tools first (cached in the environment: a no-op once there), then
 # the package itself, rebuilt from the work tree every time.
+SECONDS=0
 "${pip_install[@]}" "numpy" "pandas" "pytest" "vtk"
-echo "test-python: building the package (cargo, release profile)"
+echo "test-python: test tools ready (${SECONDS} s); building the package (cargo, release profile)"
+SECONDS=0
 "${pip_install[@]}" --force-reinstall --no-deps "./python"
+echo "test-python: package built and installed (${SECONDS} s)"
 
 # Tests that compare with the command line use the release binary if it is
 # there (JKO_BIN to point elsewhere); they are skipped otherwise.

@@ -230,6 +230,17 @@ fn set_rows<const D: usize>(
     Ok(())
 }
 
+/// A shape as Python writes it: `(3,)`, `(150, 2)`, `()`.
+fn python_shape(shape: &[usize]) -> String {
+    match shape {
+        [n] => format!("({n},)"),
+        _ => {
+            let parts: Vec<String> = shape.iter().map(|n| n.to_string()).collect();
+            format!("({})", parts.join(", "))
+        }
+    }
+}
+
 #[pymethods]
 impl PySimulation {
     /// Set up the simulation of ``scenario`` (a Scenario or a path to a
@@ -431,10 +442,10 @@ impl PySimulation {
         let shape = arr.shape().to_vec();
         if shape != [r.len(), d] {
             return Err(PyValueError::new_err(format!(
-                "positions of species {:?} must have shape ({}, {d}), got {:?}",
+                "positions of species {:?} must have shape ({}, {d}), got {}",
                 jko::error::clip(name, 80),
                 r.len(),
-                shape
+                python_shape(&shape)
             )));
         }
         let flat: Vec<f64> = arr.readonly().as_array().iter().copied().collect();

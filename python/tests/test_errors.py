@@ -62,9 +62,9 @@ def test_the_message_is_the_command_lines(tmp_path):
 def test_set_positions_is_validated_and_changes_nothing_when_refused(pnp_2d):
     sim = jko.Simulation(pnp_2d)
     before = sim.positions("cation")
-    with pytest.raises(ValueError, match=r"shape \(150, 2\), got \[150, 3\]"):
+    with pytest.raises(ValueError, match=r"shape \(150, 2\), got \(150, 3\)"):
         sim.set_positions("cation", np.zeros((150, 3)))
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"got \(300,\)"):
         sim.set_positions("cation", np.zeros(300))
     bad = before.copy()
     bad[7, 1] = np.nan
