@@ -27,8 +27,9 @@ py="$venv/bin/python"
 # --no-input: never wait for a prompt (CI has no standard input).
 pip_install=("$py" -m pip install --no-input --disable-pip-version-check --quiet)
 
-# The test tools first (cached in the environment: a no-op once there), then
-# the package itself, rebuilt from the work tree every time.
+# The test tools first (the [test] extra of python/pyproject.toml; a no-op
+# once in the environment), then the package itself, rebuilt from the work
+# tree every time (cargo rebuilds only what changed).
 SECONDS=0
 "${pip_install[@]}" "numpy" "pandas" "pytest" "vtk"
 echo "test-python: test tools ready (${SECONDS} s); building the package (cargo, release profile)"
