@@ -99,3 +99,11 @@ def test_read_run_partial(tmp_path):
     r = jko.read_run(run, partial=True, pandas=False)
     assert len(r.particles) == 0 and r.particles.x.dtype == np.float64
     assert r.events is None
+
+
+def test_read_run_without_pandas_gives_record_arrays(run_dir, monkeypatch):
+    monkeypatch.setattr(jko, "_have_pandas", lambda: False)
+    r = jko.read_run(run_dir)
+    assert isinstance(r.particles, np.recarray) and isinstance(r.energy, np.recarray)
+    assert_exact(r.particles, run_dir / "particles.csv")
+    assert r.particles.species.dtype.kind == "U"
