@@ -155,9 +155,10 @@ fn equilibrium_dim<const D: usize>(
             (books, Some(cp.meta.step))
         }
         Start::Fresh { replace } => {
-            let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
+            // The text parsed, not the file again: it may be gone or edited since.
+            let text = s.text.as_bytes();
             out.replace(&replace, &input_paths(s))?;
-            output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
+            output::write_atomic(&dir.join(output::SCENARIO_COPY), text)?;
             let writer = RunWriter::create(dir, D)?.with_vtk(super::run::vtk_series(s, dir, &[])?);
             let books = Books::fresh(
                 dir,

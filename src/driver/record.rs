@@ -151,7 +151,8 @@ impl RunRecord {
     /// [`RunRecord::own`].
     pub fn begin(command: Command, s: &Scenario, dir: &Path) -> Self {
         let clock = Instant::now();
-        let text = std::fs::read(&s.path).unwrap_or_default();
+        // The text the scenario was parsed from (what the run copies).
+        let text = s.text.as_bytes();
         let started = now_text();
         let particles: Option<usize> = s.species.iter().map(|sp| sp.particles).sum();
         RunRecord {
@@ -165,7 +166,7 @@ impl RunRecord {
                     .collect(),
                 scenario: ScenarioRef {
                     path: s.path.display().to_string(),
-                    sha256: sha256_hex(&text),
+                    sha256: sha256_hex(text),
                     bytes: text.len() as u64,
                 },
                 seed: s.seed,

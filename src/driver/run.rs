@@ -144,9 +144,10 @@ fn run_dim<const D: usize>(
             (books, Some(cp.meta.step))
         }
         Start::Fresh { replace } => {
-            let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
+            // The text parsed, not the file again: it may be gone or edited since.
+            let text = s.text.as_bytes();
             out.replace(&replace, &input_paths(s))?;
-            output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
+            output::write_atomic(&dir.join(output::SCENARIO_COPY), text)?;
             let first = first.expect("computed for a fresh start");
             let events = watch.initial_events(s, &sim.cloud);
             let writer = RunWriter::create(dir, D)?.with_vtk(vtk_series(s, dir, &[])?);
@@ -299,4 +300,42 @@ fn fail_step<const D: usize>(
          a larger bandwidth or softening, a looser [solver] tolerance, or a larger [solver] max_halvings",
         n - 1
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scenario parsed from text, with no file behind its path (as from
+    /// Python), runs: the copy in the directory is the text, and a resume
+    /// checks the checkpoint against the same text.
+    #[test]
+    fn a_scenario_from_text_runs_and_resumes() {
+        let text = "dimension = 1\ntime_step = 0.05\nsteps = 2\nseed = 2\n\n[density]\nbandwidth = 0.2\n\n\
+                    [[species]]\nname = \"u\"\nparticles = 40\n\
+                    potential = { kind = \"quadratic\", center = [0.0], stiffness = 1.0 }\n\
+                    initial = { kind = \"gaussian\", mean = [0.0], std = 0.5 }\n";
+        let s = Scenario::from_toml(text, Path::new("no/such/dir/s.toml")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let summary = run_to_dir(&s, &dir, RunOptions::default(), &mut ()).unwrap();
+        assert_eq!(summary.steps, 2);
+        assert_eq!(
+            std::fs::read(dir.join(output::SCENARIO_COPY)).unwrap(),
+            text.as_bytes()
+        );
+        let again = RunOptions {
+            resume: true,
+            ..Default::default()
+        };
+        assert!(
+            run_to_dir(&s, &dir, again, &mut ())
+                .unwrap()
+                .already_complete
+        );
+        // Other text under the same name is another scenario.
+        let other = Scenario::from_toml(&text.replace("seed = 2", "seed = 3"), &s.path).unwrap();
+        let e = run_to_dir(&other, &dir, again, &mut ()).unwrap_err();
+        assert!(e.to_string().contains("differ"), "{e}");
+    }
 }

@@ -43,9 +43,10 @@ pub fn input_paths(s: &Scenario) -> Vec<PathBuf> {
     out
 }
 
-/// The scenario file and every particle file it reads, with checksums.
+/// The scenario and every particle file it reads, with checksums (the
+/// scenario's of the text it was parsed from, [`Scenario::text`]).
 pub fn input_entries(s: &Scenario) -> Result<Vec<FileEntry>> {
-    let entry = |path: &Path, what: &str| {
+    let entry = |path: &Path| {
         let regular = std::fs::metadata(path).map(|m| m.is_file());
         match regular {
             Ok(true) => FileEntry::of_file(path),
@@ -53,15 +54,15 @@ pub fn input_entries(s: &Scenario) -> Result<Vec<FileEntry>> {
             Err(e) => Err(Error::input(
                 path,
                 "file",
-                format!("cannot open the {what}: {e}"),
+                format!("cannot open the particle file: {e}"),
             )),
         }
     };
-    input_paths(s)
-        .iter()
-        .enumerate()
-        .map(|(k, p)| entry(p, if k == 0 { "scenario" } else { "particle file" }))
-        .collect()
+    let mut entries = vec![FileEntry::of_bytes(&s.path, s.text.as_bytes())];
+    for path in input_paths(s).iter().skip(1) {
+        entries.push(entry(path)?);
+    }
+    Ok(entries)
 }
 
 /// How the run begins.

@@ -278,7 +278,8 @@ pub(super) fn open_output(
     dir: &Path,
     force: bool,
 ) -> Result<(OutputDir, CsvStream, EnergyLog)> {
-    let text = std::fs::read(&s.path).map_err(|e| Error::io(&s.path, e))?;
+    // The text parsed, not the file again: it may be gone or edited since.
+    let text = s.text.as_bytes();
     let names = crate::driver::all_run_file_names();
     let mut out = OutputDir::open(dir, &names)?;
     let present = out.contents(&names)?.present;
@@ -292,7 +293,7 @@ pub(super) fn open_output(
         ));
     }
     out.replace(&present, &crate::driver::input_paths(s))?;
-    output::write_atomic(&dir.join(output::SCENARIO_COPY), &text)?;
+    output::write_atomic(&dir.join(output::SCENARIO_COPY), text)?;
     let density = CsvStream::create(dir.join(output::DENSITY), &density_header(s.dimension))?
         .discard_on_drop();
     let energy = EnergyLog(EnergyLog::create(dir)?.0.discard_on_drop());

@@ -85,11 +85,16 @@ impl FileEntry {
     /// The checksum of a whole file on disk.
     pub fn of_file(path: &Path) -> Result<FileEntry> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Ok(FileEntry {
+        Ok(FileEntry::of_bytes(path, &bytes))
+    }
+
+    /// The checksum of `bytes`, recorded under `path`.
+    pub fn of_bytes(path: &Path, bytes: &[u8]) -> FileEntry {
+        FileEntry {
             path: path.display().to_string(),
             len: bytes.len() as u64,
-            crc: crc32fast::hash(&bytes),
-        })
+            crc: crc32fast::hash(bytes),
+        }
     }
 
     /// The length and CRC as an output stream's [`FileState`].

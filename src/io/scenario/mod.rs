@@ -65,6 +65,11 @@ pub struct Scenario {
     pub equilibrium: crate::stepper::EquilibriumSettings,
     /// What a run writes besides its CSV files (extension `[output]`).
     pub output: Output,
+    /// The TOML text the scenario was parsed from. A run copies these bytes
+    /// to OUT/scenario.toml and checksums them for `--resume`, so a scenario
+    /// parsed from text (no file behind `path`, as from Python) runs too, and
+    /// a file edited after parsing cannot slip a different copy in.
+    pub text: String,
 }
 
 /// `[output]` (extension, README "Look at the results").
@@ -134,8 +139,19 @@ impl Scenario {
     }
 
     /// Parse and validate scenario text; `path` names it in errors and anchors
-    /// relative paths (particle files) at its folder.
+    /// relative paths (particle files) at its folder. It need not exist: a
+    /// run uses [`Scenario::text`], not the file.
     pub fn from_toml(text: &str, path: &Path) -> Result<Scenario> {
+        if text.len() as u64 > MAX_SCENARIO_BYTES {
+            return Err(Error::input(
+                path,
+                "file",
+                format!(
+                    "is {} bytes long; a scenario is at most {MAX_SCENARIO_BYTES} bytes",
+                    text.len()
+                ),
+            ));
+        }
         let raw: RawScenario =
             toml::from_str(text).map_err(|e| Error::input(path, "TOML", toml_message(text, &e)))?;
         let file = path;
@@ -247,6 +263,7 @@ impl Scenario {
             on_collapse,
             equilibrium,
             output,
+            text: text.to_string(),
         })
     }
 }
