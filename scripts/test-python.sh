@@ -39,6 +39,6 @@ echo "test-python: package built and installed (${SECONDS} s)"
 
 # Tests that compare with the command line use the release binary if it is
 # there (JKO_BIN to point elsewhere); they are skipped otherwise.
-export JKO_BIN="${JKO_BIN:-$root/target/release/jko}"
+export JKO_BIN="${JKO_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/jko}"
 cd "$root"
 exec "$py" -m pytest python/tests -q "$@"

@@ -8,10 +8,10 @@ import csv
 import numpy as np
 import pytest
 
-import jko
+import vtk  # the [test] extra: these tests must run, never skip
+from vtk.util.numpy_support import vtk_to_numpy
 
-vtk = pytest.importorskip("vtk")
-from vtk.util.numpy_support import vtk_to_numpy  # noqa: E402
+import jko
 
 SCENARIO = """
 dimension = 2
