@@ -13,10 +13,12 @@
 
 use std::path::Path;
 
-use crate::compare::{GridRun, dimension_of, header_index, next_record, open_csv, read_grid_run};
+use crate::compare::{
+    GridRun, RunKind, data_file, dimension_of, header_index, next_record, open_csv, read_grid_run,
+};
 use crate::driver::dir::OutputDir;
 use crate::error::{Error, Result};
-use crate::io::output::{DENSITY, PARTIAL_SUFFIX, PARTICLES, sync_dir};
+use crate::io::output::{PARTIAL_SUFFIX, sync_dir};
 use crate::io::vtk::{ImageFrame, PointFrame, VTK_DIR, VtkSeries};
 use crate::particles::file::{parse_coordinate, parse_f64, parse_u64};
 
@@ -36,39 +38,8 @@ pub struct ExportSummary {
 /// Write the ParaView series of the run in `dir` to `dir/vtk/` (replacing
 /// one already there only if `force`).
 pub fn export_vtk(dir: &Path, force: bool) -> Result<ExportSummary> {
-    if !dir.is_dir() {
-        return Err(Error::input(
-            dir,
-            "run directory",
-            "not a directory (give the --out directory of a run)",
-        ));
-    }
-    let particles = dir.join(PARTICLES);
-    let density = dir.join(DENSITY);
-    let (data, grid) = match (particles.is_file(), density.is_file()) {
-        (true, false) => (particles, false),
-        (false, true) => (density, true),
-        (true, true) => {
-            return Err(Error::input(
-                dir,
-                "run directory",
-                format!(
-                    "holds both {PARTICLES} and {DENSITY}: cannot tell a particle run from a grid run"
-                ),
-            ));
-        }
-        (false, false) => {
-            let running = [PARTICLES, DENSITY]
-                .iter()
-                .any(|n| dir.join(format!("{n}{PARTIAL_SUFFIX}")).exists());
-            let why = if running {
-                "holds no finished data file, only .partial ones: the run is still running or was stopped; export it when it is complete (after --resume)"
-            } else {
-                "holds neither particles.csv (particle run) nor density.csv (grid run)"
-            };
-            return Err(Error::input(dir, "run directory", why));
-        }
-    };
+    let (kind, data) = data_file(dir)?;
+    let grid = kind == RunKind::Grid;
     let target = dir.join(VTK_DIR);
     if std::fs::symlink_metadata(&target).is_ok() && !force {
         return Err(Error::io(

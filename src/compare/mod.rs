@@ -102,7 +102,7 @@ use crate::error::{Error, Result};
 pub use bandwidth::{MIN_BANDWIDTH, MIN_RELATIVE_BANDWIDTH};
 pub use densities::{RunDensities, SampleGrid};
 pub(crate) use grid_run::{GridFrame, GridRun, read_grid_run};
-pub(crate) use read::{dimension_of, header_index, next_record, open_csv};
+pub(crate) use read::{data_file, dimension_of, header_index, next_record, open_csv};
 pub use report::{check_out_path, protected_paths};
 
 const AXES: [&str; 3] = ["x", "y", "z"];

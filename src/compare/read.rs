@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use super::grid_run::{GridRun, read_grid_run};
 use super::{AXES, RunKind};
 use crate::error::{Error, Result};
-use crate::io::output::{DENSITY, ENERGY, PARTICLES, SCENARIO_COPY};
+use crate::io::output::{DENSITY, ENERGY, PARTIAL_SUFFIX, PARTICLES, SCENARIO_COPY};
 use crate::io::scenario::Scenario;
 use crate::particles::file::{ParticleTable, parse_f64 as cell_f64, parse_u64 as cell_u64};
 
@@ -24,8 +24,9 @@ pub(super) struct RunFiles {
     pub(super) scenario: Option<PathBuf>,
 }
 
-/// The files of the run in `dir`: exactly one data file, and `energy.csv`.
-pub(super) fn locate(dir: &Path) -> Result<RunFiles> {
+/// The data file of the run in `dir`: exactly one of particles.csv and
+/// density.csv (a run still writing its `.partial` files is named as such).
+pub(crate) fn data_file(dir: &Path) -> Result<(RunKind, PathBuf)> {
     let meta = std::fs::metadata(dir)
         .map_err(|e| Error::input(dir, "run directory", format!("cannot open it: {e}")))?;
     if !meta.is_dir() {
@@ -37,26 +38,35 @@ pub(super) fn locate(dir: &Path) -> Result<RunFiles> {
     }
     let p = dir.join(PARTICLES);
     let g = dir.join(DENSITY);
-    let (kind, data) = match (p.is_file(), g.is_file()) {
-        (true, false) => (RunKind::Particles, p),
-        (false, true) => (RunKind::Grid, g),
-        (true, true) => {
-            return Err(Error::input(
-                dir,
-                "run directory",
-                format!(
-                    "holds both {PARTICLES} and {DENSITY}: cannot tell a particle run from a grid run"
-                ),
-            ));
-        }
+    match (p.is_file(), g.is_file()) {
+        (true, false) => Ok((RunKind::Particles, p)),
+        (false, true) => Ok((RunKind::Grid, g)),
+        (true, true) => Err(Error::input(
+            dir,
+            "run directory",
+            format!(
+                "holds both {PARTICLES} and {DENSITY}: cannot tell a particle run from a grid run"
+            ),
+        )),
         (false, false) => {
-            return Err(Error::input(
-                dir,
-                "run directory",
-                format!("holds neither {PARTICLES} (particle run) nor {DENSITY} (grid run)"),
-            ));
+            let running = [PARTICLES, DENSITY]
+                .iter()
+                .any(|n| dir.join(format!("{n}{PARTIAL_SUFFIX}")).exists());
+            let why = if running {
+                "holds no finished data file, only .partial ones: the run is still running or was \
+                 stopped (finish it with --resume)"
+                    .to_string()
+            } else {
+                format!("holds neither {PARTICLES} (particle run) nor {DENSITY} (grid run)")
+            };
+            Err(Error::input(dir, "run directory", why))
         }
-    };
+    }
+}
+
+/// The files of the run in `dir`: exactly one data file, and `energy.csv`.
+pub(super) fn locate(dir: &Path) -> Result<RunFiles> {
+    let (kind, data) = data_file(dir)?;
     let energy = dir.join(ENERGY);
     if !energy.is_file() {
         return Err(Error::input(

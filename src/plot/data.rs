@@ -90,14 +90,7 @@ fn check_finished(dir: &Path) -> Result<()> {
 /// Read energy.csv (`step`, `time` and `energy` required; a step twice, or
 /// no row, refused).
 pub(super) fn read_energy_table(file: &Path) -> Result<EnergyTable> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_path(file)
-        .map_err(|e| Error::input(file, "file", format!("cannot open: {e}")))?;
-    let headers = rdr
-        .headers()
-        .map_err(|e| Error::input(file, "header", format!("cannot read the header row: {e}")))?
-        .clone();
+    let (mut rdr, headers) = crate::compare::open_csv(file)?;
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     let required = |name: &str| {
         col(name).ok_or_else(|| {
