@@ -22,6 +22,17 @@ def big() -> jko.Scenario:
     return jko.Scenario.from_toml(big_2d(BIG), "big.toml")
 
 
+@pytest.fixture
+def ctrl_c():
+    """Python's own SIGINT handler, as in an interactive session: a process
+    started in the background by a non-interactive shell inherits SIGINT
+    ignored, and Python then installs no handler (the signal would be lost
+    and these tests could not tell anything)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_step_does_not_hold_the_gil(big):
     sim = jko.Simulation(big)
     stamps: list[float] = []
@@ -54,7 +65,7 @@ def test_step_does_not_hold_the_gil(big):
     assert inside[-1] - inside[0] > 0.5 * span
 
 
-def test_ctrl_c_stops_a_step_and_keeps_the_last_completed_one(big):
+def test_ctrl_c_stops_a_step_and_keeps_the_last_completed_one(big, ctrl_c):
     sim = jko.Simulation(big)
     t0 = time.perf_counter()
     sim.step()
@@ -92,7 +103,7 @@ def test_ctrl_c_stops_a_step_and_keeps_the_last_completed_one(big):
     assert sim.positions("u").tobytes() == reference.positions("u").tobytes()
 
 
-def test_ctrl_c_stops_a_run_which_then_resumes_to_the_same_bytes(tmp_path):
+def test_ctrl_c_stops_a_run_which_then_resumes_to_the_same_bytes(tmp_path, ctrl_c):
     s = jko.Scenario.from_toml(big_2d(3000).replace("steps = 100", "steps = 6\noutput_every = 2"))
     t0 = time.perf_counter()
     jko.run(s, tmp_path / "whole")
