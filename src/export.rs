@@ -145,7 +145,7 @@ fn particle_frames(file: &Path, d: usize, series: &mut VtkSeries) -> Result<usiz
     let c_axes: Vec<usize> = AXES[..d].iter().map(|a| col(a)).collect::<Result<_>>()?;
     let mut names: Vec<String> = Vec::new();
     let mut rows: Option<Rows> = None;
-    let mut done: Vec<u64> = Vec::new();
+    let mut done = std::collections::BTreeSet::new();
     let mut rec = csv::StringRecord::new();
     let mut flush = |r: Rows, names: &[String]| -> Result<()> {
         series.particles(
@@ -168,7 +168,7 @@ fn particle_frames(file: &Path, d: usize, series: &mut VtkSeries) -> Result<usiz
         let time = parse_f64(file, line, "time", cell(c_time))?;
         if rows.as_ref().is_some_and(|r| r.step != step) {
             let r = rows.take().expect("checked");
-            done.push(r.step);
+            done.insert(r.step);
             flush(r, &names)?;
         }
         if rows.is_none() {
@@ -223,7 +223,7 @@ fn particle_frames(file: &Path, d: usize, series: &mut VtkSeries) -> Result<usiz
     }
     match rows {
         Some(r) => {
-            done.push(r.step);
+            done.insert(r.step);
             flush(r, &names)?;
             Ok(done.len())
         }

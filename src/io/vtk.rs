@@ -317,11 +317,6 @@ impl VtkSeries {
         })
     }
 
-    /// The folder of the series.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn add(&mut self, step: u64, time: f64, file: String, text: &str) -> Result<()> {
         write_atomic(&self.dir.join(&file), text.as_bytes())?;
         self.entries.retain(|e| e.0 < step);
