@@ -54,18 +54,26 @@ fn crossover_group<const D: usize>(c: &mut Criterion) {
     g.sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(2));
-    for n in [500usize, 1_000, 2_000, 4_000, 8_000] {
-        let (x, q) = common::cloud::<D>("gaussian", n, 1);
-        let (mut p, mut gr) = (vec![0.0; n], vec![[0.0; D]; n]);
-        // The backend of `method = "direct"` (not the reference sum of the tests).
-        let (mut sum, mut field) = (DirectSum::<D>::new(1e-3), vec![[0.0; D]; n]);
-        g.bench_function(BenchmarkId::new("direct", n), |b| {
-            b.iter(|| sum.energy_and_field(&x, &q, &mut field))
-        });
-        let mut tc = TreeCoupling::<D>::new(1e-3, 1e-6);
-        g.bench_function(BenchmarkId::new("tree", n), |b| {
-            b.iter(|| tc.evaluate(&x, &q, &mut p, &mut gr))
-        });
+    for n in [500usize, 1_000, 2_000, 4_000, 8_000, 16_000] {
+        let (x, mixed) = common::cloud::<D>("gaussian", n, 1);
+        // Charges as a run has them: one value per species, species contiguous
+        // (two species of opposite sign here), which lets the direct sum
+        // group its logarithms in 2D; `mixed` (random signs) does not.
+        let species: Vec<f64> = (0..n)
+            .map(|i| if i < n / 2 { 1.0 } else { -1.0 } / n as f64)
+            .collect();
+        for (charges, q) in [("species", &species), ("mixed", &mixed)] {
+            let (mut p, mut gr) = (vec![0.0; n], vec![[0.0; D]; n]);
+            // The backend of `method = "direct"` (not the reference sum of the tests).
+            let (mut sum, mut field) = (DirectSum::<D>::new(1e-3), vec![[0.0; D]; n]);
+            g.bench_function(BenchmarkId::new(format!("direct/{charges}"), n), |b| {
+                b.iter(|| sum.energy_and_field(&x, q, &mut field))
+            });
+            let mut tc = TreeCoupling::<D>::new(1e-3, 1e-6);
+            g.bench_function(BenchmarkId::new(format!("tree/{charges}"), n), |b| {
+                b.iter(|| tc.evaluate(&x, q, &mut p, &mut gr))
+            });
+        }
     }
     g.finish();
 }

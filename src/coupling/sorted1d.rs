@@ -28,6 +28,7 @@ use rayon::prelude::*;
 /// Expansion degree and opening angle of the softening correction (see module docs).
 const ORDER_1D: usize = 40;
 const THETA_1D: f64 = 0.4;
+const LEAF_1D: usize = 64;
 
 /// Exact O(N log N) evaluator for `D = 1` (see module docs).
 pub struct SortedCoupling1d {
@@ -42,6 +43,11 @@ pub struct SortedCoupling1d {
 impl SortedCoupling1d {
     /// `softening = delta >= 0`.
     pub fn new(softening: f64) -> Self {
+        Self::with_tree(softening, ORDER_1D, THETA_1D, LEAF_1D)
+    }
+
+    /// As [`Self::new`] with the correction tree's order, opening angle and leaf size.
+    pub(crate) fn with_tree(softening: f64, order: usize, theta: f64, leaf_size: usize) -> Self {
         assert!(
             softening >= 0.0 && softening.is_finite(),
             "softening must be finite and >= 0"
@@ -52,9 +58,9 @@ impl SortedCoupling1d {
                 "softening^2 must be a normal number"
             );
             let params = FmmParams {
-                order: ORDER_1D,
-                theta: THETA_1D,
-                leaf_size: 64,
+                order,
+                theta,
+                leaf_size,
                 p2p_max_pairs: 256,
                 mixed_precision: false,
             };
@@ -171,6 +177,76 @@ fn add_compensated(acc: &mut [f64; 4], at: usize, v: f64) {
     let err = (acc[at] - (s - bp)) + (v - bp);
     acc[at] = s;
     acc[at + 1] += err;
+}
+
+#[cfg(test)]
+mod tuning {
+    use super::*;
+
+    /// Time and accuracy of the correction tree's settings on the bench cloud
+    /// (`cargo test --release --lib sorted1d_tuning -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn sorted1d_tuning() {
+        let n = 4000;
+        let x: Vec<[f64; 1]> = (0..n)
+            .map(|i| {
+                let u = (i as f64 + 0.5) / n as f64;
+                [
+                    0.5 * crate::particles::initial::quasi::inverse_normal_cdf(u)
+                        + 1e-3 * ((i * 7919) % 13) as f64,
+                ]
+            })
+            .collect();
+        let q: Vec<f64> = (0..n)
+            .map(|i| (if i % 2 == 0 { 1.0 } else { -1.0 }) / n as f64)
+            .collect();
+        let (mut pe, mut ge) = (vec![0.0; n], vec![[0.0]; n]);
+        crate::coupling::direct_evaluate(&x, &q, 0.05, &mut pe, &mut ge);
+        let settings: Vec<(usize, f64, usize)> = std::env::var("SORTED1D_SETTINGS")
+            .map(|s| {
+                s.split(';')
+                    .map(|t| {
+                        let v: Vec<&str> = t.split(',').collect();
+                        (
+                            v[0].parse().unwrap(),
+                            v[1].parse().unwrap(),
+                            v[2].parse().unwrap(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or(vec![(ORDER_1D, THETA_1D, LEAF_1D)]);
+        for (order, theta, leaf) in settings {
+            let mut s = SortedCoupling1d::with_tree(0.05, order, theta, leaf);
+            let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0]; n]);
+            s.evaluate(&x, &q, &mut phi, &mut grad);
+            let scale_p = pe.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let scale_g = ge.iter().fold(0.0f64, |m, v| m.max(v[0].abs()));
+            let ep = (0..n).fold(0.0f64, |m, i| m.max((phi[i] - pe[i]).abs())) / scale_p;
+            let eg = (0..n).fold(0.0f64, |m, i| m.max((grad[i][0] - ge[i][0]).abs())) / scale_g;
+            let reps = 200;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                s.evaluate(&x, &q, &mut phi, &mut grad);
+            }
+            let per = t.elapsed().as_secs_f64() / reps as f64;
+            let st = s.correction.as_ref().unwrap().stats;
+            println!(
+                "order {order} theta {theta} leaf {leaf}: {:.1} us/eval (phases {:?} us), err phi {ep:.2e} grad {eg:.2e}, cells {} m2l {} p2p {}",
+                per * 1e6,
+                (0..6)
+                    .map(
+                        |k| ((st.seconds[k] - if k > 0 { st.seconds[k - 1] } else { 0.0 }) * 1e6)
+                            .round()
+                    )
+                    .collect::<Vec<_>>(),
+                st.cells,
+                st.m2l,
+                st.p2p_pairs
+            );
+        }
+    }
 }
 
 #[cfg(test)]

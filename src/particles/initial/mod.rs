@@ -23,7 +23,7 @@ use crate::util::checks::{self, Checker};
 mod barenblatt;
 mod csv;
 mod gaussian;
-mod quasi;
+pub(crate) mod quasi;
 mod uniform;
 
 pub use csv::MAX_PATH_BYTES;
