@@ -124,6 +124,26 @@ impl CouplingBackend<1> for SortedBackend {
 /// sorted sum is exact and taken at every size (see [`backend`]).
 pub const AUTO_CROSSOVER: [usize; 3] = [2_000, 6_000, 30_000];
 
+/// The tree's accuracy when `method = "auto"` takes it for a self-attracting
+/// coupling (`strength < 0`: Keller–Segel, gravity), if `coupling.accuracy`
+/// asks for less. There the optimizer needs the energy and the field
+/// consistent to well below the solver's tolerance: at 1e-6 a 2D
+/// Keller–Segel run of 8 000 particles took 68 times the CPU of the same
+/// run at 1e-9, its line searches failing on the tree's error (BENCHMARKS.md,
+/// "Coupling crossover"); repulsive couplings do not show it.
+pub const AUTO_ATTRACTIVE_ACCURACY: f64 = 1e-9;
+
+/// The accuracy the tree backend gets: `c.accuracy`, tightened to
+/// [`AUTO_ATTRACTIVE_ACCURACY`] when `"auto"` chooses for a self-attracting
+/// coupling (an explicit `method = "tree"` keeps what it asked).
+pub fn tree_accuracy(c: &Coupling) -> f64 {
+    if c.method == CouplingMethod::Auto && c.strength < 0.0 {
+        c.accuracy.min(AUTO_ATTRACTIVE_ACCURACY)
+    } else {
+        c.accuracy
+    }
+}
+
 /// The backend for `method` in dimension `D` with `n` particles.
 pub fn backend<const D: usize>(
     method: CouplingMethod,
@@ -180,12 +200,12 @@ pub fn domain_backends<const D: usize>(
             // Free space: the backgrounds as fixed charges in the pair sum,
             // whose backend is chosen for the particles and charges together.
             let (nodes, charges) = fixed::nodes::<D>(backgrounds, c.softening);
-            let free = backend::<D>(c.method, c.softening, c.accuracy, n + nodes.len());
+            let free = backend::<D>(c.method, c.softening, tree_accuracy(c), n + nodes.len());
             let with = fixed::WithFixedCharges::new(free, nodes, charges);
             return Ok((Box::new(with), None));
         }
     }
-    let free = backend::<D>(c.method, c.softening, c.accuracy, n);
+    let free = backend::<D>(c.method, c.softening, tree_accuracy(c), n);
     if bx.is_none() && backgrounds.is_empty() {
         return Ok((free, None));
     }
@@ -248,4 +268,29 @@ pub enum CouplingMethod {
     Tree,
     /// The direct sum below [`AUTO_CROSSOVER`] particles, the fast backend above.
     Auto,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn coupling(strength: f64, method: CouplingMethod, accuracy: f64) -> Coupling {
+        Coupling {
+            strength,
+            method,
+            softening: 0.05,
+            accuracy,
+        }
+    }
+
+    /// "auto" tightens the tree only for a self-attracting coupling, never
+    /// loosens what was asked, and an explicit "tree" keeps its accuracy.
+    #[test]
+    fn auto_tightens_the_tree_for_attraction_only() {
+        use CouplingMethod::*;
+        assert_eq!(tree_accuracy(&coupling(-1.0, Auto, 1e-6)), 1e-9);
+        assert_eq!(tree_accuracy(&coupling(-1.0, Auto, 1e-12)), 1e-12);
+        assert_eq!(tree_accuracy(&coupling(1.0, Auto, 1e-6)), 1e-6);
+        assert_eq!(tree_accuracy(&coupling(-1.0, Tree, 1e-6)), 1e-6);
+    }
 }
