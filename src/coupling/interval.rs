@@ -26,20 +26,24 @@ use crate::util::parallel::sum_chunks;
 
 /// The pair energy on an interval: a free-space backend plus the walls'
 /// polynomial part (module docs).
-pub struct IntervalBackend {
-    free: Box<dyn CouplingBackend<1>>,
+///
+/// Generic in `D` so that the coupling's registration needs no cast, but
+/// only meaningful for `D = 1` ([`IntervalBackend::new`] refuses others).
+pub struct IntervalBackend<const D: usize> {
+    free: Box<dyn CouplingBackend<D>>,
     interval: Interval,
 }
 
-impl IntervalBackend {
-    /// The interval's coupling, the singular part by `free`.
-    pub fn new(free: Box<dyn CouplingBackend<1>>, interval: Interval) -> Self {
+impl<const D: usize> IntervalBackend<D> {
+    /// The interval's coupling, the singular part by `free`. Panics unless `D = 1`.
+    pub fn new(free: Box<dyn CouplingBackend<D>>, interval: Interval) -> Self {
+        assert!(D == 1, "an interval is a domain of d = 1");
         IntervalBackend { free, interval }
     }
 }
 
-impl CouplingBackend<1> for IntervalBackend {
-    fn energy_and_field(&mut self, x: &[[f64; 1]], q: &[f64], field: &mut [[f64; 1]]) -> f64 {
+impl<const D: usize> CouplingBackend<D> for IntervalBackend<D> {
+    fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         let u_free = self.free.energy_and_field(x, q, field);
         let a = self.interval.a;
         let n = x.len();
@@ -115,8 +119,11 @@ impl IntervalField {
     }
 }
 
-impl ExternalPotential<1> for IntervalField {
-    fn value_and_gradient(&self, x: &[f64; 1]) -> (f64, [f64; 1]) {
+/// For every `D` so that the registration needs no cast; meaningful for
+/// `D = 1` only (the first axis; the others get no field).
+impl<const D: usize> ExternalPotential<D> for IntervalField {
+    fn value_and_gradient(&self, x: &[f64; D]) -> (f64, [f64; D]) {
+        assert!(D == 1, "an interval is a domain of d = 1");
         let x = x[0];
         let iv = self.interval.as_ref();
         let (mut phi, mut dphi) = iv.map_or((0.0, 0.0), |iv| iv.wall_potential(x));
@@ -137,7 +144,10 @@ impl ExternalPotential<1> for IntervalField {
                 dphi += qc * dh;
             }
         }
-        (phi, [dphi])
+        (
+            phi,
+            std::array::from_fn(|a| if a == 0 { dphi } else { 0.0 }),
+        )
     }
 }
 

@@ -93,6 +93,9 @@ impl<const D: usize> CouplingBackend<D> for TreeBackend<D> {
 pub struct SortedBackend {
     sorted: SortedCoupling1d,
     phi: Vec<f64>,
+    /// The positions and field as the 1D evaluator takes them.
+    x: Vec<[f64; 1]>,
+    field: Vec<[f64; 1]>,
 }
 
 impl SortedBackend {
@@ -101,14 +104,28 @@ impl SortedBackend {
         SortedBackend {
             sorted: SortedCoupling1d::new(softening),
             phi: Vec::new(),
+            x: Vec::new(),
+            field: Vec::new(),
         }
     }
 }
 
-impl CouplingBackend<1> for SortedBackend {
-    fn energy_and_field(&mut self, x: &[[f64; 1]], q: &[f64], field: &mut [[f64; 1]]) -> f64 {
-        self.phi.resize(x.len(), 0.0);
-        self.sorted.evaluate(x, q, &mut self.phi, field);
+/// Implemented for every `D` so that [`backend`] can return it without a
+/// cast, but only meaningful for `D = 1`: it sums along the first axis and
+/// refuses any other dimension.
+impl<const D: usize> CouplingBackend<D> for SortedBackend {
+    fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
+        assert!(D == 1, "the sorted sum is for d = 1");
+        let n = x.len();
+        self.phi.resize(n, 0.0);
+        self.x.clear();
+        self.x.extend(x.iter().map(|p| [p[0]]));
+        self.field.resize(n, [0.0]);
+        self.sorted
+            .evaluate(&self.x, q, &mut self.phi, &mut self.field);
+        for (f, g) in field.iter_mut().zip(&self.field) {
+            f[0] = g[0];
+        }
         half_charge_potential(q, &self.phi)
     }
 }
@@ -163,18 +180,11 @@ pub fn backend<const D: usize>(
     if !fast {
         return Box::new(DirectSum::<D>::new(softening));
     }
-    // Dispatch on D once; the casts are the identity for the matching D.
-    let b: Box<dyn std::any::Any> = match D {
-        1 => Box::new(Box::new(SortedBackend::new(softening)) as Box<dyn CouplingBackend<1>>),
-        2 => Box::new(
-            Box::new(TreeBackend::<2>::new(softening, accuracy)) as Box<dyn CouplingBackend<2>>
-        ),
-        _ => Box::new(
-            Box::new(TreeBackend::<3>::new(softening, accuracy)) as Box<dyn CouplingBackend<3>>
-        ),
-    };
-    *b.downcast::<Box<dyn CouplingBackend<D>>>()
-        .expect("D is 1, 2 or 3")
+    if D == 1 {
+        Box::new(SortedBackend::new(softening))
+    } else {
+        Box::new(TreeBackend::<D>::new(softening, accuracy))
+    }
 }
 
 /// The coupling's pair backend and the fixed external potential of a
@@ -210,26 +220,16 @@ pub fn domain_backends<const D: usize>(
         return Ok((free, None));
     }
     let interval = bx.map(|b| Interval::new(b.lower[0], b.upper[0], b.walls[0]));
-    let field: Box<dyn ExternalPotential<1>> = Box::new(interval::IntervalField::new(
+    let field: Box<dyn ExternalPotential<D>> = Box::new(interval::IntervalField::new(
         interval,
         backgrounds,
         c.softening,
     ));
-    let pair: Box<dyn CouplingBackend<1>> = match interval {
-        None => one_d(free),
-        Some(iv) => Box::new(interval::IntervalBackend::new(one_d(free), iv)),
+    let pair: Box<dyn CouplingBackend<D>> = match interval {
+        None => free,
+        Some(iv) => Box::new(interval::IntervalBackend::new(free, iv)),
     };
-    // D is 1 here: the casts are the identity.
-    let pair: Box<dyn std::any::Any> = Box::new(pair);
-    let field: Box<dyn std::any::Any> = Box::new(Some(field));
-    Ok((
-        *pair
-            .downcast::<Box<dyn CouplingBackend<D>>>()
-            .expect("D is 1"),
-        *field
-            .downcast::<Option<Box<dyn ExternalPotential<D>>>>()
-            .expect("D is 1"),
-    ))
+    Ok((pair, Some(field)))
 }
 
 /// A pair backend and an optional fixed potential ([`domain_backends`]).
@@ -237,13 +237,6 @@ pub type DomainBackends<const D: usize> = (
     Box<dyn CouplingBackend<D>>,
     Option<Box<dyn ExternalPotential<D>>>,
 );
-
-/// A dimension-D backend known to be of dimension 1.
-fn one_d<const D: usize>(b: Box<dyn CouplingBackend<D>>) -> Box<dyn CouplingBackend<1>> {
-    let b: Box<dyn std::any::Any> = Box::new(b);
-    *b.downcast::<Box<dyn CouplingBackend<1>>>()
-        .expect("called with D = 1")
-}
 
 /// Newtonian coupling: energy (lambda/2) sum_{i != j} q_i q_j G_delta(X_i - X_j).
 #[derive(Debug, Clone, PartialEq)]

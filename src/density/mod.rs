@@ -358,14 +358,7 @@ impl DensityPlan {
         let inner: Box<dyn DensityEstimator<D>> = match self.estimator {
             Estimator::Neighbours => Box::new(BlobDensity::new(self.eps)),
             Estimator::Mesh { max_cells } => Box::new(MeshDensity::new(self.eps, max_cells)),
-            Estimator::Sorted1d if D == 1 => {
-                // The identity cast for D = 1.
-                let b: Box<dyn std::any::Any> = Box::new(
-                    Box::new(SortedDensity1d::new(self.eps)) as Box<dyn DensityEstimator<1>>
-                );
-                *b.downcast::<Box<dyn DensityEstimator<D>>>()
-                    .expect("D is 1")
-            }
+            Estimator::Sorted1d if D == 1 => Box::new(SortedDensity1d::new(self.eps)),
             Estimator::Sorted1d => Box::new(BlobDensity::new(self.eps)),
         };
         match self.walls {

@@ -154,7 +154,8 @@ impl SortedDensity1d {
         }
     }
 
-    fn sort(&mut self, x: &[[f64; 1]]) {
+    fn sort<const D: usize>(&mut self, x: &[[f64; D]]) {
+        assert!(D == 1, "the sorted estimate is for d = 1");
         let n = x.len();
         if self.order.len() != n {
             self.order = (0..n as u32).collect();
@@ -202,12 +203,16 @@ impl SortedDensity1d {
     }
 }
 
-impl DensityEstimator<1> for SortedDensity1d {
+/// Implemented for every `D` so that the registration
+/// ([`DensityPlan::build`](crate::density::DensityPlan::build)) needs no cast,
+/// but only meaningful for `D = 1`: it reads the first axis and refuses any
+/// other dimension.
+impl<const D: usize> DensityEstimator<D> for SortedDensity1d {
     fn bandwidth(&self) -> f64 {
         self.eps
     }
 
-    fn compute(&mut self, x: &[[f64; 1]], w: &[f64]) -> Result<&[f64], EstimateRefused> {
+    fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> Result<&[f64], EstimateRefused> {
         self.sort(x);
         self.sums(w, &P);
         let c = self.kernel.norm();
@@ -219,7 +224,7 @@ impl DensityEstimator<1> for SortedDensity1d {
         Ok(&self.rho)
     }
 
-    fn add_gradient(&mut self, x: &[[f64; 1]], w: &[f64], slope: &[f64], grad: &mut [[f64; 1]]) {
+    fn add_gradient(&mut self, x: &[[f64; D]], w: &[f64], slope: &[f64], grad: &mut [[f64; D]]) {
         let mut c = std::mem::take(&mut self.cw);
         c.clear();
         c.extend(w.iter().zip(slope).map(|(w, s)| w * s));
@@ -228,7 +233,7 @@ impl DensityEstimator<1> for SortedDensity1d {
     }
 
     /// dL/dX_l = c_l sum_j w_j K'(X_l - X_j) + w_l sum_j c_j K'(X_l - X_j).
-    fn add_linear_gradient(&mut self, x: &[[f64; 1]], w: &[f64], c: &[f64], grad: &mut [[f64; 1]]) {
+    fn add_linear_gradient(&mut self, x: &[[f64; D]], w: &[f64], c: &[f64], grad: &mut [[f64; D]]) {
         if self.y.len() != x.len() {
             self.sort(x);
         }
@@ -246,7 +251,7 @@ impl DensityEstimator<1> for SortedDensity1d {
 
     /// Twelve arrays of N numbers: within the per-particle allowance the
     /// run's estimate makes for neighbour lists, so nothing beyond it.
-    fn extra_memory(&self, _x: &[[f64; 1]], _w: &[f64]) -> u64 {
+    fn extra_memory(&self, _x: &[[f64; D]], _w: &[f64]) -> u64 {
         0
     }
 }
