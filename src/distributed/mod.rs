@@ -80,6 +80,12 @@ pub fn launched_by_mpirun() -> bool {
         .any(|v| std::env::var_os(v).is_some())
 }
 
+/// Ends every rank of the job with exit status `code` (`MPI_Abort` on the
+/// world), from anywhere (a panic hook).
+pub fn abort_world(code: i32) -> ! {
+    world().abort(code)
+}
+
 /// MPI, initialized for the life of the run (finalized when dropped).
 pub struct Mpi {
     _universe: Universe,
