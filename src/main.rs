@@ -511,7 +511,7 @@ fn run_mpi(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> ExitCo
         report_panic(info);
         dist::abort_world(EXIT_INTERNAL as i32);
     }));
-    let s = match dist::setup(&mpi, scenario, &opts) {
+    let s = match dist::setup(&mpi, scenario) {
         Ok(s) => s,
         Err(f) => {
             if let Some(m) = f.message {

@@ -48,11 +48,20 @@
 //! with `MPI_Abort` and the error's exit status, so no rank waits forever in
 //! a collective; a rank that dies is seen by `mpirun`, which ends the others.
 //!
+//! # Checkpoints and resume
+//!
+//! The state is replicated, so rank 0's checkpoint (written at every
+//! written step, as by a single process) is the whole state. `--resume`:
+//! the other ranks copy DIR into their scratch directories, a barrier, and
+//! every rank resumes from the same checkpoint; the run continues with the
+//! same bytes as one never stopped, with any number of ranks (one process
+//! included). SIGINT/SIGTERM end the ranks at once (no handler is installed
+//! under MPI: ranks that noticed a signal at different points would leave
+//! the others in a collective); the last checkpoint stays valid.
+//!
 //! Not yet: distributed positions (ownership by space, ghosts, a
 //! distributed L-BFGS vector), division of the density estimates and of
-//! the tree, checkpoints per rank and `--resume` (refused), SIGTERM with a
-//! checkpoint (a signal ends the ranks at once; the files of the last
-//! written step stay valid, the run itself is lost).
+//! the tree, a checkpoint on SIGTERM.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
@@ -138,15 +147,11 @@ pub struct SetupFailure {
 }
 
 /// Reads the scenario on every rank and agrees on it: the same file bytes
-/// on every rank, no more ranks than particles, no option not yet supported.
+/// on every rank, and no more ranks than particles.
 /// On success every rank returns the scenario and has the distributed
 /// direct sum installed as the direct backend.
-pub fn setup(
-    mpi: &Mpi,
-    path: &Path,
-    opts: &RunOptions,
-) -> std::result::Result<Scenario, SetupFailure> {
-    let local = read_scenario(mpi, path, opts);
+pub fn setup(mpi: &Mpi, path: &Path) -> std::result::Result<Scenario, SetupFailure> {
+    let local = read_scenario(mpi, path);
     // [status, digest...]: status 0 ok, else the exit code.
     let mut mine = [0u8; 33];
     match &local {
@@ -182,18 +187,10 @@ pub fn setup(
 }
 
 /// The scenario, the SHA-256 of its file, and the checks of a distributed run.
-fn read_scenario(mpi: &Mpi, path: &Path, opts: &RunOptions) -> Result<(Scenario, [u8; 32])> {
+fn read_scenario(mpi: &Mpi, path: &Path) -> Result<(Scenario, [u8; 32])> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
     let s = Scenario::from_file(path)?;
-    if opts.resume {
-        return Err(Error::input(
-            path,
-            "--resume",
-            "resuming is not yet supported under MPI (checkpoints per rank are not written): \
-             rerun the scenario from the start, or resume it with a single process",
-        ));
-    }
     let cloud = particle_count(&s)?;
     if mpi.size > cloud {
         return Err(Error::input(
@@ -229,14 +226,43 @@ pub fn run(
     opts: RunOptions,
     obs: &mut dyn Observer,
 ) -> Result<RunSummary> {
+    let scratch = scratch_dir(mpi.rank);
+    if mpi.rank != 0 {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    if opts.resume {
+        // Every rank resumes from the state in `out`: the others copy it
+        // before rank 0, past the barrier, starts changing it.
+        let copied = if mpi.rank != 0 && out.is_dir() {
+            copy_run_dir(out, &scratch)
+        } else {
+            Ok(())
+        };
+        world().barrier();
+        copied.map_err(|e| Error::io(out, e))?;
+    }
     if mpi.rank == 0 {
         return run_to_dir(scenario, out, opts, obs);
     }
-    let scratch = scratch_dir(mpi.rank);
-    let _ = std::fs::remove_dir_all(&scratch);
     let result = run_to_dir(scenario, &scratch, opts, &mut ());
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Copies the files of a run directory (not its lock) into `to`.
+fn copy_run_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        let target = to.join(&name);
+        if e.file_type()?.is_dir() {
+            copy_run_dir(&e.path(), &target)?;
+        } else if name != crate::driver::dir::LOCK {
+            std::fs::copy(e.path(), target)?;
+        }
+    }
+    Ok(())
 }
 
 fn scratch_dir(rank: usize) -> PathBuf {
