@@ -492,9 +492,11 @@ fn run_with(
 }
 
 /// `jko run` under `mpirun` (the `mpi` feature; `jko::distributed`): every
-/// rank runs; rank 0 writes OUT and speaks. A failure during the run ends
-/// every rank through `MPI_Abort` with the error's exit status, so that no
-/// rank is left waiting in a collective.
+/// rank runs; rank 0 writes OUT and speaks. An error that only some ranks
+/// may meet (I/O, a directory refused) ends every rank through `MPI_Abort`
+/// with the error's exit status, so that no rank is left waiting in a
+/// collective; the outcomes of the replicated computation (a numerical
+/// failure, a collapse, an agreed interrupt) end every rank normally.
 #[cfg(feature = "mpi")]
 fn run_mpi(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> ExitCode {
     use jko::distributed as dist;
@@ -511,6 +513,11 @@ fn run_mpi(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> ExitCo
         report_panic(info);
         dist::abort_world(EXIT_INTERNAL as i32);
     }));
+    if let Err(e) = dist::install_signals() {
+        eprintln!(
+            "jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt will lose the steps since the last checkpoint"
+        );
+    }
     let s = match dist::setup(&mpi, scenario) {
         Ok(s) => s,
         Err(f) => {
@@ -525,6 +532,19 @@ fn run_mpi(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> ExitCo
         dist::run(&mpi, &s, out, opts, progress)
     }) {
         Ok(()) => ExitCode::SUCCESS,
+        // Outcomes of the replicated computation (or of a signal the ranks
+        // agreed on): every rank stops here together, with the same error.
+        Err(
+            e @ (jko::Error::Interrupted { .. }
+            | jko::Error::Numerical(_)
+            | jko::Error::Stopped(_)
+            | jko::Error::NotConverged(_)),
+        ) => {
+            if rank == 0 {
+                eprintln!("jko: error: {e}");
+            }
+            ExitCode::from(e.exit_code() as u8)
+        }
         Err(e) => {
             if rank != 0 {
                 // Every rank meets a numerical failure at the same point:

@@ -27,7 +27,9 @@
 //!    bits as a single process's for every P;
 //! 3. `allgatherv` of the finished field of each rank's particles (N x d).
 //!
-//! Per step: nothing more (the step's decisions are replicated). Per run:
+//! 4. a one-byte `allreduce`: a signal pending on any rank (below).
+//!
+//! Per step: the same one-byte `allreduce` (the step's decisions are replicated). Per run:
 //! one `allgather` at the start checks that every rank read the same
 //! scenario (SHA-256 of the file) and that there are no more ranks than
 //! particles.
@@ -55,18 +57,27 @@
 //! the other ranks copy DIR into their scratch directories, a barrier, and
 //! every rank resumes from the same checkpoint; the run continues with the
 //! same bytes as one never stopped, with any number of ranks (one process
-//! included). SIGINT/SIGTERM end the ranks at once (no handler is installed
-//! under MPI: ranks that noticed a signal at different points would leave
-//! the others in a collective); the last checkpoint stays valid.
+//! included).
+//!
+//! SIGINT/SIGTERM (which `mpirun` forwards to every rank) only mark a signal
+//! *pending*; the ranks agree on it by a one-byte `allreduce` at every
+//! evaluation of the distributed sum and after every step
+//! ([`agree_on_signal`]), then all stop at the same point, write the same
+//! checkpoint (rank 0's in DIR) and exit with status 130, as one process
+//! does. (`mpirun` kills ranks still running some time after forwarding a
+//! signal, by default about a second: a longer evaluation is cut short, and
+//! the checkpoint of the last written step stays valid.)
 //!
 //! Not yet: distributed positions (ownership by space, ghosts, a
 //! distributed L-BFGS vector), division of the density estimates and of
-//! the tree, a checkpoint on SIGTERM.
+//! the tree.
 
 use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use mpi::Count;
+use mpi::collective::SystemOperation;
 use mpi::datatype::PartitionMut;
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
@@ -75,10 +86,13 @@ use sha2::{Digest, Sha256};
 
 use crate::coupling::CouplingBackend;
 use crate::coupling::direct::{BlockLayout, DirectSum};
+use crate::driver::events::Event;
 use crate::driver::{Observer, RunOptions, RunSummary, run_to_dir};
 use crate::error::{Error, Result};
 use crate::io::scenario::Scenario;
 use crate::particles::Cloud;
+use crate::stepper::StepReport;
+use crate::util::interrupt;
 
 /// Whether this process was started by `mpirun`/`mpiexec` (Open MPI, MPICH
 /// or a PMIx launcher): only then does `jko run` initialize MPI, so a plain
@@ -87,6 +101,57 @@ pub fn launched_by_mpirun() -> bool {
     ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
         .iter()
         .any(|v| std::env::var_os(v).is_some())
+}
+
+/// A signal this rank received and the others may not know of yet.
+static PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Routes SIGINT and SIGTERM to a *pending* request that the ranks agree on
+/// ([`agree_on_signal`]) before any of them acts on it: a rank that stopped
+/// at the signal by itself would leave the others in a collective. A second
+/// signal ends this rank at once (status 130), and `mpirun` the job.
+pub fn install_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        // The shutdown first: it fires only once the flag is set.
+        signal_hook::flag::register_conditional_shutdown(sig, interrupt::EXIT_STATUS, &PENDING)?;
+        signal_hook::flag::register(sig, &PENDING)?;
+    }
+    Ok(())
+}
+
+/// A collective: if any rank has a pending signal, every rank requests the
+/// interrupt here, at the same point of the same computation, so every rank
+/// stops at the same next check (the optimizer's next evaluation, or the
+/// run loop's next step) and writes the same checkpoint.
+fn agree_on_signal(w: &SimpleCommunicator) {
+    let mine = PENDING.load(Ordering::Relaxed) as u8;
+    let mut any = 0u8;
+    w.all_reduce_into(&mine, &mut any, SystemOperation::max());
+    if any != 0 {
+        interrupt::request();
+    }
+}
+
+/// The run's observer, plus the agreement on signals after every step (a
+/// point every rank passes, whatever the scenario's backends).
+struct Agreeing<'a> {
+    inner: &'a mut dyn Observer,
+}
+
+impl Observer for Agreeing<'_> {
+    fn started(&mut self, s: &Scenario, bandwidths: &[f64], first_step: u64) {
+        self.inner.started(s, bandwidths, first_step);
+    }
+
+    fn step(&mut self, step: u64, report: &StepReport) {
+        self.inner.step(step, report);
+        agree_on_signal(&world());
+    }
+
+    fn event(&mut self, event: &Event) {
+        self.inner.event(event);
+    }
 }
 
 /// Ends every rank of the job with exit status `code` (`MPI_Abort` on the
@@ -242,9 +307,9 @@ pub fn run(
         copied.map_err(|e| Error::io(out, e))?;
     }
     if mpi.rank == 0 {
-        return run_to_dir(scenario, out, opts, obs);
+        return run_to_dir(scenario, out, opts, &mut Agreeing { inner: obs });
     }
-    let result = run_to_dir(scenario, &scratch, opts, &mut ());
+    let result = run_to_dir(scenario, &scratch, opts, &mut Agreeing { inner: &mut () });
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
@@ -317,6 +382,7 @@ fn all_gather_f64(w: &SimpleCommunicator, mine: &[f64], counts: &[usize], all: &
 impl<const D: usize> CouplingBackend<D> for DistributedDirect<D> {
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         let w = world();
+        agree_on_signal(&w);
         let (rank, size) = (w.rank() as usize, w.size() as usize);
         let n = x.len();
         let layout = BlockLayout::new::<D>(n);

@@ -258,6 +258,78 @@ fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
     assert_eq!(outputs(&single), outputs(&out), "{OUTPUTS:?} after resume");
 }
 
+/// SIGTERM to `mpirun` (forwarded to every rank): the ranks agree on it,
+/// stop at the same point, write the checkpoint and exit with status 130;
+/// `--resume` on 2 ranks then ends with one uninterrupted process's bytes.
+#[test]
+fn sigterm_checkpoints_on_every_rank_and_resume_gives_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(scenario("pnp_2d"))
+        .unwrap()
+        .replace("particles = 450", "particles = 1200")
+        .replace("steps = 10", "steps = 30");
+    let s = write(tmp.path(), "long.toml", &text);
+    let single = tmp.path().join("single");
+    let o = jko()
+        .args(["run", path(&s), "--out", path(&single), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let out = tmp.path().join("out");
+    let bin = env!("CARGO_BIN_EXE_jko");
+    // `timeout` passes the SIGTERM it receives on to mpirun.
+    let child = Command::new("timeout")
+        .args([
+            "-k",
+            "5",
+            "300",
+            "mpirun",
+            "--oversubscribe",
+            "--allow-run-as-root",
+        ])
+        .args([
+            "-n",
+            "2",
+            bin,
+            "run",
+            path(&s),
+            "--out",
+            path(&out),
+            "--quiet",
+        ])
+        .env_remove("JKO_FAULT")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let energy = out.join("energy.csv.partial");
+    let start = std::time::Instant::now();
+    while records_len(&energy) < 5 {
+        assert!(start.elapsed().as_secs() < 120, "no 3 steps within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted after step"), "{err}");
+    assert!(
+        !out.join("particles.csv").exists(),
+        "finished before the signal"
+    );
+
+    let o = mpirun(
+        2,
+        &["run", path(&s), "--out", path(&out), "--resume", "--quiet"],
+        300,
+    );
+    assert!(o.status.success(), "resume: {}", stderr(&o));
+    assert_eq!(outputs(&single), outputs(&out), "{OUTPUTS:?} after resume");
+}
+
 fn records_len(p: &Path) -> usize {
     std::fs::read_to_string(p).map_or(0, |t| t.lines().count())
 }
