@@ -3,14 +3,14 @@
 # under `mpirun -n 1` and `-n 2` (docs/mpi.md, "Measured"). Usage:
 #   scripts/bench-mpi.sh [PARTICLES_PER_SPECIES [STEPS]]     (default 5000 3)
 # on 2D and 3D two-species PNP with the direct sum; needs an `mpi` build in
-# target/release/jko (cargo build --release --features mpi). Prints one line
+# target/release/jko (cargo build --release --features mpi; or JKO_BIN). Prints one line
 # per run: wall time of the steps / steps (run.json), evaluations, and each
 # rank's peak resident memory (/usr/bin/time's %M).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 n=${1:-5000}
 steps=${2:-3}
-bin=$PWD/target/release/jko
+bin=${JKO_BIN:-$PWD/target/release/jko}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1

@@ -62,11 +62,12 @@
 //! SIGINT/SIGTERM (which `mpirun` forwards to every rank) only mark a signal
 //! *pending*; the ranks agree on it by a one-byte `allreduce` at every
 //! evaluation of the distributed sum and after every step
-//! ([`agree_on_signal`]), then all stop at the same point, write the same
+//! (`agree_on_signal`), then all stop at the same point, write the same
 //! checkpoint (rank 0's in DIR) and exit with status 130, as one process
-//! does. (`mpirun` kills ranks still running some time after forwarding a
-//! signal, by default about a second: a longer evaluation is cut short, and
-//! the checkpoint of the last written step stays valid.)
+//! does (`mpirun`, when it is the process signalled, exits with 1).
+//! `mpirun` kills ranks still running some time after forwarding a signal,
+//! by default about a second: a longer evaluation is cut short, and the
+//! checkpoint of the last written step stays valid.
 //!
 //! Not yet: distributed positions (ownership by space, ghosts, a
 //! distributed L-BFGS vector), division of the density estimates and of
@@ -107,7 +108,7 @@ pub fn launched_by_mpirun() -> bool {
 static PENDING: AtomicBool = AtomicBool::new(false);
 
 /// Routes SIGINT and SIGTERM to a *pending* request that the ranks agree on
-/// ([`agree_on_signal`]) before any of them acts on it: a rank that stopped
+/// (`agree_on_signal`) before any of them acts on it: a rank that stopped
 /// at the signal by itself would leave the others in a collective. A second
 /// signal ends this rank at once (status 130), and `mpirun` the job.
 pub fn install_signals() -> std::io::Result<()> {

@@ -267,7 +267,7 @@ fn sigterm_checkpoints_on_every_rank_and_resume_gives_the_same_bytes() {
     let text = std::fs::read_to_string(scenario("pnp_2d"))
         .unwrap()
         .replace("particles = 450", "particles = 1200")
-        .replace("steps = 10", "steps = 30");
+        .replace("steps = 10", "steps = 80");
     let s = write(tmp.path(), "long.toml", &text);
     let single = tmp.path().join("single");
     let o = jko()
@@ -314,11 +314,21 @@ fn sigterm_checkpoints_on_every_rank_and_resume_gives_the_same_bytes() {
         .unwrap();
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted after step"), "{err}");
+    // The ranks exit with 130; mpirun, itself signalled, exits with 1.
+    assert!(
+        o.status.code().is_some_and(|c| c != 0 && c != 124),
+        "status {:?}: {err}",
+        o.status.code()
+    );
     assert!(
         !out.join("particles.csv").exists(),
         "finished before the signal"
+    );
+    // Rank 0's record: a clean interrupt, the checkpoint written.
+    let record = std::fs::read_to_string(out.join("run.json")).unwrap();
+    assert!(
+        record.contains("\"status\": \"interrupted\"") && record.contains("\"exit_code\": 130"),
+        "{record}\n{err}"
     );
 
     let o = mpirun(
