@@ -539,7 +539,7 @@ impl BlockLayout {
         assert!(acc_first <= rows.first * BLOCK && acc.len() == self.n - acc_first);
         for (k, col) in rows.cols.iter().enumerate() {
             let ib = rows.first + k;
-            if ib % self.panel == 0 {
+            if ib.is_multiple_of(self.panel) {
                 let panel = self.particles(&(ib..(ib + self.panel).min(self.blocks)));
                 for j in panel {
                     for a in 0..D {
