@@ -78,13 +78,16 @@
 //! - [`eulerian`]: the grid twin; [`compare`]: distances between runs;
 //!   [`export`]: the ParaView series of a finished run;
 //! - [`plot`]: figures of runs (densities, energy), through `compare`'s
-//!   reading and density estimate.
+//!   reading and density estimate;
+//! - `distributed` (the `mpi` feature): `jko run` under MPI.
 
 #![warn(missing_docs)]
 
 pub mod compare;
 pub mod coupling;
 pub mod density;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod driver;
 pub mod energy;
 pub mod error;

@@ -353,7 +353,13 @@ fn dispatch(cli: Cli) -> ExitCode {
             force,
             resume,
             quiet,
-        } => run(&scenario, &out, RunOptions { force, resume }, quiet),
+        } => {
+            #[cfg(feature = "mpi")]
+            if jko::distributed::launched_by_mpirun() {
+                return run_mpi(&scenario, &out, RunOptions { force, resume }, quiet);
+            }
+            run(&scenario, &out, RunOptions { force, resume }, quiet)
+        }
         Command::Eulerian {
             scenario,
             out,
@@ -420,6 +426,18 @@ fn run(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> jko::Resul
             "jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt will lose the steps since the last checkpoint"
         );
     }
+    run_with(&s, out, quiet, |progress| {
+        jko::run_to_dir(&s, out, opts, progress)
+    })
+}
+
+/// Runs `go` with a progress bar (unless `quiet`) and prints the summary.
+fn run_with(
+    s: &Scenario,
+    out: &Path,
+    quiet: bool,
+    go: impl FnOnce(&mut Progress) -> jko::Result<jko::RunSummary>,
+) -> jko::Result<()> {
     let bar = (!quiet).then(|| {
         let b = ProgressBar::new(s.steps as u64);
         b.set_style(
@@ -429,7 +447,7 @@ fn run(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> jko::Resul
         b
     });
     let mut progress = Progress { bar, stages: false };
-    let result = jko::run_to_dir(&s, out, opts, &mut progress);
+    let result = go(&mut progress);
     if let Some(b) = &progress.bar {
         b.finish_and_clear();
     }
@@ -471,6 +489,75 @@ fn run(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> jko::Resul
         );
     }
     Ok(())
+}
+
+/// `jko run` under `mpirun` (the `mpi` feature; `jko::distributed`): every
+/// rank runs; rank 0 writes OUT and speaks. An error that only some ranks
+/// may meet (I/O, a directory refused) ends every rank through `MPI_Abort`
+/// with the error's exit status, so that no rank is left waiting in a
+/// collective; the outcomes of the replicated computation (a numerical
+/// failure, a collapse, an agreed interrupt) end every rank normally.
+#[cfg(feature = "mpi")]
+fn run_mpi(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> ExitCode {
+    use jko::distributed as dist;
+    let mpi = match dist::Mpi::init() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("jko: error: cannot start MPI: {e}");
+            return ExitCode::from(EXIT_INTERNAL);
+        }
+    };
+    // A panic on one rank must not leave the others in a collective.
+    let report_panic = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report_panic(info);
+        dist::abort_world(EXIT_INTERNAL as i32);
+    }));
+    if let Err(e) = dist::install_signals() {
+        eprintln!(
+            "jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt will lose the steps since the last checkpoint"
+        );
+    }
+    let s = match dist::setup(&mpi, scenario) {
+        Ok(s) => s,
+        Err(f) => {
+            if let Some(m) = f.message {
+                eprintln!("jko: error: {m}");
+            }
+            return ExitCode::from(f.code.clamp(1, 255) as u8);
+        }
+    };
+    let rank = mpi.rank();
+    match run_with(&s, out, quiet || rank != 0, |progress| {
+        dist::run(&mpi, &s, out, opts, progress)
+    }) {
+        Ok(()) => ExitCode::SUCCESS,
+        // Outcomes of the replicated computation (or of a signal the ranks
+        // agreed on): every rank stops here together, with the same error.
+        Err(
+            e @ (jko::Error::Interrupted { .. }
+            | jko::Error::Numerical(_)
+            | jko::Error::Stopped(_)
+            | jko::Error::NotConverged(_)),
+        ) => {
+            if rank == 0 {
+                eprintln!("jko: error: {e}");
+            }
+            ExitCode::from(e.exit_code() as u8)
+        }
+        Err(e) => {
+            if rank != 0 {
+                // Every rank meets a numerical failure at the same point:
+                // let rank 0 speak and end the job; a failure of this rank
+                // alone is reported after that pause.
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                eprintln!("jko: error on MPI rank {rank}: {e}");
+            } else {
+                eprintln!("jko: error: {e}");
+            }
+            mpi.abort(e.exit_code())
+        }
+    }
 }
 
 fn equilibrium(

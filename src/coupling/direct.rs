@@ -84,6 +84,8 @@ pub struct DirectSum<const D: usize> {
     /// The charge shared by all eight lanes of each pack (NaN if they differ
     /// or are 0): the 2D product runs (module docs).
     uniform_q: Vec<f64>,
+    /// `PANEL_BYTES`, smaller in the tests of several panels.
+    panel_bytes: usize,
 }
 
 impl<const D: usize> DirectSum<D> {
@@ -103,6 +105,7 @@ impl<const D: usize> DirectSum<D> {
             cols: Vec::new(),
             row_energy: Vec::new(),
             uniform_q: Vec::new(),
+            panel_bytes: PANEL_BYTES,
         }
     }
 }
@@ -344,8 +347,10 @@ fn row<I: Isa, const D: usize, const T: usize>(task: Row<'_, D>) -> f64 {
     energy
 }
 
-impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
-    fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
+impl<const D: usize> DirectSum<D> {
+    /// Packs the particles and their charges, marks the packs of uniform
+    /// charge, and returns the 2D product run length (module docs).
+    fn prepare(&mut self, x: &[[f64; D]], q: &[f64]) -> usize {
         let n = x.len();
         let np = n.div_ceil(LANES);
         self.packs.clear();
@@ -365,17 +370,25 @@ impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
                 f64::NAN
             }
         }));
-        let log_run = if D == 2 {
+        if D == 2 {
             let (lo, hi) = crate::util::parallel::bounding_box(x);
             let diam2 = (0..D).map(|a| (hi[a] - lo[a]).powi(2)).sum::<f64>();
             log_run_len(self.delta2, diam2)
         } else {
             1
-        };
+        }
+    }
+}
+
+impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
+    fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
+        let n = x.len();
+        let np = n.div_ceil(LANES);
+        let log_run = self.prepare(x, q);
         field.fill([0.0; D]);
         let nb = n.div_ceil(BLOCK);
         self.row_energy.resize(nb, 0.0);
-        let panel = (PANEL_BYTES / (std::mem::size_of::<[V; D]>() * np.max(1))).clamp(1, nb.max(1));
+        let panel = panel_rows::<D>(n, self.panel_bytes);
         let (packs, uniform_q, delta2) = (&self.packs[..], &self.uniform_q[..], self.delta2);
 
         for first in (0..nb).step_by(panel) {
@@ -425,6 +438,181 @@ impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
             }
         });
         c_pot * self.row_energy.iter().sum::<f64>()
+    }
+}
+
+/// Block rows per panel for `n` particles (module docs): the column buffers
+/// of one panel stay within `PANEL_BYTES`.
+fn panel_rows<const D: usize>(n: usize, bytes: usize) -> usize {
+    let np = n.div_ceil(LANES);
+    let nb = n.div_ceil(BLOCK);
+    (bytes / (std::mem::size_of::<[V; D]>() * np.max(1))).clamp(1, nb.max(1))
+}
+
+/// The sum split by block rows, with the same bits as
+/// [`CouplingBackend::energy_and_field`]: the MPI build's distributed direct
+/// sum (`crate::distributed`) gives each process a range of block rows.
+///
+/// The single-process sum adds, for particle j of block b(j) in the panel
+/// starting at block P(j): the column sums col_I[j] of the block rows
+/// I < P(j) in ascending I, then its row sum S_j, then col_I[j] for
+/// P(j) <= I <= b(j) in ascending I; then it scales by c_grad. The energy is
+/// c_pot times the sum of the block rows' energies in block order. A block
+/// row's S, col and energy depend on the positions alone, so they can be
+/// computed anywhere; the split keeps the order of the additions:
+///
+/// 1. each part computes its block rows ([`DirectSum::block_rows`]);
+/// 2. every part learns all row sums S and all row energies;
+/// 3. an accumulator per particle visits the parts in block order, each
+///    adding its columns ([`BlockLayout::accumulate`], which inserts S_j at
+///    block P(j)); when it has passed block b(j), particle j's field is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLayout {
+    /// Particles.
+    pub n: usize,
+    /// Block rows.
+    pub blocks: usize,
+    /// Block rows per panel.
+    pub panel: usize,
+}
+
+/// What a range of block rows contributes ([`BlockLayout`]).
+#[derive(Debug, Clone, Default)]
+pub struct BlockRows<const D: usize> {
+    /// The block rows, `first..first + energy.len()`.
+    pub first: usize,
+    /// Each block row's sum of q_i P_i (before the factor c_pot).
+    pub energy: Vec<f64>,
+    /// Row sums S_j of the particles of these block rows, in order.
+    pub rows: Vec<[f64; D]>,
+    /// Column sums of each block row I, for the particles j >= I * BLOCK.
+    cols: Vec<Vec<[f64; D]>>,
+}
+
+impl BlockLayout {
+    /// The layout of the sum over `n` particles in dimension `D`.
+    pub fn new<const D: usize>(n: usize) -> Self {
+        BlockLayout {
+            n,
+            blocks: n.div_ceil(BLOCK),
+            panel: panel_rows::<D>(n, PANEL_BYTES),
+        }
+    }
+
+    /// The particles of block rows `blocks`.
+    pub fn particles(&self, blocks: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+        (blocks.start * BLOCK).min(self.n)..(blocks.end * BLOCK).min(self.n)
+    }
+
+    /// `parts` consecutive ranges of block rows of about equal work (block
+    /// row I meets the packs from its own on: work ~ N - I * BLOCK); empty
+    /// ranges when there are more parts than blocks.
+    pub fn split(&self, parts: usize) -> Vec<std::ops::Range<usize>> {
+        let work = |i: usize| (self.n - i * BLOCK) as f64;
+        let total: f64 = (0..self.blocks).map(work).sum();
+        let mut out = Vec::with_capacity(parts);
+        let (mut start, mut done) = (0, 0.0);
+        for p in 0..parts {
+            let target = total * (p + 1) as f64 / parts as f64;
+            let mut end = start;
+            while end < self.blocks && (p + 1 == parts || done + 0.5 * work(end) < target) {
+                done += work(end);
+                end += 1;
+            }
+            out.push(start..end);
+            start = end;
+        }
+        out
+    }
+
+    /// Step 3 of [`BlockLayout`]: adds the columns of `rows` (and, at the
+    /// first block of each panel, that panel's row sums from `all_rows`, the
+    /// S of every particle) to `acc`, the accumulators of particles
+    /// `acc_first..n`, `acc_first` at most `rows.first * BLOCK`.
+    pub fn accumulate<const D: usize>(
+        &self,
+        rows: &BlockRows<D>,
+        all_rows: &[[f64; D]],
+        acc: &mut [[f64; D]],
+        acc_first: usize,
+    ) {
+        assert!(acc_first <= rows.first * BLOCK && acc.len() == self.n - acc_first);
+        for (k, col) in rows.cols.iter().enumerate() {
+            let ib = rows.first + k;
+            if ib.is_multiple_of(self.panel) {
+                let panel = self.particles(&(ib..(ib + self.panel).min(self.blocks)));
+                for j in panel {
+                    for a in 0..D {
+                        acc[j - acc_first][a] += all_rows[j][a];
+                    }
+                }
+            }
+            let j0 = ib * BLOCK;
+            acc[j0 - acc_first..]
+                .par_chunks_mut(BLOCK)
+                .zip(col.par_chunks(BLOCK))
+                .for_each(|(f, c)| {
+                    for (f, c) in f.iter_mut().zip(c) {
+                        for a in 0..D {
+                            f[a] += c[a];
+                        }
+                    }
+                });
+        }
+    }
+
+    /// The energy and the scale of the field once every accumulator is
+    /// final: `block_energy` holds every block row's energy in order; the
+    /// field is `acc` times the returned c_grad.
+    pub fn finish<const D: usize>(block_energy: &[f64]) -> (f64, f64) {
+        let (c_pot, c_grad) = scales(D);
+        (c_pot * block_energy.iter().sum::<f64>(), c_grad)
+    }
+}
+
+impl<const D: usize> DirectSum<D> {
+    /// Step 1 of [`BlockLayout`]: the row sums, columns and energies of
+    /// block rows `blocks` only, by the same code as the whole sum.
+    pub fn block_rows(
+        &mut self,
+        x: &[[f64; D]],
+        q: &[f64],
+        blocks: std::ops::Range<usize>,
+    ) -> BlockRows<D> {
+        let n = x.len();
+        let log_run = self.prepare(x, q);
+        let np = self.packs.len();
+        let layout = BlockLayout::new::<D>(n);
+        let mut rows = vec![[0.0; D]; layout.particles(&blocks).len()];
+        let mut energy = vec![0.0; blocks.len()];
+        let (packs, uniform_q, delta2) = (&self.packs[..], &self.uniform_q[..], self.delta2);
+        let cols: Vec<Vec<[f64; D]>> = rows
+            .par_chunks_mut(BLOCK)
+            .zip(energy.par_iter_mut())
+            .enumerate()
+            .map(|(k, (out, energy))| {
+                let ib = blocks.start + k;
+                let mut col = vec![[V::ZERO; D]; np];
+                *energy = with_best_isa(Row {
+                    packs,
+                    uniform_q,
+                    log_run,
+                    ib,
+                    col: &mut col,
+                    out,
+                    delta2,
+                });
+                (ib * BLOCK..n)
+                    .map(|i| std::array::from_fn(|a| col[i / LANES][a].0[i % LANES]))
+                    .collect()
+            })
+            .collect();
+        BlockRows {
+            first: blocks.start,
+            energy,
+            rows,
+            cols,
+        }
     }
 }
 
@@ -577,5 +765,50 @@ mod tests {
             })
         };
         assert_eq!(run(1), run(2));
+    }
+
+    /// The split of [`BlockLayout`], run in one process over 1-4 parts and
+    /// with panels of one, two and all block rows, gives the whole sum's bits.
+    #[test]
+    fn block_rows_reassemble_to_the_same_bits() {
+        fn check<const D: usize>(n: usize) {
+            let (x, q) = cloud::<D>(n);
+            let row_bytes = std::mem::size_of::<[V; D]>() * n.div_ceil(LANES);
+            for panel in [1, 2, usize::MAX] {
+                let mut single = DirectSum::<D>::new(0.05);
+                single.panel_bytes = row_bytes.saturating_mul(panel);
+                let mut whole = vec![[0.0; D]; n];
+                let e = single.energy_and_field(&x, &q, &mut whole);
+                let mut layout = BlockLayout::new::<D>(n);
+                layout.panel = panel_rows::<D>(n, single.panel_bytes);
+                for parts in 1..=4 {
+                    let mut sum = DirectSum::<D>::new(0.05);
+                    let pieces: Vec<BlockRows<D>> = layout
+                        .split(parts)
+                        .into_iter()
+                        .map(|r| sum.block_rows(&x, &q, r))
+                        .collect();
+                    let all_rows: Vec<[f64; D]> =
+                        pieces.iter().flat_map(|p| p.rows.clone()).collect();
+                    let energies: Vec<f64> = pieces.iter().flat_map(|p| p.energy.clone()).collect();
+                    let mut acc = vec![[0.0; D]; n];
+                    for p in &pieces {
+                        layout.accumulate(p, &all_rows, &mut acc, 0);
+                    }
+                    let (u, c_grad) = BlockLayout::finish::<D>(&energies);
+                    assert_eq!(u.to_bits(), e.to_bits(), "D={D} n={n} parts={parts}");
+                    for (f, g) in acc.iter().zip(&whole) {
+                        for a in 0..D {
+                            assert_eq!((f[a] * c_grad).to_bits(), g[a].to_bits());
+                        }
+                    }
+                }
+            }
+        }
+        for n in [1, 9, 256, 700, 1100] {
+            check::<1>(n);
+            check::<2>(n);
+            check::<3>(n);
+        }
     }
 }

@@ -130,6 +130,20 @@ impl<const D: usize> CouplingBackend<D> for SortedBackend {
     }
 }
 
+/// Builds the backend that replaces [`DirectSum`] wherever [`backend`] would
+/// choose it: `(dimension, softening)` to a `Box<dyn CouplingBackend<D>>` in
+/// a `Box<dyn Any>`. The MPI build's distributed direct sum
+/// (`crate::distributed`) installs one; a single process never does.
+pub type DirectOverride = fn(usize, f64) -> Box<dyn std::any::Any>;
+
+static DIRECT_OVERRIDE: std::sync::OnceLock<DirectOverride> = std::sync::OnceLock::new();
+
+/// Installs the replacement of the direct sum for the rest of the process
+/// (the first installed stays).
+pub fn install_direct_override(f: DirectOverride) {
+    let _ = DIRECT_OVERRIDE.set(f);
+}
+
 /// Particle count above which `method = "auto"` uses the tree instead of the
 /// direct sum, per dimension: the count where the tree at accuracy 1e-6
 /// overtakes the [`DirectSum`] backend on a Gaussian cloud whose charges are
@@ -178,6 +192,11 @@ pub fn backend<const D: usize>(
         Auto => n >= AUTO_CROSSOVER[D - 1],
     };
     if !fast {
+        if let Some(f) = DIRECT_OVERRIDE.get() {
+            return *f(D, softening)
+                .downcast::<Box<dyn CouplingBackend<D>>>()
+                .expect("the override builds a backend of dimension D");
+        }
         return Box::new(DirectSum::<D>::new(softening));
     }
     if D == 1 {

@@ -10,7 +10,7 @@
 //! 5. `stepper` (the problem, one JKO step, the simulation)
 //! 6. `io` (scenario, output streams, checkpoints)
 //! 7. `driver` (a run to a directory)
-//! 8. `eulerian` (the grid twin and its runs)
+//! 8. `eulerian` (the grid twin and its runs), `distributed` (runs under MPI)
 //! 9. `compare`
 //! 10. `export` (ParaView files of finished runs), `plot` (figures of runs;
 //!     uses `compare` for the densities and distances)
@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const LAYERS: [(&str, u32); 15] = [
+const LAYERS: [(&str, u32); 16] = [
     ("error", 0),
     ("util", 0),
     ("model", 1),
@@ -32,6 +32,7 @@ const LAYERS: [(&str, u32); 15] = [
     ("io", 6),
     ("driver", 7),
     ("eulerian", 8),
+    ("distributed", 8),
     ("compare", 9),
     ("export", 10),
     ("plot", 10),

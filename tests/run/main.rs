@@ -11,7 +11,8 @@
 //! - `equilibrium`: `jko equilibrium` with particles, its files, resume and refusals;
 //! - `run_record`, `vtk`, `init`: run.json, the ParaView series and `jko export`,
 //!   `jko init`;
-//! - `plot`: `jko plot` on every kind of run directory, its pixels and refusals.
+//! - `plot`: `jko plot` on every kind of run directory, its pixels and refusals;
+//! - `mpi` (feature `mpi`): `mpirun -n P jko run` against one process, bad input.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -27,6 +28,9 @@ mod hostile_inputs;
 mod hostile_numerics;
 mod hostile_run_dir;
 mod init;
+// Needs an MPI build (and mpirun): the `mpi` feature.
+#[cfg(feature = "mpi")]
+mod mpi;
 mod plot;
 // Its faults are injected through hooks only that feature compiles in.
 #[cfg(feature = "fault-injection")]

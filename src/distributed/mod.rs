@@ -1,0 +1,433 @@
+//! `jko run` under MPI (`mpirun -n P jko run SCENARIO --out DIR`), built
+//! with the `mpi` feature. This is the first slice of the distributed run
+//! (docs/mpi.md has the whole plan): **replicated state, divided pair sum**.
+//!
+//! # Decomposition
+//!
+//! Every rank holds the whole state: all positions, the L-BFGS history, the
+//! neighbour lists. Every rank runs the same driver, the same JKO steps and
+//! the same optimizer on the same numbers, so every decision (line search,
+//! stopping rule, rejected steps and sub-steps) is taken identically on
+//! every rank without any message: the state stays replicated because each
+//! rank computes the same bits. What is divided is the O(N^2) part, the
+//! direct pair sum of the coupling (d = 2, 3, `method = "direct"`, or
+//! `"auto"` below its crossover): rank r owns a contiguous range of the
+//! sum's block rows of 256 particles ([`BlockLayout::split`], ranges of
+//! about equal pair count), fixed by N and P alone.
+//!
+//! # Exchanges per evaluation (one evaluation of E and its gradient)
+//!
+//! 1. `allgatherv` of the row sums S_j of each rank's blocks (N x d numbers
+//!    in all) and of its block rows' energies (N / 256 numbers);
+//! 2. a pipeline rank 0 -> 1 -> ... -> P-1: rank r receives the partial
+//!    field of the particles from its first block on, adds its blocks'
+//!    column sums in ascending block order, and passes the rest on (at most
+//!    N x d numbers per hop). This keeps the single process's order of every
+//!    floating-point addition ([`BlockLayout`]), so the field has the same
+//!    bits as a single process's for every P;
+//! 3. `allgatherv` of the finished field of each rank's particles (N x d).
+//!
+//! 4. a one-byte `allreduce`: a signal pending on any rank (below).
+//!
+//! Per step: the same one-byte `allreduce` (the step's decisions are replicated). Per run:
+//! one `allgather` at the start checks that every rank read the same
+//! scenario (SHA-256 of the file) and that there are no more ranks than
+//! particles.
+//!
+//! # Output
+//!
+//! Rank 0 writes DIR exactly as a single process would (the same driver on
+//! the same numbers: the same bytes). The other ranks run the driver into a
+//! scratch directory of their own under the system's temporary directory,
+//! removed when the run ends.
+//!
+//! # Failure
+//!
+//! An error found in the setup (bad scenario, different scenarios, more
+//! ranks than particles) is agreed by a collective and every rank exits
+//! with its status. An error during the run (every rank meets a numerical
+//! failure at the same step; rank 0 alone meets an I/O error) ends the job
+//! with `MPI_Abort` and the error's exit status, so no rank waits forever in
+//! a collective; a rank that dies is seen by `mpirun`, which ends the others.
+//!
+//! # Checkpoints and resume
+//!
+//! The state is replicated, so rank 0's checkpoint (written at every
+//! written step, as by a single process) is the whole state. `--resume`:
+//! the other ranks copy DIR into their scratch directories, a barrier, and
+//! every rank resumes from the same checkpoint; the run continues with the
+//! same bytes as one never stopped, with any number of ranks (one process
+//! included).
+//!
+//! SIGINT/SIGTERM (which `mpirun` forwards to every rank) only mark a signal
+//! *pending*; the ranks agree on it by a one-byte `allreduce` at every
+//! evaluation of the distributed sum and after every step
+//! (`agree_on_signal`), then all stop at the same point, write the same
+//! checkpoint (rank 0's in DIR) and exit with status 130, as one process
+//! does (`mpirun`, when it is the process signalled, exits with 1).
+//! `mpirun` kills ranks still running some time after forwarding a signal,
+//! by default about a second: a longer evaluation is cut short, and the
+//! checkpoint of the last written step stays valid.
+//!
+//! Not yet: distributed positions (ownership by space, ghosts, a
+//! distributed L-BFGS vector), division of the density estimates and of
+//! the tree.
+
+use std::any::Any;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use mpi::Count;
+use mpi::collective::SystemOperation;
+use mpi::datatype::PartitionMut;
+use mpi::environment::Universe;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use sha2::{Digest, Sha256};
+
+use crate::coupling::CouplingBackend;
+use crate::coupling::direct::{BlockLayout, DirectSum};
+use crate::driver::events::Event;
+use crate::driver::{Observer, RunOptions, RunSummary, run_to_dir};
+use crate::error::{Error, Result};
+use crate::io::scenario::Scenario;
+use crate::particles::Cloud;
+use crate::stepper::StepReport;
+use crate::util::interrupt;
+
+/// Whether this process was started by `mpirun`/`mpiexec` (Open MPI, MPICH
+/// or a PMIx launcher): only then does `jko run` initialize MPI, so a plain
+/// `jko run` of an `mpi` build is the single-process program.
+pub fn launched_by_mpirun() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
+/// A signal this rank received and the others may not know of yet.
+static PENDING: AtomicBool = AtomicBool::new(false);
+
+/// Routes SIGINT and SIGTERM to a *pending* request that the ranks agree on
+/// (`agree_on_signal`) before any of them acts on it: a rank that stopped
+/// at the signal by itself would leave the others in a collective. A second
+/// signal ends this rank at once (status 130), and `mpirun` the job.
+pub fn install_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        // The shutdown first: it fires only once the flag is set.
+        signal_hook::flag::register_conditional_shutdown(sig, interrupt::EXIT_STATUS, &PENDING)?;
+        signal_hook::flag::register(sig, &PENDING)?;
+    }
+    Ok(())
+}
+
+/// A collective: if any rank has a pending signal, every rank requests the
+/// interrupt here, at the same point of the same computation, so every rank
+/// stops at the same next check (the optimizer's next evaluation, or the
+/// run loop's next step) and writes the same checkpoint.
+fn agree_on_signal(w: &SimpleCommunicator) {
+    let mine = PENDING.load(Ordering::Relaxed) as u8;
+    let mut any = 0u8;
+    w.all_reduce_into(&mine, &mut any, SystemOperation::max());
+    if any != 0 {
+        interrupt::request();
+    }
+}
+
+/// The run's observer, plus the agreement on signals after every step (a
+/// point every rank passes, whatever the scenario's backends).
+struct Agreeing<'a> {
+    inner: &'a mut dyn Observer,
+}
+
+impl Observer for Agreeing<'_> {
+    fn started(&mut self, s: &Scenario, bandwidths: &[f64], first_step: u64) {
+        self.inner.started(s, bandwidths, first_step);
+    }
+
+    fn step(&mut self, step: u64, report: &StepReport) {
+        self.inner.step(step, report);
+        agree_on_signal(&world());
+    }
+
+    fn event(&mut self, event: &Event) {
+        self.inner.event(event);
+    }
+}
+
+/// Ends every rank of the job with exit status `code` (`MPI_Abort` on the
+/// world), from anywhere (a panic hook).
+pub fn abort_world(code: i32) -> ! {
+    world().abort(code)
+}
+
+/// MPI, initialized for the life of the run (finalized when dropped).
+pub struct Mpi {
+    _universe: Universe,
+    rank: usize,
+    size: usize,
+}
+
+/// The world communicator (a handle: cheap, and not kept in the backends,
+/// which must be `Send`).
+fn world() -> SimpleCommunicator {
+    SimpleCommunicator::world()
+}
+
+impl Mpi {
+    /// Initializes MPI; only the main thread calls it (rayon's threads compute).
+    pub fn init() -> std::result::Result<Self, String> {
+        let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)
+            .ok_or_else(|| "MPI was already initialized".to_string())?;
+        let w = universe.world();
+        Ok(Mpi {
+            rank: w.rank() as usize,
+            size: w.size() as usize,
+            _universe: universe,
+        })
+    }
+
+    /// This process's rank.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// The number of ranks.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Ends every rank of the job with exit status `code` (`MPI_Abort`).
+    pub fn abort(&self, code: i32) -> ! {
+        world().abort(code)
+    }
+}
+
+/// Why the setup failed, as agreed by all ranks: the exit status and the
+/// message this rank prints (if any: the first failing rank speaks).
+pub struct SetupFailure {
+    /// The exit status (2: bad input).
+    pub code: i32,
+    /// What to print on this rank, or nothing.
+    pub message: Option<String>,
+}
+
+/// Reads the scenario on every rank and agrees on it: the same file bytes
+/// on every rank, and no more ranks than particles.
+/// On success every rank returns the scenario and has the distributed
+/// direct sum installed as the direct backend.
+pub fn setup(mpi: &Mpi, path: &Path) -> std::result::Result<Scenario, SetupFailure> {
+    let local = read_scenario(mpi, path);
+    // [status, digest...]: status 0 ok, else the exit code.
+    let mut mine = [0u8; 33];
+    match &local {
+        Ok((_, digest)) => mine[1..].copy_from_slice(digest),
+        Err(e) => mine[0] = e.exit_code().clamp(1, 255) as u8,
+    }
+    let mut all = vec![0u8; 33 * mpi.size];
+    world().all_gather_into(&mine[..], &mut all[..]);
+    let first_bad = all.chunks(33).position(|c| c[0] != 0);
+    if let Some(r) = first_bad {
+        let code = all[33 * r] as i32;
+        let message = match &local {
+            Err(e) if r == mpi.rank => Some(format!("{e}")),
+            _ => None,
+        };
+        return Err(SetupFailure { code, message });
+    }
+    if let Some(r) = all.chunks(33).position(|c| c[1..] != all[1..33]) {
+        return Err(SetupFailure {
+            code: 2,
+            message: (mpi.rank == 0).then(|| {
+                format!(
+                    "{}: rank {r} read a scenario different from rank 0's (SHA-256 of the file \
+                     differs): every rank must read the same file",
+                    path.display()
+                )
+            }),
+        });
+    }
+    let (scenario, _) = local.unwrap_or_else(|_| unreachable!("every rank succeeded"));
+    crate::coupling::install_direct_override(direct_backend);
+    Ok(scenario)
+}
+
+/// The scenario, the SHA-256 of its file, and the checks of a distributed run.
+fn read_scenario(mpi: &Mpi, path: &Path) -> Result<(Scenario, [u8; 32])> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let s = Scenario::from_file(path)?;
+    let cloud = particle_count(&s)?;
+    if mpi.size > cloud {
+        return Err(Error::input(
+            path,
+            "species[k].particles",
+            format!(
+                "{} MPI ranks for {cloud} particles: run with at most as many ranks as particles",
+                mpi.size
+            ),
+        ));
+    }
+    Ok((s, digest))
+}
+
+/// The scenario's particle count (a csv initial law knows it once read).
+fn particle_count(s: &Scenario) -> Result<usize> {
+    if let Some(n) = s.species.iter().map(|k| k.particles).sum::<Option<usize>>() {
+        return Ok(n);
+    }
+    Ok(match s.dimension {
+        1 => Cloud::<1>::sample(&s.species, s.seed, &s.path)?.len(),
+        2 => Cloud::<2>::sample(&s.species, s.seed, &s.path)?.len(),
+        _ => Cloud::<3>::sample(&s.species, s.seed, &s.path)?.len(),
+    })
+}
+
+/// Runs the scenario to `out` on every rank: rank 0 writes `out`, the others
+/// a scratch directory of their own, removed at the end.
+pub fn run(
+    mpi: &Mpi,
+    scenario: &Scenario,
+    out: &Path,
+    opts: RunOptions,
+    obs: &mut dyn Observer,
+) -> Result<RunSummary> {
+    let scratch = scratch_dir(mpi.rank);
+    if mpi.rank != 0 {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+    if opts.resume {
+        // Every rank resumes from the state in `out`: the others copy it
+        // before rank 0, past the barrier, starts changing it.
+        let copied = if mpi.rank != 0 && out.is_dir() {
+            copy_run_dir(out, &scratch)
+        } else {
+            Ok(())
+        };
+        world().barrier();
+        copied.map_err(|e| Error::io(out, e))?;
+    }
+    if mpi.rank == 0 {
+        return run_to_dir(scenario, out, opts, &mut Agreeing { inner: obs });
+    }
+    let result = run_to_dir(scenario, &scratch, opts, &mut Agreeing { inner: &mut () });
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// Copies the files of a run directory (not its lock) into `to`.
+fn copy_run_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        let target = to.join(&name);
+        if e.file_type()?.is_dir() {
+            copy_run_dir(&e.path(), &target)?;
+        } else if name != crate::driver::dir::LOCK {
+            std::fs::copy(e.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+fn scratch_dir(rank: usize) -> PathBuf {
+    std::env::temp_dir().join(format!("jko-mpi-{}-rank{rank}", std::process::id()))
+}
+
+/// The direct-sum factory installed in [`crate::coupling`] (d = 2, 3).
+fn direct_backend(dimension: usize, softening: f64) -> Box<dyn Any> {
+    match dimension {
+        1 => {
+            Box::new(Box::new(DistributedDirect::<1>::new(softening)) as Box<dyn CouplingBackend<1>>)
+        }
+        2 => {
+            Box::new(Box::new(DistributedDirect::<2>::new(softening)) as Box<dyn CouplingBackend<2>>)
+        }
+        _ => {
+            Box::new(Box::new(DistributedDirect::<3>::new(softening)) as Box<dyn CouplingBackend<3>>)
+        }
+    }
+}
+
+/// The direct pair sum divided by block rows across the ranks, with the
+/// single process's bits (module docs, "Exchanges per evaluation").
+pub struct DistributedDirect<const D: usize> {
+    sum: DirectSum<D>,
+}
+
+impl<const D: usize> DistributedDirect<D> {
+    /// The distributed sum with Plummer softening `softening`.
+    pub fn new(softening: f64) -> Self {
+        DistributedDirect {
+            sum: DirectSum::new(softening),
+        }
+    }
+}
+
+/// `allgatherv` of `mine` into `all`, rank k sending `counts[k]` numbers.
+fn all_gather_f64(w: &SimpleCommunicator, mine: &[f64], counts: &[usize], all: &mut [f64]) {
+    let counts: Vec<Count> = counts.iter().map(|&c| c as Count).collect();
+    let displs: Vec<Count> = counts
+        .iter()
+        .scan(0, |acc, &c| {
+            let d = *acc;
+            *acc += c;
+            Some(d)
+        })
+        .collect();
+    let mut partition = PartitionMut::new(all, &counts[..], &displs[..]);
+    w.all_gather_varcount_into(mine, &mut partition);
+}
+
+impl<const D: usize> CouplingBackend<D> for DistributedDirect<D> {
+    fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
+        let w = world();
+        agree_on_signal(&w);
+        let (rank, size) = (w.rank() as usize, w.size() as usize);
+        let n = x.len();
+        let layout = BlockLayout::new::<D>(n);
+        let ranges = layout.split(size);
+        let mine = self.sum.block_rows(x, q, ranges[rank].clone());
+        let particles: Vec<_> = ranges.iter().map(|r| layout.particles(r)).collect();
+
+        // 1. Every row sum and every block row's energy, on every rank.
+        let mut all_rows = vec![[0.0; D]; n];
+        let counts: Vec<usize> = particles.iter().map(|p| p.len() * D).collect();
+        all_gather_f64(
+            &w,
+            mine.rows.as_flattened(),
+            &counts,
+            all_rows.as_flattened_mut(),
+        );
+        let mut energies = vec![0.0; layout.blocks];
+        let counts: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+        all_gather_f64(&w, &mine.energy, &counts, &mut energies);
+
+        // 2. The pipeline of accumulators, in block order.
+        let first = particles[rank].start;
+        let mut acc = vec![[0.0; D]; n - first];
+        if rank > 0 {
+            w.process_at_rank(rank as i32 - 1)
+                .receive_into(acc.as_flattened_mut());
+        }
+        layout.accumulate(&mine, &all_rows, &mut acc, first);
+        if rank + 1 < size {
+            let next = particles[rank + 1].start;
+            w.process_at_rank(rank as i32 + 1)
+                .send(acc[next - first..].as_flattened());
+        }
+
+        // 3. Every finished field, on every rank.
+        let counts: Vec<usize> = particles.iter().map(|p| p.len() * D).collect();
+        let done = &acc[..particles[rank].len()];
+        all_gather_f64(&w, done.as_flattened(), &counts, field.as_flattened_mut());
+        let (u, c_grad) = BlockLayout::finish::<D>(&energies);
+        for f in field.iter_mut() {
+            for v in f.iter_mut() {
+                *v *= c_grad;
+            }
+        }
+        u
+    }
+}
