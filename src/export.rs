@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::io::output::{PARTIAL_SUFFIX, sync_dir};
 use crate::io::vtk::{ImageFrame, PointFrame, VTK_DIR, VtkSeries};
 use crate::particles::file::{parse_coordinate, parse_f64, parse_u64};
+use crate::util::grid::Grid;
 
 const AXES: [&str; 3] = ["x", "y", "z"];
 
@@ -103,8 +104,11 @@ fn grid_frames<const D: usize>(file: &Path, series: &mut VtkSeries) -> Result<us
             .map(|((_, name), g)| (name.as_str(), g))
             .collect();
         let g = frames[0].1;
-        let lower: Vec<f64> = (0..D).map(|a| g.lower(a)).collect();
-        let cells: Vec<usize> = (0..D).map(|a| g.n(a)).collect();
+        let grid = Grid::from_spacing(
+            (0..D).map(|a| g.lower(a)).collect(),
+            g.h.to_vec(),
+            (0..D).map(|a| g.n(a)).collect(),
+        );
         let arrays: Vec<(&str, &[f64])> = frames
             .iter()
             .map(|(name, g)| (*name, g.rho.as_slice()))
@@ -113,9 +117,7 @@ fn grid_frames<const D: usize>(file: &Path, series: &mut VtkSeries) -> Result<us
             step,
             &ImageFrame {
                 time,
-                lower: &lower,
-                spacing: &g.h,
-                cells: &cells,
+                grid: &grid,
                 arrays: &arrays,
             },
         )?;

@@ -128,11 +128,11 @@ def test_grid_series_reads_back_with_vtk(runs):
                 if int(row["step"]) == step and row["species"] == sp
             ]
             np.testing.assert_array_equal(vtk_to_numpy(cd.GetArray(sp)), want)
-        # VTK's own geometry puts cell 13 (i = 1, j = 1) at the CSV row's centre.
-        centre = [0.0] * 3
+        # VTK's own geometry puts cell 13 (i = 1, j = 1) at the CSV row's center.
+        center = [0.0] * 3
         weights = [0.0] * 8
-        img.GetCell(13).EvaluateLocation(vtk.reference(0), [0.5, 0.5, 0.0], centre, weights)
+        img.GetCell(13).EvaluateLocation(vtk.reference(0), [0.5, 0.5, 0.0], center, weights)
         row13 = [row for row in rows if int(row["step"]) == step and row["species"] == "u"][13]
         np.testing.assert_allclose(
-            centre[:2], (float(row13["x"]), float(row13["y"])), rtol=1e-12
+            center[:2], (float(row13["x"]), float(row13["y"])), rtol=1e-12
         )

@@ -12,100 +12,81 @@ use super::measures::Measure;
 use super::{MAX_COMMON_CELLS, PARTICLE_GRID_CELLS, PARTICLE_GRID_PADDING};
 use crate::error::{Error, Result};
 use crate::model::kernel::RadialKernel;
+use crate::util::grid::Grid;
 
-#[derive(Debug, Clone)]
-pub(super) struct CommonGrid<const D: usize> {
-    /// Lower corner of the box.
-    pub(super) lower: [f64; D],
-    /// Spacing and cells per axis.
-    pub(super) h: [f64; D],
-    pub(super) n: [usize; D],
-}
-
-impl<const D: usize> CommonGrid<D> {
-    pub(super) fn len(&self) -> usize {
-        self.n.iter().product()
-    }
-    pub(super) fn cell_volume(&self) -> f64 {
-        self.h.iter().product()
-    }
-    /// The center of cell `lin` (storage order, x fastest); the method keeps
-    /// its old spelling until the grid types are unified (issue 15).
-    pub(super) fn centre(&self, mut lin: usize) -> [f64; D] {
-        std::array::from_fn(|a| {
-            let i = lin % self.n[a];
-            lin /= self.n[a];
-            self.lower[a] + (i as f64 + 0.5) * self.h[a]
+/// The grid for the measures `a` and `b` (`file` and `what` name them in an
+/// error), described by its lower corner and spacing: its cells are those
+/// of a grid side where the spacings agree, whatever the boxes' rounding.
+pub(super) fn for_pair<const D: usize>(
+    a: &Measure<D>,
+    b: &Measure<D>,
+    file: &Path,
+    what: &str,
+) -> Result<Grid> {
+    let grids: Vec<&GridFrame<D>> = [a, b]
+        .into_iter()
+        .filter_map(|m| match m {
+            Measure::Grid(g) => Some(*g),
+            _ => None,
         })
-    }
-
-    /// The grid for the measures `a` and `b` (`file` and `what` name them in an error).
-    pub(super) fn for_pair(
-        a: &Measure<D>,
-        b: &Measure<D>,
-        file: &Path,
-        what: &str,
-    ) -> Result<Self> {
-        let grids: Vec<&GridFrame<D>> = [a, b]
-            .into_iter()
-            .filter_map(|m| match m {
-                Measure::Grid(g) => Some(*g),
-                _ => None,
-            })
-            .collect();
-        let grid = if grids.is_empty() {
-            let (
-                Measure::Particles {
-                    x: xa, kernel: ka, ..
-                },
-                Measure::Particles {
-                    x: xb, kernel: kb, ..
-                },
-            ) = (a, b)
-            else {
-                unreachable!()
-            };
-            let (la, ha) = crate::util::parallel::bounding_box(xa);
-            let (lb, hb) = crate::util::parallel::bounding_box(xb);
-            let pad = PARTICLE_GRID_PADDING * ka.support().max(kb.support());
-            let cells = PARTICLE_GRID_CELLS[D - 1];
-            let lower: [f64; D] = std::array::from_fn(|k| la[k].min(lb[k]) - pad);
-            let upper: [f64; D] = std::array::from_fn(|k| ha[k].max(hb[k]) + pad);
-            CommonGrid {
-                lower,
-                h: std::array::from_fn(|k| (upper[k] - lower[k]) / cells as f64),
-                n: [cells; D],
-            }
-        } else {
-            let (la, ua) = a.bounds();
-            let (lb, ub) = b.bounds();
-            let h: [f64; D] =
-                std::array::from_fn(|k| grids.iter().map(|g| g.h[k]).fold(f64::INFINITY, f64::min));
-            let lower: [f64; D] = std::array::from_fn(|k| la[k].min(lb[k]));
-            let n: [usize; D] = std::array::from_fn(|k| {
-                let cells = (ua[k].max(ub[k]) - lower[k]) / h[k];
-                // A box that is a whole number of cells up to rounding keeps that number.
-                let r = cells.round();
-                let c = if (cells - r).abs() < 1e-6 {
-                    r
-                } else {
-                    cells.ceil()
-                };
-                (c as usize).max(1)
-            });
-            CommonGrid { lower, h, n }
+        .collect();
+    let grid = if grids.is_empty() {
+        let (
+            Measure::Particles {
+                x: xa, kernel: ka, ..
+            },
+            Measure::Particles {
+                x: xb, kernel: kb, ..
+            },
+        ) = (a, b)
+        else {
+            unreachable!()
         };
-        let total = grid.n.iter().try_fold(1usize, |acc, &k| acc.checked_mul(k));
-        match total {
-            Some(t) if t <= MAX_COMMON_CELLS => Ok(grid),
-            _ => Err(Error::input(
-                file,
-                "grid",
-                format!(
-                    "{what}: the common grid of the L1 distance would have {:?} cells (more than {MAX_COMMON_CELLS}): the runs' boxes are too far apart for their spacing",
-                    grid.n
-                ),
-            )),
-        }
+        let (la, ha) = crate::util::parallel::bounding_box(xa);
+        let (lb, hb) = crate::util::parallel::bounding_box(xb);
+        let pad = PARTICLE_GRID_PADDING * ka.support().max(kb.support());
+        let cells = PARTICLE_GRID_CELLS[D - 1];
+        let lower: [f64; D] = std::array::from_fn(|k| la[k].min(lb[k]) - pad);
+        let upper: [f64; D] = std::array::from_fn(|k| ha[k].max(hb[k]) + pad);
+        Grid::from_spacing(
+            lower.to_vec(),
+            (0..D)
+                .map(|k| (upper[k] - lower[k]) / cells as f64)
+                .collect(),
+            vec![cells; D],
+        )
+    } else {
+        let (la, ua) = a.bounds();
+        let (lb, ub) = b.bounds();
+        let h: [f64; D] =
+            std::array::from_fn(|k| grids.iter().map(|g| g.h[k]).fold(f64::INFINITY, f64::min));
+        let lower: [f64; D] = std::array::from_fn(|k| la[k].min(lb[k]));
+        let n: [usize; D] = std::array::from_fn(|k| {
+            let cells = (ua[k].max(ub[k]) - lower[k]) / h[k];
+            // A box that is a whole number of cells up to rounding keeps that number.
+            let r = cells.round();
+            let c = if (cells - r).abs() < 1e-6 {
+                r
+            } else {
+                cells.ceil()
+            };
+            (c as usize).max(1)
+        });
+        Grid::from_spacing(lower.to_vec(), h.to_vec(), n.to_vec())
+    };
+    let total = grid
+        .cells()
+        .iter()
+        .try_fold(1usize, |acc, &k| acc.checked_mul(k));
+    match total {
+        Some(t) if t <= MAX_COMMON_CELLS => Ok(grid),
+        _ => Err(Error::input(
+            file,
+            "grid",
+            format!(
+                "{what}: the common grid of the L1 distance would have {:?} cells (more than {MAX_COMMON_CELLS}): the runs' boxes are too far apart for their spacing",
+                grid.cells()
+            ),
+        )),
     }
 }

@@ -11,38 +11,11 @@ use std::path::{Path, PathBuf};
 
 use super::RunKind;
 use super::bandwidth::particle_bandwidth;
-use super::common_grid::CommonGrid;
 use super::measures::Measure;
 use super::pair::{measure, walls_of};
 use super::read::{Run, RunFiles, dimension_of, load, locate};
 use crate::error::{Error, Result};
-
-/// A regular grid of `cells[a]` cells of width `spacing[a]` per axis from
-/// `lower[a]`; densities are evaluated at the cell centers, x fastest.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SampleGrid {
-    /// Lower corner.
-    pub lower: Vec<f64>,
-    /// Cell width per axis.
-    pub spacing: Vec<f64>,
-    /// Cells per axis (a 3D slice has one cell along z).
-    pub cells: Vec<usize>,
-}
-
-impl SampleGrid {
-    /// The center coordinate of cell `i` along axis `a`.
-    pub fn center(&self, a: usize, i: usize) -> f64 {
-        self.lower[a] + (i as f64 + 0.5) * self.spacing[a]
-    }
-
-    fn common<const D: usize>(&self) -> CommonGrid<D> {
-        CommonGrid {
-            lower: std::array::from_fn(|a| self.lower[a]),
-            h: std::array::from_fn(|a| self.spacing[a]),
-            n: std::array::from_fn(|a| self.cells[a]),
-        }
-    }
-}
+use crate::util::grid::Grid;
 
 struct Loaded<const D: usize> {
     run: Run<D>,
@@ -165,15 +138,15 @@ impl RunDensities {
     /// The density of `species` at `step` at every cell center of `grid`
     /// (x fastest). A frame the run lacks, or a grid of another dimension,
     /// is an [`Error::Input`] naming the data file.
-    pub fn evaluate(&self, step: u64, species: &str, grid: &SampleGrid) -> Result<Vec<f64>> {
+    pub fn evaluate(&self, step: u64, species: &str, grid: &Grid) -> Result<Vec<f64>> {
         let d = self.dimension;
-        if grid.lower.len() != d || grid.spacing.len() != d || grid.cells.len() != d {
+        if grid.lower().len() != d || grid.spacings().len() != d || grid.dim() != d {
             return Err(Error::input(
                 &self.files.data,
                 "grid",
                 format!(
                     "a grid of dimension {} for a run of dimension {d}",
-                    grid.lower.len()
+                    grid.lower().len()
                 ),
             ));
         }
@@ -185,18 +158,9 @@ impl RunDensities {
             )
         };
         Ok(match &self.loaded {
-            AnyDim::One(l) => l
-                .measure(step, species)
-                .ok_or_else(missing)?
-                .evaluate(&grid.common()),
-            AnyDim::Two(l) => l
-                .measure(step, species)
-                .ok_or_else(missing)?
-                .evaluate(&grid.common()),
-            AnyDim::Three(l) => l
-                .measure(step, species)
-                .ok_or_else(missing)?
-                .evaluate(&grid.common()),
+            AnyDim::One(l) => l.measure(step, species).ok_or_else(missing)?.evaluate(grid),
+            AnyDim::Two(l) => l.measure(step, species).ok_or_else(missing)?.evaluate(grid),
+            AnyDim::Three(l) => l.measure(step, species).ok_or_else(missing)?.evaluate(grid),
         })
     }
 }

@@ -14,9 +14,9 @@
 use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 
-use super::common_grid::CommonGrid;
 use super::grid_run::GridFrame;
 use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::util::grid::Grid;
 use crate::util::parallel::CHUNK;
 
 /// One species at one step, ready for the metrics.
@@ -108,13 +108,13 @@ impl<const D: usize> Measure<'_, D> {
     }
 
     /// The density at every cell center of `grid`.
-    pub(super) fn evaluate(&self, grid: &CommonGrid<D>) -> Vec<f64> {
+    pub(super) fn evaluate(&self, grid: &Grid) -> Vec<f64> {
         match self {
             Measure::Grid(g) => {
                 let mut out = vec![0.0; grid.len()];
                 out.par_chunks_mut(CHUNK).enumerate().for_each(|(c, o)| {
                     for (k, v) in o.iter_mut().enumerate() {
-                        *v = g.interpolate(&grid.centre(c * CHUNK + k));
+                        *v = g.interpolate(&grid.center_array(c * CHUNK + k));
                     }
                 });
                 out
@@ -124,7 +124,7 @@ impl<const D: usize> Measure<'_, D> {
                 w,
                 kernel,
                 walls: None,
-            } => kernel_sum(x, w, kernel, grid.len(), |i| grid.centre(i)),
+            } => kernel_sum(x, w, kernel, grid.len(), |i| grid.center_array(i)),
             Measure::Particles {
                 x,
                 w,
@@ -139,9 +139,9 @@ impl<const D: usize> Measure<'_, D> {
                     .copied()
                     .chain(sources.iter().map(|&i| w[i]))
                     .collect();
-                let mut rho = kernel_sum(&xs, &ws, kernel, grid.len(), |i| grid.centre(i));
+                let mut rho = kernel_sum(&xs, &ws, kernel, grid.len(), |i| grid.center_array(i));
                 for (i, r) in rho.iter_mut().enumerate() {
-                    let c = grid.centre(i);
+                    let c: [f64; D] = grid.center_array(i);
                     if (0..D).any(|a| c[a] < lower[a] || c[a] > upper[a]) {
                         *r = 0.0;
                     }
@@ -203,7 +203,6 @@ fn dist2<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::common_grid::CommonGrid;
     use crate::density::BlobDensity;
 
     /// A particle run in a box is estimated like the solver's density,
@@ -215,11 +214,7 @@ mod tests {
         let n = 1000;
         let x: Vec<[f64; 1]> = (0..n).map(|i| [(i as f64 + 0.5) / n as f64]).collect();
         let w = vec![1.0 / n as f64; n];
-        let grid = CommonGrid::<1> {
-            lower: [0.0],
-            h: [0.01],
-            n: [100],
-        };
+        let grid = Grid::from_spacing(vec![0.0], vec![0.01], vec![100]);
         let kernel = WendlandC2::new(1, 0.02);
         let walls = Measure::Particles {
             x: x.clone(),

@@ -73,7 +73,7 @@
 //! `grid_run.rs` a grid run's `density.csv`, with their checks;
 //! `bandwidth.rs` recovers a particle run's eps; `measures.rs` holds one
 //! species at one step (mass, mean, covariance, the density at any point);
-//! `common_grid.rs` is the grid of the L1 distance; `wasserstein.rs` has the
+//! `common_grid.rs` chooses the grid of the L1 distance (a [`crate::util::grid::Grid`]); `wasserstein.rs` has the
 //! exact 1D distances; `pair.rs` puts the two runs side by side, row by row;
 //! `report.rs` renders the table and the CSV and guards `--out`.
 //!
@@ -100,7 +100,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub use bandwidth::{MIN_BANDWIDTH, MIN_RELATIVE_BANDWIDTH};
-pub use densities::{RunDensities, SampleGrid};
+pub use densities::RunDensities;
 pub(crate) use grid_run::{GridFrame, GridRun, read_grid_run};
 pub(crate) use read::{data_file, dimension_of, header_index, next_record, open_csv};
 pub use report::{check_out_path, protected_paths};

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use super::bandwidth::particle_bandwidth;
-use super::common_grid::CommonGrid;
 use super::measures::Measure;
 use super::read::{Run, RunFiles, load, read_energy};
 use super::wasserstein::wasserstein_1d;
@@ -296,7 +295,7 @@ fn compare_measures<const D: usize>(
     let mean_distance = distance(&mo_a.mean, &mo_b.mean);
     let cov_distance = distance(&mo_a.cov, &mo_b.cov);
 
-    let grid = CommonGrid::for_pair(ma, mb, ra.file(), &what)?;
+    let grid = super::common_grid::for_pair(ma, mb, ra.file(), &what)?;
     let va = ma.evaluate(&grid);
     let vb = mb.evaluate(&grid);
     let l1 = sum_indexed(va.len(), |i| (va[i] - vb[i]).abs()) * grid.cell_volume();
@@ -321,8 +320,8 @@ fn compare_measures<const D: usize>(
         mean_distance,
         cov_distance,
         l1,
-        l1_cells: grid.n.to_vec(),
-        l1_spacing: grid.h.to_vec(),
+        l1_cells: grid.cells().to_vec(),
+        l1_spacing: grid.spacings().to_vec(),
         w1,
         w2,
         normalized,

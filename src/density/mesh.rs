@@ -44,6 +44,7 @@ use rustfft::num_complex::Complex;
 
 use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::util::fft::{GridFft, fast_length};
+use crate::util::grid::Grid;
 use crate::util::parallel::CHUNK;
 
 /// eps / Delta: two mesh cells per kernel standard deviation. The B-spline's
@@ -87,34 +88,60 @@ fn tensor<const D: usize>(w: &[[f64; 4]; D], out: &mut [f64; 64]) {
     }
 }
 
-/// The window of the lattice the mesh covers.
+/// The window of the lattice the mesh covers: `shape[a]` nodes from node
+/// `lo` on each axis, as the grid ([`Grid`]) whose cell `c` is centered on
+/// the node `g = lo + c` (lower corner `(lo - 1/2) Delta`, spacing Delta),
+/// so a mesh array is that grid's cell array (x fastest).
 #[derive(Debug, Clone, PartialEq)]
 struct Window<const D: usize> {
     /// Lattice index of the mesh's first node on each axis.
     lo: [i64; D],
-    shape: [usize; D],
+    grid: Grid,
+    /// The grid's strides, copied into an array: the stencil reads them for
+    /// every particle, and a fixed-size array keeps that loop free of
+    /// bounds checks and heap reads.
     strides: [usize; D],
-    cells: usize,
     /// Flat offsets of the 4^D stencil nodes from the stencil's first node.
     offsets: Vec<usize>,
 }
 
 impl<const D: usize> Window<D> {
-    fn new(lo: [i64; D], shape: [usize; D]) -> Self {
-        let mut strides = [1usize; D];
-        for a in 1..D {
-            strides[a] = strides[a - 1] * shape[a - 1];
-        }
+    fn new(lo: [i64; D], shape: [usize; D], spacing: f64) -> Self {
+        let grid = Self::grid(lo, shape, spacing);
+        let strides: [usize; D] = std::array::from_fn(|a| grid.stride(a));
         let offsets = (0..4usize.pow(D as u32))
             .map(|k| (0..D).map(|a| (k >> (2 * a) & 3) * strides[a]).sum())
             .collect();
         Window {
             lo,
-            shape,
+            grid,
             strides,
-            cells: shape.iter().product(),
             offsets,
         }
+    }
+
+    fn grid(lo: [i64; D], shape: [usize; D], spacing: f64) -> Grid {
+        Grid::from_spacing(
+            lo.iter().map(|&l| (l as f64 - 0.5) * spacing).collect(),
+            vec![spacing; D],
+            shape.to_vec(),
+        )
+    }
+
+    /// The same shape moved to start at node `lo` (strides and offsets stand).
+    fn move_to(&mut self, lo: [i64; D], spacing: f64) {
+        self.lo = lo;
+        self.grid = Self::grid(lo, self.shape(), spacing);
+    }
+
+    /// Nodes per axis.
+    fn shape(&self) -> [usize; D] {
+        std::array::from_fn(|a| self.grid.cells()[a])
+    }
+
+    /// Total nodes.
+    fn cells(&self) -> usize {
+        self.grid.len()
     }
 
     /// The stencil of a particle: flat index of its first node and the
@@ -170,7 +197,7 @@ impl<const D: usize> std::fmt::Debug for MeshDensity<D> {
         f.debug_struct("MeshDensity")
             .field("eps", &self.eps)
             .field("spacing", &self.spacing)
-            .field("shape", &self.window.as_ref().map(|w| w.shape))
+            .field("shape", &self.window.as_ref().map(|w| w.shape()))
             .finish()
     }
 }
@@ -286,9 +313,9 @@ impl<const D: usize> MeshDensity<D> {
         }
         match &mut self.window {
             // The same shape: the stencil offsets and Kd's transform stand.
-            Some(w) if w.shape == shape => w.lo = lo,
+            Some(w) if w.shape() == shape => w.move_to(lo, self.spacing),
             _ => {
-                let window = Window::new(lo, shape);
+                let window = Window::new(lo, shape, self.spacing);
                 self.transform_kernel(&window);
                 self.phi.resize(cells, 0.0);
                 self.conv.resize(cells, 0.0);
@@ -302,16 +329,14 @@ impl<const D: usize> MeshDensity<D> {
 
     /// Kd on the window's periodic mesh (offsets wrapped), transformed.
     fn transform_kernel(&mut self, window: &Window<D>) {
-        let (shape, cells) = (window.shape, window.cells);
+        let (grid, cells) = (&window.grid, window.cells());
         let (spacing, kernel) = (self.spacing, self.kernel);
         let mut k: Vec<Complex<f64>> = (0..cells)
             .into_par_iter()
             .map(|idx| {
                 let mut r2 = 0.0;
-                let mut rest = idx;
-                for n in shape {
-                    let j = rest % n;
-                    rest /= n;
+                for (a, &n) in grid.cells().iter().enumerate() {
+                    let j = grid.coord(idx, a);
                     let o = if j <= n / 2 {
                         j as f64
                     } else {
@@ -323,7 +348,7 @@ impl<const D: usize> MeshDensity<D> {
             })
             .collect();
         let mass: f64 = k.iter().map(|v| v.re).sum::<f64>() * spacing.powi(D as i32);
-        let fft = GridFft::new(&shape);
+        let fft = GridFft::new(grid.cells());
         fft.forward(&mut k, &mut self.lines);
         // Kd is real and even, so its transform is real.
         let scale = 1.0 / (mass * cells as f64);
@@ -334,7 +359,7 @@ impl<const D: usize> MeshDensity<D> {
     /// `self.deposit` = sum_i value(i) W(u_i - g).
     fn deposit<F: Fn(usize) -> f64 + Sync>(&mut self, x: &[[f64; D]], value: F) {
         let window = self.window.as_ref().expect("placed");
-        let cells = window.cells;
+        let cells = window.cells();
         let inv = 1.0 / self.spacing;
         let chunks = deposit_chunks(x.len(), cells);
         let per = x.len().div_ceil(chunks).max(1);
@@ -675,9 +700,7 @@ mod estimate_tests {
             let (delta, kernel) = (mesh.spacing, mesh.kernel);
             // Node coordinates of flat index g.
             let node = |g: usize| -> [i64; D] {
-                std::array::from_fn(|a| {
-                    (g / window.strides[a] % window.shape[a]) as i64 + window.lo[a]
-                })
+                std::array::from_fn(|a| window.grid.coord(g, a) as i64 + window.lo[a])
             };
             let kd = |g: [i64; D], h: [i64; D]| {
                 let r2: f64 = (0..D).map(|a| ((g[a] - h[a]) as f64 * delta).powi(2)).sum();
@@ -693,7 +716,7 @@ mod estimate_tests {
             }
             mass *= delta.powi(D as i32);
             // M_h, then rho_i = sum_g W_i(g) sum_h Kd(g - h) M_h over stencil nodes.
-            let mut m = vec![0.0; window.cells];
+            let mut m = vec![0.0; window.cells()];
             let mut nodes = [0.0; 64];
             for (xi, wi) in x.iter().zip(&w) {
                 let (base, wt, _) = window.stencil(xi, 1.0 / delta);
@@ -702,7 +725,7 @@ mod estimate_tests {
                     m[base + o] += wi * v;
                 }
             }
-            let sources: Vec<usize> = (0..window.cells).filter(|&h| m[h] != 0.0).collect();
+            let sources: Vec<usize> = (0..window.cells()).filter(|&h| m[h] != 0.0).collect();
             for (xi, r) in x.iter().zip(&rho) {
                 let (base, wt, _) = window.stencil(xi, 1.0 / delta);
                 tensor(&wt, &mut nodes);
@@ -765,7 +788,7 @@ mod estimate_tests {
         w.push(0.0);
         let b = mesh.compute(&x, &w).unwrap().to_vec();
         let after = mesh.window.clone().unwrap();
-        assert!(before.lo != after.lo && before.shape != after.shape);
+        assert!(before.lo != after.lo && before.shape() != after.shape());
         for (p, q) in a.iter().zip(&b) {
             assert!((p - q).abs() <= 1e-12 * p, "{p} vs {q}");
         }

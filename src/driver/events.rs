@@ -139,7 +139,10 @@ impl PhysicalWatch {
                 }
             })
             .collect();
-        let grid = s.grid.as_ref().map(|g| (g.lower.clone(), g.upper.clone()));
+        let grid = s
+            .grid
+            .as_ref()
+            .map(|g| (g.lower().to_vec(), g.upper().to_vec()));
         PhysicalWatch { species, grid }
     }
 

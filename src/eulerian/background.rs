@@ -20,7 +20,7 @@ pub fn background_cells(
     backgrounds: &[Background],
     in_box: bool,
 ) -> Result<Vec<f64>, EulerianError> {
-    grid.validate()?;
+    super::grid::validate(grid)?;
     let mut total = vec![0.0; grid.len()];
     for b in backgrounds {
         let cells = one_background(grid, b, in_box)?;
@@ -67,7 +67,12 @@ pub fn one_background(
             let norm: Vec<f64> = (0..d)
                 .map(|a| {
                     if in_box {
-                        normal_interval_probability(grid.lower[a], grid.upper[a], mean[a], std[a])
+                        normal_interval_probability(
+                            grid.lower()[a],
+                            grid.upper()[a],
+                            mean[a],
+                            std[a],
+                        )
                     } else {
                         1.0
                     }
@@ -110,17 +115,19 @@ fn bin_points(
         }
         let mut idx = 0;
         for a in (0..d).rev() {
-            if !(x[a] >= grid.lower[a] && x[a] <= grid.upper[a]) {
+            if !(x[a] >= grid.lower()[a] && x[a] <= grid.upper()[a]) {
                 return Err(EulerianError::InvalidParticle {
                     index: p,
                     reason: format!(
                         "background point coordinate {a} = {} is outside the grid [{}, {}]",
-                        x[a], grid.lower[a], grid.upper[a]
+                        x[a],
+                        grid.lower()[a],
+                        grid.upper()[a]
                     ),
                 });
             }
-            let cell = (((x[a] - grid.lower[a]) / grid.spacing(a)) as usize).min(grid.cells[a] - 1);
-            idx = idx * grid.cells[a] + cell;
+            let cell = grid.cell_along(a, x[a]);
+            idx = idx * grid.cells()[a] + cell;
         }
         c[idx] += w / vol;
     }

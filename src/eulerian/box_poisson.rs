@@ -116,16 +116,16 @@ impl BoxPoisson {
         let dir = |a: usize| (walls[a][0].is_electrode(), walls[a][1].is_electrode());
         let axes: Vec<Axis> = (1..d)
             .map(|a| {
-                let (vecs, vals) = axis_eigen(grid.cells[a], grid.spacing(a), dir(a));
+                let (vecs, vals) = axis_eigen(grid.cells()[a], grid.spacing(a), dir(a));
                 Axis {
-                    n: grid.cells[a],
+                    n: grid.cells()[a],
                     stride: grid.stride(a),
                     vecs,
                     vals,
                 }
             })
             .collect();
-        let n0 = grid.cells[0];
+        let n0 = grid.cells()[0];
         let h0 = grid.spacing(0);
         let inv_h2 = 1.0 / (h0 * h0);
         let singular = !walls.iter().flatten().any(|w| w.is_electrode()) && shift == 0.0;
@@ -215,7 +215,7 @@ fn wall_source(grid: &Grid, walls: &[[WallCondition; 2]]) -> Vec<f64> {
             if value == 0.0 {
                 continue;
             }
-            let wall_coord = if side == 0 { 0 } else { grid.cells[a] - 1 };
+            let wall_coord = if side == 0 { 0 } else { grid.cells()[a] - 1 };
             for (i, bi) in b.iter_mut().enumerate() {
                 if grid.coord(i, a) == wall_coord {
                     *bi += value;

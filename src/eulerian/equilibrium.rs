@@ -766,7 +766,7 @@ impl Precond {
         let singular = !flags.iter().flatten().any(|&f| f);
         let apos = |x: f64| if x > 0.0 { x } else { 0.0 };
         if grid.dim() == 1 {
-            let n = grid.cells[0];
+            let n = grid.cells()[0];
             let h = grid.spacing(0);
             let inv_h2 = 1.0 / (h * h);
             let ends = [
@@ -822,7 +822,7 @@ impl Precond {
             Precond::Separable {
                 solver: BoxPoisson::shifted(grid, &walls, mean),
                 walls: flags,
-                cells: grid.cells.clone(),
+                cells: grid.cells().to_vec(),
                 strides: (0..d).map(|a| grid.stride(a)).collect(),
                 inv_h2: (0..d).map(|a| grid.spacing(a).powi(-2)).collect(),
                 singular,
@@ -1281,7 +1281,7 @@ pub fn solve_equilibrium(s: &Scenario) -> Result<GridEquilibrium, Error> {
 /// densities of equal masses (uniform on each cell: piecewise-linear quantile functions,
 /// integrated exactly).
 pub fn product_w2_1d(grid: &super::Grid, a: &[&[f64]], b: &[&[f64]]) -> f64 {
-    let lower = grid.lower[0];
+    let lower = grid.lower()[0];
     let h = grid.spacing(0);
     // Pieces (t0, t1, x0, x1) of the quantile function of mass fraction t.
     let pieces = |r: &[f64]| -> Vec<(f64, f64, f64, f64)> {

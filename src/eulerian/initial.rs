@@ -50,7 +50,7 @@ pub fn gaussian_cell_averages(
     std: &[f64],
     mass: f64,
 ) -> Result<Vec<f64>, EulerianError> {
-    grid.validate()?;
+    super::grid::validate(grid)?;
     check_vec(grid, mean, "initial.mean")?;
     check_vec(grid, std, "initial.std")?;
     if let Some(s) = std.iter().find(|s| **s <= 0.0) {
@@ -83,7 +83,7 @@ pub fn restricted_gaussian_cell_averages(
 ) -> Result<Vec<f64>, EulerianError> {
     let free = gaussian_cell_averages(grid, mean, std, 1.0)?;
     let inside: Vec<f64> = (0..grid.dim())
-        .map(|a| normal_interval_probability(grid.lower[a], grid.upper[a], mean[a], std[a]))
+        .map(|a| normal_interval_probability(grid.lower()[a], grid.upper()[a], mean[a], std[a]))
         .collect();
     if let Some(a) = inside.iter().position(|p| p.is_nan() || *p <= 0.0) {
         return Err(bad(
@@ -103,8 +103,8 @@ pub(super) fn separable(grid: &Grid, mass: f64, f: impl Fn(usize, f64, f64) -> f
     let per_axis: Vec<Vec<f64>> = (0..d)
         .map(|a| {
             let h = grid.spacing(a);
-            (0..grid.cells[a])
-                .map(|c| f(a, grid.lower[a] + c as f64 * h, h))
+            (0..grid.cells()[a])
+                .map(|c| f(a, grid.lower()[a] + c as f64 * h, h))
                 .collect()
         })
         .collect();
@@ -125,7 +125,7 @@ pub fn uniform_cell_averages(
     upper: &[f64],
     mass: f64,
 ) -> Result<Vec<f64>, EulerianError> {
-    grid.validate()?;
+    super::grid::validate(grid)?;
     check_vec(grid, lower, "initial.lower")?;
     check_vec(grid, upper, "initial.upper")?;
     if let Some(a) = (0..grid.dim()).find(|&a| upper[a] <= lower[a]) {
@@ -157,7 +157,7 @@ pub fn bin_particles(
     positions: &[f64],
     weights: &[f64],
 ) -> Result<Vec<f64>, EulerianError> {
-    grid.validate()?;
+    super::grid::validate(grid)?;
     let d = grid.dim();
     if positions.len() != d * weights.len() {
         return Err(bad(
@@ -183,18 +183,19 @@ pub fn bin_particles(
         let mut stride = 1;
         for a in 0..d {
             let x = positions[p * d + a];
-            if !(x.is_finite() && x >= grid.lower[a] && x <= grid.upper[a]) {
+            if !(x.is_finite() && x >= grid.lower()[a] && x <= grid.upper()[a]) {
                 return Err(EulerianError::InvalidParticle {
                     index: p,
                     reason: format!(
                         "coordinate {a} = {x} is outside the grid [{}, {}]",
-                        grid.lower[a], grid.upper[a]
+                        grid.lower()[a],
+                        grid.upper()[a]
                     ),
                 });
             }
-            let c = (((x - grid.lower[a]) / grid.spacing(a)) as usize).min(grid.cells[a] - 1);
+            let c = grid.cell_along(a, x);
             idx += c * stride;
-            stride *= grid.cells[a];
+            stride *= grid.cells()[a];
         }
         rho[idx] += w / vol;
     }

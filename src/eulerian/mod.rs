@@ -68,6 +68,7 @@ pub mod initial;
 pub mod poisson;
 pub mod run;
 
+pub use crate::util::grid::Grid;
 pub use background::background_cells;
 pub use box_poisson::BoxPoisson;
 pub use equilibrium::{
@@ -75,7 +76,6 @@ pub use equilibrium::{
     solve_grid_equilibrium,
 };
 pub use error::EulerianError;
-pub use grid::Grid;
 pub use initial::{
     bin_particles, gaussian_cell_averages, normal_interval_probability,
     restricted_gaussian_cell_averages, uniform_cell_averages,
@@ -197,25 +197,9 @@ pub struct SubstepProgress {
     pub dt: f64,
 }
 
-/// Geometry needed inside the per-cell loops.
-#[derive(Clone)]
-struct Geom {
-    cells: Vec<usize>,
-    strides: Vec<usize>,
-    h: Vec<f64>,
-}
-
-impl Geom {
-    #[inline]
-    fn coord(&self, i: usize, a: usize) -> usize {
-        (i / self.strides[a]) % self.cells[a]
-    }
-}
-
 /// Finite-volume solver; see the module documentation for the scheme.
 pub struct EulerianSolver {
     grid: Grid,
-    geom: Geom,
     species: Vec<SpeciesData>,
     lambda: f64,
     /// Built when some species is charged and lambda != 0, or psi_ext exists.
@@ -259,7 +243,7 @@ impl EulerianSolver {
             species,
             coupling_strength,
         } = problem;
-        grid.validate()?;
+        grid::validate(&grid)?;
         if !coupling_strength.is_finite() {
             return Err(EulerianError::InvalidProblem {
                 field: "coupling.strength",
@@ -301,15 +285,8 @@ impl EulerianSolver {
             }
             g.solve(&source)
         });
-        let d = grid.dim();
-        let geom = Geom {
-            cells: grid.cells.clone(),
-            strides: (0..d).map(|a| grid.stride(a)).collect(),
-            h: (0..d).map(|a| grid.spacing(a)).collect(),
-        };
         let solver = EulerianSolver {
             grid,
-            geom,
             species: data,
             lambda: coupling_strength,
             poisson,
@@ -588,8 +565,8 @@ impl EulerianSolver {
             (Some(g), true) => Some(self.full_psi(g, rho)),
             _ => None,
         };
-        let g = &self.geom;
-        let d = g.cells.len();
+        let g = &self.grid;
+        let d = g.dim();
         let n = rho[0].len();
         let mut out = Vec::with_capacity(rho.len());
         let (mut pos_max, mut all_max) = (0.0f64, 0.0f64);
@@ -634,9 +611,9 @@ impl EulerianSolver {
             let xi: &[f64] = if nonlinear { &xi } else { &phi };
             // Flux across the face between cell l and l + stride_a, with rates of both cells.
             let face = |l: usize, a: usize| -> (f64, f64, f64, f64) {
-                let st = g.strides[a];
+                let st = g.stride(a);
                 let rr = l + st;
-                let h = g.h[a];
+                let h = g.spacing(a);
                 match s.scheme {
                     Scheme::ScharfetterGummel => {
                         let (f, cl, cr) =
@@ -650,7 +627,7 @@ impl EulerianSolver {
                         } else {
                             flux::mc_slope(r[l - st], r[l], r[rr])
                         };
-                        let sr = if c + 2 == g.cells[a] {
+                        let sr = if c + 2 == g.cells()[a] {
                             flux::wall_slope(r[rr] - r[l], r[rr])
                         } else {
                             flux::mc_slope(r[l], r[rr], r[rr + st])
@@ -679,15 +656,15 @@ impl EulerianSolver {
                     let (mut div, mut pos, mut stab) = (0.0, 0.0, 0.0);
                     for a in 0..d {
                         let c = g.coord(i, a);
-                        let h = g.h[a];
-                        if c + 1 < g.cells[a] {
+                        let h = g.spacing(a);
+                        if c + 1 < g.cells()[a] {
                             let (f, cl, _, st) = face(i, a);
                             div -= f / h;
                             pos += cl;
                             stab += st;
                         }
                         if c > 0 {
-                            let (f, _, cr, st) = face(i - g.strides[a], a);
+                            let (f, _, cr, st) = face(i - g.stride(a), a);
                             div += f / h;
                             pos += cr;
                             stab += st;

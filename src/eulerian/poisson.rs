@@ -183,7 +183,7 @@ impl FreeSpacePoisson {
     /// Builds the cell-integrated kernel and its transform for a (validated) grid.
     pub fn new(grid: &Grid) -> Self {
         let d = grid.dim();
-        let cells = grid.cells.clone();
+        let cells = grid.cells().to_vec();
         let padded: Vec<usize> = cells.iter().map(|n| 2 * n).collect();
         let h: Vec<f64> = (0..d).map(|a| grid.spacing(a)).collect();
         // Table of g over non-negative offsets (g is even in each coordinate).

@@ -118,13 +118,8 @@ pub fn problem<const D: usize>(s: &Scenario) -> Result<EulerianProblem> {
             "missing: `jko eulerian` needs a [grid] section with lower, upper and cells",
         )
     })?;
-    let grid = Grid {
-        lower: g.lower.clone(),
-        upper: g.upper.clone(),
-        cells: g.cells.clone(),
-    };
-    grid.validate()
-        .map_err(|e| Error::input(&s.path, "grid", e.to_string()))?;
+    let grid = g.clone();
+    super::grid::validate(&grid).map_err(|e| Error::input(&s.path, "grid", e.to_string()))?;
     let mut species = Vec::with_capacity(s.species.len());
     for (k, sp) in s.species.iter().enumerate() {
         species.push(EulerianSpecies {
@@ -148,14 +143,17 @@ pub fn problem<const D: usize>(s: &Scenario) -> Result<EulerianProblem> {
 pub fn electrostatics(s: &Scenario, grid: &Grid) -> Result<Electrostatics> {
     let bx = s.domain.as_box();
     if let Some(b) = bx
-        && (b.lower != grid.lower || b.upper != grid.upper)
+        && (b.lower != grid.lower() || b.upper != grid.upper())
     {
         return Err(Error::input(
             &s.path,
             "grid.lower",
             format!(
                 "the grid [{:?}, {:?}] is not the domain's box [{:?}, {:?}]",
-                grid.lower, grid.upper, b.lower, b.upper
+                grid.lower(),
+                grid.upper(),
+                b.lower,
+                b.upper
             ),
         ));
     }
@@ -319,15 +317,12 @@ pub(super) fn write_vtk_frame(
     time: f64,
 ) -> Result<()> {
     let Some(vtk) = vtk else { return Ok(()) };
-    let spacing: Vec<f64> = (0..grid.dim()).map(|a| grid.spacing(a)).collect();
     let arrays: Vec<(&str, &[f64])> = names.iter().copied().zip(rho.iter().copied()).collect();
     vtk.grid(
         step,
         &ImageFrame {
             time,
-            lower: &grid.lower,
-            spacing: &spacing,
-            cells: &grid.cells,
+            grid,
             arrays: &arrays,
         },
     )

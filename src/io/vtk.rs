@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::io::output::write_atomic;
+use crate::util::grid::Grid;
 
 /// The folder of a run directory that holds its VTK files.
 pub const VTK_DIR: &str = "vtk";
@@ -63,12 +64,9 @@ pub struct PointFrame<'a> {
 pub struct ImageFrame<'a> {
     /// The step's time.
     pub time: f64,
-    /// Lower corner of the grid (d numbers).
-    pub lower: &'a [f64],
-    /// Cell size per axis.
-    pub spacing: &'a [f64],
-    /// Cells per axis.
-    pub cells: &'a [usize],
+    /// The grid: VTK's image origin is its lower corner, its spacing the
+    /// cells' widths, its extent the cells per axis.
+    pub grid: &'a Grid,
     /// (species name, cell densities, axis 0 fastest).
     pub arrays: &'a [(&'a str, &'a [f64])],
 }
@@ -195,26 +193,26 @@ pub fn vtp_text(f: &PointFrame<'_>) -> String {
 
 /// The text of a `.vti` file for one grid frame.
 pub fn vti_text(f: &ImageFrame<'_>) -> String {
-    let d = f.cells.len();
+    let (d, cells) = (f.grid.dim(), f.grid.cells());
     let mut buf = ryu::Buffer::new();
     let mut extent = String::new();
     let mut origin = Vec::new();
     let mut spacing = Vec::new();
     for a in 0..3 {
-        let n = if a < d { f.cells[a] } else { 0 };
+        let n = cells.get(a).copied().unwrap_or(0);
         let _ = write!(extent, "{}0 {n}", if a > 0 { " " } else { "" });
         origin.push(if a < d {
-            buf.format(f.lower[a]).to_string()
+            buf.format(f.grid.lower()[a]).to_string()
         } else {
             "0".into()
         });
         spacing.push(if a < d {
-            buf.format(f.spacing[a]).to_string()
+            buf.format(f.grid.spacing(a)).to_string()
         } else {
             "1".into()
         });
     }
-    let cells: usize = f.cells.iter().product();
+    let cells = f.grid.len();
     let mut out = String::with_capacity(24 * cells * f.arrays.len() + 1024);
     out.push_str(HEADER);
     out.push_str("<VTKFile type=\"ImageData\" version=\"1.0\" byte_order=\"LittleEndian\" header_type=\"UInt64\">\n");
@@ -369,9 +367,7 @@ mod tests {
         let arrays = [("u", &rho[..])];
         let t = vti_text(&ImageFrame {
             time: 1.0,
-            lower: &[-1.0],
-            spacing: &[0.5],
-            cells: &[3],
+            grid: &Grid::from_spacing(vec![-1.0], vec![0.5], vec![3]),
             arrays: &arrays,
         });
         assert!(t.contains("WholeExtent=\"0 3 0 0 0 0\""), "{t}");

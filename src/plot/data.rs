@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::{PlotOptions, StepChoice};
-use crate::compare::{Pairing, RunDensities, RunKind, SampleGrid, compare_runs_paired};
+use crate::compare::{Pairing, RunDensities, RunKind, compare_runs_paired};
 use crate::error::{Error, Result};
 use crate::io::output::{DENSITY, ENERGY, PARTIAL_SUFFIX, PARTICLES};
 use crate::particles::file::{parse_f64, parse_u64};
+use crate::util::grid::Grid;
 
 /// Points of a 1D curve.
 pub(super) const CURVE_POINTS: usize = 600;
@@ -435,34 +436,30 @@ pub(super) fn species_box(data: &PlotData, species: &str) -> Option<(Vec<f64>, V
 /// The grid of a 1D curve, or of a 2D map (the mid-plane z slice in 3D),
 /// over `(lo, hi)`: [`CURVE_POINTS`], or [`MAP_CELLS`] along the longer
 /// axis and square cells.
-pub(super) fn sample_grid(lo: &[f64], hi: &[f64]) -> SampleGrid {
+pub(super) fn sample_grid(lo: &[f64], hi: &[f64]) -> Grid {
     let d = lo.len();
     if d == 1 {
         let n = CURVE_POINTS;
-        return SampleGrid {
-            lower: vec![lo[0]],
-            spacing: vec![(hi[0] - lo[0]) / n as f64],
-            cells: vec![n],
-        };
+        return Grid::from_spacing(vec![lo[0]], vec![(hi[0] - lo[0]) / n as f64], vec![n]);
     }
     let (wx, wy) = (hi[0] - lo[0], hi[1] - lo[1]);
     let h = wx.max(wy) / MAP_CELLS as f64;
     let nx = ((wx / h).round() as usize).clamp(8, MAP_CELLS);
     let ny = ((wy / h).round() as usize).clamp(8, MAP_CELLS);
-    let mut g = SampleGrid {
-        lower: vec![lo[0], lo[1]],
-        spacing: vec![wx / nx as f64, wy / ny as f64],
-        cells: vec![nx, ny],
-    };
+    let (mut lower, mut spacing, mut cells) = (
+        vec![lo[0], lo[1]],
+        vec![wx / nx as f64, wy / ny as f64],
+        vec![nx, ny],
+    );
     if d == 3 {
         // One cell along z whose center is the mid-plane.
         let hz = (hi[2] - lo[2]) / MAP_CELLS as f64;
         let mid = 0.5 * (lo[2] + hi[2]);
-        g.lower.push(mid - 0.5 * hz);
-        g.spacing.push(hz);
-        g.cells.push(1);
+        lower.push(mid - 0.5 * hz);
+        spacing.push(hz);
+        cells.push(1);
     }
-    g
+    Grid::from_spacing(lower, spacing, cells)
 }
 
 /// One shown frame: the density on its grid, or why there is none.
@@ -478,7 +475,7 @@ pub(super) fn frame(
     step: u64,
     time: f64,
     species: &str,
-    grid: &SampleGrid,
+    grid: &Grid,
 ) -> Result<Frame> {
     let (run, s, t) = if b {
         let run = data.b.as_ref().expect("a pair");

@@ -10,7 +10,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::data::Frame;
 use super::style::{Fonts, fmt_log_tick, fmt_num, step_colour, viridis};
 use super::{DrawResult, PanelInfo, PanelKind, SeriesInfo};
-use crate::compare::SampleGrid;
+use crate::util::grid::Grid;
 
 /// log10 of a density shown on a log axis: values below `floor` are drawn
 /// at the floor (a blob estimate is exactly 0 beyond the kernel's support).
@@ -42,7 +42,7 @@ pub(super) fn value_range(max: f64, log: bool) -> (f64, f64) {
 pub(super) struct Curves<'a> {
     pub(super) species: &'a str,
     pub(super) title: String,
-    pub(super) grid: &'a SampleGrid,
+    pub(super) grid: &'a Grid,
     /// A's frames, one per shown step.
     pub(super) a: &'a [Frame],
     /// B's frames, same order (a pair).
@@ -64,8 +64,7 @@ where
     let all = c.a.iter().chain(c.b.into_iter().flatten());
     let (y0, y1) = value_range(frames_max(all), c.log);
     let floor = 10f64.powf(y0);
-    let x0 = c.grid.lower[0];
-    let x1 = x0 + c.grid.spacing[0] * c.grid.cells[0] as f64;
+    let (x0, x1) = (c.grid.lower()[0], c.grid.upper()[0]);
     let mut chart = ChartBuilder::on(&area)
         .margin(8)
         .margin_right(16)
@@ -95,7 +94,9 @@ where
         .bold_line_style(RGBColor(210, 210, 210))
         .draw()?;
     let n = c.a.len();
-    let xs: Vec<f64> = (0..c.grid.cells[0]).map(|i| c.grid.center(0, i)).collect();
+    let xs: Vec<f64> = (0..c.grid.cells()[0])
+        .map(|i| c.grid.center_along(0, i))
+        .collect();
     let points = |v: &[f64]| -> Vec<(f64, f64)> {
         xs.iter()
             .zip(v)
@@ -191,7 +192,7 @@ where
 pub(super) struct Map<'a> {
     pub(super) species: &'a str,
     pub(super) title: String,
-    pub(super) grid: &'a SampleGrid,
+    pub(super) grid: &'a Grid,
     pub(super) frame: &'a Frame,
     /// The colour range (log10 values when `log`).
     pub(super) range: (f64, f64),
@@ -209,11 +210,8 @@ where
 {
     let area = area.titled(&m.title, Fonts::style(fonts.caption))?;
     let g = m.grid;
-    let (x0, y0) = (g.lower[0], g.lower[1]);
-    let (x1, y1) = (
-        x0 + g.spacing[0] * g.cells[0] as f64,
-        y0 + g.spacing[1] * g.cells[1] as f64,
-    );
+    let (x0, y0) = (g.lower()[0], g.lower()[1]);
+    let (x1, y1) = (g.upper()[0], g.upper()[1]);
     // Equal scales on both axes: the plot box shrinks to the data's aspect.
     let (w, h) = area.dim_in_pixel();
     let (label_x, label_y, margin) = (fonts.label * 2.6, fonts.tick * 4.6, 6.0);
@@ -242,7 +240,7 @@ where
     );
     if let Some(v) = &m.frame.values {
         let (c0, c1) = m.range;
-        let (nx, ny) = (g.cells[0], g.cells[1]);
+        let (nx, ny) = (g.cells()[0], g.cells()[1]);
         let mut buf = vec![0u8; (bw * bh * 3) as usize];
         for j in 0..bh as usize {
             // Pixel rows run down, y up.

@@ -15,13 +15,13 @@ use super::energy::draw_energy_row;
 use super::raster::Raster;
 use super::style::{Fonts, fmt_num, font, register_font};
 use super::{DrawResult, FigureReport, Format, PanelInfo, PlotOptions};
-use crate::compare::SampleGrid;
 use crate::error::{Error, Result};
+use crate::util::grid::Grid;
 
 /// One species' data, sampled.
 struct SpeciesFrames {
     name: String,
-    grid: SampleGrid,
+    grid: Grid,
     a: Vec<Frame>,
     b: Option<Vec<Frame>>,
 }
@@ -75,11 +75,7 @@ fn sample(data: &PlotData, log: bool) -> Result<Vec<SpeciesFrames>> {
 }
 
 /// The frames of `sp` at the shown steps on `grid`: A's, and B's for a pair.
-fn frames_on(
-    data: &PlotData,
-    sp: &str,
-    grid: &SampleGrid,
-) -> Result<(Vec<Frame>, Option<Vec<Frame>>)> {
+fn frames_on(data: &PlotData, sp: &str, grid: &Grid) -> Result<(Vec<Frame>, Option<Vec<Frame>>)> {
     let mut a = Vec::new();
     let mut b = data.b.as_ref().map(|_| Vec::new());
     for &(s, t) in &data.steps {
@@ -95,7 +91,7 @@ fn frames_on(
 /// `floor` times the largest value, padded by 4 % a side and kept inside
 /// the grid; other axes (a 3D slice's z) unchanged.
 fn visible_box<'a>(
-    grid: &SampleGrid,
+    grid: &Grid,
     frames: impl Iterator<Item = &'a Frame> + Clone,
     floor: f64,
 ) -> Option<(Vec<f64>, Vec<f64>)> {
@@ -104,7 +100,7 @@ fn visible_box<'a>(
         return None;
     }
     let thr = floor * max;
-    let axes = grid.cells.len().min(2);
+    let axes = grid.dim().min(2);
     let mut imin = vec![usize::MAX; axes];
     let mut imax = vec![0usize; axes];
     for v in frames.filter_map(|f| f.values.as_ref()) {
@@ -112,8 +108,8 @@ fn visible_box<'a>(
             if r > thr {
                 let mut rem = lin;
                 for k in 0..axes {
-                    let i = rem % grid.cells[k];
-                    rem /= grid.cells[k];
+                    let i = rem % grid.cells()[k];
+                    rem /= grid.cells()[k];
                     imin[k] = imin[k].min(i);
                     imax[k] = imax[k].max(i);
                 }
@@ -123,14 +119,12 @@ fn visible_box<'a>(
     if imin.contains(&usize::MAX) {
         return None;
     }
-    let mut lo = grid.lower.clone();
-    let mut hi: Vec<f64> = (0..grid.cells.len())
-        .map(|k| grid.lower[k] + grid.spacing[k] * grid.cells[k] as f64)
-        .collect();
+    let mut lo = grid.lower().to_vec();
+    let mut hi = grid.upper().to_vec();
     for k in 0..axes {
         let (l, h) = (
-            grid.lower[k] + imin[k] as f64 * grid.spacing[k],
-            grid.lower[k] + (imax[k] + 1) as f64 * grid.spacing[k],
+            grid.lower()[k] + imin[k] as f64 * grid.spacing(k),
+            grid.lower()[k] + (imax[k] + 1) as f64 * grid.spacing(k),
         );
         let pad = 0.04 * (h - l);
         lo[k] = (l - pad).max(lo[k]);
@@ -211,7 +205,7 @@ where
     let slice_z = species
         .first()
         .filter(|_| data.dimension == 3)
-        .map(|s| s.grid.center(2, 0));
+        .map(|s| s.grid.center_along(2, 0));
     let text = title(data, slice_z);
     let body = root.titled(&text, Fonts::style(fitting(&text, w, fonts.title)))?;
     let (_, bh) = body.dim_in_pixel();

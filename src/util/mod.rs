@@ -1,13 +1,14 @@
 //! Utilities the numerics stand on, with no knowledge of the model:
 //! SIMD lanes and the instruction-set dispatch ([`lanes`], [`simd_dispatch`]),
 //! deterministic parallel sums ([`parallel`]), the multi-dimensional FFT
-//! ([`fft`]), the checks of settings numbers that name the key in their errors
+//! ([`fft`]), the regular grid every grid of the crate is ([`grid`]), the checks of settings numbers that name the key in their errors
 //! ([`checks`]), and the process-level hooks: interrupts ([`interrupt`]) and the
 //! test-only fault injection ([`fault`]).
 
 pub mod checks;
 pub mod fault;
 pub mod fft;
+pub mod grid;
 pub mod interrupt;
 pub mod lanes;
 pub mod math;

@@ -62,10 +62,12 @@ fn bad_inputs_are_refused_with_the_field_named() {
     p.coupling_strength = f64::INFINITY;
     assert!(err_of(p).to_string().contains("coupling.strength"));
     let mut p = one_species(&g, ok.clone());
-    p.grid.upper[1] = -2.0;
+    let mut upper = p.grid.upper().to_vec();
+    upper[1] = -2.0;
+    p.grid = Grid::new(p.grid.lower().to_vec(), upper, p.grid.cells().to_vec());
     assert!(err_of(p).to_string().contains("`upper`"));
     let mut p = one_species(&g, ok.clone());
-    p.grid.cells = vec![8];
+    p.grid = Grid::new(p.grid.lower().to_vec(), p.grid.upper().to_vec(), vec![8]);
     assert!(err_of(p).to_string().contains("`cells`"));
     let mut p = one_species(&g, ok.clone());
     p.species.clear();
@@ -101,11 +103,7 @@ fn gaussian_cell_averages_are_exact() {
     let p = normal_interval_probability(-1.0, 1.0, 0.0, 1.0);
     assert!((p - 0.6826894921370859).abs() < 1e-15, "{p}");
     // Box mass = mass * product of per-axis probabilities of the box; one cell against quadrature.
-    let g = Grid {
-        lower: vec![-1.0, -2.0],
-        upper: vec![2.0, 1.5],
-        cells: vec![30, 35],
-    };
+    let g = Grid::new(vec![-1.0, -2.0], vec![2.0, 1.5], vec![30, 35]);
     let (mean, std) = ([0.3, -0.4], [0.5, 0.8]);
     let r = gaussian_cell_averages(&g, &mean, &std, 2.0).unwrap();
     let inside = 2.0
@@ -144,11 +142,7 @@ fn gaussian_cell_averages_are_exact() {
 
 #[test]
 fn uniform_cell_averages_use_exact_overlaps_and_binning_counts_weights() {
-    let g = Grid {
-        lower: vec![0.0, 0.0],
-        upper: vec![4.0, 2.0],
-        cells: vec![4, 2],
-    };
+    let g = Grid::new(vec![0.0, 0.0], vec![4.0, 2.0], vec![4, 2]);
     // Box [0.5, 2.25] x [0.5, 1.0], mass 3.5: density 3.5 / (1.75 * 0.5) = 4.
     let r = uniform_cell_averages(&g, &[0.5, 0.5], &[2.25, 1.0], 3.5).unwrap();
     let expect = [

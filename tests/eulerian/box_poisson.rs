@@ -26,14 +26,10 @@ fn sci(v: &[f64]) -> String {
 }
 
 fn interval_grid(lo: f64, hi: f64, n: usize) -> Grid {
-    Grid {
-        lower: vec![lo],
-        upper: vec![hi],
-        cells: vec![n],
-    }
+    Grid::new(vec![lo], vec![hi], vec![n])
 }
 
-/// max_i |psi_num - psi_exact| at the centres for the 1D box [-1, 2] with walls `walls`
+/// max_i |psi_num - psi_exact| at the centers for the 1D box [-1, 2] with walls `walls`
 /// and two backgrounds (a Gaussian restricted to the box, a uniform block).
 fn interval_error(walls: [WallCondition; 2], n: usize) -> f64 {
     let (a, b) = (-1.0, 2.0);
@@ -78,7 +74,7 @@ fn interval_error(walls: [WallCondition; 2], n: usize) -> f64 {
 }
 
 /// Each pairing of walls (with non-zero data) against Interval::green, wall_potential and
-/// LineCharge::potential. Cell-centred finite volumes are second order: the error must
+/// LineCharge::potential. Cell-centered finite volumes are second order: the error must
 /// fall by at least 3.5 (ideal 4) per halving of h, and at n = 320 (h = 3/320) stay
 /// below 1e-4 (the O(h^2) constant: |psi''''| h^2/24-ish times the box length squared,
 /// about 1e-5 measured; 1e-4 leaves a margin of ~10 and is well below the O(h) error a
@@ -138,7 +134,7 @@ impl Manufactured {
                 let prod: f64 = (0..d)
                     .map(|a| {
                         let h = g.spacing(a);
-                        let lo = g.lower[a] + g.coord(i, a) as f64 * h;
+                        let lo = g.lower()[a] + g.coord(i, a) as f64 * h;
                         avg(self.modes[a].0, lo, h, self.modes[a].1)
                     })
                     .product();
@@ -228,11 +224,11 @@ fn box_solve_matches_manufactured_solutions_in_2d_and_3d() {
         let errs: Vec<f64> = [8usize, 16, 32]
             .iter()
             .map(|&n| {
-                let g = Grid {
-                    lower: vec![0.0; d],
-                    upper: upper.clone(),
-                    cells: (0..d).map(|a| n + n / 4 * a).collect(),
-                };
+                let g = Grid::new(
+                    vec![0.0; d],
+                    upper.clone(),
+                    (0..d).map(|a| n + n / 4 * a).collect(),
+                );
                 if m.walls[1][0] == E(-0.5) {
                     linear_y_error(&g, m)
                 } else {
@@ -287,11 +283,7 @@ fn linear_y_error(g: &Grid, m: &Manufactured) -> f64 {
 /// psi has zero mean and A psi = q + b - mean(q + b).
 #[test]
 fn discrete_equations_and_symmetry_hold_to_rounding() {
-    let g = Grid {
-        lower: vec![0.0, -1.0, 0.5],
-        upper: vec![1.0, 1.0, 1.25],
-        cells: vec![7, 6, 5],
-    };
+    let g = Grid::new(vec![0.0, -1.0, 0.5], vec![1.0, 1.0, 1.25], vec![7, 6, 5]);
     let setups = [
         vec![[E(0.3), I(0.2)], [I(-0.1), E(1.0)], [E(-0.2), E(0.4)]],
         vec![[I(0.3), I(0.2)], [I(-0.1), I(0.0)], [I(-0.2), I(0.4)]],
@@ -314,7 +306,7 @@ fn discrete_equations_and_symmetry_hold_to_rounding() {
         for i in 0..g.len() {
             let mut lap = 0.0;
             for a in 0..3 {
-                let (st, n, h) = (g.stride(a), g.cells[a], g.spacing(a));
+                let (st, n, h) = (g.stride(a), g.cells()[a], g.spacing(a));
                 let c = g.coord(i, a);
                 let mut side = |nb: Option<usize>, wall: WallCondition| {
                     lap += match (nb, wall) {
@@ -347,7 +339,7 @@ fn discrete_equations_and_symmetry_hold_to_rounding() {
 /// In free space the background's potential psi_C is the free-space convolution; in 1D
 /// it has a closed form (LineCharge::potential with no interval). The grid [-6, 6] holds
 /// the Gaussian to 1e-15 (std 0.7); the exact-kernel convolution of the cell averages is
-/// second order at the centres: below 2e-4 at h = 12/400 (measured ~3e-5) and falling by
+/// second order at the centers: below 2e-4 at h = 12/400 (measured ~3e-5) and falling by
 /// > 3.5 from 200 to 400 cells.
 #[test]
 fn free_space_background_potential_matches_the_closed_form() {
@@ -377,11 +369,7 @@ fn free_space_background_potential_matches_the_closed_form() {
 /// (signed) and a point outside the grid is refused.
 #[test]
 fn backgrounds_hold_their_charge_on_the_grid() {
-    let g = Grid {
-        lower: vec![0.0, 0.0],
-        upper: vec![2.0, 1.0],
-        cells: vec![20, 10],
-    };
+    let g = Grid::new(vec![0.0, 0.0], vec![2.0, 1.0], vec![20, 10]);
     let dv = g.cell_volume();
     let total = |c: &[f64]| c.iter().sum::<f64>() * dv;
     let u = Background::uniform("u", -0.37, vec![0.13, 0.2], vec![1.71, 0.95]);

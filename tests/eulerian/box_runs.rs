@@ -10,11 +10,7 @@ use jko::model::domain::WallCondition;
 const INSULATING: WallCondition = WallCondition::INSULATING;
 
 fn box_grid() -> Grid {
-    Grid {
-        lower: vec![0.0, 0.0],
-        upper: vec![2.0, 1.0],
-        cells: vec![32, 16],
-    }
+    Grid::new(vec![0.0, 0.0], vec![2.0, 1.0], vec![32, 16])
 }
 
 /// Two species (+1 and -1, mass 1, D = 1, lambda = 1) from Gaussians near opposite

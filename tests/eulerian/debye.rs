@@ -12,11 +12,7 @@ use jko::model::domain::WallCondition;
 
 /// Two species of mass c0 L each, uniform on [0, L], between electrodes at v0 and v1.
 fn electrolyte(l: f64, n: usize, c0: f64, v0: f64, v1: f64) -> EulerianSolver {
-    let grid = Grid {
-        lower: vec![0.0],
-        upper: vec![l],
-        cells: vec![n],
-    };
+    let grid = Grid::new(vec![0.0], vec![l], vec![n]);
     let species = [("plus", 1.0), ("minus", -1.0)]
         .into_iter()
         .map(|(name, z)| EulerianSpecies {

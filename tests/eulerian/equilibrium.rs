@@ -27,11 +27,7 @@ fn electrolyte(
     v1: f64,
     steric: Option<Steric>,
 ) -> EulerianSolver {
-    let grid = Grid {
-        lower: vec![0.0],
-        upper: vec![l],
-        cells: vec![n],
-    };
+    let grid = Grid::new(vec![0.0], vec![l], vec![n]);
     let species = [("plus", 1.0), ("minus", -1.0)]
         .into_iter()
         .map(|(name, z)| EulerianSpecies {
@@ -105,7 +101,7 @@ fn gouy_chapman(phi0: f64, kappa: f64, x: f64) -> f64 {
 /// c0 = 1/4 initially (kappa ~ 1), L = 40, n = 400, 800, 1600 (h = 0.1 .. 0.025
 /// Debye lengths). Measured: phi (thermal units) against the closed form at the cell
 /// centers of the left half, and the layer's charge -sum_{x < L/2} q h against Grahame's
-/// sigma = 2 sqrt(2 c0 T / lambda) sinh(phi0 / 2). The cell-centred finite volumes are
+/// sigma = 2 sqrt(2 c0 T / lambda) sinh(phi0 / 2). The cell-centered finite volumes are
 /// second order (the electrode's ghost value 2V - psi_0 too), so both errors must fall
 /// by 4 per halving: observed orders >= 1.8 (the layer overlap, e^-20, and the Newton
 /// residual, < 1e-11, are 1e-4 of the finest error). Tolerances at n = 1600: phi 2e-4,
@@ -327,11 +323,7 @@ fn bikerman_profiles_first_integral_and_crowding() {
 /// charge 2 uniform on [0, 2] x [0, 2] (the left half), electrons (z = -1, mass 3) and
 /// holes (z = +1, mass 1): neutral. D = 1, lambda = 1, n x n/2 cells.
 fn junction_2d(n: usize) -> EulerianSolver {
-    let grid = Grid {
-        lower: vec![0.0, 0.0],
-        upper: vec![4.0, 2.0],
-        cells: vec![n, n / 2],
-    };
+    let grid = Grid::new(vec![0.0, 0.0], vec![4.0, 2.0], vec![n, n / 2]);
     let donors = background_cells(
         &grid,
         &[Background::uniform(
@@ -487,11 +479,7 @@ fn two_dimensional_box_with_background_charge() {
 fn free_space_equilibria_in_one_two_and_three_dimensions() {
     for (d, n) in [(1usize, 200usize), (2, 48), (3, 16)] {
         let make = |rho: Option<Vec<Vec<f64>>>| {
-            let grid = Grid {
-                lower: vec![-5.0; d],
-                upper: vec![5.0; d],
-                cells: vec![n; d],
-            };
+            let grid = Grid::new(vec![-5.0; d], vec![5.0; d], vec![n; d]);
             let mut rho = rho.map(|r| r.into_iter());
             let species = [("u", 1.0, 1.0, 1.5), ("v", -1.0, 2.0, 1.0)]
                 .into_iter()
@@ -546,11 +534,7 @@ fn free_space_equilibria_in_one_two_and_three_dimensions() {
 #[test]
 fn nonlinear_diffusion_equilibrium_has_compact_support() {
     let n = 400;
-    let grid = Grid {
-        lower: vec![-4.0],
-        upper: vec![4.0],
-        cells: vec![n],
-    };
+    let grid = Grid::new(vec![-4.0], vec![4.0], vec![n]);
     let s = EulerianSolver::new(EulerianProblem {
         grid: grid.clone(),
         species: vec![EulerianSpecies {
@@ -599,11 +583,7 @@ fn steric_equilibrium_with_a_temperature_unlike_the_diffusions() {
         volume: 0.3,
         temperature: 0.8,
     };
-    let grid = Grid {
-        lower: vec![0.0],
-        upper: vec![l],
-        cells: vec![n],
-    };
+    let grid = Grid::new(vec![0.0], vec![l], vec![n]);
     let species = [("plus", 1.0, 1.0), ("minus", -1.0, 0.5)]
         .into_iter()
         .map(|(name, z, d)| EulerianSpecies {
@@ -892,11 +872,7 @@ fn a_solve_that_does_not_converge_fails_with_a_message() {
 #[test]
 fn steric_upwind_stepper_for_nonlinear_diffusion() {
     let (l, n) = (4.0, 80);
-    let grid = Grid {
-        lower: vec![0.0],
-        upper: vec![l],
-        cells: vec![n],
-    };
+    let grid = Grid::new(vec![0.0], vec![l], vec![n]);
     let species = [("plus", 1.0), ("minus", -1.0)]
         .into_iter()
         .map(|(name, z)| EulerianSpecies {

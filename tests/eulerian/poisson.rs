@@ -105,11 +105,11 @@ fn off_center_cells_match_quadrature_all_branches() {
 /// Direct O(N^2) sum psi_i = sum_j q_j g(x_i - x_j) against the FFT convolution.
 fn fft_vs_direct(cells: &[usize], h: &[f64]) {
     let d = cells.len();
-    let grid = Grid {
-        lower: vec![-1.0; d],
-        upper: (0..d).map(|a| -1.0 + h[a] * cells[a] as f64).collect(),
-        cells: cells.to_vec(),
-    };
+    let grid = Grid::new(
+        vec![-1.0; d],
+        (0..d).map(|a| -1.0 + h[a] * cells[a] as f64).collect(),
+        cells.to_vec(),
+    );
     let n = grid.len();
     // Deterministic pseudo-random charges of both signs.
     let mut state = 12345u64;
@@ -182,11 +182,7 @@ fn ein(s: f64) -> f64 {
 
 /// Max |psi_grid - psi_exact| over cells and |int q psi - exact| for a centered Gaussian charge.
 fn gaussian_charge(d: usize, n: usize, sigma: f64, mass: f64, half: f64) -> (f64, f64, f64) {
-    let grid = Grid {
-        lower: vec![-half; d],
-        upper: vec![half; d],
-        cells: vec![n; d],
-    };
+    let grid = Grid::new(vec![-half; d], vec![half; d], vec![n; d]);
     let q = gaussian_cell_averages(&grid, &vec![0.0; d], &vec![sigma; d], mass).unwrap();
     let psi = FreeSpacePoisson::new(&grid).solve(&q);
     let exact = |r: f64| -> f64 {

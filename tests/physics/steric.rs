@@ -163,7 +163,7 @@ fn steric_term_keeps_a_compressed_pair_below_close_packing_1d() {
     compressed_run::<1>(&make(Some(v)), &make(None), v, 12);
 }
 
-/// 2D, the unit box: a well centred on the corner (0, 0) pushes both
+/// 2D, the unit box: a well centered on the corner (0, 0) pushes both
 /// species into it against two reflecting walls (k = 100: a quarter
 /// Gaussian of std 0.1 each, total ~100 at the corner after smoothing)
 /// against 1/v = 60.

@@ -1,7 +1,7 @@
 //! Boxes with walls (SPEC §7) against exact solutions.
 //!
 //! - Diffusion against a no-flux wall: the method of images. A Gaussian
-//!   centred on the wall of a wide box, restricted to it, is a half-normal
+//!   centered on the wall of a wide box, restricted to it, is a half-normal
 //!   law; the heat equation with d rho/d nu = 0 keeps it half-normal with
 //!   variance s^2 + 2 D t (the Gaussian plus its mirror image), so
 //!   E[X] = sqrt(2/pi) sqrt(s^2 + 2 D t) and, for ANY initial law,
@@ -111,7 +111,7 @@ fn diffusion_against_a_wall_follows_the_images() {
     );
 }
 
-/// In a 2D corner: a Gaussian centred on the corner of [0, 6]^2 is the
+/// In a 2D corner: a Gaussian centered on the corner of [0, 6]^2 is the
 /// product of two half-normals; E|X|^2 grows by exactly 4 D t. Tolerance
 /// 4% (h = 0.01, eps = 0.05 against s = 0.5, N = 1500), from the same
 /// error budget as the 1D case.

@@ -283,11 +283,7 @@ initial = { kind = "gaussian", mean = [0.5], std = 1.0 }
 #[test]
 fn the_eulerian_substep_limit_keeps_the_solution() {
     use jko::eulerian::{EulerianError, EulerianProblem, EulerianSolver, EulerianSpecies, Grid};
-    let grid = Grid {
-        lower: vec![-1.0],
-        upper: vec![1.0],
-        cells: vec![40],
-    };
+    let grid = Grid::new(vec![-1.0], vec![1.0], vec![40]);
     let problem = EulerianProblem {
         species: vec![EulerianSpecies {
             name: "u".into(),

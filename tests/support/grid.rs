@@ -3,11 +3,7 @@
 use jko::eulerian::*;
 
 pub fn grid(d: usize, n: usize, half: f64) -> Grid {
-    Grid {
-        lower: vec![-half; d],
-        upper: vec![half; d],
-        cells: vec![n; d],
-    }
+    Grid::new(vec![-half; d], vec![half; d], vec![n; d])
 }
 
 /// Quadratic potential U = k/2 |x - c|^2.

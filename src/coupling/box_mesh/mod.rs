@@ -14,7 +14,7 @@
 //! being neutral by SPEC §7), as the 1D Neumann function of `interval`.
 //!
 //! Particles use G_box smoothed at the softening scale: G_sigma =
-//! G_box * N_sigma in one argument, N_sigma the centred Gaussian of per-axis
+//! G_box * N_sigma in one argument, N_sigma the centered Gaussian of per-axis
 //! standard deviation sigma (spectral filter exp(-|kappa|^2 sigma^2 / 2)).
 //! sigma = c_d delta with c_d chosen so that G_sigma and the free-space
 //! Plummer kernel G_delta agree at zero distance ([`WIDTH_PER_SOFTENING`]):

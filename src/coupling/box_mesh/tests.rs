@@ -500,11 +500,11 @@ fn field_energy_equals_the_pair_energy() {
         let mut kinds = [Kind::Nn; D];
         kinds[0] = Kind::Dn;
         let domain = box_of(&[0.0; D], &[1.0; D], &kinds);
-        let (centres, qs) = ([0.2, 0.6], [1.0, -1.0]);
+        let (centers, qs) = ([0.2, 0.6], [1.0, -1.0]);
         let s = 0.08;
         let mut x = Vec::new();
         let mut q = Vec::new();
-        for (c, qc) in centres.iter().zip(qs) {
+        for (c, qc) in centers.iter().zip(qs) {
             let dx = 1.0 / lattice as f64;
             let first = q.len();
             for idx in 0..lattice.pow(D as u32) {

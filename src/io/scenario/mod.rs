@@ -25,6 +25,7 @@ use std::path::Path;
 
 use crate::error::{Error, MAX_ECHO, Result, clip};
 use crate::util::checks::Checker;
+pub use crate::util::grid::Grid;
 
 mod checks;
 mod domain;
@@ -102,17 +103,6 @@ pub enum OnCollapse {
     Stop,
     /// Record the event and go on.
     Continue,
-}
-
-/// The Eulerian grid of SPEC §6.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Grid {
-    /// The lower corner of the box.
-    pub lower: Vec<f64>,
-    /// The upper corner, above `lower` on every axis.
-    pub upper: Vec<f64>,
-    /// The number of cells along each axis, 2 to 1e8.
-    pub cells: Vec<usize>,
 }
 
 impl Scenario {

@@ -289,11 +289,7 @@ pub(super) fn grid(c: &Checker, raw: RawGrid, domain: &Domain) -> Result<Grid> {
         }
         out.push(n as usize);
     }
-    Ok(Grid {
-        lower,
-        upper,
-        cells: out,
-    })
+    Ok(Grid::new(lower, upper, out))
 }
 
 /// The `k`-th `[[species]]` table.
