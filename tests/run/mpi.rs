@@ -22,13 +22,38 @@ use crate::support::run::{OUTPUTS, jko, outputs, records, stderr, write};
 /// `mpirun -n p jko ARGS` as root or not, oversubscribed (CI has 2 cores),
 /// at most `limit` seconds.
 fn mpirun(p: usize, args: &[&str], limit: u32) -> Output {
+    mpirun_command(p, args, limit)
+        .output()
+        .expect("mpirun runs (Debian: openmpi-bin)")
+}
+
+/// The command of [`mpirun`], for a test that signals the job while it runs
+/// (`timeout` passes a SIGTERM it receives on to mpirun).
+fn mpirun_command(p: usize, args: &[&str], limit: u32) -> Command {
     let mut c = Command::new("timeout");
     c.args(["-k", "5", &limit.to_string(), "mpirun", "--oversubscribe"])
         .args(["--allow-run-as-root", "-n", &p.to_string()])
         .arg(env!("CARGO_BIN_EXE_jko"))
         .args(args)
         .env_remove("JKO_FAULT");
-    c.output().expect("mpirun runs (Debian: openmpi-bin)")
+    c
+}
+
+/// The 2D PNP test scenario at 1200 particles and `steps` steps, written to
+/// `dir`, and its single-process run (the reference of the signal tests).
+fn long_run_and_reference(dir: &Path, steps: u64) -> (PathBuf, PathBuf) {
+    let text = std::fs::read_to_string(scenario("pnp_2d"))
+        .unwrap()
+        .replace("particles = 450", "particles = 1200")
+        .replace("steps = 10", &format!("steps = {steps}"));
+    let s = write(dir, "long.toml", &text);
+    let single = dir.join("single");
+    let o = jko()
+        .args(["run", path(&s), "--out", path(&single), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    (s, single)
 }
 
 fn scenario(name: &str) -> PathBuf {
@@ -178,40 +203,11 @@ fn a_scenario_differing_between_ranks_is_refused() {
 #[test]
 fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(scenario("pnp_2d"))
-        .unwrap()
-        .replace("particles = 450", "particles = 1200")
-        .replace("steps = 10", "steps = 30");
-    let s = write(tmp.path(), "long.toml", &text);
-    let single = tmp.path().join("single");
-    let o = jko()
-        .args(["run", path(&s), "--out", path(&single), "--quiet"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (s, single) = long_run_and_reference(tmp.path(), 30);
 
     let out = tmp.path().join("out");
     let bin = env!("CARGO_BIN_EXE_jko");
-    let child = Command::new("timeout")
-        .args([
-            "-k",
-            "5",
-            "300",
-            "mpirun",
-            "--oversubscribe",
-            "--allow-run-as-root",
-        ])
-        .args([
-            "-n",
-            "2",
-            bin,
-            "run",
-            path(&s),
-            "--out",
-            path(&out),
-            "--quiet",
-        ])
-        .env_remove("JKO_FAULT")
+    let child = mpirun_command(2, &["run", path(&s), "--out", path(&out), "--quiet"], 300)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -264,41 +260,11 @@ fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
 #[test]
 fn sigterm_checkpoints_on_every_rank_and_resume_gives_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(scenario("pnp_2d"))
-        .unwrap()
-        .replace("particles = 450", "particles = 1200")
-        .replace("steps = 10", "steps = 80");
-    let s = write(tmp.path(), "long.toml", &text);
-    let single = tmp.path().join("single");
-    let o = jko()
-        .args(["run", path(&s), "--out", path(&single), "--quiet"])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (s, single) = long_run_and_reference(tmp.path(), 80);
 
     let out = tmp.path().join("out");
-    let bin = env!("CARGO_BIN_EXE_jko");
     // `timeout` passes the SIGTERM it receives on to mpirun.
-    let child = Command::new("timeout")
-        .args([
-            "-k",
-            "5",
-            "300",
-            "mpirun",
-            "--oversubscribe",
-            "--allow-run-as-root",
-        ])
-        .args([
-            "-n",
-            "2",
-            bin,
-            "run",
-            path(&s),
-            "--out",
-            path(&out),
-            "--quiet",
-        ])
-        .env_remove("JKO_FAULT")
+    let child = mpirun_command(2, &["run", path(&s), "--out", path(&out), "--quiet"], 300)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
