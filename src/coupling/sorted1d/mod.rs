@@ -14,21 +14,19 @@
 //!   `q_j`, `q_j x_j` over particles strictly left (right) of the group. Left sums are
 //!   prefix sums, right sums suffix sums (no subtraction of totals), accumulated in
 //!   double-double (compensated) arithmetic, with coordinates centered first.
-//! * `c(u)` part (only if `delta > 0`): `c` is smooth away from `u = 0` and bounded by
-//!   `delta`, with `c(u) <= delta^2 / (2 |u|)`. It is summed by the same tree engine as
-//!   2D / 3D (near pairs directly with the cancellation-free formula, far pairs by
-//!   degree-`ORDER_1D` Taylor expansions with opening angle `THETA_1D`, both exact to
-//!   rounding: the truncation error `~THETA_1D^ORDER_1D` multiplies `c`, which is itself
-//!   `<= delta` while the `|u|` part is of size `|u|`).
+//! * `c(u)` part (only if `delta > 0`): `c` is smooth away from `u = 0`, bounded by
+//!   `delta`, with `c(u) <= delta^2 / (2 |u|)`. Particles at one position are merged
+//!   (their pairs contribute `c(0) = delta` each, and nothing to the gradient), and the
+//!   distinct positions' sums go to [`correction`]: a one-dimensional black-box fast
+//!   multipole method on the sorted order, O(N) after the sort, exact to rounding in
+//!   the same sense: its interpolation error `~rho^-NODES` multiplies `c`, which is
+//!   itself `<= delta` while the `|u|` part is of size `|u|`.
 
-use crate::coupling::pair_kernel::Correction1d;
-use crate::coupling::tree::{Engine, FmmParams};
+mod correction;
+
 use rayon::prelude::*;
 
-/// Expansion degree and opening angle of the softening correction (see module docs).
-const ORDER_1D: usize = 40;
-const THETA_1D: f64 = 0.4;
-const LEAF_1D: usize = 64;
+use correction::Correction;
 
 /// Exact O(N log N) evaluator for `D = 1` (see module docs).
 pub struct SortedCoupling1d {
@@ -37,17 +35,30 @@ pub struct SortedCoupling1d {
     /// Per sorted particle: left sums (q, q x) and right sums, double-double.
     left: Vec<[f64; 4]>,
     right: Vec<[f64; 4]>,
-    correction: Option<Engine<1, Correction1d>>,
+    correction: Option<Correction>,
+    /// Distinct positions, their summed charges, and the correction's sums there.
+    distinct: Vec<f64>,
+    charge: Vec<f64>,
+    c_phi: Vec<f64>,
+    c_grad: Vec<f64>,
 }
 
 impl SortedCoupling1d {
     /// `softening = delta >= 0`.
     pub fn new(softening: f64) -> Self {
-        Self::with_tree(softening, ORDER_1D, THETA_1D, LEAF_1D)
+        Self::build(softening, Correction::new)
     }
 
-    /// As [`Self::new`] with the correction tree's order, opening angle and leaf size.
-    pub(crate) fn with_tree(softening: f64, order: usize, theta: f64, leaf_size: usize) -> Self {
+    /// As [`Self::new`] with the correction's Chebyshev points per node, separation
+    /// ratio and leaf size (the tuning probe below).
+    #[cfg(test)]
+    fn with_params(softening: f64, points: usize, separation: f64, leaf: usize) -> Self {
+        Self::build(softening, |delta| {
+            Correction::with_params(delta, points, separation, leaf)
+        })
+    }
+
+    fn build(softening: f64, correction: impl FnOnce(f64) -> Correction) -> Self {
         assert!(
             softening >= 0.0 && softening.is_finite(),
             "softening must be finite and >= 0"
@@ -57,19 +68,7 @@ impl SortedCoupling1d {
                 softening * softening >= f64::MIN_POSITIVE,
                 "softening^2 must be a normal number"
             );
-            let params = FmmParams {
-                order,
-                theta,
-                leaf_size,
-                p2p_max_pairs: 256,
-                mixed_precision: false,
-            };
-            Engine::new(
-                Correction1d {
-                    delta2: softening * softening,
-                },
-                params,
-            )
+            correction(softening)
         });
         Self {
             delta: softening,
@@ -77,6 +76,10 @@ impl SortedCoupling1d {
             left: Vec::new(),
             right: Vec::new(),
             correction,
+            distinct: Vec::new(),
+            charge: Vec::new(),
+            c_phi: Vec::new(),
+            c_grad: Vec::new(),
         }
     }
 
@@ -95,18 +98,13 @@ impl SortedCoupling1d {
         if n == 0 {
             return;
         }
-        match &mut self.correction {
-            Some(engine) => engine.evaluate(x, q, phi, grad),
-            None => {
-                phi.fill(0.0);
-                grad.fill([0.0]);
-            }
-        }
         self.sort(x);
         let center = self.order[n / 2].0;
         self.prefix_sums(q, center);
+        self.correct(q);
         // Each group of equal positions shares its left / right sums.
-        let mut k = 0;
+        let scale = crate::model::green::scale(1);
+        let (mut k, mut g) = (0, 0);
         while k < n {
             let xk = self.order[k].0;
             let mut e = k + 1;
@@ -119,13 +117,48 @@ impl SortedCoupling1d {
             let (sl, sr) = (l[2] + l[3], r[2] + r[3]);
             let abs_sum = xc * (ql - qr) - (sl - sr);
             let sign_sum = ql - qr;
-            let c = crate::model::green::scale(1);
             for &(_, i) in &self.order[k..e] {
-                phi[i as usize] += c * abs_sum;
-                grad[i as usize][0] += c * sign_sum;
+                let i = i as usize;
+                let (c, c_grad) = match self.correction {
+                    // Pairs within the group: c(0) = delta each, no force.
+                    Some(_) => (
+                        self.c_phi[g] + (self.charge[g] - q[i]) * self.delta,
+                        self.c_grad[g],
+                    ),
+                    None => (0.0, 0.0),
+                };
+                phi[i] = scale * (abs_sum + c);
+                grad[i][0] = scale * (sign_sum + c_grad);
             }
             k = e;
+            g += 1;
         }
+    }
+
+    /// The correction's sums at the distinct positions (nothing without softening).
+    fn correct(&mut self, q: &[f64]) {
+        let Some(correction) = self.correction.as_mut() else {
+            return;
+        };
+        self.distinct.clear();
+        self.charge.clear();
+        for &(x, i) in &self.order {
+            if self.distinct.last() == Some(&x) {
+                *self.charge.last_mut().expect("a group is open") += q[i as usize];
+            } else {
+                self.distinct.push(x);
+                self.charge.push(q[i as usize]);
+            }
+        }
+        let m = self.distinct.len();
+        self.c_phi.resize(m, 0.0);
+        self.c_grad.resize(m, 0.0);
+        correction.evaluate(
+            &self.distinct,
+            &self.charge,
+            &mut self.c_phi,
+            &mut self.c_grad,
+        );
     }
 
     /// Sorts `(x_i, i)` by position then index (a total order: deterministic).
@@ -183,12 +216,14 @@ fn add_compensated(acc: &mut [f64; 4], at: usize, v: f64) {
 mod tuning {
     use super::*;
 
-    /// Time and accuracy of the correction tree's settings on the bench cloud
-    /// (`cargo test --release --lib sorted1d_tuning -- --ignored --nocapture`).
+    /// Time and accuracy of the correction's settings on the bench cloud: Chebyshev
+    /// points per node, separation ratio, leaf size
+    /// (`SORTED1D_SETTINGS="p,sep,leaf;..." cargo test --release --lib sorted1d_tuning
+    /// -- --ignored --nocapture`).
     #[test]
     #[ignore]
     fn sorted1d_tuning() {
-        let n = 4000;
+        let n: usize = std::env::var("SORTED1D_N").map_or(4000, |v| v.parse().unwrap());
         let x: Vec<[f64; 1]> = (0..n)
             .map(|i| {
                 let u = (i as f64 + 0.5) / n as f64;
@@ -216,34 +251,39 @@ mod tuning {
                     })
                     .collect()
             })
-            .unwrap_or(vec![(ORDER_1D, THETA_1D, LEAF_1D)]);
-        for (order, theta, leaf) in settings {
-            let mut s = SortedCoupling1d::with_tree(0.05, order, theta, leaf);
+            .unwrap_or(vec![(
+                correction::NODES,
+                correction::SEPARATION,
+                correction::LEAF,
+            )]);
+        for (points, separation, leaf) in settings {
+            let mut s = SortedCoupling1d::with_params(0.05, points, separation, leaf);
             let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0]; n]);
             s.evaluate(&x, &q, &mut phi, &mut grad);
             let scale_p = pe.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             let scale_g = ge.iter().fold(0.0f64, |m, v| m.max(v[0].abs()));
             let ep = (0..n).fold(0.0f64, |m, i| m.max((phi[i] - pe[i]).abs())) / scale_p;
             let eg = (0..n).fold(0.0f64, |m, i| m.max((grad[i][0] - ge[i][0]).abs())) / scale_g;
-            let reps = 200;
-            let t = std::time::Instant::now();
+            let reps = (800_000 / n).max(3);
+            // This thread's CPU time (the machine is shared: wall time is noise);
+            // the parallel sort runs on rayon's threads and is not counted.
+            let cpu = || -> f64 {
+                let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+                stat.split_whitespace()
+                    .next()
+                    .unwrap()
+                    .parse::<f64>()
+                    .unwrap()
+                    * 1e-9
+            };
+            let start = cpu();
             for _ in 0..reps {
                 s.evaluate(&x, &q, &mut phi, &mut grad);
             }
-            let per = t.elapsed().as_secs_f64() / reps as f64;
-            let st = s.correction.as_ref().unwrap().stats;
+            let per = (cpu() - start) / reps as f64;
             println!(
-                "order {order} theta {theta} leaf {leaf}: {:.1} us/eval (phases {:?} us), err phi {ep:.2e} grad {eg:.2e}, cells {} m2l {} p2p {}",
+                "n {n} points {points} separation {separation} leaf {leaf}: {:.1} us CPU/eval (one thread: RAYON_NUM_THREADS=1), err phi {ep:.2e} grad {eg:.2e}",
                 per * 1e6,
-                (0..6)
-                    .map(
-                        |k| ((st.seconds[k] - if k > 0 { st.seconds[k - 1] } else { 0.0 }) * 1e6)
-                            .round()
-                    )
-                    .collect::<Vec<_>>(),
-                st.cells,
-                st.m2l,
-                st.p2p_pairs
             );
         }
     }
