@@ -40,7 +40,6 @@ use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
 use super::projected::{self, Bounds, Refusal};
-use super::{newton, newton_tr};
 use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
 use crate::util::interrupt;
@@ -516,22 +515,6 @@ pub struct Solver {
     pub memory: usize,
     /// A rejected step is retried as 2, 4, ... sub-steps, at most 2^max_halvings.
     pub max_halvings: u32,
-    /// The minimization method of a step outside a box.
-    pub method: Method,
-}
-
-/// How a JKO step is minimized (outside a box; in a box always projected L-BFGS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Method {
-    /// L-BFGS with a More-Thuente line search (argmin).
-    #[default]
-    Lbfgs,
-    /// Truncated Newton: CG on Hessian-vector products by differences of
-    /// gradients ([`super::newton`]).
-    NewtonCg,
-    /// Truncated Newton in a trust region (Steihaug-CG, [`super::newton_tr`]).
-    NewtonTr,
 }
 
 impl Default for Solver {
@@ -541,7 +524,6 @@ impl Default for Solver {
             max_iterations: 1000,
             memory: 10,
             max_halvings: 6,
-            method: Method::Lbfgs,
         }
     }
 }
@@ -742,24 +724,6 @@ impl<const D: usize> JkoStepper<D> {
                 b,
                 &y0,
                 self.solver.memory,
-                self.solver.max_iterations,
-                tol,
-            );
-            curvature = out.curvature;
-            (out.iterations, out.termination, out.failed)
-        } else if self.solver.method == Method::NewtonTr {
-            let out = newton_tr::minimize(
-                &mut Constrained(&cell),
-                &y0,
-                self.solver.max_iterations,
-                tol,
-            );
-            curvature = out.curvature;
-            (out.iterations, out.termination, out.failed)
-        } else if self.solver.method == Method::NewtonCg {
-            let out = newton::minimize(
-                &mut Constrained(&cell),
-                &y0,
                 self.solver.max_iterations,
                 tol,
             );
