@@ -104,6 +104,7 @@ pub(super) struct RawSolver {
     pub max_iterations: Option<i64>,
     pub memory: Option<i64>,
     pub max_halvings: Option<i64>,
+    pub method: Option<String>,
 }
 
 #[derive(Deserialize)]
