@@ -4,7 +4,6 @@
 //! reached by a continuation of growing steps ([`equilibrium`]).
 
 pub mod equilibrium;
-pub mod newton;
 pub mod problem;
 pub mod projected;
 pub mod simulation;

@@ -39,7 +39,6 @@ use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, T
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
-use super::newton;
 use super::projected::{self, Bounds, Refusal};
 use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
@@ -352,40 +351,6 @@ impl<const D: usize> Evaluator<'_, D> {
     }
 }
 
-impl<const D: usize> Evaluator<'_, D> {
-    /// dJ/dY at `y` with the interaction term left out: Y + s dE'/dX, E' the
-    /// other terms (the stiff blob energy, the potentials, the steric term),
-    /// for Hessian-vector products that skip the costly coupling.
-    fn stiff_gradient(&mut self, y: &[f64]) -> Option<Vec<f64>> {
-        let (x0, scale) = (self.x0, self.scale);
-        for (i, xi) in self.x.iter_mut().enumerate() {
-            for a in 0..D {
-                xi[a] = x0[i][a] + scale[i] * y[i * D + a];
-            }
-        }
-        if let Some((_, lower, upper)) = &self.bounds {
-            for xi in self.x.iter_mut() {
-                for a in 0..D {
-                    xi[a] = xi[a].clamp(lower[a], upper[a]);
-                }
-            }
-        }
-        self.grad_x.fill([0.0; D]);
-        for term in self.energy.terms_mut() {
-            if term.part() != Part::Interaction {
-                term.value_and_gradient(&self.x, &mut self.grad_x);
-            }
-        }
-        let mut g = vec![0.0; y.len()];
-        for (i, gi) in self.grad_x.iter().enumerate() {
-            for a in 0..D {
-                g[i * D + a] = y[i * D + a] + scale[i] * gi[a];
-            }
-        }
-        g.iter().all(|v| v.is_finite()).then_some(g)
-    }
-}
-
 /// The scenario keys that set a part of the energy, for messages.
 fn keys_of(part: Part) -> &'static str {
     match part {
@@ -515,12 +480,6 @@ fn stationarity(p: &Point, bounds: Option<&Bounds>) -> f64 {
     }
 }
 
-impl<const D: usize> newton::Stiff for Constrained<'_, '_, D> {
-    fn stiff_gradient(&mut self, y: &[f64]) -> Option<Vec<f64>> {
-        self.0.borrow_mut().stiff_gradient(y)
-    }
-}
-
 /// The projected minimization's view of the objective.
 struct Constrained<'r, 'a, const D: usize>(&'r RefCell<Evaluator<'a, D>>);
 
@@ -556,21 +515,6 @@ pub struct Solver {
     pub memory: usize,
     /// A rejected step is retried as 2, 4, ... sub-steps, at most 2^max_halvings.
     pub max_halvings: u32,
-    /// The minimization method of a step outside a box.
-    pub method: Method,
-}
-
-/// How a JKO step is minimized (outside a box; in a box always projected L-BFGS).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum Method {
-    /// L-BFGS with a More-Thuente line search (argmin).
-    #[default]
-    Lbfgs,
-    /// Truncated Newton: CG on Hessian-vector products of the terms other
-    /// than the interaction, by differences of their gradients
-    /// ([`super::newton`]).
-    NewtonCg,
 }
 
 impl Default for Solver {
@@ -580,7 +524,6 @@ impl Default for Solver {
             max_iterations: 1000,
             memory: 10,
             max_halvings: 6,
-            method: Method::Lbfgs,
         }
     }
 }
@@ -781,15 +724,6 @@ impl<const D: usize> JkoStepper<D> {
                 b,
                 &y0,
                 self.solver.memory,
-                self.solver.max_iterations,
-                tol,
-            );
-            curvature = out.curvature;
-            (out.iterations, out.termination, out.failed)
-        } else if self.solver.method == Method::NewtonCg {
-            let out = newton::minimize(
-                &mut Constrained(&cell),
-                &y0,
                 self.solver.max_iterations,
                 tol,
             );

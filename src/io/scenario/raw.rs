@@ -104,7 +104,6 @@ pub(super) struct RawSolver {
     pub max_iterations: Option<i64>,
     pub memory: Option<i64>,
     pub max_halvings: Option<i64>,
-    pub method: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use crate::model::domain::Domain;
 use crate::model::potential::{self, PotentialSpec};
 use crate::model::steric::Steric;
 use crate::particles::{InitialSpec, Sampling, Species, initial};
-use crate::stepper::{EquilibriumSettings, Method, Solver};
+use crate::stepper::{EquilibriumSettings, Solver};
 use crate::util::checks::Checker;
 
 use super::Grid;
@@ -142,25 +142,11 @@ pub(super) fn solver(c: &Checker, raw: Option<RawSolver>) -> Result<Solver> {
         ));
     }
     let max_halvings = c.count("solver.max_halvings", max_halvings, 0, MAX_HALVINGS)?;
-    let method = match raw.method.as_deref() {
-        None | Some("lbfgs") => Method::Lbfgs,
-        Some("newton-cg") => Method::NewtonCg,
-        Some(w) => {
-            return Err(c.err(
-                "solver.method",
-                format!(
-                    "must be \"lbfgs\" or \"newton-cg\", got \"{}\"",
-                    clip(w, MAX_ECHO)
-                ),
-            ));
-        }
-    };
     Ok(Solver {
         tolerance,
         max_iterations,
         memory,
         max_halvings: max_halvings as u32,
-        method,
     })
 }
 

@@ -128,7 +128,6 @@ fn describe(table: &str, key: &str) -> Option<&'static str> {
         ("solver", "tolerance") => "L-BFGS stops at this relative reduction of the gradient",
         ("solver", "max_iterations") => "L-BFGS iterations per step at most",
         ("solver", "memory") => "L-BFGS history length",
-        ("solver", "method") => "\"lbfgs\" or \"newton-cg\" (truncated Newton, outside a box)",
         ("solver", "max_halvings") => {
             "a failed step is retried as 2, 4, ... 2^max_halvings sub-steps"
         }
