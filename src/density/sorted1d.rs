@@ -35,8 +35,8 @@
 //!
 //! Ties (equal positions) contribute K(0) to each other, as in the
 //! definition; q = 1 contributes P(1) = 0 whichever side of the test it
-//! falls. The sweeps run in sorted order on one thread: the result does not
-//! depend on the thread count.
+//! falls. Each sweep runs in sorted order on one thread (the left and right
+//! sweeps on two): the result does not depend on the thread count.
 
 use super::{DensityEstimator, EstimateRefused};
 use crate::model::kernel::{RadialKernel, WendlandC2};
@@ -184,8 +184,11 @@ impl SortedDensity1d {
         self.s_rev.extend(self.s.iter().rev());
         self.left.resize(n, 0.0);
         self.right.resize(n, 0.0);
-        sweep(&self.y, &self.s, a, &mut self.left);
-        sweep(&self.y_rev, &self.s_rev, a, &mut self.right);
+        // The two sweeps are independent: one per thread when there are two
+        // (each runs in sorted order, so the bits do not depend on it).
+        let (left, right) = (&mut self.left, &mut self.right);
+        let (y, s, y_rev, s_rev) = (&self.y, &self.s, &self.y_rev, &self.s_rev);
+        rayon::join(|| sweep(y, s, a, left), || sweep(y_rev, s_rev, a, right));
         self.right.reverse();
     }
 
