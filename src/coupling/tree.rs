@@ -41,6 +41,16 @@
 //! this halves its bytes; the worst errors of the test clouds are unchanged
 //! (BENCHMARKS.md, "Multipole tree parameters").
 //!
+//! ## Degree per cell pair
+//! In the mixed-precision M2L each accepted pair with `rho = (r_t + r_s) / |c_t - c_s|`
+//! is truncated at the lowest degree `q <= p` with `rho^(q+1) <= theta^(p+1)`, the
+//! bound of the worst accepted pair (`rho` close to `theta`) at full degree (`q`
+//! at least 4, the single-precision split). The dual traversal accepts many pairs well
+//! inside the MAC (`rho` between about `theta / 2` and `theta`), so most M2L sources
+//! need fewer terms; the error bound per pair is unchanged and the worst errors of the
+//! test clouds barely move (BENCHMARKS.md, "3D tree against FMM3D"). Local expansions
+//! keep degree `p` (their terms above `q` get nothing from such a pair).
+//!
 //! ## Cost balance (does not change the error)
 //! Leaf size and the direct-sum threshold for accepted leaf pairs only move work between
 //! the near field (P2P, each unordered pair being evaluated once for both particles;
