@@ -295,7 +295,7 @@ pub fn m2l<I: Isa, const D: usize, K: FarKernel<D>>(
                 contract::<I, D>(mi, &scratch.deriv, &scratch.mult, &mut scratch.acc);
             }
             Some(mx) => {
-                kernel.taylor_coefficients(mi, &z, &mut scratch.deriv);
+                kernel.taylor_coefficients_to(mi, &z, degree, &mut scratch.deriv);
                 contract_mixed::<I, D>(mi, &z, &rows, mx.charge_scale, degree, scratch);
             }
         }
