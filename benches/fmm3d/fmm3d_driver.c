@@ -1,7 +1,7 @@
 /* FMM3D timing driver, for the comparison in BENCHMARKS.md only (not part of
  * the cargo build or the tests; see README.md in this directory).
  *
- *   fmm3d_driver CLOUD EPS [REPS] [REF]
+ *   fmm3d_driver CLOUD EPS [REPS] [REF]   (build: README.md here)
  *
  * CLOUD: the binary file written by `tree_profile ... dump=CLOUD`: N as a
  * little-endian u64, then N records x, y, z, q (f64). Calls lfmm3d_s_c_g

@@ -24,7 +24,12 @@
 //! worst clouds of `tests/numerics/tree_accuracy.rs`, the gradient being the binding constraint):
 //!
 //! * `theta = 0.5 - (d - 3) / 60` (0.5, 0.45, 0.4 for 1e-3, 1e-6, 1e-9),
-//! * `p = ceil(2 d + 1)` (7, 13, 19), the same in 2D and 3D.
+//! * `p = ceil(2 d + 1)` (7, 13, 19), the same in 2D and 3D;
+//! * except in 3D at 5 to 6 digits: `theta + 0.05` and `p + 1` (0.5 and 14 at 1e-6),
+//!   where the per-pair degree (below) makes the wider angle 14% (uniform) to 19%
+//!   (clustered) faster at 1e6 points; the clustered test cloud's gradient error is
+//!   then 6.6e-7 at 1e-6 asked (1.5x margin, against 6x before).
+//!   Measured at 1e-6 only, so other accuracies keep the rule above.
 //!
 //! These are not over-conservative: the worst errors of the test clouds stay a few
 //! times below the asked accuracy, and with `C(p + 6, 6) / theta^3` M2L work and a
@@ -93,8 +98,12 @@ pub fn params_for_accuracy<const D: usize>(accuracy: f64) -> FmmParams {
         "accuracy must be in (0, 1)"
     );
     let digits = (-accuracy.log10()).max(1.0);
-    let theta = (0.5 - (digits - 3.0) / 60.0).clamp(0.3, 0.55);
-    let order = ((2.0 * digits + 1.0).ceil() as usize).clamp(2, 24);
+    // 3D, 5 to 6 digits: the per-pair degree of the mixed-precision M2L makes wider
+    // cells cheap, so a wider angle with one more degree (0.5 and 14 at 1e-6) moves
+    // work from the near field to the M2L (module docs, "Degree per cell pair").
+    let wide = D == 3 && (5.0 - 1e-9..=6.0 + 1e-9).contains(&digits);
+    let theta = (0.5 - (digits - 3.0) / 60.0 + if wide { 0.05 } else { 0.0 }).clamp(0.3, 0.55);
+    let order = ((2.0 * digits + 1.0).ceil() as usize + usize::from(wide)).clamp(2, 24);
     let nt2 = (1..=2 * D).fold(1usize, |acc, k| acc * (order + k) / k);
     let leaf_size = match (D, digits < 5.0, digits < 8.0) {
         (2, true, _) => 32,
