@@ -26,10 +26,10 @@
 //! * `theta = 0.5 - (d - 3) / 60` (0.5, 0.45, 0.4 for 1e-3, 1e-6, 1e-9),
 //! * `p = ceil(2 d + 1)` (7, 13, 19), the same in 2D and 3D;
 //! * except in 3D at 5 to 6 digits: `theta + 0.05` and `p + 1` (0.5 and 14 at 1e-6),
-//!   where the per-pair degree (below) makes the wider angle 14% (uniform) to 19%
-//!   (clustered) faster at 1e6 points; the clustered test cloud's gradient error is
-//!   then 6.6e-7 at 1e-6 asked (1.5x margin, against 6x before).
-//!   Measured at 1e-6 only, so other accuracies keep the rule above.
+//!   where the per-pair degree (below) makes the wider angle 14% (uniform) and 16%
+//!   (clustered) faster at 1e6 points; the worst gradient error of the test clouds
+//!   is then 6.3e-7 at 1e-6 asked (Gaussian, delta 0.1; core_halo 5.1e-7), a 1.6x
+//!   margin. Measured at 1e-6 only, so other accuracies keep the rule above.
 //!
 //! These are not over-conservative: the worst errors of the test clouds stay a few
 //! times below the asked accuracy, and with `C(p + 6, 6) / theta^3` M2L work and a
