@@ -7,7 +7,10 @@
 //! `direct` also times the direct sum (best of REPS). Optional overrides for tuning:
 //! `order=P theta=T leaf=L p2p=K mixed=0|1`, and the cloud's
 //! `seed=S` (default 1) and softening `delta=X` (default 1e-3). `check` compares
-//! with the direct sum (O(N^2): keep N below ~1e5).
+//! with the direct sum (O(N^2): keep N below ~1e5). `dump=PATH` writes the cloud for
+//! the FMM3D driver (`benches/fmm3d/`): N as a little-endian u64, then x, y, z, q
+//! (f64) per point (D = 3 only); and `PATH.ours`, phi, gx, gy, gz (f64) per point
+//! from the last evaluation, for the driver's agreement check.
 #[path = "../tests/support/clouds.rs"]
 mod common;
 
@@ -32,6 +35,7 @@ fn run<const D: usize>(args: &[String]) {
     let mut params = params_for_accuracy::<D>(acc);
     let (mut check, mut direct) = (false, false);
     let (mut seed, mut delta) = (1u64, 1e-3);
+    let mut dump: Option<String> = None;
     for a in &args[6.min(args.len())..] {
         match a.split_once('=') {
             Some(("order", v)) => params.order = v.parse().unwrap(),
@@ -41,12 +45,23 @@ fn run<const D: usize>(args: &[String]) {
             Some(("mixed", v)) => params.mixed_precision = v == "1",
             Some(("seed", v)) => seed = v.parse().unwrap(),
             Some(("delta", v)) => delta = v.parse().unwrap(),
+            Some(("dump", v)) => dump = Some(v.to_string()),
             None if a == "check" => check = true,
             None if a == "direct" => direct = true,
             _ => panic!("unknown option {a}"),
         }
     }
     let (x, q) = common::cloud::<D>(kind, n, seed);
+    if let Some(path) = &dump {
+        assert_eq!(D, 3, "dump= is for the 3D FMM3D driver");
+        let mut b = (n as u64).to_le_bytes().to_vec();
+        for (xi, qi) in x.iter().zip(&q) {
+            for v in xi.iter().chain(std::iter::once(qi)) {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        std::fs::write(path, b).unwrap();
+    }
     let mut tc = TreeCoupling::<D>::with_params(delta, params);
     let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
     let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
@@ -55,6 +70,15 @@ fn run<const D: usize>(args: &[String]) {
         tc.evaluate(&x, &q, &mut p, &mut g);
         best = best.min(t.elapsed().as_secs_f64());
         best_cpu = best_cpu.min(cpu_seconds() - c);
+    }
+    if let Some(path) = &dump {
+        let mut b = Vec::with_capacity(32 * n);
+        for (pi, gi) in p.iter().zip(&g) {
+            for v in std::iter::once(pi).chain(gi.iter()) {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        std::fs::write(format!("{path}.ours"), b).unwrap();
     }
     let st = tc.stats();
     let s = st.seconds;

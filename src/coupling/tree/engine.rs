@@ -22,7 +22,7 @@
 //!    its own fixed set of tasks (ranges of leaves of equal pair work), added to the
 //!    output.
 
-use super::expansions::{self, Children, M2lScratch};
+use super::expansions::{self, Children, M2lScratch, MixedM2l};
 use super::multi_index::MultiIndex;
 use super::near::NearField;
 use super::octree::{Cell, Octree};
@@ -127,8 +127,8 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     /// Outputs in sorted order, unscaled.
     phi_s: Vec<f64>,
     grad_s: Vec<[f64; D]>,
-    /// `Some(largest |q|)` when the M2L is in mixed precision.
-    mixed: Option<f64>,
+    /// `Some` (largest `|q|`, per-pair degree bound) when the M2L is in mixed precision.
+    mixed: Option<MixedM2l>,
     pub stats: FmmStats,
 }
 
@@ -188,10 +188,14 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 .par_iter()
                 .map(|q| q.abs())
                 .reduce(|| 0.0, f64::max);
-            if qmax > 0.0 && qmax.is_finite() {
-                qmax
-            } else {
-                1.0
+            MixedM2l {
+                charge_scale: if qmax > 0.0 && qmax.is_finite() {
+                    qmax
+                } else {
+                    1.0
+                },
+                // The bound of the worst accepted pair (rho = theta) at full degree.
+                log_bound: (self.params.order as f64 + 1.0) * self.params.theta.ln(),
             }
         });
         lap(0, &mut self.stats);
@@ -593,7 +597,7 @@ struct M2lTask<'a, const D: usize, K> {
     mi: &'a MultiIndex<D>,
     cells: &'a [Cell<D>],
     mult: &'a [f64],
-    mixed: Option<f64>,
+    mixed: Option<MixedM2l>,
     target: usize,
     sources: &'a [u32],
     scratch: &'a mut M2lScratch,
@@ -609,8 +613,10 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for M2lTask<'_, D, K> {
             self.kernel,
             self.mi,
             &cells[self.target].center,
+            cells[self.target].radius,
             self.sources,
             |s| cells[s].center,
+            |s| cells[s].radius,
             self.mult,
             self.mixed,
             self.scratch,
@@ -625,7 +631,7 @@ struct Shared<'a, const D: usize, K> {
     mi: &'a MultiIndex<D>,
     tree: &'a Octree<D>,
     mult: &'a [f64],
-    mixed: Option<f64>,
+    mixed: Option<MixedM2l>,
     tparams: &'a TraversalParams,
 }
 
@@ -696,8 +702,10 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
                 kernel,
                 mi,
                 &cell.center,
+                cell.radius,
                 m2l_src,
                 |s| cells[s].center,
+                |s| cells[s].radius,
                 mult,
                 mixed,
                 &mut sc.m2l,

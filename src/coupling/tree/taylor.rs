@@ -33,6 +33,15 @@ pub trait FarKernel<const D: usize>: PairKernel<D> {
     /// `out.len() >= mi.len() + 1`.
     fn taylor_coefficients(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]);
 
+    /// The same for the degrees `<= degree` only (`out[m]` for `m < mi.count[degree]`,
+    /// and the zero row `out[mi.len()]`): an M2L truncated at a lower degree needs no
+    /// more (the recurrence for degree `n` reads degrees `n - 1` and `n - 2` only).
+    #[inline(always)]
+    fn taylor_coefficients_to(&self, mi: &MultiIndex<D>, z: &[V; D], degree: usize, out: &mut [V]) {
+        let _ = degree;
+        self.taylor_coefficients(mi, z, out);
+    }
+
     /// Writes `out[m] = D^m k(z)` for all `|m| <= p`, and `out[mi.len()] = 0`.
     #[inline(always)]
     fn derivatives<I: Isa>(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]) {
@@ -86,8 +95,14 @@ fn recurrence<const D: usize>(
 impl<const D: usize> FarKernel<D> for Softened<D> {
     #[inline(always)]
     fn taylor_coefficients(&self, mi: &MultiIndex<D>, z: &[V; D], out: &mut [V]) {
-        let n = mi.len();
-        out[n] = V::ZERO;
+        self.taylor_coefficients_to(mi, z, mi.order, out);
+    }
+
+    #[inline(always)]
+    fn taylor_coefficients_to(&self, mi: &MultiIndex<D>, z: &[V; D], degree: usize, out: &mut [V]) {
+        let degree = degree.min(mi.order);
+        out[mi.len()] = V::ZERO;
+        let n = mi.count[degree];
         let mut r2 = V::splat(self.delta2);
         for zd in z {
             r2 += *zd * *zd;
@@ -97,11 +112,11 @@ impl<const D: usize> FarKernel<D> for Softened<D> {
             2 => {
                 // ln R^2: degree 0, 1 explicit, degree 2 with the source term, then nu = 0.
                 out[0] = r2.ln();
-                for m in 1..mi.count[1.min(mi.order)] {
+                for m in 1..mi.count[1.min(degree)] {
                     let i = (0..D).find(|&i| mi.exps[m][i] == 1).unwrap();
                     out[m] = V::splat(2.0) * z[i] * inv_r2;
                 }
-                if mi.order >= 2 {
+                if degree >= 2 {
                     recurrence(mi, 0.0, z, inv_r2, mi.count[1], mi.count[2], out);
                     for m in mi.count[1]..mi.count[2] {
                         if mi.exps[m].contains(&2) {
