@@ -146,7 +146,8 @@ impl Correction {
         self.downward(phi, grad);
     }
 
-    /// Nodes in pre-order, children after their parent.
+    /// Nodes in breadth-first order: every node after its parent (the downward pass
+    /// runs forward, the upward pass backward).
     fn build(&mut self, y: &[f64]) {
         self.nodes.clear();
         let node = |start: usize, end: usize| {
@@ -458,11 +459,10 @@ mod tests {
         (phi, grad)
     }
 
-    /// The tree against the pair sum. The scale of both sums is
-    /// `S = delta sum |Q|` (`0 <= c <= delta`, `|c'| <= 1 <= ...`, and `|c'| <= c / delta`
-    /// would be too strict near `u = 0`, so the gradient is measured against
-    /// `sum |Q|`): the interpolation error `~(3 + sqrt 8)^-16 ~ 5e-13` relative to the
-    /// separated part of the sum, plus rounding, must stay below 1e-12 of that scale.
+    /// The tree against the pair sum. Since `0 <= c <= delta` and `|c'| <= 1`, the sums
+    /// are at most `delta sum |Q|` and `sum |Q|`; the interpolation error,
+    /// `~(3 + sqrt 8)^-16 ~ 5e-13` of the separated part, plus rounding must stay below
+    /// 1e-12 of these scales.
     fn check(delta: f64, y: &[f64], q: &[f64]) {
         let m = y.len();
         let mut tree = Correction::new(delta);
