@@ -207,19 +207,10 @@ fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
 
     let out = tmp.path().join("out");
     let bin = env!("CARGO_BIN_EXE_jko");
-    let child = mpirun_command(2, &["run", path(&s), "--out", path(&out), "--quiet"], 300)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait past the checkpoint of step 5 (rows: header, steps 0..=7), then
-    // kill the rank with the highest pid (the pattern is anchored at the
-    // binary: ranks only, never timeout or mpirun).
-    let energy = out.join("energy.csv.partial");
-    let start = std::time::Instant::now();
-    while records_len(&energy) < 9 {
-        assert!(start.elapsed().as_secs() < 120, "no 7 steps within 120 s");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // Past the checkpoint of step 5 (rows: header, steps 0..=7), then kill
+    // the rank with the highest pid (the pattern is anchored at the binary:
+    // ranks only, never timeout or mpirun).
+    let child = start_until_rows(&s, &out, 9);
     let pids = Command::new("pgrep")
         .args(["-f", &format!("^{bin} run {}", path(&s))])
         .output()
@@ -245,13 +236,7 @@ fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
         "the run finished before the kill: make it longer"
     );
 
-    let o = mpirun(
-        2,
-        &["run", path(&s), "--out", path(&out), "--resume", "--quiet"],
-        300,
-    );
-    assert!(o.status.success(), "resume: {}", stderr(&o));
-    assert_eq!(outputs(&single), outputs(&out), "{OUTPUTS:?} after resume");
+    resume_to_the_same_bytes(&s, &out, &single);
 }
 
 /// SIGTERM to `mpirun` (forwarded to every rank): the ranks agree on it,
@@ -264,16 +249,7 @@ fn sigterm_checkpoints_on_every_rank_and_resume_gives_the_same_bytes() {
 
     let out = tmp.path().join("out");
     // `timeout` passes the SIGTERM it receives on to mpirun.
-    let child = mpirun_command(2, &["run", path(&s), "--out", path(&out), "--quiet"], 300)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let energy = out.join("energy.csv.partial");
-    let start = std::time::Instant::now();
-    while records_len(&energy) < 5 {
-        assert!(start.elapsed().as_secs() < 120, "no 3 steps within 120 s");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let child = start_until_rows(&s, &out, 5);
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -297,13 +273,38 @@ fn sigterm_checkpoints_on_every_rank_and_resume_gives_the_same_bytes() {
         "{record}\n{err}"
     );
 
+    resume_to_the_same_bytes(&s, &out, &single);
+}
+
+/// Starts `jko run S --out OUT` on 2 ranks and returns once energy.csv.partial
+/// has `rows` lines (header included), within 120 s.
+fn start_until_rows(s: &Path, out: &Path, rows: usize) -> std::process::Child {
+    let child = mpirun_command(2, &["run", path(s), "--out", path(out), "--quiet"], 300)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let energy = out.join("energy.csv.partial");
+    let start = std::time::Instant::now();
+    while records_len(&energy) < rows {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no {} steps within 120 s",
+            rows - 2
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
+
+/// `--resume` on 2 ranks ends with the bytes of the uninterrupted run `single`.
+fn resume_to_the_same_bytes(s: &Path, out: &Path, single: &Path) {
     let o = mpirun(
         2,
-        &["run", path(&s), "--out", path(&out), "--resume", "--quiet"],
+        &["run", path(s), "--out", path(out), "--resume", "--quiet"],
         300,
     );
     assert!(o.status.success(), "resume: {}", stderr(&o));
-    assert_eq!(outputs(&single), outputs(&out), "{OUTPUTS:?} after resume");
+    assert_eq!(outputs(single), outputs(out), "{OUTPUTS:?} after resume");
 }
 
 fn records_len(p: &Path) -> usize {
