@@ -45,10 +45,13 @@
 
 use rayon::prelude::*;
 
+use std::sync::Arc;
+
 use super::CouplingBackend;
 use crate::model::green;
 use crate::util::lanes::{LANES, V};
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::util::team::{self, Team};
 
 /// Particles per block (tile side); a multiple of `LANES`.
 const BLOCK: usize = 256;
@@ -86,6 +89,8 @@ pub struct DirectSum<const D: usize> {
     uniform_q: Vec<f64>,
     /// `PANEL_BYTES`, smaller in the tests of several panels.
     panel_bytes: usize,
+    /// The members that divide the sum by block rows ([`BlockLayout`]).
+    team: Arc<dyn Team>,
 }
 
 impl<const D: usize> DirectSum<D> {
@@ -106,7 +111,15 @@ impl<const D: usize> DirectSum<D> {
             row_energy: Vec::new(),
             uniform_q: Vec::new(),
             panel_bytes: PANEL_BYTES,
+            team: team::current(),
         }
+    }
+
+    /// The sum divided among the members of `team` (the process's team,
+    /// [`team::current`], by default).
+    pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
+        self.team = team;
+        self
     }
 }
 
@@ -382,6 +395,9 @@ impl<const D: usize> DirectSum<D> {
 
 impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
+        if self.team.size() > 1 {
+            return self.divided(x, q, field);
+        }
         let n = x.len();
         let np = n.div_ceil(LANES);
         let log_run = self.prepare(x, q);
@@ -450,8 +466,8 @@ fn panel_rows<const D: usize>(n: usize, bytes: usize) -> usize {
 }
 
 /// The sum split by block rows, with the same bits as
-/// [`CouplingBackend::energy_and_field`]: the MPI build's distributed direct
-/// sum (`crate::distributed`) gives each process a range of block rows.
+/// [`CouplingBackend::energy_and_field`]: a [`Team`] of several members
+/// (MPI ranks under `mpirun`) gives each member a range of block rows.
 ///
 /// The single-process sum adds, for particle j of block b(j) in the panel
 /// starting at block P(j): the column sums col_I[j] of the block rows
@@ -613,6 +629,64 @@ impl<const D: usize> DirectSum<D> {
             rows,
             cols,
         }
+    }
+
+    /// The sum divided among the team's members ([`BlockLayout`]), with the
+    /// single process's bits. Member r owns the block rows
+    /// `layout.split(size)[r]`; per evaluation:
+    ///
+    /// 1. `all_gather` of the row sums S_j of each member's blocks (N x d
+    ///    numbers in all) and of its block rows' energies (N / 256 numbers);
+    /// 2. a pipeline 0 -> 1 -> ... -> P-1: member r receives the partial
+    ///    field of the particles from its first block on, adds its blocks'
+    ///    columns in ascending block order, and passes the rest on (at most
+    ///    N x d numbers per hop);
+    /// 3. `all_gather` of the finished field of each member's particles.
+    fn divided(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
+        let team = self.team.clone();
+        team.agree_on_interrupt();
+        let (rank, size) = (team.rank(), team.size());
+        let n = x.len();
+        let layout = BlockLayout::new::<D>(n);
+        let ranges = layout.split(size);
+        let mine = self.block_rows(x, q, ranges[rank].clone());
+        let particles: Vec<_> = ranges.iter().map(|r| layout.particles(r)).collect();
+
+        // 1. Every row sum and every block row's energy, on every member.
+        let mut all_rows = vec![[0.0; D]; n];
+        let counts: Vec<usize> = particles.iter().map(|p| p.len() * D).collect();
+        team.all_gather(
+            mine.rows.as_flattened(),
+            &counts,
+            all_rows.as_flattened_mut(),
+        );
+        let mut energies = vec![0.0; layout.blocks];
+        let block_counts: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+        team.all_gather(&mine.energy, &block_counts, &mut energies);
+
+        // 2. The pipeline of accumulators, in block order.
+        let first = particles[rank].start;
+        let mut acc = vec![[0.0; D]; n - first];
+        if rank > 0 {
+            let got = team.receive(rank - 1);
+            acc.as_flattened_mut().copy_from_slice(&got);
+        }
+        layout.accumulate(&mine, &all_rows, &mut acc, first);
+        if rank + 1 < size {
+            let next = particles[rank + 1].start;
+            team.send(rank + 1, acc[next - first..].as_flattened());
+        }
+
+        // 3. Every finished field, on every member.
+        let done = &acc[..particles[rank].len()];
+        team.all_gather(done.as_flattened(), &counts, field.as_flattened_mut());
+        let (u, c_grad) = BlockLayout::finish::<D>(&energies);
+        for f in field.iter_mut() {
+            for v in f.iter_mut() {
+                *v *= c_grad;
+            }
+        }
+        u
     }
 }
 
@@ -807,6 +881,38 @@ mod tests {
         }
         for n in [1, 9, 256, 700, 1100] {
             check::<1>(n);
+            check::<2>(n);
+            check::<3>(n);
+        }
+    }
+
+    /// The sum divided among 2-4 members of a [`ThreadTeam`] (threads
+    /// standing for MPI ranks) gives each member the single process's bits.
+    #[test]
+    fn a_team_gets_the_single_process_bits() {
+        use crate::util::team::ThreadTeam;
+        fn check<const D: usize>(n: usize) {
+            let (x, q) = cloud::<D>(n);
+            let mut whole = vec![[0.0; D]; n];
+            let e = DirectSum::<D>::new(0.05).energy_and_field(&x, &q, &mut whole);
+            for size in 2..=4 {
+                for (e_r, f_r) in ThreadTeam::run(size, |t| {
+                    let mut f = vec![[0.0; D]; n];
+                    let e = DirectSum::<D>::new(0.05)
+                        .with_team(t)
+                        .energy_and_field(&x, &q, &mut f);
+                    (e, f)
+                }) {
+                    assert_eq!(e_r.to_bits(), e.to_bits(), "D={D} n={n} size={size}");
+                    for (f, g) in f_r.iter().zip(&whole) {
+                        for a in 0..D {
+                            assert_eq!(f[a].to_bits(), g[a].to_bits());
+                        }
+                    }
+                }
+            }
+        }
+        for n in [1, 300, 1100] {
             check::<2>(n);
             check::<3>(n);
         }

@@ -85,7 +85,8 @@ impl<const D: usize> CouplingBackend<D> for TreeBackend<D> {
     /// A refitted tree keeps the topology of the positions it was built at, so
     /// its rounding depends on history: start from a new tree.
     fn reset(&mut self) {
-        self.tree = TreeCoupling::with_params(self.softening, self.tree.params());
+        self.tree = TreeCoupling::with_params(self.softening, self.tree.params())
+            .with_team(self.tree.team());
     }
 }
 
@@ -128,20 +129,6 @@ impl<const D: usize> CouplingBackend<D> for SortedBackend {
         }
         half_charge_potential(q, &self.phi)
     }
-}
-
-/// Builds the backend that replaces [`DirectSum`] wherever [`backend`] would
-/// choose it: `(dimension, softening)` to a `Box<dyn CouplingBackend<D>>` in
-/// a `Box<dyn Any>`. The MPI build's distributed direct sum
-/// (`crate::distributed`) installs one; a single process never does.
-pub type DirectOverride = fn(usize, f64) -> Box<dyn std::any::Any>;
-
-static DIRECT_OVERRIDE: std::sync::OnceLock<DirectOverride> = std::sync::OnceLock::new();
-
-/// Installs the replacement of the direct sum for the rest of the process
-/// (the first installed stays).
-pub fn install_direct_override(f: DirectOverride) {
-    let _ = DIRECT_OVERRIDE.set(f);
 }
 
 /// Particle count above which `method = "auto"` uses the tree instead of the
@@ -192,11 +179,6 @@ pub fn backend<const D: usize>(
         Auto => n >= AUTO_CROSSOVER[D - 1],
     };
     if !fast {
-        if let Some(f) = DIRECT_OVERRIDE.get() {
-            return *f(D, softening)
-                .downcast::<Box<dyn CouplingBackend<D>>>()
-                .expect("the override builds a backend of dimension D");
-        }
         return Box::new(DirectSum::<D>::new(softening));
     }
     if D == 1 {

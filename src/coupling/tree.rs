@@ -149,6 +149,19 @@ impl<const D: usize> TreeCoupling<D> {
         self.engine.evaluate(x, q, phi, grad);
     }
 
+    /// Divides the evaluations among the members of `team` (the process's
+    /// team, [`crate::util::team::current`], by default), with the single
+    /// process's bits (`engine::divided`).
+    pub fn with_team(mut self, team: std::sync::Arc<dyn crate::util::team::Team>) -> Self {
+        self.engine.set_team(team);
+        self
+    }
+
+    /// The members dividing the evaluations.
+    pub fn team(&self) -> std::sync::Arc<dyn crate::util::team::Team> {
+        self.engine.team()
+    }
+
     /// The expansion order and tree parameters chosen for the requested accuracy.
     pub fn params(&self) -> FmmParams {
         self.engine.params()

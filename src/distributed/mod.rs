@@ -73,8 +73,8 @@
 //! distributed L-BFGS vector), division of the density estimates and of
 //! the tree.
 
-use std::any::Any;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mpi::Count;
@@ -85,8 +85,6 @@ use mpi::topology::SimpleCommunicator;
 use mpi::traits::*;
 use sha2::{Digest, Sha256};
 
-use crate::coupling::CouplingBackend;
-use crate::coupling::direct::{BlockLayout, DirectSum};
 use crate::driver::events::Event;
 use crate::driver::{Observer, RunOptions, RunSummary, run_to_dir};
 use crate::error::{Error, Result};
@@ -94,6 +92,7 @@ use crate::io::scenario::Scenario;
 use crate::particles::Cloud;
 use crate::stepper::StepReport;
 use crate::util::interrupt;
+use crate::util::team::Team;
 
 /// Whether this process was started by `mpirun`/`mpiexec` (Open MPI, MPICH
 /// or a PMIx launcher): only then does `jko run` initialize MPI, so a plain
@@ -214,8 +213,9 @@ pub struct SetupFailure {
 
 /// Reads the scenario on every rank and agrees on it: the same file bytes
 /// on every rank, and no more ranks than particles.
-/// On success every rank returns the scenario and has the distributed
-/// direct sum installed as the direct backend.
+/// On success every rank returns the scenario, and the world is installed
+/// as the process's [`Team`], so the backends built from now on divide
+/// their work among the ranks.
 pub fn setup(mpi: &Mpi, path: &Path) -> std::result::Result<Scenario, SetupFailure> {
     let local = read_scenario(mpi, path);
     // [status, digest...]: status 0 ok, else the exit code.
@@ -248,7 +248,10 @@ pub fn setup(mpi: &Mpi, path: &Path) -> std::result::Result<Scenario, SetupFailu
         });
     }
     let (scenario, _) = local.unwrap_or_else(|_| unreachable!("every rank succeeded"));
-    crate::coupling::install_direct_override(direct_backend);
+    crate::util::team::install(Arc::new(WorldTeam {
+        rank: mpi.rank,
+        size: mpi.size,
+    }));
     Ok(scenario)
 }
 
@@ -335,99 +338,45 @@ fn scratch_dir(rank: usize) -> PathBuf {
     std::env::temp_dir().join(format!("jko-mpi-{}-rank{rank}", std::process::id()))
 }
 
-/// The direct-sum factory installed in [`crate::coupling`] (d = 2, 3).
-fn direct_backend(dimension: usize, softening: f64) -> Box<dyn Any> {
-    match dimension {
-        1 => {
-            Box::new(Box::new(DistributedDirect::<1>::new(softening)) as Box<dyn CouplingBackend<1>>)
-        }
-        2 => {
-            Box::new(Box::new(DistributedDirect::<2>::new(softening)) as Box<dyn CouplingBackend<2>>)
-        }
-        _ => {
-            Box::new(Box::new(DistributedDirect::<3>::new(softening)) as Box<dyn CouplingBackend<3>>)
-        }
+/// The world communicator as the numerics' [`Team`]: every rank runs the
+/// same divided evaluations ([`crate::util::team`] module docs).
+struct WorldTeam {
+    rank: usize,
+    size: usize,
+}
+
+impl Team for WorldTeam {
+    fn rank(&self) -> usize {
+        self.rank
     }
-}
 
-/// The direct pair sum divided by block rows across the ranks, with the
-/// single process's bits (module docs, "Exchanges per evaluation").
-pub struct DistributedDirect<const D: usize> {
-    sum: DirectSum<D>,
-}
-
-impl<const D: usize> DistributedDirect<D> {
-    /// The distributed sum with Plummer softening `softening`.
-    pub fn new(softening: f64) -> Self {
-        DistributedDirect {
-            sum: DirectSum::new(softening),
-        }
+    fn size(&self) -> usize {
+        self.size
     }
-}
 
-/// `allgatherv` of `mine` into `all`, rank k sending `counts[k]` numbers.
-fn all_gather_f64(w: &SimpleCommunicator, mine: &[f64], counts: &[usize], all: &mut [f64]) {
-    let counts: Vec<Count> = counts.iter().map(|&c| c as Count).collect();
-    let displs: Vec<Count> = counts
-        .iter()
-        .scan(0, |acc, &c| {
-            let d = *acc;
-            *acc += c;
-            Some(d)
-        })
-        .collect();
-    let mut partition = PartitionMut::new(all, &counts[..], &displs[..]);
-    w.all_gather_varcount_into(mine, &mut partition);
-}
+    fn all_gather(&self, mine: &[f64], counts: &[usize], all: &mut [f64]) {
+        let counts: Vec<Count> = counts.iter().map(|&c| c as Count).collect();
+        let displs: Vec<Count> = counts
+            .iter()
+            .scan(0, |acc, &c| {
+                let d = *acc;
+                *acc += c;
+                Some(d)
+            })
+            .collect();
+        let mut partition = PartitionMut::new(all, &counts[..], &displs[..]);
+        world().all_gather_varcount_into(mine, &mut partition);
+    }
 
-impl<const D: usize> CouplingBackend<D> for DistributedDirect<D> {
-    fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
-        let w = world();
-        agree_on_signal(&w);
-        let (rank, size) = (w.rank() as usize, w.size() as usize);
-        let n = x.len();
-        let layout = BlockLayout::new::<D>(n);
-        let ranges = layout.split(size);
-        let mine = self.sum.block_rows(x, q, ranges[rank].clone());
-        let particles: Vec<_> = ranges.iter().map(|r| layout.particles(r)).collect();
+    fn send(&self, to: usize, data: &[f64]) {
+        world().process_at_rank(to as i32).send(data);
+    }
 
-        // 1. Every row sum and every block row's energy, on every rank.
-        let mut all_rows = vec![[0.0; D]; n];
-        let counts: Vec<usize> = particles.iter().map(|p| p.len() * D).collect();
-        all_gather_f64(
-            &w,
-            mine.rows.as_flattened(),
-            &counts,
-            all_rows.as_flattened_mut(),
-        );
-        let mut energies = vec![0.0; layout.blocks];
-        let counts: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
-        all_gather_f64(&w, &mine.energy, &counts, &mut energies);
+    fn receive(&self, from: usize) -> Vec<f64> {
+        world().process_at_rank(from as i32).receive_vec::<f64>().0
+    }
 
-        // 2. The pipeline of accumulators, in block order.
-        let first = particles[rank].start;
-        let mut acc = vec![[0.0; D]; n - first];
-        if rank > 0 {
-            w.process_at_rank(rank as i32 - 1)
-                .receive_into(acc.as_flattened_mut());
-        }
-        layout.accumulate(&mine, &all_rows, &mut acc, first);
-        if rank + 1 < size {
-            let next = particles[rank + 1].start;
-            w.process_at_rank(rank as i32 + 1)
-                .send(acc[next - first..].as_flattened());
-        }
-
-        // 3. Every finished field, on every rank.
-        let counts: Vec<usize> = particles.iter().map(|p| p.len() * D).collect();
-        let done = &acc[..particles[rank].len()];
-        all_gather_f64(&w, done.as_flattened(), &counts, field.as_flattened_mut());
-        let (u, c_grad) = BlockLayout::finish::<D>(&energies);
-        for f in field.iter_mut() {
-            for v in f.iter_mut() {
-                *v *= c_grad;
-            }
-        }
-        u
+    fn agree_on_interrupt(&self) {
+        agree_on_signal(&world());
     }
 }

@@ -2,8 +2,9 @@
 //! SIMD lanes and the instruction-set dispatch ([`lanes`], [`simd_dispatch`]),
 //! deterministic parallel sums ([`parallel`]), the multi-dimensional FFT
 //! ([`fft`]), the regular grid every grid of the crate is ([`grid`]), the checks of settings numbers that name the key in their errors
-//! ([`checks`]), and the process-level hooks: interrupts ([`interrupt`]) and the
-//! test-only fault injection ([`fault`]).
+//! ([`checks`]), the members that divide an evaluation ([`team`]: a single
+//! process, MPI ranks, or threads in tests), and the process-level hooks:
+//! interrupts ([`interrupt`]) and the test-only fault injection ([`fault`]).
 
 pub mod checks;
 pub mod fault;
@@ -14,3 +15,4 @@ pub mod lanes;
 pub mod math;
 pub mod parallel;
 pub mod simd_dispatch;
+pub mod team;

@@ -1,6 +1,7 @@
 //! Results are bit-identical with a 1-thread and a 2-thread rayon pool.
 use crate::support::clouds::*;
 use jko::coupling::{SortedCoupling1d, TreeCoupling, direct_evaluate};
+use jko::util::team::{Team, ThreadTeam};
 
 fn pool(n: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -54,6 +55,51 @@ fn tree_2d_thread_independent() {
         bits(&p1, &g1) == bits(&p2, &g2),
         "2D: results differ between 1 and 2 threads"
     );
+}
+
+/// The evaluation divided among 2-4 members of a team (threads standing for
+/// MPI ranks: `jko::util::team::ThreadTeam`) gives every member the single
+/// process's bits, at each of three evaluations of a moving cloud (the
+/// refit path, and the ownership re-split from the measured task times).
+#[test]
+fn tree_divided_among_a_team_gives_the_single_process_bits() {
+    fn check<const D: usize>(kind: &str, n: usize, accuracy: f64) {
+        let (x0, q) = cloud::<D>(kind, n, 7);
+        let moved = |k: usize| -> Vec<[f64; D]> {
+            x0.iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    std::array::from_fn(|a| p[a] + 1e-3 * k as f64 * ((i + a) as f64).sin())
+                })
+                .collect()
+        };
+        let run = |team: Option<std::sync::Arc<dyn Team>>| {
+            let mut tc = TreeCoupling::<D>::new(1e-2, accuracy);
+            if let Some(t) = team {
+                tc = tc.with_team(t);
+            }
+            (0..3)
+                .map(|k| {
+                    let x = moved(k);
+                    let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
+                    tc.evaluate(&x, &q, &mut p, &mut g);
+                    bits(&p, &g)
+                })
+                .collect::<Vec<_>>()
+        };
+        let single = run(None);
+        for size in 2..=4 {
+            for (rank, got) in ThreadTeam::run(size, |t| run(Some(t))).iter().enumerate() {
+                assert!(
+                    got == &single,
+                    "{D}D {kind} n={n}: member {rank} of {size} differs from one process"
+                );
+            }
+        }
+    }
+    check::<2>("two_clusters", 20_000, 1e-6);
+    check::<3>("core_halo", 20_000, 1e-6);
+    check::<3>("uniform", 3_000, 1e-3);
 }
 
 #[test]

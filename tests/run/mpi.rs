@@ -4,10 +4,11 @@
 //! program, `jko::distributed::launched_by_mpirun`), and bad input.
 //!
 //! Tolerances: the issue asks for positions and energies equal to 1e-10
-//! relative after 10 steps. The distributed direct sum keeps the single
-//! process's order of every floating-point addition (`BlockLayout` in
-//! src/coupling/direct.rs) and everything else is computed by the same code
-//! on the same numbers on every rank, so the runs are equal to the bit: the
+//! relative after 10 steps. The divided direct sum and multipole tree keep
+//! the single process's order of every floating-point addition
+//! (`BlockLayout` in src/coupling/direct.rs, src/coupling/tree/engine/divided.rs)
+//! and everything else is computed by the same code on the same numbers on
+//! every rank, so the runs are equal to the bit: the
 //! tests check the 1e-10 (with the column that differs named) and then the
 //! stronger claim, the same bytes in particles.csv, energy.csv and events.csv.
 //!
@@ -118,6 +119,24 @@ fn pnp_3d_on_1_2_3_ranks_equals_one_process() {
 #[test]
 fn keller_segel_on_1_2_3_ranks_equals_one_process() {
     same_as_one_process("keller_segel_2d");
+}
+
+/// The multipole tree divided among the ranks (far field by frontier
+/// tasks, near field by its tasks with a halo exchange).
+#[test]
+fn pnp_2d_tree_on_1_2_3_ranks_equals_one_process() {
+    same_as_one_process("pnp_2d_tree");
+}
+
+#[test]
+fn pnp_3d_tree_on_1_2_3_ranks_equals_one_process() {
+    same_as_one_process("pnp_3d_tree");
+}
+
+/// A box with charged walls (its mesh Poisson solve is not divided yet).
+#[test]
+fn bounded_2d_on_1_2_3_ranks_equals_one_process() {
+    same_as_one_process("box_2d");
 }
 
 /// A rerun on the same number of ranks writes the same bytes.

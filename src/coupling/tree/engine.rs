@@ -31,7 +31,11 @@ use super::traversal::{self, Lists, TraversalParams};
 use crate::coupling::pair_kernel::{LANES, Sources, TargetBlock, V};
 
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::util::team::{self, Ownership, Team};
 use rayon::prelude::*;
+use std::sync::Arc;
+
+mod divided;
 
 /// Target number of parallel tasks (frontier subtrees); fixed, so results do not
 /// depend on the number of threads.
@@ -51,6 +55,18 @@ pub struct FmmParams {
     /// Sum the M2L terms of total degree above [`expansions::EXACT_DEGREE`] in single
     /// precision (dimension >= 2; for accuracies down to about `1e-7`).
     pub mixed_precision: bool,
+}
+
+/// What a frontier task does in this evaluation (a divided evaluation runs
+/// the far field of its own tasks and the lists of those its near field needs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Traversal, M2L, L2L and L2P.
+    Full,
+    /// The traversal only: its interaction lists.
+    Lists,
+    /// Nothing.
+    Skip,
 }
 
 /// Reusable per-task buffers.
@@ -129,6 +145,12 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     grad_s: Vec<[f64; D]>,
     /// `Some` (largest `|q|`, per-pair degree bound) when the M2L is in mixed precision.
     mixed: Option<MixedM2l>,
+    /// Per frontier task: what it does now, and the seconds its last full run took.
+    mode: Vec<Mode>,
+    seconds: Vec<f64>,
+    /// The members dividing the evaluation, and their frontier tasks (`divided`).
+    team: Arc<dyn Team>,
+    own: Ownership,
     pub stats: FmmStats,
 }
 
@@ -160,8 +182,23 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             phi_s: Vec::new(),
             grad_s: Vec::new(),
             mixed: None,
+            mode: Vec::new(),
+            seconds: Vec::new(),
+            team: team::current(),
+            own: Ownership::default(),
             stats: FmmStats::default(),
         }
+    }
+
+    /// Divides the evaluations among the members of `team` (the process's
+    /// team, [`team::current`], by default).
+    pub fn set_team(&mut self, team: Arc<dyn Team>) {
+        self.team = team;
+    }
+
+    /// The members dividing the evaluations.
+    pub fn team(&self) -> Arc<dyn Team> {
+        self.team.clone()
     }
 
     pub fn params(&self) -> FmmParams {
@@ -212,10 +249,16 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         lap(1, &mut self.stats);
         self.top_down();
         lap(2, &mut self.stats);
-        self.frontier_tasks();
-        lap(3, &mut self.stats);
-        self.near_field();
-        lap(4, &mut self.stats);
+        if self.team.size() > 1 {
+            self.divided(&mut |k, st| lap(k, st));
+        } else {
+            self.mode.clear();
+            self.mode.resize(self.frontier.len(), Mode::Full);
+            self.frontier_tasks();
+            lap(3, &mut self.stats);
+            self.near_field();
+            lap(4, &mut self.stats);
+        }
         let scale = self.kernel.scale();
         let (inv, phi_s, grad_s) = (&self.tree.inv, &self.phi_s, &self.grad_s);
         phi.par_iter_mut()
@@ -257,6 +300,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         let nt = self.mi.len();
         self.tasks
             .resize_with(self.frontier.len(), || TaskScratch::new(nt));
+        self.seconds.resize(self.frontier.len(), 0.0);
         self.frontier_build = self.tree.builds;
     }
 
@@ -394,7 +438,12 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             .into_par_iter()
             .zip(phis.into_par_iter().zip(grads.into_par_iter()))
             .zip(self.tasks.par_iter_mut())
-            .for_each(|(((f, local), (phi, grad)), scratch)| {
+            .zip(self.mode.par_iter().zip(self.seconds.par_iter_mut()))
+            .for_each(|((((f, local), (phi, grad)), scratch), (&mode, seconds))| {
+                if mode == Mode::Skip {
+                    return;
+                }
+                let clock = std::time::Instant::now();
                 with_best_isa(FrontierTask {
                     s: &shared,
                     f,
@@ -402,14 +451,21 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                     phi,
                     grad,
                     scratch,
-                })
+                    full: mode == Mode::Full,
+                });
+                if mode == Mode::Full {
+                    *seconds = clock.elapsed().as_secs_f64();
+                }
             });
-        for t in &self.tasks {
-            self.stats.m2l += t.lists.m2l.len();
-        }
-        self.stats.p2p_pairs = self
-            .tasks
-            .iter()
+        let full = || {
+            self.tasks
+                .iter()
+                .zip(&self.mode)
+                .filter(|(_, m)| **m == Mode::Full)
+                .map(|(t, _)| t)
+        };
+        self.stats.m2l += full().map(|t| t.lists.m2l.len()).sum::<usize>();
+        self.stats.p2p_pairs = full()
             .flat_map(|t| t.lists.p2p.iter())
             .map(|&(t, s)| cells[t as usize].count as u64 * cells[s as usize].count as u64)
             .sum();
@@ -419,13 +475,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
 impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
     /// Adds the near field (from the frontier tasks' P2P lists) to the outputs.
     fn near_field(&mut self) {
-        let (tasks, frontier, cell_task) = (&self.tasks, &self.frontier, &self.cell_task);
-        let near = |c: u32| {
-            let t = cell_task[c as usize] as usize;
-            let k = (c - frontier[t]) as usize;
-            let s = &tasks[t];
-            &s.p2p_src[s.p2p_off[k] as usize..s.p2p_off[k + 1] as usize]
-        };
+        let near = near_lists(&self.tasks, &self.frontier, &self.cell_task);
         self.near.evaluate(
             &self.kernel,
             &self.tree,
@@ -433,6 +483,20 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             &mut self.phi_s,
             &mut self.grad_s,
         );
+    }
+}
+
+/// The near leaves of leaf `c` (the P2P list its frontier task's traversal made).
+fn near_lists<'a>(
+    tasks: &'a [TaskScratch],
+    frontier: &'a [u32],
+    cell_task: &'a [u32],
+) -> impl Fn(u32) -> &'a [u32] + Sync + 'a {
+    move |c: u32| {
+        let t = cell_task[c as usize] as usize;
+        let k = (c - frontier[t]) as usize;
+        let s = &tasks[t];
+        &s.p2p_src[s.p2p_off[k] as usize..s.p2p_off[k + 1] as usize]
     }
 }
 
@@ -645,6 +709,8 @@ struct FrontierTask<'a, 'b, const D: usize, K> {
     phi: &'b mut [f64],
     grad: &'b mut [[f64; D]],
     scratch: &'b mut TaskScratch,
+    /// false: the traversal only (its lists), no expansion and no output.
+    full: bool,
 }
 
 impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
@@ -689,6 +755,9 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
             &mut sc.p2p_off,
             &mut sc.p2p_src,
         );
+        if !self.full {
+            return;
+        }
         let src = tree.sources();
         let first_particle = cells[f].start as usize;
         for c in f..end {

@@ -145,6 +145,16 @@ pub struct NearField<const D: usize> {
     tasks: Vec<Scratch<D>>,
 }
 
+/// How [`NearField::finish`] writes the near field into the outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Adds it to the far field already there (a single process).
+    Add,
+    /// Overwrites the outputs with it (a divided evaluation, which adds
+    /// the far field once every part is gathered).
+    Assign,
+}
+
 impl<const D: usize> NearField<D> {
     /// Adds the near field to `phi`, `grad` (sorted particle order, unscaled).
     /// `near(c)` lists the leaves near leaf `c` (cell indices, `c` itself included);
@@ -157,25 +167,63 @@ impl<const D: usize> NearField<D> {
         phi: &mut [f64],
         grad: &mut [[f64; D]],
     ) {
+        let nl = self.prepare(tree);
+        let mut work = std::mem::take(&mut self.work);
+        work.resize(nl, 0);
+        self.leaf_work(tree, &near, 0..nl, &mut work);
+        self.plan(work);
+        let tasks = 0..self.tasks.len();
+        self.pack(tree);
+        self.sum(kernel, tree, &near, tasks.clone());
+        self.finish(tree, tasks, phi, grad, Write::Add);
+    }
+
+    /// Lays out the leaves of `tree` (after a topology change); returns the
+    /// number of leaves. The leaves in pre-order are the particles' order.
+    pub fn prepare(&mut self, tree: &Octree<D>) -> usize {
         let cells = &tree.cells[..];
         if self.build != tree.builds || self.layout.leaf_index.len() != cells.len() {
             self.relayout(cells);
             self.build = tree.builds;
         }
-        let lay = &self.layout;
-        let nl = lay.leaves.len();
-        // Pair work of each row leaf: its self pairs and the pairs with later leaves.
-        self.work.resize(nl, 0);
-        self.work.par_iter_mut().enumerate().for_each(|(a, w)| {
-            let c = lay.leaves[a];
-            let n = cells[c as usize].count as u64;
-            let later: u64 = near(c)
-                .iter()
-                .filter(|&&s| s > c)
-                .map(|&s| cells[s as usize].count as u64)
-                .sum();
-            *w = n * (n + 1) / 2 + n * later;
-        });
+        self.layout.leaves.len()
+    }
+
+    /// The leaf cells in pre-order (after [`prepare`](Self::prepare)).
+    pub fn leaves(&self) -> &[u32] {
+        &self.layout.leaves
+    }
+
+    /// Pair work of the row leaves `leaves` (indices into [`leaves`](Self::leaves)):
+    /// their self pairs and their pairs with later leaves, into `out`.
+    pub fn leaf_work<'n>(
+        &self,
+        tree: &Octree<D>,
+        near: &(impl Fn(u32) -> &'n [u32] + Sync),
+        leaves: std::ops::Range<usize>,
+        out: &mut [u64],
+    ) {
+        let (cells, lay) = (&tree.cells[..], &self.layout);
+        out[..leaves.len()]
+            .par_iter_mut()
+            .zip(leaves)
+            .for_each(|(w, a)| {
+                let c = lay.leaves[a];
+                let n = cells[c as usize].count as u64;
+                let later: u64 = near(c)
+                    .iter()
+                    .filter(|&&s| s > c)
+                    .map(|&s| cells[s as usize].count as u64)
+                    .sum();
+                *w = n * (n + 1) / 2 + n * later;
+            });
+    }
+
+    /// Cuts the leaves into the tasks (ranges of about equal pair work)
+    /// from the work of every leaf.
+    pub fn plan(&mut self, work: Vec<u64>) {
+        self.work = work;
+        let nl = self.work.len();
         let total: u64 = self.work.iter().sum();
         let ntasks = NEAR_TASKS.min(nl);
         self.bounds.clear();
@@ -194,9 +242,26 @@ impl<const D: usize> NearField<D> {
             self.bounds.push(nl);
         }
         self.tasks.resize_with(ntasks, Scratch::default);
+    }
 
-        // Pack the particles, range by range.
-        let bounds = &self.bounds;
+    /// The leaves (indices into [`leaves`](Self::leaves)) of tasks `tasks`.
+    pub fn task_leaves(&self, tasks: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+        self.bounds[tasks.start]..self.bounds[tasks.end]
+    }
+
+    /// The pair work of every leaf of the current plan.
+    pub fn work(&self) -> &[u64] {
+        &self.work
+    }
+
+    /// The number of tasks of the current plan.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Packs the particles of every leaf, range by range.
+    pub fn pack(&mut self, tree: &Octree<D>) {
+        let (cells, lay, bounds) = (&tree.cells[..], &self.layout, &self.bounds);
         let src = tree.sources();
         split_ranges(&mut self.packs, bounds, lay)
             .into_par_iter()
@@ -219,19 +284,30 @@ impl<const D: usize> NearField<D> {
                     }
                 }
             });
+    }
 
-        // Pair sums.
+    /// The pair sums of tasks `tasks` (into their accumulators and halo
+    /// buffers); `near` must list the near leaves of their leaves.
+    pub fn sum<'n, K: PairKernel<D>>(
+        &mut self,
+        kernel: &K,
+        tree: &Octree<D>,
+        near: &(impl Fn(u32) -> &'n [u32] + Sync),
+        tasks: std::ops::Range<usize>,
+    ) {
+        let (cells, lay, bounds) = (&tree.cells[..], &self.layout, &self.bounds);
         let packs = &self.packs[..];
         split_ranges(&mut self.acc, bounds, lay)
             .into_par_iter()
             .zip(self.tasks.par_iter_mut())
             .enumerate()
+            .filter(|(k, _)| tasks.contains(k))
             .for_each(|(k, (acc, scratch))| {
                 with_best_isa(RangeTask {
                     kernel,
                     cells,
                     lay,
-                    near: &near,
+                    near,
                     packs,
                     range: bounds[k]..bounds[k + 1],
                     acc,
@@ -239,14 +315,91 @@ impl<const D: usize> NearField<D> {
                     _n: std::marker::PhantomData,
                 })
             });
+    }
 
-        // Halo buffers (task order), then the output.
-        let tasks = &self.tasks;
+    /// The halo sums of tasks `tasks` (summed here) for the leaves `leaves`,
+    /// as numbers: per task, its index, the number h of its halo leaves in
+    /// `leaves`, those leaves, then their packs' sums (phi, then the
+    /// gradient per axis, `LANES` values each).
+    pub fn halo_message(
+        &self,
+        tasks: std::ops::Range<usize>,
+        leaves: std::ops::Range<usize>,
+    ) -> Vec<f64> {
+        let mut out = Vec::new();
+        for j in tasks {
+            let t = &self.tasks[j];
+            let from = t.halo.partition_point(|&a| (a as usize) < leaves.start);
+            let to = t.halo.partition_point(|&a| (a as usize) < leaves.end);
+            out.push(j as f64);
+            out.push((to - from) as f64);
+            out.extend(t.halo[from..to].iter().map(|&a| a as f64));
+            for h in from..to {
+                let np = self.layout.packs(t.halo[h] as usize).len();
+                let slot = t.halo_slot[h] as usize;
+                for b in &t.buf[slot..slot + np] {
+                    out.extend_from_slice(&b.phi.0);
+                    for g in &b.grad {
+                        out.extend_from_slice(&g.0);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Takes the halo sums of tasks summed elsewhere ([`halo_message`](Self::halo_message)).
+    pub fn receive_halo(&mut self, msg: &[f64]) {
+        let lay = &self.layout;
+        let mut it = msg.iter().copied().peekable();
+        while it.peek().is_some() {
+            let mut next = || it.next().expect("a halo message cut short");
+            let j = next() as usize;
+            let h = next() as usize;
+            let t = &mut self.tasks[j];
+            t.halo.clear();
+            t.halo_slot.clear();
+            t.buf.clear();
+            for _ in 0..h {
+                t.halo.push(next() as u32);
+            }
+            for k in 0..h {
+                t.halo_slot.push(t.buf.len() as u32);
+                for _ in lay.packs(t.halo[k] as usize) {
+                    let mut b = Acc::ZERO;
+                    for v in b.phi.0.iter_mut() {
+                        *v = next();
+                    }
+                    for g in b.grad.iter_mut() {
+                        for v in g.0.iter_mut() {
+                            *v = next();
+                        }
+                    }
+                    t.buf.push(b);
+                }
+            }
+        }
+    }
+
+    /// Adds the halo buffers of the tasks before each task of `tasks` (in
+    /// task order) to its accumulators and writes them into the outputs of
+    /// its particles (`phi`, `grad`: all particles, sorted order).
+    pub fn finish(
+        &mut self,
+        tree: &Octree<D>,
+        tasks: std::ops::Range<usize>,
+        phi: &mut [f64],
+        grad: &mut [[f64; D]],
+        write: Write,
+    ) {
+        let (cells, lay, bounds) = (&tree.cells[..], &self.layout, &self.bounds);
+        let all = &self.tasks;
         let outs = split_particles(phi, grad, bounds, lay, cells);
         split_ranges(&mut self.acc, bounds, lay)
             .into_par_iter()
             .zip(outs)
             .enumerate()
+            .filter(|(j, _)| tasks.contains(j))
             .for_each(|(j, (acc, (phi, grad)))| {
                 let (lo, hi) = (bounds[j], bounds[j + 1]);
                 // A task may own no leaf (fewer leaves than tasks): nothing
@@ -255,7 +408,7 @@ impl<const D: usize> NearField<D> {
                     return;
                 }
                 let p0 = lay.first_pack[lo] as usize;
-                for t in &tasks[..j] {
+                for t in &all[..j] {
                     let from = t.halo.partition_point(|&a| (a as usize) < lo);
                     let to = t.halo.partition_point(|&a| (a as usize) < hi);
                     for h in from..to {
@@ -273,9 +426,17 @@ impl<const D: usize> NearField<D> {
                     for m in 0..cell.count as usize {
                         let (p, l) = (&packs[m / LANES], m % LANES);
                         let i = cell.start as usize + m - first;
-                        phi[i] += p.phi.0[l];
-                        for (g, pg) in grad[i].iter_mut().zip(&p.grad) {
-                            *g += pg.0[l];
+                        match write {
+                            Write::Add => {
+                                phi[i] += p.phi.0[l];
+                                for (g, pg) in grad[i].iter_mut().zip(&p.grad) {
+                                    *g += pg.0[l];
+                                }
+                            }
+                            Write::Assign => {
+                                phi[i] = p.phi.0[l];
+                                grad[i] = std::array::from_fn(|d| p.grad[d].0[l]);
+                            }
                         }
                     }
                 }

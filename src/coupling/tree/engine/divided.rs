@@ -1,0 +1,240 @@
+//! The evaluation divided among the members of a [`Team`] (MPI ranks), with
+//! the single process's bits.
+//!
+//! Every member holds the whole state (positions, charges) and builds the
+//! same tree, multipoles and top locals (steps 1-3 of the engine, which are
+//! a small part of the work). The rest is divided:
+//!
+//! 1. **Far field.** The frontier tasks (subtrees in pre-order, so
+//!    contiguous ranges of them are ranges of the Morton order: regions of
+//!    space) are owned by the members in contiguous ranges of about equal
+//!    cost ([`Ownership`]: the measured seconds of each task's last run,
+//!    re-split when the most loaded member carries more than 1.10 times the
+//!    mean; first split by particle counts). Each member runs the traversal,
+//!    M2L, L2L and L2P of its own tasks. A task's values do not depend on
+//!    who runs it, so ownership moves work and never the bits.
+//! 2. **Gather A** (`all_gather`): each member's L2P values (phi, grad) of
+//!    its particles, the pair work of its leaves, and its tasks' seconds and
+//!    interaction counts.
+//! 3. **Near field.** From the work of every leaf every member cuts the same
+//!    near tasks as a single process ([`NearField::plan`]) and owns a
+//!    contiguous range of them (the tasks have equal work; with more members
+//!    than near tasks, 16, some have none). Their row leaves' lists come
+//!    from the member's own traversal, plus a lists-only traversal of the
+//!    frontier tasks it does not own that hold some of its row leaves.
+//! 4. **Halo exchange.** The sums of each near task for the leaves of later
+//!    tasks (its halo) go to the members owning those leaves: member r
+//!    receives from every earlier member one message, then sends one to
+//!    every later member (receiving first cannot deadlock on blocking sends:
+//!    member 0 only sends, and each member's receives are matched in member
+//!    order). Each member then adds, for its tasks, the halos of all earlier
+//!    tasks in task order, as a single process does.
+//! 5. **Gather B**: each member's near sums of its particles; every member
+//!    forms `phi = L2P + near` for all particles, the single process's one
+//!    addition per value.
+//!
+//! Per evaluation: two `all_gather`s of N (1 + d) numbers (plus the leaves'
+//! work and the tasks' counts) and at most P (P - 1) / 2 halo messages,
+//! whose size is that of the near tasks' boundary layers.
+
+use super::{Engine, FmmStats, Mode, near_lists};
+use crate::coupling::tree::near::Write;
+use crate::coupling::tree::taylor::FarKernel;
+use crate::util::team::split_by_cost;
+use std::ops::Range;
+
+impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
+    /// Steps 1-5 of the module docs, after the top of the tree (replicated).
+    pub(super) fn divided(&mut self, lap: &mut dyn FnMut(usize, &mut FmmStats)) {
+        let team = self.team.clone();
+        team.agree_on_interrupt();
+        let (rank, size) = (team.rank(), team.size());
+        let nf = self.frontier.len();
+        let n = self.tree.cells[0].count as usize;
+
+        // 1. The far field of this member's frontier tasks.
+        let far: Vec<Range<usize>> = {
+            let (cells, frontier) = (&self.tree.cells, &self.frontier);
+            self.own
+                .ranges(nf, size, |f| cells[frontier[f] as usize].count as f64)
+                .to_vec()
+        };
+        self.mode.clear();
+        self.mode.extend((0..nf).map(|f| {
+            if far[rank].contains(&f) {
+                Mode::Full
+            } else {
+                Mode::Skip
+            }
+        }));
+        self.stats.m2l = self.top_m2l.len();
+        self.frontier_tasks();
+        lap(3, &mut self.stats);
+
+        // 2. Gather A: [leaf work | L2P (phi, grad) | seconds, m2l, p2p per task].
+        let nl = self.near.prepare(&self.tree);
+        let far_leaves: Vec<Range<usize>> = far.iter().map(|r| self.frontier_leaves(r)).collect();
+        let far_particles: Vec<Range<usize>> =
+            far.iter().map(|r| self.frontier_particles(r)).collect();
+        let counts: Vec<usize> = (0..size)
+            .map(|k| far_leaves[k].len() + (1 + D) * far_particles[k].len() + 3 * far[k].len())
+            .collect();
+        let mut mine = Vec::with_capacity(counts[rank]);
+        {
+            let near = near_lists(&self.tasks, &self.frontier, &self.cell_task);
+            let mut work = vec![0u64; far_leaves[rank].len()];
+            self.near
+                .leaf_work(&self.tree, &near, far_leaves[rank].clone(), &mut work);
+            mine.extend(work.iter().map(|&w| w as f64));
+        }
+        for i in far_particles[rank].clone() {
+            mine.push(self.phi_s[i]);
+            mine.extend_from_slice(&self.grad_s[i]);
+        }
+        for f in far[rank].clone() {
+            let t = &self.tasks[f];
+            let cells = &self.tree.cells;
+            let p2p: u64 = t
+                .lists
+                .p2p
+                .iter()
+                .map(|&(a, b)| cells[a as usize].count as u64 * cells[b as usize].count as u64)
+                .sum();
+            mine.extend([self.seconds[f], t.lists.m2l.len() as f64, p2p as f64]);
+        }
+        let mut all = vec![0.0; counts.iter().sum()];
+        team.all_gather(&mine, &counts, &mut all);
+        let mut work = vec![0u64; nl];
+        let mut seconds = vec![0.0; nf];
+        let mut at = 0;
+        for k in 0..size {
+            for a in far_leaves[k].clone() {
+                work[a] = all[at] as u64;
+                at += 1;
+            }
+            for i in far_particles[k].clone() {
+                self.phi_s[i] = all[at];
+                self.grad_s[i].copy_from_slice(&all[at + 1..at + 1 + D]);
+                at += 1 + D;
+            }
+            for f in far[k].clone() {
+                seconds[f] = all[at];
+                if k != rank {
+                    self.stats.m2l += all[at + 1] as usize;
+                    self.stats.p2p_pairs += all[at + 2] as u64;
+                }
+                at += 3;
+            }
+        }
+        self.own.observe(&seconds);
+
+        // 3. The near tasks of this member, and the lists their rows need.
+        self.near.plan(work);
+        let ntasks = self.near.task_count();
+        let task_work: Vec<f64> = (0..ntasks)
+            .map(|t| {
+                let leaves = self.near.task_leaves(&(t..t + 1));
+                self.near.work()[leaves].iter().sum::<u64>() as f64
+            })
+            .collect();
+        let near_tasks = split_by_cost(&task_work, size);
+        let mine_near = near_tasks[rank].clone();
+        let my_leaves = self.near.task_leaves(&mine_near);
+        for a in my_leaves.clone() {
+            let f = self.cell_task[self.near.leaves()[a] as usize] as usize;
+            if self.mode[f] == Mode::Skip {
+                self.mode[f] = Mode::Lists;
+            }
+        }
+        for m in self.mode.iter_mut() {
+            if *m == Mode::Full {
+                *m = Mode::Skip;
+            }
+        }
+        if self.mode.contains(&Mode::Lists) {
+            let m2l = self.stats.m2l;
+            let p2p = self.stats.p2p_pairs;
+            self.frontier_tasks();
+            (self.stats.m2l, self.stats.p2p_pairs) = (m2l, p2p);
+        }
+        self.near.pack(&self.tree);
+        {
+            let near = near_lists(&self.tasks, &self.frontier, &self.cell_task);
+            self.near
+                .sum(&self.kernel, &self.tree, &near, mine_near.clone());
+        }
+
+        // 4. Halos: from every earlier member, then to every later one.
+        for k in 0..rank {
+            let msg = team.receive(k);
+            self.near.receive_halo(&msg);
+        }
+        for k in rank + 1..size {
+            let leaves = self.near.task_leaves(&near_tasks[k]);
+            team.send(k, &self.near.halo_message(mine_near.clone(), leaves));
+        }
+        let mut near_phi = vec![0.0; n];
+        let mut near_grad = vec![[0.0; D]; n];
+        self.near.finish(
+            &self.tree,
+            mine_near,
+            &mut near_phi,
+            &mut near_grad,
+            Write::Assign,
+        );
+
+        // 5. Gather B and the sum far + near.
+        let near_particles: Vec<Range<usize>> = near_tasks
+            .iter()
+            .map(|t| self.leaf_particles(&self.near.task_leaves(t)))
+            .collect();
+        let counts: Vec<usize> = near_particles.iter().map(|p| (1 + D) * p.len()).collect();
+        let mut mine = Vec::with_capacity(counts[rank]);
+        for i in near_particles[rank].clone() {
+            mine.push(near_phi[i]);
+            mine.extend_from_slice(&near_grad[i]);
+        }
+        let mut all = vec![0.0; counts.iter().sum()];
+        team.all_gather(&mine, &counts, &mut all);
+        for (i, v) in all.chunks_exact(1 + D).enumerate() {
+            self.phi_s[i] += v[0];
+            for d in 0..D {
+                self.grad_s[i][d] += v[1 + d];
+            }
+        }
+        lap(4, &mut self.stats);
+    }
+
+    /// The leaves (indices into the near field's leaves) of frontier tasks `r`.
+    fn frontier_leaves(&self, r: &Range<usize>) -> Range<usize> {
+        if r.is_empty() {
+            return 0..0;
+        }
+        let (cells, leaves) = (&self.tree.cells, self.near.leaves());
+        let (first, last) = (self.frontier[r.start], self.frontier[r.end - 1] as usize);
+        let end = cells[last].end;
+        leaves.partition_point(|&l| l < first)..leaves.partition_point(|&l| l < end)
+    }
+
+    /// The particles (sorted order) of frontier tasks `r`.
+    fn frontier_particles(&self, r: &Range<usize>) -> Range<usize> {
+        if r.is_empty() {
+            return 0..0;
+        }
+        let cells = &self.tree.cells;
+        let first = &cells[self.frontier[r.start] as usize];
+        let last = &cells[self.frontier[r.end - 1] as usize];
+        first.start as usize..(last.start + last.count) as usize
+    }
+
+    /// The particles (sorted order) of leaves `a` (indices into the near field's leaves).
+    fn leaf_particles(&self, a: &Range<usize>) -> Range<usize> {
+        if a.is_empty() {
+            return 0..0;
+        }
+        let (cells, leaves) = (&self.tree.cells, self.near.leaves());
+        let first = &cells[leaves[a.start] as usize];
+        let last = &cells[leaves[a.end - 1] as usize];
+        first.start as usize..(last.start + last.count) as usize
+    }
+}

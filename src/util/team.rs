@@ -1,0 +1,324 @@
+//! The processes that share the work of one evaluation: the seam between the
+//! numerics and MPI.
+//!
+//! A [`Team`] of `size` members (MPI ranks, or threads in the tests) runs
+//! the same program on the same replicated state; a backend whose work can be
+//! divided ([`crate::coupling::direct`], [`crate::coupling::tree`]) gives each
+//! member a part (contiguous ranges of its own work units, [`split_by_cost`])
+//! and assembles the results with [`Team::all_gather`] and point-to-point
+//! messages, **in the single process's order of every floating-point
+//! addition**, so a divided evaluation has the single process's bits for any
+//! team size. The numerics never name MPI: the process's team is installed
+//! once ([`install`], by `crate::distributed` under `mpirun`) and read by the
+//! backends when they are built ([`current`]); a single process has
+//! [`Solo`].
+//!
+//! [`ThreadTeam`] runs the members as threads of one process, so the
+//! division is tested without an MPI launcher (`coupling::tree` and
+//! `coupling::direct` tests, P = 1-4).
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::{Arc, Barrier, Condvar, Mutex, OnceLock};
+
+/// The members that share an evaluation (module docs). Every member calls
+/// the collective operations in the same order.
+pub trait Team: Send + Sync {
+    /// This member's index, `0..size`.
+    fn rank(&self) -> usize;
+    /// The number of members.
+    fn size(&self) -> usize;
+    /// Collective: member k contributes `mine` (`counts[k]` numbers); `all`
+    /// (the sum of `counts`) receives the contributions in member order.
+    fn all_gather(&self, mine: &[f64], counts: &[usize], all: &mut [f64]);
+    /// Sends `data` to member `to` (messages between two members arrive in
+    /// the order sent).
+    fn send(&self, to: usize, data: &[f64]);
+    /// The next message from member `from`.
+    fn receive(&self, from: usize) -> Vec<f64>;
+    /// Collective, at every divided evaluation: an interrupt pending on any
+    /// member becomes a request on every member here (MPI: a signal reaches
+    /// the ranks at different times; all must stop at the same point).
+    fn agree_on_interrupt(&self) {}
+}
+
+/// The team of one: a single process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Solo;
+
+impl Team for Solo {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn all_gather(&self, mine: &[f64], _counts: &[usize], all: &mut [f64]) {
+        all.copy_from_slice(mine);
+    }
+    fn send(&self, _to: usize, _data: &[f64]) {
+        unreachable!("a team of one sends no message")
+    }
+    fn receive(&self, _from: usize) -> Vec<f64> {
+        unreachable!("a team of one receives no message")
+    }
+}
+
+static PROCESS_TEAM: OnceLock<Arc<dyn Team>> = OnceLock::new();
+
+/// Installs the process's team for the rest of the process (the first
+/// installed stays); returns false if one was installed already.
+pub fn install(team: Arc<dyn Team>) -> bool {
+    PROCESS_TEAM.set(team).is_ok()
+}
+
+/// The process's team: the installed one, else [`Solo`].
+pub fn current() -> Arc<dyn Team> {
+    PROCESS_TEAM
+        .get()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(Solo))
+}
+
+/// `parts` consecutive ranges of `0..cost.len()` of about equal total cost
+/// (each range ends where its cumulative cost passes the next multiple of
+/// total / parts, by the item's midpoint); empty ranges when there are more
+/// parts than items. A function of `cost` and `parts` alone, so members that
+/// hold the same costs agree on it without a message.
+pub fn split_by_cost(cost: &[f64], parts: usize) -> Vec<Range<usize>> {
+    let total: f64 = cost.iter().sum();
+    let mut out = Vec::with_capacity(parts);
+    let (mut start, mut done) = (0, 0.0);
+    for p in 0..parts {
+        let target = total * (p + 1) as f64 / parts as f64;
+        let mut end = start;
+        while end < cost.len() && (p + 1 == parts || done + 0.5 * cost[end] < target) {
+            done += cost[end];
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+/// Ownership of a sequence of work units (in the order of space: Morton or
+/// tree pre-order), kept while it is balanced: re-split by cost when the
+/// most loaded part carries more than [`Ownership::THRESHOLD`] times the
+/// mean. The costs are counts every member knows after a gather, so every
+/// member takes the same decision; ownership moves work, never the bits.
+#[derive(Debug, Clone, Default)]
+pub struct Ownership {
+    ranges: Vec<Range<usize>>,
+    units: usize,
+    /// Re-splits so far (for reports and tests).
+    pub rebalances: usize,
+}
+
+impl Ownership {
+    /// The imbalance (max / mean cost of the parts) that triggers a re-split.
+    pub const THRESHOLD: f64 = 1.10;
+
+    /// The ranges of `parts` parts over `units` work units: the current ones
+    /// if they still cover `units`, else a split of `guess` (a cost estimate
+    /// per unit, such as its particle count).
+    pub fn ranges(
+        &mut self,
+        units: usize,
+        parts: usize,
+        guess: impl Fn(usize) -> f64,
+    ) -> &[Range<usize>] {
+        if self.units != units || self.ranges.len() != parts {
+            let cost: Vec<f64> = (0..units).map(guess).collect();
+            self.ranges = split_by_cost(&cost, parts);
+            self.units = units;
+        }
+        &self.ranges
+    }
+
+    /// After an evaluation whose measured cost per unit is `cost`: re-split
+    /// if the parts' imbalance passes the threshold. Returns the imbalance.
+    pub fn observe(&mut self, cost: &[f64]) -> f64 {
+        if cost.len() != self.units || self.ranges.is_empty() {
+            return 1.0;
+        }
+        let parts: Vec<f64> = self
+            .ranges
+            .iter()
+            .map(|r| cost[r.clone()].iter().sum())
+            .collect();
+        let mean = parts.iter().sum::<f64>() / parts.len() as f64;
+        let max = parts.iter().cloned().fold(0.0, f64::max);
+        let imbalance = if mean > 0.0 { max / mean } else { 1.0 };
+        if imbalance > Self::THRESHOLD {
+            self.ranges = split_by_cost(cost, self.ranges.len());
+            self.rebalances += 1;
+        }
+        imbalance
+    }
+}
+
+/// The members of a team as threads of one process (module docs).
+pub struct ThreadTeam {
+    rank: usize,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    size: usize,
+    barrier: Barrier,
+    slots: Mutex<Vec<Vec<f64>>>,
+    /// Messages from member `from` to member `to` at `from * size + to`.
+    mail: Mutex<Vec<VecDeque<Vec<f64>>>>,
+    arrived: Condvar,
+}
+
+impl ThreadTeam {
+    /// The `size` members of a new team; give one to each thread.
+    pub fn new(size: usize) -> Vec<ThreadTeam> {
+        let shared = Arc::new(Shared {
+            size,
+            barrier: Barrier::new(size),
+            slots: Mutex::new(vec![Vec::new(); size]),
+            mail: Mutex::new(vec![VecDeque::new(); size * size]),
+            arrived: Condvar::new(),
+        });
+        (0..size)
+            .map(|rank| ThreadTeam {
+                rank,
+                shared: shared.clone(),
+            })
+            .collect()
+    }
+
+    /// Runs `f(member)` on one thread per member of a team of `size` and
+    /// returns the results in member order.
+    pub fn run<T: Send>(size: usize, f: impl Fn(Arc<dyn Team>) -> T + Sync) -> Vec<T> {
+        let members = ThreadTeam::new(size);
+        std::thread::scope(|s| {
+            let f = &f;
+            let handles: Vec<_> = members
+                .into_iter()
+                .map(|m| s.spawn(move || f(Arc::new(m))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a team member panicked"))
+                .collect()
+        })
+    }
+}
+
+impl Team for ThreadTeam {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+    fn size(&self) -> usize {
+        self.shared.size
+    }
+    fn all_gather(&self, mine: &[f64], counts: &[usize], all: &mut [f64]) {
+        assert_eq!(mine.len(), counts[self.rank], "all_gather: wrong count");
+        self.shared.slots.lock().unwrap()[self.rank] = mine.to_vec();
+        self.shared.barrier.wait();
+        {
+            let slots = self.shared.slots.lock().unwrap();
+            let mut at = 0;
+            for (s, &c) in slots.iter().zip(counts) {
+                all[at..at + c].copy_from_slice(s);
+                at += c;
+            }
+        }
+        // Nobody overwrites a slot before every member has read them all.
+        self.shared.barrier.wait();
+    }
+    fn send(&self, to: usize, data: &[f64]) {
+        let mut mail = self.shared.mail.lock().unwrap();
+        mail[self.rank * self.shared.size + to].push_back(data.to_vec());
+        self.shared.arrived.notify_all();
+    }
+    fn receive(&self, from: usize) -> Vec<f64> {
+        let box_ = from * self.shared.size + self.rank;
+        let mut mail = self.shared.mail.lock().unwrap();
+        loop {
+            if let Some(m) = mail[box_].pop_front() {
+                return m;
+            }
+            mail = self.shared.arrived.wait(mail).unwrap();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_by_cost_covers_in_order_and_balances() {
+        let cost: Vec<f64> = (0..100).map(|i| 1.0 + (i % 7) as f64).collect();
+        for parts in 1..=9 {
+            let r = split_by_cost(&cost, parts);
+            assert_eq!(r.len(), parts);
+            assert_eq!(r[0].start, 0);
+            assert_eq!(r[parts - 1].end, 100);
+            for w in r.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+            }
+            let total: f64 = cost.iter().sum();
+            // Each part is within one item's cost (at most 7) of the mean.
+            for p in &r {
+                let c: f64 = cost[p.clone()].iter().sum();
+                assert!((c - total / parts as f64).abs() <= 7.0, "{parts}: {c}");
+            }
+        }
+        // More parts than items: empty ranges, every item once.
+        let r = split_by_cost(&[1.0, 1.0], 4);
+        assert_eq!(r.iter().map(|r| r.len()).sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn ownership_rebalances_past_the_threshold_only() {
+        let mut own = Ownership::default();
+        let r = own.ranges(8, 2, |_| 1.0).to_vec();
+        assert_eq!(r, vec![0..4, 4..8]);
+        // 5% imbalance: kept.
+        let i = own.observe(&[1.0, 1.0, 1.0, 1.1, 1.0, 1.0, 1.0, 0.8]);
+        assert!(i < Ownership::THRESHOLD);
+        assert_eq!(own.ranges(8, 2, |_| 1.0), &r[..]);
+        // The first half three times dearer: re-split toward it.
+        own.observe(&[3.0, 3.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(own.rebalances, 1);
+        assert_eq!(own.ranges(8, 2, |_| 1.0), &[0..3, 3..8][..]);
+    }
+
+    #[test]
+    fn thread_team_gathers_in_rank_order_and_delivers_in_send_order() {
+        let out = ThreadTeam::run(3, |t| {
+            let r = t.rank();
+            let counts = [1, 2, 3];
+            let mine = vec![r as f64; counts[r]];
+            let mut all = vec![0.0; 6];
+            t.all_gather(&mine, &counts, &mut all);
+            if r > 0 {
+                t.send(r - 1, &[r as f64, 1.0]);
+                t.send(r - 1, &[r as f64, 2.0]);
+            }
+            let got = if r < 2 {
+                let a = t.receive(r + 1);
+                let b = t.receive(r + 1);
+                vec![a, b]
+            } else {
+                vec![]
+            };
+            (all, got)
+        });
+        for (r, (all, got)) in out.iter().enumerate() {
+            assert_eq!(all, &vec![0.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+            if r < 2 {
+                assert_eq!(
+                    got,
+                    &vec![vec![r as f64 + 1.0, 1.0], vec![r as f64 + 1.0, 2.0]]
+                );
+            }
+        }
+    }
+}
