@@ -10,6 +10,19 @@
 //!   dE/dX_l = w_l sum_j w_j (s_l + s_j) grad K(X_l - X_j),
 //!
 //! summed over the same list.
+//!
+//! Divided among the members of a [`Team`] (MPI ranks), every member keeps
+//! the whole cloud and rebuilds the list at the same evaluations (the
+//! displacement check runs on replicated positions), but searches and sums
+//! only its own chunks of slots: contiguous ranges of the Morton order,
+//! i.e. regions of space, of about equal cost ([`Ownership`]: the pairs a
+//! chunk's clusters evaluate, re-split at a rebuild when the most loaded
+//! member carries more than 1.10 times the mean; the list is invalidated
+//! at every step's start, so ownership is fixed within a step and moves
+//! between steps). An `all_gather` of the densities (N numbers, plus the
+//! chunks' costs) and one of the gradient sums (N d numbers) give every
+//! member all of them. Each slot's sum is computed by the same code on the
+//! same numbers wherever it runs: the single process's bits.
 
 use rayon::prelude::*;
 
@@ -19,6 +32,9 @@ use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::util::lanes::{LANES, V};
 use crate::util::parallel::CHUNK;
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
+use crate::util::team::{self, Ownership, Team};
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Fraction of the kernel radius added to the neighbour search radius, so the
 /// list stays valid while particles move by up to half of it.
@@ -29,7 +45,7 @@ pub const SKIN_FRACTION: f64 = 0.25;
 /// The sums run in the list's slot (Morton) order, over copies of the
 /// positions and weights gathered into that order, so that the neighbours a
 /// sum visits sit close together in memory.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BlobDensity<const D: usize> {
     eps: f64,
     kernel: WendlandC2,
@@ -44,6 +60,21 @@ pub struct BlobDensity<const D: usize> {
     /// sum_j w_j (s_i + s_j) grad K(X_i - X_j).
     slope_s: Vec<f64>,
     acc_s: Vec<[f64; D]>,
+    /// The members dividing the sums, every member's chunks (set at each
+    /// list build), and the ownership those come from (module docs).
+    team: Arc<dyn Team>,
+    chunks: Vec<Range<usize>>,
+    own: Ownership,
+}
+
+impl<const D: usize> std::fmt::Debug for BlobDensity<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobDensity")
+            .field("eps", &self.eps)
+            .field("particles", &self.rho.len())
+            .field("members", &self.team.size())
+            .finish()
+    }
 }
 
 impl<const D: usize> BlobDensity<D> {
@@ -61,7 +92,62 @@ impl<const D: usize> BlobDensity<D> {
             rho: Vec::new(),
             slope_s: Vec::new(),
             acc_s: Vec::new(),
+            team: team::current(),
+            chunks: Vec::new(),
+            own: Ownership::default(),
         }
+    }
+
+    /// The sums divided among the members of `team` (the process's team,
+    /// [`team::current`], by default; module docs).
+    pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
+        self.team = team;
+        self
+    }
+
+    /// The slots of chunks `c`, for `n` particles.
+    fn slots(c: &Range<usize>, n: usize) -> Range<usize> {
+        (c.start * CHUNK).min(n)..(c.end * CHUNK).min(n)
+    }
+
+    /// Gathers `width` values per slot of every member's chunks into
+    /// `values` (slot order), each member sending its own and, if
+    /// `per_chunk` is `Some`, one number per chunk of its own (returned for
+    /// all chunks).
+    fn gather<T: Copy>(
+        &self,
+        values: &mut [T],
+        width: usize,
+        flat: impl Fn(&mut [T]) -> &mut [f64],
+        per_chunk: Option<&[f64]>,
+    ) -> Vec<f64> {
+        let n = values.len();
+        let (team, rank) = (&self.team, self.team.rank());
+        let extra = per_chunk.unwrap_or(&[]);
+        let with_extra = usize::from(per_chunk.is_some());
+        let counts: Vec<usize> = self
+            .chunks
+            .iter()
+            .map(|c| width * Self::slots(c, n).len() + with_extra * c.len())
+            .collect();
+        let mine_slots = Self::slots(&self.chunks[rank], n);
+        let mut mine = flat(&mut values[mine_slots]).to_vec();
+        mine.extend_from_slice(extra);
+        let mut all = vec![0.0; counts.iter().sum()];
+        team.all_gather(&mine, &counts, &mut all);
+        let mut got_extra = Vec::new();
+        let mut at = 0;
+        for c in &self.chunks {
+            let slots = Self::slots(c, n);
+            let len = width * slots.len();
+            flat(&mut values[slots]).copy_from_slice(&all[at..at + len]);
+            at += len;
+            if per_chunk.is_some() {
+                got_extra.extend_from_slice(&all[at..at + c.len()]);
+                at += c.len();
+            }
+        }
+        got_extra
     }
 
     /// Rebuild the neighbour list at the next [`compute`](Self::compute): its
@@ -87,8 +173,16 @@ impl<const D: usize> BlobDensity<D> {
 
     /// rho_eps at every particle of `x` (one species, weights `w`).
     pub fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> &[f64] {
-        self.list.update(x);
         let n = x.len();
+        let (size, rank) = (self.team.size(), self.team.rank());
+        let (own, chunks) = (&mut self.own, &mut self.chunks);
+        if size > 1 {
+            self.team.agree_on_interrupt();
+        }
+        self.list.update_chunks(x, |nc| {
+            *chunks = own.ranges(nc, size, |_| 1.0).to_vec();
+            chunks[rank].clone()
+        });
         let (order, rank) = (self.list.order(), self.list.rank());
         self.xs.resize(n, [0.0; D]);
         self.ws.resize(n, 0.0);
@@ -104,9 +198,13 @@ impl<const D: usize> BlobDensity<D> {
             });
         self.rho_s.resize(n, 0.0);
         let (kernel, list, xs, ws) = (&self.kernel, &self.list, &self.xs[..], &self.ws[..]);
+        let built = list.built_chunks();
         self.rho_s.par_chunks_mut(CHUNK).enumerate().for_each_init(
             ClusterLanes::new,
             |lanes, (chunk, out)| {
+                if !built.contains(&chunk) {
+                    return;
+                }
                 with_best_isa(DensityChunk {
                     kernel,
                     list,
@@ -118,6 +216,21 @@ impl<const D: usize> BlobDensity<D> {
                 })
             },
         );
+        if size > 1 {
+            // The pairs each chunk's clusters evaluate: its cost.
+            let cost: Vec<f64> = built
+                .clone()
+                .map(|c| {
+                    (self.list.clusters_of_chunk(c))
+                        .map(|k| (k.slots.len() * k.candidates.len()) as f64)
+                        .sum()
+                })
+                .collect();
+            let mut rho_s = std::mem::take(&mut self.rho_s);
+            let cost = self.gather(&mut rho_s, 1, |v| v, Some(&cost));
+            self.rho_s = rho_s;
+            self.own.observe(&cost);
+        }
         self.rho.resize(n, 0.0);
         let rho_s = &self.rho_s;
         self.rho
@@ -253,9 +366,13 @@ fn neighbour_gradient<const D: usize, const LINEAR: bool>(
     let kernel = density.kernel();
     let (xs, ws) = density.sorted_particles();
     let slope_s = &slope_s[..];
+    let built = list.built_chunks();
     acc_s.par_chunks_mut(CHUNK).enumerate().for_each_init(
         ClusterLanes::new,
         |lanes, (chunk, out)| {
+            if !built.contains(&chunk) {
+                return;
+            }
             with_best_isa(GradientChunk::<D, LINEAR> {
                 kernel,
                 list,
@@ -268,6 +385,9 @@ fn neighbour_gradient<const D: usize, const LINEAR: bool>(
             })
         },
     );
+    if density.team.size() > 1 {
+        density.gather(acc_s, D, |v| v.as_flattened_mut(), None);
+    }
     let acc_s = &acc_s[..];
     grad.par_chunks_mut(CHUNK)
         .zip(w.par_chunks(CHUNK))
@@ -451,6 +571,66 @@ mod tests {
         }
         check::<1>(600, 0.004);
         check::<2>(2500, 0.02);
+        check::<3>(3000, 0.05);
+    }
+
+    /// The sums divided among 2-4 members of a [`ThreadTeam`] (threads
+    /// standing for MPI ranks) give every member the single process's bits:
+    /// densities, gradient and linear gradient, over evaluations that keep
+    /// the list (small moves) and that rebuild it (a move past the skin,
+    /// where the ownership may be re-split from the chunks' costs).
+    ///
+    /// [`ThreadTeam`]: crate::util::team::ThreadTeam
+    #[test]
+    fn a_team_gets_the_single_process_bits() {
+        use crate::util::team::ThreadTeam;
+        fn check<const D: usize>(n: usize, eps: f64) {
+            // Clustered: the chunks' costs differ, so ownership moves.
+            let x0: Vec<[f64; D]> = (0..n)
+                .map(|i| {
+                    std::array::from_fn(|a| ((i * (2 * a + 3)) as f64 * 0.618_034).fract().powi(3))
+                })
+                .collect();
+            let w: Vec<f64> = (0..n).map(|i| (1.0 + (i % 7) as f64) / n as f64).collect();
+            let s: Vec<f64> = (0..n).map(|i| (i % 5) as f64 - 2.0).collect();
+            let run = |team: Option<Arc<dyn Team>>| {
+                let mut b = BlobDensity::<D>::new(eps);
+                if let Some(t) = team {
+                    b = b.with_team(t);
+                }
+                let mut out = Vec::new();
+                for (k, step) in [0.0, 0.01, 1.0, 1.01].iter().enumerate() {
+                    let x: Vec<[f64; D]> = x0
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            std::array::from_fn(|a| p[a] + step * eps * ((i + a) as f64).sin())
+                        })
+                        .collect();
+                    out.extend(
+                        DensityEstimator::compute(&mut b, &x, &w)
+                            .unwrap()
+                            .iter()
+                            .map(|v| v.to_bits()),
+                    );
+                    let mut g = vec![[0.0; D]; n];
+                    b.add_gradient(&x, &w, &s, &mut g);
+                    b.add_linear_gradient(&x, &w, &s, &mut g);
+                    out.extend(g.iter().flatten().map(|v| v.to_bits()));
+                    if k == 1 {
+                        b.reset();
+                    }
+                }
+                out
+            };
+            let single = run(None);
+            for size in 2..=4 {
+                for (rank, got) in ThreadTeam::run(size, |t| run(Some(t))).iter().enumerate() {
+                    assert!(got == &single, "D={D}: member {rank} of {size} differs");
+                }
+            }
+        }
+        check::<2>(9000, 0.012);
         check::<3>(3000, 0.05);
     }
 }

@@ -99,6 +99,9 @@ pub struct NeighbourList<const D: usize> {
     keys: Vec<(u64, u32)>,
     scratch: Vec<(u64, u32)>,
     chunks: Vec<ChunkClusters>,
+    /// The chunks whose clusters the last build searched (all of them but
+    /// in a divided evaluation, where each member searches its own).
+    built: Range<usize>,
     builds: usize,
 }
 
@@ -117,6 +120,7 @@ impl<const D: usize> NeighbourList<D> {
             keys: Vec::new(),
             scratch: Vec::new(),
             chunks: Vec::new(),
+            built: 0..0,
             builds: 0,
         }
     }
@@ -131,11 +135,28 @@ impl<const D: usize> NeighbourList<D> {
 
     /// Make the list valid for positions `x`; returns whether it was rebuilt.
     pub fn update(&mut self, x: &[[f64; D]]) -> bool {
+        self.update_chunks(x, |chunks| 0..chunks)
+    }
+
+    /// [`update`](Self::update) that, when it rebuilds, searches the
+    /// clusters of the chunks `owned(number of chunks)` only (a member of a
+    /// divided evaluation, whose sums run over its own chunks). Whether it
+    /// rebuilds, and so the slot order, does not depend on `owned`.
+    pub fn update_chunks(
+        &mut self,
+        x: &[[f64; D]],
+        owned: impl FnOnce(usize) -> Range<usize>,
+    ) -> bool {
         if self.is_valid_for(x) {
             return false;
         }
-        self.rebuild(x);
+        self.rebuild(x, owned(x.len().div_ceil(CHUNK)));
         true
+    }
+
+    /// The chunks whose clusters the last build searched.
+    pub fn built_chunks(&self) -> Range<usize> {
+        self.built.clone()
     }
 
     fn is_valid_for(&self, x: &[[f64; D]]) -> bool {
@@ -153,7 +174,7 @@ impl<const D: usize> NeighbourList<D> {
             })
     }
 
-    fn rebuild(&mut self, x: &[[f64; D]]) {
+    fn rebuild(&mut self, x: &[[f64; D]], owned: Range<usize>) {
         let n = x.len();
         assert!(n < u32::MAX as usize, "neighbour indices are u32");
         self.reference.clear();
@@ -177,7 +198,12 @@ impl<const D: usize> NeighbourList<D> {
         let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
         self.chunks
             .resize_with(n.div_ceil(CHUNK), ChunkClusters::default);
+        self.built = owned.clone();
         self.chunks.par_iter_mut().enumerate().for_each(|(c, out)| {
+            if !owned.contains(&c) {
+                *out = ChunkClusters::default();
+                return;
+            }
             ChunkBuild {
                 tree,
                 sorted,

@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::ops::Range;
-use std::sync::{Arc, Barrier, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 /// The members that share an evaluation (module docs). Every member calls
 /// the collective operations in the same order.
@@ -166,11 +166,55 @@ pub struct ThreadTeam {
 
 struct Shared {
     size: usize,
-    barrier: Barrier,
     slots: Mutex<Vec<Vec<f64>>>,
+    /// The barrier: members arrived in this generation, the generation, and
+    /// whether a member panicked (then every wait panics too, so a failing
+    /// member fails its test instead of hanging the others).
+    gate: Mutex<Gate>,
     /// Messages from member `from` to member `to` at `from * size + to`.
     mail: Mutex<Vec<VecDeque<Vec<f64>>>>,
-    arrived: Condvar,
+    /// Notified at the barrier's completion, and at a panic.
+    gate_changed: Condvar,
+    /// Notified at every message, and at a panic.
+    mail_changed: Condvar,
+}
+
+#[derive(Default)]
+struct Gate {
+    arrived: usize,
+    generation: u64,
+    poisoned: bool,
+}
+
+impl Shared {
+    fn wait_all(&self) {
+        let mut g = self.gate.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = g.generation;
+        g.arrived += 1;
+        if g.arrived == self.size {
+            g.arrived = 0;
+            g.generation += 1;
+            self.gate_changed.notify_all();
+            return;
+        }
+        while g.generation == generation {
+            assert!(!g.poisoned, "another member of the team panicked");
+            g = self.gate_changed.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn poison(&self) {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner()).poisoned = true;
+        self.gate_changed.notify_all();
+        // Under the mail lock: a receiver between its check and its wait
+        // holds it, so it is waiting when notified.
+        let _guard = self.mail.lock().unwrap_or_else(|e| e.into_inner());
+        self.mail_changed.notify_all();
+    }
+
+    fn poisoned(&self) -> bool {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner()).poisoned
+    }
 }
 
 impl ThreadTeam {
@@ -178,10 +222,11 @@ impl ThreadTeam {
     pub fn new(size: usize) -> Vec<ThreadTeam> {
         let shared = Arc::new(Shared {
             size,
-            barrier: Barrier::new(size),
             slots: Mutex::new(vec![Vec::new(); size]),
+            gate: Mutex::new(Gate::default()),
             mail: Mutex::new(vec![VecDeque::new(); size * size]),
-            arrived: Condvar::new(),
+            gate_changed: Condvar::new(),
+            mail_changed: Condvar::new(),
         });
         (0..size)
             .map(|rank| ThreadTeam {
@@ -192,14 +237,26 @@ impl ThreadTeam {
     }
 
     /// Runs `f(member)` on one thread per member of a team of `size` and
-    /// returns the results in member order.
+    /// returns the results in member order. A member that panics makes the
+    /// others panic at their next collective or receive, and this panics.
     pub fn run<T: Send>(size: usize, f: impl Fn(Arc<dyn Team>) -> T + Sync) -> Vec<T> {
         let members = ThreadTeam::new(size);
         std::thread::scope(|s| {
             let f = &f;
             let handles: Vec<_> = members
                 .into_iter()
-                .map(|m| s.spawn(move || f(Arc::new(m))))
+                .map(|m| {
+                    s.spawn(move || {
+                        let shared = m.shared.clone();
+                        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            f(Arc::new(m))
+                        }));
+                        out.unwrap_or_else(|e| {
+                            shared.poison();
+                            std::panic::resume_unwind(e)
+                        })
+                    })
+                })
                 .collect();
             handles
                 .into_iter()
@@ -219,7 +276,7 @@ impl Team for ThreadTeam {
     fn all_gather(&self, mine: &[f64], counts: &[usize], all: &mut [f64]) {
         assert_eq!(mine.len(), counts[self.rank], "all_gather: wrong count");
         self.shared.slots.lock().unwrap()[self.rank] = mine.to_vec();
-        self.shared.barrier.wait();
+        self.shared.wait_all();
         {
             let slots = self.shared.slots.lock().unwrap();
             let mut at = 0;
@@ -229,12 +286,12 @@ impl Team for ThreadTeam {
             }
         }
         // Nobody overwrites a slot before every member has read them all.
-        self.shared.barrier.wait();
+        self.shared.wait_all();
     }
     fn send(&self, to: usize, data: &[f64]) {
         let mut mail = self.shared.mail.lock().unwrap();
         mail[self.rank * self.shared.size + to].push_back(data.to_vec());
-        self.shared.arrived.notify_all();
+        self.shared.mail_changed.notify_all();
     }
     fn receive(&self, from: usize) -> Vec<f64> {
         let box_ = from * self.shared.size + self.rank;
@@ -243,7 +300,11 @@ impl Team for ThreadTeam {
             if let Some(m) = mail[box_].pop_front() {
                 return m;
             }
-            mail = self.shared.arrived.wait(mail).unwrap();
+            assert!(
+                !self.shared.poisoned(),
+                "another member of the team panicked"
+            );
+            mail = self.shared.mail_changed.wait(mail).unwrap();
         }
     }
 }
@@ -288,6 +349,27 @@ mod tests {
         own.observe(&[3.0, 3.0, 3.0, 3.0, 1.0, 1.0, 1.0, 1.0]);
         assert_eq!(own.rebalances, 1);
         assert_eq!(own.ranges(8, 2, |_| 1.0), &[0..3, 3..8][..]);
+    }
+
+    /// A member that panics fails the team instead of hanging it.
+    #[test]
+    fn a_panicking_member_fails_the_team() {
+        for collective in [true, false] {
+            let r = std::panic::catch_unwind(|| {
+                ThreadTeam::run(3, |t| {
+                    if t.rank() == 1 {
+                        panic!("member 1 fails");
+                    }
+                    if collective {
+                        let mut all = [0.0; 3];
+                        t.all_gather(&[0.0], &[1, 1, 1], &mut all);
+                    } else {
+                        t.receive(1);
+                    }
+                })
+            });
+            assert!(r.is_err());
+        }
     }
 
     #[test]
