@@ -1,38 +1,42 @@
 //! `jko run` under MPI (`mpirun -n P jko run SCENARIO --out DIR`), built
-//! with the `mpi` feature. This is the first slice of the distributed run
-//! (docs/mpi.md has the whole plan): **replicated state, divided pair sum**.
+//! with the `mpi` feature (docs/mpi.md has the whole plan). This slice:
+//! **replicated state, work divided by space**.
 //!
 //! # Decomposition
 //!
 //! Every rank holds the whole state: all positions, the L-BFGS history, the
-//! neighbour lists. Every rank runs the same driver, the same JKO steps and
-//! the same optimizer on the same numbers, so every decision (line search,
-//! stopping rule, rejected steps and sub-steps) is taken identically on
-//! every rank without any message: the state stays replicated because each
-//! rank computes the same bits. What is divided is the O(N^2) part, the
-//! direct pair sum of the coupling (d = 2, 3, `method = "direct"`, or
-//! `"auto"` below its crossover): rank r owns a contiguous range of the
-//! sum's block rows of 256 particles ([`BlockLayout::split`], ranges of
-//! about equal pair count), fixed by N and P alone.
+//! neighbour lists' order, the tree. Every rank runs the same driver, the
+//! same JKO steps and the same optimizer on the same numbers, so every
+//! decision (line search, stopping rule, rejected steps and sub-steps) is
+//! taken identically on every rank without any message: the state stays
+//! replicated because each rank computes the same bits. What is divided is
+//! the work of the evaluations, through the numerics' seam
+//! [`crate::util::team`]: [`setup`] installs the world communicator as the
+//! process's [`Team`], and the backends built afterwards divide their work
+//! among its members:
 //!
-//! # Exchanges per evaluation (one evaluation of E and its gradient)
+//! - the direct pair sum (d = 2, 3) by block rows of 256 particles
+//!   (`coupling::direct`, `BlockLayout`);
+//! - the multipole tree (d = 2, 3) by frontier subtrees (far field) and
+//!   near-field tasks, ranges of the tree's Morton order owned by measured
+//!   cost (`coupling/tree/engine/divided.rs`);
+//! - the neighbour-list densities and their gradients by chunks of the
+//!   lists' Morton order, owned by cost (`density::blob`).
 //!
-//! 1. `allgatherv` of the row sums S_j of each rank's blocks (N x d numbers
-//!    in all) and of its block rows' energies (N / 256 numbers);
-//! 2. a pipeline rank 0 -> 1 -> ... -> P-1: rank r receives the partial
-//!    field of the particles from its first block on, adds its blocks'
-//!    column sums in ascending block order, and passes the rest on (at most
-//!    N x d numbers per hop). This keeps the single process's order of every
-//!    floating-point addition ([`BlockLayout`]), so the field has the same
-//!    bits as a single process's for every P;
-//! 3. `allgatherv` of the finished field of each rank's particles (N x d).
+//! Each keeps the single process's order of every floating-point addition,
+//! so the run has the single process's bits on any number of ranks. The
+//! rest (the mesh estimator, the box's mesh, 1D, the optimizer's vectors,
+//! the trees' and lists' builds) is computed on every rank.
 //!
-//! 4. a one-byte `allreduce`: a signal pending on any rank (below).
+//! # Exchanges
 //!
-//! Per step: the same one-byte `allreduce` (the step's decisions are replicated). Per run:
-//! one `allgather` at the start checks that every rank read the same
-//! scenario (SHA-256 of the file) and that there are no more ranks than
-//! particles.
+//! Per evaluation, the backends' `all_gather`s and point-to-point messages
+//! (their module docs; about N (1 + d) numbers per divided term) and a
+//! one-byte `allreduce` per divided term: a signal pending on any rank
+//! (below). Per step: the same one-byte `allreduce` (the step's decisions
+//! are replicated). Per run: one `allgather` at the start checks that every
+//! rank read the same scenario (SHA-256 of the file) and that there are no
+//! more ranks than particles.
 //!
 //! # Output
 //!
@@ -61,7 +65,7 @@
 //!
 //! SIGINT/SIGTERM (which `mpirun` forwards to every rank) only mark a signal
 //! *pending*; the ranks agree on it by a one-byte `allreduce` at every
-//! evaluation of the distributed sum and after every step
+//! divided evaluation and after every step
 //! (`agree_on_signal`), then all stop at the same point, write the same
 //! checkpoint (rank 0's in DIR) and exit with status 130, as one process
 //! does (`mpirun`, when it is the process signalled, exits with 1).
@@ -69,9 +73,9 @@
 //! by default about a second: a longer evaluation is cut short, and the
 //! checkpoint of the last written step stays valid.
 //!
-//! Not yet: distributed positions (ownership by space, ghosts, a
-//! distributed L-BFGS vector), division of the density estimates and of
-//! the tree.
+//! Not yet: distributed positions (ghosts, a distributed L-BFGS vector,
+//! memory divided among the ranks), division of the mesh estimator and of
+//! the box's mesh Poisson solve.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -251,6 +255,7 @@ pub fn setup(mpi: &Mpi, path: &Path) -> std::result::Result<Scenario, SetupFailu
     crate::util::team::install(Arc::new(WorldTeam {
         rank: mpi.rank,
         size: mpi.size,
+        seconds: std::sync::Mutex::new(0.0),
     }));
     Ok(scenario)
 }
@@ -343,6 +348,17 @@ fn scratch_dir(rank: usize) -> PathBuf {
 struct WorldTeam {
     rank: usize,
     size: usize,
+    /// Seconds spent in the calls below (run.json's `exchange_s`).
+    seconds: std::sync::Mutex<f64>,
+}
+
+impl WorldTeam {
+    fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
+        let clock = std::time::Instant::now();
+        let out = f();
+        *self.seconds.lock().unwrap_or_else(|e| e.into_inner()) += clock.elapsed().as_secs_f64();
+        out
+    }
 }
 
 impl Team for WorldTeam {
@@ -365,18 +381,22 @@ impl Team for WorldTeam {
             })
             .collect();
         let mut partition = PartitionMut::new(all, &counts[..], &displs[..]);
-        world().all_gather_varcount_into(mine, &mut partition);
+        self.timed(|| world().all_gather_varcount_into(mine, &mut partition));
     }
 
     fn send(&self, to: usize, data: &[f64]) {
-        world().process_at_rank(to as i32).send(data);
+        self.timed(|| world().process_at_rank(to as i32).send(data));
     }
 
     fn receive(&self, from: usize) -> Vec<f64> {
-        world().process_at_rank(from as i32).receive_vec::<f64>().0
+        self.timed(|| world().process_at_rank(from as i32).receive_vec::<f64>().0)
     }
 
     fn agree_on_interrupt(&self) {
-        agree_on_signal(&world());
+        self.timed(|| agree_on_signal(&world()));
+    }
+
+    fn exchange_seconds(&self) -> f64 {
+        *self.seconds.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

@@ -11,6 +11,8 @@
 //!   "scenario": { "path": "s.toml", "sha256": "…", "bytes": 1234 },
 //!   "seed": 42, "dimension": 2, "species": 2, "particles": 4000,
 //!   "threads": 2, "host": "node17", "pid": 4242,
+//!   "ranks": 1,                            // MPI ranks (1: a single process)
+//!   "exchange_s": null | 3.2,              // under MPI: rank 0's seconds in exchanges
 //!   "started": "2026-12-05T16:40:00Z", "updated": "…", "ended": "…" | null,
 //!   "wall_time_s": { "total": 12.5, "setup": 0.3, "steps": 11.9, "output": 0.3 },
 //!   "steps_done": 50,                      // stages for a particle equilibrium
@@ -27,7 +29,10 @@
 //! owns the directory, again at every checkpoint (a killed run's says
 //! `"running"` with the time of its last checkpoint), and at the end. The
 //! wall time is split by phase: `setup` until the first step starts,
-//! `steps` inside the solver, `output` writing files and checkpoints.
+//! `steps` inside the solver, `output` writing files and checkpoints. Under
+//! MPI (`ranks` > 1) `exchange_s` is the part of rank 0's time spent in the
+//! exchanges of the divided evaluations, waiting for the other ranks
+//! included (`crate::util::team`).
 //! `iterations` and `evaluations` count the steps that make the output (steps
 //! redone after a resume are counted once), so `iterations` is the sum of
 //! energy.csv's column: L-BFGS iterations and energy-gradient evaluations
@@ -106,6 +111,8 @@ struct Record {
     threads: usize,
     host: String,
     pid: u32,
+    ranks: usize,
+    exchange_s: Option<f64>,
     started: String,
     updated: String,
     ended: Option<String>,
@@ -176,6 +183,8 @@ impl RunRecord {
                 threads: rayon::current_num_threads(),
                 host: gethostname::gethostname().to_string_lossy().into_owned(),
                 pid: std::process::id(),
+                ranks: crate::util::team::current().size(),
+                exchange_s: None,
                 updated: started.clone(),
                 started,
                 ended: None,
@@ -239,6 +248,8 @@ impl RunRecord {
             steps: spent[Phase::Steps as usize],
             output: spent[Phase::Output as usize],
         };
+        let team = crate::util::team::current();
+        self.record.exchange_s = (team.size() > 1).then(|| team.exchange_seconds());
         self.record.updated = now_text();
         let mut text = serde_json::to_vec_pretty(&self.record)
             .map_err(|e| Error::io(&self.path, std::io::Error::other(e)))?;

@@ -40,6 +40,11 @@ pub trait Team: Send + Sync {
     /// member becomes a request on every member here (MPI: a signal reaches
     /// the ranks at different times; all must stop at the same point).
     fn agree_on_interrupt(&self) {}
+    /// Seconds this member has spent in the team's collectives and messages
+    /// so far, waiting for the others included (0 for [`Solo`]).
+    fn exchange_seconds(&self) -> f64 {
+        0.0
+    }
 }
 
 /// The team of one: a single process.

@@ -103,6 +103,19 @@ fn same_as_one_process(name: &str) {
         assert_close(&single, &dir, "particles.csv", 1e-10, &what);
         assert_close(&single, &dir, "energy.csv", 1e-10, &what);
         assert_eq!(outputs(&single), outputs(&dir), "{what}: {OUTPUTS:?} bytes");
+        // run.json tells the rank count, and the time in exchanges under MPI.
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+        assert_eq!(record["ranks"], p, "{what}: run.json ranks");
+        let exchange = &record["exchange_s"];
+        if p > 1 {
+            assert!(
+                exchange.as_f64().is_some_and(|s| s >= 0.0),
+                "{what}: {exchange}"
+            );
+        } else {
+            assert!(exchange.is_null(), "{what}: {exchange}");
+        }
     }
 }
 
