@@ -53,6 +53,14 @@
 //! failure at the same step; rank 0 alone meets an I/O error) ends the job
 //! with `MPI_Abort` and the error's exit status, so no rank waits forever in
 //! a collective; a rank that dies is seen by `mpirun`, which ends the others.
+//! A rank that stops answering without dying (stuck in a system call, a
+//! node that froze) is met by the **watchdog**: MPI has no timeout on its
+//! collectives, so every exchange marks the time it started, and a thread
+//! of each rank ends the job (`MPI_Abort`, status [`EXIT_TIMEOUT`], with a
+//! message naming the rank and the limit) when one has waited longer than
+//! `JKO_MPI_TIMEOUT` seconds ([`DEFAULT_TIMEOUT_S`] unless set; the longest
+//! legitimate wait is a slower rank's evaluation or rank 0 writing a
+//! checkpoint).
 //!
 //! # Checkpoints and resume
 //!
@@ -78,8 +86,9 @@
 //! the box's mesh Poisson solve.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use mpi::Count;
 use mpi::collective::SystemOperation;
@@ -110,6 +119,78 @@ pub fn launched_by_mpirun() -> bool {
 /// A signal this rank received and the others may not know of yet.
 static PENDING: AtomicBool = AtomicBool::new(false);
 
+/// Seconds a rank may wait in one exchange before the watchdog ends the job,
+/// unless `JKO_MPI_TIMEOUT` says otherwise (module docs, "Failure").
+pub const DEFAULT_TIMEOUT_S: f64 = 600.0;
+
+/// Exit status of a job the watchdog ended (sysexits' EX_TEMPFAIL).
+pub const EXIT_TIMEOUT: i32 = 75;
+
+/// When the exchange this rank is in started (milliseconds on [`clock_ms`],
+/// plus one), or 0 outside exchanges.
+static WAITING_SINCE_MS: AtomicU64 = AtomicU64::new(0);
+
+fn clock_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
+}
+
+/// Runs `f`, a blocking exchange with the other ranks, under the watch of
+/// the watchdog.
+fn exchange<T>(f: impl FnOnce() -> T) -> T {
+    WAITING_SINCE_MS.store(clock_ms(), Ordering::SeqCst);
+    let out = f();
+    WAITING_SINCE_MS.store(0, Ordering::SeqCst);
+    out
+}
+
+/// The watchdog's limit: `JKO_MPI_TIMEOUT` (seconds > 0), else the default.
+fn timeout_s() -> std::result::Result<f64, String> {
+    match std::env::var("JKO_MPI_TIMEOUT") {
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_TIMEOUT_S),
+        Ok(v) => match v.trim().parse::<f64>() {
+            Ok(t) if t > 0.0 && t.is_finite() => Ok(t),
+            _ => Err(format!(
+                "{v:?}: expected a number of seconds > 0 (the longest wait for the other \
+                 ranks in one exchange; default {DEFAULT_TIMEOUT_S})"
+            )),
+        },
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Starts the thread that ends the job when this rank has waited in one
+/// exchange for more than `timeout` seconds.
+fn start_watchdog(rank: usize, timeout: f64, multiple: bool) {
+    let limit_ms = (timeout * 1e3).ceil() as u64;
+    let period = Duration::from_millis((limit_ms / 10).clamp(10, 1000));
+    let spawned = std::thread::Builder::new()
+        .name("jko-mpi-watchdog".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(period);
+                let since = WAITING_SINCE_MS.load(Ordering::SeqCst);
+                if since != 0 && clock_ms().saturating_sub(since) > limit_ms {
+                    eprintln!(
+                        "jko: error on MPI rank {rank}: no exchange with the other ranks completed \
+                         for {timeout} s (JKO_MPI_TIMEOUT): a rank is stuck or dead; ending the job"
+                    );
+                    if multiple {
+                        world().abort(EXIT_TIMEOUT);
+                    }
+                    // MPI may not be called from this thread: end this rank,
+                    // and `mpirun` the others.
+                    std::process::abort();
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!(
+            "jko: warning: MPI rank {rank}: no watchdog ({e}): a stuck rank will hang the job"
+        );
+    }
+}
+
 /// Routes SIGINT and SIGTERM to a *pending* request that the ranks agree on
 /// (`agree_on_signal`) before any of them acts on it: a rank that stopped
 /// at the signal by itself would leave the others in a collective. A second
@@ -131,7 +212,7 @@ pub fn install_signals() -> std::io::Result<()> {
 fn agree_on_signal(w: &SimpleCommunicator) {
     let mine = PENDING.load(Ordering::Relaxed) as u8;
     let mut any = 0u8;
-    w.all_reduce_into(&mine, &mut any, SystemOperation::max());
+    exchange(|| w.all_reduce_into(&mine, &mut any, SystemOperation::max()));
     if any != 0 {
         interrupt::request();
     }
@@ -169,6 +250,8 @@ pub struct Mpi {
     _universe: Universe,
     rank: usize,
     size: usize,
+    /// Whether any thread may call MPI (the watchdog's `MPI_Abort`).
+    multiple: bool,
 }
 
 /// The world communicator (a handle: cheap, and not kept in the backends,
@@ -178,14 +261,18 @@ fn world() -> SimpleCommunicator {
 }
 
 impl Mpi {
-    /// Initializes MPI; only the main thread calls it (rayon's threads compute).
+    /// Initializes MPI; only the main thread exchanges (rayon's threads
+    /// compute, the watchdog may abort).
     pub fn init() -> std::result::Result<Self, String> {
-        let (universe, _) = mpi::initialize_with_threading(mpi::Threading::Funneled)
+        // Multiple, if the library has it, for the watchdog's MPI_Abort;
+        // the computation itself calls MPI from the main thread only.
+        let (universe, level) = mpi::initialize_with_threading(mpi::Threading::Multiple)
             .ok_or_else(|| "MPI was already initialized".to_string())?;
         let w = universe.world();
         Ok(Mpi {
             rank: w.rank() as usize,
             size: w.size() as usize,
+            multiple: level == mpi::Threading::Multiple,
             _universe: universe,
         })
     }
@@ -221,7 +308,13 @@ pub struct SetupFailure {
 /// as the process's [`Team`], so the backends built from now on divide
 /// their work among the ranks.
 pub fn setup(mpi: &Mpi, path: &Path) -> std::result::Result<Scenario, SetupFailure> {
-    let local = read_scenario(mpi, path);
+    let timeout = timeout_s();
+    if let Ok(t) = timeout {
+        start_watchdog(mpi.rank, t, mpi.multiple);
+    }
+    let local = timeout
+        .map_err(|m| Error::input(Path::new("environment"), "JKO_MPI_TIMEOUT", m))
+        .and_then(|_| read_scenario(mpi, path));
     // [status, digest...]: status 0 ok, else the exit code.
     let mut mine = [0u8; 33];
     match &local {
@@ -229,7 +322,7 @@ pub fn setup(mpi: &Mpi, path: &Path) -> std::result::Result<Scenario, SetupFailu
         Err(e) => mine[0] = e.exit_code().clamp(1, 255) as u8,
     }
     let mut all = vec![0u8; 33 * mpi.size];
-    world().all_gather_into(&mine[..], &mut all[..]);
+    exchange(|| world().all_gather_into(&mine[..], &mut all[..]));
     let first_bad = all.chunks(33).position(|c| c[0] != 0);
     if let Some(r) = first_bad {
         let code = all[33 * r] as i32;
@@ -312,7 +405,7 @@ pub fn run(
         } else {
             Ok(())
         };
-        world().barrier();
+        exchange(|| world().barrier());
         copied.map_err(|e| Error::io(out, e))?;
     }
     if mpi.rank == 0 {
@@ -354,8 +447,8 @@ struct WorldTeam {
 
 impl WorldTeam {
     fn timed<T>(&self, f: impl FnOnce() -> T) -> T {
-        let clock = std::time::Instant::now();
-        let out = f();
+        let clock = Instant::now();
+        let out = exchange(f);
         *self.seconds.lock().unwrap_or_else(|e| e.into_inner()) += clock.elapsed().as_secs_f64();
         out
     }

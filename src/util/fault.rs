@@ -12,6 +12,9 @@
 //!   particles.csv, after writing its K-th checkpoint to the temporary file but
 //!   before renaming it, between the two renames of its K-th checkpoint, or
 //!   right after the energy row of step K (counts start at 1 in each process);
+//! * `hang@frame:K`, ..., `hang@step:K`: at the same points the process
+//!   stops answering instead (it sleeps for ever), as a rank stuck in a
+//!   system call or a dead node would (the MPI watchdog's test);
 //! * `disk=B`: every write fails with "no space left on device" once the
 //!   process has written B bytes of output and checkpoints.
 
@@ -51,7 +54,8 @@ mod active {
     #[derive(Default)]
     struct Plan {
         eval: Option<(EvalFault, u64, bool)>,
-        kill: Option<(KillPoint, u64)>,
+        /// The point, its count, and whether to hang instead of dying.
+        kill: Option<(KillPoint, u64, bool)>,
         disk: Option<u64>,
     }
 
@@ -70,7 +74,11 @@ mod active {
             for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                 if let Some(b) = item.strip_prefix("disk=") {
                     p.disk = Some(b.parse().unwrap_or_else(|_| bad(item)));
-                } else if let Some(k) = item.strip_prefix("kill@") {
+                } else if let Some((k, hang)) = item
+                    .strip_prefix("kill@")
+                    .map(|k| (k, false))
+                    .or_else(|| item.strip_prefix("hang@").map(|k| (k, true)))
+                {
                     let (at, n) = k.split_once(':').unwrap_or_else(|| bad(item));
                     let point = match at {
                         "frame" => KillPoint::Frame,
@@ -79,7 +87,7 @@ mod active {
                         "step" => KillPoint::Step,
                         _ => bad(item),
                     };
-                    p.kill = Some((point, n.parse().unwrap_or_else(|_| bad(item))));
+                    p.kill = Some((point, n.parse().unwrap_or_else(|_| bad(item)), hang));
                 } else {
                     let (kind, at) = item.split_once('@').unwrap_or_else(|| bad(item));
                     let fault = match kind {
@@ -110,12 +118,19 @@ mod active {
     }
 
     pub fn kill_point(point: KillPoint) {
-        let Some((p, nth)) = plan().kill else { return };
+        let Some((p, nth, hang)) = plan().kill else {
+            return;
+        };
         if p != point {
             return;
         }
         let count = COUNTS[point as usize].fetch_add(1, Ordering::SeqCst) + 1;
         if count == nth {
+            if hang {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
             let _ = signal_hook::low_level::raise(signal_hook::consts::SIGKILL);
         }
     }

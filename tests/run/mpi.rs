@@ -271,6 +271,62 @@ fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
     resume_to_the_same_bytes(&s, &out, &single);
 }
 
+/// A rank that stops answering without dying (the fault `hang@step:2`, on
+/// rank 1 only: an MPMD launch) leaves rank 0 waiting in its next exchange;
+/// after `JKO_MPI_TIMEOUT` seconds rank 0's watchdog ends the job with
+/// status 75 and a message naming the limit: no hang.
+#[test]
+fn a_rank_that_hangs_ends_the_job_after_the_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scenario("pnp_2d");
+    let out = tmp.path().join("out");
+    let bin = env!("CARGO_BIN_EXE_jko");
+    let run = ["run", path(&s), "--out", path(&out), "--quiet"];
+    let clock = std::time::Instant::now();
+    let o = Command::new("timeout")
+        .args([
+            "-k",
+            "5",
+            "120",
+            "mpirun",
+            "--oversubscribe",
+            "--allow-run-as-root",
+        ])
+        .args(["-x", "JKO_MPI_TIMEOUT=3", "-n", "1", bin])
+        .args(run)
+        .args([":", "-n", "1", "env", "JKO_FAULT=hang@step:2", bin])
+        .args(run)
+        .env_remove("JKO_FAULT")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(75), "{err}");
+    assert!(
+        err.contains("no exchange with the other ranks completed for 3 s (JKO_MPI_TIMEOUT)"),
+        "{err}"
+    );
+    assert!(clock.elapsed().as_secs() < 60, "{:?}", clock.elapsed());
+}
+
+/// A bad `JKO_MPI_TIMEOUT` is bad input: status 2, said once.
+#[test]
+fn a_bad_timeout_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scenario("pnp_2d");
+    let out = tmp.path().join("out");
+    let o = mpirun_command(2, &["run", path(&s), "--out", path(&out)], 60)
+        .env("JKO_MPI_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("JKO_MPI_TIMEOUT").count(), 1, "{err}");
+    assert!(
+        err.contains("\"soon\": expected a number of seconds > 0"),
+        "{err}"
+    );
+}
+
 /// SIGTERM to `mpirun` (forwarded to every rank): the ranks agree on it,
 /// stop at the same point, write the checkpoint and exit with status 130;
 /// `--resume` on 2 ranks then ends with one uninterrupted process's bytes.
