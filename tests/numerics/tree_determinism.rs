@@ -100,6 +100,9 @@ fn tree_divided_among_a_team_gives_the_single_process_bits() {
     check::<2>("two_clusters", 20_000, 1e-6);
     check::<3>("core_halo", 20_000, 1e-6);
     check::<3>("uniform", 3_000, 1e-3);
+    // One leaf, a handful of points: fewer units of work than members.
+    check::<2>("gaussian", 40, 1e-6);
+    check::<3>("gaussian", 3, 1e-6);
 }
 
 #[test]
