@@ -345,7 +345,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// The size and rank of the job, when `mpirun` (Open MPI, or a PMI
+/// launcher) started this process.
+fn mpirun_job() -> Option<(usize, usize)> {
+    let var = |k: &str| std::env::var(k).ok()?.trim().parse::<usize>().ok();
+    [
+        ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
+        ("PMI_SIZE", "PMI_RANK"),
+    ]
+    .iter()
+    .find_map(|(size, rank)| Some((var(size)?, var(rank).unwrap_or(0))))
+}
+
+/// Refuses several processes started by `mpirun` for what cannot share a
+/// run (they would all write DIR): a build without the `mpi` feature, or a
+/// command other than `jko run`. Said once, by rank 0; status 2.
+fn refuse_mpirun(cli: &Cli) -> Option<ExitCode> {
+    let (size, rank) = mpirun_job().filter(|&(size, _)| size > 1)?;
+    let run = matches!(cli.command, Command::Run { .. });
+    let why = if !cfg!(feature = "mpi") {
+        "this jko was built without the `mpi` feature: build it with `cargo build --release --features mpi` (README, \"On a cluster (MPI)\")"
+    } else if !run {
+        "only `jko run` runs under MPI: run this command as one process"
+    } else {
+        return None;
+    };
+    if rank == 0 {
+        eprintln!("jko: error: started by mpirun as {size} processes, but {why}");
+    }
+    Some(ExitCode::from(2))
+}
+
 fn dispatch(cli: Cli) -> ExitCode {
+    if let Some(code) = refuse_mpirun(&cli) {
+        return code;
+    }
     let result = match cli.command {
         Command::Run {
             scenario,

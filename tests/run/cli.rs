@@ -830,3 +830,32 @@ fn quasi_sampling_from_a_scenario_file() {
     assert!(outputs(&random) == outputs(&default));
     assert!(outputs(&random) != outputs(&quasi));
 }
+
+/// A build without the `mpi` feature started by `mpirun` as several
+/// processes (simulated here by the launcher's variables) refuses to run,
+/// rather than let every process write DIR: status 2, said by rank 0 only.
+/// (Under the `mpi` feature these variables make `jko run` start MPI, so
+/// the test is for the default build; tests/run/mpi.rs has its MPI twin.)
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn a_build_without_mpi_under_mpirun_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = write(tmp.path(), "s.toml", &small_scenario(2));
+    let out = tmp.path().join("out");
+    for (rank, said) in [("0", 1), ("1", 0)] {
+        let o = jko()
+            .args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .env("OMPI_COMM_WORLD_SIZE", "2")
+            .env("OMPI_COMM_WORLD_RANK", rank)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(
+            err.matches("built without the `mpi` feature").count(),
+            said,
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}

@@ -308,6 +308,24 @@ fn a_rank_that_hangs_ends_the_job_after_the_timeout() {
     assert!(clock.elapsed().as_secs() < 60, "{:?}", clock.elapsed());
 }
 
+/// Only `jko run` runs under MPI: another command started as several
+/// processes would have them all write DIR. Status 2, said once.
+#[test]
+fn other_commands_under_mpirun_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = scenario("pnp_2d");
+    let out = tmp.path().join("out");
+    let o = mpirun(2, &["eulerian", path(&s), "--out", path(&out)], 60);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert_eq!(
+        err.matches("only `jko run` runs under MPI").count(),
+        1,
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+}
+
 /// A bad `JKO_MPI_TIMEOUT` is bad input: status 2, said once.
 #[test]
 fn a_bad_timeout_is_refused() {
