@@ -37,6 +37,15 @@
 //! reach so the FFT's periodic wrap-around never reaches a particle: the
 //! energy is the same function of X wherever the window sits, so it does not
 //! jump when particles move the window during a line search.
+//!
+//! Divided among the members of a [`Team`] (MPI ranks): the interpolations
+//! (rho_i, and the gradient's pass) are per particle, so each member does
+//! those of its own ranges of `CHUNK` particles (equal counts: every
+//! particle costs one stencil) and an `all_gather` gives every member all
+//! of them, with the single process's bits. The deposits and the FFTs are
+//! done on every member: the deposit's chunk grids are summed in chunk
+//! order, and at large meshes there is a single chunk, so dividing it would
+//! change the order of the additions.
 
 use crate::util::math::cubic_bspline as bspline;
 use rayon::prelude::*;
@@ -46,6 +55,9 @@ use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::util::fft::{GridFft, fast_length};
 use crate::util::grid::Grid;
 use crate::util::parallel::CHUNK;
+use crate::util::team::{self, Team, split_by_cost};
+use std::ops::Range;
+use std::sync::Arc;
 
 /// eps / Delta: two mesh cells per kernel standard deviation. The B-spline's
 /// aliasing then perturbs the estimate by ~(1/(4 pi))^4 ~ 4e-5 relative, and
@@ -190,6 +202,8 @@ pub struct MeshDensity<const D: usize> {
     work: Vec<Complex<f64>>,
     lines: Vec<Complex<f64>>,
     rho: Vec<f64>,
+    /// The members dividing the interpolations (module docs).
+    team: Arc<dyn Team>,
 }
 
 impl<const D: usize> std::fmt::Debug for MeshDensity<D> {
@@ -237,7 +251,32 @@ impl<const D: usize> MeshDensity<D> {
             work: Vec::new(),
             lines: Vec::new(),
             rho: Vec::new(),
+            team: team::current(),
         }
+    }
+
+    /// The interpolations divided among the members of `team` (the
+    /// process's team, [`team::current`], by default; module docs).
+    pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
+        self.team = team;
+        self
+    }
+
+    /// Every member's chunks of `CHUNK` particles, of `n`.
+    fn parts(&self, n: usize) -> Vec<Range<usize>> {
+        split_by_cost(&vec![1.0; n.div_ceil(CHUNK)], self.team.size())
+    }
+
+    /// After each member wrote `width` values per particle of its own
+    /// chunks into `values`: every member gets all of them.
+    fn gather(&self, values: &mut [f64], width: usize) {
+        let n = values.len() / width;
+        let slots =
+            |c: &Range<usize>| width * (c.start * CHUNK).min(n)..width * (c.end * CHUNK).min(n);
+        let parts = self.parts(n);
+        let counts: Vec<usize> = parts.iter().map(|c| slots(c).len()).collect();
+        let mine = values[slots(&parts[self.team.rank()])].to_vec();
+        self.team.all_gather(&mine, &counts, values);
     }
 
     /// The kernel's standard deviation eps (before the narrowing that makes
@@ -428,11 +467,18 @@ impl<const D: usize> MeshDensity<D> {
         self.convolve(true);
         let window = self.window.as_ref().expect("placed");
         let (phi, inv) = (&self.phi[..], 1.0 / self.spacing);
+        let divided = self.team.size() > 1;
+        if divided {
+            self.team.agree_on_interrupt();
+        }
+        let mine = self.parts(x.len())[self.team.rank()].clone();
         self.rho.resize(x.len(), 0.0);
         self.rho
             .par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(rho, x)| {
+            .enumerate()
+            .filter(|(c, _)| mine.contains(c))
+            .for_each(|(_, (rho, x))| {
                 let mut nodes = [0.0; 64];
                 for (r, xi) in rho.iter_mut().zip(x) {
                     let (base, w, _) = window.stencil(xi, inv);
@@ -445,6 +491,11 @@ impl<const D: usize> MeshDensity<D> {
                         .sum();
                 }
             });
+        if divided {
+            let mut rho = std::mem::take(&mut self.rho);
+            self.gather(&mut rho, 1);
+            self.rho = rho;
+        }
         Ok(&self.rho)
     }
 
@@ -494,9 +545,11 @@ impl<const D: usize> MeshDensity<D> {
         self.convolve(false);
         let window = self.window.as_ref().expect("placed");
         let (phi, b, inv) = (&self.phi[..], &self.conv[..], 1.0 / self.spacing);
+        let mine = self.parts(x.len())[self.team.rank()].clone();
         grad.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .enumerate()
+            .filter(|(c, _)| mine.contains(c))
             .for_each(|(c, (g, x))| {
                 let mut nodes = [[0.0; 64]; D];
                 for (k, (gi, xi)) in g.iter_mut().zip(x).enumerate() {
@@ -519,6 +572,11 @@ impl<const D: usize> MeshDensity<D> {
                     }
                 }
             });
+        // The gradient was the same on every member before this pass, so
+        // the owners' values are every member's.
+        if self.team.size() > 1 {
+            self.gather(grad.as_flattened_mut(), D);
+        }
     }
 }
 
@@ -810,6 +868,39 @@ mod estimate_tests {
         let one = crate::util::parallel::on_threads(1, run);
         let two = crate::util::parallel::on_threads(2, run);
         assert!(one == two);
+    }
+
+    /// The interpolations divided among 2-4 members of a team (threads
+    /// standing for MPI ranks) give every member the single process's bits:
+    /// densities, gradient (added to a gradient already holding other
+    /// terms) and linear gradient.
+    #[test]
+    fn a_team_gets_the_single_process_bits() {
+        use crate::util::team::ThreadTeam;
+        fn check<const D: usize>(n: usize, eps: f64) {
+            let (x, w) = gaussian_cloud::<D>(n, 3);
+            let run = |team: Option<Arc<dyn Team>>| {
+                let mut mesh = MeshDensity::<D>::new(eps, usize::MAX);
+                if let Some(t) = team {
+                    mesh = mesh.with_team(t);
+                }
+                let rho = mesh.compute(&x, &w).unwrap().to_vec();
+                let slope: Vec<f64> = rho.iter().map(|r| 1.0 / r).collect();
+                let mut grad: Vec<[f64; D]> = (0..n).map(|i| [i as f64 * 1e-3; D]).collect();
+                mesh.add_gradient(&x, &w, &slope, &mut grad);
+                mesh.add_linear_gradient(&x, &w, &slope, &mut grad);
+                let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                (bits(&rho), bits(grad.as_flattened()))
+            };
+            let single = run(None);
+            for size in 2..=4 {
+                for (rank, got) in ThreadTeam::run(size, |t| run(Some(t))).iter().enumerate() {
+                    assert!(got == &single, "D={D}: member {rank} of {size} differs");
+                }
+            }
+        }
+        check::<2>(5 * CHUNK + 17, 0.1);
+        check::<3>(2 * CHUNK + 5, 0.3);
     }
 
     /// A cloud spread beyond the allowed cells is refused, naming the sizes.

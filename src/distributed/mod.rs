@@ -21,12 +21,14 @@
 //!   near-field tasks, ranges of the tree's Morton order owned by measured
 //!   cost (`coupling/tree/engine/divided.rs`);
 //! - the neighbour-list densities and their gradients by chunks of the
-//!   lists' Morton order, owned by cost (`density::blob`).
+//!   lists' Morton order, owned by cost (`density::blob`);
+//! - the mesh densities' interpolations by chunks of particles
+//!   (`density::mesh`).
 //!
 //! Each keeps the single process's order of every floating-point addition,
 //! so the run has the single process's bits on any number of ranks. The
-//! rest (the mesh estimator, the box's mesh, 1D, the optimizer's vectors,
-//! the trees' and lists' builds) is computed on every rank.
+//! rest (the mesh's deposits and FFTs, the box's mesh, 1D, the optimizer's
+//! vectors, the trees' and lists' builds) is computed on every rank.
 //!
 //! # Exchanges
 //!
@@ -82,8 +84,8 @@
 //! checkpoint of the last written step stays valid.
 //!
 //! Not yet: distributed positions (ghosts, a distributed L-BFGS vector,
-//! memory divided among the ranks), division of the mesh estimator and of
-//! the box's mesh Poisson solve.
+//! memory divided among the ranks), division of the mesh estimator's
+//! deposits and FFTs and of the box's mesh Poisson solve.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
