@@ -21,6 +21,10 @@
 //! 5. Near field ([`near`](super::near)): each unordered pair of near leaves once, in
 //!    its own fixed set of tasks (ranges of leaves of equal pair work), added to the
 //!    output.
+//!
+//! Divided among the members of a [`Team`] (MPI ranks; [`divided`]): steps 1-3 on
+//! every member, steps 4 and 5 by ranges of frontier tasks and of near-field tasks,
+//! with the single process's bits.
 
 use super::expansions::{self, Children, M2lScratch, MixedM2l};
 use super::multi_index::MultiIndex;
