@@ -19,8 +19,8 @@
 //! chunk's clusters evaluate, re-split at a rebuild when the most loaded
 //! member carries more than 1.10 times the mean; the list is invalidated
 //! at every step's start, so ownership is fixed within a step and moves
-//! between steps). An `all_gather` of the densities (N numbers, plus the
-//! chunks' costs) and one of the gradient sums (N d numbers) give every
+//! between steps). An `all_gather` of the densities (N numbers, and one of
+//! the chunks' costs) and one of the gradient sums (N d numbers) give every
 //! member all of them. Each slot's sum is computed by the same code on the
 //! same numbers wherever it runs: the single process's bits.
 
@@ -105,49 +105,12 @@ impl<const D: usize> BlobDensity<D> {
         self
     }
 
-    /// The slots of chunks `c`, for `n` particles.
-    fn slots(c: &Range<usize>, n: usize) -> Range<usize> {
-        (c.start * CHUNK).min(n)..(c.end * CHUNK).min(n)
-    }
-
-    /// Gathers `width` values per slot of every member's chunks into
-    /// `values` (slot order), each member sending its own and, if
-    /// `per_chunk` is `Some`, one number per chunk of its own (returned for
-    /// all chunks).
-    fn gather<T: Copy>(
-        &self,
-        values: &mut [T],
-        width: usize,
-        flat: impl Fn(&mut [T]) -> &mut [f64],
-        per_chunk: Option<&[f64]>,
-    ) -> Vec<f64> {
-        let n = values.len();
-        let (team, rank) = (&self.team, self.team.rank());
-        let extra = per_chunk.unwrap_or(&[]);
-        let with_extra = usize::from(per_chunk.is_some());
-        let counts: Vec<usize> = self
-            .chunks
+    /// Every member's slots, of `n`, from its chunks.
+    fn slots(&self, n: usize) -> Vec<Range<usize>> {
+        self.chunks
             .iter()
-            .map(|c| width * Self::slots(c, n).len() + with_extra * c.len())
-            .collect();
-        let mine_slots = Self::slots(&self.chunks[rank], n);
-        let mut mine = flat(&mut values[mine_slots]).to_vec();
-        mine.extend_from_slice(extra);
-        let mut all = vec![0.0; counts.iter().sum()];
-        team.all_gather(&mine, &counts, &mut all);
-        let mut got_extra = Vec::new();
-        let mut at = 0;
-        for c in &self.chunks {
-            let slots = Self::slots(c, n);
-            let len = width * slots.len();
-            flat(&mut values[slots]).copy_from_slice(&all[at..at + len]);
-            at += len;
-            if per_chunk.is_some() {
-                got_extra.extend_from_slice(&all[at..at + c.len()]);
-                at += c.len();
-            }
-        }
-        got_extra
+            .map(|c| (c.start * CHUNK).min(n)..(c.end * CHUNK).min(n))
+            .collect()
     }
 
     /// Rebuild the neighbour list at the next [`compute`](Self::compute): its
@@ -218,17 +181,14 @@ impl<const D: usize> BlobDensity<D> {
         );
         if size > 1 {
             // The pairs each chunk's clusters evaluate: its cost.
-            let cost: Vec<f64> = built
-                .clone()
-                .map(|c| {
-                    (self.list.clusters_of_chunk(c))
-                        .map(|k| (k.slots.len() * k.candidates.len()) as f64)
-                        .sum()
-                })
-                .collect();
-            let mut rho_s = std::mem::take(&mut self.rho_s);
-            let cost = self.gather(&mut rho_s, 1, |v| v, Some(&cost));
-            self.rho_s = rho_s;
+            let mut cost = vec![0.0; self.list.chunk_count()];
+            for c in built {
+                cost[c] = (self.list.clusters_of_chunk(c))
+                    .map(|k| (k.slots.len() * k.candidates.len()) as f64)
+                    .sum();
+            }
+            team::share(&*self.team, &self.chunks, 1, &mut cost);
+            team::share(&*self.team, &self.slots(n), 1, &mut self.rho_s);
             self.own.observe(&cost);
         }
         self.rho.resize(n, 0.0);
@@ -386,7 +346,8 @@ fn neighbour_gradient<const D: usize, const LINEAR: bool>(
         },
     );
     if density.team.size() > 1 {
-        density.gather(acc_s, D, |v| v.as_flattened_mut(), None);
+        let slots = density.slots(acc_s.len());
+        team::share(&*density.team, &slots, D, acc_s.as_flattened_mut());
     }
     let acc_s = &acc_s[..];
     grad.par_chunks_mut(CHUNK)

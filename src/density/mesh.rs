@@ -55,7 +55,7 @@ use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::util::fft::{GridFft, fast_length};
 use crate::util::grid::Grid;
 use crate::util::parallel::CHUNK;
-use crate::util::team::{self, Team, split_by_cost};
+use crate::util::team::{self, Team, share, split_even};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -262,21 +262,12 @@ impl<const D: usize> MeshDensity<D> {
         self
     }
 
-    /// Every member's chunks of `CHUNK` particles, of `n`.
+    /// Every member's particles, of `n`, in whole chunks of `CHUNK`.
     fn parts(&self, n: usize) -> Vec<Range<usize>> {
-        split_by_cost(&vec![1.0; n.div_ceil(CHUNK)], self.team.size())
-    }
-
-    /// After each member wrote `width` values per particle of its own
-    /// chunks into `values`: every member gets all of them.
-    fn gather(&self, values: &mut [f64], width: usize) {
-        let n = values.len() / width;
-        let slots =
-            |c: &Range<usize>| width * (c.start * CHUNK).min(n)..width * (c.end * CHUNK).min(n);
-        let parts = self.parts(n);
-        let counts: Vec<usize> = parts.iter().map(|c| slots(c).len()).collect();
-        let mine = values[slots(&parts[self.team.rank()])].to_vec();
-        self.team.all_gather(&mine, &counts, values);
+        split_even(n.div_ceil(CHUNK), self.team.size())
+            .into_iter()
+            .map(|c| (c.start * CHUNK).min(n)..(c.end * CHUNK).min(n))
+            .collect()
     }
 
     /// The kernel's standard deviation eps (before the narrowing that makes
@@ -471,13 +462,14 @@ impl<const D: usize> MeshDensity<D> {
         if divided {
             self.team.agree_on_interrupt();
         }
-        let mine = self.parts(x.len())[self.team.rank()].clone();
+        let parts = self.parts(x.len());
+        let mine = &parts[self.team.rank()];
         self.rho.resize(x.len(), 0.0);
         self.rho
             .par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .enumerate()
-            .filter(|(c, _)| mine.contains(c))
+            .filter(|(c, _)| mine.contains(&(c * CHUNK)))
             .for_each(|(_, (rho, x))| {
                 let mut nodes = [0.0; 64];
                 for (r, xi) in rho.iter_mut().zip(x) {
@@ -492,9 +484,7 @@ impl<const D: usize> MeshDensity<D> {
                 }
             });
         if divided {
-            let mut rho = std::mem::take(&mut self.rho);
-            self.gather(&mut rho, 1);
-            self.rho = rho;
+            share(&*self.team, &parts, 1, &mut self.rho);
         }
         Ok(&self.rho)
     }
@@ -545,11 +535,12 @@ impl<const D: usize> MeshDensity<D> {
         self.convolve(false);
         let window = self.window.as_ref().expect("placed");
         let (phi, b, inv) = (&self.phi[..], &self.conv[..], 1.0 / self.spacing);
-        let mine = self.parts(x.len())[self.team.rank()].clone();
+        let parts = self.parts(x.len());
+        let mine = &parts[self.team.rank()];
         grad.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
             .enumerate()
-            .filter(|(c, _)| mine.contains(c))
+            .filter(|(c, _)| mine.contains(&(c * CHUNK)))
             .for_each(|(c, (g, x))| {
                 let mut nodes = [[0.0; 64]; D];
                 for (k, (gi, xi)) in g.iter_mut().zip(x).enumerate() {
@@ -575,7 +566,7 @@ impl<const D: usize> MeshDensity<D> {
         // The gradient was the same on every member before this pass, so
         // the owners' values are every member's.
         if self.team.size() > 1 {
-            self.gather(grad.as_flattened_mut(), D);
+            share(&*self.team, &parts, D, grad.as_flattened_mut());
         }
     }
 }

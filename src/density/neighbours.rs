@@ -277,6 +277,11 @@ impl<const D: usize> NeighbourList<D> {
         &chunk.indices[chunk.offsets[k] as usize..chunk.offsets[k + 1] as usize]
     }
 
+    /// The chunks of `CHUNK` slots the list is stored in.
+    pub fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// How many times the kd-tree search has run.
     pub fn builds(&self) -> usize {
         self.builds

@@ -107,6 +107,23 @@ pub fn split_by_cost(cost: &[f64], parts: usize) -> Vec<Range<usize>> {
     out
 }
 
+/// `parts` consecutive ranges of `0..units` of equal size (to one unit).
+pub fn split_even(units: usize, parts: usize) -> Vec<Range<usize>> {
+    (0..parts)
+        .map(|p| units * p / parts..units * (p + 1) / parts)
+        .collect()
+}
+
+/// Collective: each member wrote `width` values per item of its own range
+/// `items[rank]` of `values` (the ranges cover the items in order); after
+/// it every member holds all of them.
+pub fn share(team: &dyn Team, items: &[Range<usize>], width: usize, values: &mut [f64]) {
+    let counts: Vec<usize> = items.iter().map(|r| width * r.len()).collect();
+    let own = &items[team.rank()];
+    let mine = values[width * own.start..width * own.end].to_vec();
+    team.all_gather(&mine, &counts, values);
+}
+
 /// Ownership of a sequence of work units (in the order of space: Morton or
 /// tree pre-order), kept while it is balanced: re-split by cost when the
 /// most loaded part carries more than [`Ownership::THRESHOLD`] times the
@@ -339,6 +356,24 @@ mod tests {
         // More parts than items: empty ranges, every item once.
         let r = split_by_cost(&[1.0, 1.0], 4);
         assert_eq!(r.iter().map(|r| r.len()).sum::<usize>(), 2);
+    }
+
+    #[test]
+    fn split_even_and_share() {
+        assert_eq!(split_even(10, 3), vec![0..3, 3..6, 6..10]);
+        assert_eq!(split_even(2, 4), vec![0..0, 0..1, 1..1, 1..2]);
+        let out = ThreadTeam::run(3, |t| {
+            let items = split_even(7, 3);
+            let mut v = vec![-1.0; 14];
+            for i in items[t.rank()].clone() {
+                v[2 * i] = i as f64;
+                v[2 * i + 1] = 10.0 * i as f64;
+            }
+            share(&*t, &items, 2, &mut v);
+            v
+        });
+        let want: Vec<f64> = (0..7).flat_map(|i| [i as f64, 10.0 * i as f64]).collect();
+        assert!(out.iter().all(|v| v == &want));
     }
 
     #[test]

@@ -67,7 +67,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 Mode::Skip
             }
         }));
-        self.stats.m2l = self.top_m2l.len();
         self.frontier_tasks();
         lap(3, &mut self.stats);
 
