@@ -238,20 +238,10 @@ fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
     let (s, single) = long_run_and_reference(tmp.path(), 30);
 
     let out = tmp.path().join("out");
-    let bin = env!("CARGO_BIN_EXE_jko");
     // Past the checkpoint of step 5 (rows: header, steps 0..=7), then kill
-    // the rank with the highest pid (the pattern is anchored at the binary:
-    // ranks only, never timeout or mpirun).
+    // the rank with the highest pid.
     let child = start_until_rows(&s, &out, 9);
-    let pids = Command::new("pgrep")
-        .args(["-f", &format!("^{bin} run {}", path(&s))])
-        .output()
-        .unwrap();
-    let pid = String::from_utf8_lossy(&pids.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse::<u32>().ok())
-        .max()
-        .expect("the ranks' pids");
+    let pid = rank_pids(&s).into_iter().max().expect("the ranks' pids");
     Command::new("kill")
         .args(["-9", &pid.to_string()])
         .status()
@@ -345,29 +335,32 @@ fn a_bad_timeout_is_refused() {
     );
 }
 
-/// SIGTERM to `mpirun` (forwarded to every rank): the ranks agree on it,
-/// stop at the same point, write the checkpoint and exit with status 130;
-/// `--resume` on 2 ranks then ends with one uninterrupted process's bytes.
+/// SIGTERM to one rank only (a batch system signals every rank; one is the
+/// harder case): the agreement after the next step or evaluation turns it
+/// into an interrupt on every rank, at the same point; the ranks write the
+/// same checkpoint and exit with status 130; `--resume` on 2 ranks then ends
+/// with one uninterrupted process's bytes.
+///
+/// Not `mpirun` signalled: Open MPI 4.1's `mpirun` forwards a SIGTERM to the
+/// ranks `odls_base_sigkill_timeout` seconds late and SIGKILLs them as long
+/// again after (docs/mpi.md §1), so what that test would see depends on the
+/// machine's load, not on jko.
 #[test]
-fn sigterm_checkpoints_on_every_rank_and_resume_gives_the_same_bytes() {
+fn sigterm_to_one_rank_checkpoints_on_every_rank_and_resume_gives_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let (s, single) = long_run_and_reference(tmp.path(), 80);
 
     let out = tmp.path().join("out");
-    // `timeout` passes the SIGTERM it receives on to mpirun.
     let child = start_until_rows(&s, &out, 5);
+    let pid = rank_pids(&s).into_iter().max().expect("the ranks' pids");
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
-    // The ranks exit with 130; mpirun, itself signalled, exits with 1.
-    assert!(
-        o.status.code().is_some_and(|c| c != 0 && c != 124),
-        "status {:?}: {err}",
-        o.status.code()
-    );
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert_eq!(err.matches("interrupted").count(), 1, "said once: {err}");
     assert!(
         !out.join("particles.csv").exists(),
         "finished before the signal"
@@ -411,6 +404,21 @@ fn resume_to_the_same_bytes(s: &Path, out: &Path, single: &Path) {
     );
     assert!(o.status.success(), "resume: {}", stderr(&o));
     assert_eq!(outputs(single), outputs(out), "{OUTPUTS:?} after resume");
+}
+
+/// The pids of the ranks running scenario `s` (the pattern is anchored at the
+/// binary: ranks only, never timeout or mpirun; `s` is in the test's own
+/// temporary directory).
+fn rank_pids(s: &Path) -> Vec<u32> {
+    let bin = env!("CARGO_BIN_EXE_jko");
+    let pids = Command::new("pgrep")
+        .args(["-f", &format!("^{bin} run {}", path(s))])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .collect()
 }
 
 fn records_len(p: &Path) -> usize {
