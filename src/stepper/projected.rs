@@ -26,12 +26,22 @@
 //! zero exactly at a constrained minimizer. Every trial point is feasible, so
 //! no particle ever leaves the box, and every accepted iteration lowers J.
 //!
+//! Under a team of several members (MPI ranks) each member holds its part
+//! of every vector (`util::shard::own_range`: Y, the gradient, the direction,
+//! the history), and every dot product and norm is summed over fixed chunks
+//! in order and shared (`util::shard::sum_parts`): the single process's
+//! sums, so every member takes the same decisions with the same bits. The
+//! objective gathers the whole Y itself.
+//!
 //! Why this and not L-BFGS-B: L-BFGS-B's generalized Cauchy point search
 //! handles many bounds becoming active at once more cleverly, but its only
 //! Rust bindings build C with bindgen (libclang), which a fresh machine with
 //! only the Rust toolchain lacks; with the scaled variables the Hessian of J
 //! is close to the identity, so the projected step with t = 1 is already
 //! well scaled and few particles sit at a wall at any time.
+
+use crate::util::shard::{own_range, sum_parts};
+use crate::util::team::{Solo, Team};
 
 /// Sufficient-decrease constant of the Armijo search.
 const C1: f64 = 1e-4;
@@ -53,14 +63,52 @@ pub struct Bounds {
 impl Bounds {
     /// Projects `y` onto the box.
     pub fn project(&self, y: &mut [f64]) {
-        for ((v, &l), &h) in y.iter_mut().zip(&self.lo).zip(&self.hi) {
-            *v = v.clamp(l, h);
-        }
+        self.whole().project(y);
     }
 
     /// |Y - P(Y - g)|, the norm of the projected gradient.
     pub fn projected_gradient_norm(&self, y: &[f64], g: &[f64]) -> f64 {
-        crate::util::parallel::sum_indexed(y.len(), |k| {
+        self.whole().projected_gradient_norm(y, g)
+    }
+
+    fn whole(&self) -> Part<'_> {
+        Part {
+            team: &Solo,
+            len: self.lo.len(),
+            lo: &self.lo,
+            hi: &self.hi,
+        }
+    }
+}
+
+/// A member's part of the box (its [`own_range`] of the coordinates), and the
+/// team's reductions over the parts.
+struct Part<'a> {
+    team: &'a dyn Team,
+    /// The length of the whole vector.
+    len: usize,
+    lo: &'a [f64],
+    hi: &'a [f64],
+}
+
+impl Part<'_> {
+    fn project(&self, y: &mut [f64]) {
+        for ((v, &l), &h) in y.iter_mut().zip(self.lo).zip(self.hi) {
+            *v = v.clamp(l, h);
+        }
+    }
+
+    /// Collective: sum over the whole vector of `f(k)`, k local.
+    fn sum(&self, f: impl Fn(usize) -> f64 + Sync) -> f64 {
+        sum_parts(self.team, self.len, self.lo.len(), f)
+    }
+
+    fn dot(&self, a: &[f64], b: &[f64]) -> f64 {
+        self.sum(|k| a[k] * b[k])
+    }
+
+    fn projected_gradient_norm(&self, y: &[f64], g: &[f64]) -> f64 {
+        self.sum(|k| {
             let p = y[k] - (y[k] - g[k]).clamp(self.lo[k], self.hi[k]);
             p * p
         })
@@ -86,7 +134,8 @@ pub enum Refusal {
 /// What the minimization needs of the objective: J and its gradient at a
 /// feasible point, or why it has none.
 pub trait Objective {
-    /// (J(y), grad J(y)), or why not.
+    /// (J(Y), this member's part of grad J(Y)), or why not, where `y` is this
+    /// member's part of Y (all of it for a team of one; module docs).
     fn evaluate(&mut self, y: &[f64]) -> Result<(f64, Vec<f64>), Refusal>;
 }
 
@@ -109,7 +158,8 @@ pub struct Outcome {
 
 /// Minimizes `f` over `bounds` from `y0` (projected first) with memory
 /// `memory`, until the projected gradient norm is at most `tolerance` or
-/// after `max_iterations` iterations.
+/// after `max_iterations` iterations. Collective over `team`, whose members
+/// all pass the same arguments (module docs).
 pub fn minimize(
     f: &mut dyn Objective,
     bounds: &Bounds,
@@ -117,8 +167,16 @@ pub fn minimize(
     memory: usize,
     max_iterations: usize,
     tolerance: f64,
+    team: &dyn Team,
 ) -> Outcome {
-    let mut y = y0.to_vec();
+    let own = own_range(team, y0.len());
+    let bounds = Part {
+        team,
+        len: y0.len(),
+        lo: &bounds.lo[own.clone()],
+        hi: &bounds.hi[own.clone()],
+    };
+    let mut y = y0[own].to_vec();
     bounds.project(&mut y);
     let (mut fy, mut g) = match f.evaluate(&y) {
         Ok(v) => v,
@@ -142,14 +200,14 @@ pub fn minimize(
         for k in 0..n {
             free[k] = !bounds.is_active(k, y[k], g[k]);
         }
-        direction(&pairs, &g, &free, &mut d);
-        let mut slope = dot(&g, &d);
+        direction(&bounds, &pairs, &g, &free, &mut d);
+        let mut slope = bounds.dot(&g, &d);
         if !(slope < 0.0) {
             pairs.clear();
             for k in 0..n {
                 d[k] = if free[k] { -g[k] } else { 0.0 };
             }
-            slope = dot(&g, &d);
+            slope = bounds.dot(&g, &d);
             if !(slope < 0.0) {
                 // Every coordinate is held at a wall: a constrained stationary point.
                 return Outcome {
@@ -180,7 +238,7 @@ pub fn minimize(
                 }
                 Err(Refusal::Stop(why)) => return give_up(iteration, why, curvature),
             };
-            let moved: f64 = (0..n).map(|k| g[k] * (trial[k] - y[k])).sum();
+            let moved = bounds.sum(|k| g[k] * (trial[k] - y[k]));
             // A decrease must show in J: a trial whose J equals J(Y) to the
             // last bit passes the Armijo test when c1 g.s is below J's
             // rounding, and accepting it would stall the iteration at Y.
@@ -210,9 +268,9 @@ pub fn minimize(
         s.extend((0..n).map(|k| trial[k] - y[k]));
         r.clear();
         r.extend((0..n).map(|k| gt[k] - g[k]));
-        let sr = dot(s, r);
-        if sr > 1e-12 * dot(s, s).sqrt() * dot(r, r).sqrt() && sr > 0.0 {
-            curvature = curvature.max(dot(r, r) / sr);
+        let (sr, ss, rr) = (bounds.dot(s, r), bounds.dot(s, s), bounds.dot(r, r));
+        if sr > 1e-12 * ss.sqrt() * rr.sqrt() && sr > 0.0 {
+            curvature = curvature.max(rr / sr);
             // The oldest pair's buffers become the spare once the memory is full.
             let next = match pairs.len() >= memory {
                 true => pairs
@@ -245,14 +303,11 @@ fn give_up(iterations: u64, why: String, curvature: f64) -> Outcome {
     }
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    crate::util::parallel::sum_indexed(a.len(), |k| a[k] * b[k])
-}
-
 /// d = -H g restricted to the free coordinates (two-loop recursion on the
 /// masked gradient, the result masked again), H0 = (s.r / r.r) I of the
 /// newest pair (the identity without pairs).
 fn direction(
+    part: &Part,
     pairs: &std::collections::VecDeque<(Vec<f64>, Vec<f64>, f64)>,
     g: &[f64],
     free: &[bool],
@@ -264,18 +319,18 @@ fn direction(
     }
     let mut alpha = Vec::with_capacity(pairs.len());
     for (s, r, sr) in pairs.iter().rev() {
-        let a = dot(s, d) / sr;
+        let a = part.dot(s, d) / sr;
         for k in 0..n {
             d[k] -= a * r[k];
         }
         alpha.push(a);
     }
-    let gamma = pairs.back().map_or(1.0, |(_, r, sr)| sr / dot(r, r));
+    let gamma = pairs.back().map_or(1.0, |(_, r, sr)| sr / part.dot(r, r));
     for v in d.iter_mut() {
         *v *= gamma;
     }
     for ((s, r, sr), a) in pairs.iter().zip(alpha.iter().rev()) {
-        let b = dot(r, d) / sr;
+        let b = part.dot(r, d) / sr;
         for k in 0..n {
             d[k] += (a - b) * s[k];
         }
@@ -348,7 +403,15 @@ mod tests {
                 self.0.evaluate(y)
             }
         }
-        let out = minimize(&mut Record(&mut q, &mut best), &bounds, &y, 5, 200, 1e-5);
+        let out = minimize(
+            &mut Record(&mut q, &mut best),
+            &bounds,
+            &y,
+            5,
+            200,
+            1e-5,
+            &Solo,
+        );
         assert!(!out.failed, "{out:?}");
         for k in 0..n {
             let want = c[k].clamp(bounds.lo[k], bounds.hi[k]);
@@ -363,7 +426,15 @@ mod tests {
         }
         q.b = 10.0;
         y.iter_mut().for_each(|v| *v = 0.5);
-        let out = minimize(&mut Record(&mut q, &mut best), &bounds, &y, 5, 500, 1e-5);
+        let out = minimize(
+            &mut Record(&mut q, &mut best),
+            &bounds,
+            &y,
+            5,
+            500,
+            1e-5,
+            &Solo,
+        );
         assert!(!out.failed, "{out:?}");
         let (_, g) = q.evaluate(&best).unwrap();
         assert!(bounds.projected_gradient_norm(&best, &g) <= 1e-5);

@@ -25,6 +25,14 @@
 //! Y - P(Y - dJ/dY) instead of dJ/dY; positions are clamped to the box
 //! against the rounding of X^n + s Y.
 //!
+//! argmin's L-BFGS works on [`Shard`]s: its iterates, gradients, search
+//! directions and history divided among the members of the process's team
+//! (MPI ranks; one process is a team of one), its dot products and norms
+//! reduced in a fixed order, so every member takes the same decisions and a
+//! divided run has the single process's bits. The energy is evaluated on the
+//! whole Y, gathered at each evaluation. The projected L-BFGS of a box divides
+//! its vectors the same way ([`super::projected`]).
+//!
 //! Every evaluation is recorded and the step returns the best point seen.
 //! A step is *rejected* ([`StepError::Rejected`]) when the optimizer errs
 //! (line-search failure, not a descent direction, a non-finite value) before
@@ -34,6 +42,7 @@
 //! So an accepted step never raises the energy above E(X^n).
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, TerminationStatus};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
@@ -44,6 +53,8 @@ use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
 use crate::util::interrupt;
 use crate::util::parallel::sum_indexed;
+use crate::util::shard::Shard;
+use crate::util::team::{self, Team};
 
 /// Why a step attempt produced no new positions.
 #[derive(Debug, Clone, PartialEq)]
@@ -447,22 +458,32 @@ pub fn non_finite_terms<const D: usize>(
     }
 }
 
-/// argmin's view of the objective J(Y).
-struct Objective<'r, 'a, const D: usize>(&'r RefCell<Evaluator<'a, D>>);
+/// argmin's view of the objective J(Y). argmin's vectors are [`Shard`]s,
+/// divided among the team's members (module docs); the energy needs all of
+/// Y, gathered into `full` at each call (the same Y on every member, so
+/// whether it is the last evaluation's point is decided alike everywhere).
+struct Objective<'r, 'a, const D: usize> {
+    evaluator: &'r RefCell<Evaluator<'a, D>>,
+    full: RefCell<Vec<f64>>,
+}
 
 impl<const D: usize> CostFunction for Objective<'_, '_, D> {
-    type Param = Vec<f64>;
+    type Param = Shard;
     type Output = f64;
-    fn cost(&self, y: &Vec<f64>) -> std::result::Result<f64, argmin::core::Error> {
-        Ok(self.0.borrow_mut().evaluate(y)?.cost)
+    fn cost(&self, y: &Shard) -> std::result::Result<f64, argmin::core::Error> {
+        let mut full = self.full.borrow_mut();
+        y.gather(&mut full);
+        Ok(self.evaluator.borrow_mut().evaluate(&full)?.cost)
     }
 }
 
 impl<const D: usize> Gradient for Objective<'_, '_, D> {
-    type Param = Vec<f64>;
-    type Gradient = Vec<f64>;
-    fn gradient(&self, y: &Vec<f64>) -> std::result::Result<Vec<f64>, argmin::core::Error> {
-        Ok(self.0.borrow_mut().evaluate(y)?.grad.clone())
+    type Param = Shard;
+    type Gradient = Shard;
+    fn gradient(&self, y: &Shard) -> std::result::Result<Shard, argmin::core::Error> {
+        let mut full = self.full.borrow_mut();
+        y.gather(&mut full);
+        Ok(y.like(&self.evaluator.borrow_mut().evaluate(&full)?.grad))
     }
 }
 
@@ -480,14 +501,21 @@ fn stationarity(p: &Point, bounds: Option<&Bounds>) -> f64 {
     }
 }
 
-/// The projected minimization's view of the objective.
-struct Constrained<'r, 'a, const D: usize>(&'r RefCell<Evaluator<'a, D>>);
+/// The projected minimization's view of the objective: it passes this
+/// member's part of Y (`util::shard::own_range`), gathered into `full`.
+struct Constrained<'r, 'a, const D: usize> {
+    evaluator: &'r RefCell<Evaluator<'a, D>>,
+    team: &'r dyn Team,
+    full: Vec<f64>,
+}
 
 impl<const D: usize> projected::Objective for Constrained<'_, '_, D> {
     fn evaluate(&mut self, y: &[f64]) -> std::result::Result<(f64, Vec<f64>), Refusal> {
-        let mut ev = self.0.borrow_mut();
-        match ev.evaluate(y) {
-            Ok(p) => Ok((p.cost, p.grad.clone())),
+        crate::util::shard::gather(self.team, y, &mut self.full);
+        let own = crate::util::shard::own_range(self.team, self.full.len());
+        let mut ev = self.evaluator.borrow_mut();
+        match ev.evaluate(&self.full) {
+            Ok(p) => Ok((p.cost, p.grad[own].to_vec())),
             // A non-finite energy at a trial point (and nothing else) is a
             // step too long; the signal that a trial met the tolerance, an
             // interrupt or an injected error end the minimization.
@@ -544,6 +572,8 @@ pub struct JkoStepper<const D: usize> {
     /// line search) whenever it lowered J (the equilibrium's continuation,
     /// which judges convergence by E's own gradient).
     accept_descent: bool,
+    /// The members that divide L-BFGS's vectors (the process's team).
+    team: Arc<dyn Team>,
 }
 
 impl<const D: usize> JkoStepper<D> {
@@ -557,7 +587,16 @@ impl<const D: usize> JkoStepper<D> {
             context: (0, 0),
             walls: None,
             accept_descent: false,
+            team: team::current(),
         }
+    }
+
+    /// Divides L-BFGS's vectors among `team`'s members instead of the
+    /// process's team (tests run members as threads); every member must
+    /// step the same problem.
+    pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
+        self.team = team;
+        self
     }
 
     /// Change the optimizer settings; with `accept_descent`, a step whose
@@ -719,13 +758,19 @@ impl<const D: usize> JkoStepper<D> {
         // variables; the projected search measures it, argmin does not).
         let mut curvature = 1.0;
         let (iterations, termination, failed) = if let Some(b) = &bounds {
+            let mut objective = Constrained {
+                evaluator: &cell,
+                team: &*self.team,
+                full: vec![0.0; y0.len()],
+            };
             let out = projected::minimize(
-                &mut Constrained(&cell),
+                &mut objective,
                 b,
                 &y0,
                 self.solver.memory,
                 self.solver.max_iterations,
                 tol,
+                &*self.team,
             );
             curvature = out.curvature;
             (out.iterations, out.termination, out.failed)
@@ -734,7 +779,12 @@ impl<const D: usize> JkoStepper<D> {
                 .with_tolerance_grad(tol)
                 .and_then(|s| s.with_tolerance_cost(0.0))
                 .map(|solver| {
-                    Executor::new(Objective(&cell), solver)
+                    let objective = Objective {
+                        evaluator: &cell,
+                        full: RefCell::new(Vec::new()),
+                    };
+                    let y0 = Shard::of(self.team.clone(), &y0);
+                    Executor::new(objective, solver)
                         .configure(|s| s.param(y0).max_iters(self.solver.max_iterations as u64))
                         .ctrlc(false)
                         .timer(false)
@@ -900,6 +950,104 @@ mod tests {
                 }
             }
             e
+        }
+    }
+
+    /// E = sum_i w_i (|x_i|^4 / 4 + a sin(3 x_i0) cos(2 x_i1) - b x_i0): not
+    /// quadratic, so L-BFGS needs its history; b pushes towards +x_0 (to
+    /// ~1.26 against the quartic at b = 2).
+    struct Anharmonic {
+        a: f64,
+        b: f64,
+        w: Vec<f64>,
+    }
+
+    impl crate::energy::EnergyTerm<2> for Anharmonic {
+        fn part(&self) -> crate::energy::Part {
+            crate::energy::Part::Potential
+        }
+
+        fn value_and_gradient(&mut self, x: &[[f64; 2]], grad: &mut [[f64; 2]]) -> f64 {
+            let mut e = 0.0;
+            for ((xi, gi), wi) in x.iter().zip(grad.iter_mut()).zip(&self.w) {
+                let r2 = xi[0] * xi[0] + xi[1] * xi[1];
+                let (s, c) = ((3.0 * xi[0]).sin(), (2.0 * xi[1]).cos());
+                e += wi * (0.25 * r2 * r2 + self.a * s * c - self.b * xi[0]);
+                gi[0] += wi * (r2 * xi[0] + 3.0 * self.a * (3.0 * xi[0]).cos() * c - self.b);
+                gi[1] += wi * (r2 * xi[1] - 2.0 * self.a * s * (2.0 * xi[1]).sin());
+            }
+            e
+        }
+    }
+
+    /// L-BFGS's vectors divided among 2 and 3 members (threads) take, to the
+    /// bit, the single process's steps: the same positions, iterations and
+    /// evaluations (every reduction has the single process's bits,
+    /// `util::shard`); in free space (argmin's L-BFGS on shards) and in a box
+    /// whose wall x_0 = 1.1 holds particles pushed against it (the projected
+    /// L-BFGS on parts). 2500 particles in 2D: 5 chunks of vector, so every
+    /// member holds a part and one holds the short last chunk.
+    #[test]
+    fn divided_vectors_take_the_single_process_steps() {
+        for walls in [None, Some(([-1.5, -1.3], [1.1, 0.9]))] {
+            divided_steps(walls);
+        }
+    }
+
+    fn divided_steps(walls: Option<([f64; 2], [f64; 2])>) {
+        let n = 2500;
+        let w: Vec<f64> = (0..n)
+            .map(|i| (1.0 + (i % 3) as f64) / (2.0 * n as f64))
+            .collect();
+        let x0: Vec<[f64; 2]> = (0..n)
+            .map(|i| {
+                let x = [(i as f64 * 0.37).sin() * 1.5, (i as f64 * 0.91).cos() - 0.2];
+                match walls {
+                    Some((lo, hi)) => [x[0].clamp(lo[0], hi[0]), x[1].clamp(lo[1], hi[1])],
+                    None => x,
+                }
+            })
+            .collect();
+        let steps = |team: Arc<dyn Team>| {
+            let (a, b) = (0.3, 2.0);
+            let energy = FreeEnergy::new(vec![Box::new(Anharmonic { a, b, w: w.clone() })]);
+            let mut stepper = JkoStepper::new(energy, w.clone(), Solver::default()).with_team(team);
+            if let Some((lo, hi)) = walls {
+                stepper = stepper.confined_to(lo, hi);
+            }
+            let mut x = x0.clone();
+            let counts: Vec<(usize, usize)> = (0..3)
+                .map(|_| {
+                    let r = stepper.step(&mut x, 0.05).expect("the step succeeds");
+                    (r.iterations as usize, r.evaluations)
+                })
+                .collect();
+            let bits: Vec<u64> = x.iter().flatten().map(|v| v.to_bits()).collect();
+            (bits, counts)
+        };
+        let single = steps(Arc::new(team::Solo));
+        assert!(
+            single.1.iter().all(|&(it, _)| it >= 5),
+            "too easy to test the history: {:?}",
+            single.1
+        );
+        if let Some((_, hi)) = walls {
+            let held = single
+                .0
+                .chunks(2)
+                .filter(|p| f64::from_bits(p[0]) == hi[0])
+                .count();
+            assert!(held > 100, "the wall must hold particles: {held}");
+        }
+        for members in [2, 3] {
+            for (rank, out) in crate::util::team::ThreadTeam::run(members, steps)
+                .into_iter()
+                .enumerate()
+            {
+                let at = format!("{members} members, rank {rank}, walls {walls:?}");
+                assert_eq!(out.1, single.1, "iterations, {at}");
+                assert!(out.0 == single.0, "positions, {at}");
+            }
         }
     }
 

@@ -3,7 +3,8 @@
 //! deterministic parallel sums ([`parallel`]), the multi-dimensional FFT
 //! ([`fft`]), the regular grid every grid of the crate is ([`grid`]), the checks of settings numbers that name the key in their errors
 //! ([`checks`]), the members that divide an evaluation ([`team`]: a single
-//! process, MPI ranks, or threads in tests), and the process-level hooks:
+//! process, MPI ranks, or threads in tests) and the vectors divided among
+//! them ([`shard`]), and the process-level hooks:
 //! interrupts ([`interrupt`]) and the test-only fault injection ([`fault`]).
 
 pub mod checks;
@@ -14,5 +15,6 @@ pub mod interrupt;
 pub mod lanes;
 pub mod math;
 pub mod parallel;
+pub mod shard;
 pub mod simd_dispatch;
 pub mod team;
