@@ -72,6 +72,14 @@
 //! interpolation with gradient. Deposits go to fixed chunks of particles,
 //! each into its own grid, added in chunk order: the same bits on any
 //! thread count.
+//!
+//! Under a team of several members (MPI ranks, `util::team`) the
+//! interpolations, the larger part of the particle work (1 + d stencil sums
+//! a particle against the deposit's one), are divided by chunks of
+//! `CHUNK` particles and shared (an `all_gather` of N (1 + d) numbers); the
+//! deposit and the transforms are computed by every member. Each particle's
+//! values are computed by the same code on the same grid wherever it runs:
+//! the single process's bits on any team.
 
 mod axis;
 mod external;
@@ -86,6 +94,9 @@ use super::{CouplingBackend, half_charge_potential};
 use crate::model::domain::BoxDomain;
 use crate::util::fft::fast_length;
 use crate::util::parallel::CHUNK;
+use crate::util::team::{self, Team, share, split_even};
+use std::ops::Range;
+use std::sync::Arc;
 
 pub use external::BoxExternal;
 
@@ -131,6 +142,8 @@ pub struct BoxMesh<const D: usize> {
     chunk_grids: Vec<f64>,
     lines: Vec<Complex<f64>>,
     phi: Vec<f64>,
+    /// The members that divide the interpolations (module docs).
+    team: Arc<dyn Team>,
 }
 
 impl<const D: usize> std::fmt::Debug for BoxMesh<D> {
@@ -217,9 +230,25 @@ impl<const D: usize> BoxMesh<D> {
             chunk_grids: Vec::new(),
             lines: Vec::new(),
             phi: Vec::new(),
+            team: team::current(),
         };
         mesh.green = mesh.green_multipliers();
         Ok(mesh)
+    }
+
+    /// The interpolations divided among the members of `team` (the
+    /// process's team, [`team::current`], by default; module docs).
+    pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
+        self.team = team;
+        self
+    }
+
+    /// Every member's particles, of `n`, in whole chunks of `CHUNK`.
+    fn parts(&self, n: usize) -> Vec<Range<usize>> {
+        split_even(n.div_ceil(CHUNK), self.team.size())
+            .into_iter()
+            .map(|c| (c.start * CHUNK).min(n)..(c.end * CHUNK).min(n))
+            .collect()
     }
 
     /// K of the module docs on the spectral slots.
@@ -451,17 +480,29 @@ impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
     /// terms, and field_i = (1/q_i) dU/dx_i exactly (module docs).
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         self.solve(x, q);
+        let divided = self.team.size() > 1;
+        if divided {
+            self.team.agree_on_interrupt();
+        }
+        let parts = self.parts(x.len());
+        let mine = &parts[self.team.rank()];
         let mut phi = std::mem::take(&mut self.phi);
         phi.resize(x.len(), 0.0);
         let (this, grid) = (&*self, &self.potential[..]);
         phi.par_chunks_mut(CHUNK)
             .zip(field.par_chunks_mut(CHUNK))
             .zip(x.par_chunks(CHUNK))
-            .for_each(|((p, f), x)| {
+            .enumerate()
+            .filter(|(c, _)| mine.contains(&(c * CHUNK)))
+            .for_each(|(_, ((p, f), x))| {
                 for ((pi, fi), xi) in p.iter_mut().zip(f).zip(x) {
                     (*pi, *fi) = this.interpolate(xi, grid);
                 }
             });
+        if divided {
+            share(&*self.team, &parts, 1, &mut phi);
+            share(&*self.team, &parts, D, field.as_flattened_mut());
+        }
         let u = half_charge_potential(q, &phi);
         self.phi = phi;
         u

@@ -576,6 +576,44 @@ fn same_bits_on_any_thread_count() {
     assert!(one == two);
 }
 
+/// The interpolations divided among 2-4 members of a team (threads standing
+/// for MPI ranks) give every member the single process's energy and field,
+/// to the bit, in 2D and 3D, with the particles in several chunks and a
+/// short last one.
+#[test]
+fn a_team_gets_the_single_process_bits() {
+    use crate::util::team::{Team, ThreadTeam};
+    fn check<const D: usize>(domain: BoxDomain, n: usize, softening: f64) {
+        let (x, q) = cloud::<D>(&domain, n, 5);
+        let run = |team: Option<Arc<dyn Team>>| {
+            let mut mesh = BoxMesh::<D>::new(&domain, softening).unwrap();
+            if let Some(t) = team {
+                mesh = mesh.with_team(t);
+            }
+            let mut field = vec![[0.0; D]; n];
+            let u = mesh.energy_and_field(&x, &q, &mut field);
+            let bits: Vec<u64> = field.as_flattened().iter().map(|f| f.to_bits()).collect();
+            (u.to_bits(), bits)
+        };
+        let single = run(None);
+        for size in 2..=4 {
+            for (rank, got) in ThreadTeam::run(size, |t| run(Some(t))).iter().enumerate() {
+                assert!(got == &single, "D={D}: member {rank} of {size} differs");
+            }
+        }
+    }
+    check::<2>(
+        box_of(&[0.0, 0.0], &[4.0, 1.0], &[Kind::Dd, Kind::Nn]),
+        5 * CHUNK + 17,
+        0.02,
+    );
+    check::<3>(
+        box_of(&[0.0; 3], &[1.0; 3], &[Kind::Nn, Kind::Dn, Kind::Nn]),
+        2 * CHUNK + 5,
+        0.1,
+    );
+}
+
 /// Too fine a softening for the box is refused with the sizes; a bad
 /// softening too.
 #[test]
