@@ -45,6 +45,16 @@ pub enum Error {
         /// The last step done (and checkpointed).
         step: u64,
     },
+    /// SIGINT/SIGTERM (or [`crate::util::interrupt::request`]) stopped a run
+    /// that keeps no checkpoint (`jko eulerian`) after a full step: its files
+    /// are complete up to that step (`detail` says which and where).
+    #[error("interrupted after step {step}: {}", clip(.detail, MAX_MESSAGE))]
+    Cancelled {
+        /// The last step done (and written).
+        step: u64,
+        /// What the files hold, and what to do.
+        detail: String,
+    },
     /// A physical event the scenario says to stop at (`on_collapse = "stop"`);
     /// the output files are complete up to that step.
     #[error("stopped: {}", clip(.0, MAX_MESSAGE))]
@@ -81,7 +91,9 @@ impl Error {
             Error::Io { .. } => 4,
             Error::Stopped(_) => 5,
             Error::NotConverged(_) => 6,
-            Error::Interrupted { .. } => crate::util::interrupt::EXIT_STATUS,
+            Error::Interrupted { .. } | Error::Cancelled { .. } => {
+                crate::util::interrupt::EXIT_STATUS
+            }
         }
     }
 }

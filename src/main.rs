@@ -62,7 +62,8 @@ Exit status: 0 done, 2 bad input, 3 numerical failure (no step size worked), 4 I
         after_help = "Example:\n  jko eulerian data/scenarios/pnp_2d.toml --out runs/pnp_grid\n\n\
 Needs a [grid] section (lower, upper, cells). Writes OUT/density.csv (cell centers, every \
 output_every steps, step 0 and the last), OUT/energy.csv (every step; iterations = sub-steps) \
-and OUT/scenario.toml."
+and OUT/scenario.toml. Ctrl-C or SIGTERM stops after the step in progress: the files are \
+then complete up to that step (there is no checkpoint; exit status 130)."
     )]
     Eulerian {
         /// Scenario file (TOML) with a [grid] section.
@@ -679,6 +680,11 @@ fn grid_equilibrium(s: &Scenario, out: &Path, force: bool, quiet: bool) -> jko::
 
 fn eulerian(scenario: &Path, out: &Path, force: bool, quiet: bool) -> jko::Result<()> {
     let s = Scenario::from_file(scenario)?;
+    if let Err(e) = jko::util::interrupt::install() {
+        eprintln!(
+            "jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt will lose the run's files"
+        );
+    }
     jko::eulerian::run::show_progress(!quiet);
     let summary = jko::eulerian::run::run_to_dir(
         &s,

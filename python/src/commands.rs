@@ -23,7 +23,9 @@ fn call<T: Send>(py: Python<'_>, work: impl FnOnce() -> jko::Result<T> + Send) -
     match (result, signal) {
         // The library's message says where it stopped and that --resume
         // continues; raised as KeyboardInterrupt all the same.
-        (Err(e @ jko::Error::Interrupted { .. }), _) => Err(crate::errors::to_py(e)),
+        (Err(e @ (jko::Error::Interrupted { .. } | jko::Error::Cancelled { .. })), _) => {
+            Err(crate::errors::to_py(e))
+        }
         (_, Some(signal)) => Err(signal),
         (result, None) => result.py_err(),
     }

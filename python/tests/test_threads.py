@@ -124,6 +124,30 @@ def test_ctrl_c_stops_a_run_which_then_resumes_to_the_same_bytes(tmp_path, ctrl_
         assert (tmp_path / "cut" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
 
 
+def test_ctrl_c_stops_an_eulerian_run_with_its_files_complete(tmp_path, ctrl_c):
+    """The grid run keeps no checkpoint: Ctrl-C ends it after the step in
+    progress, with KeyboardInterrupt, and its files complete to that step
+    (before, the library never looked and the call ran to its end)."""
+    from conftest import REPO
+
+    text = (REPO / "data" / "scenarios" / "pnp_2d.toml").read_text()
+    s = jko.Scenario.from_toml(text.replace("steps = 50", "steps = 20000"))
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="complete up to step"):
+            jko.eulerian(s, tmp_path / "grid")
+    finally:
+        timer.cancel()
+        timer.join()
+    # 20000 steps take minutes; a step well under a second.
+    assert time.perf_counter() - t0 < 10.0
+    rows = (tmp_path / "grid" / "energy.csv").read_text().splitlines()
+    assert len(rows) >= 3  # the header, step 0, and at least step 1
+    assert not (tmp_path / "grid" / "energy.csv.partial").exists()
+
+
 def test_a_busy_simulation_says_so(big):
     sim = jko.Simulation(big)
     errors: list[BaseException] = []

@@ -272,7 +272,7 @@ impl RunRecord {
             }
             Err(e) => {
                 self.record.status = match e {
-                    Error::Interrupted { .. } => "interrupted",
+                    Error::Interrupted { .. } | Error::Cancelled { .. } => "interrupted",
                     Error::Stopped(_) => "stopped",
                     Error::NotConverged(_) => "not_converged",
                     _ => "failed",

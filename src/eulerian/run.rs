@@ -449,6 +449,26 @@ fn run_recorded(
         }
         summary.steps = n;
         summary.final_energy = e.total();
+        if crate::util::interrupt::requested() && n < s.steps as u64 {
+            // No checkpoint to continue from: the files, complete up to this
+            // step (its density frame added), become the run's output.
+            if last_frame != n {
+                write_frame(&mut density, &solver, n, t)?;
+            }
+            energy.finish()?;
+            density.finish()?;
+            output::sync_dir(dir)?;
+            out.establish()?;
+            record.own(None)?;
+            return Err(Error::Cancelled {
+                step: n,
+                detail: format!(
+                    "density.csv and energy.csv in {} are complete up to step {n} (t = {t}); \
+                     an Eulerian run keeps no checkpoint: run it again to go further",
+                    dir.display()
+                ),
+            });
+        }
     }
     energy.finish()?;
     density.finish()?;

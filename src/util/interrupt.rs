@@ -3,7 +3,9 @@
 //! [`install`] (called by the CLI) turns the first signal into a request that
 //! the run loop and the optimizer poll: the step in progress is abandoned,
 //! the state after the last completed step is checkpointed, the files are
-//! synced, and the run returns [`crate::Error::Interrupted`]. A second signal
+//! synced, and the run returns [`crate::Error::Interrupted`] (the Eulerian
+//! run, which keeps no checkpoint, ends after its step in progress with its
+//! files complete: [`crate::Error::Cancelled`]). A second signal
 //! ends the process at once (exit status 130), for a run stuck in a long
 //! evaluation; its last checkpoint is still valid.
 
