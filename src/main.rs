@@ -578,6 +578,7 @@ fn run_mpi(scenario: &Path, out: &Path, opts: RunOptions, quiet: bool) -> ExitCo
             if rank == 0 {
                 eprintln!("jko: error: {e}");
             }
+            mpi.barrier();
             ExitCode::from(e.exit_code() as u8)
         }
         Err(e) => {

@@ -394,6 +394,10 @@ impl<const D: usize> DirectSum<D> {
 }
 
 impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
+    fn describe(&self) -> String {
+        "direct sum (exact)".into()
+    }
+
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         if self.team.size() > 1 {
             return self.divided(x, q, field);

@@ -67,6 +67,14 @@ impl<const D: usize> WithFixedCharges<D> {
 }
 
 impl<const D: usize> CouplingBackend<D> for WithFixedCharges<D> {
+    fn describe(&self) -> String {
+        format!(
+            "{} with {} fixed background charges",
+            self.inner.describe(),
+            self.nodes.len()
+        )
+    }
+
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         let n = x.len();
         self.x.clear();

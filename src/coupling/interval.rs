@@ -43,6 +43,13 @@ impl<const D: usize> IntervalBackend<D> {
 }
 
 impl<const D: usize> CouplingBackend<D> for IntervalBackend<D> {
+    fn describe(&self) -> String {
+        format!(
+            "{} and the interval's images in closed form",
+            self.free.describe()
+        )
+    }
+
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         let u_free = self.free.energy_and_field(x, q, field);
         let a = self.interval.a;

@@ -38,6 +38,9 @@ pub use tree::TreeCoupling;
 pub trait CouplingBackend<const D: usize>: Send {
     /// Returns U(x) and overwrites `field` (same length as `x`).
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64;
+    /// What this backend is, with the settings that set its error, for
+    /// run.json (`"method = \"auto\""` records what it chose).
+    fn describe(&self) -> String;
     /// Forget state kept from earlier calls that changes the result's rounding
     /// (see [`crate::energy::EnergyTerm::reset`]).
     fn reset(&mut self) {}
@@ -82,6 +85,14 @@ impl<const D: usize> CouplingBackend<D> for TreeBackend<D> {
         half_charge_potential(q, &self.phi)
     }
 
+    fn describe(&self) -> String {
+        let p = self.tree.params();
+        format!(
+            "multipole tree (order {}, theta {}, leaves of {})",
+            p.order, p.theta, p.leaf_size
+        )
+    }
+
     /// A refitted tree keeps the topology of the positions it was built at, so
     /// its rounding depends on history: start from a new tree.
     fn reset(&mut self) {
@@ -115,6 +126,10 @@ impl SortedBackend {
 /// cast, but only meaningful for `D = 1`: it sums along the first axis and
 /// refuses any other dimension.
 impl<const D: usize> CouplingBackend<D> for SortedBackend {
+    fn describe(&self) -> String {
+        "sorted 1D sum (exact)".into()
+    }
+
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         assert!(D == 1, "the sorted sum is for d = 1");
         let n = x.len();

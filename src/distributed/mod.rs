@@ -293,6 +293,14 @@ impl Mpi {
     pub fn abort(&self, code: i32) -> ! {
         world().abort(code)
     }
+
+    /// Collective: returns once every rank has called it (watched by the
+    /// watchdog like every exchange). Before a non-zero exit, so that no rank
+    /// leaves while rank 0 still writes: `mpirun` ends the job's other ranks
+    /// when one exits with an error status.
+    pub fn barrier(&self) {
+        exchange(|| world().barrier());
+    }
 }
 
 /// Why the setup failed, as agreed by all ranks: the exit status and the

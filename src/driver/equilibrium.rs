@@ -134,6 +134,7 @@ fn equilibrium_dim<const D: usize>(
     }
     check_resources(s, dir)?;
     let mut sim = Simulation::<D>::new(s)?;
+    record.methods(&sim.methods());
     let masses: Vec<f64> = (0..sim.cloud.blocks.len())
         .map(|k| sim.cloud.species_mass(k))
         .collect();

@@ -113,6 +113,8 @@ struct Record {
     pid: u32,
     ranks: usize,
     exchange_s: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    methods: Option<Value>,
     started: String,
     updated: String,
     ended: Option<String>,
@@ -185,6 +187,7 @@ impl RunRecord {
                 pid: std::process::id(),
                 ranks: crate::util::team::current().size(),
                 exchange_s: None,
+                methods: None,
                 updated: started.clone(),
                 started,
                 ended: None,
@@ -224,6 +227,12 @@ impl RunRecord {
         self.spent[self.phase as usize] += now.duration_since(self.phase_start).as_secs_f64();
         self.phase = p;
         self.phase_start = now;
+    }
+
+    /// How the run computes its energy (particle runs:
+    /// [`crate::stepper::Methods`]), written from the next write on.
+    pub fn methods(&mut self, methods: &impl Serialize) {
+        self.record.methods = serde_json::to_value(methods).ok();
     }
 
     /// The counters so far: steps (or stages) done, solver iterations and

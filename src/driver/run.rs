@@ -125,6 +125,7 @@ fn run_dim<const D: usize>(
     // or moved; `out` removes a directory made for a refused run.
     check_resources(s, dir)?;
     let mut sim = Simulation::<D>::new(s)?;
+    record.methods(&sim.methods());
     check_list_memory(s, &sim)?;
     let first = match start {
         Start::Resume(_) => None,

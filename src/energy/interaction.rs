@@ -38,6 +38,10 @@ impl<const D: usize> EnergyTerm<D> for Interaction<D> {
         Part::Interaction
     }
 
+    fn method(&self) -> Option<String> {
+        Some(self.backend.describe())
+    }
+
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
         let u = self
             .backend

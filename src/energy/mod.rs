@@ -70,6 +70,12 @@ pub trait EnergyTerm<const D: usize>: Send {
     /// Drop state carried over from earlier calls that can change the result's
     /// last bits (called at the start of every JKO step).
     fn reset(&mut self) {}
+    /// The method computing the term, when a setting chooses among several
+    /// (the coupling's backend), for run.json; `None` for a term computed one
+    /// way.
+    fn method(&self) -> Option<String> {
+        None
+    }
 }
 
 /// E_N = sum of its terms.
@@ -81,6 +87,11 @@ impl<const D: usize> FreeEnergy<D> {
     /// E_N = sum of `terms`.
     pub fn new(terms: Vec<Box<dyn EnergyTerm<D>>>) -> Self {
         FreeEnergy { terms }
+    }
+
+    /// The methods of the terms that name one ([`EnergyTerm::method`]).
+    pub fn methods(&self) -> Vec<String> {
+        self.terms.iter().filter_map(|t| t.method()).collect()
     }
 
     /// Returns the parts of E(x) and overwrites `grad` with grad E(x).

@@ -19,6 +19,28 @@ use crate::util::parallel::sum_indexed;
 /// tries the level above (twice the sub-step) again.
 pub const RECOVER_AFTER: u32 = 4;
 
+/// How a simulation computes its energy ([`Simulation::methods`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Methods {
+    /// Per species, in the scenario's order.
+    pub density: Vec<SpeciesMethod>,
+    /// The coupling's backend (`None` without a coupling).
+    pub coupling: Option<String>,
+}
+
+/// A species' density estimate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SpeciesMethod {
+    /// The species' name.
+    pub species: String,
+    /// The estimator summing its kernel densities.
+    pub estimator: &'static str,
+    /// Whether the estimate is reflected across a box's walls.
+    pub reflected: bool,
+    /// The kernel's standard deviation eps.
+    pub bandwidth: f64,
+}
+
 /// A particle simulation of a scenario in dimension `D`.
 pub struct Simulation<const D: usize> {
     /// The problem being solved.
@@ -574,6 +596,33 @@ impl<const D: usize> Simulation<D> {
             });
         }
         Ok(total.expect("at least one sub-step"))
+    }
+
+    /// How the run computes its energy, as run.json records it: each
+    /// species' density estimator and bandwidth (`[density]`, chosen when
+    /// `"auto"`), and the coupling's backend (`[coupling] method`, likewise).
+    pub fn methods(&self) -> Methods {
+        use crate::density::Estimator;
+        let density = self
+            .problem
+            .species
+            .iter()
+            .zip(&self.plans)
+            .map(|(sp, plan)| SpeciesMethod {
+                species: sp.name.clone(),
+                estimator: match plan.estimator {
+                    Estimator::Neighbours => "neighbour lists",
+                    Estimator::Mesh { .. } => "particle mesh",
+                    Estimator::Sorted1d => "sorted 1D sums",
+                },
+                reflected: plan.walls.is_some(),
+                bandwidth: plan.eps,
+            })
+            .collect();
+        Methods {
+            density,
+            coupling: self.stepper.methods().into_iter().next(),
+        }
     }
 
     /// Each particle's estimated density of its own species.

@@ -644,6 +644,11 @@ impl<const D: usize> JkoStepper<D> {
         non_finite_terms(&mut self.energy, x, &scale)
     }
 
+    /// The methods of the energy's terms that name one ([`FreeEnergy::methods`]).
+    pub fn methods(&self) -> Vec<String> {
+        self.energy.methods()
+    }
+
     /// E_N(x) and its gradient (overwrites `grad`).
     pub fn energy(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> EnergyParts {
         self.energy.evaluate(x, grad)

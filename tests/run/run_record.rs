@@ -118,7 +118,43 @@ fn every_kind_of_run_records_how_it_was_made() {
             assert!(r["evaluations"].as_u64().unwrap() >= iterations);
             assert_eq!(r["particles"], 500);
         }
+        // How the particle runs computed their energy; the grid's has none.
+        let methods = &r["methods"];
+        if command == "run" || command == "equilibrium" {
+            assert_eq!(methods["coupling"], "direct sum (exact)", "{command}");
+            let density = methods["density"].as_array().unwrap();
+            assert_eq!(density.len(), 2);
+            for (d, name) in density.iter().zip(["u", "v"]) {
+                assert_eq!(d["species"], name);
+                // "auto" at 300 and 200 particles: the neighbour lists.
+                assert_eq!(d["estimator"], "neighbour lists");
+                assert_eq!(d["reflected"], false);
+                assert!(d["bandwidth"].as_f64().unwrap() > 0.0);
+            }
+        } else {
+            assert!(methods.is_null(), "{command}: {methods}");
+        }
     }
+    // What "tree" and a mesh make.
+    let text = pnp_2d(1, 1).replace("method = \"direct\"", "method = \"tree\"")
+        + "[density]\nmethod = \"mesh\"\n";
+    let s = write(tmp.path(), "tree.toml", &text);
+    let dir = tmp.path().join("tree");
+    let o = jko()
+        .args([
+            "run",
+            s.to_str().unwrap(),
+            "--out",
+            dir.to_str().unwrap(),
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let methods = &record(&dir)["methods"];
+    let coupling = methods["coupling"].as_str().unwrap();
+    assert!(coupling.starts_with("multipole tree (order "), "{coupling}");
+    assert_eq!(methods["density"][1]["estimator"], "particle mesh");
 }
 
 #[test]

@@ -476,6 +476,15 @@ fn deposit_chunks(n: usize, nodes: usize) -> usize {
 }
 
 impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
+    fn describe(&self) -> String {
+        let cells: Vec<String> = self.cells().iter().map(|n| n.to_string()).collect();
+        format!(
+            "box particle mesh ({} cells, sigma {:.4e})",
+            cells.join(" x "),
+            self.width
+        )
+    }
+
     /// U = (1/2) sum_{i,j} q_i q_j G_mesh(x_i, x_j), all pairs and the self
     /// terms, and field_i = (1/q_i) dU/dx_i exactly (module docs).
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
