@@ -45,16 +45,12 @@ pub enum Error {
         /// The last step done (and checkpointed).
         step: u64,
     },
-    /// SIGINT/SIGTERM (or [`crate::util::interrupt::request`]) stopped a run
-    /// that keeps no checkpoint (`jko eulerian`) after a full step: its files
-    /// are complete up to that step (`detail` says which and where).
-    #[error("interrupted after step {step}: {}", clip(.detail, MAX_MESSAGE))]
-    Cancelled {
-        /// The last step done (and written).
-        step: u64,
-        /// What the files hold, and what to do.
-        detail: String,
-    },
+    /// SIGINT/SIGTERM (or [`crate::util::interrupt::request`]) stopped a
+    /// command that keeps no checkpoint (`jko eulerian` after a full step,
+    /// its files complete up to it; `jko equilibrium --grid`, nothing
+    /// written): the message says what is on disk and what to do.
+    #[error("interrupted: {}", clip(.0, MAX_MESSAGE))]
+    Cancelled(String),
     /// A physical event the scenario says to stop at (`on_collapse = "stop"`);
     /// the output files are complete up to that step.
     #[error("stopped: {}", clip(.0, MAX_MESSAGE))]
@@ -91,9 +87,7 @@ impl Error {
             Error::Io { .. } => 4,
             Error::Stopped(_) => 5,
             Error::NotConverged(_) => 6,
-            Error::Interrupted { .. } | Error::Cancelled { .. } => {
-                crate::util::interrupt::EXIT_STATUS
-            }
+            Error::Interrupted { .. } | Error::Cancelled(_) => crate::util::interrupt::EXIT_STATUS,
         }
     }
 }

@@ -660,6 +660,11 @@ fn grid_equilibrium(s: &Scenario, out: &Path, force: bool, quiet: bool) -> jko::
     let masses: Vec<f64> = s.species.iter().map(|sp| sp.mass_or_default()).collect();
     jko::stepper::equilibrium::check_existence(s, &masses)
         .map_err(|(key, why)| jko::Error::input(&s.path, key, why))?;
+    if let Err(e) = jko::util::interrupt::install() {
+        eprintln!(
+            "jko: warning: cannot catch SIGINT/SIGTERM ({e}); an interrupt ends the solve at once"
+        );
+    }
     let summary = jko::eulerian::equilibrium_to_dir(s, out, force)?;
     for w in &summary.warnings {
         eprintln!("jko: warning: {w}");

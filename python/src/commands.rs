@@ -23,7 +23,7 @@ fn call<T: Send>(py: Python<'_>, work: impl FnOnce() -> jko::Result<T> + Send) -
     match (result, signal) {
         // The library's message says where it stopped and that --resume
         // continues; raised as KeyboardInterrupt all the same.
-        (Err(e @ (jko::Error::Interrupted { .. } | jko::Error::Cancelled { .. })), _) => {
+        (Err(e @ (jko::Error::Interrupted { .. } | jko::Error::Cancelled(_))), _) => {
             Err(crate::errors::to_py(e))
         }
         (_, Some(signal)) => Err(signal),

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 /// The Python exception of a library error.
 pub fn to_py(err: jko::Error) -> PyErr {
     let message = err.to_string();
-    if let jko::Error::Interrupted { .. } | jko::Error::Cancelled { .. } = err {
+    if let jko::Error::Interrupted { .. } | jko::Error::Cancelled(_) = err {
         return PyKeyboardInterrupt::new_err(message);
     }
     let class = match &err {

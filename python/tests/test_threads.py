@@ -136,7 +136,7 @@ def test_ctrl_c_stops_an_eulerian_run_with_its_files_complete(tmp_path, ctrl_c):
     t0 = time.perf_counter()
     timer.start()
     try:
-        with pytest.raises(KeyboardInterrupt, match="complete up to step"):
+        with pytest.raises(KeyboardInterrupt, match="complete up to it"):
             jko.eulerian(s, tmp_path / "grid")
     finally:
         timer.cancel()
@@ -146,6 +146,26 @@ def test_ctrl_c_stops_an_eulerian_run_with_its_files_complete(tmp_path, ctrl_c):
     rows = (tmp_path / "grid" / "energy.csv").read_text().splitlines()
     assert len(rows) >= 3  # the header, step 0, and at least step 1
     assert not (tmp_path / "grid" / "energy.csv.partial").exists()
+
+
+def test_ctrl_c_stops_a_grid_equilibrium(tmp_path, ctrl_c):
+    """The grid equilibrium's Newton solve (1024 x 512 cells: ~20 steps of
+    ~1 s) stops at its next step and writes nothing."""
+    from conftest import REPO
+
+    text = (REPO / "data" / "scenarios" / "pn_junction_2d.toml").read_text()
+    s = jko.Scenario.from_toml(text.replace("cells = [128, 64]", "cells = [1024, 512]"))
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt, match="grid equilibrium stopped after"):
+            jko.equilibrium(s, tmp_path / "eq", grid=True)
+    finally:
+        timer.cancel()
+        timer.join()
+    assert time.perf_counter() - t0 < 15.0
+    assert not (tmp_path / "eq").exists()
 
 
 def test_a_busy_simulation_says_so(big):

@@ -281,7 +281,7 @@ impl RunRecord {
             }
             Err(e) => {
                 self.record.status = match e {
-                    Error::Interrupted { .. } | Error::Cancelled { .. } => "interrupted",
+                    Error::Interrupted { .. } | Error::Cancelled(_) => "interrupted",
                     Error::Stopped(_) => "stopped",
                     Error::NotConverged(_) => "not_converged",
                     _ => "failed",

@@ -1111,6 +1111,9 @@ fn newton(
     let mut krylov_total = 0;
     let rhs_of = |f: &[f64]| -> Vec<f64> { f.iter().map(|x| -x).collect() };
     for it in 0..=options.max_iterations {
+        if crate::util::interrupt::requested() {
+            return Err(EulerianError::Interrupted { iterations: it });
+        }
         let r = theta * max_abs(&f);
         let floor = 100.0 * f64::EPSILON * theta * max_abs(&psi).max(max_abs(&gq)).max(ext_max);
         if !r.is_finite() {
@@ -1262,6 +1265,10 @@ fn solve_built(s: &Scenario, solver: &EulerianSolver) -> Result<GridEquilibrium,
         EulerianError::Equilibrium { reason } => Error::Numerical(format!(
             "the grid equilibrium of {}: {reason}",
             s.path.display()
+        )),
+        EulerianError::Interrupted { iterations } => Error::Cancelled(format!(
+            "the grid equilibrium stopped after {iterations} Newton steps; nothing was written \
+             (there is no checkpoint: run it again)"
         )),
         other => Error::input(&s.path, "species", other.to_string()),
     })

@@ -74,6 +74,13 @@ pub enum EulerianError {
         /// What happened, and what to try.
         reason: String,
     },
+    /// SIGINT/SIGTERM ([`crate::util::interrupt`]) stopped the grid
+    /// equilibrium's Newton solve.
+    #[error("interrupted after {iterations} Newton steps")]
+    Interrupted {
+        /// Newton steps done.
+        iterations: usize,
+    },
     /// Binning particles: a particle lies outside the box, or has a bad weight.
     #[error("binning particles: particle {index}: {reason}")]
     InvalidParticle {

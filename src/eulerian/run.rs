@@ -460,14 +460,11 @@ fn run_recorded(
             output::sync_dir(dir)?;
             out.establish()?;
             record.own(None)?;
-            return Err(Error::Cancelled {
-                step: n,
-                detail: format!(
-                    "density.csv and energy.csv in {} are complete up to step {n} (t = {t}); \
-                     an Eulerian run keeps no checkpoint: run it again to go further",
-                    dir.display()
-                ),
-            });
+            return Err(Error::Cancelled(format!(
+                "the Eulerian run stopped after step {n} (t = {t}); density.csv and energy.csv \
+                 in {} are complete up to it (there is no checkpoint: run it again to go further)",
+                dir.display()
+            )));
         }
     }
     energy.finish()?;

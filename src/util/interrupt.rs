@@ -5,7 +5,8 @@
 //! the state after the last completed step is checkpointed, the files are
 //! synced, and the run returns [`crate::Error::Interrupted`] (the Eulerian
 //! run, which keeps no checkpoint, ends after its step in progress with its
-//! files complete: [`crate::Error::Cancelled`]). A second signal
+//! files complete, and the grid equilibrium at its next Newton step with
+//! none: [`crate::Error::Cancelled`]). A second signal
 //! ends the process at once (exit status 130), for a run stuck in a long
 //! evaluation; its last checkpoint is still valid.
 

@@ -344,7 +344,8 @@ fn an_interrupted_eulerian_run_keeps_its_files_complete() {
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(
-        err.contains("interrupted after step") && err.contains("run it again"),
+        err.contains("interrupted: the Eulerian run stopped after step")
+            && err.contains("run it again"),
         "{err}"
     );
     let energy = records(&out, "energy.csv");
@@ -353,7 +354,7 @@ fn an_interrupted_eulerian_run_keeps_its_files_complete() {
     for (k, row) in energy.iter().enumerate() {
         assert_eq!(row[0].parse::<u64>().unwrap(), k as u64);
     }
-    assert!(err.contains(&format!("complete up to step {n} ")), "{err}");
+    assert!(err.contains(&format!("stopped after step {n} ")), "{err}");
     let mut frames: Vec<u64> = records(&out, "density.csv")
         .iter()
         .map(|r| r[0].parse().unwrap())
@@ -370,4 +371,44 @@ fn an_interrupted_eulerian_run_keeps_its_files_complete() {
         "{record}"
     );
     assert!(!partial.exists(), "a partial file left behind");
+}
+
+/// SIGINT to `jko equilibrium --grid` (a 1024 x 512 grid: ~20 Newton steps
+/// of ~1 s here): it stops at its next Newton step with status 130, says so,
+/// and writes nothing (there is no checkpoint; before, the solve ran on).
+#[test]
+fn an_interrupted_grid_equilibrium_stops_at_its_next_newton_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/scenarios/pn_junction_2d.toml"),
+    )
+    .unwrap()
+    .replace("cells = [128, 64]", "cells = [1024, 512]");
+    assert!(text.contains("[1024, 512]"));
+    let scen = write(tmp.path(), "s.toml", &text);
+    let out = tmp.path().join("out");
+    let child = jko()
+        .args(["equilibrium", "--grid", scen.to_str().unwrap(), "--out"])
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let signalled = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted: the grid equilibrium stopped after")
+            && err.contains("nothing was written"),
+        "{err}"
+    );
+    // One Newton step (a second here), with room for a loaded machine.
+    assert!(signalled.elapsed() < Duration::from_secs(30));
+    assert!(!out.exists(), "an interrupted solve left {}", out.display());
 }
