@@ -55,7 +55,7 @@ use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::util::fft::{GridFft, fast_length};
 use crate::util::grid::Grid;
 use crate::util::parallel::CHUNK;
-use crate::util::team::{self, Team, share, split_even};
+use crate::util::team::{self, Team, share, split_chunks};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -264,10 +264,7 @@ impl<const D: usize> MeshDensity<D> {
 
     /// Every member's particles, of `n`, in whole chunks of `CHUNK`.
     fn parts(&self, n: usize) -> Vec<Range<usize>> {
-        split_even(n.div_ceil(CHUNK), self.team.size())
-            .into_iter()
-            .map(|c| (c.start * CHUNK).min(n)..(c.end * CHUNK).min(n))
-            .collect()
+        split_chunks(n, self.team.size())
     }
 
     /// The kernel's standard deviation eps (before the narrowing that makes

@@ -31,7 +31,7 @@ use argmin_math::{
 use rayon::prelude::*;
 
 use super::parallel::CHUNK;
-use super::team::{Team, split_even};
+use super::team::{Team, split_chunks};
 
 /// Parts at least this long are transformed on rayon's threads.
 const PARALLEL: usize = 1 << 15;
@@ -61,10 +61,7 @@ impl Shard {
     /// whole chunks (the last one short), even by chunk count. A function of
     /// `len` and `members` alone.
     pub fn ranges(len: usize, members: usize) -> Vec<Range<usize>> {
-        split_even(len.div_ceil(CHUNK), members)
-            .into_iter()
-            .map(|c| (c.start * CHUNK).min(len)..(c.end * CHUNK).min(len))
-            .collect()
+        split_chunks(len, members)
     }
 
     /// This member's part of `full` (which every member holds).

@@ -114,6 +114,19 @@ pub fn split_even(units: usize, parts: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// `parts` consecutive ranges of `0..n` of whole chunks of
+/// [`crate::util::parallel::CHUNK`] (the last one short), even by chunk
+/// count: how the chunked work of `n` items (particles, numbers of a
+/// vector) is divided when every chunk costs the same. A function of `n`
+/// and `parts` alone.
+pub fn split_chunks(n: usize, parts: usize) -> Vec<Range<usize>> {
+    use crate::util::parallel::CHUNK;
+    split_even(n.div_ceil(CHUNK), parts)
+        .into_iter()
+        .map(|c| (c.start * CHUNK).min(n)..(c.end * CHUNK).min(n))
+        .collect()
+}
+
 /// Collective: each member wrote `width` values per item of its own range
 /// `items[rank]` of `values` (the ranges cover the items in order); after
 /// it every member holds all of them.

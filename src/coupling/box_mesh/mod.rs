@@ -94,7 +94,7 @@ use super::{CouplingBackend, half_charge_potential};
 use crate::model::domain::BoxDomain;
 use crate::util::fft::fast_length;
 use crate::util::parallel::CHUNK;
-use crate::util::team::{self, Team, share, split_even};
+use crate::util::team::{self, Team, share, split_chunks};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -245,10 +245,7 @@ impl<const D: usize> BoxMesh<D> {
 
     /// Every member's particles, of `n`, in whole chunks of `CHUNK`.
     fn parts(&self, n: usize) -> Vec<Range<usize>> {
-        split_even(n.div_ceil(CHUNK), self.team.size())
-            .into_iter()
-            .map(|c| (c.start * CHUNK).min(n)..(c.end * CHUNK).min(n))
-            .collect()
+        split_chunks(n, self.team.size())
     }
 
     /// K of the module docs on the spectral slots.
