@@ -7,6 +7,21 @@ use std::time::{Duration, Instant};
 
 use crate::support::run::{jko, outputs, pnp_2d, records, stderr, write};
 
+/// `jko ARGS` started, its standard error piped.
+fn start(args: &[&str]) -> std::process::Child {
+    jko()
+        .args(args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The text of `data/scenarios/NAME.toml`.
+fn data_scenario(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("data/scenarios/{name}.toml"));
+    std::fs::read_to_string(path).unwrap()
+}
+
 fn run(scen: &Path, out: &Path, extra: &[&str]) -> Output {
     jko()
         .args([
@@ -34,17 +49,13 @@ fn an_interrupted_run_resumes_exactly() {
     let duration = t0.elapsed();
     for signal in ["-INT", "-TERM"] {
         let out = tmp.path().join(format!("sig{signal}"));
-        let child = jko()
-            .args([
-                "run",
-                scen.to_str().unwrap(),
-                "--out",
-                out.to_str().unwrap(),
-                "-q",
-            ])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let child = start(&[
+            "run",
+            scen.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "-q",
+        ]);
         // Signal once the run is under way (its first checkpoint exists).
         let deadline = Instant::now() + Duration::from_secs(60);
         while !out.join("checkpoint.jko").exists() && Instant::now() < deadline {
@@ -306,25 +317,18 @@ initial = { kind = "gaussian", mean = [0.8], std = 0.5 }
 #[test]
 fn an_interrupted_eulerian_run_keeps_its_files_complete() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/scenarios/pnp_2d.toml"),
-    )
-    .unwrap()
-    .replace("steps = 50", "steps = 5000")
-    .replace("output_every = 10", "output_every = 7");
+    let text = data_scenario("pnp_2d")
+        .replace("steps = 50", "steps = 5000")
+        .replace("output_every = 10", "output_every = 7");
     let scen = write(tmp.path(), "s.toml", &text);
     let out = tmp.path().join("out");
-    let child = jko()
-        .args([
-            "eulerian",
-            scen.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "-q",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start(&[
+        "eulerian",
+        scen.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
     // Signal once the run is under way (its files are open; they are
     // buffered, so not the rows): it stops after the step in progress, so
     // at step 1 at the earliest.
@@ -379,20 +383,17 @@ fn an_interrupted_eulerian_run_keeps_its_files_complete() {
 #[test]
 fn an_interrupted_grid_equilibrium_stops_at_its_next_newton_step() {
     let tmp = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/scenarios/pn_junction_2d.toml"),
-    )
-    .unwrap()
-    .replace("cells = [128, 64]", "cells = [1024, 512]");
+    let text = data_scenario("pn_junction_2d").replace("cells = [128, 64]", "cells = [1024, 512]");
     assert!(text.contains("[1024, 512]"));
     let scen = write(tmp.path(), "s.toml", &text);
     let out = tmp.path().join("out");
-    let child = jko()
-        .args(["equilibrium", "--grid", scen.to_str().unwrap(), "--out"])
-        .arg(&out)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = start(&[
+        "equilibrium",
+        "--grid",
+        scen.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     std::thread::sleep(Duration::from_millis(1500));
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
