@@ -142,7 +142,7 @@ impl<const D: usize> BlobDensity<D> {
         if size > 1 {
             self.team.agree_on_interrupt();
         }
-        self.list.update_chunks(x, |nc| {
+        let rebuilt = self.list.update_chunks(x, |nc| {
             *chunks = own.ranges(nc, size, |_| 1.0).to_vec();
             chunks[rank].clone()
         });
@@ -180,16 +180,19 @@ impl<const D: usize> BlobDensity<D> {
             },
         );
         if size > 1 {
-            // The pairs each chunk's clusters evaluate: its cost.
-            let mut cost = vec![0.0; self.list.chunk_count()];
-            for c in built {
-                cost[c] = (self.list.clusters_of_chunk(c))
-                    .map(|k| (k.slots.len() * k.candidates.len()) as f64)
-                    .sum();
+            // The pairs each chunk's clusters evaluate, its cost, change only
+            // with the list (and ownership moves only at the next build).
+            if rebuilt {
+                let mut cost = vec![0.0; self.list.chunk_count()];
+                for c in built {
+                    cost[c] = (self.list.clusters_of_chunk(c))
+                        .map(|k| (k.slots.len() * k.candidates.len()) as f64)
+                        .sum();
+                }
+                team::share(&*self.team, &self.chunks, 1, &mut cost);
+                self.own.observe(&cost);
             }
-            team::share(&*self.team, &self.chunks, 1, &mut cost);
             team::share(&*self.team, &self.slots(n), 1, &mut self.rho_s);
-            self.own.observe(&cost);
         }
         self.rho.resize(n, 0.0);
         let rho_s = &self.rho_s;

@@ -4,8 +4,8 @@
 //!
 //! # Decomposition
 //!
-//! Every rank holds the whole state: all positions, the L-BFGS history, the
-//! neighbour lists' order, the tree. Every rank runs the same driver, the
+//! Every rank holds all positions, the neighbour lists' order and the tree.
+//! Every rank runs the same driver, the
 //! same JKO steps and the same optimizer on the same numbers, so every
 //! decision (line search, stopping rule, rejected steps and sub-steps) is
 //! taken identically on every rank without any message: the state stays
@@ -22,13 +22,15 @@
 //!   cost (`coupling/tree/engine/divided.rs`);
 //! - the neighbour-list densities and their gradients by chunks of the
 //!   lists' Morton order, owned by cost (`density::blob`);
-//! - the mesh densities' interpolations by chunks of particles
-//!   (`density::mesh`).
+//! - the mesh densities' and the box mesh's interpolations by chunks of
+//!   particles (`density::mesh`, `coupling::box_mesh`);
+//! - L-BFGS's vectors (iterates, gradients, directions, history) by ranges
+//!   of the vector, with reductions over fixed chunks (`util::shard`).
 //!
 //! Each keeps the single process's order of every floating-point addition,
 //! so the run has the single process's bits on any number of ranks. The
-//! rest (the mesh's deposits and FFTs, the box's mesh, 1D, the optimizer's
-//! vectors, the trees' and lists' builds) is computed on every rank.
+//! rest (the meshes' deposits and FFTs, 1D, the trees' and lists' builds)
+//! is computed on every rank.
 //!
 //! # Exchanges
 //!
@@ -79,13 +81,15 @@
 //! (`agree_on_signal`), then all stop at the same point, write the same
 //! checkpoint (rank 0's in DIR) and exit with status 130, as one process
 //! does (`mpirun`, when it is the process signalled, exits with 1).
-//! `mpirun` kills ranks still running some time after forwarding a signal,
-//! by default about a second: a longer evaluation is cut short, and the
-//! checkpoint of the last written step stays valid.
+//! Open MPI's `mpirun`, when signalled, forwards the signal
+//! `odls_base_sigkill_timeout` seconds late (default 1) and SIGKILLs the
+//! ranks as long after: a longer evaluation and checkpoint are cut short, and
+//! the checkpoint of the last written step stays valid (docs/mpi.md). The
+//! ranks meet at a barrier before an agreed non-zero exit, so none leaves
+//! (and has `mpirun` end the others) while rank 0 still writes.
 //!
-//! Not yet: distributed positions (ghosts, a distributed L-BFGS vector,
-//! memory divided among the ranks), division of the mesh estimator's
-//! deposits and FFTs and of the box's mesh Poisson solve.
+//! Not yet: distributed positions (ghosts, locally essential trees, memory
+//! divided among the ranks), division of the meshes' deposits and FFTs.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -415,7 +419,7 @@ pub fn run(
         } else {
             Ok(())
         };
-        exchange(|| world().barrier());
+        mpi.barrier();
         copied.map_err(|e| Error::io(out, e))?;
     }
     if mpi.rank == 0 {

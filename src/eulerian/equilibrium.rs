@@ -1406,11 +1406,7 @@ fn equilibrium_recorded(
     energy.row(1, 0.0, &eq.energy, w2, eq.iterations as u64, eq.residual)?;
     super::run::write_density_frame(&mut density, &centers, &names, &fin, 1, 0.0)?;
     super::run::write_vtk_frame(&mut vtk, solver.grid(), &names, &fin, 1, 0.0)?;
-    energy.finish()?;
-    density.finish()?;
-    crate::io::output::sync_dir(dir)?;
-    out.establish()?;
-    record.own(None)?;
+    super::run::conclude(&mut out, density, energy, record)?;
     Ok(EquilibriumSummary {
         iterations: eq.iterations,
         krylov_iterations: eq.krylov_iterations,

@@ -298,6 +298,22 @@ pub(super) fn open_output(
     Ok((out, density, energy))
 }
 
+/// The files of [`open_output`] finished and synced under their final names
+/// (replacing the run set aside), and the record written: a grid run's or
+/// equilibrium's output, complete or complete up to a step.
+pub(super) fn conclude(
+    out: &mut OutputDir,
+    density: CsvStream,
+    energy: EnergyLog,
+    record: &mut RunRecord,
+) -> Result<()> {
+    energy.finish()?;
+    density.finish()?;
+    output::sync_dir(out.path())?;
+    out.establish()?;
+    record.own(None)
+}
+
 /// The ParaView series of a grid run in `dir`, if the scenario asks for one.
 pub(super) fn vtk_series(s: &Scenario, dir: &Path) -> Result<Option<VtkSeries>> {
     s.output
@@ -417,13 +433,9 @@ fn run_recorded(
             Ok(_) => None,
         };
         if let Some(why) = failure {
-            // Status 3, like a particle run: the files keep every full step.
-            energy.finish()?;
-            density.finish()?;
-            output::sync_dir(dir)?;
-            // Its files are complete up to a step: they replace the old run.
-            out.establish()?;
-            record.own(None)?;
+            // Status 3, like a particle run: the files keep every full step;
+            // complete up to a step, they replace the old run.
+            conclude(&mut out, density, energy, record)?;
             return Err(Error::Numerical(format!(
                 "Eulerian step {n}: {why}. density.csv (up to step {last_frame}) and energy.csv \
                  (up to step {}) in {} are complete up to the last full step",
@@ -455,11 +467,7 @@ fn run_recorded(
             if last_frame != n {
                 write_frame(&mut density, &solver, n, t)?;
             }
-            energy.finish()?;
-            density.finish()?;
-            output::sync_dir(dir)?;
-            out.establish()?;
-            record.own(None)?;
+            conclude(&mut out, density, energy, record)?;
             return Err(Error::Cancelled(format!(
                 "the Eulerian run stopped after step {n} (t = {t}); density.csv and energy.csv \
                  in {} are complete up to it (there is no checkpoint: run it again to go further)",
@@ -467,11 +475,7 @@ fn run_recorded(
             )));
         }
     }
-    energy.finish()?;
-    density.finish()?;
-    output::sync_dir(dir)?;
     // Complete: the run it replaced can go.
-    out.establish()?;
-    record.own(None)?;
+    conclude(&mut out, density, energy, record)?;
     Ok(summary)
 }
