@@ -250,6 +250,16 @@ struct Point {
 }
 
 impl<const D: usize> Evaluator<'_, D> {
+    /// Whether the step stops at `p`, of stationarity measure `grad_norm`: the
+    /// first point, once the tolerance is set, that is stationary within it
+    /// and no worse than J(0).
+    fn stops_at(&self, p: &Point, grad_norm: f64) -> bool {
+        self.tolerance > 0.0
+            && p.cost <= self.start_cost
+            && self.converged.is_none()
+            && grad_norm <= self.tolerance
+    }
+
     /// Records why this evaluation failed (argmin's error carries text only).
     fn fail<T>(&mut self, why: StepFailure) -> std::result::Result<T, argmin::core::Error> {
         let message = why.to_string();
@@ -260,6 +270,18 @@ impl<const D: usize> Evaluator<'_, D> {
     fn evaluate(&mut self, y: &[f64]) -> std::result::Result<&Point, argmin::core::Error> {
         if self.last.as_ref().is_some_and(|p| p.y == y) {
             return Ok(self.last.as_ref().unwrap());
+        }
+        // The solver starts from the best first guess, which is not the last
+        // one evaluated when the explicit step beat the previous displacement.
+        // The guesses were evaluated before the tolerance was set, so the stop
+        // test runs here, as on a new evaluation.
+        if self.best.as_ref().is_some_and(|p| p.y == y) {
+            let best = self.best.as_ref().unwrap();
+            if self.stops_at(best, stationarity(best, self.bounds.map(|b| b.0))) {
+                self.converged = self.best.clone();
+                return Err(argmin::core::Error::msg(CONVERGED_AT_TRIAL));
+            }
+            return Ok(self.best.as_ref().unwrap());
         }
         let (x0, scale) = (self.x0, self.scale);
         for (i, xi) in self.x.iter_mut().enumerate() {
@@ -341,10 +363,7 @@ impl<const D: usize> Evaluator<'_, D> {
                 detail,
             });
         }
-        let stop = self.tolerance > 0.0
-            && cost <= self.start_cost
-            && self.converged.is_none()
-            && grad_norm <= self.tolerance;
+        let stop = self.stops_at(&p, grad_norm);
         if stop {
             self.converged = Some(p.clone());
         }
@@ -982,6 +1001,74 @@ mod tests {
                 gi[1] += wi * (r2 * xi[1] - 2.0 * self.a * s * (2.0 * xi[1]).sin());
             }
             e
+        }
+    }
+
+    /// E = sum_i w_i (|x_i|^2 / 2 + |x_i|^4 / 4), recording every point it is
+    /// evaluated at (the bits of x).
+    struct Recorded {
+        seen: Arc<std::sync::Mutex<Vec<Vec<u64>>>>,
+        w: Vec<f64>,
+    }
+
+    impl crate::energy::EnergyTerm<2> for Recorded {
+        fn part(&self) -> crate::energy::Part {
+            crate::energy::Part::Potential
+        }
+
+        fn value_and_gradient(&mut self, x: &[[f64; 2]], grad: &mut [[f64; 2]]) -> f64 {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(x.iter().flatten().map(|v| v.to_bits()).collect());
+            let mut e = 0.0;
+            for ((xi, gi), wi) in x.iter().zip(grad.iter_mut()).zip(&self.w) {
+                let r2 = xi[0] * xi[0] + xi[1] * xi[1];
+                e += wi * (0.5 * r2 + 0.25 * r2 * r2);
+                for a in 0..2 {
+                    gi[a] += wi * (1.0 + r2) * xi[a];
+                }
+            }
+            e
+        }
+    }
+
+    /// A step evaluates no point twice. The solver starts from the best first
+    /// guess, and here that is not the last one evaluated: after the cloud is
+    /// reversed, the previous displacement (the second guess) points away from
+    /// the well's center and the explicit step (the first) wins. In free space
+    /// and in a box (the projected L-BFGS).
+    #[test]
+    fn a_step_evaluates_no_point_twice() {
+        for walls in [None, Some(([-2.0, -2.0], [2.0, 2.0]))] {
+            let n = 300;
+            let w = vec![1.0 / n as f64; n];
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let energy = FreeEnergy::new(vec![Box::new(Recorded {
+                seen: seen.clone(),
+                w: w.clone(),
+            }) as Box<dyn crate::energy::EnergyTerm<2>>]);
+            let mut stepper =
+                JkoStepper::new(energy, w, Solver::default()).with_team(Arc::new(team::Solo));
+            if let Some((lo, hi)) = walls {
+                stepper = stepper.confined_to(lo, hi);
+            }
+            let mut x: Vec<[f64; 2]> = (0..n)
+                .map(|i| [(i as f64 * 0.37).sin() * 1.5, (i as f64 * 0.91).cos()])
+                .collect();
+            stepper.step(&mut x, 0.05).expect("the first step succeeds");
+            x.iter_mut().for_each(|p| *p = [-p[0], -p[1]]);
+            seen.lock().unwrap().clear();
+            let r = stepper.step(&mut x, 0.05).expect("the second step succeeds");
+            let seen = seen.lock().unwrap();
+            assert_eq!(seen.len(), r.evaluations, "walls {walls:?}");
+            assert!(r.iterations >= 3, "too easy: {r:?}");
+            let distinct: std::collections::HashSet<&Vec<u64>> = seen.iter().collect();
+            assert_eq!(
+                distinct.len(),
+                seen.len(),
+                "walls {walls:?}: a point was evaluated twice"
+            );
         }
     }
 

@@ -39,6 +39,18 @@
 //! far below the L-BFGS tolerance's scale. The box scenarios (projected
 //! L-BFGS, not changed) kept their bytes.
 //!
+//! Four box scenarios (double_layer_1d, double_layer_steric_1d,
+//! electrodes_1d, nanochannel_2d) were recorded again when a JKO step
+//! stopped evaluating its best first guess twice (`stepper::step`: the
+//! solver starts from it, and it was evaluated again when it was not the
+//! last guess). The values are the same, but a box's reflected estimate
+//! chooses its ghosts from the positions of the evaluations it has seen
+//! (`density::reflect`), so one evaluation fewer can change the ghost
+//! set, hence the order of sums; over 20 steps the binaries before
+//! (5741ad6) and after agree to W2 <= 8.3e-9 and |dE| <= 1.2e-7 (the 1D
+//! ones; nanochannel_2d to 4.4e-16), the L-BFGS tolerance's scale. The
+//! other scenarios kept their bytes.
+//!
 //! A scenario added to data/scenarios without a line here fails the test:
 //! record its checksums from the binary of the commit before the change the
 //! test is to guard.
@@ -50,14 +62,14 @@ use crate::support::run::{OUTPUTS, jko, outputs, stderr};
 /// Scenario file stem, and the CRC-32 of particles.csv, energy.csv, events.csv.
 const RECORDED: [(&str, [u32; 3]); 13] = [
     ("box_pnp_3d", [0x59757986, 0x0960e102, 0x46ac5ef2]),
-    ("double_layer_1d", [0xc4dad510, 0x6e1ad552, 0x46ac5ef2]),
+    ("double_layer_1d", [0x07bf6afc, 0xba51c5b3, 0x46ac5ef2]),
     (
         "double_layer_steric_1d",
-        [0xd62ddd8a, 0x3356d40a, 0x46ac5ef2],
+        [0xcadabcb5, 0x316a2656, 0x46ac5ef2],
     ),
-    ("electrodes_1d", [0xc9715d1e, 0xe287441d, 0x46ac5ef2]),
+    ("electrodes_1d", [0x6c39851d, 0xb87d5fcd, 0x46ac5ef2]),
     ("keller_segel_2d", [0xcda153f8, 0xbfedf2c5, 0x46ac5ef2]),
-    ("nanochannel_2d", [0x4dd8a34a, 0xfc31eef4, 0x46ac5ef2]),
+    ("nanochannel_2d", [0x9a221f69, 0x91af768b, 0x46ac5ef2]),
     ("ou_1d", [0xc6842974, 0x0ca1fb6a, 0x46ac5ef2]),
     ("ou_2d", [0x87e2a52c, 0x4b399ca0, 0x46ac5ef2]),
     ("pn_junction_1d", [0x2ccec30a, 0xf881b3b3, 0x46ac5ef2]),
