@@ -1047,7 +1047,8 @@ mod tests {
             let energy = FreeEnergy::new(vec![Box::new(Recorded {
                 seen: seen.clone(),
                 w: w.clone(),
-            }) as Box<dyn crate::energy::EnergyTerm<2>>]);
+            })
+                as Box<dyn crate::energy::EnergyTerm<2>>]);
             let mut stepper =
                 JkoStepper::new(energy, w, Solver::default()).with_team(Arc::new(team::Solo));
             if let Some((lo, hi)) = walls {
@@ -1059,7 +1060,9 @@ mod tests {
             stepper.step(&mut x, 0.05).expect("the first step succeeds");
             x.iter_mut().for_each(|p| *p = [-p[0], -p[1]]);
             seen.lock().unwrap().clear();
-            let r = stepper.step(&mut x, 0.05).expect("the second step succeeds");
+            let r = stepper
+                .step(&mut x, 0.05)
+                .expect("the second step succeeds");
             let seen = seen.lock().unwrap();
             assert_eq!(seen.len(), r.evaluations, "walls {walls:?}");
             assert!(r.iterations >= 3, "too easy: {r:?}");
