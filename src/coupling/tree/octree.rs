@@ -19,10 +19,10 @@ use rayon::prelude::*;
 
 /// Rebuild when the sum of cell radii has grown by more than this factor since the build.
 ///
-/// Small, because a loose tree costs on every evaluation and a build only once: in
-/// 2D the near pairs and M2Ls grow with the refitted radii (about 30% more work at a
-/// growth just under 1.25), while a build costs ~5% of one evaluation (Morton sort
-/// and cells). On the first JKO step of 2D PNP at 1e6 particles per species, 1.05
+/// Small, because a loose tree costs on every evaluation and a build only once: the
+/// near pairs and M2Ls grow quickly with the refitted radii (in 2D, 24% more near
+/// pairs and 17% more M2Ls than a rebuilt tree at a growth between 1.05 and 1.1),
+/// while a build costs ~5% of one evaluation (Morton sort and cells). On the first JKO step of 2D PNP at 1e6 particles per species, 1.05
 /// instead of 1.25 cut the step's near pairs by 17% and its M2Ls by 13% for one more
 /// build (BENCHMARKS.md, "2D PNP at 1e6 particles per species"); 1.02 and 1.05 gave
 /// the same builds there, 1.1 the same as 1.25.
