@@ -16,6 +16,15 @@ fn start(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// Sends `signal` (as `kill` spells it: "-INT", "-TERM") to `child`.
+fn kill(child: &std::process::Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill {signal} failed");
+}
+
 /// The text of `data/scenarios/NAME.toml`.
 fn data_scenario(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("data/scenarios/{name}.toml"));
@@ -62,11 +71,7 @@ fn an_interrupted_run_resumes_exactly() {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(duration / 3);
-        let sent = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
+        kill(&child, signal);
         let o = child.wait_with_output().unwrap();
         if o.status.success() {
             // The run finished before the signal arrived: nothing to test on this machine.
@@ -339,11 +344,7 @@ fn an_interrupted_eulerian_run_keeps_its_files_complete() {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    kill(&child, "-INT");
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(130), "{err}");
@@ -395,11 +396,7 @@ fn an_interrupted_grid_equilibrium_stops_at_its_next_newton_step() {
         out.to_str().unwrap(),
     ]);
     std::thread::sleep(Duration::from_millis(1500));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
+    kill(&child, "-INT");
     let signalled = Instant::now();
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
