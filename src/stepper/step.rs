@@ -479,19 +479,38 @@ pub fn non_finite_terms<const D: usize>(
 
 /// argmin's view of the objective J(Y). argmin's vectors are [`Shard`]s,
 /// divided among the team's members (module docs); the energy needs all of
-/// Y, gathered into `full` at each call (the same Y on every member, so
-/// whether it is the last evaluation's point is decided alike everywhere).
+/// Y, gathered into `full` (the same Y on every member, so whether it is the
+/// last evaluation's point is decided alike everywhere).
+///
+/// argmin asks for the cost and the gradient of a point in two calls; the
+/// second finds every member's part already in `full` and gathers nothing
+/// (one agreement of one number per member instead of N d numbers).
 struct Objective<'r, 'a, const D: usize> {
     evaluator: &'r RefCell<Evaluator<'a, D>>,
     full: RefCell<Vec<f64>>,
+}
+
+impl<const D: usize> Objective<'_, '_, D> {
+    /// The whole of `y` in `full`, gathered unless some member's part differs.
+    fn whole(&self, y: &Shard) -> std::cell::RefMut<'_, Vec<f64>> {
+        let mut full = self.full.borrow_mut();
+        let held = full.len() == y.len()
+            && full[y.range()]
+                .iter()
+                .zip(y.part())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !crate::util::shard::all_hold(y.team(), held) {
+            y.gather(&mut full);
+        }
+        full
+    }
 }
 
 impl<const D: usize> CostFunction for Objective<'_, '_, D> {
     type Param = Shard;
     type Output = f64;
     fn cost(&self, y: &Shard) -> std::result::Result<f64, argmin::core::Error> {
-        let mut full = self.full.borrow_mut();
-        y.gather(&mut full);
+        let full = self.whole(y);
         Ok(self.evaluator.borrow_mut().evaluate(&full)?.cost)
     }
 }
@@ -500,8 +519,7 @@ impl<const D: usize> Gradient for Objective<'_, '_, D> {
     type Param = Shard;
     type Gradient = Shard;
     fn gradient(&self, y: &Shard) -> std::result::Result<Shard, argmin::core::Error> {
-        let mut full = self.full.borrow_mut();
-        y.gather(&mut full);
+        let full = self.whole(y);
         Ok(y.like(&self.evaluator.borrow_mut().evaluate(&full)?.grad))
     }
 }
@@ -1135,14 +1153,62 @@ mod tests {
             assert!(held > 100, "the wall must hold particles: {held}");
         }
         for members in [2, 3] {
-            for (rank, out) in crate::util::team::ThreadTeam::run(members, steps)
+            let counted = |team: Arc<dyn Team>| {
+                let counting = Arc::new(CountingTeam {
+                    inner: team,
+                    whole: n * 2,
+                    gathers: Default::default(),
+                });
+                let out = steps(counting.clone());
+                (
+                    out,
+                    counting.gathers.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            };
+            for (rank, (out, gathers)) in crate::util::team::ThreadTeam::run(members, counted)
                 .into_iter()
                 .enumerate()
             {
                 let at = format!("{members} members, rank {rank}, walls {walls:?}");
                 assert_eq!(out.1, single.1, "iterations, {at}");
                 assert!(out.0 == single.0, "positions, {at}");
+                // argmin asks for J and dJ/dY of a point in two calls: Y is
+                // gathered once per point (the guesses are never gathered).
+                let evaluations: usize = out.1.iter().map(|c| c.1).sum();
+                assert!(
+                    gathers <= evaluations,
+                    "{gathers} gathers of the whole Y for {evaluations} evaluations, {at}"
+                );
             }
+        }
+    }
+
+    /// A team that counts the gathers of `whole` numbers (the whole Y).
+    struct CountingTeam {
+        inner: Arc<dyn Team>,
+        whole: usize,
+        gathers: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Team for CountingTeam {
+        fn rank(&self) -> usize {
+            self.inner.rank()
+        }
+        fn size(&self) -> usize {
+            self.inner.size()
+        }
+        fn all_gather(&self, mine: &[f64], counts: &[usize], all: &mut [f64]) {
+            if all.len() == self.whole {
+                self.gathers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            self.inner.all_gather(mine, counts, all)
+        }
+        fn send(&self, to: usize, data: &[f64]) {
+            self.inner.send(to, data)
+        }
+        fn receive(&self, from: usize) -> Vec<f64> {
+            self.inner.receive(from)
         }
     }
 

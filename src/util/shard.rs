@@ -97,6 +97,11 @@ impl Shard {
         &self.v
     }
 
+    /// The team the vector is divided among.
+    pub fn team(&self) -> &dyn Team {
+        &*self.team
+    }
+
     /// Which numbers of the whole vector this member holds.
     pub fn range(&self) -> Range<usize> {
         self.start..self.start + self.v.len()
@@ -173,6 +178,21 @@ pub fn gather(team: &dyn Team, part: &[f64], full: &mut [f64]) {
         .map(|r| r.len())
         .collect();
     team.all_gather(part, &counts, full);
+}
+
+/// Collective: whether `holds` is true on every member (one number each
+/// gathered; no message for a team of one).
+pub fn all_hold(team: &dyn Team, holds: bool) -> bool {
+    if team.size() == 1 {
+        return holds;
+    }
+    let mut all = vec![0.0; team.size()];
+    team.all_gather(
+        &[f64::from(u8::from(holds))],
+        &vec![1; team.size()],
+        &mut all,
+    );
+    all.iter().all(|&v| v == 1.0)
 }
 
 /// Collective: the sum over a vector of `len` numbers of `f(k)`, where each
