@@ -271,10 +271,10 @@ impl<const D: usize> Evaluator<'_, D> {
         if self.last.as_ref().is_some_and(|p| p.y == y) {
             return Ok(self.last.as_ref().unwrap());
         }
-        // The solver starts from the best first guess, which is not the last
-        // one evaluated when the explicit step beat the previous displacement.
-        // The guesses were evaluated before the tolerance was set, so the stop
-        // test runs here, as on a new evaluation.
+        // The solver starts from the better of Y = 0 and the first guess,
+        // which is not the last point evaluated when Y = 0 wins. Both were
+        // evaluated before the tolerance was set, so the stop test runs here,
+        // as on a new evaluation.
         if self.best.as_ref().is_some_and(|p| p.y == y) {
             let best = self.best.as_ref().unwrap();
             if self.stops_at(best, stationarity(best, self.bounds.map(|b| b.0))) {
@@ -762,27 +762,28 @@ impl<const D: usize> JkoStepper<D> {
             return Ok(report);
         }
 
-        // First guess: the better of the explicit Euler step and the previous
-        // step's displacement (both first-order accurate); evaluating them also
-        // records them as candidates for the best point.
-        let explicit: Vec<f64> = start.grad.iter().map(|g| -g).collect();
-        let mut guesses = vec![explicit];
-        if let Some((h_prev, m)) = &self.last_move {
-            // A displacement made with step h_prev, rescaled to this step.
-            let r = h / h_prev;
-            guesses.push(
+        // First guess: the previous step's displacement, rescaled to this
+        // step, or without one (the first step, after a rejection) the
+        // explicit Euler step; both first-order accurate. Evaluating it
+        // records it as a candidate for the best point: the solver starts
+        // from the better of it and Y = 0. (Evaluating both guesses and
+        // taking the better cost one evaluation per step and saved no
+        // iteration: BENCHMARKS.md, "One first guess".)
+        let mut guess: Vec<f64> = match &self.last_move {
+            Some((h_prev, m)) => {
+                // A displacement made with step h_prev, rescaled to this step.
+                let r = h / h_prev;
                 (0..n * D)
                     .map(|k| r * m[k / D][k % D] / scale[k / D])
-                    .collect(),
-            );
-        }
-        for g in &mut guesses {
-            if let Some(b) = &bounds {
-                b.project(g);
+                    .collect()
             }
-            // A guess whose energy is not finite is simply not a candidate.
-            let _ = cell.borrow_mut().evaluate(g);
+            None => start.grad.iter().map(|g| -g).collect(),
+        };
+        if let Some(b) = &bounds {
+            b.project(&mut guess);
         }
+        // A guess whose energy is not finite is simply not a candidate.
+        let _ = cell.borrow_mut().evaluate(&guess);
         let y0 = cell.borrow().best.as_ref().unwrap().y.clone();
 
         // The relative tolerance, but never below the rounding floor of J
@@ -1051,11 +1052,11 @@ mod tests {
         }
     }
 
-    /// A step evaluates no point twice. The solver starts from the best first
-    /// guess, and here that is not the last one evaluated: after the cloud is
-    /// reversed, the previous displacement (the second guess) points away from
-    /// the well's center and the explicit step (the first) wins. In free space
-    /// and in a box (the projected L-BFGS).
+    /// A step evaluates no point twice. The solver starts from the better of
+    /// Y = 0 and the first guess, and here that is not the last point
+    /// evaluated: after the cloud is reversed, the previous displacement (the
+    /// guess) points away from the well's center and Y = 0 wins. In free
+    /// space and in a box (the projected L-BFGS).
     #[test]
     fn a_step_evaluates_no_point_twice() {
         for walls in [None, Some(([-2.0, -2.0], [2.0, 2.0]))] {
