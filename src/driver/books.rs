@@ -195,6 +195,7 @@ impl<'a> Books<'a> {
             bandwidths: Vec::new(),
             positions: Vec::new(),
             last_move: None,
+            start: None,
         };
         files::save_state(sim, &mut cp);
         self.meta = cp.meta.clone();

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::driver::events::Event;
+use crate::energy::EnergyParts;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::Checkpoint;
 use crate::io::output::{
@@ -159,6 +160,12 @@ pub fn save_state<const D: usize>(sim: &Simulation<D>, cp: &mut Checkpoint) {
     cp.last_move = st
         .last_move
         .map(|(h, m)| (h, m.iter().flatten().copied().collect()));
+    cp.start = st.start.map(|(parts, grad)| {
+        (
+            [parts.diffusion, parts.potential, parts.interaction],
+            grad.iter().flatten().copied().collect(),
+        )
+    });
 }
 
 /// Continue `sim` from checkpoint `cp` of the same scenario (weights, ids
@@ -207,9 +214,26 @@ pub fn restore<const D: usize>(
         }
         None => None,
     };
+    let start = match &cp.start {
+        Some((p, g)) if g.len() == n * D => Some((
+            EnergyParts {
+                diffusion: p[0],
+                potential: p[1],
+                interaction: p[2],
+            },
+            unflatten(g),
+        )),
+        Some(_) => {
+            return Err(mismatch(
+                "the stored energy gradient has the wrong length".into(),
+            ));
+        }
+        None => None,
+    };
     sim.set_state(SimulationState {
         positions: unflatten(&cp.positions),
         last_move,
+        start,
         step: cp.meta.step,
         level: cp.meta.level,
         calm_steps: cp.meta.calm_steps,

@@ -3,7 +3,9 @@
 //! run that was never stopped.
 //!
 //! A checkpoint holds the positions (exact f64), the previous step's
-//! displacement (the next step's first guess), the step, the step-splitting
+//! displacement (the next step's first guess), the energy and its gradient
+//! at the positions (the next step's start, which it takes without an
+//! evaluation), the step, the step-splitting
 //! level, the counters of the run, checksums of the scenario and of every
 //! input particle file, the program version, and the length and CRC-32 of
 //! each output file. Nothing random is drawn after step 0 (the seed only
@@ -14,7 +16,8 @@
 //!
 //! ```text
 //! magic "JKOCKPT1" | u32 n | n bytes of TOML metadata ([`Meta`])
-//! | u64 m | m f64: initial energy, bandwidths, positions, [h of last move, last move]
+//! | u64 m | m f64: initial energy, bandwidths, positions, [h of last move, last move],
+//!   [E's diffusion, potential and interaction parts, dE/dX at the positions]
 //! | u32 CRC-32 of everything before it
 //! ```
 //!
@@ -166,6 +169,10 @@ pub struct Checkpoint {
     pub positions: Vec<f64>,
     /// The previous step's displacement and the step size it was made with.
     pub last_move: Option<(f64, Vec<f64>)>,
+    /// E's parts (diffusion, potential, interaction) and dE/dX, flattened
+    /// like the positions, at the positions (absent in the checkpoints of
+    /// earlier versions: the next step then evaluates them).
+    pub start: Option<([f64; 3], Vec<f64>)>,
 }
 
 /// The version string stored in and checked against checkpoints.
@@ -184,6 +191,10 @@ impl Checkpoint {
         if let Some((h, m)) = &self.last_move {
             floats.push(*h);
             floats.extend_from_slice(m);
+        }
+        if let Some((parts, grad)) = &self.start {
+            floats.extend_from_slice(parts);
+            floats.extend_from_slice(grad);
         }
         let mut out = Vec::with_capacity(32 + meta.len() + 8 * floats.len());
         out.extend_from_slice(MAGIC);
@@ -235,15 +246,23 @@ impl Checkpoint {
                 output::RUN_FILES.len()
             ));
         }
-        // After the positions comes either nothing or h and a whole move.
+        // After the positions come h and a whole move, or not, then three
+        // energy parts and a whole gradient, or not: n + 1 and n + 3
+        // numbers, so the length says which (n >= 1).
         // Checked: a forged species or particle count must not wrap the sums.
         let fixed = species
             .checked_add(n)
             .and_then(|v| v.checked_add(1))
             .ok_or("species or particle count out of range")?;
-        let has_move = match count.checked_sub(fixed) {
-            Some(0) => false,
-            Some(rest) if Some(rest) == n.checked_add(1) => true,
+        let (with_move, with_start) = (n.checked_add(1), n.checked_add(3));
+        let both = with_move
+            .zip(with_start)
+            .and_then(|(a, b)| a.checked_add(b));
+        let (has_move, has_start) = match count.checked_sub(fixed) {
+            Some(0) => (false, false),
+            Some(rest) if Some(rest) == with_move => (true, false),
+            Some(rest) if Some(rest) == with_start => (false, true),
+            Some(rest) if Some(rest) == both => (true, true),
             _ => return Err("array lengths do not match the metadata".into()),
         };
         let bandwidths = floats[1..1 + species].to_vec();
@@ -252,12 +271,20 @@ impl Checkpoint {
             let o = 1 + species + n;
             (floats[o], floats[o + 1..o + 1 + n].to_vec())
         });
+        let start = has_start.then(|| {
+            let o = 1 + species + n + if has_move { n + 1 } else { 0 };
+            (
+                [floats[o], floats[o + 1], floats[o + 2]],
+                floats[o + 3..o + 3 + n].to_vec(),
+            )
+        });
         Ok(Checkpoint {
             meta,
             initial_energy: floats[0],
             bandwidths,
             positions,
             last_move,
+            start,
         })
     }
 }
@@ -361,6 +388,11 @@ impl Checkpoint {
                 );
             }
         }
+        if let Some((parts, grad)) = &self.start
+            && !parts.iter().chain(grad).all(|x| x.is_finite())
+        {
+            return Err("a stored energy or energy gradient that is not finite".into());
+        }
         Ok(())
     }
 }
@@ -432,6 +464,10 @@ mod tests {
     use super::*;
 
     fn sample(with_move: bool) -> Checkpoint {
+        sample_with(with_move, false)
+    }
+
+    fn sample_with(with_move: bool, with_start: bool) -> Checkpoint {
         Checkpoint {
             meta: Meta {
                 program: program_version(),
@@ -468,18 +504,46 @@ mod tests {
             bandwidths: vec![0.1, 0.2],
             positions: vec![0.1, -0.0, f64::MIN_POSITIVE, 1e300, 3.0, -7.5],
             last_move: with_move.then(|| (0.005, vec![1e-17, 2.0, 3.0, 4.0, 5.0, 6.0])),
+            start: with_start
+                .then(|| ([0.5, -0.0, -2.5], vec![-1.0, 0.25, -0.0, 8.0, 1e-300, 7.0])),
         }
     }
 
     #[test]
     fn round_trip_is_exact() {
-        for with_move in [false, true] {
-            let cp = sample(with_move);
+        for (with_move, with_start) in [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let cp = sample_with(with_move, with_start);
             let back = Checkpoint::decode(&cp.encode()).unwrap();
             assert_eq!(back, cp);
             // Bit-exact, including the sign of zero.
             assert_eq!(back.positions[1].to_bits(), (-0.0f64).to_bits());
+            if let Some((parts, grad)) = &back.start {
+                assert_eq!(parts[1].to_bits(), (-0.0f64).to_bits());
+                assert_eq!(grad[2].to_bits(), (-0.0f64).to_bits());
+            }
         }
+    }
+
+    /// A stored start point must be finite, like the positions.
+    #[test]
+    fn a_non_finite_start_point_is_refused() {
+        let expect = Expected {
+            steps: 10,
+            max_halvings: 4,
+            species: 2,
+            particles: Some(3),
+            time_step: 0.01,
+            kind: RunKind::Run,
+        };
+        let mut cp = sample_with(true, true);
+        assert_eq!(cp.validate(&expect), Ok(()));
+        cp.start.as_mut().unwrap().1[4] = f64::NAN;
+        let e = Checkpoint::decode(&cp.encode())
+            .unwrap()
+            .validate(&expect)
+            .unwrap_err();
+        assert!(e.contains("not finite"), "{e}");
     }
 
     /// Species and particle counts near usize::MAX (checksum recomputed):

@@ -6,13 +6,14 @@
 use crate::density::{BlobDensity, DensityEstimator, DensityPlan, choose_estimator};
 use crate::energy::steric::TotalDensity;
 use crate::energy::{
-    Diffusion, EnergyTerm, ExternalField, FreeEnergy, Interaction, PotentialEnergy, StericEnergy,
+    Diffusion, EnergyParts, EnergyTerm, ExternalField, FreeEnergy, Interaction, PotentialEnergy,
+    StericEnergy,
 };
 use crate::error::{Error, Result};
 use crate::model::potential;
 use crate::particles::Cloud;
 use crate::stepper::Problem;
-use crate::stepper::{JkoStepper, NonFiniteValue, StepError, StepFailure, StepReport};
+use crate::stepper::{JkoStepper, NonFiniteValue, StartPoint, StepError, StepFailure, StepReport};
 use crate::util::parallel::sum_indexed;
 
 /// After this many accepted steps in a row at a split level, the next step
@@ -75,6 +76,9 @@ pub struct SimulationState<const D: usize> {
     pub positions: Vec<[f64; D]>,
     /// The previous step's displacement and its step size (the next step's first guess).
     pub last_move: Option<(f64, Vec<[f64; D]>)>,
+    /// E's parts and dE/dX at the positions, when known (the next step's
+    /// start, taken without an evaluation).
+    pub start: Option<(EnergyParts, Vec<[f64; D]>)>,
     /// Last completed step.
     pub step: u64,
     /// Steps are taken as 2^level sub-steps of h / 2^level.
@@ -442,6 +446,12 @@ impl<const D: usize> Simulation<D> {
                 "the initial state's energy or its gradient is not finite: {which}; nothing was written"
             )));
         }
+        // The first step starts here: it takes E and dE/dX from this evaluation.
+        self.stepper.set_start_point(Some(StartPoint {
+            x: self.cloud.positions.clone(),
+            parts,
+            grad,
+        }));
         Ok(StepReport {
             parts,
             w2_step: 0.0,
@@ -693,6 +703,13 @@ impl<const D: usize> Simulation<D> {
         SimulationState {
             positions: self.cloud.positions.clone(),
             last_move: self.stepper.last_move().cloned(),
+            // Only for these positions: after a failed step they are the
+            // step's start again, and the start point may be a sub-step's.
+            start: self
+                .stepper
+                .start_point()
+                .filter(|s| s.x == self.cloud.positions)
+                .map(|s| (s.parts, s.grad.clone())),
             step: self.step,
             level: self.level,
             calm_steps: self.calm_steps,
@@ -709,6 +726,12 @@ impl<const D: usize> Simulation<D> {
             self.cloud.len(),
             "one position per particle"
         );
+        self.stepper
+            .set_start_point(state.start.map(|(parts, grad)| StartPoint {
+                x: state.positions.clone(),
+                parts,
+                grad,
+            }));
         self.cloud.positions = state.positions;
         self.stepper.set_last_move(state.last_move);
         self.step = state.step;

@@ -198,8 +198,8 @@ struct Evaluator<'a, const D: usize> {
     scale: &'a [f64],
     x: Vec<[f64; D]>,
     grad_x: Vec<[f64; D]>,
-    last: Option<Point>,
-    best: Option<Point>,
+    last: Option<Point<D>>,
+    best: Option<Point<D>>,
     evaluations: usize,
     /// Gradient tolerance of the L-BFGS run (0 before it starts) and J(0).
     tolerance: f64,
@@ -209,7 +209,7 @@ struct Evaluator<'a, const D: usize> {
     /// near the tolerance the line search can spend hundreds of evaluations
     /// on sufficient-decrease tests that compare J values differing by less
     /// than their rounding (BENCHMARKS.md, "Full JKO steps").
-    converged: Option<Point>,
+    converged: Option<Point<D>>,
     /// Why the last evaluation failed, typed.
     failure: Option<StepFailure>,
     /// The fault a robustness test injects into this attempt (never outside tests).
@@ -242,18 +242,34 @@ const ACCEPT_ULPS: f64 = 1e3;
 const CONVERGED_AT_TRIAL: &str = "gradient tolerance reached";
 
 #[derive(Clone)]
-struct Point {
+struct Point<const D: usize> {
     y: Vec<f64>,
     cost: f64,
+    /// dJ/dY.
     grad: Vec<f64>,
+    /// dE/dX at X^n + s Y (the next step's start, [`StartPoint`]).
+    grad_x: Vec<[f64; D]>,
     parts: EnergyParts,
+}
+
+/// E and dE/dX at the positions the last accepted step ended on: the next
+/// step's J(0) and dJ/dY(0) without an evaluation (checkpointed with the
+/// positions, so a resumed run takes the same steps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartPoint<const D: usize> {
+    /// The positions they belong to (the cache holds only for these bits).
+    pub x: Vec<[f64; D]>,
+    /// E's parts there.
+    pub parts: EnergyParts,
+    /// dE/dX there.
+    pub grad: Vec<[f64; D]>,
 }
 
 impl<const D: usize> Evaluator<'_, D> {
     /// Whether the step stops at `p`, of stationarity measure `grad_norm`: the
     /// first point, once the tolerance is set, that is stationary within it
     /// and no worse than J(0).
-    fn stops_at(&self, p: &Point, grad_norm: f64) -> bool {
+    fn stops_at(&self, p: &Point<D>, grad_norm: f64) -> bool {
         self.tolerance > 0.0
             && p.cost <= self.start_cost
             && self.converged.is_none()
@@ -267,7 +283,7 @@ impl<const D: usize> Evaluator<'_, D> {
         Err(argmin::core::Error::msg(message))
     }
 
-    fn evaluate(&mut self, y: &[f64]) -> std::result::Result<&Point, argmin::core::Error> {
+    fn evaluate(&mut self, y: &[f64]) -> std::result::Result<&Point<D>, argmin::core::Error> {
         if self.last.as_ref().is_some_and(|p| p.y == y) {
             return Ok(self.last.as_ref().unwrap());
         }
@@ -316,6 +332,30 @@ impl<const D: usize> Evaluator<'_, D> {
                 self.grad_x.iter_mut().flatten().for_each(|g| *g = -*g)
             }
         }
+        self.record(y, parts)
+    }
+
+    /// The point Y = 0 from the previous step's last point instead of an
+    /// evaluation: E and dE/dX at X^n, turned into J and dJ/dY by the same
+    /// code as an evaluation's.
+    fn start_from(
+        &mut self,
+        start: &StartPoint<D>,
+    ) -> std::result::Result<&Point<D>, argmin::core::Error> {
+        self.x.copy_from_slice(&start.x);
+        self.grad_x.copy_from_slice(&start.grad);
+        self.record(&vec![0.0; self.x.len() * D], start.parts)
+    }
+
+    /// J and dJ/dY at Y from E's `parts` and dE/dX (in `self.grad_x`) at
+    /// the positions `self.x`: checked, kept as the last point, the best
+    /// if it is, and the converged one if it stops the step.
+    fn record(
+        &mut self,
+        y: &[f64],
+        parts: EnergyParts,
+    ) -> std::result::Result<&Point<D>, argmin::core::Error> {
+        let scale = self.scale;
         let transport = 0.5 * sum_indexed(y.len(), |k| y[k] * y[k]);
         let cost = transport + parts.total();
         if !cost.is_finite() {
@@ -342,10 +382,13 @@ impl<const D: usize> Evaluator<'_, D> {
             y: Vec::new(),
             cost: 0.0,
             grad: Vec::new(),
+            grad_x: Vec::new(),
             parts,
         });
         p.y.clear();
         p.y.extend_from_slice(y);
+        p.grad_x.clear();
+        p.grad_x.extend_from_slice(&self.grad_x);
         p.grad.resize(y.len(), 0.0);
         for (i, g) in self.grad_x.iter().enumerate() {
             for a in 0..D {
@@ -524,6 +567,15 @@ impl<const D: usize> Gradient for Objective<'_, '_, D> {
     }
 }
 
+/// Whether two position arrays are the same bits.
+fn same_bits<const D: usize>(a: &[[f64; D]], b: &[[f64; D]]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .all(|(u, v)| u.to_bits() == v.to_bits())
+}
+
 fn norm(v: &[f64]) -> f64 {
     sum_indexed(v.len(), |k| v[k] * v[k]).sqrt()
 }
@@ -531,7 +583,7 @@ fn norm(v: &[f64]) -> f64 {
 /// The stopping rule's measure at `p`: |dJ/dY|, or in a box the norm of the
 /// projected gradient Y - P(Y - dJ/dY) (zero exactly at a constrained
 /// minimizer, [`super::projected`]).
-fn stationarity(p: &Point, bounds: Option<&Bounds>) -> f64 {
+fn stationarity<const D: usize>(p: &Point<D>, bounds: Option<&Bounds>) -> f64 {
     match bounds {
         None => norm(&p.grad),
         Some(b) => b.projected_gradient_norm(&p.y, &p.grad),
@@ -611,6 +663,8 @@ pub struct JkoStepper<const D: usize> {
     accept_descent: bool,
     /// The members that divide L-BFGS's vectors (the process's team).
     team: Arc<dyn Team>,
+    /// E and dE/dX where the last accepted step ended.
+    start: Option<StartPoint<D>>,
 }
 
 impl<const D: usize> JkoStepper<D> {
@@ -625,6 +679,7 @@ impl<const D: usize> JkoStepper<D> {
             walls: None,
             accept_descent: false,
             team: team::current(),
+            start: None,
         }
     }
 
@@ -691,15 +746,34 @@ impl<const D: usize> JkoStepper<D> {
         self.energy.evaluate(x, grad)
     }
 
+    /// E and dE/dX where the last accepted step ended, which the next step
+    /// starts from without an evaluation (checkpointed).
+    pub fn start_point(&self) -> Option<&StartPoint<D>> {
+        self.start.as_ref()
+    }
+
+    /// Restore [`start_point`](Self::start_point) (from a checkpoint, or
+    /// from the energy of the initial state): the next step starting at
+    /// `start.x` takes its J(0) from it.
+    pub fn set_start_point(&mut self, start: Option<StartPoint<D>>) {
+        self.start = start;
+    }
+
     /// One JKO step of size `h` from `x`, overwritten with X^{n+1} when the
     /// step is accepted and left unchanged when it is not.
     pub fn step(&mut self, x: &mut [[f64; D]], h: f64) -> Result<StepReport, StepError> {
         let n = x.len();
         assert_eq!(n, self.weights.len());
         // Caches that outlive an evaluation (the multipole tree's topology) start
-        // afresh from X^n, so the step depends on X^n alone: a resumed run takes
-        // the same steps as one never stopped.
+        // afresh from X^n, so the step depends on X^n and the start point alone,
+        // both checkpointed: a resumed run takes the same steps as one never
+        // stopped.
         self.energy.reset();
+        let fault = fault::evaluation(self.context.0, self.context.1);
+        // E(X^n) and its gradient from where the previous step ended, when
+        // that is X^n to the bit (not after a rejected sub-step, say); an
+        // injected fault must meet the evaluation at Y = 0.
+        let cached = fault.is_none() && self.start.as_ref().is_some_and(|s| same_bits(&s.x, x));
         let x0 = x.to_vec();
         let scale: Vec<f64> = self.weights.iter().map(|w| (h / w).sqrt()).collect();
         // The box in scaled displacements: lower <= X^n + s Y <= upper.
@@ -726,7 +800,7 @@ impl<const D: usize> JkoStepper<D> {
             start_cost: f64::INFINITY,
             converged: None,
             failure: None,
-            fault: fault::evaluation(self.context.0, self.context.1),
+            fault,
             bounds: bounds
                 .as_ref()
                 .zip(self.walls)
@@ -736,7 +810,10 @@ impl<const D: usize> JkoStepper<D> {
         // J at Y = 0 is E(X^n); its gradient gives the explicit step and the scale
         // of the stopping rule.
         let zero = vec![0.0; n * D];
-        let first = cell.borrow_mut().evaluate(&zero).map(|p| p.clone());
+        let first = match self.start.as_ref().filter(|_| cached) {
+            Some(s) => cell.borrow_mut().start_from(s).map(|p| p.clone()),
+            None => cell.borrow_mut().evaluate(&zero).map(|p| p.clone()),
+        };
         let start = match first {
             Ok(p) => p,
             Err(_) if interrupt::requested() => return Err(StepError::Interrupted),
@@ -751,7 +828,7 @@ impl<const D: usize> JkoStepper<D> {
             parts: start.parts,
             w2_step: 0.0,
             iterations: 0,
-            evaluations: 1,
+            evaluations: cell.borrow().evaluations,
             gradient_norm: g0 / h.sqrt(),
             initial_gradient_norm: g0 / h.sqrt(),
             converged: true,
@@ -759,6 +836,11 @@ impl<const D: usize> JkoStepper<D> {
         };
         if g0 == 0.0 {
             self.last_move = Some((h, vec![[0.0; D]; n]));
+            self.start = Some(StartPoint {
+                x: x.to_vec(),
+                parts: start.parts,
+                grad: start.grad_x.clone(),
+            });
             return Ok(report);
         }
 
@@ -918,6 +1000,11 @@ impl<const D: usize> JkoStepper<D> {
                 .map(|(p, q)| std::array::from_fn(|a| p[a] - q[a]))
                 .collect(),
         ));
+        self.start = Some(StartPoint {
+            x: x.to_vec(),
+            parts: best.parts,
+            grad: best.grad_x.clone(),
+        });
         report.parts = best.parts;
         report.w2_step = (h * sum_indexed(best.y.len(), |k| best.y[k] * best.y[k])).sqrt();
         report.iterations = iterations;

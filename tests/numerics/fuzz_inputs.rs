@@ -206,6 +206,7 @@ fn valid_checkpoint() -> Vec<u8> {
         bandwidths: vec![0.1],
         positions: vec![0.0; 6],
         last_move: Some((0.01, vec![0.5; 6])),
+        start: Some(([0.1, 0.2, -0.3], vec![0.5; 6])),
     }
     .encode()
 }

@@ -61,6 +61,16 @@
 //! 9.3e-8 (`jko compare A B --last`; double_layer_steric_1d the largest),
 //! the L-BFGS tolerance's scale. The other six kept their bytes.
 //!
+//! Five scenarios (double_layer_1d, double_layer_steric_1d, electrodes_1d,
+//! keller_segel_2d, nanochannel_2d) were recorded again when a step began
+//! taking E(X^n) and its gradient from the previous step's last point
+//! instead of evaluating them after resetting the energy's state
+//! (`stepper::StartPoint`): their estimates (reflected ghosts, the tree)
+//! keep state between evaluations, so the sums' order moves; over 20 steps
+//! the binaries before and after agree, on all thirteen scenarios, to W2 <=
+//! 9.2e-9 (1D), L1 <= 1.3e-7 and |dE| <= 1.5e-7 (double_layer_1d the
+//! largest), the L-BFGS tolerance's scale. The other eight kept their bytes.
+//!
 //! A scenario added to data/scenarios without a line here fails the test:
 //! record its checksums from the binary of the commit before the change the
 //! test is to guard.
@@ -72,14 +82,14 @@ use crate::support::run::{OUTPUTS, jko, outputs, stderr};
 /// Scenario file stem, and the CRC-32 of particles.csv, energy.csv, events.csv.
 const RECORDED: [(&str, [u32; 3]); 13] = [
     ("box_pnp_3d", [0x59757986, 0x0960e102, 0x46ac5ef2]),
-    ("double_layer_1d", [0x07bf6afc, 0xba51c5b3, 0x46ac5ef2]),
+    ("double_layer_1d", [0xb6755735, 0x6ccc578f, 0x46ac5ef2]),
     (
         "double_layer_steric_1d",
-        [0xcadabcb5, 0x316a2656, 0x46ac5ef2],
+        [0x4ab11622, 0x494a9c4f, 0x46ac5ef2],
     ),
-    ("electrodes_1d", [0x6c39851d, 0xb87d5fcd, 0x46ac5ef2]),
-    ("keller_segel_2d", [0xcda153f8, 0xbfedf2c5, 0x46ac5ef2]),
-    ("nanochannel_2d", [0x9a221f69, 0x91af768b, 0x46ac5ef2]),
+    ("electrodes_1d", [0xc87f9ecb, 0x5e0cbdea, 0x46ac5ef2]),
+    ("keller_segel_2d", [0xce1730e1, 0x9a3fc7ee, 0x46ac5ef2]),
+    ("nanochannel_2d", [0xbc6f0a44, 0xc0dfb1d8, 0x46ac5ef2]),
     ("ou_1d", [0x6a9914b0, 0x3758962f, 0x46ac5ef2]),
     ("ou_2d", [0x57e9ad72, 0x7fb6ff80, 0x46ac5ef2]),
     ("pn_junction_1d", [0x5d191d92, 0xc6c9bfba, 0x46ac5ef2]),
