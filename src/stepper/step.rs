@@ -1139,6 +1139,69 @@ mod tests {
         }
     }
 
+    /// A step that starts where the previous one ended takes E(X^n) and its
+    /// gradient from that step's last point: it evaluates nothing at X^n,
+    /// and (this energy keeping no state) it takes, to the bit, the step of
+    /// a stepper that evaluates them. In free space and in a box.
+    #[test]
+    fn a_step_starts_from_the_previous_steps_last_point() {
+        for walls in [None, Some(([-1.2, -0.8], [1.2, 0.8]))] {
+            let n = 300;
+            let w = vec![1.0 / n as f64; n];
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let two_steps = |forget: bool| {
+                let energy = FreeEnergy::new(vec![Box::new(Recorded {
+                    seen: seen.clone(),
+                    w: w.clone(),
+                })
+                    as Box<dyn crate::energy::EnergyTerm<2>>]);
+                let mut stepper = JkoStepper::new(energy, w.clone(), Solver::default())
+                    .with_team(Arc::new(team::Solo));
+                if let Some((lo, hi)) = walls {
+                    stepper = stepper.confined_to(lo, hi);
+                }
+                let mut x: Vec<[f64; 2]> = (0..n)
+                    .map(|i| [(i as f64 * 0.37).sin() * 1.5, (i as f64 * 0.91).cos()])
+                    .map(|p| match walls {
+                        Some((lo, hi)) => [p[0].clamp(lo[0], hi[0]), p[1].clamp(lo[1], hi[1])],
+                        None => p,
+                    })
+                    .collect();
+                stepper.step(&mut x, 0.05).expect("the first step succeeds");
+                let start = stepper.start_point().expect("a start point").clone();
+                assert!(start.x == x, "walls {walls:?}: kept for the step's end");
+                if forget {
+                    stepper.set_start_point(None);
+                }
+                let x1: Vec<u64> = x.iter().flatten().map(|v| v.to_bits()).collect();
+                seen.lock().unwrap().clear();
+                let r = stepper
+                    .step(&mut x, 0.05)
+                    .expect("the second step succeeds");
+                let at_start = seen.lock().unwrap().iter().filter(|s| **s == x1).count();
+                let bits: Vec<u64> = x.iter().flatten().map(|v| v.to_bits()).collect();
+                (r, at_start, bits)
+            };
+            let (kept, forgot) = (two_steps(false), two_steps(true));
+            assert_eq!(kept.1, 0, "walls {walls:?}: X^n evaluated again");
+            assert_eq!(forgot.1, 1, "walls {walls:?}");
+            assert_eq!(
+                kept.0.evaluations + 1,
+                forgot.0.evaluations,
+                "walls {walls:?}"
+            );
+            assert!(kept.0.iterations >= 3, "too easy: {:?}", kept.0);
+            assert_eq!(
+                kept.0,
+                StepReport {
+                    evaluations: kept.0.evaluations,
+                    ..forgot.0.clone()
+                }
+            );
+            assert!(kept.2 == forgot.2, "walls {walls:?}: other positions");
+        }
+    }
+
     /// A step evaluates no point twice. The solver starts from the better of
     /// Y = 0 and the first guess, and here that is not the last point
     /// evaluated: after the cloud is reversed, the previous displacement (the
