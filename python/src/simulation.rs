@@ -226,6 +226,7 @@ fn set_rows<const D: usize>(
         p.copy_from_slice(row);
     }
     state.last_move = None;
+    state.start = None;
     sim.set_state(state);
     Ok(())
 }

@@ -13,7 +13,7 @@ use crate::io::output::{
 };
 use crate::io::vtk::{PointFrame, VtkSeries};
 use crate::particles::Cloud;
-use crate::stepper::{Simulation, SimulationState, StepReport};
+use crate::stepper::{Simulation, SimulationState, StartPoint, StepReport};
 use crate::util::fault;
 
 /// The three CSV files of a particle run, and its ParaView series if the
@@ -160,10 +160,12 @@ pub fn save_state<const D: usize>(sim: &Simulation<D>, cp: &mut Checkpoint) {
     cp.last_move = st
         .last_move
         .map(|(h, m)| (h, m.iter().flatten().copied().collect()));
-    cp.start = st.start.map(|(parts, grad)| {
+    // `state` gives a start point only for its positions.
+    cp.start = st.start.map(|s| {
+        let p = s.parts;
         (
-            [parts.diffusion, parts.potential, parts.interaction],
-            grad.iter().flatten().copied().collect(),
+            [p.diffusion, p.potential, p.interaction],
+            s.grad.iter().flatten().copied().collect(),
         )
     });
 }
@@ -215,14 +217,15 @@ pub fn restore<const D: usize>(
         None => None,
     };
     let start = match &cp.start {
-        Some((p, g)) if g.len() == n * D => Some((
-            EnergyParts {
+        Some((p, g)) if g.len() == n * D => Some(StartPoint {
+            x: unflatten(&cp.positions),
+            parts: EnergyParts {
                 diffusion: p[0],
                 potential: p[1],
                 interaction: p[2],
             },
-            unflatten(g),
-        )),
+            grad: unflatten(g),
+        }),
         Some(_) => {
             return Err(mismatch(
                 "the stored energy gradient has the wrong length".into(),

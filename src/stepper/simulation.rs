@@ -6,8 +6,7 @@
 use crate::density::{BlobDensity, DensityEstimator, DensityPlan, choose_estimator};
 use crate::energy::steric::TotalDensity;
 use crate::energy::{
-    Diffusion, EnergyParts, EnergyTerm, ExternalField, FreeEnergy, Interaction, PotentialEnergy,
-    StericEnergy,
+    Diffusion, EnergyTerm, ExternalField, FreeEnergy, Interaction, PotentialEnergy, StericEnergy,
 };
 use crate::error::{Error, Result};
 use crate::model::potential;
@@ -77,8 +76,9 @@ pub struct SimulationState<const D: usize> {
     /// The previous step's displacement and its step size (the next step's first guess).
     pub last_move: Option<(f64, Vec<[f64; D]>)>,
     /// E's parts and dE/dX at the positions, when known (the next step's
-    /// start, taken without an evaluation).
-    pub start: Option<(EnergyParts, Vec<[f64; D]>)>,
+    /// start, taken without an evaluation). It names the positions it
+    /// belongs to: a caller that changes `positions` leaves it unused.
+    pub start: Option<StartPoint<D>>,
     /// Last completed step.
     pub step: u64,
     /// Steps are taken as 2^level sub-steps of h / 2^level.
@@ -709,7 +709,7 @@ impl<const D: usize> Simulation<D> {
                 .stepper
                 .start_point()
                 .filter(|s| s.x == self.cloud.positions)
-                .map(|s| (s.parts, s.grad.clone())),
+                .cloned(),
             step: self.step,
             level: self.level,
             calm_steps: self.calm_steps,
@@ -726,12 +726,7 @@ impl<const D: usize> Simulation<D> {
             self.cloud.len(),
             "one position per particle"
         );
-        self.stepper
-            .set_start_point(state.start.map(|(parts, grad)| StartPoint {
-                x: state.positions.clone(),
-                parts,
-                grad,
-            }));
+        self.stepper.set_start_point(state.start);
         self.cloud.positions = state.positions;
         self.stepper.set_last_move(state.last_move);
         self.step = state.step;
