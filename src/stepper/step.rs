@@ -33,6 +33,11 @@
 //! whole Y, gathered at each evaluation. The projected L-BFGS of a box divides
 //! its vectors the same way ([`super::projected`]).
 //!
+//! A step evaluates one first guess (the previous step's displacement, or
+//! the explicit Euler step) and starts from it or from Y = 0. J(0) = E(X^n)
+//! and its gradient are not evaluated again when the previous step ended at
+//! X^n: they come from its last point ([`StartPoint`], checkpointed).
+//!
 //! Every evaluation is recorded and the step returns the best point seen.
 //! A step is *rejected* ([`StepError::Rejected`]) when the optimizer errs
 //! (line-search failure, not a descent direction, a non-finite value) before
