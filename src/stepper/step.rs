@@ -1144,6 +1144,24 @@ mod tests {
         }
     }
 
+    /// A stepper of the [`Recorded`] energy, in the box `walls` if any.
+    fn recorded_stepper(
+        seen: &Arc<std::sync::Mutex<Vec<Vec<u64>>>>,
+        w: &[f64],
+        walls: Option<([f64; 2], [f64; 2])>,
+    ) -> JkoStepper<2> {
+        let energy = FreeEnergy::new(vec![Box::new(Recorded {
+            seen: seen.clone(),
+            w: w.to_vec(),
+        }) as Box<dyn crate::energy::EnergyTerm<2>>]);
+        let stepper =
+            JkoStepper::new(energy, w.to_vec(), Solver::default()).with_team(Arc::new(team::Solo));
+        match walls {
+            Some((lo, hi)) => stepper.confined_to(lo, hi),
+            None => stepper,
+        }
+    }
+
     /// A step that starts where the previous one ended takes E(X^n) and its
     /// gradient from that step's last point: it evaluates nothing at X^n,
     /// and (this energy keeping no state) it takes, to the bit, the step of
@@ -1155,16 +1173,7 @@ mod tests {
             let w = vec![1.0 / n as f64; n];
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
             let two_steps = |forget: bool| {
-                let energy = FreeEnergy::new(vec![Box::new(Recorded {
-                    seen: seen.clone(),
-                    w: w.clone(),
-                })
-                    as Box<dyn crate::energy::EnergyTerm<2>>]);
-                let mut stepper = JkoStepper::new(energy, w.clone(), Solver::default())
-                    .with_team(Arc::new(team::Solo));
-                if let Some((lo, hi)) = walls {
-                    stepper = stepper.confined_to(lo, hi);
-                }
+                let mut stepper = recorded_stepper(&seen, &w, walls);
                 let mut x: Vec<[f64; 2]> = (0..n)
                     .map(|i| [(i as f64 * 0.37).sin() * 1.5, (i as f64 * 0.91).cos()])
                     .map(|p| match walls {
@@ -1218,16 +1227,7 @@ mod tests {
             let n = 300;
             let w = vec![1.0 / n as f64; n];
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-            let energy = FreeEnergy::new(vec![Box::new(Recorded {
-                seen: seen.clone(),
-                w: w.clone(),
-            })
-                as Box<dyn crate::energy::EnergyTerm<2>>]);
-            let mut stepper =
-                JkoStepper::new(energy, w, Solver::default()).with_team(Arc::new(team::Solo));
-            if let Some((lo, hi)) = walls {
-                stepper = stepper.confined_to(lo, hi);
-            }
+            let mut stepper = recorded_stepper(&seen, &w, walls);
             let mut x: Vec<[f64; 2]> = (0..n)
                 .map(|i| [(i as f64 * 0.37).sin() * 1.5, (i as f64 * 0.91).cos()])
                 .collect();
