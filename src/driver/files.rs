@@ -156,16 +156,15 @@ pub fn save_state<const D: usize>(sim: &Simulation<D>, cp: &mut Checkpoint) {
     cp.meta.calm_steps = st.calm_steps;
     cp.meta.rejected_attempts = st.rejected_attempts;
     cp.bandwidths = sim.bandwidths.clone();
-    cp.positions = st.positions.iter().flatten().copied().collect();
-    cp.last_move = st
-        .last_move
-        .map(|(h, m)| (h, m.iter().flatten().copied().collect()));
+    // The state's arrays are taken over, not copied again.
+    cp.positions = st.positions.into_flattened();
+    cp.last_move = st.last_move.map(|(h, m)| (h, m.into_flattened()));
     // `state` gives a start point only for its positions.
     cp.start = st.start.map(|s| {
         let p = s.parts;
         (
             [p.diffusion, p.potential, p.interaction],
-            s.grad.iter().flatten().copied().collect(),
+            s.grad.into_flattened(),
         )
     });
 }

@@ -708,7 +708,7 @@ impl<const D: usize> Simulation<D> {
             start: self
                 .stepper
                 .start_point()
-                .filter(|s| s.x == self.cloud.positions)
+                .filter(|s| super::step::same_bits(&s.x, &self.cloud.positions))
                 .cloned(),
             step: self.step,
             level: self.level,

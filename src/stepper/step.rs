@@ -250,11 +250,19 @@ const CONVERGED_AT_TRIAL: &str = "gradient tolerance reached";
 struct Point<const D: usize> {
     y: Vec<f64>,
     cost: f64,
-    /// dJ/dY.
-    grad: Vec<f64>,
-    /// dE/dX at X^n + s Y (the next step's start, [`StartPoint`]).
+    /// dE/dX at X^n + s Y (the next step's start, [`StartPoint`]); dJ/dY is
+    /// computed from it where asked ([`Point::dj`]), not stored: a point
+    /// then holds two vectors of N d numbers, not three.
     grad_x: Vec<[f64; D]>,
     parts: EnergyParts,
+}
+
+impl<const D: usize> Point<D> {
+    /// Component k of dJ/dY = Y + s dE/dX (s the particles' scales).
+    #[inline]
+    fn dj(&self, scale: &[f64], k: usize) -> f64 {
+        self.y[k] + scale[k / D] * self.grad_x[k / D][k % D]
+    }
 }
 
 /// E and dE/dX at the positions the last accepted step ended on: the next
@@ -298,7 +306,10 @@ impl<const D: usize> Evaluator<'_, D> {
         // as on a new evaluation.
         if self.best.as_ref().is_some_and(|p| p.y == y) {
             let best = self.best.as_ref().unwrap();
-            if self.stops_at(best, stationarity(best, self.bounds.map(|b| b.0))) {
+            if self.stops_at(
+                best,
+                stationarity(best, self.scale, self.bounds.map(|b| b.0)),
+            ) {
                 self.converged = self.best.clone();
                 return Err(argmin::core::Error::msg(CONVERGED_AT_TRIAL));
             }
@@ -346,10 +357,11 @@ impl<const D: usize> Evaluator<'_, D> {
     fn start_from(
         &mut self,
         start: &StartPoint<D>,
+        zero: &[f64],
     ) -> std::result::Result<&Point<D>, argmin::core::Error> {
         self.x.copy_from_slice(&start.x);
         self.grad_x.copy_from_slice(&start.grad);
-        self.record(&vec![0.0; self.x.len() * D], start.parts)
+        self.record(zero, start.parts)
     }
 
     /// J and dJ/dY at Y from E's `parts` and dE/dX (in `self.grad_x`) at
@@ -386,7 +398,6 @@ impl<const D: usize> Evaluator<'_, D> {
         let mut p = self.last.take().unwrap_or_else(|| Point {
             y: Vec::new(),
             cost: 0.0,
-            grad: Vec::new(),
             grad_x: Vec::new(),
             parts,
         });
@@ -394,15 +405,9 @@ impl<const D: usize> Evaluator<'_, D> {
         p.y.extend_from_slice(y);
         p.grad_x.clear();
         p.grad_x.extend_from_slice(&self.grad_x);
-        p.grad.resize(y.len(), 0.0);
-        for (i, g) in self.grad_x.iter().enumerate() {
-            for a in 0..D {
-                p.grad[i * D + a] = y[i * D + a] + scale[i] * g[a];
-            }
-        }
         p.cost = cost;
         p.parts = parts;
-        let grad_norm = stationarity(&p, self.bounds.map(|b| b.0));
+        let grad_norm = stationarity(&p, scale, self.bounds.map(|b| b.0));
         if !grad_norm.is_finite() {
             let detail = non_finite_terms(self.energy, &self.x, scale);
             self.last = None;
@@ -568,12 +573,15 @@ impl<const D: usize> Gradient for Objective<'_, '_, D> {
     type Gradient = Shard;
     fn gradient(&self, y: &Shard) -> std::result::Result<Shard, argmin::core::Error> {
         let full = self.whole(y);
-        Ok(y.like(&self.evaluator.borrow_mut().evaluate(&full)?.grad))
+        let mut ev = self.evaluator.borrow_mut();
+        let scale = ev.scale;
+        let p = ev.evaluate(&full)?;
+        Ok(y.like_with(|k| p.dj(scale, k)))
     }
 }
 
 /// Whether two position arrays are the same bits.
-fn same_bits<const D: usize>(a: &[[f64; D]], b: &[[f64; D]]) -> bool {
+pub(super) fn same_bits<const D: usize>(a: &[[f64; D]], b: &[[f64; D]]) -> bool {
     a.len() == b.len()
         && a.iter()
             .flatten()
@@ -581,17 +589,14 @@ fn same_bits<const D: usize>(a: &[[f64; D]], b: &[[f64; D]]) -> bool {
             .all(|(u, v)| u.to_bits() == v.to_bits())
 }
 
-fn norm(v: &[f64]) -> f64 {
-    sum_indexed(v.len(), |k| v[k] * v[k]).sqrt()
-}
-
 /// The stopping rule's measure at `p`: |dJ/dY|, or in a box the norm of the
 /// projected gradient Y - P(Y - dJ/dY) (zero exactly at a constrained
 /// minimizer, [`super::projected`]).
-fn stationarity<const D: usize>(p: &Point<D>, bounds: Option<&Bounds>) -> f64 {
+fn stationarity<const D: usize>(p: &Point<D>, scale: &[f64], bounds: Option<&Bounds>) -> f64 {
+    let g = |k| p.dj(scale, k);
     match bounds {
-        None => norm(&p.grad),
-        Some(b) => b.projected_gradient_norm(&p.y, &p.grad),
+        None => sum_indexed(p.y.len(), |k| g(k) * g(k)).sqrt(),
+        Some(b) => b.projected_gradient_norm(&p.y, g),
     }
 }
 
@@ -608,8 +613,9 @@ impl<const D: usize> projected::Objective for Constrained<'_, '_, D> {
         crate::util::shard::gather(self.team, y, &mut self.full);
         let own = crate::util::shard::own_range(self.team, self.full.len());
         let mut ev = self.evaluator.borrow_mut();
+        let scale = ev.scale;
         match ev.evaluate(&self.full) {
-            Ok(p) => Ok((p.cost, p.grad[own].to_vec())),
+            Ok(p) => Ok((p.cost, own.map(|k| p.dj(scale, k)).collect())),
             // A non-finite energy at a trial point (and nothing else) is a
             // step too long; the signal that a trial met the tolerance, an
             // interrupt or an injected error end the minimization.
@@ -813,13 +819,18 @@ impl<const D: usize> JkoStepper<D> {
         });
 
         // J at Y = 0 is E(X^n); its gradient gives the explicit step and the scale
-        // of the stopping rule.
-        let zero = vec![0.0; n * D];
-        let first = match self.start.as_ref().filter(|_| cached) {
-            Some(s) => cell.borrow_mut().start_from(s).map(|p| p.clone()),
-            None => cell.borrow_mut().evaluate(&zero).map(|p| p.clone()),
+        // of the stopping rule. The point itself stays in the evaluator (its
+        // `best` until another point is lower), not copied: at 1e6
+        // particles each copy is tens of MB.
+        let first = {
+            let zero = vec![0.0; n * D];
+            let mut ev = cell.borrow_mut();
+            match self.start.as_ref().filter(|_| cached) {
+                Some(s) => ev.start_from(s, &zero).map(|p| (p.cost, p.parts)),
+                None => ev.evaluate(&zero).map(|p| (p.cost, p.parts)),
+            }
         };
-        let start = match first {
+        let (start_cost, start_parts) = match first {
             Ok(p) => p,
             Err(_) if interrupt::requested() => return Err(StepError::Interrupted),
             Err(e) => {
@@ -828,9 +839,13 @@ impl<const D: usize> JkoStepper<D> {
                 return Err(StepError::Rejected(StepFailure::AtStart(Box::new(why))));
             }
         };
-        let g0 = stationarity(&start, bounds.as_ref());
+        // The one point evaluated so far, Y = 0.
+        let g0 = {
+            let ev = cell.borrow();
+            stationarity(ev.last.as_ref().unwrap(), &scale, bounds.as_ref())
+        };
         let mut report = StepReport {
-            parts: start.parts,
+            parts: start_parts,
             w2_step: 0.0,
             iterations: 0,
             evaluations: cell.borrow().evaluations,
@@ -841,10 +856,11 @@ impl<const D: usize> JkoStepper<D> {
         };
         if g0 == 0.0 {
             self.last_move = Some((h, vec![[0.0; D]; n]));
+            let at_zero = cell.into_inner().last.expect("Y = 0 was recorded");
             self.start = Some(StartPoint {
                 x: x.to_vec(),
-                parts: start.parts,
-                grad: start.grad_x.clone(),
+                parts: start_parts,
+                grad: at_zero.grad_x,
             });
             return Ok(report);
         }
@@ -864,25 +880,31 @@ impl<const D: usize> JkoStepper<D> {
                     .map(|k| r * m[k / D][k % D] / scale[k / D])
                     .collect()
             }
-            None => start.grad.iter().map(|g| -g).collect(),
+            None => {
+                let ev = cell.borrow();
+                let at_zero = ev.last.as_ref().expect("Y = 0 was recorded");
+                (0..n * D).map(|k| -at_zero.dj(&scale, k)).collect()
+            }
         };
         if let Some(b) = &bounds {
             b.project(&mut guess);
         }
         // A guess whose energy is not finite is simply not a candidate.
         let _ = cell.borrow_mut().evaluate(&guess);
-        let y0 = cell.borrow().best.as_ref().unwrap().y.clone();
+        drop(guess);
+        // The solver starts from the better of Y = 0 and the guess.
+        let best_y = |cell: &RefCell<Evaluator<D>>| cell.borrow().best.as_ref().unwrap().y.clone();
 
         // The relative tolerance, but never below the rounding floor of J
         // (`rounding_floor`): near a steady state tolerance * |dJ/dY(0)| can
         // ask for decreases of J that its rounding hides, and L-BFGS then
         // spends its whole iteration budget in failing line searches.
-        let floor = rounding_floor(&start.parts, STOP_ULPS);
+        let floor = rounding_floor(&start_parts, STOP_ULPS);
         let tol = (self.solver.tolerance * g0).max(floor);
         {
             let mut ev = cell.borrow_mut();
             ev.tolerance = tol;
-            ev.start_cost = start.cost;
+            ev.start_cost = start_cost;
         }
         // The curvature of J the floors assume (about 1 in the scaled
         // variables; the projected search measures it, argmin does not).
@@ -891,12 +913,12 @@ impl<const D: usize> JkoStepper<D> {
             let mut objective = Constrained {
                 evaluator: &cell,
                 team: &*self.team,
-                full: vec![0.0; y0.len()],
+                full: vec![0.0; n * D],
             };
             let out = projected::minimize(
                 &mut objective,
                 b,
-                &y0,
+                &best_y(&cell),
                 self.solver.memory,
                 self.solver.max_iterations,
                 tol,
@@ -913,7 +935,7 @@ impl<const D: usize> JkoStepper<D> {
                         evaluator: &cell,
                         full: RefCell::new(Vec::new()),
                     };
-                    let y0 = Shard::of(self.team.clone(), &y0);
+                    let y0 = Shard::of(self.team.clone(), &best_y(&cell));
                     Executor::new(objective, solver)
                         .configure(|s| s.param(y0).max_iters(self.solver.max_iterations as u64))
                         .ctrlc(false)
@@ -950,35 +972,40 @@ impl<const D: usize> JkoStepper<D> {
             return Err(StepError::Interrupted);
         }
 
-        let ev = cell.into_inner();
-        let (best, termination) = match ev.converged {
+        let Evaluator {
+            converged,
+            best,
+            evaluations,
+            ..
+        } = cell.into_inner();
+        let (best, termination) = match converged {
             // Within rounding of the best J, and below J(0): the energy still
             // cannot increase.
             Some(p) => (p, CONVERGED_AT_TRIAL.to_string()),
-            None => (ev.best.expect("at least Y = 0 was evaluated"), termination),
+            None => (best.expect("at least Y = 0 was evaluated"), termination),
         };
-        let gnorm = stationarity(&best, bounds.as_ref());
+        let gnorm = stationarity(&best, &scale, bounds.as_ref());
         let mut converged = gnorm <= tol;
         let mut termination = if converged && tol == floor {
             format!("stationary to rounding (|grad J| {gnorm:.3e} <= {floor:.3e})")
         } else {
             termination
         };
-        if !converged && failed && self.accept_descent && best.cost < start.cost {
+        if !converged && failed && self.accept_descent && best.cost < start_cost {
             termination = format!("{termination} (accepted: J decreased)");
-        } else if !converged && (failed || best.cost >= start.cost) {
+        } else if !converged && (failed || best.cost >= start_cost) {
             // The optimizer stopped (failed, or without lowering J) short of
             // the tolerance: still stationary if within the generous floor.
             // With curvature c a gradient g lowers J by about g^2 / (2c):
             // the floor grows like sqrt(c) (large steps h stiffen J).
-            let accept = rounding_floor(&start.parts, ACCEPT_ULPS) * curvature.max(1.0).sqrt();
+            let accept = rounding_floor(&start_parts, ACCEPT_ULPS) * curvature.max(1.0).sqrt();
             if gnorm > accept {
                 return Err(StepError::Rejected(if failed {
                     StepFailure::LineSearch(termination)
                 } else {
                     StepFailure::NoDecrease {
                         termination,
-                        objective: start.cost,
+                        objective: start_cost,
                     }
                 }));
             }
@@ -1005,15 +1032,16 @@ impl<const D: usize> JkoStepper<D> {
                 .map(|(p, q)| std::array::from_fn(|a| p[a] - q[a]))
                 .collect(),
         ));
-        self.start = Some(StartPoint {
-            x: x.to_vec(),
-            parts: best.parts,
-            grad: best.grad_x.clone(),
-        });
         report.parts = best.parts;
         report.w2_step = (h * sum_indexed(best.y.len(), |k| best.y[k] * best.y[k])).sqrt();
         report.iterations = iterations;
-        report.evaluations = ev.evaluations;
+        report.evaluations = evaluations;
+        self.start = None;
+        self.start = Some(StartPoint {
+            x: x.to_vec(),
+            parts: best.parts,
+            grad: best.grad_x,
+        });
         report.gradient_norm = gnorm / h.sqrt();
         report.converged = converged;
         report.termination = termination;

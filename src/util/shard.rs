@@ -75,14 +75,14 @@ impl Shard {
         }
     }
 
-    /// The shard of `full` with this shard's team and range.
-    pub fn like(&self, full: &[f64]) -> Shard {
-        assert_eq!(full.len(), self.len, "Shard::like: wrong length");
+    /// The shard with this shard's team and range whose component k (an
+    /// index of the whole vector) is `f(k)`.
+    pub fn like_with(&self, f: impl Fn(usize) -> f64) -> Shard {
         Shard {
             team: self.team.clone(),
             len: self.len,
             start: self.start,
-            v: full[self.start..self.start + self.v.len()].to_vec(),
+            v: (self.start..self.start + self.v.len()).map(f).collect(),
         }
     }
 
