@@ -45,9 +45,13 @@
 //! # Output
 //!
 //! Rank 0 writes DIR exactly as a single process would (the same driver on
-//! the same numbers: the same bytes). The other ranks run the driver into a
-//! scratch directory of their own under the system's temporary directory,
-//! removed when the run ends.
+//! the same numbers: the same bytes). The other ranks run the same driver
+//! as followers (`io::output::follow`): they format no frame and write no
+//! output file, run record or checkpoint, so that P ranks do not each write
+//! a copy of every frame and checkpoint (at 1e8 particles in 3D a frame is
+//! ~8 GB). Their driver still needs a directory to hold its lock: a scratch
+//! directory of their own under the system's temporary directory, empty
+//! but for the lock and removed when the run ends.
 //!
 //! # Failure
 //!
@@ -70,10 +74,11 @@
 //!
 //! The state is replicated, so rank 0's checkpoint (written at every
 //! written step, as by a single process) is the whole state. `--resume`:
-//! the other ranks copy DIR into their scratch directories, a barrier, and
-//! every rank resumes from the same checkpoint; the run continues with the
-//! same bytes as one never stopped, with any number of ranks (one process
-//! included).
+//! the other ranks copy DIR's checkpoints, run record and scenario copy
+//! (not the output files, which they do not read) into their scratch
+//! directories, a barrier, and every rank resumes from the same checkpoint;
+//! the run continues with the same bytes as one never stopped, with any
+//! number of ranks (one process included).
 //!
 //! SIGINT/SIGTERM (which `mpirun` forwards to every rank) only mark a signal
 //! *pending*; the ranks agree on it by a one-byte `allreduce` at every
@@ -399,7 +404,7 @@ fn particle_count(s: &Scenario) -> Result<usize> {
 }
 
 /// Runs the scenario to `out` on every rank: rank 0 writes `out`, the others
-/// a scratch directory of their own, removed at the end.
+/// follow (they write nothing but their scratch directory's lock).
 pub fn run(
     mpi: &Mpi,
     scenario: &Scenario,
@@ -425,22 +430,30 @@ pub fn run(
     if mpi.rank == 0 {
         return run_to_dir(scenario, out, opts, &mut Agreeing { inner: obs });
     }
+    let _following = crate::io::output::follow();
     let result = run_to_dir(scenario, &scratch, opts, &mut Agreeing { inner: &mut () });
     let _ = std::fs::remove_dir_all(&scratch);
     result
 }
 
-/// Copies the files of a run directory (not its lock) into `to`.
+/// Copies what a follower's resume reads of a run directory into `to`: the
+/// checkpoints, the run record and the scenario copy (not the output
+/// files: a follower neither checks nor extends them).
 fn copy_run_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    use crate::io::{checkpoint, output};
     std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let name = e.file_name();
-        let target = to.join(&name);
-        if e.file_type()?.is_dir() {
-            copy_run_dir(&e.path(), &target)?;
-        } else if name != crate::driver::dir::LOCK {
-            std::fs::copy(e.path(), target)?;
+    let names = [
+        checkpoint::CHECKPOINT,
+        checkpoint::PREVIOUS,
+        crate::driver::RUN_RECORD,
+        output::SCENARIO_COPY,
+    ];
+    for name in names {
+        match std::fs::copy(from.join(name), to.join(name)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            r => {
+                r?;
+            }
         }
     }
     Ok(())

@@ -63,6 +63,11 @@ impl RunWriter {
         density: &[f64],
     ) -> Result<()> {
         let w = &mut self.particles;
+        // A follower (`output::follow`) formats no frame: no process reads
+        // its counts.
+        if !w.on_disk() {
+            return Ok(());
+        }
         let middle = cloud.len() / 2;
         for b in &cloud.blocks {
             for i in b.range.clone() {

@@ -339,4 +339,66 @@ mod tests {
         let e = run_to_dir(&other, &dir, again, &mut ()).unwrap_err();
         assert!(e.to_string().contains("differ"), "{e}");
     }
+
+    /// The run files in `dir` (none if there is no `dir`).
+    fn run_files(dir: &Path) -> Vec<String> {
+        let names = all_run_file_names();
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut found: Vec<String> = entries
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| names.contains(n))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// A follower (an MPI rank other than 0, `output::follow`) takes the
+    /// same steps as the run that writes, and writes no run file; resuming
+    /// from the writer's checkpoint it changes nothing.
+    #[test]
+    fn a_follower_takes_the_same_steps_and_writes_no_run_file() {
+        let text = "dimension = 2\ntime_step = 0.02\nsteps = 4\noutput_every = 2\nseed = 5\n\n\
+                    [output]\nvtk = true\n\n\
+                    [[species]]\nname = \"u\"\nparticles = 60\n\
+                    potential = { kind = \"quadratic\", center = [0.0, 0.0], stiffness = 1.0 }\n\
+                    initial = { kind = \"gaussian\", mean = [0.3, 0.0], std = 0.5 }\n";
+        let s = Scenario::from_toml(text, Path::new("no/such/dir/s.toml")).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let (writer, follower) = (tmp.path().join("writer"), tmp.path().join("follower"));
+        let written = run_to_dir(&s, &writer, RunOptions::default(), &mut ()).unwrap();
+        let followed = {
+            let _following = output::follow();
+            run_to_dir(&s, &follower, RunOptions::default(), &mut ()).unwrap()
+        };
+        assert_eq!(
+            written.final_energy.to_bits(),
+            followed.final_energy.to_bits()
+        );
+        assert_eq!(written.total_iterations, followed.total_iterations);
+        assert!(run_files(&writer).len() >= 6, "{:?}", run_files(&writer));
+        assert_eq!(run_files(&follower), Vec::<String>::new());
+        // What `distributed::run` copies for a follower's resume.
+        std::fs::create_dir_all(&follower).unwrap();
+        for name in [
+            crate::io::checkpoint::CHECKPOINT,
+            output::SCENARIO_COPY,
+            super::super::RUN_RECORD,
+        ] {
+            std::fs::copy(writer.join(name), follower.join(name)).unwrap();
+        }
+        let before = run_files(&follower);
+        let resume = RunOptions {
+            resume: true,
+            ..Default::default()
+        };
+        let again = {
+            let _following = output::follow();
+            run_to_dir(&s, &follower, resume, &mut ()).unwrap()
+        };
+        assert!(again.already_complete);
+        assert_eq!(run_files(&follower), before);
+        assert!(!output::following(), "the guard ends the following");
+    }
 }

@@ -249,6 +249,10 @@ fn check_belongs(
 /// A run to resume needs the `.partial` files its checkpoint records, at
 /// least as long as recorded (they are cut back to that length).
 fn check_partials(dir: &Path, cp: &Checkpoint) -> Result<()> {
+    // A follower reads none of them (`output::follow`); the writer checks.
+    if output::following() {
+        return Ok(());
+    }
     for (name, f) in RUN_FILES.iter().zip(&cp.meta.outputs) {
         let p = output::partial_path(&dir.join(name));
         let advice = "the run cannot be resumed without it: start it again with --force \

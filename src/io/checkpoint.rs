@@ -410,8 +410,13 @@ pub fn kind_name(kind: RunKind) -> &'static str {
 }
 
 /// Write `cp` into `dir`: temporary file, sync, keep the current checkpoint
-/// as the previous one, rename, sync the directory.
+/// as the previous one, rename, sync the directory (nothing when
+/// [`output::following`]).
 pub fn write(dir: &Path, cp: &Checkpoint) -> Result<()> {
+    // A follower's checkpoint would be rank 0's bytes (`output::follow`).
+    if output::following() {
+        return Ok(());
+    }
     let path = dir.join(CHECKPOINT);
     let tmp = output::partial_path(&path);
     let bytes = cp.encode();

@@ -9,6 +9,12 @@
 //! exact length and checksum of each file, and a resumed run cuts the files
 //! back to those lengths (after checking the checksums) and appends.
 //! Numbers are written in shortest round-trip form (ryu): they read back exactly.
+//!
+//! A thread that [`follow`]s writes nothing: an MPI rank other than 0 runs
+//! the same driver on the same numbers as rank 0, which writes the run's
+//! files (`distributed` module docs), so its streams only count bytes, its
+//! frames are not formatted, and its atomic writes and checkpoints are
+//! skipped. Its reads (a resume's checkpoint) are not changed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -68,6 +74,30 @@ pub const ENERGY_HEADER: [&str; 9] = [
 /// on the event (stated in the message).
 pub const EVENTS_HEADER: [&str; 6] = ["step", "time", "event", "species", "value", "message"];
 
+thread_local! {
+    static FOLLOWING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// This thread writes nothing until the guard is dropped (module docs).
+pub fn follow() -> Following {
+    FOLLOWING.set(true);
+    Following(std::marker::PhantomData)
+}
+
+/// Whether this thread only follows a run another process writes.
+pub fn following() -> bool {
+    FOLLOWING.get()
+}
+
+/// While it lives, its thread writes no file ([`follow`]); not `Send`.
+pub struct Following(std::marker::PhantomData<*const ()>);
+
+impl Drop for Following {
+    fn drop(&mut self) {
+        FOLLOWING.set(false);
+    }
+}
+
 /// The temporary name of `path` while it is written.
 pub fn partial_path(path: &Path) -> PathBuf {
     let mut tmp = path.as_os_str().to_owned();
@@ -84,24 +114,30 @@ pub struct FileState {
     pub crc: u32,
 }
 
-/// A file that counts and checksums every byte it passes to the disk.
+/// A file that counts and checksums every byte it passes to the disk
+/// (without a file when [`following`]: it only counts).
 struct Tracked {
-    file: File,
+    file: Option<File>,
     len: u64,
     crc: crc32fast::Hasher,
 }
 
 impl Write for Tracked {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        fault::disk_budget(buf.len())?;
-        let n = self.file.write(buf)?;
+        let n = match &mut self.file {
+            Some(f) => {
+                fault::disk_budget(buf.len())?;
+                f.write(buf)?
+            }
+            None => buf.len(),
+        };
         self.len += n as u64;
         self.crc.update(&buf[..n]);
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
     }
 }
 
@@ -135,7 +171,11 @@ impl CsvStream {
     /// A new file (truncating any earlier temporary file) with its header row.
     pub fn create(path: PathBuf, header: &[&str]) -> Result<Self> {
         let tmp = partial_path(&path);
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let file = if following() {
+            None
+        } else {
+            Some(File::create(&tmp).map_err(|e| Error::io(&tmp, e))?)
+        };
         let mut writer = csv_writer(Tracked {
             file,
             len: 0,
@@ -155,6 +195,19 @@ impl CsvStream {
     /// `state.len` bytes have checksum `state.crc`, cut it there and append.
     pub fn resume(path: PathBuf, state: FileState) -> Result<Self> {
         let tmp = partial_path(&path);
+        if following() {
+            return Ok(CsvStream {
+                path,
+                tmp,
+                writer: Some(csv_writer(Tracked {
+                    file: None,
+                    len: state.len,
+                    crc: crc32fast::Hasher::new_with_initial_len(state.crc, state.len),
+                })),
+                fbuf: ryu::Buffer::new(),
+                discard_on_drop: false,
+            });
+        }
         let refuse = |why: String| {
             Error::io(
                 &tmp,
@@ -200,7 +253,7 @@ impl CsvStream {
             path,
             tmp,
             writer: Some(csv_writer(Tracked {
-                file,
+                file: Some(file),
                 len: state.len,
                 crc: crc32fast::Hasher::new_with_initial_len(state.crc, state.len),
             })),
@@ -252,7 +305,9 @@ impl CsvStream {
         let w = self.writer();
         w.flush().map_err(|e| Error::io(&tmp, e))?;
         let t = w.get_ref();
-        t.file.sync_data().map_err(|e| Error::io(&tmp, e))?;
+        if let Some(f) = &t.file {
+            f.sync_data().map_err(|e| Error::io(&tmp, e))?;
+        }
         Ok(FileState {
             len: t.len,
             crc: t.crc.clone().finalize(),
@@ -262,8 +317,21 @@ impl CsvStream {
     /// Sync the file and move it to its final name.
     pub fn finish(mut self) -> Result<()> {
         self.sync()?;
-        self.writer = None;
+        let on_disk = self
+            .writer
+            .take()
+            .is_some_and(|w| w.get_ref().file.is_some());
+        if !on_disk {
+            return Ok(());
+        }
         std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+    }
+
+    /// Whether this stream writes a file (not when [`following`]).
+    pub fn on_disk(&self) -> bool {
+        self.writer
+            .as_ref()
+            .is_some_and(|w| w.get_ref().file.is_some())
     }
 }
 
@@ -277,7 +345,11 @@ fn csv_err(path: &Path, e: csv::Error) -> Error {
 /// Write `bytes` to `path` atomically (temporary file, sync, rename). The
 /// temporary file is created afresh (a link left at its name is removed, not
 /// followed), and a `path` that is not a regular file is refused, not replaced.
+/// Nothing when [`following`].
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    if following() {
+        return Ok(());
+    }
     refuse_non_regular(path)?;
     let tmp = partial_path(path);
     let result = (|| {

@@ -305,6 +305,7 @@ impl VtkSeries {
                     ),
                 ));
             }
+            Err(_) if crate::io::output::following() => {}
             Err(_) => std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?,
         }
         let name = if grid { vti_name } else { vtp_name };
