@@ -22,9 +22,12 @@
 //!    its own fixed set of tasks (ranges of leaves of equal pair work), added to the
 //!    output.
 //!
-//! Divided among the members of a [`Team`] (MPI ranks; [`divided`]): steps 1-3 on
-//! every member, steps 4 and 5 by ranges of frontier tasks and of near-field tasks,
-//! with the single process's bits.
+//! Divided among the members of a [`Team`] (MPI ranks; [`divided`]): the
+//! upward pass of step 2 by ranges of frontier subtrees of about equal
+//! particle counts, whose multipoles are then gathered (the top cells' are
+//! computed on every member), the tree and step 3 on every member, steps 4
+//! and 5 by ranges of frontier tasks and of near-field tasks, with the
+//! single process's bits.
 
 use super::expansions::{self, Children, M2lScratch, MixedM2l};
 use super::multi_index::MultiIndex;
@@ -128,6 +131,9 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     tree: Octree<D>,
     /// Multipoles, `nterms` per cell.
     mult: Vec<f64>,
+    /// The multipoles gathered from the members of a divided upward pass
+    /// (empty for a team of one).
+    gathered: Vec<f64>,
     /// Local expansions, `nterms` per cell.
     local: Vec<f64>,
     /// Frontier cells (pre-order) and top cells (pre-order).
@@ -172,6 +178,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             },
             tree: Octree::new(params.leaf_size),
             mult: Vec::new(),
+            gathered: Vec::new(),
             local: Vec::new(),
             frontier: Vec::new(),
             top: Vec::new(),
@@ -249,7 +256,12 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.local.resize(ncells * nt, 0.0);
         self.phi_s.resize(n, 0.0);
         self.grad_s.resize(n, [0.0; D]);
-        self.upward();
+        if self.team.size() > 1 {
+            self.upward_divided();
+        } else {
+            self.upward_subtrees(0..self.frontier.len());
+        }
+        self.upward_top();
         lap(1, &mut self.stats);
         self.top_down();
         lap(2, &mut self.stats);
@@ -308,15 +320,17 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.frontier_build = self.tree.builds;
     }
 
-    /// P2M / M2M for all cells.
-    fn upward(&mut self) {
+    /// P2M / M2M in the frontier subtrees `tasks` (indices into `frontier`).
+    fn upward_subtrees(&mut self, tasks: std::ops::Range<usize>) {
         let nt = self.mi.len();
         let (tree, mi) = (&self.tree, &self.mi);
         let pieces = split_by_frontier(&mut self.mult, &self.frontier, &tree.cells, nt);
         pieces
             .into_par_iter()
             .zip(self.tasks.par_iter_mut())
-            .for_each(|((f, mult), scratch)| {
+            .enumerate()
+            .filter(|(f, _)| tasks.contains(f))
+            .for_each(|(_, ((f, mult), scratch))| {
                 with_best_isa(UpwardTask {
                     tree,
                     mi,
@@ -325,6 +339,12 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                     scratch,
                 })
             });
+    }
+
+    /// M2M for the top cells, children first.
+    fn upward_top(&mut self) {
+        let nt = self.mi.len();
+        let (tree, mi) = (&self.tree, &self.mi);
         let s = &mut self.top_scratch;
         for &c in self.top.iter().rev() {
             let c = c as usize;

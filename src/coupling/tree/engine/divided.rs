@@ -2,8 +2,18 @@
 //! the single process's bits.
 //!
 //! Every member holds the whole state (positions, charges) and builds the
-//! same tree, multipoles and top locals (steps 1-3 of the engine, which are
-//! a small part of the work). The rest is divided:
+//! same tree and top locals (steps 1 and 3 of the engine). The rest is
+//! divided:
+//!
+//! 0. **Upward pass** ([`Engine::upward_divided`]): the P2M and M2M of the
+//!    frontier subtrees, owned in contiguous ranges of about equal particle
+//!    counts (what a subtree's upward pass costs, and a function of the tree
+//!    alone: no message decides it); an `all_gather` of the multipoles, each
+//!    member's range of cells in pre-order, then every member computes the
+//!    top cells' (few). A subtree's multipoles do not depend on who computes
+//!    them. Before session 18 every member computed every multipole: at 2e6
+//!    points in 2D that was 0.19 s of an evaluation's 2.16 s (2 threads),
+//!    the part of the work that did not shrink with more members.
 //!
 //! 1. **Far field.** The frontier tasks (subtrees in pre-order, so
 //!    contiguous ranges of them are ranges of the Morton order: regions of
@@ -33,9 +43,11 @@
 //!    forms `phi = L2P + near` for all particles, the single process's one
 //!    addition per value.
 //!
-//! Per evaluation: two `all_gather`s of N (1 + d) numbers (plus the leaves'
-//! work and the tasks' counts) and at most P (P - 1) / 2 halo messages,
-//! whose size is that of the near tasks' boundary layers.
+//! Per evaluation: an `all_gather` of the multipoles (cells x terms
+//! numbers: 2D, order 13, 105 terms; ~5 cells per 100 particles), two
+//! `all_gather`s of N (1 + d) numbers (plus the leaves' work and the tasks'
+//! counts) and at most P (P - 1) / 2 halo messages, whose size is that of
+//! the near tasks' boundary layers.
 
 use super::{Engine, FmmStats, Mode, near_lists};
 use crate::coupling::tree::near::Write;
@@ -44,6 +56,37 @@ use crate::util::team::split_by_cost;
 use std::ops::Range;
 
 impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
+    /// Step 0 of the module docs: this member's subtrees' multipoles, then
+    /// everyone's gathered into `mult` (the top cells' follow, on every
+    /// member, in `upward_top`).
+    pub(super) fn upward_divided(&mut self) {
+        let team = self.team.clone();
+        let (rank, size) = (team.rank(), team.size());
+        let nt = self.mi.len();
+        let ncells = self.tree.cells.len();
+        let (cells, frontier) = (&self.tree.cells, &self.frontier);
+        let count: Vec<f64> = frontier
+            .iter()
+            .map(|&f| cells[f as usize].count as f64)
+            .collect();
+        let tasks = split_by_cost(&count, size);
+        // Member k's cells: from its first subtree's root to the next
+        // member's (the top cells between them included: they are
+        // overwritten on every member after the gather).
+        let first = |k: usize| match tasks.get(k) {
+            Some(r) if k > 0 => frontier.get(r.start).map_or(ncells, |&f| f as usize),
+            Some(_) => 0,
+            None => ncells,
+        };
+        let bounds: Vec<usize> = (0..=size).map(first).collect();
+        self.upward_subtrees(tasks[rank].clone());
+        let counts: Vec<usize> = bounds.windows(2).map(|b| (b[1] - b[0]) * nt).collect();
+        self.gathered.resize(ncells * nt, 0.0);
+        let mine = &self.mult[bounds[rank] * nt..bounds[rank + 1] * nt];
+        team.all_gather(mine, &counts, &mut self.gathered);
+        std::mem::swap(&mut self.mult, &mut self.gathered);
+    }
+
     /// Steps 1-5 of the module docs, after the top of the tree (replicated).
     pub(super) fn divided(&mut self, lap: &mut dyn FnMut(usize, &mut FmmStats)) {
         let team = self.team.clone();
