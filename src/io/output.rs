@@ -327,12 +327,35 @@ impl CsvStream {
         std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
     }
 
+    /// Append whole rows already formatted as this stream's CSV (each
+    /// ending in `\n`, fields quoted where the csv writer would quote them):
+    /// rows formatted elsewhere, in parallel, give the same bytes.
+    pub fn rows(&mut self, bytes: &[u8]) -> Result<()> {
+        let w = self.writer.take().expect("stream used after finish");
+        let mut t = w
+            .into_inner()
+            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        let written = t.write_all(bytes);
+        self.writer = Some(csv_writer(t));
+        written.map_err(|e| Error::io(&self.tmp, e))
+    }
+
     /// Whether this stream writes a file (not when [`following`]).
     pub fn on_disk(&self) -> bool {
         self.writer
             .as_ref()
             .is_some_and(|w| w.get_ref().file.is_some())
     }
+}
+
+/// `v` as one CSV field, quoted if the csv writer would quote it.
+pub fn csv_field(v: &str) -> Vec<u8> {
+    // A record of one field, whose closing quote the record's end writes.
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    w.write_record([v]).expect("writing to memory");
+    let mut out = w.into_inner().expect("writing to memory");
+    out.pop();
+    out
 }
 
 fn csv_err(path: &Path, e: csv::Error) -> Error {
