@@ -1172,6 +1172,17 @@ mod tests {
         }
     }
 
+    /// n spread points in 2D (inside `walls`, if any) for the Recorded tests.
+    fn spread_cloud(n: usize, walls: Option<([f64; 2], [f64; 2])>) -> Vec<[f64; 2]> {
+        (0..n)
+            .map(|i| [(i as f64 * 0.37).sin() * 1.5, (i as f64 * 0.91).cos()])
+            .map(|p| match walls {
+                Some((lo, hi)) => [p[0].clamp(lo[0], hi[0]), p[1].clamp(lo[1], hi[1])],
+                None => p,
+            })
+            .collect()
+    }
+
     /// A stepper of the [`Recorded`] energy, in the box `walls` if any.
     fn recorded_stepper(
         seen: &Arc<std::sync::Mutex<Vec<Vec<u64>>>>,
@@ -1202,13 +1213,7 @@ mod tests {
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
             let two_steps = |forget: bool| {
                 let mut stepper = recorded_stepper(&seen, &w, walls);
-                let mut x: Vec<[f64; 2]> = (0..n)
-                    .map(|i| [(i as f64 * 0.37).sin() * 1.5, (i as f64 * 0.91).cos()])
-                    .map(|p| match walls {
-                        Some((lo, hi)) => [p[0].clamp(lo[0], hi[0]), p[1].clamp(lo[1], hi[1])],
-                        None => p,
-                    })
-                    .collect();
+                let mut x = spread_cloud(n, walls);
                 stepper.step(&mut x, 0.05).expect("the first step succeeds");
                 let start = stepper.start_point().expect("a start point").clone();
                 assert!(start.x == x, "walls {walls:?}: kept for the step's end");
@@ -1256,9 +1261,8 @@ mod tests {
             let w = vec![1.0 / n as f64; n];
             let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
             let mut stepper = recorded_stepper(&seen, &w, walls);
-            let mut x: Vec<[f64; 2]> = (0..n)
-                .map(|i| [(i as f64 * 0.37).sin() * 1.5, (i as f64 * 0.91).cos()])
-                .collect();
+            // Inside the walls: the clamp changes nothing.
+            let mut x = spread_cloud(n, walls);
             stepper.step(&mut x, 0.05).expect("the first step succeeds");
             x.iter_mut().for_each(|p| *p = [-p[0], -p[1]]);
             seen.lock().unwrap().clear();
