@@ -13,8 +13,8 @@ use crate::io::output::{DENSITY, ENERGY, EVENTS, PARTIAL_SUFFIX, PARTICLES, SCEN
 
 /// Every path a comparison of the run directories `a` and `b` reads or that
 /// belongs to those runs: their run files (`particles.csv`, `density.csv`,
-/// `energy.csv`, `events.csv`, `scenario.toml`, checkpoints, lock and
-/// `.partial` files), whether they exist or not, and every file in `a` or
+/// `energy.csv`, `events.csv`, `scenario.toml`, checkpoints and their
+/// parts, lock and `.partial` files), whether they exist or not, and every file in `a` or
 /// `b` whose name starts with one of those names. `--out` may be none of them.
 pub fn protected_paths(a: &Path, b: &Path) -> Vec<PathBuf> {
     const NAMES: [&str; 7] = [
@@ -46,6 +46,12 @@ pub fn protected_paths(a: &Path, b: &Path) -> Vec<PathBuf> {
                 out.push(e.path());
             }
         }
+        // The parts of divided checkpoints (MPI).
+        let parts = dir.join(crate::io::checkpoint::PARTS_DIR);
+        if let Ok(entries) = std::fs::read_dir(&parts) {
+            out.extend(entries.flatten().map(|e| e.path()));
+        }
+        out.push(parts);
     }
     out
 }
@@ -260,5 +266,26 @@ impl fmt::Display for Comparison {
             writeln!(f, "note: {n}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A divided checkpoint's folder and parts are a run's files: `--out`
+    /// may not name them.
+    #[test]
+    fn the_parts_of_a_divided_checkpoint_are_protected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        let parts = a.join(crate::io::checkpoint::PARTS_DIR);
+        std::fs::create_dir_all(&parts).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        std::fs::write(parts.join("a-0.jko"), b"part").unwrap();
+        let protected = protected_paths(&a, &b);
+        assert!(protected.contains(&parts.join("a-0.jko")), "{protected:?}");
+        assert!(protected.contains(&parts));
+        assert!(check_out_path(&a, &b, &parts.join("a-0.jko"), true).is_err());
     }
 }

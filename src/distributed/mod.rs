@@ -430,7 +430,7 @@ pub fn run(
     if mpi.rank == 0 {
         return run_to_dir(scenario, out, opts, &mut Agreeing { inner: obs });
     }
-    let _following = crate::io::output::follow();
+    let _following = crate::io::output::follow(out);
     let result = run_to_dir(scenario, &scratch, opts, &mut Agreeing { inner: &mut () });
     let _ = std::fs::remove_dir_all(&scratch);
     result

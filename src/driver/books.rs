@@ -61,6 +61,7 @@ impl<'a> Books<'a> {
                 last_frame: 0,
                 outputs: Vec::new(),
                 kind,
+                parts: Vec::new(),
             },
             initial_energy: first.parts.total(),
             record,
@@ -198,8 +199,9 @@ impl<'a> Books<'a> {
             start: None,
         };
         files::save_state(sim, &mut cp);
-        self.meta = cp.meta.clone();
-        checkpoint::write(self.dir, &cp)?;
+        // The write lists the new checkpoint's parts (MPI) in its metadata.
+        checkpoint::write(self.dir, &mut cp)?;
+        self.meta = cp.meta;
         let m = &self.meta;
         self.record
             .progress(m.step, m.total_iterations, m.total_evaluations);

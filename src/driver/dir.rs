@@ -42,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, Result, clip};
+use crate::io::checkpoint::PARTS_DIR;
 use crate::io::vtk::VTK_DIR;
 
 /// The lock file of an output directory.
@@ -265,8 +266,9 @@ impl OutputDir {
             }
             if ours.contains(&name) {
                 let ft = e.file_type().map_err(|err| Error::io(&e.path(), err))?;
-                // The VTK series is a folder of the run's (`[output] vtk`).
-                let expected = if name == VTK_DIR {
+                // The VTK series (`[output] vtk`) and the checkpoints' parts
+                // (MPI) are folders of the run's.
+                let expected = if is_run_folder(&name) {
                     ft.is_dir()
                 } else {
                     ft.is_file()
@@ -278,7 +280,7 @@ impl OutputDir {
                         format!(
                             "is {}, where the run writes a {} of that name: remove or rename it, or choose another --out",
                             describe_type(&ft),
-                            if name == VTK_DIR {
+                            if is_run_folder(&name) {
                                 "folder"
                             } else {
                                 "regular file"
@@ -373,7 +375,7 @@ impl OutputDir {
             let p = self.dir.join(name);
             match std::fs::symlink_metadata(&p) {
                 Ok(m) if m.is_file() => std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?,
-                Ok(m) if m.is_dir() && name == VTK_DIR => {
+                Ok(m) if m.is_dir() && is_run_folder(name) => {
                     std::fs::remove_dir_all(&p).map_err(|e| Error::io(&p, e))?
                 }
                 _ => {}
@@ -421,6 +423,11 @@ impl OutputDir {
         // Whatever kind of run was interrupted, what it wrote goes.
         self.restore(&names, &kept, &crate::driver::all_run_file_names())
     }
+}
+
+/// The names of a run directory's folders (every other run name is a file).
+fn is_run_folder(name: &str) -> bool {
+    name == VTK_DIR || name == PARTS_DIR
 }
 
 /// Final names of data files, which a run only writes (by rename) when it completes.

@@ -369,7 +369,7 @@ mod tests {
         let (writer, follower) = (tmp.path().join("writer"), tmp.path().join("follower"));
         let written = run_to_dir(&s, &writer, RunOptions::default(), &mut ()).unwrap();
         let followed = {
-            let _following = output::follow();
+            let _following = output::follow(&writer);
             run_to_dir(&s, &follower, RunOptions::default(), &mut ()).unwrap()
         };
         assert_eq!(
@@ -394,7 +394,7 @@ mod tests {
             ..Default::default()
         };
         let again = {
-            let _following = output::follow();
+            let _following = output::follow(&writer);
             run_to_dir(&s, &follower, resume, &mut ()).unwrap()
         };
         assert!(again.already_complete);

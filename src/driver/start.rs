@@ -24,6 +24,7 @@ pub fn all_run_file_names() -> Vec<String> {
         output::SCENARIO_COPY,
         checkpoint::CHECKPOINT,
         checkpoint::PREVIOUS,
+        checkpoint::PARTS_DIR,
         super::record::RUN_RECORD,
         crate::io::vtk::VTK_DIR,
     ]);
@@ -131,6 +132,7 @@ pub(super) fn inspect(
                 || n == output::SCENARIO_COPY
                 || n == super::record::RUN_RECORD
                 || n == crate::io::vtk::VTK_DIR
+                || n == checkpoint::PARTS_DIR
         });
         if unfinished && opts.resume {
             // Killed before its first checkpoint: nothing to resume.

@@ -14,7 +14,8 @@
 //! the same driver on the same numbers as rank 0, which writes the run's
 //! files (`distributed` module docs), so its streams only count bytes, its
 //! frames are not formatted, and its atomic writes and checkpoints are
-//! skipped. Its reads (a resume's checkpoint) are not changed.
+//! skipped, but for its own part of a divided checkpoint (written into the
+//! writer's directory). Its reads (a resume's checkpoint) are not changed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -75,18 +76,27 @@ pub const ENERGY_HEADER: [&str; 9] = [
 pub const EVENTS_HEADER: [&str; 6] = ["step", "time", "event", "species", "value", "message"];
 
 thread_local! {
-    static FOLLOWING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The directory of the run this thread follows, if it follows one.
+    static FOLLOWING: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
 }
 
-/// This thread writes nothing until the guard is dropped (module docs).
-pub fn follow() -> Following {
-    FOLLOWING.set(true);
+/// This thread writes nothing until the guard is dropped (module docs),
+/// except its part of a divided checkpoint, which goes to the run
+/// directory `writer_dir` that another process writes
+/// ([`crate::io::checkpoint`]).
+pub fn follow(writer_dir: &Path) -> Following {
+    FOLLOWING.set(Some(writer_dir.to_path_buf()));
     Following(std::marker::PhantomData)
 }
 
 /// Whether this thread only follows a run another process writes.
 pub fn following() -> bool {
-    FOLLOWING.get()
+    FOLLOWING.with_borrow(Option::is_some)
+}
+
+/// The directory of the run this thread follows ([`follow`]).
+pub fn writer_dir() -> Option<PathBuf> {
+    FOLLOWING.with_borrow(Clone::clone)
 }
 
 /// While it lives, its thread writes no file ([`follow`]); not `Send`.
@@ -94,7 +104,7 @@ pub struct Following(std::marker::PhantomData<*const ()>);
 
 impl Drop for Following {
     fn drop(&mut self) {
-        FOLLOWING.set(false);
+        FOLLOWING.set(None);
     }
 }
 

@@ -201,6 +201,7 @@ fn valid_checkpoint() -> Vec<u8> {
                 entry("events.csv"),
             ],
             kind: Default::default(),
+            parts: Vec::new(),
         },
         initial_energy: 1.0,
         bandwidths: vec![0.1],

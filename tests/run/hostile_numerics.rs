@@ -335,7 +335,7 @@ fn a_forged_checkpoint_level_is_refused_on_resume() {
     let (_, mut cp) = jko::io::checkpoint::read(&out).unwrap().unwrap();
     cp.meta.status = jko::io::checkpoint::Status::Running;
     cp.meta.level = 30;
-    jko::io::checkpoint::write(&out, &cp).unwrap();
+    jko::io::checkpoint::write(&out, &mut cp).unwrap();
     let mut resume = args.to_vec();
     resume.push("--resume");
     let started = Instant::now();

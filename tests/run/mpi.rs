@@ -229,9 +229,9 @@ fn a_scenario_differing_between_ranks_is_refused() {
 }
 
 /// A rank killed by SIGKILL mid-run ends the job (mpirun's non-zero
-/// status, within the timeout: no hang) and leaves no complete output file;
-/// `--resume` on 2 ranks then completes the run to the bytes of one
-/// uninterrupted process.
+/// status, within the timeout: no hang) and leaves no complete output file
+/// and a divided checkpoint (a manifest and a part per rank); `--resume` on
+/// 3 ranks then completes the run to the bytes of one uninterrupted process.
 #[test]
 fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -257,8 +257,39 @@ fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
         !out.join("particles.csv").exists(),
         "the run finished before the kill: make it longer"
     );
+    // Its checkpoints are divided: a manifest and one part per rank, in
+    // one or both slots.
+    let parts = part_names(&out);
+    assert!(
+        parts
+            .iter()
+            .all(|n| ["a-0.jko", "a-1.jko", "b-0.jko", "b-1.jko"].contains(&n.as_str()))
+            && parts.len() >= 2,
+        "{parts:?}"
+    );
+    let manifest = std::fs::metadata(out.join("checkpoint.jko")).unwrap().len();
+    assert!(manifest < 4096, "a manifest of {manifest} bytes");
 
-    resume_to_the_same_bytes(&s, &out, &single);
+    // The state is whole in the parts, so any rank count resumes it.
+    resume_to_the_same_bytes(&s, &out, &single, 3);
+    let parts = part_names(&out);
+    let slot = &parts
+        .iter()
+        .find(|n| n.ends_with("-2.jko"))
+        .expect("3 parts")[..1];
+    for r in 0..3 {
+        assert!(parts.contains(&format!("{slot}-{r}.jko")), "{parts:?}");
+    }
+}
+
+/// The files of DIR/checkpoint.parts, sorted.
+fn part_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("checkpoint.parts"))
+        .expect("a divided checkpoint's parts")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// A rank that stops answering without dying (the fault `hang@step:2`, on
@@ -372,7 +403,7 @@ fn sigterm_to_one_rank_checkpoints_on_every_rank_and_resume_gives_the_same_bytes
         "{record}\n{err}"
     );
 
-    resume_to_the_same_bytes(&s, &out, &single);
+    resume_to_the_same_bytes(&s, &out, &single, 2);
 }
 
 /// Starts `jko run S --out OUT` on 2 ranks and returns once energy.csv.partial
@@ -395,10 +426,10 @@ fn start_until_rows(s: &Path, out: &Path, rows: usize) -> std::process::Child {
     child
 }
 
-/// `--resume` on 2 ranks ends with the bytes of the uninterrupted run `single`.
-fn resume_to_the_same_bytes(s: &Path, out: &Path, single: &Path) {
+/// `--resume` on `ranks` ranks ends with the bytes of the uninterrupted run `single`.
+fn resume_to_the_same_bytes(s: &Path, out: &Path, single: &Path, ranks: usize) {
     let o = mpirun(
-        2,
+        ranks,
         &["run", path(s), "--out", path(out), "--resume", "--quiet"],
         300,
     );

@@ -24,6 +24,11 @@
 //! It is written to a temporary file, synced, and renamed; the checkpoint it
 //! replaces is kept as `checkpoint.prev.jko`, and [`read`] falls back to it
 //! if the newest one is missing or damaged.
+//!
+//! Under MPI with more than one rank the per-particle arrays are written by
+//! every rank in parts, and `checkpoint.jko` is their manifest: the same
+//! format with the parts listed in the metadata and only the numbers that
+//! are not per particle ([`parts`] module docs).
 
 use std::path::{Path, PathBuf};
 
@@ -32,6 +37,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::io::output::{self, FileState};
 use crate::util::fault;
+use crate::util::team::{self, Team};
+
+pub mod parts;
+pub use parts::{PARTS_DIR, Part};
 
 /// File name of the current checkpoint in a run directory.
 pub const CHECKPOINT: &str = "checkpoint.jko";
@@ -154,6 +163,10 @@ pub struct Meta {
     /// runs keep their bytes).
     #[serde(default, skip_serializing_if = "RunKind::is_run")]
     pub kind: RunKind,
+    /// A divided checkpoint's parts, in id order ([`parts`]); empty when
+    /// the arrays are in the checkpoint's own file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
 }
 
 /// A whole checkpoint.
@@ -181,23 +194,27 @@ pub fn program_version() -> String {
 }
 
 impl Checkpoint {
-    /// The checkpoint's bytes: magic, metadata as TOML, then the floats.
+    /// The checkpoint's bytes: magic, metadata as TOML, then the floats
+    /// (a manifest, with `meta.parts` listed, leaves out the per-particle
+    /// arrays: they are in the parts).
     pub fn encode(&self) -> Vec<u8> {
         let meta = toml::to_string(&self.meta).expect("checkpoint metadata serializes");
+        let whole = self.meta.parts.is_empty();
+        let per_particle = |a: &[f64]| if whole { a.len() } else { 0 };
         // The floats go straight into the bytes, in this order, without a
         // flattened copy (at 1e6 particles that copy is tens of MB).
         let mut blocks: Vec<&[f64]> = vec![
             std::slice::from_ref(&self.initial_energy),
             &self.bandwidths,
-            &self.positions,
+            &self.positions[..per_particle(&self.positions)],
         ];
         if let Some((h, m)) = &self.last_move {
             blocks.push(std::slice::from_ref(h));
-            blocks.push(m);
+            blocks.push(&m[..per_particle(m)]);
         }
         if let Some((parts, grad)) = &self.start {
             blocks.push(parts);
-            blocks.push(grad);
+            blocks.push(&grad[..per_particle(grad)]);
         }
         let count: usize = blocks.iter().map(|b| b.len()).sum();
         let mut out = Vec::with_capacity(32 + meta.len() + 8 * count);
@@ -213,8 +230,15 @@ impl Checkpoint {
         out
     }
 
-    /// Parse and check a checkpoint; `Err` carries what is wrong.
+    /// Parse and check a checkpoint; `Err` carries what is wrong (also for a
+    /// manifest: its parts are read by [`Checkpoint::decode_in`]).
     pub fn decode(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
+        Checkpoint::decode_in(bytes, None)
+    }
+
+    /// [`Checkpoint::decode`], reading a manifest's parts from
+    /// `home/`[`PARTS_DIR`].
+    pub fn decode_in(bytes: &[u8], home: Option<&Path>) -> std::result::Result<Checkpoint, String> {
         if bytes.len() < MAGIC.len() + 16 || &bytes[..MAGIC.len()] != MAGIC {
             return Err("not a jko checkpoint (bad magic or too short)".into());
         }
@@ -252,7 +276,10 @@ impl Checkpoint {
         }
         // After the positions come h and a whole move, or not, then three
         // energy parts and a whole gradient, or not: n + 1 and n + 3
-        // numbers, so the length says which (n >= 1).
+        // numbers, so the length says which (n >= 1). A manifest has no
+        // per-particle arrays: it reads as n = 0 (1 and 3 numbers).
+        let divided = !meta.parts.is_empty();
+        let n = if divided { 0 } else { n };
         // Checked: a forged species or particle count must not wrap the sums.
         let fixed = species
             .checked_add(n)
@@ -282,14 +309,19 @@ impl Checkpoint {
                 floats[o + 3..o + 3 + n].to_vec(),
             )
         });
-        Ok(Checkpoint {
+        let mut cp = Checkpoint {
             meta,
             initial_energy: floats[0],
             bandwidths,
             positions,
             last_move,
             start,
-        })
+        };
+        if divided {
+            let home = home.ok_or("a divided checkpoint's manifest, read without its parts")?;
+            parts::assemble(home, &mut cp, has_move, has_start)?;
+        }
+        Ok(cp)
     }
 }
 
@@ -409,14 +441,34 @@ pub fn kind_name(kind: RunKind) -> &'static str {
     }
 }
 
+/// Write `cp` into `dir` as the process's team does ([`write_with`]).
+pub fn write(dir: &Path, cp: &mut Checkpoint) -> Result<()> {
+    write_with(&*team::current(), dir, cp)
+}
+
 /// Write `cp` into `dir`: temporary file, sync, keep the current checkpoint
-/// as the previous one, rename, sync the directory (nothing when
-/// [`output::following`]).
-pub fn write(dir: &Path, cp: &Checkpoint) -> Result<()> {
+/// as the previous one, rename, sync the directory. With a team of more than
+/// one member (collective), each member first writes its part and
+/// `cp.meta.parts` lists them ([`parts`]); a member that
+/// [`output::following`] writes its part into the followed run's directory
+/// and nothing else. `cp.meta.parts` must come in as the parts of the
+/// checkpoint this one replaces (as the last write or read left them).
+pub fn write_with(team: &dyn Team, dir: &Path, cp: &mut Checkpoint) -> Result<()> {
+    let earlier = std::mem::take(&mut cp.meta.parts);
+    if team.size() > 1 {
+        let home = output::writer_dir().unwrap_or_else(|| dir.to_path_buf());
+        parts::write(team, &home, &earlier, cp)?;
+    }
     // A follower's checkpoint would be rank 0's bytes (`output::follow`).
     if output::following() {
         return Ok(());
     }
+    write_file(dir, cp)?;
+    parts::clean(dir, &earlier, &cp.meta.parts)
+}
+
+/// The single file (or manifest) of [`write_with`].
+fn write_file(dir: &Path, cp: &Checkpoint) -> Result<()> {
     let path = dir.join(CHECKPOINT);
     let tmp = output::partial_path(&path);
     let bytes = cp.encode();
@@ -440,13 +492,15 @@ pub fn write(dir: &Path, cp: &Checkpoint) -> Result<()> {
 }
 
 /// The newest valid checkpoint in `dir` (falling back to the previous one),
-/// `None` if there is none at all.
+/// `None` if there is none at all. A manifest's parts are read from `dir`,
+/// or from the followed run's directory ([`output::writer_dir`]).
 pub fn read(dir: &Path) -> Result<Option<(PathBuf, Checkpoint)>> {
+    let home = output::writer_dir().unwrap_or_else(|| dir.to_path_buf());
     let mut problems = Vec::new();
     for name in [CHECKPOINT, PREVIOUS] {
         let path = dir.join(name);
         match std::fs::read(&path) {
-            Ok(bytes) => match Checkpoint::decode(&bytes) {
+            Ok(bytes) => match Checkpoint::decode_in(&bytes, Some(&home)) {
                 Ok(cp) => return Ok(Some((path, cp))),
                 Err(why) => problems.push(format!("{}: {why}", path.display())),
             },
@@ -508,6 +562,7 @@ mod tests {
                     })
                     .collect(),
                 kind: RunKind::Run,
+                parts: Vec::new(),
             },
             initial_energy: -1.25,
             bandwidths: vec![0.1, 0.2],
@@ -592,9 +647,9 @@ mod tests {
     fn read_falls_back_to_the_previous_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
         let mut cp = sample(false);
-        write(dir.path(), &cp).unwrap();
+        write(dir.path(), &mut cp).unwrap();
         cp.meta.step = 8;
-        write(dir.path(), &cp).unwrap();
+        write(dir.path(), &mut cp).unwrap();
         let (_, newest) = read(dir.path()).unwrap().unwrap();
         assert_eq!(newest.meta.step, 8);
         // Damage the newest: the previous one (step 7) is used.
@@ -606,5 +661,192 @@ mod tests {
         std::fs::write(dir.path().join(PREVIOUS), b"nonsense").unwrap();
         let e = read(dir.path()).unwrap_err().to_string();
         assert!(e.contains("no usable checkpoint"), "{e}");
+    }
+
+    /// A sample of `n` particles in 2D, with every array.
+    fn sample_of(n: usize, step: u64) -> Checkpoint {
+        let mut cp = sample_with(true, true);
+        cp.meta.particles = n;
+        cp.meta.step = step;
+        let values = |seed: f64| {
+            (0..2 * n)
+                .map(|k| seed + k as f64 / 7.0)
+                .collect::<Vec<_>>()
+        };
+        cp.positions = values(step as f64);
+        cp.last_move.as_mut().unwrap().1 = values(-0.5);
+        cp.start.as_mut().unwrap().1 = values(1e-3);
+        cp
+    }
+
+    /// Writes `cp` as a team of `size` threads would (member 0 into `dir`,
+    /// the others following it); every member's resulting parts list.
+    fn write_as_team(size: usize, dir: &Path, cp: &Checkpoint) -> Vec<Result<Vec<Part>>> {
+        crate::util::team::ThreadTeam::run(size, |member| {
+            let _following = (member.rank() > 0).then(|| output::follow(dir));
+            let mut mine = cp.clone();
+            write_with(&*member, dir, &mut mine).map(|()| mine.meta.parts)
+        })
+    }
+
+    fn part_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join(PARTS_DIR))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Divided by 1-4 members, a checkpoint reads back whole, to the bit
+    /// (the single file for one member, a manifest and parts for more), and
+    /// every member agrees on the list of parts.
+    #[test]
+    fn a_divided_checkpoint_reads_back_whole() {
+        for size in 1..=4 {
+            let dir = tempfile::tempdir().unwrap();
+            let cp = sample_of(11, 7);
+            let lists: Vec<Vec<Part>> = write_as_team(size, dir.path(), &cp)
+                .into_iter()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(lists.iter().all(|l| *l == lists[0]), "members disagree");
+            assert_eq!(lists[0].len(), if size == 1 { 0 } else { size });
+            let (_, back) = read(dir.path()).unwrap().unwrap();
+            let mut expected = cp.clone();
+            expected.meta.parts = lists[0].clone();
+            assert_eq!(back, expected, "{size} members");
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&back.positions), bits(&cp.positions));
+            let manifest = std::fs::metadata(dir.path().join(CHECKPOINT))
+                .unwrap()
+                .len();
+            if size > 1 {
+                // The manifest holds no per-particle array.
+                assert!(manifest < 2000, "a manifest of {manifest} bytes");
+                assert_eq!(part_files(dir.path()).len(), size);
+            } else {
+                assert!(!dir.path().join(PARTS_DIR).exists());
+            }
+        }
+    }
+
+    /// Parts alternate between two slots, so that the previous checkpoint's
+    /// parts survive the next one's: a damaged part of the newest makes the
+    /// read fall back to the previous checkpoint, and a changed rank count
+    /// leaves no stale part behind.
+    #[test]
+    fn divided_checkpoints_fall_back_and_leave_no_stale_part() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let write = |size: usize, cp: &mut Checkpoint| {
+            let lists = write_as_team(size, d, cp);
+            cp.meta.parts = lists.into_iter().next().unwrap().unwrap();
+        };
+        let mut cp = sample_of(9, 1);
+        write(3, &mut cp);
+        assert_eq!(part_files(d), ["a-0.jko", "a-1.jko", "a-2.jko"]);
+        let mut next = sample_of(9, 2);
+        next.meta.parts = cp.meta.parts.clone();
+        write(3, &mut next);
+        assert_eq!(part_files(d).len(), 6, "{:?}", part_files(d));
+        assert_eq!(read(d).unwrap().unwrap().1.meta.step, 2);
+        // Damage the newest checkpoint's part 1: the previous one is read.
+        let victim = d.join(PARTS_DIR).join("b-1.jko");
+        let mut bytes = std::fs::read(&victim).unwrap();
+        bytes[40] ^= 1;
+        std::fs::write(&victim, bytes).unwrap();
+        let (path, older) = read(d).unwrap().unwrap();
+        assert!(path.ends_with(PREVIOUS));
+        assert_eq!(older, {
+            let mut e = sample_of(9, 1);
+            e.meta.parts = cp.meta.parts.clone();
+            e
+        });
+        // Resumed from it on 2 members: slot b again, the damaged part is
+        // overwritten, a-2 (the fallback's) stays while it is the previous.
+        let mut third = sample_of(9, 3);
+        third.meta.parts = older.meta.parts.clone();
+        write(2, &mut third);
+        assert_eq!(
+            part_files(d),
+            ["a-0.jko", "a-1.jko", "a-2.jko", "b-0.jko", "b-1.jko"]
+        );
+        let mut fourth = sample_of(9, 4);
+        fourth.meta.parts = third.meta.parts.clone();
+        write(2, &mut fourth);
+        assert_eq!(part_files(d), ["a-0.jko", "a-1.jko", "b-0.jko", "b-1.jko"]);
+        assert_eq!(read(d).unwrap().unwrap().1.meta.step, 4);
+        // One process resumes from it; after two checkpoints no part is left.
+        let mut fifth = sample_of(9, 5);
+        fifth.meta.parts = fourth.meta.parts.clone();
+        write(1, &mut fifth);
+        assert_eq!(part_files(d), ["a-0.jko", "a-1.jko"]);
+        write(1, &mut sample_of(9, 6));
+        assert!(!d.join(PARTS_DIR).exists());
+        assert_eq!(read(d).unwrap().unwrap().1, sample_of(9, 6));
+    }
+
+    /// A member that cannot write its part makes every member fail (none
+    /// waits for a manifest that will not come), and the checkpoint before
+    /// stays the current one.
+    #[test]
+    fn a_part_that_cannot_be_written_fails_every_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocked = dir.path().join("not-a-folder");
+        std::fs::write(&blocked, b"").unwrap();
+        let cp = sample_of(5, 3);
+        let results = crate::util::team::ThreadTeam::run(2, |member| {
+            // Member 1 follows a "run directory" that is a file.
+            let _following = (member.rank() > 0).then(|| output::follow(&blocked));
+            write_with(&*member, dir.path(), &mut cp.clone())
+        });
+        let errors: Vec<String> = results
+            .into_iter()
+            .map(|r| r.unwrap_err().to_string())
+            .collect();
+        assert!(
+            errors[0].contains("rank 1 could not write its part"),
+            "{}",
+            errors[0]
+        );
+        assert!(errors[1].contains("not-a-folder"), "{}", errors[1]);
+        assert!(!dir.path().join(CHECKPOINT).exists());
+    }
+
+    /// A manifest naming a file outside its folder, or parts that do not
+    /// cover the particles, is refused before any part is read.
+    #[test]
+    fn a_forged_manifest_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = sample_of(6, 2);
+        let list = write_as_team(2, dir.path(), &cp).remove(0).unwrap();
+        let manifest = |parts: Vec<Part>| {
+            let mut m = cp.clone();
+            m.meta.parts = parts;
+            Checkpoint::decode_in(&m.encode(), Some(dir.path()))
+        };
+        assert!(manifest(list.clone()).is_ok());
+        let mut outside = list.clone();
+        outside[1].file = "../checkpoint.jko".into();
+        let e = manifest(outside).unwrap_err();
+        assert!(e.contains("not the name of a part"), "{e}");
+        let mut short = list.clone();
+        short[1].count -= 1;
+        assert!(manifest(short).is_err());
+        let mut swapped = list.clone();
+        swapped.swap(0, 1);
+        assert!(manifest(swapped).is_err());
+        assert!(
+            Checkpoint::decode(&{
+                let mut m = cp.clone();
+                m.meta.parts = list;
+                m.encode()
+            })
+            .unwrap_err()
+            .contains("without its parts")
+        );
     }
 }
