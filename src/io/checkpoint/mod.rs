@@ -463,6 +463,7 @@ pub fn write_with(team: &dyn Team, dir: &Path, cp: &mut Checkpoint) -> Result<()
     if output::following() {
         return Ok(());
     }
+    parts::check_present(dir, &cp.meta.parts)?;
     write_file(dir, cp)?;
     parts::clean(dir, &earlier, &cp.meta.parts)
 }
@@ -814,6 +815,28 @@ mod tests {
         );
         assert!(errors[1].contains("not-a-folder"), "{}", errors[1]);
         assert!(!dir.path().join(CHECKPOINT).exists());
+    }
+
+    /// Members that do not share the run directory (each writes its part
+    /// to a directory of its own node) are caught at the first checkpoint:
+    /// member 0 does not find the others' parts and writes no manifest.
+    #[test]
+    fn parts_outside_the_shared_directory_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, elsewhere) = (tmp.path().join("run"), tmp.path().join("node1-run"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cp = sample_of(6, 2);
+        let results = crate::util::team::ThreadTeam::run(2, |member| {
+            let home = if member.rank() == 0 { &dir } else { &elsewhere };
+            let _following = (member.rank() > 0).then(|| output::follow(home));
+            write_with(&*member, &dir, &mut cp.clone())
+        });
+        let e = results[0].as_ref().unwrap_err().to_string();
+        assert!(
+            e.contains("rank 1 wrote its part") && e.contains("shares"),
+            "{e}"
+        );
+        assert!(!dir.join(CHECKPOINT).exists());
     }
 
     /// A manifest naming a file outside its folder, or parts that do not

@@ -175,6 +175,32 @@ pub(super) fn write(
     Ok(())
 }
 
+/// Checks that every part of `parts` is in `home/`[`PARTS_DIR`] with its
+/// length, as this process sees the folder: ranks that write their parts to
+/// directories of their own nodes (DIR not on a shared file system) would
+/// leave a manifest no resume can read.
+pub(super) fn check_present(home: &Path, parts: &[Part]) -> Result<()> {
+    let folder = home.join(PARTS_DIR);
+    for (rank, p) in parts.iter().enumerate() {
+        let path = folder.join(&p.file);
+        let len = std::fs::metadata(&path).map(|m| m.len());
+        if len.as_ref().ok() != Some(&p.len) {
+            let seen = match len {
+                Ok(n) => format!("{n} bytes"),
+                Err(e) => e.to_string(),
+            };
+            return Err(Error::io(
+                &path,
+                std::io::Error::other(format!(
+                    "rank {rank} wrote its part of the checkpoint ({} bytes), but rank 0 finds {seen}: the --out directory must be on a file system every rank shares",
+                    p.len
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `bytes` to `path` in `folder` (created if needed): temporary file, sync,
 /// rename, sync of the folder.
 fn write_synced(folder: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
