@@ -124,7 +124,14 @@ pub(super) fn inspect(
             ),
         ));
     }
-    let cp = checkpoint::read(dir)?;
+    // Under MPI only a resume's ranks all read the checkpoint (the others
+    // were given copies of its manifests): only then may the read be the
+    // team's collective one.
+    let cp = if opts.resume {
+        checkpoint::read(dir)?
+    } else {
+        checkpoint::read_with(&crate::util::team::Solo, dir)?
+    };
     let Some((cp_path, cp)) = cp else {
         // The scenario copy is written first, under its final name.
         let unfinished = present.iter().all(|n| {

@@ -152,7 +152,8 @@ fn bounded_2d_on_1_2_3_ranks_equals_one_process() {
     same_as_one_process("box_2d");
 }
 
-/// A rerun on the same number of ranks writes the same bytes.
+/// A rerun on the same number of ranks writes the same bytes; the same
+/// directory again is refused without `--resume` and complete with it.
 #[test]
 fn a_rerun_on_two_ranks_writes_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -162,6 +163,21 @@ fn a_rerun_on_two_ranks_writes_the_same_bytes() {
         let o = mpirun(2, &["run", path(&s), "--out", path(d), "--quiet"], 300);
         assert!(o.status.success(), "{}", stderr(&o));
     }
+    assert_eq!(outputs(&dirs[0]), outputs(&dirs[1]));
+    // The same directory again: without --resume, refused (rank 0 alone
+    // reads the divided checkpoint, the others have none: no collective
+    // may hang); with it, every rank reads its part and finds the run
+    // complete.
+    let again = |extra: &[&str]| {
+        let mut args = vec!["run", path(&s), "--out", path(&dirs[0]), "--quiet"];
+        args.extend_from_slice(extra);
+        mpirun(2, &args, 60)
+    };
+    let o = again(&[]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    let o = again(&["--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(outputs(&dirs[0]), outputs(&dirs[1]));
 }
 

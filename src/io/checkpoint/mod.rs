@@ -239,6 +239,16 @@ impl Checkpoint {
     /// [`Checkpoint::decode`], reading a manifest's parts from
     /// `home/`[`PARTS_DIR`].
     pub fn decode_in(bytes: &[u8], home: Option<&Path>) -> std::result::Result<Checkpoint, String> {
+        Checkpoint::decode_with(&team::Solo, bytes, home)
+    }
+
+    /// [`Checkpoint::decode_in`] by the members of `team` (collective for a
+    /// manifest of one part per member: [`parts`]).
+    fn decode_with(
+        team: &dyn Team,
+        bytes: &[u8],
+        home: Option<&Path>,
+    ) -> std::result::Result<Checkpoint, String> {
         if bytes.len() < MAGIC.len() + 16 || &bytes[..MAGIC.len()] != MAGIC {
             return Err("not a jko checkpoint (bad magic or too short)".into());
         }
@@ -319,7 +329,7 @@ impl Checkpoint {
         };
         if divided {
             let home = home.ok_or("a divided checkpoint's manifest, read without its parts")?;
-            parts::assemble(home, &mut cp, has_move, has_start)?;
+            parts::assemble(team, home, &mut cp, has_move, has_start)?;
         }
         Ok(cp)
     }
@@ -496,12 +506,19 @@ fn write_file(dir: &Path, cp: &Checkpoint) -> Result<()> {
 /// `None` if there is none at all. A manifest's parts are read from `dir`,
 /// or from the followed run's directory ([`output::writer_dir`]).
 pub fn read(dir: &Path) -> Result<Option<(PathBuf, Checkpoint)>> {
+    read_with(&*team::current(), dir)
+}
+
+/// [`read`] by the members of `team`: collective when a manifest has one
+/// part per member (each reads its own, [`parts`]); every member must call
+/// it, on the same checkpoint files.
+pub fn read_with(team: &dyn Team, dir: &Path) -> Result<Option<(PathBuf, Checkpoint)>> {
     let home = output::writer_dir().unwrap_or_else(|| dir.to_path_buf());
     let mut problems = Vec::new();
     for name in [CHECKPOINT, PREVIOUS] {
         let path = dir.join(name);
         match std::fs::read(&path) {
-            Ok(bytes) => match Checkpoint::decode_in(&bytes, Some(&home)) {
+            Ok(bytes) => match Checkpoint::decode_with(team, &bytes, Some(&home)) {
                 Ok(cp) => return Ok(Some((path, cp))),
                 Err(why) => problems.push(format!("{}: {why}", path.display())),
             },
@@ -690,6 +707,15 @@ mod tests {
         })
     }
 
+    /// Reads the checkpoint of `dir` as a team of `size` threads would
+    /// (member 0 from `dir`, the others following it).
+    fn read_as_team(size: usize, dir: &Path) -> Vec<Result<Option<(PathBuf, Checkpoint)>>> {
+        crate::util::team::ThreadTeam::run(size, |member| {
+            let _following = (member.rank() > 0).then(|| output::follow(dir));
+            read_with(&*member, dir)
+        })
+    }
+
     fn part_files(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir.join(PARTS_DIR))
             .map(|d| {
@@ -721,6 +747,18 @@ mod tests {
             assert_eq!(back, expected, "{size} members");
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&back.positions), bits(&cp.positions));
+            // Read back by teams of the same size (each member reads its
+            // own part, the rest gathered) and of one more (every part read).
+            for readers in [size, size + 1] {
+                for (r, back) in read_as_team(readers, dir.path()).into_iter().enumerate() {
+                    let (path, back) = back.unwrap().unwrap();
+                    assert!(path.ends_with(CHECKPOINT));
+                    assert_eq!(
+                        back, expected,
+                        "{size} writers, {readers} readers, member {r}"
+                    );
+                }
+            }
             let manifest = std::fs::metadata(dir.path().join(CHECKPOINT))
                 .unwrap()
                 .len();
@@ -761,6 +799,13 @@ mod tests {
         std::fs::write(&victim, bytes).unwrap();
         let (path, older) = read(d).unwrap().unwrap();
         assert!(path.ends_with(PREVIOUS));
+        // Three readers (one part each, only member 1 sees the damage):
+        // every member falls back to the previous checkpoint.
+        for back in read_as_team(3, d) {
+            let (path, back) = back.unwrap().unwrap();
+            assert!(path.ends_with(PREVIOUS));
+            assert_eq!(back, older);
+        }
         assert_eq!(older, {
             let mut e = sample_of(9, 1);
             e.meta.parts = cp.meta.parts.clone();

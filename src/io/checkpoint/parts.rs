@@ -249,14 +249,21 @@ pub(super) fn clean(dir: &Path, earlier: &[Part], current: &[Part]) -> Result<()
 /// from `home/`[`PARTS_DIR`]; `has_move` and `has_start` say which arrays
 /// the checkpoint has. `Err` says what is wrong (a missing, damaged or
 /// foreign part).
+///
+/// Collective over `team` when the manifest has one part per member (a
+/// resume on the rank count that wrote it): each member reads only its own
+/// part and an `all_gather` brings it the others', so the file system
+/// serves the state once, not once per rank. Every member then returns the
+/// same outcome (a part one member finds damaged fails the manifest on
+/// all). Otherwise every member reads every part.
 pub(super) fn assemble(
+    team: &dyn Team,
     home: &Path,
     cp: &mut Checkpoint,
     has_move: bool,
     has_start: bool,
 ) -> std::result::Result<(), String> {
     let meta = &cp.meta;
-    let d = meta.dimension;
     // The list must cover 0..particles in order, in one slot, with plain
     // names: a forged manifest names no file outside the folder.
     let mut next = 0usize;
@@ -277,37 +284,89 @@ pub(super) fn assemble(
         ));
     }
     let kinds = 1 + usize::from(has_move) + usize::from(has_start);
-    let (mut positions, mut moves, mut grads) = (Vec::new(), Vec::new(), Vec::new());
-    let folder = home.join(PARTS_DIR);
-    for p in &meta.parts {
-        let path = folder.join(&p.file);
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if bytes.len() as u64 != p.len || crc32fast::hash(&bytes) != p.crc {
-            return Err(format!(
-                "{}: not the part the manifest names (length or checksum differs)",
-                path.display()
-            ));
+    let arrays = if team.size() > 1 && meta.parts.len() == team.size() {
+        gather_parts(team, home, meta, kinds)?
+    } else {
+        let mut arrays = vec![Vec::new(); kinds];
+        for p in &meta.parts {
+            let floats = read_part(home, p, meta.dimension, kinds)?;
+            for (a, block) in arrays.iter_mut().zip(blocks(&floats, kinds)) {
+                a.extend_from_slice(block);
+            }
         }
-        let floats =
-            decode_part(&bytes, p, d, kinds).map_err(|e| format!("{}: {e}", path.display()))?;
-        let width = p.count * d;
-        let mut blocks = floats.chunks_exact(width.max(1));
-        positions.extend(blocks.next().unwrap_or_default());
-        if has_move {
-            moves.extend(blocks.next().unwrap_or_default());
-        }
-        if has_start {
-            grads.extend(blocks.next().unwrap_or_default());
-        }
-    }
-    cp.positions = positions;
+        arrays
+    };
+    let mut arrays = arrays.into_iter();
+    cp.positions = arrays.next().unwrap_or_default();
     if let Some((_, m)) = &mut cp.last_move {
-        *m = moves;
+        *m = arrays.next().unwrap_or_default();
     }
     if let Some((_, g)) = &mut cp.start {
-        *g = grads;
+        *g = arrays.next().unwrap_or_default();
     }
     Ok(())
+}
+
+/// The `kinds` arrays of a part's numbers (each a third, half or all).
+fn blocks(floats: &[f64], kinds: usize) -> impl Iterator<Item = &[f64]> {
+    let width = floats.len() / kinds;
+    (0..kinds).map(move |k| &floats[k * width..(k + 1) * width])
+}
+
+/// Collective: this member reads its own part, then every array is
+/// gathered from all members' parts, in id order ([`assemble`]).
+fn gather_parts(
+    team: &dyn Team,
+    home: &Path,
+    meta: &super::Meta,
+    kinds: usize,
+) -> std::result::Result<Vec<Vec<f64>>, String> {
+    let (rank, size) = (team.rank(), team.size());
+    let mine = read_part(home, &meta.parts[rank], meta.dimension, kinds);
+    let mut ok = vec![0.0; size];
+    team.all_gather(
+        &[f64::from(u8::from(mine.is_ok()))],
+        &vec![1; size],
+        &mut ok,
+    );
+    let floats = mine?;
+    if let Some(k) = ok.iter().position(|&v| v != 1.0) {
+        return Err(format!(
+            "the part of rank {k} is missing or damaged (rank {k}'s message says which)"
+        ));
+    }
+    let counts: Vec<usize> = meta
+        .parts
+        .iter()
+        .map(|p| p.count * meta.dimension)
+        .collect();
+    let n: usize = counts.iter().sum();
+    Ok(blocks(&floats, kinds)
+        .map(|block| {
+            let mut all = vec![0.0; n];
+            team.all_gather(block, &counts, &mut all);
+            all
+        })
+        .collect())
+}
+
+/// The numbers of part `p`, read from `home/`[`PARTS_DIR`] and checked
+/// against the manifest's length and CRC and the part's own.
+fn read_part(
+    home: &Path,
+    p: &Part,
+    d: usize,
+    kinds: usize,
+) -> std::result::Result<Vec<f64>, String> {
+    let path = home.join(PARTS_DIR).join(&p.file);
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 != p.len || crc32fast::hash(&bytes) != p.crc {
+        return Err(format!(
+            "{}: not the part the manifest names (length or checksum differs)",
+            path.display()
+        ));
+    }
+    decode_part(&bytes, p, d, kinds).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The numbers of a part's file, checked against its manifest entry `p`.
