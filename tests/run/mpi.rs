@@ -298,6 +298,36 @@ fn a_rank_killed_ends_the_job_and_resume_gives_the_same_bytes() {
     }
 }
 
+/// Rank 0 killed inside a divided checkpoint: after every rank's part of
+/// its 3rd checkpoint (step 10) is written but before the manifest is
+/// renamed (`kill@checkpoint:3`), and between the manifest's two renames
+/// (`kill@rename:3`). The checkpoint in force then names the other slot's
+/// parts, which the killed one did not touch, so `--resume` on 2 ranks ends
+/// with the bytes of one uninterrupted process. (The other ranks never reach
+/// those points: they write no manifest.)
+#[test]
+fn rank_0_killed_inside_a_divided_checkpoint_resumes_to_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, single) = long_run_and_reference(tmp.path(), 12);
+    for fault in ["kill@checkpoint:3", "kill@rename:3"] {
+        let out = tmp.path().join(fault.replace(['@', ':'], "-"));
+        let o = mpirun_command(2, &["run", path(&s), "--out", path(&out), "--quiet"], 300)
+            .env("JKO_FAULT", fault)
+            .output()
+            .unwrap();
+        let code = o.status.code();
+        assert!(
+            code.is_some_and(|c| c != 0 && c != 124),
+            "{fault}: status {code:?}: {}",
+            stderr(&o)
+        );
+        assert!(!out.join("particles.csv").exists(), "{fault}: not killed");
+        // Killed with the new slot's parts written: both slots are there.
+        assert_eq!(part_names(&out).len(), 4, "{fault}: {:?}", part_names(&out));
+        resume_to_the_same_bytes(&s, &out, &single, 2);
+    }
+}
+
 /// The files of DIR/checkpoint.parts, sorted.
 fn part_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("checkpoint.parts"))
