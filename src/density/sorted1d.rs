@@ -65,49 +65,60 @@ fn powers(q: f64) -> [f64; 6] {
     [1.0, q, q2, q2 * q, q2 * q2, q2 * q2 * q]
 }
 
-/// For every i of the ascending `y` (in units of R), the one-sided sum
-/// sum_{j < i, y_i - y_j <= 1} s_j F(y_i - y_j), F = sum_l a_l q^l (module docs).
-fn sweep(y: &[f64], s: &[f64], a: &[f64; 6], out: &mut [f64]) {
+/// For every i of the ascending `y` (in units of R) and every weight vector
+/// `s[w]`, the one-sided sum sum_{j < i, y_i - y_j <= 1} s_w,j F(y_i - y_j),
+/// F = sum_l a_l q^l (module docs), into `out[w]`. The weight vectors share
+/// the window, its origin and the powers; each one's moments and sums are
+/// the operations a sweep of it alone does, so its bits are the same.
+fn sweep<const K: usize>(y: &[f64], s: [&[f64]; K], a: &[f64; 6], out: [&mut [f64]; K]) {
     let n = y.len();
     // Moments about the origin y[o]: m_l = sum_{j in window} s_j (y_o - y_j)^l.
-    let mut m = [0.0f64; 6];
+    let mut m = [[0.0f64; 6]; K];
     let (mut lo, mut o) = (0usize, 0usize);
-    for i in 0..n {
-        if i > 0 {
-            let t = powers(y[o] - y[i - 1]);
+    let add = |m: &mut [[f64; 6]; K], j: usize, t: &[f64; 6]| {
+        for (mw, sw) in m.iter_mut().zip(&s) {
             for l in 0..6 {
-                m[l] += s[i - 1] * t[l];
+                mw[l] += sw[j] * t[l];
             }
         }
-        while lo < i && y[i] - y[lo] > 1.0 {
-            let t = powers(y[o] - y[lo]);
+    };
+    let remove = |m: &mut [[f64; 6]; K], j: usize, t: &[f64; 6]| {
+        for (mw, sw) in m.iter_mut().zip(&s) {
             for l in 0..6 {
-                m[l] -= s[lo] * t[l];
+                mw[l] -= sw[j] * t[l];
             }
+        }
+    };
+    let mut out = out;
+    for i in 0..n {
+        if i > 0 {
+            add(&mut m, i - 1, &powers(y[o] - y[i - 1]));
+        }
+        while lo < i && y[i] - y[lo] > 1.0 {
+            remove(&mut m, lo, &powers(y[o] - y[lo]));
             lo += 1;
         }
         if lo == i || y[i] - y[o] > RECENTER {
             // A new origin, the moments summed afresh: the rounding of what
             // was added and removed goes with them.
             o = i;
-            m = [0.0; 6];
+            m = [[0.0; 6]; K];
             for j in lo..i {
-                let t = powers(y[o] - y[j]);
-                for l in 0..6 {
-                    m[l] += s[j] * t[l];
-                }
+                add(&mut m, j, &powers(y[o] - y[j]));
             }
         }
         // sum_j s_j (y_i - y_j)^l = sum_k C(l, k) d^(l-k) m_k, d = y_i - y_o.
         let d = powers(y[i] - y[o]);
-        let mut f = 0.0;
-        for l in 0..6 {
-            if a[l] != 0.0 {
-                let sl: f64 = (0..=l).map(|k| BINOM[l][k] * d[l - k] * m[k]).sum();
-                f += a[l] * sl;
+        for (mw, ow) in m.iter().zip(out.iter_mut()) {
+            let mut f = 0.0;
+            for l in 0..6 {
+                if a[l] != 0.0 {
+                    let sl: f64 = (0..=l).map(|k| BINOM[l][k] * d[l - k] * mw[k]).sum();
+                    f += a[l] * sl;
+                }
             }
+            ow[i] = f;
         }
-        out[i] = f;
     }
 }
 
@@ -122,11 +133,12 @@ pub struct SortedDensity1d {
     /// Sorted positions in units of R, and reversed and negated ones.
     y: Vec<f64>,
     y_rev: Vec<f64>,
-    /// Weights in sorted and reversed order, and sweep outputs.
-    s: Vec<f64>,
-    s_rev: Vec<f64>,
-    left: Vec<f64>,
-    right: Vec<f64>,
+    /// Up to two weight vectors in sorted and reversed order, and their
+    /// sweeps' outputs.
+    s: [Vec<f64>; 2],
+    s_rev: [Vec<f64>; 2],
+    left: [Vec<f64>; 2],
+    right: [Vec<f64>; 2],
     rho: Vec<f64>,
     /// Gradient scratch: c_i = w_i g'(rho_i), and the two derivative sums.
     cw: Vec<f64>,
@@ -143,10 +155,10 @@ impl SortedDensity1d {
             order: Vec::new(),
             y: Vec::new(),
             y_rev: Vec::new(),
-            s: Vec::new(),
-            s_rev: Vec::new(),
-            left: Vec::new(),
-            right: Vec::new(),
+            s: Default::default(),
+            s_rev: Default::default(),
+            left: Default::default(),
+            right: Default::default(),
             rho: Vec::new(),
             cw: Vec::new(),
             tw: Vec::new(),
@@ -174,36 +186,43 @@ impl SortedDensity1d {
         self.y_rev.extend(self.y.iter().rev().map(|v| -v));
     }
 
-    /// Both one-sided sums of weights `w` (particle order) with the
-    /// polynomial `a`, in sorted order: `left` and `right`.
-    fn sums(&mut self, w: &[f64], a: &[f64; 6]) {
+    /// Both one-sided sums of the weights `w[k]` (particle order) with the
+    /// polynomial `a`, in sorted order: `left[k]` and `right[k]`.
+    fn sums<const K: usize>(&mut self, w: [&[f64]; K], a: &[f64; 6]) {
         let n = self.order.len();
-        self.s.clear();
-        self.s.extend(self.order.iter().map(|&i| w[i as usize]));
-        self.s_rev.clear();
-        self.s_rev.extend(self.s.iter().rev());
-        self.left.resize(n, 0.0);
-        self.right.resize(n, 0.0);
-        // The two sweeps are independent: one per thread when there are two
-        // (each runs in sorted order, so the bits do not depend on it).
-        let (left, right) = (&mut self.left, &mut self.right);
-        let (y, s, y_rev, s_rev) = (&self.y, &self.s, &self.y_rev, &self.s_rev);
+        for k in 0..K {
+            let (s, s_rev) = (&mut self.s[k], &mut self.s_rev[k]);
+            s.clear();
+            s.extend(self.order.iter().map(|&i| w[k][i as usize]));
+            s_rev.clear();
+            s_rev.extend(s.iter().rev());
+            self.left[k].resize(n, 0.0);
+            self.right[k].resize(n, 0.0);
+        }
+        // The left and right sweeps are independent: one per thread when
+        // there are two (each runs in sorted order, so the bits do not
+        // depend on it).
+        let (y, y_rev) = (&self.y, &self.y_rev);
+        let s: [&[f64]; K] = std::array::from_fn(|k| &self.s[k][..]);
+        let s_rev: [&[f64]; K] = std::array::from_fn(|k| &self.s_rev[k][..]);
+        let (left, right) = (first_mut(&mut self.left), first_mut(&mut self.right));
         rayon::join(|| sweep(y, s, a, left), || sweep(y_rev, s_rev, a, right));
-        self.right.reverse();
+        for r in &mut self.right[..K] {
+            r.reverse();
+        }
     }
+}
 
-    /// sum_j s_j K'(x_i - x_j) for every i, in sorted order, into `out`.
-    fn derivative_sums(&mut self, s: &[f64], out: &mut Vec<f64>) {
-        self.sums(s, &DP);
-        let scale = self.kernel.norm() / self.kernel.support();
-        out.clear();
-        out.extend(
-            self.left
-                .iter()
-                .zip(&self.right)
-                .map(|(l, r)| scale * (l - r)),
-        );
-    }
+/// The first `K` of `v`, as slices.
+fn first_mut<const K: usize>(v: &mut [Vec<f64>; 2]) -> [&mut [f64]; K] {
+    let mut each = v.iter_mut().map(|x| &mut x[..]);
+    std::array::from_fn(|_| each.next().expect("at most two weight vectors"))
+}
+
+/// scale (left - right): the sums over both sides of a derivative's sweeps.
+fn both_sides(scale: f64, left: &[f64], right: &[f64], out: &mut Vec<f64>) {
+    out.clear();
+    out.extend(left.iter().zip(right).map(|(l, r)| scale * (l - r)));
 }
 
 /// Implemented for every `D` so that the registration
@@ -217,12 +236,12 @@ impl<const D: usize> DensityEstimator<D> for SortedDensity1d {
 
     fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> Result<&[f64], EstimateRefused> {
         self.sort(x);
-        self.sums(w, &P);
+        self.sums([w], &P);
         let c = self.kernel.norm();
         self.rho.resize(x.len(), 0.0);
         for (k, &i) in self.order.iter().enumerate() {
             let i = i as usize;
-            self.rho[i] = c * (w[i] + self.left[k] + self.right[k]);
+            self.rho[i] = c * (w[i] + self.left[0][k] + self.right[0][k]);
         }
         Ok(&self.rho)
     }
@@ -240,9 +259,12 @@ impl<const D: usize> DensityEstimator<D> for SortedDensity1d {
         if self.y.len() != x.len() {
             self.sort(x);
         }
+        // sum_j s_j K'(x_i - x_j) for s = w and s = c, in sorted order.
+        self.sums([w, c], &DP);
+        let scale = self.kernel.norm() / self.kernel.support();
         let (mut tw, mut tc) = (std::mem::take(&mut self.tw), std::mem::take(&mut self.tc));
-        self.derivative_sums(w, &mut tw);
-        self.derivative_sums(c, &mut tc);
+        both_sides(scale, &self.left[0], &self.right[0], &mut tw);
+        both_sides(scale, &self.left[1], &self.right[1], &mut tc);
         for (k, &i) in self.order.iter().enumerate() {
             let i = i as usize;
             grad[i][0] += c[i] * tw[k] + w[i] * tc[k];
@@ -252,7 +274,7 @@ impl<const D: usize> DensityEstimator<D> for SortedDensity1d {
 
     fn reset(&mut self) {}
 
-    /// Twelve arrays of N numbers: within the per-particle allowance the
+    /// Sixteen arrays of N numbers: within the per-particle allowance the
     /// run's estimate makes for neighbour lists, so nothing beyond it.
     fn extra_memory(&self, _x: &[[f64; D]], _w: &[f64]) -> u64 {
         0
