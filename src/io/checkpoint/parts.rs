@@ -10,10 +10,12 @@
 //! **manifest**: the metadata with that list ([`super::Meta::parts`]) and
 //! the few numbers that are not per particle (initial energy, bandwidths,
 //! h of the last move, E's three parts), with the usual temporary file,
-//! sync and two renames. Reading a manifest reads every part named in it
-//! and checks its length, both CRCs and its id range; the state is whole
-//! again (it is replicated on every rank), so a divided checkpoint resumes
-//! on any number of ranks, one included.
+//! sync and two renames. Reading a manifest reads the parts named in it
+//! and checks each one's length, both CRCs and its id range; the state is
+//! whole again (it is replicated on every rank), so a divided checkpoint
+//! resumes on any number of ranks, one included. On the rank count that
+//! wrote it, each rank reads only its own part and receives the others'
+//! (`assemble`).
 //!
 //! Part file format (little-endian):
 //!
