@@ -30,7 +30,7 @@
 //! multiplies its arguments and takes one `ln` per `run_len` packs instead of
 //! one per pair (the logarithm was half of the work per pair). `run_len` is
 //! chosen per evaluation from the bounding box so that every product stays a
-//! normal number: delta^2 <= a <= delta^2 + diam^2 (see [`log_run_len`]). A
+//! normal number: delta^2 <= a <= delta^2 + diam^2 (see `log_run_len`). A
 //! product of K factors carries K roundings, a relative error of K ulp, i.e.
 //! an absolute error of ~K * 1.1e-16 in its logarithm: for K <= 16 the same
 //! size as the ~1 ulp of the per-pair `ln` on |ln a| of order ten.
@@ -474,8 +474,8 @@ fn panel_rows<const D: usize>(n: usize, bytes: usize) -> usize {
 /// (MPI ranks under `mpirun`) gives each member a range of block rows.
 ///
 /// The single-process sum adds, for particle j of block b(j) in the panel
-/// starting at block P(j): the column sums col_I[j] of the block rows
-/// I < P(j) in ascending I, then its row sum S_j, then col_I[j] for
+/// starting at block P(j): the column sums col_I\[j\] of the block rows
+/// I < P(j) in ascending I, then its row sum S_j, then col_I\[j\] for
 /// P(j) <= I <= b(j) in ascending I; then it scales by c_grad. The energy is
 /// c_pot times the sum of the block rows' energies in block order. A block
 /// row's S, col and energy depend on the positions alone, so they can be

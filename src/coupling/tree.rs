@@ -4,7 +4,7 @@
 //! applied to the *softened* kernel `G_delta` of [`crate::model::green`] itself.
 //! Multipoles and locals are Cartesian Taylor polynomials of total degree `p`; the
 //! derivatives `D^m G_delta` needed by M2L are computed exactly for the softened kernel
-//! by the Lindsay–Krasny type recurrence of [`taylor`] (softening enters through
+//! by the Lindsay–Krasny type recurrence of `taylor` (softening enters through
 //! `R^2 = |x|^2 + delta^2` only). So near pairs (direct, softened) and far pairs
 //! (Taylor expansion of the softened kernel) approximate the same function; no
 //! harmonic-expansion assumption is made. Cartesian Taylor expansions were chosen over

@@ -111,8 +111,8 @@ pub(crate) fn dist2<const D: usize>(a: &[f64; D], b: &[f64; D]) -> f64 {
 /// Gaussian with the cloud's covariance.
 ///
 /// For a Gaussian of covariance S, the density seen by a particle averages
-/// E[rho] = 1 / ((4 pi)^(d/2) sqrt(det S)) (unit mass); the ball of radius R
-/// holds N E[rho] V_d R^d particles, V_d the unit ball's volume.
+/// E\[rho\] = 1 / ((4 pi)^(d/2) sqrt(det S)) (unit mass); the ball of radius R
+/// holds N E\[rho\] V_d R^d particles, V_d the unit ball's volume.
 pub const TARGET_NEIGHBOURS: [f64; 3] = [20.0, 50.0, 120.0];
 
 /// Rule for `bandwidth = "auto"`, part 2: eps is at least this fraction of

@@ -124,7 +124,7 @@ impl Barenblatt {
         }
     }
 
-    /// Second moment int |x - center|^2 rho = M R^2 E[u], u ~ Beta(d/2, m/(m-1)).
+    /// Second moment int |x - center|^2 rho = M R^2 E\[u\], u ~ Beta(d/2, m/(m-1)).
     pub fn second_moment(&self, t: f64) -> f64 {
         let a = 0.5 * self.d as f64;
         let b = self.m / (self.m - 1.0);

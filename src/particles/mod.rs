@@ -1,7 +1,7 @@
 //! Species as clouds of weighted particles ([`cloud`]: positions, weights,
 //! the species' settings), their initial laws ([`initial`]: one file per
 //! kind, parsing and sampling) and particle files in the format of SPEC §5
-//! ([`file`]).
+//! ([`file`](mod@file)).
 
 pub mod cloud;
 pub mod file;

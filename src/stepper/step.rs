@@ -15,8 +15,8 @@
 //! Stopping rule (README, "Choosing the solver tolerance"): stop when
 //! |dJ/dY| <= max(tolerance * |dJ/dY at Y = 0|, floor), i.e. when the residual
 //! has fallen by the factor `tolerance` relative to the velocity of the
-//! explicit step, or below the rounding floor of J ([`rounding_floor`] with
-//! [`STOP_ULPS`]), the smallest gradient whose decrease of J a line search
+//! explicit step, or below the rounding floor of J (`rounding_floor` with
+//! `STOP_ULPS`), the smallest gradient whose decrease of J a line search
 //! can still see (near a steady state the relative target falls below it).
 //!
 //! In a box (SPEC §7) the minimization is over positions in the box: the

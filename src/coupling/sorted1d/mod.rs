@@ -17,7 +17,7 @@
 //! * `c(u)` part (only if `delta > 0`): `c` is smooth away from `u = 0`, bounded by
 //!   `delta`, with `c(u) <= delta^2 / (2 |u|)`. Particles at one position are merged
 //!   (their pairs contribute `c(0) = delta` each, and nothing to the gradient), and the
-//!   distinct positions' sums go to [`correction`]: a one-dimensional black-box fast
+//!   distinct positions' sums go to `correction`: a one-dimensional black-box fast
 //!   multipole method on the sorted order, O(N) after the sort, exact to rounding in
 //!   the same sense: its interpolation error `~rho^-NODES` multiplies `c`, which is
 //!   itself `<= delta` while the `|u|` part is of size `|u|`.

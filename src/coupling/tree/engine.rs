@@ -59,7 +59,7 @@ pub struct FmmParams {
     pub leaf_size: usize,
     /// Accepted leaf pairs with `n_t * n_s <= p2p_max_pairs` are summed directly.
     pub p2p_max_pairs: u64,
-    /// Sum the M2L terms of total degree above [`expansions::EXACT_DEGREE`] in single
+    /// Sum the M2L terms of total degree above `expansions::EXACT_DEGREE` in single
     /// precision (dimension >= 2; for accuracies down to about `1e-7`).
     pub mixed_precision: bool,
 }
