@@ -70,7 +70,7 @@ fn powers(q: f64) -> [f64; 6] {
 /// F = sum_l a_l q^l (module docs), into `out[w]`. The weight vectors share
 /// the window, its origin and the powers; each one's moments and sums are
 /// the operations a sweep of it alone does, so its bits are the same.
-fn sweep<const K: usize>(y: &[f64], s: [&[f64]; K], a: &[f64; 6], out: [&mut [f64]; K]) {
+fn sweep<const K: usize>(y: &[f64], s: [&[f64]; K], a: &[f64; 6], mut out: [&mut [f64]; K]) {
     let n = y.len();
     // Moments about the origin y[o]: m_l = sum_{j in window} s_j (y_o - y_j)^l.
     let mut m = [[0.0f64; 6]; K];
@@ -89,7 +89,6 @@ fn sweep<const K: usize>(y: &[f64], s: [&[f64]; K], a: &[f64; 6], out: [&mut [f6
             }
         }
     };
-    let mut out = out;
     for i in 0..n {
         if i > 0 {
             add(&mut m, i - 1, &powers(y[o] - y[i - 1]));
@@ -262,14 +261,12 @@ impl<const D: usize> DensityEstimator<D> for SortedDensity1d {
         // sum_j s_j K'(x_i - x_j) for s = w and s = c, in sorted order.
         self.sums([w, c], &DP);
         let scale = self.kernel.norm() / self.kernel.support();
-        let (mut tw, mut tc) = (std::mem::take(&mut self.tw), std::mem::take(&mut self.tc));
-        both_sides(scale, &self.left[0], &self.right[0], &mut tw);
-        both_sides(scale, &self.left[1], &self.right[1], &mut tc);
+        both_sides(scale, &self.left[0], &self.right[0], &mut self.tw);
+        both_sides(scale, &self.left[1], &self.right[1], &mut self.tc);
         for (k, &i) in self.order.iter().enumerate() {
             let i = i as usize;
-            grad[i][0] += c[i] * tw[k] + w[i] * tc[k];
+            grad[i][0] += c[i] * self.tw[k] + w[i] * self.tc[k];
         }
-        (self.tw, self.tc) = (tw, tc);
     }
 
     fn reset(&mut self) {}
