@@ -346,23 +346,34 @@ fn main() -> ExitCode {
     }
 }
 
-/// The size and rank of the job, when `mpirun` (Open MPI, or a PMI
-/// launcher) started this process.
-fn mpirun_job() -> Option<(usize, usize)> {
+/// The size and rank of the job, when a parallel launcher started this
+/// process, and whether the size is known: Open MPI's `mpirun`, MPICH's
+/// Hydra and Slurm's PMI-2 (`srun --mpi=pmi2`) say both; a PMIx launcher
+/// (`srun --mpi=pmix`, and Open MPI 5's) says the rank only, and Slurm adds
+/// the size as SLURM_STEP_NUM_TASKS. Without it a rank above 0 still knows
+/// there are several processes (rank 0 cannot: it takes the job as its own).
+fn mpirun_job() -> Option<(usize, usize, bool)> {
     let var = |k: &str| std::env::var(k).ok()?.trim().parse::<usize>().ok();
     [
         ("OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"),
         ("PMI_SIZE", "PMI_RANK"),
     ]
     .iter()
-    .find_map(|(size, rank)| Some((var(size)?, var(rank).unwrap_or(0))))
+    .find_map(|(size, rank)| Some((var(size)?, var(rank).unwrap_or(0), true)))
+    .or_else(|| {
+        let rank = var("PMIX_RANK")?;
+        Some(match var("SLURM_STEP_NUM_TASKS") {
+            Some(size) => (size.max(rank + 1), rank, true),
+            None => (rank + 1, rank, false),
+        })
+    })
 }
 
 /// Refuses several processes started by `mpirun` for what cannot share a
 /// run (they would all write DIR): a build without the `mpi` feature, or a
 /// command other than `jko run`. Said once, by rank 0; status 2.
 fn refuse_mpirun(cli: &Cli) -> Option<ExitCode> {
-    let (size, rank) = mpirun_job().filter(|&(size, _)| size > 1)?;
+    let (size, rank, known) = mpirun_job().filter(|&(size, ..)| size > 1)?;
     let run = matches!(cli.command, Command::Run { .. });
     let why = if !cfg!(feature = "mpi") {
         "this jko was built without the `mpi` feature: build it with `cargo build --release --features mpi` (README, \"On a cluster (MPI)\")"
@@ -373,6 +384,10 @@ fn refuse_mpirun(cli: &Cli) -> Option<ExitCode> {
     };
     if rank == 0 {
         eprintln!("jko: error: started by mpirun as {size} processes, but {why}");
+    } else if !known && rank == 1 {
+        // Rank 0 of a PMIx launch without the size runs alone; say why
+        // the others stop.
+        eprintln!("jko: error: started by a PMIx launcher as several processes, but {why}");
     }
     Some(ExitCode::from(2))
 }

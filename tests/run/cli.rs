@@ -858,4 +858,28 @@ fn a_build_without_mpi_under_mpirun_is_refused() {
         );
         assert!(!out.exists());
     }
+    // A PMIx launcher (`srun --mpi=pmix`) says the rank only; Slurm adds the
+    // size. Without it rank 0 cannot know (it runs, alone), rank 1 speaks.
+    for (rank, slurm_size, said) in [
+        ("0", Some("2"), 1),
+        ("1", Some("2"), 0),
+        ("1", None, 1),
+        ("3", None, 0),
+    ] {
+        let mut cmd = jko();
+        cmd.args(["run", s.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .env("PMIX_RANK", rank);
+        if let Some(n) = slurm_size {
+            cmd.env("SLURM_STEP_NUM_TASKS", n);
+        }
+        let o = cmd.output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "rank {rank}: {err}");
+        assert_eq!(
+            err.matches("built without the `mpi` feature").count(),
+            said,
+            "rank {rank}: {err}"
+        );
+        assert!(!out.exists());
+    }
 }

@@ -169,6 +169,9 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             }
         }
         self.own.observe(&seconds);
+        // Buffers of N (1 + d) numbers each: freed here, not at the end,
+        // so that they do not add to the peak of gather B.
+        drop((all, mine));
 
         // 3. The near tasks of this member, and the lists their rows need.
         self.near.plan(work);
@@ -236,6 +239,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             mine.push(near_phi[i]);
             mine.extend_from_slice(&near_grad[i]);
         }
+        drop((near_phi, near_grad));
         let mut all = vec![0.0; counts.iter().sum()];
         team.all_gather(&mine, &counts, &mut all);
         for (i, v) in all.chunks_exact(1 + D).enumerate() {
