@@ -39,7 +39,9 @@
 //! The error is `O(rho^-p)` relative to the correction's own size, which is at most
 //! `delta` per unit charge while the exact `|u|` part of the sum is of the size of `|u|`;
 //! `NODES` and `SEPARATION` are chosen for 1e-13 of the sum (the tests compare with the
-//! direct sum at 1e-12). Sequential, hence the same bits on every thread count.
+//! direct sum at 1e-12). The interactions within the two halves of a large node run
+//! in parallel (they write disjoint accumulators), each accumulator receiving its terms
+//! in the order of the sequential recursion: the same bits on every thread count.
 
 /// Chebyshev points per node, opening criterion and leaf size (see module docs).
 pub(super) const NODES: usize = 16;
@@ -142,37 +144,55 @@ impl Correction {
         self.transfer.resize(self.nodes.len() * p * p, 0.0);
         self.point_basis.resize(m * p, 0.0);
         self.upward(y, q);
-        self.self_interact(0, y, q, phi, grad);
+        let ctx = Interactions {
+            nodes: &self.nodes,
+            multipole: &self.multipole,
+            cheb: &self.cheb,
+            p,
+            delta2: self.delta2,
+            separation: self.separation,
+            y,
+            q,
+        };
+        let acc = Accumulators {
+            node0: 0,
+            point0: 0,
+            local: &mut self.local,
+            local_grad: &mut self.local_grad,
+            phi: &mut phi[..m],
+            grad: &mut grad[..m],
+        };
+        ctx.self_interact(0, acc);
         self.downward(phi, grad);
     }
 
-    /// Nodes in breadth-first order: every node after its parent (the downward pass
-    /// runs forward, the upward pass backward).
+    /// Nodes in depth-first pre-order: every node after its parent (the
+    /// downward pass runs forward, the upward pass backward), and every
+    /// subtree a contiguous range of nodes (the interactions of two sibling
+    /// subtrees then touch disjoint ranges, [`Accumulators::split`]).
     fn build(&mut self, y: &[f64]) {
         self.nodes.clear();
-        let node = |start: usize, end: usize| {
-            let (lo, hi) = (y[start], y[end - 1]);
-            Node {
-                start,
-                end,
-                mid: 0.5 * lo + 0.5 * hi,
-                half: 0.5 * (hi - lo),
-                children: None,
-            }
-        };
-        self.nodes.push(node(0, y.len()));
-        let mut k = 0;
-        while k < self.nodes.len() {
-            let Node { start, end, .. } = self.nodes[k];
-            if end - start > self.leaf {
-                let split = start + (end - start) / 2;
-                let first = self.nodes.len();
-                self.nodes.push(node(start, split));
-                self.nodes.push(node(split, end));
-                self.nodes[k].children = Some((first, first + 1));
-            }
-            k += 1;
+        self.subtree(y, 0, y.len());
+    }
+
+    /// Appends the subtree of the points `start..end` and returns its root.
+    fn subtree(&mut self, y: &[f64], start: usize, end: usize) -> usize {
+        let (lo, hi) = (y[start], y[end - 1]);
+        let k = self.nodes.len();
+        self.nodes.push(Node {
+            start,
+            end,
+            mid: 0.5 * lo + 0.5 * hi,
+            half: 0.5 * (hi - lo),
+            children: None,
+        });
+        if end - start > self.leaf {
+            let split = start + (end - start) / 2;
+            let c0 = self.subtree(y, start, split);
+            let c1 = self.subtree(y, split, end);
+            self.nodes[k].children = Some((c0, c1));
         }
+        k
     }
 
     /// Barycentric Lagrange basis of the `n` points at `t` (relative coordinate).
@@ -253,142 +273,6 @@ impl Correction {
         if n == 1 { 0.0 } else { self.cheb[k] }
     }
 
-    /// All interactions within node `a`.
-    fn self_interact(&mut self, a: usize, y: &[f64], q: &[f64], phi: &mut [f64], grad: &mut [f64]) {
-        match self.nodes[a].children {
-            None => {
-                let Node { start, end, .. } = self.nodes[a];
-                for i in start..end {
-                    let (pi, gi) = self.near(y[i], q[i], i + 1..end, y, q, phi, grad);
-                    phi[i] += pi;
-                    grad[i] += gi;
-                }
-            }
-            Some((c0, c1)) => {
-                self.self_interact(c0, y, q, phi, grad);
-                self.self_interact(c1, y, q, phi, grad);
-                self.interact(c0, c1, y, q, phi, grad);
-            }
-        }
-    }
-
-    /// All interactions between node `a` and node `b`, `a` left of `b`.
-    fn interact(
-        &mut self,
-        a: usize,
-        b: usize,
-        y: &[f64],
-        q: &[f64],
-        phi: &mut [f64],
-        grad: &mut [f64],
-    ) {
-        let (na, nb) = (self.nodes[a], self.nodes[b]);
-        let gap = y[nb.start] - y[na.end - 1];
-        if gap >= self.separation * 2.0 * na.half.max(nb.half) {
-            self.m2l(a, b);
-            return;
-        }
-        match (na.children, nb.children) {
-            (None, None) => {
-                for i in na.start..na.end {
-                    let (pi, gi) = self.near(y[i], q[i], nb.start..nb.end, y, q, phi, grad);
-                    phi[i] += pi;
-                    grad[i] += gi;
-                }
-            }
-            (Some((a0, a1)), None) => {
-                self.interact(a0, b, y, q, phi, grad);
-                self.interact(a1, b, y, q, phi, grad);
-            }
-            (Some((a0, a1)), Some(_)) if na.half >= nb.half => {
-                self.interact(a0, b, y, q, phi, grad);
-                self.interact(a1, b, y, q, phi, grad);
-            }
-            (_, Some((b0, b1))) => {
-                self.interact(a, b0, y, q, phi, grad);
-                self.interact(a, b1, y, q, phi, grad);
-            }
-        }
-    }
-
-    /// Point `x` (charge `qx`) against the points `range`, all right of `x`: adds `x`'s
-    /// contributions to theirs and returns theirs to `x` (potential, derivative).
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn near(
-        &self,
-        x: f64,
-        qx: f64,
-        range: std::ops::Range<usize>,
-        y: &[f64],
-        q: &[f64],
-        phi: &mut [f64],
-        grad: &mut [f64],
-    ) -> (f64, f64) {
-        // Eight partial sums per output: a float reduction vectorizes only if the
-        // code itself splits it (the compiler may not reassociate).
-        let (mut px, mut gx) = ([0.0; LANES], [0.0; LANES]);
-        let (y, q) = (&y[range.clone()], &q[range.clone()]);
-        let (phi, grad) = (&mut phi[range.clone()], &mut grad[range]);
-        let mut rows = y
-            .chunks_exact(LANES)
-            .zip(q.chunks_exact(LANES))
-            .zip(phi.chunks_exact_mut(LANES))
-            .zip(grad.chunks_exact_mut(LANES));
-        for (((yc, qc), pc), gc) in &mut rows {
-            for l in 0..LANES {
-                let (c, g) = left_of(self.delta2, x - yc[l]);
-                px[l] += qc[l] * c;
-                gx[l] += qc[l] * g;
-                pc[l] += qx * c;
-                gc[l] -= qx * g;
-            }
-        }
-        let done = y.len() / LANES * LANES;
-        for j in done..y.len() {
-            let (c, g) = left_of(self.delta2, x - y[j]);
-            px[0] += q[j] * c;
-            gx[0] += q[j] * g;
-            phi[j] += qx * c;
-            grad[j] -= qx * g;
-        }
-        (px.iter().sum(), gx.iter().sum())
-    }
-
-    /// M2L between well-separated nodes `a` (left) and `b`, both directions.
-    fn m2l(&mut self, a: usize, b: usize) {
-        let p = self.p;
-        let (na, nb) = (self.nodes[a], self.nodes[b]);
-        let (ka, kb) = (na.points(p), nb.points(p));
-        // Point offsets from b's midpoint (module docs: no rounding of mid + half t).
-        let dmid = na.mid - nb.mid;
-        let xa: [f64; MAX_NODES] = std::array::from_fn(|k| dmid + na.half * self.cheb_at(ka, k));
-        let yb: [f64; MAX_NODES] = std::array::from_fn(|l| nb.half * self.cheb_at(kb, l));
-        let ma = &self.multipole[a * p..a * p + ka];
-        let mb = &self.multipole[b * p..b * p + kb];
-        let (mut lb, mut gb) = ([0.0; MAX_NODES], [0.0; MAX_NODES]);
-        let mut mbf = [0.0; MAX_NODES];
-        mbf[..kb].copy_from_slice(mb);
-        for k in 0..ka {
-            // All MAX_NODES lanes (zero charges past kb): a fixed trip count, and
-            // partial sums the compiler can keep in vector registers.
-            let (mut sa, mut sg) = ([0.0; MAX_NODES], [0.0; MAX_NODES]);
-            for l in 0..MAX_NODES {
-                let (c, g) = left_of(self.delta2, xa[k] - yb[l]);
-                sa[l] = c * mbf[l];
-                sg[l] = g * mbf[l];
-                lb[l] += c * ma[k];
-                gb[l] -= g * ma[k];
-            }
-            self.local[a * p + k] += sa.iter().sum::<f64>();
-            self.local_grad[a * p + k] += sg.iter().sum::<f64>();
-        }
-        for l in 0..kb {
-            self.local[b * p + l] += lb[l];
-            self.local_grad[b * p + l] += gb[l];
-        }
-    }
-
     /// L2L down the tree and L2P at the leaves.
     fn downward(&mut self, phi: &mut [f64], grad: &mut [f64]) {
         let p = self.p;
@@ -423,6 +307,212 @@ impl Correction {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Nodes of at least this many points have their two halves' interactions
+/// run in parallel ([`rayon::join`]); below it the join costs more than it
+/// saves. Each accumulator receives its terms in the same order either way.
+const PARALLEL_POINTS: usize = 1024;
+
+/// What the interactions read: the tree, its multipoles and the points.
+struct Interactions<'a> {
+    nodes: &'a [Node],
+    multipole: &'a [f64],
+    cheb: &'a [f64; MAX_NODES],
+    p: usize,
+    delta2: f64,
+    separation: f64,
+    y: &'a [f64],
+    q: &'a [f64],
+}
+
+/// What the interactions within one subtree write: the local values of its
+/// nodes, from node `node0` on (`p` per node), and the sums of its points,
+/// from point `point0` on.
+struct Accumulators<'a> {
+    node0: usize,
+    point0: usize,
+    local: &'a mut [f64],
+    local_grad: &'a mut [f64],
+    phi: &'a mut [f64],
+    grad: &'a mut [f64],
+}
+
+impl Accumulators<'_> {
+    /// The accumulators of the sibling subtrees `c0` and `c1` (depth-first
+    /// order: `c0`'s nodes are `c0..c1`, `c1`'s follow), disjoint.
+    fn split(&mut self, nodes: &[Node], p: usize, c0: usize, c1: usize) -> [Accumulators<'_>; 2] {
+        let (n0, n1) = ((c0 - self.node0) * p, (c1 - self.node0) * p);
+        let (s0, s1) = (nodes[c0].start - self.point0, nodes[c1].start - self.point0);
+        let (local0, local1) = self.local[n0..].split_at_mut(n1 - n0);
+        let (grad_local0, grad_local1) = self.local_grad[n0..].split_at_mut(n1 - n0);
+        let (phi0, phi1) = self.phi[s0..].split_at_mut(s1 - s0);
+        let (grad0, grad1) = self.grad[s0..].split_at_mut(s1 - s0);
+        [
+            Accumulators {
+                node0: c0,
+                point0: nodes[c0].start,
+                local: local0,
+                local_grad: grad_local0,
+                phi: phi0,
+                grad: grad0,
+            },
+            Accumulators {
+                node0: c1,
+                point0: nodes[c1].start,
+                local: local1,
+                local_grad: grad_local1,
+                phi: phi1,
+                grad: grad1,
+            },
+        ]
+    }
+}
+
+impl Interactions<'_> {
+    /// Chebyshev point `k` of a node with `n` points (the midpoint when `n = 1`).
+    fn cheb_at(&self, n: usize, k: usize) -> f64 {
+        if n == 1 { 0.0 } else { self.cheb[k] }
+    }
+
+    /// All interactions within node `a`, into its subtree's accumulators:
+    /// those within each child (in parallel for large nodes: they touch
+    /// disjoint accumulators), then those between the children.
+    fn self_interact(&self, a: usize, mut acc: Accumulators<'_>) {
+        let (y, q) = (self.y, self.q);
+        match self.nodes[a].children {
+            None => {
+                let Node { start, end, .. } = self.nodes[a];
+                for i in start..end {
+                    let (pi, gi) = self.near(y[i], q[i], i + 1..end, &mut acc);
+                    acc.phi[i - acc.point0] += pi;
+                    acc.grad[i - acc.point0] += gi;
+                }
+            }
+            Some((c0, c1)) => {
+                let [left, right] = acc.split(self.nodes, self.p, c0, c1);
+                let Node { start, end, .. } = self.nodes[a];
+                if end - start >= PARALLEL_POINTS {
+                    rayon::join(
+                        || self.self_interact(c0, left),
+                        || self.self_interact(c1, right),
+                    );
+                } else {
+                    self.self_interact(c0, left);
+                    self.self_interact(c1, right);
+                }
+                self.interact(c0, c1, &mut acc);
+            }
+        }
+    }
+
+    /// All interactions between node `a` and node `b`, `a` left of `b`.
+    fn interact(&self, a: usize, b: usize, acc: &mut Accumulators<'_>) {
+        let (y, q) = (self.y, self.q);
+        let (na, nb) = (self.nodes[a], self.nodes[b]);
+        let gap = y[nb.start] - y[na.end - 1];
+        if gap >= self.separation * 2.0 * na.half.max(nb.half) {
+            self.m2l(a, b, acc);
+            return;
+        }
+        match (na.children, nb.children) {
+            (None, None) => {
+                for i in na.start..na.end {
+                    let (pi, gi) = self.near(y[i], q[i], nb.start..nb.end, acc);
+                    acc.phi[i - acc.point0] += pi;
+                    acc.grad[i - acc.point0] += gi;
+                }
+            }
+            (Some((a0, a1)), None) => {
+                self.interact(a0, b, acc);
+                self.interact(a1, b, acc);
+            }
+            (Some((a0, a1)), Some(_)) if na.half >= nb.half => {
+                self.interact(a0, b, acc);
+                self.interact(a1, b, acc);
+            }
+            (_, Some((b0, b1))) => {
+                self.interact(a, b0, acc);
+                self.interact(a, b1, acc);
+            }
+        }
+    }
+
+    /// Point `x` (charge `qx`) against the points `range`, all right of `x`: adds `x`'s
+    /// contributions to theirs and returns theirs to `x` (potential, derivative).
+    #[inline(always)]
+    fn near(
+        &self,
+        x: f64,
+        qx: f64,
+        range: std::ops::Range<usize>,
+        acc: &mut Accumulators<'_>,
+    ) -> (f64, f64) {
+        // Eight partial sums per output: a float reduction vectorizes only if the
+        // code itself splits it (the compiler may not reassociate).
+        let (mut px, mut gx) = ([0.0; LANES], [0.0; LANES]);
+        let (y, q) = (&self.y[range.clone()], &self.q[range.clone()]);
+        let local = range.start - acc.point0..range.end - acc.point0;
+        let (phi, grad) = (&mut acc.phi[local.clone()], &mut acc.grad[local]);
+        let mut rows = y
+            .chunks_exact(LANES)
+            .zip(q.chunks_exact(LANES))
+            .zip(phi.chunks_exact_mut(LANES))
+            .zip(grad.chunks_exact_mut(LANES));
+        for (((yc, qc), pc), gc) in &mut rows {
+            for l in 0..LANES {
+                let (c, g) = left_of(self.delta2, x - yc[l]);
+                px[l] += qc[l] * c;
+                gx[l] += qc[l] * g;
+                pc[l] += qx * c;
+                gc[l] -= qx * g;
+            }
+        }
+        let done = y.len() / LANES * LANES;
+        for j in done..y.len() {
+            let (c, g) = left_of(self.delta2, x - y[j]);
+            px[0] += q[j] * c;
+            gx[0] += q[j] * g;
+            phi[j] += qx * c;
+            grad[j] -= qx * g;
+        }
+        (px.iter().sum(), gx.iter().sum())
+    }
+
+    /// M2L between well-separated nodes `a` (left) and `b`, both directions.
+    fn m2l(&self, a: usize, b: usize, acc: &mut Accumulators<'_>) {
+        let p = self.p;
+        let (na, nb) = (self.nodes[a], self.nodes[b]);
+        let (ka, kb) = (na.points(p), nb.points(p));
+        // Point offsets from b's midpoint (module docs: no rounding of mid + half t).
+        let dmid = na.mid - nb.mid;
+        let xa: [f64; MAX_NODES] = std::array::from_fn(|k| dmid + na.half * self.cheb_at(ka, k));
+        let yb: [f64; MAX_NODES] = std::array::from_fn(|l| nb.half * self.cheb_at(kb, l));
+        let ma = &self.multipole[a * p..a * p + ka];
+        let mb = &self.multipole[b * p..b * p + kb];
+        let (mut lb, mut gb) = ([0.0; MAX_NODES], [0.0; MAX_NODES]);
+        let mut mbf = [0.0; MAX_NODES];
+        mbf[..kb].copy_from_slice(mb);
+        let (la, lb0) = ((a - acc.node0) * p, (b - acc.node0) * p);
+        for k in 0..ka {
+            // All MAX_NODES lanes (zero charges past kb): a fixed trip count, and
+            // partial sums the compiler can keep in vector registers.
+            let (mut sa, mut sg) = ([0.0; MAX_NODES], [0.0; MAX_NODES]);
+            for l in 0..MAX_NODES {
+                let (c, g) = left_of(self.delta2, xa[k] - yb[l]);
+                sa[l] = c * mbf[l];
+                sg[l] = g * mbf[l];
+                lb[l] += c * ma[k];
+                gb[l] -= g * ma[k];
+            }
+            acc.local[la + k] += sa.iter().sum::<f64>();
+            acc.local_grad[la + k] += sg.iter().sum::<f64>();
+        }
+        for l in 0..kb {
+            acc.local[lb0 + l] += lb[l];
+            acc.local_grad[lb0 + l] += gb[l];
         }
     }
 }
@@ -490,6 +580,29 @@ mod tests {
         (0..m)
             .map(|i| if i % 3 == 0 { -1.0 } else { 0.7 } / m as f64)
             .collect()
+    }
+
+    /// The halves of large nodes run in parallel on disjoint accumulators:
+    /// the same bits on one thread and on two, over several levels of
+    /// parallel nodes (m = 9000: nodes of 9000, 4500, 2250 and 1125 points).
+    #[test]
+    fn same_bits_on_one_and_two_threads() {
+        let m = 9000;
+        let y: Vec<f64> = (0..m)
+            .map(|i| (i as f64 * 0.618_034).fract() + i as f64)
+            .collect();
+        let q = charges(m);
+        let run = |threads: usize| {
+            crate::util::parallel::on_threads(threads, || {
+                let mut c = Correction::new(0.05);
+                let (mut phi, mut grad) = (vec![0.0; m], vec![0.0; m]);
+                c.evaluate(&y, &q, &mut phi, &mut grad);
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                (bits(&phi), bits(&grad))
+            })
+        };
+        assert!(m / 8 >= PARALLEL_POINTS);
+        assert_eq!(run(1), run(2));
     }
 
     #[test]
