@@ -371,7 +371,8 @@ fn mpirun_job() -> Option<(usize, usize, bool)> {
 
 /// Refuses several processes started by `mpirun` for what cannot share a
 /// run (they would all write DIR): a build without the `mpi` feature, or a
-/// command other than `jko run`. Said once, by rank 0; status 2.
+/// command other than `jko run`. Said once, by rank 0 (by rank 1 when the
+/// launcher does not tell rank 0 the size); status 2.
 fn refuse_mpirun(cli: &Cli) -> Option<ExitCode> {
     let (size, rank, known) = mpirun_job().filter(|&(size, ..)| size > 1)?;
     let run = matches!(cli.command, Command::Run { .. });

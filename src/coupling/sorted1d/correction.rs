@@ -268,9 +268,9 @@ impl Correction {
         }
     }
 
-    /// Chebyshev point `k` of a node with `n` points (the midpoint when `n = 1`).
+    /// Chebyshev point `k` of a node with `n` points ([`cheb_point`]).
     fn cheb_at(&self, n: usize, k: usize) -> f64 {
-        if n == 1 { 0.0 } else { self.cheb[k] }
+        cheb_point(&self.cheb, n, k)
     }
 
     /// L2L down the tree and L2P at the leaves.
@@ -372,9 +372,9 @@ impl Accumulators<'_> {
 }
 
 impl Interactions<'_> {
-    /// Chebyshev point `k` of a node with `n` points (the midpoint when `n = 1`).
+    /// Chebyshev point `k` of a node with `n` points ([`cheb_point`]).
     fn cheb_at(&self, n: usize, k: usize) -> f64 {
-        if n == 1 { 0.0 } else { self.cheb[k] }
+        cheb_point(self.cheb, n, k)
     }
 
     /// All interactions within node `a`, into its subtree's accumulators:
@@ -515,6 +515,11 @@ impl Interactions<'_> {
             acc.local_grad[lb0 + l] += gb[l];
         }
     }
+}
+
+/// Chebyshev point `k` of a node with `n` points (the midpoint when `n = 1`).
+fn cheb_point(cheb: &[f64; MAX_NODES], n: usize, k: usize) -> f64 {
+    if n == 1 { 0.0 } else { cheb[k] }
 }
 
 /// `(c(u), c'(u))` for `u < 0` (the target left of the source): `c = delta^2 / (r - u)`,
