@@ -39,9 +39,12 @@
 //! The error is `O(rho^-p)` relative to the correction's own size, which is at most
 //! `delta` per unit charge while the exact `|u|` part of the sum is of the size of `|u|`;
 //! `NODES` and `SEPARATION` are chosen for 1e-13 of the sum (the tests compare with the
-//! direct sum at 1e-12). The interactions within the two halves of a large node run
-//! in parallel (they write disjoint accumulators), each accumulator receiving its terms
-//! in the order of the sequential recursion: the same bits on every thread count.
+//! direct sum at 1e-12). The nodes are in depth-first order, so a subtree is a
+//! contiguous range of nodes and of points: the two halves of a large node run in
+//! parallel in each pass (P2M/M2M, the interactions within each half, L2L/L2P), writing
+//! disjoint ranges, and every sum receives its terms in the order of the sequential
+//! passes: the same bits on every thread count. The interactions between the two
+//! halves follow those within them.
 
 /// Chebyshev points per node, opening criterion and leaf size (see module docs).
 pub(super) const NODES: usize = 16;
@@ -195,26 +198,10 @@ impl Correction {
         k
     }
 
-    /// Barycentric Lagrange basis of the `n` points at `t` (relative coordinate).
+    /// Barycentric Lagrange basis of the `n` points at `t` ([`lagrange_basis`]).
+    #[cfg(test)]
     fn basis(&self, n: usize, t: f64, out: &mut [f64; MAX_NODES]) {
-        if n == 1 {
-            out[0] = 1.0;
-            return;
-        }
-        // Division by zero at a Chebyshev point itself, caught after the loop so
-        // that the loop has no branch.
-        for k in 0..n {
-            out[k] = self.bary[k] / (t - self.cheb[k]);
-        }
-        if let Some(hit) = out[..n].iter().position(|v| !v.is_finite()) {
-            out[..n].fill(0.0);
-            out[hit] = 1.0;
-            return;
-        }
-        let inv = 1.0 / out[..n].iter().sum::<f64>();
-        for v in &mut out[..n] {
-            *v *= inv;
-        }
+        lagrange_basis(&self.cheb, &self.bary, n, t, out);
     }
 
     /// Relative coordinate of `x` in `node`.
@@ -226,88 +213,49 @@ impl Correction {
         }
     }
 
-    /// P2M at the leaves, the parent-to-child interpolation matrices, and M2M.
+    /// P2M at the leaves, the parent-to-child interpolation matrices, and M2M
+    /// ([`Upward`]).
     fn upward(&mut self, y: &[f64], q: &[f64]) {
-        let p = self.p;
-        let mut s = [0.0; MAX_NODES];
-        for a in (0..self.nodes.len()).rev() {
-            let node = self.nodes[a];
-            let na = node.points(p);
-            match node.children {
-                None => {
-                    for j in node.start..node.end {
-                        self.basis(na, Self::relative(&node, y[j]), &mut s);
-                        for l in 0..na {
-                            self.multipole[a * p + l] += q[j] * s[l];
-                        }
-                        self.point_basis[j * p..j * p + na].copy_from_slice(&s[..na]);
-                    }
-                }
-                Some((c0, c1)) => {
-                    for c in [c0, c1] {
-                        let child = self.nodes[c];
-                        let nc = child.points(p);
-                        for m in 0..nc {
-                            let offset = (child.mid - node.mid) + child.half * self.cheb_at(nc, m);
-                            let t = if node.half > 0.0 {
-                                offset / node.half
-                            } else {
-                                0.0
-                            };
-                            self.basis(na, t, &mut s);
-                            let row = (c * p + m) * p;
-                            self.transfer[row..row + na].copy_from_slice(&s[..na]);
-                            let qm = self.multipole[c * p + m];
-                            for l in 0..na {
-                                self.multipole[a * p + l] += qm * s[l];
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let pass = Upward {
+            nodes: &self.nodes,
+            cheb: &self.cheb,
+            bary: &self.bary,
+            p: self.p,
+            y,
+            q,
+        };
+        pass.run(
+            0,
+            UpwardOut {
+                node0: 0,
+                point0: 0,
+                multipole: &mut self.multipole,
+                transfer: &mut self.transfer,
+                point_basis: &mut self.point_basis,
+            },
+        );
     }
 
-    /// Chebyshev point `k` of a node with `n` points ([`cheb_point`]).
-    fn cheb_at(&self, n: usize, k: usize) -> f64 {
-        cheb_point(&self.cheb, n, k)
-    }
-
-    /// L2L down the tree and L2P at the leaves.
+    /// L2L down the tree and L2P at the leaves ([`Downward`]).
     fn downward(&mut self, phi: &mut [f64], grad: &mut [f64]) {
-        let p = self.p;
-        for a in 0..self.nodes.len() {
-            let node = self.nodes[a];
-            let na = node.points(p);
-            match node.children {
-                Some((c0, c1)) => {
-                    for c in [c0, c1] {
-                        for m in 0..self.nodes[c].points(p) {
-                            let row = (c * p + m) * p;
-                            let (mut v, mut g) = (0.0, 0.0);
-                            for l in 0..na {
-                                v += self.transfer[row + l] * self.local[a * p + l];
-                                g += self.transfer[row + l] * self.local_grad[a * p + l];
-                            }
-                            self.local[c * p + m] += v;
-                            self.local_grad[c * p + m] += g;
-                        }
-                    }
-                }
-                None => {
-                    for j in node.start..node.end {
-                        let s = &self.point_basis[j * p..j * p + na];
-                        let (mut v, mut g) = (0.0, 0.0);
-                        for l in 0..na {
-                            v += s[l] * self.local[a * p + l];
-                            g += s[l] * self.local_grad[a * p + l];
-                        }
-                        phi[j] += v;
-                        grad[j] += g;
-                    }
-                }
-            }
-        }
+        let m = self.nodes[0].end;
+        let pass = Downward {
+            nodes: &self.nodes,
+            transfer: &self.transfer,
+            point_basis: &self.point_basis,
+            p: self.p,
+        };
+        pass.run(
+            0,
+            Accumulators {
+                node0: 0,
+                point0: 0,
+                local: &mut self.local,
+                local_grad: &mut self.local_grad,
+                phi: &mut phi[..m],
+                grad: &mut grad[..m],
+            },
+        );
     }
 }
 
@@ -315,6 +263,17 @@ impl Correction {
 /// run in parallel ([`rayon::join`]); below it the join costs more than it
 /// saves. Each accumulator receives its terms in the same order either way.
 const PARALLEL_POINTS: usize = 1024;
+
+/// Runs the work of a node's two halves: in parallel for a node of at
+/// least [`PARALLEL_POINTS`] points, else one after the other.
+fn halves(points: usize, left: impl FnOnce() + Send, right: impl FnOnce() + Send) {
+    if points >= PARALLEL_POINTS {
+        rayon::join(left, right);
+    } else {
+        left();
+        right();
+    }
+}
 
 /// What the interactions read: the tree, its multipoles and the points.
 struct Interactions<'a> {
@@ -394,15 +353,11 @@ impl Interactions<'_> {
             Some((c0, c1)) => {
                 let [left, right] = acc.split(self.nodes, self.p, c0, c1);
                 let Node { start, end, .. } = self.nodes[a];
-                if end - start >= PARALLEL_POINTS {
-                    rayon::join(
-                        || self.self_interact(c0, left),
-                        || self.self_interact(c1, right),
-                    );
-                } else {
-                    self.self_interact(c0, left);
-                    self.self_interact(c1, right);
-                }
+                halves(
+                    end - start,
+                    || self.self_interact(c0, left),
+                    || self.self_interact(c1, right),
+                );
                 self.interact(c0, c1, &mut acc);
             }
         }
@@ -517,6 +472,191 @@ impl Interactions<'_> {
     }
 }
 
+/// The upward pass's inputs: the tree, the Chebyshev points and weights,
+/// the points and their charges.
+struct Upward<'a> {
+    nodes: &'a [Node],
+    cheb: &'a [f64; MAX_NODES],
+    bary: &'a [f64; MAX_NODES],
+    p: usize,
+    y: &'a [f64],
+    q: &'a [f64],
+}
+
+/// What the upward pass writes for one subtree: the multipoles and the
+/// parent-to-child matrices of its nodes (from node `node0` on) and the
+/// leaf bases of its points (from point `point0` on).
+struct UpwardOut<'a> {
+    node0: usize,
+    point0: usize,
+    multipole: &'a mut [f64],
+    transfer: &'a mut [f64],
+    point_basis: &'a mut [f64],
+}
+
+impl UpwardOut<'_> {
+    /// The outputs of the sibling subtrees `c0` and `c1`, disjoint (as
+    /// [`Accumulators::split`]).
+    fn split(&mut self, nodes: &[Node], p: usize, c0: usize, c1: usize) -> [UpwardOut<'_>; 2] {
+        let (n0, n1) = (c0 - self.node0, c1 - self.node0);
+        let (s0, s1) = (nodes[c0].start - self.point0, nodes[c1].start - self.point0);
+        let (mult0, mult1) = self.multipole[n0 * p..].split_at_mut((n1 - n0) * p);
+        let (tr0, tr1) = self.transfer[n0 * p * p..].split_at_mut((n1 - n0) * p * p);
+        let (basis0, basis1) = self.point_basis[s0 * p..].split_at_mut((s1 - s0) * p);
+        [
+            UpwardOut {
+                node0: c0,
+                point0: nodes[c0].start,
+                multipole: mult0,
+                transfer: tr0,
+                point_basis: basis0,
+            },
+            UpwardOut {
+                node0: c1,
+                point0: nodes[c1].start,
+                multipole: mult1,
+                transfer: tr1,
+                point_basis: basis1,
+            },
+        ]
+    }
+}
+
+impl Upward<'_> {
+    /// The subtree of node `a`: its children's subtrees (in parallel for
+    /// large nodes), then P2M or M2M into `a`, each multipole summed in the
+    /// order of the sequential pass.
+    fn run(&self, a: usize, mut out: UpwardOut<'_>) {
+        let (p, node) = (self.p, self.nodes[a]);
+        let na = node.points(p);
+        let own = (a - out.node0) * p;
+        let mut s = [0.0; MAX_NODES];
+        match node.children {
+            None => {
+                for j in node.start..node.end {
+                    let t = Correction::relative(&node, self.y[j]);
+                    lagrange_basis(self.cheb, self.bary, na, t, &mut s);
+                    for l in 0..na {
+                        out.multipole[own + l] += self.q[j] * s[l];
+                    }
+                    let at = (j - out.point0) * p;
+                    out.point_basis[at..at + na].copy_from_slice(&s[..na]);
+                }
+            }
+            Some((c0, c1)) => {
+                let [left, right] = out.split(self.nodes, p, c0, c1);
+                halves(
+                    node.end - node.start,
+                    || self.run(c0, left),
+                    || self.run(c1, right),
+                );
+                for c in [c0, c1] {
+                    let child = self.nodes[c];
+                    let nc = child.points(p);
+                    for m in 0..nc {
+                        let offset =
+                            (child.mid - node.mid) + child.half * cheb_point(self.cheb, nc, m);
+                        let t = if node.half > 0.0 {
+                            offset / node.half
+                        } else {
+                            0.0
+                        };
+                        lagrange_basis(self.cheb, self.bary, na, t, &mut s);
+                        let row = ((c - out.node0) * p + m) * p;
+                        out.transfer[row..row + na].copy_from_slice(&s[..na]);
+                        let qm = out.multipole[(c - out.node0) * p + m];
+                        for l in 0..na {
+                            out.multipole[own + l] += qm * s[l];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The downward pass's inputs: the tree, the parent-to-child matrices and
+/// the leaf bases of the points.
+struct Downward<'a> {
+    nodes: &'a [Node],
+    transfer: &'a [f64],
+    point_basis: &'a [f64],
+    p: usize,
+}
+
+impl Downward<'_> {
+    /// L2L from node `a` into its children, then their subtrees (in
+    /// parallel for large nodes: disjoint accumulators); L2P at a leaf.
+    fn run(&self, a: usize, mut acc: Accumulators<'_>) {
+        let (p, node) = (self.p, self.nodes[a]);
+        let na = node.points(p);
+        let own = (a - acc.node0) * p;
+        match node.children {
+            Some((c0, c1)) => {
+                for c in [c0, c1] {
+                    for m in 0..self.nodes[c].points(p) {
+                        let row = (c * p + m) * p;
+                        let (mut v, mut g) = (0.0, 0.0);
+                        for l in 0..na {
+                            v += self.transfer[row + l] * acc.local[own + l];
+                            g += self.transfer[row + l] * acc.local_grad[own + l];
+                        }
+                        acc.local[(c - acc.node0) * p + m] += v;
+                        acc.local_grad[(c - acc.node0) * p + m] += g;
+                    }
+                }
+                let [left, right] = acc.split(self.nodes, p, c0, c1);
+                halves(
+                    node.end - node.start,
+                    || self.run(c0, left),
+                    || self.run(c1, right),
+                );
+            }
+            None => {
+                for j in node.start..node.end {
+                    let s = &self.point_basis[j * p..j * p + na];
+                    let (mut v, mut g) = (0.0, 0.0);
+                    for l in 0..na {
+                        v += s[l] * acc.local[own + l];
+                        g += s[l] * acc.local_grad[own + l];
+                    }
+                    acc.phi[j - acc.point0] += v;
+                    acc.grad[j - acc.point0] += g;
+                }
+            }
+        }
+    }
+}
+
+/// Barycentric Lagrange basis of the first `n` points of `cheb` (weights
+/// `bary`) at `t` (relative coordinate).
+fn lagrange_basis(
+    cheb: &[f64; MAX_NODES],
+    bary: &[f64; MAX_NODES],
+    n: usize,
+    t: f64,
+    out: &mut [f64; MAX_NODES],
+) {
+    if n == 1 {
+        out[0] = 1.0;
+        return;
+    }
+    // Division by zero at a Chebyshev point itself, caught after the loop so
+    // that the loop has no branch.
+    for k in 0..n {
+        out[k] = bary[k] / (t - cheb[k]);
+    }
+    if let Some(hit) = out[..n].iter().position(|v| !v.is_finite()) {
+        out[..n].fill(0.0);
+        out[hit] = 1.0;
+        return;
+    }
+    let inv = 1.0 / out[..n].iter().sum::<f64>();
+    for v in &mut out[..n] {
+        *v *= inv;
+    }
+}
+
 /// Chebyshev point `k` of a node with `n` points (the midpoint when `n = 1`).
 fn cheb_point(cheb: &[f64; MAX_NODES], n: usize, k: usize) -> f64 {
     if n == 1 { 0.0 } else { cheb[k] }
@@ -587,8 +727,8 @@ mod tests {
             .collect()
     }
 
-    /// The halves of large nodes run in parallel on disjoint accumulators:
-    /// the same bits on one thread and on two, over several levels of
+    /// The halves of large nodes run in parallel on disjoint ranges in every
+    /// pass: the same bits on one thread and on two, over several levels of
     /// parallel nodes (m = 9000: nodes of 9000, 4500, 2250 and 1125 points).
     #[test]
     fn same_bits_on_one_and_two_threads() {
