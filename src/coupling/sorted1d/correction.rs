@@ -259,9 +259,10 @@ impl Correction {
     }
 }
 
-/// Nodes of at least this many points have their two halves' interactions
-/// run in parallel ([`rayon::join`]); below it the join costs more than it
-/// saves. Each accumulator receives its terms in the same order either way.
+/// Nodes of at least this many points have the work of their two halves
+/// run in parallel in every pass ([`rayon::join`]); below it the join costs
+/// more than it saves. Each sum receives its terms in the same order either
+/// way.
 const PARALLEL_POINTS: usize = 1024;
 
 /// Runs the work of a node's two halves: in parallel for a node of at
