@@ -7,7 +7,8 @@
 # target/pyenv (JKO_PYENV to change) and reused, so a second run only
 # rebuilds what changed. The extension is built in the workspace's target/
 # with the release profile, sharing the compiled dependencies of
-# `cargo build --release`.
+# `cargo build --release`; under scripts/test-all.sh (MATURIN_PEP517_ARGS set
+# to the suite's jko features) it shares the suite's jko library too.
 #
 # Usage: scripts/test-python.sh [pytest arguments...]
 set -euo pipefail

@@ -5,7 +5,7 @@
 //!
 //! CI runs proptest's default number of cases per property; a longer run:
 //!
-//!     PROPTEST_CASES=20000 cargo test --release --test numerics fuzz_inputs
+//!     PROPTEST_CASES=20000 cargo test --release --test suite fuzz_inputs
 
 use std::path::Path;
 

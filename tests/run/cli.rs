@@ -137,14 +137,19 @@ fn run_bytes(dir: &Path, name: &str, text: &str, threads: usize) -> (Vec<u8>, Ve
 /// Same scenario and seed: byte-identical output, on 1 or 2 threads, with the
 /// direct, tree (2D, 3D) and sorted (1D) couplings: every sum over particles
 /// is reduced in fixed chunks combined in order. A different seed differs.
+/// (A rerun on the same thread count is checked against recorded bytes by
+/// `same_bytes` and under MPI by `a_rerun_on_two_ranks_writes_the_same_bytes`.)
 #[test]
 fn same_seed_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     for d in 1..=3 {
         // The coupling backends, and the densities on the mesh.
         for method in ["direct", "tree", "mesh"] {
-            // Enough particles for several parallel chunks.
-            let text = small_scenario(d).replace("particles = 30", "particles = 3000");
+            // Enough particles for several parallel chunks (util::parallel::CHUNK
+            // = 1024), three steps: every evaluation crosses the chunks.
+            let text = small_scenario(d)
+                .replace("particles = 30", "particles = 3000")
+                .replace("steps = 5", "steps = 3");
             let text = match method {
                 "mesh" => text.replace("seed = 4", "seed = 4\n[density]\nmethod = \"mesh\""),
                 _ => text.replace("method = \"direct\"", &format!("method = \"{method}\"")),
@@ -153,10 +158,6 @@ fn same_seed_same_bytes() {
             let one = run_bytes(tmp.path(), &name, &text, 1);
             let two = run_bytes(tmp.path(), &name, &text, 2);
             assert!(one == two, "d = {d}, {method}: 1 and 2 threads differ");
-            assert_eq!(
-                one,
-                run_bytes(tmp.path(), &format!("{name}_again"), &text, 2)
-            );
             if method == "direct" {
                 let other = run_bytes(
                     tmp.path(),

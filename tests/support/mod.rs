@@ -1,12 +1,12 @@
-//! The one support module of the four test crates (physics, numerics, run,
-//! eulerian), included by each with `#[path = "../support/mod.rs"] mod support;`.
+//! The helpers of the integration tests (physics, numerics, run, eulerian),
+//! as `crate::support`.
 //!
 //! - here: scenarios from text, cloud moments, vector literals, and the one
 //!   central difference every gradient test uses;
 //! - [`clouds`]: synthetic point clouds with mixed charges and error norms;
 //! - [`run`]: the `jko` binary, a standard scenario, a run's output files;
 //! - [`grid`]: problems and moments of the Eulerian (grid) solver.
-// Each crate uses only some of the helpers.
+// Some helpers serve only builds with a feature (mpi, fault-injection).
 #![allow(dead_code)]
 
 pub mod clouds;

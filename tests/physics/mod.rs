@@ -7,9 +7,6 @@
 //! - `equilibrium`: the particle equilibrium against the grid Poisson–Boltzmann one;
 //! - `steric`: compressed runs stay below close packing with `[steric]`.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod barenblatt;
 mod coupling_methods;
 mod equilibrium;

@@ -3,9 +3,6 @@
 //! free-space Poisson solve against closed forms; the box (walls, background charges):
 //! its Poisson solve, the Debye layer, relaxation in a box, the CLI on a box.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod api;
 mod box_poisson;
 mod box_runs;

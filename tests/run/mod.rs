@@ -14,9 +14,6 @@
 //! - `plot`: `jko plot` on every kind of run directory, its pixels and refusals;
 //! - `mpi` (feature `mpi`): `mpirun -n P jko run` against one process, bad input.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod bad_domains;
 mod bad_steric;
 mod box_compare;

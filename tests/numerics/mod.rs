@@ -10,9 +10,6 @@
 //! - `fuzz_inputs`: the input parsers never panic;
 //! - `layering`: dependencies in src/ point down only.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod coupling_conformance;
 mod fuzz_inputs;
 mod gradients;
