@@ -15,4 +15,5 @@ if ! command -v mpirun >/dev/null || ! command -v mpicc >/dev/null; then
     echo "test-mpi: mpirun/mpicc not found: apt-get install -y libopenmpi-dev openmpi-bin libclang-dev" >&2
     exit 1
 fi
-cargo test --release --features fault-injection,mpi --test suite run::mpi:: -- "$@"
+# --workspace: the feature resolution of scripts/test-all.sh, so neither rebuilds the other's jko.
+cargo test --release --workspace --features fault-injection,mpi --test suite run::mpi:: -- "$@"
