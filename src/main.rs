@@ -397,20 +397,44 @@ fn dispatch(cli: Cli) -> ExitCode {
     if let Some(code) = refuse_mpirun(&cli) {
         return code;
     }
-    let result = match cli.command {
+    #[cfg(feature = "mpi")]
+    if let Command::Run {
+        scenario,
+        out,
+        force,
+        resume,
+        quiet,
+    } = &cli.command
+        && jko::distributed::launched_by_mpirun()
+    {
+        let opts = RunOptions {
+            force: *force,
+            resume: *resume,
+        };
+        return run_mpi(scenario, out, opts, *quiet);
+    }
+    // Off the main thread: MPI aside, every command's numerics run on a
+    // rayon thread, where their parallel calls are cheap (`on_pool`).
+    let result = jko::util::parallel::on_pool(|| commands(cli.command));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jko: error: {e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// Every command but `jko run` under `mpirun`.
+fn commands(command: Command) -> jko::Result<()> {
+    match command {
         Command::Run {
             scenario,
             out,
             force,
             resume,
             quiet,
-        } => {
-            #[cfg(feature = "mpi")]
-            if jko::distributed::launched_by_mpirun() {
-                return run_mpi(&scenario, &out, RunOptions { force, resume }, quiet);
-            }
-            run(&scenario, &out, RunOptions { force, resume }, quiet)
-        }
+        } => run(&scenario, &out, RunOptions { force, resume }, quiet),
         Command::Eulerian {
             scenario,
             out,
@@ -460,13 +484,6 @@ fn dispatch(cli: Cli) -> ExitCode {
             },
             force,
         ),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("jko: error: {e}");
-            ExitCode::from(e.exit_code() as u8)
-        }
     }
 }
 

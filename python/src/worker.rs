@@ -1,8 +1,9 @@
 //! Long library calls with the GIL released and Ctrl-C honoured.
 //!
-//! [`interruptible`] runs the work on a scoped thread while the calling
-//! thread, with the GIL released, waits for it and every [`POLL`] takes the
-//! GIL back to run Python's signal handlers (`check_signals`). Why a second
+//! [`interruptible`] runs the work on a scoped thread (which hands it to a
+//! thread of rayon's pool) while the calling thread, with the GIL released,
+//! waits for it and every [`POLL`] takes the GIL back to run Python's signal
+//! handlers (`check_signals`). Why a second
 //! thread: CPython runs signal handlers only on the main thread, between
 //! bytecodes, so the thread that called us (usually the main one) must stay
 //! free to notice a Ctrl-C while the numerics run. A handler that raises
@@ -34,7 +35,9 @@ where
         std::thread::scope(|scope| {
             let (done_tx, done_rx) = mpsc::channel::<()>();
             let handle = scope.spawn(move || {
-                let out = work();
+                // On rayon's pool, where the numerics' parallel calls are
+                // cheap (`jko::util::parallel::on_pool`).
+                let out = jko::util::parallel::on_pool(work);
                 // The receiver may be gone only if this thread outlived the
                 // wait, which the scope rules out; the send cannot fail.
                 let _ = done_tx.send(());

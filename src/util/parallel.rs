@@ -1,15 +1,30 @@
-//! Deterministic parallel reductions.
+//! Deterministic parallel reductions, and where parallel work is started.
 //!
 //! rayon's `sum` adds in an order that depends on work stealing, so results
 //! would change in the last bits with the thread count. Here a range is cut
 //! into fixed chunks, each chunk is summed serially, and the chunk sums are
 //! added in order: the same bits on 1 thread or 64.
+//!
+//! [`on_pool`]: a long computation should be started on one of rayon's
+//! threads. A `join` or parallel iterator called from any other thread (the
+//! process's main thread, a Python caller's) hands its job to the pool and
+//! blocks on a mutex and condition variable until it is done: two context
+//! switches per call. A small 1D step makes hundreds of such calls per
+//! evaluation, and they were a third of a 4 000-particle run's time.
 
 use rayon::prelude::*;
 
 /// Chunk length of every deterministic reduction. Fixed, never derived from
 /// the thread count.
 pub const CHUNK: usize = 1024;
+
+/// Runs `f` on a thread of rayon's global pool and waits for it, so that the
+/// parallel calls inside it are cheap (module docs); in place if already
+/// there. Not for code that calls MPI, which must stay on the main thread
+/// (`crate::distributed`).
+pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
 
 /// sum_{i in 0..n} f(i), reduced in a fixed order.
 pub fn sum_indexed<F>(n: usize, f: F) -> f64
