@@ -23,7 +23,9 @@
 //! * P2M / M2M: a node's sources become charges at its Chebyshev points,
 //!   `M_l = sum_j Q_j S_l(t_j)` with the Lagrange basis `S_l` of the node's points
 //!   (barycentric form), from its points (leaf) or its children's Chebyshev points;
-//! * M2L: for well-separated nodes (gap `>= SEPARATION x` the wider width), the local
+//! * M2L: for well-separated nodes (gap `>= SEPARATION x` the wider width), or nodes
+//!   narrow against `delta` (`Interactions::separated`: on sorted pairs `c` has no
+//!   kink, only the branch points `+-i delta`), the local
 //!   values at the target node's Chebyshev points, `L_k += sum_l c(x_k - y_l) M_l`,
 //!   and the same with `c'`, both directions from one evaluation of the kernel;
 //! * L2L / L2P: local values interpolated from a node to its children's points and
@@ -50,6 +52,16 @@
 pub(super) const NODES: usize = 16;
 pub(super) const SEPARATION: f64 = 1.0;
 pub(super) const LEAF: usize = 32;
+
+/// Nodes closer than the gap criterion are interpolated when the softening's
+/// branch points leave a Bernstein ellipse of at least this parameter about
+/// each ([`Interactions::separated`]). Larger than the gap criterion's
+/// `3 + sqrt 8`: the derivative's kernel has inverse-square-root branch
+/// points there, whose Chebyshev coefficients decay more slowly than those of
+/// the kink; at `3 + sqrt 8` the bench cloud's gradient error rose from
+/// 1.5e-13 to 1.9e-12 of its largest value, at 7 and above it is 1.5e-13 again
+/// (`sorted1d_tuning`, BENCHMARKS.md).
+pub(super) const SOFT_RHO: f64 = 8.0;
 
 /// Largest number of Chebyshev points [`Correction::with_params`] accepts.
 const MAX_NODES: usize = 16;
@@ -153,7 +165,9 @@ impl Correction {
             cheb: &self.cheb,
             p,
             delta2: self.delta2,
+            delta: self.delta2.sqrt(),
             separation: self.separation,
+            rho_min: SOFT_RHO,
             y,
             q,
         };
@@ -283,7 +297,11 @@ struct Interactions<'a> {
     cheb: &'a [f64; MAX_NODES],
     p: usize,
     delta2: f64,
+    delta: f64,
     separation: f64,
+    /// Smallest Bernstein-ellipse parameter of a pair accepted for the
+    /// softening ([`Interactions::separated`]).
+    rho_min: f64,
     y: &'a [f64],
     q: &'a [f64],
 }
@@ -368,8 +386,7 @@ impl Interactions<'_> {
     fn interact(&self, a: usize, b: usize, acc: &mut Accumulators<'_>) {
         let (y, q) = (self.y, self.q);
         let (na, nb) = (self.nodes[a], self.nodes[b]);
-        let gap = y[nb.start] - y[na.end - 1];
-        if gap >= self.separation * 2.0 * na.half.max(nb.half) {
+        if self.separated(&na, &nb) {
             self.m2l(a, b, acc);
             return;
         }
@@ -435,6 +452,30 @@ impl Interactions<'_> {
             grad[j] -= qx * g;
         }
         (px.iter().sum(), gx.iter().sum())
+    }
+
+    /// Whether node `a` and node `b` right of it interact through their
+    /// expansions (M2L): when the gap is at least SEPARATION x the wider
+    /// width (module docs), or when the softening makes the kernel smooth
+    /// across the pair. For `x` in `a` and `y` in `b`, `x < y`, so
+    /// `c(x - y) = sqrt((x - y)^2 + delta^2) + (x - y)` has no kink: it is
+    /// analytic but for the branch points `x = y +- i delta`. `a`'s
+    /// interpolation then converges like `rho^-p`, with `rho` the
+    /// Bernstein-ellipse parameter, in `a`'s scaled coordinate, of the nearest
+    /// of them, `y_b,start +- i delta`, and `b`'s like that of
+    /// `y_a,end +- i delta` in `b`'s; both must reach `SOFT_RHO`. Nodes narrow
+    /// against `delta` are accepted even when they touch, which leaves the
+    /// near field to the leaves' own pairs when there are many particles per
+    /// `delta`.
+    fn separated(&self, a: &Node, b: &Node) -> bool {
+        let gap = self.y[b.start] - self.y[a.end - 1];
+        if gap >= self.separation * 2.0 * a.half.max(b.half) {
+            return true;
+        }
+        let converges = |half: f64, distance: f64| {
+            half == 0.0 || ellipse_rho(distance / half, self.delta / half) >= self.rho_min
+        };
+        converges(a.half, self.y[b.start] - a.mid) && converges(b.half, b.mid - self.y[a.end - 1])
     }
 
     /// M2L between well-separated nodes `a` (left) and `b`, both directions.
@@ -656,6 +697,15 @@ fn lagrange_basis(
     for v in &mut out[..n] {
         *v *= inv;
     }
+}
+
+/// The parameter `rho` of the Bernstein ellipse (foci +-1) through `re + i im`:
+/// Chebyshev interpolation on [-1, 1] of a function analytic inside it
+/// converges like `rho^-p`. `rho = A + sqrt(A^2 - 1)` with `A` the ellipse's
+/// semi-major axis, half the sum of the distances to the foci.
+fn ellipse_rho(re: f64, im: f64) -> f64 {
+    let a = 0.5 * ((re - 1.0).hypot(im) + (re + 1.0).hypot(im));
+    a + (a * a - 1.0).max(0.0).sqrt()
 }
 
 /// Chebyshev point `k` of a node with `n` points (the midpoint when `n = 1`).
