@@ -39,7 +39,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_last(|v| v.charge = -1.0)
         .build()?;
-    let mut sim = Simulation::<2>::new(&problem)?;
+    // On one of rayon's threads, where a step's parallel calls are cheap.
+    jko::util::parallel::on_pool(|| steps(&problem))?;
+    Ok(())
+}
+
+/// Ten steps of `problem`, with the energy after each.
+fn steps(problem: &Problem) -> jko::Result<()> {
+    let mut sim = Simulation::<2>::new(problem)?;
     let start = sim.initial_report()?;
     println!(
         "step 0: energy {:.6e}, bandwidths {:?}",

@@ -42,6 +42,11 @@ pub struct SpeciesMethod {
 }
 
 /// A particle simulation of a scenario in dimension `D`.
+///
+/// Drive it from one of rayon's threads (wrap the loop in
+/// [`crate::util::parallel::on_pool`], as `jko` and the Python package do):
+/// from any other thread each parallel call inside a step pays two context
+/// switches, a third of a small 1D run's time.
 pub struct Simulation<const D: usize> {
     /// The problem being solved.
     pub problem: Problem,
