@@ -111,13 +111,29 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
         Part::Diffusion
     }
 
+    /// The species at once on a single process (each writes its own range of
+    /// `grad`; the values are added in species order, so the bits do not
+    /// change); in order under MPI, where each species' estimate makes
+    /// collective calls that every rank must make in the same order.
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
-        let mut total = 0.0;
+        let mut parts: Vec<(&mut BlobSpecies<D>, &mut [[f64; D]])> = Vec::new();
+        let (mut rest, mut offset) = (grad, 0);
         for s in &mut self.species {
             let r = s.range.clone();
-            total += s.value_and_gradient(&x[r.clone()], &mut grad[r]);
+            let (_, tail) = rest.split_at_mut(r.start - offset);
+            let (mine, tail) = tail.split_at_mut(r.len());
+            parts.push((s, mine));
+            (rest, offset) = (tail, r.end);
         }
-        total
+        let eval = |(s, g): &mut (&mut BlobSpecies<D>, &mut [[f64; D]])| {
+            s.value_and_gradient(&x[s.range.clone()], g)
+        };
+        let values: Vec<f64> = if crate::util::team::current().size() == 1 {
+            parts.par_iter_mut().map(eval).collect()
+        } else {
+            parts.iter_mut().map(eval).collect()
+        };
+        values.iter().fold(0.0, |total, v| total + v)
     }
 
     /// The lists' summation order follows the positions of their last build:
