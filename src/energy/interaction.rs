@@ -18,6 +18,9 @@ pub struct Interaction<const D: usize> {
     charges: Vec<f64>,
     backend: Box<dyn CouplingBackend<D>>,
     field: Vec<[f64; D]>,
+    /// The backend's energy from [`EnergyTerm::prepare`], with `field`, for
+    /// the next evaluation.
+    prepared: Option<f64>,
 }
 
 impl<const D: usize> Interaction<D> {
@@ -29,6 +32,7 @@ impl<const D: usize> Interaction<D> {
             charges,
             backend,
             field: vec![[0.0; D]; cloud.len()],
+            prepared: None,
         }
     }
 }
@@ -42,10 +46,24 @@ impl<const D: usize> EnergyTerm<D> for Interaction<D> {
         Some(self.backend.describe())
     }
 
+    fn prepares(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, x: &[[f64; D]]) {
+        self.prepared = Some(
+            self.backend
+                .energy_and_field(x, &self.charges, &mut self.field),
+        );
+    }
+
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
-        let u = self
-            .backend
-            .energy_and_field(x, &self.charges, &mut self.field);
+        let u = match self.prepared.take() {
+            Some(u) => u,
+            None => self
+                .backend
+                .energy_and_field(x, &self.charges, &mut self.field),
+        };
         let (lambda, q, field) = (self.strength, &self.charges[..], &self.field[..]);
         grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
             for (k, gi) in g.iter_mut().enumerate() {
@@ -59,6 +77,7 @@ impl<const D: usize> EnergyTerm<D> for Interaction<D> {
     }
 
     fn reset(&mut self) {
+        self.prepared = None;
         self.backend.reset();
     }
 }

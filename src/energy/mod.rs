@@ -67,6 +67,16 @@ pub trait EnergyTerm<const D: usize>: Send {
     fn part(&self) -> Part;
     /// Returns E(x) and *adds* grad E(x) to `grad`.
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64;
+    /// Computes what the next [`value_and_gradient`](EnergyTerm::value_and_gradient)
+    /// at the same `x` needs without touching `grad`, so that it can run
+    /// beside another term ([`FreeEnergy::evaluate`]); that call then only
+    /// adds. A term with nothing worth running apart does nothing.
+    fn prepare(&mut self, _x: &[[f64; D]]) {}
+    /// Whether [`prepare`](EnergyTerm::prepare) does anything (else no
+    /// thread is woken for it).
+    fn prepares(&self) -> bool {
+        false
+    }
     /// Drop state carried over from earlier calls that can change the result's
     /// last bits (called at the start of every JKO step).
     fn reset(&mut self) {}
@@ -95,10 +105,29 @@ impl<const D: usize> FreeEnergy<D> {
     }
 
     /// Returns the parts of E(x) and overwrites `grad` with grad E(x).
+    ///
+    /// On a single process the later terms' [`EnergyTerm::prepare`] (the
+    /// coupling's sums) runs beside the first term (the densities), each on
+    /// its own data; then every term adds to `grad` in order, so the bits
+    /// are those of evaluating the terms one after the other. Under MPI the
+    /// terms run in order: each makes collective calls, which every rank
+    /// must make in the same order.
     pub fn evaluate(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> EnergyParts {
         grad.fill([0.0; D]);
         let mut parts = EnergyParts::default();
-        for t in &mut self.terms {
+        let apart = self.terms.iter().skip(1).any(|t| t.prepares())
+            && crate::util::team::current().size() == 1;
+        let mut later = &mut self.terms[..];
+        if apart {
+            let (first, rest) = later.split_at_mut(1);
+            let (v, ()) = rayon::join(
+                || first[0].value_and_gradient(x, grad),
+                || rest.iter_mut().for_each(|t| t.prepare(x)),
+            );
+            parts.add(first[0].part(), v);
+            later = rest;
+        }
+        for t in later {
             let v = t.value_and_gradient(x, grad);
             parts.add(t.part(), v);
         }

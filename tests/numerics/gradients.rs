@@ -12,7 +12,7 @@
 use crate::support;
 
 use jko::density::DensityPlan;
-use jko::energy::FreeEnergy;
+use jko::energy::{FreeEnergy, Part};
 use jko::particles::Cloud;
 use jko::stepper::free_energy;
 
@@ -116,6 +116,34 @@ fn check_with<const D: usize>(m: f64, lambda: f64, softening: f64, mesh: bool) {
             "d={D} m={m} lambda={lambda} delta={softening} mesh={mesh} term {:?}: worst relative error {worst:e}",
             term.part()
         );
+    }
+    // The whole energy, whose coupling runs beside the densities, has the
+    // bits of its terms evaluated one after the other.
+    let mut one_by_one = vec![[0.0; D]; n];
+    let mut values = Vec::new();
+    for t in energy.terms_mut() {
+        values.push((t.part(), t.value_and_gradient(&x, &mut one_by_one)));
+    }
+    let mut grad = vec![[0.0; D]; n];
+    let parts = energy.evaluate(&x, &mut grad);
+    let same = |a: &[[f64; D]], b: &[[f64; D]]| {
+        a.iter()
+            .flatten()
+            .zip(b.iter().flatten())
+            .all(|(u, v)| u.to_bits() == v.to_bits())
+    };
+    assert!(
+        same(&grad, &one_by_one),
+        "d={D} m={m} lambda={lambda}: gradient bits"
+    );
+    for (part, v) in values {
+        let got = match part {
+            Part::Diffusion => parts.diffusion,
+            Part::Potential => parts.potential,
+            Part::Interaction => parts.interaction,
+            other => unreachable!("no {other:?} term here"),
+        };
+        assert_eq!(got.to_bits(), v.to_bits(), "{part:?}");
     }
 }
 
