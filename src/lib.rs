@@ -55,7 +55,10 @@
 //! ```
 //!
 //! `examples/quickstart.rs` is the same as a program; `jko run` drives a
-//! [`Simulation`] to a directory of CSV files ([`driver`]).
+//! [`Simulation`] to a directory of CSV files ([`driver`]). Both step from
+//! one of rayon's threads ([`util::parallel::on_pool`]): from any other
+//! thread, every parallel call inside a step costs two context switches,
+//! a third of a small 1D run's time.
 //!
 //! # Layout
 //!
