@@ -113,8 +113,7 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
 
     /// The species at once on a single process (each writes its own range of
     /// `grad`; the values are added in species order, so the bits do not
-    /// change); in order under MPI, where each species' estimate makes
-    /// collective calls that every rank must make in the same order.
+    /// change); in order under MPI ([`crate::util::team::alone`]).
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
         let mut parts: Vec<(&mut BlobSpecies<D>, &mut [[f64; D]])> = Vec::new();
         let (mut rest, mut offset) = (grad, 0);
@@ -128,7 +127,7 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
         let eval = |(s, g): &mut (&mut BlobSpecies<D>, &mut [[f64; D]])| {
             s.value_and_gradient(&x[s.range.clone()], g)
         };
-        let values: Vec<f64> = if crate::util::team::current().size() == 1 {
+        let values: Vec<f64> = if crate::util::team::alone() {
             parts.par_iter_mut().map(eval).collect()
         } else {
             parts.iter_mut().map(eval).collect()

@@ -110,13 +110,11 @@ impl<const D: usize> FreeEnergy<D> {
     /// coupling's sums) runs beside the first term (the densities), each on
     /// its own data; then every term adds to `grad` in order, so the bits
     /// are those of evaluating the terms one after the other. Under MPI the
-    /// terms run in order: each makes collective calls, which every rank
-    /// must make in the same order.
+    /// terms run in order ([`crate::util::team::alone`]).
     pub fn evaluate(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> EnergyParts {
         grad.fill([0.0; D]);
         let mut parts = EnergyParts::default();
-        let apart = self.terms.iter().skip(1).any(|t| t.prepares())
-            && crate::util::team::current().size() == 1;
+        let apart = self.terms.iter().skip(1).any(|t| t.prepares()) && crate::util::team::alone();
         let mut later = &mut self.terms[..];
         if apart {
             let (first, rest) = later.split_at_mut(1);

@@ -85,6 +85,15 @@ pub fn current() -> Arc<dyn Team> {
         .unwrap_or_else(|| Arc::new(Solo))
 }
 
+/// Whether the process's team is this process alone, so that independent
+/// parts of an evaluation (species, energy terms) may run side by side.
+/// Under MPI they may not: each makes collective calls, which every rank
+/// must make in the same order, and concurrent collectives on one
+/// communicator are not allowed even at `MPI_THREAD_MULTIPLE`.
+pub fn alone() -> bool {
+    PROCESS_TEAM.get().is_none_or(|t| t.size() == 1)
+}
+
 /// `parts` consecutive ranges of `0..cost.len()` of about equal total cost
 /// (each range ends where its cumulative cost passes the next multiple of
 /// total / parts, by the item's midpoint); empty ranges when there are more

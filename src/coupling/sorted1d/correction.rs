@@ -167,7 +167,6 @@ impl Correction {
             delta2: self.delta2,
             delta: self.delta2.sqrt(),
             separation: self.separation,
-            rho_min: SOFT_RHO,
             y,
             q,
         };
@@ -299,9 +298,6 @@ struct Interactions<'a> {
     delta2: f64,
     delta: f64,
     separation: f64,
-    /// Smallest Bernstein-ellipse parameter of a pair accepted for the
-    /// softening ([`Interactions::separated`]).
-    rho_min: f64,
     y: &'a [f64],
     q: &'a [f64],
 }
@@ -473,7 +469,7 @@ impl Interactions<'_> {
             return true;
         }
         let converges = |half: f64, distance: f64| {
-            half == 0.0 || ellipse_rho(distance / half, self.delta / half) >= self.rho_min
+            half == 0.0 || ellipse_rho(distance / half, self.delta / half) >= SOFT_RHO
         };
         converges(a.half, self.y[b.start] - a.mid) && converges(b.half, b.mid - self.y[a.end - 1])
     }
