@@ -131,9 +131,6 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     tree: Octree<D>,
     /// Multipoles, `nterms` per cell.
     mult: Vec<f64>,
-    /// The multipoles gathered from the members of a divided upward pass
-    /// (empty for a team of one).
-    gathered: Vec<f64>,
     /// Local expansions, `nterms` per cell.
     local: Vec<f64>,
     /// Frontier cells (pre-order) and top cells (pre-order).
@@ -178,7 +175,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             },
             tree: Octree::new(params.leaf_size),
             mult: Vec::new(),
-            gathered: Vec::new(),
             local: Vec::new(),
             frontier: Vec::new(),
             top: Vec::new(),

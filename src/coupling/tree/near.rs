@@ -137,7 +137,18 @@ pub struct NearField<const D: usize> {
     layout: Layout,
     /// Value of `tree.builds` the layout was made for.
     build: usize,
+    /// The packs of the leaves the summed tasks touch (their row leaves and
+    /// those rows' near leaves), in leaf order: every leaf for a single
+    /// process, a member's share of them in a divided evaluation.
     packs: Vec<Pack<D>>,
+    /// Per leaf: its first pack in `packs` (`u32::MAX`: not packed).
+    slot: Vec<u32>,
+    /// Per task boundary: the first pack in `packs` of the leaves from it on.
+    slot_bounds: Vec<u32>,
+    /// The tasks last packed (then summed and finished).
+    summed: std::ops::Range<usize>,
+    /// The sums of the packs of the `summed` tasks' own leaves, from the
+    /// first pack of the first of them.
     acc: Vec<Acc<D>>,
     /// Pair work per leaf, then task boundaries (indices into `Layout::leaves`).
     work: Vec<u64>,
@@ -173,7 +184,7 @@ impl<const D: usize> NearField<D> {
         self.leaf_work(tree, &near, 0..nl, &mut work);
         self.plan(work);
         let tasks = 0..self.tasks.len();
-        self.pack(tree);
+        self.pack(tree, &near, tasks.clone());
         self.sum(kernel, tree, &near, tasks.clone());
         self.finish(tree, tasks, phi, grad, Write::Add);
     }
@@ -259,19 +270,71 @@ impl<const D: usize> NearField<D> {
         self.tasks.len()
     }
 
-    /// Packs the particles of every leaf, range by range.
-    pub fn pack(&mut self, tree: &Octree<D>) {
+    /// Packs the particles of the leaves that tasks `tasks` touch: their row
+    /// leaves and the near leaves of those (every leaf when `tasks` are all
+    /// tasks), range by range; `near` must list the near leaves of their
+    /// leaves. The next [`sum`](Self::sum) and [`finish`](Self::finish) are
+    /// for the same tasks.
+    pub fn pack<'n>(
+        &mut self,
+        tree: &Octree<D>,
+        near: &(impl Fn(u32) -> &'n [u32] + Sync),
+        tasks: std::ops::Range<usize>,
+    ) {
         let (cells, lay, bounds) = (&tree.cells[..], &self.layout, &self.bounds);
+        let nl = lay.leaves.len();
+        // Which leaves are needed: all of them for all tasks (every leaf is a
+        // row leaf), else the rows of `tasks` and their later near leaves.
+        const NEEDED: u32 = 0;
+        self.slot.clear();
+        if tasks == (0..self.tasks.len()) {
+            self.slot.resize(nl, NEEDED);
+        } else {
+            self.slot.resize(nl, u32::MAX);
+            for a in self.task_leaves(&tasks) {
+                self.slot[a] = NEEDED;
+                let c = lay.leaves[a];
+                for &s in near(c).iter().filter(|&&s| s > c) {
+                    self.slot[lay.leaf_index[s as usize] as usize] = NEEDED;
+                }
+            }
+        }
+        // Slots in leaf order, so that each task's range of leaves has a
+        // contiguous range of packs.
+        self.slot_bounds.clear();
+        let mut total = 0u32;
+        let mut next_bound = bounds.iter().peekable();
+        for (a, slot) in self.slot.iter_mut().enumerate() {
+            while next_bound.next_if(|&&b| b <= a).is_some() {
+                self.slot_bounds.push(total);
+            }
+            if *slot == NEEDED {
+                *slot = total;
+                total += lay.first_pack[a + 1] - lay.first_pack[a];
+            }
+        }
+        self.slot_bounds.extend(next_bound.map(|_| total));
+        resize_to_fit(
+            &mut self.packs,
+            total as usize,
+            Pack {
+                x: [V::ZERO; D],
+                q: V::ZERO,
+            },
+        );
+        self.summed = tasks;
+        let (slot, slot_bounds) = (&self.slot, &self.slot_bounds);
         let src = tree.sources();
-        split_ranges(&mut self.packs, bounds, lay)
+        split_at_bounds(&mut self.packs, slot_bounds)
             .into_par_iter()
             .enumerate()
             .for_each(|(k, packs)| {
-                let p0 = lay.first_pack[bounds[k]] as usize;
-                for a in bounds[k]..bounds[k + 1] {
+                let p0 = slot_bounds[k] as usize;
+                for a in (bounds[k]..bounds[k + 1]).filter(|&a| slot[a] != u32::MAX) {
                     let cell = &cells[lay.leaves[a] as usize];
                     let (start, n) = (cell.start as usize, cell.count as usize);
-                    for (b, p) in packs[lay.packs(a).start - p0..lay.packs(a).end - p0]
+                    let first = slot[a] as usize - p0;
+                    for (b, p) in packs[first..first + lay.packs(a).len()]
                         .iter_mut()
                         .enumerate()
                     {
@@ -295,20 +358,24 @@ impl<const D: usize> NearField<D> {
         near: &(impl Fn(u32) -> &'n [u32] + Sync),
         tasks: std::ops::Range<usize>,
     ) {
+        assert_eq!(tasks, self.summed, "sum: the tasks packed last");
         let (cells, lay, bounds) = (&tree.cells[..], &self.layout, &self.bounds);
-        let packs = &self.packs[..];
-        split_ranges(&mut self.acc, bounds, lay)
+        let (packs, slot) = (&self.packs[..], &self.slot[..]);
+        let len = lay.first_pack[bounds[tasks.end]] - lay.first_pack[bounds[tasks.start]];
+        resize_to_fit(&mut self.acc, len as usize, Acc::ZERO);
+        split_ranges(&mut self.acc, &bounds[tasks.start..=tasks.end], lay)
             .into_par_iter()
-            .zip(self.tasks.par_iter_mut())
+            .zip(self.tasks[tasks.clone()].par_iter_mut())
             .enumerate()
-            .filter(|(k, _)| tasks.contains(k))
-            .for_each(|(k, (acc, scratch))| {
+            .for_each(|(i, (acc, scratch))| {
+                let k = tasks.start + i;
                 with_best_isa(RangeTask {
                     kernel,
                     cells,
                     lay,
                     near,
                     packs,
+                    slot,
                     range: bounds[k]..bounds[k + 1],
                     acc,
                     scratch,
@@ -392,15 +459,16 @@ impl<const D: usize> NearField<D> {
         grad: &mut [[f64; D]],
         write: Write,
     ) {
+        assert_eq!(tasks, self.summed, "finish: the tasks summed last");
         let (cells, lay, bounds) = (&tree.cells[..], &self.layout, &self.bounds);
         let all = &self.tasks;
         let outs = split_particles(phi, grad, bounds, lay, cells);
-        split_ranges(&mut self.acc, bounds, lay)
+        split_ranges(&mut self.acc, &bounds[tasks.start..=tasks.end], lay)
             .into_par_iter()
-            .zip(outs)
+            .zip(outs.into_par_iter().skip(tasks.start))
             .enumerate()
-            .filter(|(j, _)| tasks.contains(j))
-            .for_each(|(j, (acc, (phi, grad)))| {
+            .for_each(|(i, (acc, (phi, grad)))| {
+                let j = tasks.start + i;
                 let (lo, hi) = (bounds[j], bounds[j + 1]);
                 // A task may own no leaf (fewer leaves than tasks): nothing
                 // to write, and `leaves[lo]` would be past the end.
@@ -459,15 +527,28 @@ impl<const D: usize> NearField<D> {
             }
         }
         lay.first_pack.push(p);
-        self.packs.resize(
-            p as usize,
-            Pack {
-                x: [V::ZERO; D],
-                q: V::ZERO,
-            },
-        );
-        self.acc.resize(p as usize, Acc::ZERO);
     }
+}
+
+/// Resizes `v` to `len`, giving memory back when it holds much more: a
+/// member's share of the packs changes with the ownership of the tasks.
+fn resize_to_fit<T: Clone>(v: &mut Vec<T>, len: usize, fill: T) {
+    v.resize(len, fill);
+    if v.capacity() > len + len / 4 {
+        v.shrink_to(len);
+    }
+}
+
+/// Splits `data` at the offsets `bounds` (ascending, the first at 0).
+fn split_at_bounds<'a, T>(data: &'a mut [T], bounds: &[u32]) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(bounds.len());
+    let mut rest = data;
+    for w in bounds.windows(2) {
+        let (mine, r) = std::mem::take(&mut rest).split_at_mut((w[1] - w[0]) as usize);
+        out.push(mine);
+        rest = r;
+    }
+    out
 }
 
 /// Splits a per-pack array into the packs of the task ranges.
@@ -515,6 +596,8 @@ struct RangeTask<'a, 'n, const D: usize, K, N> {
     lay: &'a Layout,
     near: &'a N,
     packs: &'a [Pack<D>],
+    /// Per leaf: its first pack in `packs`.
+    slot: &'a [u32],
     range: std::ops::Range<usize>,
     /// Accumulators of the range's packs.
     acc: &'a mut [Acc<D>],
@@ -535,6 +618,7 @@ impl<'n, const D: usize, K: PairKernel<D>, N: Fn(u32) -> &'n [u32] + Sync> IsaTa
             lay,
             near,
             packs,
+            slot,
             range,
             acc,
             scratch: sc,
@@ -570,7 +654,7 @@ impl<'n, const D: usize, K: PairKernel<D>, N: Fn(u32) -> &'n [u32] + Sync> IsaTa
             sc.cols.clear();
             let own = lay.packs(a);
             sc.cols.push(Columns {
-                first: own.start as u32,
+                first: slot[a],
                 len: own.len() as u32,
                 dest: (own.start - p0) as u32,
                 halo: false,
@@ -588,7 +672,7 @@ impl<'n, const D: usize, K: PairKernel<D>, N: Fn(u32) -> &'n [u32] + Sync> IsaTa
                     (sc.halo_slot[h], true)
                 };
                 sc.cols.push(Columns {
-                    first: r.start as u32,
+                    first: slot[b],
                     len: r.len() as u32,
                     dest,
                     halo,
@@ -823,6 +907,83 @@ mod tests {
                 assert!(
                     (grad[i][d] - grad1[i][d]).abs() <= 1e-13 * gmax,
                     "D={D} i={i} d={d}"
+                );
+            }
+        }
+    }
+
+    /// Two members, each packing and summing half of the tasks (with the
+    /// halo of the first sent to the second), give the single evaluation's
+    /// bits; each packs only the leaves its tasks touch, fewer than all.
+    #[test]
+    fn members_pack_their_leaves_only_and_give_the_same_bits() {
+        const D: usize = 2;
+        let n = 6000;
+        let x: Vec<[f64; D]> = (0..n)
+            .map(|i| std::array::from_fn(|d| ((i * (d + 3)) as f64 * 0.618_034).fract()))
+            .collect();
+        let q: Vec<f64> = (0..n)
+            .map(|i| if i % 3 == 0 { -0.7 } else { 1.1 })
+            .collect();
+        let mut tree = Octree::<D>::new(20);
+        tree.update(&x, &q);
+        // Near leaves: centres closer than 0.1, about two leaf widths (local,
+        // as the traversal's lists are, so that a member does not touch
+        // every leaf).
+        let leaves: Vec<u32> = (0..tree.cells.len() as u32)
+            .filter(|&c| tree.cells[c as usize].is_leaf)
+            .collect();
+        let mut lists = vec![Vec::new(); tree.cells.len()];
+        for &a in &leaves {
+            for &b in &leaves {
+                let (ca, cb) = (&tree.cells[a as usize], &tree.cells[b as usize]);
+                let dist2: f64 = (0..D).map(|d| (ca.center[d] - cb.center[d]).powi(2)).sum();
+                if dist2 <= 0.01 {
+                    lists[a as usize].push(b);
+                }
+            }
+        }
+        let near = |c: u32| &lists[c as usize][..];
+        let kernel = Softened::<D>::new(0.01);
+        let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0; D]; n]);
+        let mut one = NearField::<D>::default();
+        one.evaluate(&kernel, &tree, near, &mut phi, &mut grad);
+        let all_packs = one.packs.len();
+
+        let mut members: Vec<NearField<D>> = (0..2).map(|_| NearField::default()).collect();
+        let halves = [0..NEAR_TASKS / 2, NEAR_TASKS / 2..NEAR_TASKS];
+        let mut out = vec![(vec![0.0; n], vec![[0.0; D]; n]); 2];
+        for (m, tasks) in members.iter_mut().zip(&halves) {
+            let nl = m.prepare(&tree);
+            let mut work = vec![0; nl];
+            m.leaf_work(&tree, &near, 0..nl, &mut work);
+            m.plan(work);
+            m.pack(&tree, &near, tasks.clone());
+            m.sum(&kernel, &tree, &near, tasks.clone());
+        }
+        let later = members[1].task_leaves(&halves[1]);
+        let msg = members[0].halo_message(halves[0].clone(), later);
+        members[1].receive_halo(&msg);
+        for ((m, tasks), (p, g)) in members.iter_mut().zip(&halves).zip(&mut out) {
+            assert!(
+                m.packs.len() < all_packs,
+                "a member packed {} of {all_packs} packs",
+                m.packs.len()
+            );
+            m.finish(&tree, tasks.clone(), p, g, Write::Assign);
+        }
+        let first_of_second = {
+            let a = members[1].task_leaves(&halves[1]).start;
+            tree.cells[members[1].leaves()[a] as usize].start as usize
+        };
+        for i in 0..n {
+            let (p, g) = &out[usize::from(i >= first_of_second)];
+            assert_eq!(p[i].to_bits(), phi[i].to_bits(), "phi of particle {i}");
+            for d in 0..D {
+                assert_eq!(
+                    g[i][d].to_bits(),
+                    grad[i][d].to_bits(),
+                    "grad of particle {i}"
                 );
             }
         }

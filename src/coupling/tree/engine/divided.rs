@@ -81,10 +81,10 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         let bounds: Vec<usize> = (0..=size).map(first).collect();
         self.upward_subtrees(tasks[rank].clone());
         let counts: Vec<usize> = bounds.windows(2).map(|b| (b[1] - b[0]) * nt).collect();
-        self.gathered.resize(ncells * nt, 0.0);
-        let mine = &self.mult[bounds[rank] * nt..bounds[rank + 1] * nt];
-        team.all_gather(mine, &counts, &mut self.gathered);
-        std::mem::swap(&mut self.mult, &mut self.gathered);
+        // Gathered in place: only this member's part is copied out (1/P of
+        // the multipoles), not a second array of all of them.
+        let mine = self.mult[bounds[rank] * nt..bounds[rank + 1] * nt].to_vec();
+        team.all_gather(&mine, &counts, &mut self.mult);
     }
 
     /// Steps 1-5 of the module docs, after the top of the tree (replicated).
@@ -202,9 +202,9 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             self.frontier_tasks();
             (self.stats.m2l, self.stats.p2p_pairs) = (m2l, p2p);
         }
-        self.near.pack(&self.tree);
         {
             let near = near_lists(&self.tasks, &self.frontier, &self.cell_task);
+            self.near.pack(&self.tree, &near, mine_near.clone());
             self.near
                 .sum(&self.kernel, &self.tree, &near, mine_near.clone());
         }
