@@ -156,16 +156,6 @@ pub struct NearField<const D: usize> {
     tasks: Vec<Scratch<D>>,
 }
 
-/// How [`NearField::finish`] writes the near field into the outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Write {
-    /// Adds it to the far field already there (a single process).
-    Add,
-    /// Overwrites the outputs with it (a divided evaluation, which adds
-    /// the far field once every part is gathered).
-    Assign,
-}
-
 impl<const D: usize> NearField<D> {
     /// Adds the near field to `phi`, `grad` (sorted particle order, unscaled).
     /// `near(c)` lists the leaves near leaf `c` (cell indices, `c` itself included);
@@ -186,7 +176,7 @@ impl<const D: usize> NearField<D> {
         let tasks = 0..self.tasks.len();
         self.pack(tree, &near, tasks.clone());
         self.sum(kernel, tree, &near, tasks.clone());
-        self.finish(tree, tasks, phi, grad, Write::Add);
+        self.finish(tree, tasks, phi, grad);
     }
 
     /// Lays out the leaves of `tree` (after a topology change); returns the
@@ -449,15 +439,15 @@ impl<const D: usize> NearField<D> {
     }
 
     /// Adds the halo buffers of the tasks before each task of `tasks` (in
-    /// task order) to its accumulators and writes them into the outputs of
-    /// its particles (`phi`, `grad`: all particles, sorted order).
+    /// task order) to its accumulators and adds them to the outputs of its
+    /// particles (`phi`, `grad`: all particles, sorted order, holding the far
+    /// field).
     pub fn finish(
         &mut self,
         tree: &Octree<D>,
         tasks: std::ops::Range<usize>,
         phi: &mut [f64],
         grad: &mut [[f64; D]],
-        write: Write,
     ) {
         assert_eq!(tasks, self.summed, "finish: the tasks summed last");
         let (cells, lay, bounds) = (&tree.cells[..], &self.layout, &self.bounds);
@@ -494,17 +484,9 @@ impl<const D: usize> NearField<D> {
                     for m in 0..cell.count as usize {
                         let (p, l) = (&packs[m / LANES], m % LANES);
                         let i = cell.start as usize + m - first;
-                        match write {
-                            Write::Add => {
-                                phi[i] += p.phi.0[l];
-                                for (g, pg) in grad[i].iter_mut().zip(&p.grad) {
-                                    *g += pg.0[l];
-                                }
-                            }
-                            Write::Assign => {
-                                phi[i] = p.phi.0[l];
-                                grad[i] = std::array::from_fn(|d| p.grad[d].0[l]);
-                            }
+                        phi[i] += p.phi.0[l];
+                        for (g, pg) in grad[i].iter_mut().zip(&p.grad) {
+                            *g += pg.0[l];
                         }
                     }
                 }
@@ -970,7 +952,7 @@ mod tests {
                 "a member packed {} of {all_packs} packs",
                 m.packs.len()
             );
-            m.finish(&tree, tasks.clone(), p, g, Write::Assign);
+            m.finish(&tree, tasks.clone(), p, g);
         }
         let first_of_second = {
             let a = members[1].task_leaves(&halves[1]).start;

@@ -24,8 +24,8 @@
 //!    M2L, L2L and L2P of its own tasks. A task's values do not depend on
 //!    who runs it, so ownership moves work and never the bits.
 //! 2. **Gather A** (`all_gather`): each member's L2P values (phi, grad) of
-//!    its particles, the pair work of its leaves, and its tasks' seconds and
-//!    interaction counts.
+//!    its particles, in place ([`share`]), then the pair work of its leaves
+//!    and its tasks' seconds and interaction counts.
 //! 3. **Near field.** From the work of every leaf every member cuts the same
 //!    near tasks as a single process ([`NearField::plan`]) and owns a
 //!    contiguous range of them (the tasks have equal work; with more members
@@ -39,20 +39,21 @@
 //!    member 0 only sends, and each member's receives are matched in member
 //!    order). Each member then adds, for its tasks, the halos of all earlier
 //!    tasks in task order, as a single process does.
-//! 5. **Gather B**: each member's near sums of its particles; every member
-//!    forms `phi = L2P + near` for all particles, the single process's one
-//!    addition per value.
+//! 5. **Gather B**: the owner of a near task adds its particles' near sums
+//!    to their L2P values (which every member holds since gather A), the
+//!    single process's one addition per value; an `all_gather` in place
+//!    gives every member all the sums. No array of N values is allocated
+//!    for the exchanges.
 //!
 //! Per evaluation: an `all_gather` of the multipoles (cells x terms
-//! numbers: 2D, order 13, 105 terms; ~5 cells per 100 particles), two
-//! `all_gather`s of N (1 + d) numbers (plus the leaves' work and the tasks'
-//! counts) and at most P (P - 1) / 2 halo messages, whose size is that of
-//! the near tasks' boundary layers.
+//! numbers: 2D, order 13, 105 terms; ~5 cells per 100 particles), four
+//! `all_gather`s of N or N d numbers (phi and grad at gathers A and B; plus
+//! one of the leaves' work and the tasks' counts) and at most P (P - 1) / 2
+//! halo messages, whose size is that of the near tasks' boundary layers.
 
 use super::{Engine, FmmStats, Mode, near_lists};
-use crate::coupling::tree::near::Write;
 use crate::coupling::tree::taylor::FarKernel;
-use crate::util::team::split_by_cost;
+use crate::util::team::{share, split_by_cost};
 use std::ops::Range;
 
 impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
@@ -80,11 +81,10 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         };
         let bounds: Vec<usize> = (0..=size).map(first).collect();
         self.upward_subtrees(tasks[rank].clone());
-        let counts: Vec<usize> = bounds.windows(2).map(|b| (b[1] - b[0]) * nt).collect();
-        // Gathered in place: only this member's part is copied out (1/P of
-        // the multipoles), not a second array of all of them.
-        let mine = self.mult[bounds[rank] * nt..bounds[rank + 1] * nt].to_vec();
-        team.all_gather(&mine, &counts, &mut self.mult);
+        // Gathered in place (only this member's part is copied out), not
+        // into a second array of all the multipoles.
+        let cells: Vec<Range<usize>> = bounds.windows(2).map(|b| b[0]..b[1]).collect();
+        share(&*team, &cells, nt, &mut self.mult);
     }
 
     /// Steps 1-5 of the module docs, after the top of the tree (replicated).
@@ -93,7 +93,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         team.agree_on_interrupt();
         let (rank, size) = (team.rank(), team.size());
         let nf = self.frontier.len();
-        let n = self.tree.cells[0].count as usize;
 
         // 1. The far field of this member's frontier tasks.
         let far: Vec<Range<usize>> = {
@@ -113,13 +112,15 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.frontier_tasks();
         lap(3, &mut self.stats);
 
-        // 2. Gather A: [leaf work | L2P (phi, grad) | seconds, m2l, p2p per task].
+        // 2. Gather A: the L2P values (phi, grad) in place, then [leaf work |
+        // seconds, m2l, p2p per task].
         let nl = self.near.prepare(&self.tree);
         let far_leaves: Vec<Range<usize>> = far.iter().map(|r| self.frontier_leaves(r)).collect();
         let far_particles: Vec<Range<usize>> =
             far.iter().map(|r| self.frontier_particles(r)).collect();
+        self.share_values(&far_particles);
         let counts: Vec<usize> = (0..size)
-            .map(|k| far_leaves[k].len() + (1 + D) * far_particles[k].len() + 3 * far[k].len())
+            .map(|k| far_leaves[k].len() + 3 * far[k].len())
             .collect();
         let mut mine = Vec::with_capacity(counts[rank]);
         {
@@ -128,10 +129,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             self.near
                 .leaf_work(&self.tree, &near, far_leaves[rank].clone(), &mut work);
             mine.extend(work.iter().map(|&w| w as f64));
-        }
-        for i in far_particles[rank].clone() {
-            mine.push(self.phi_s[i]);
-            mine.extend_from_slice(&self.grad_s[i]);
         }
         for f in far[rank].clone() {
             let t = &self.tasks[f];
@@ -154,11 +151,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 work[a] = all[at] as u64;
                 at += 1;
             }
-            for i in far_particles[k].clone() {
-                self.phi_s[i] = all[at];
-                self.grad_s[i].copy_from_slice(&all[at + 1..at + 1 + D]);
-                at += 1 + D;
-            }
             for f in far[k].clone() {
                 seconds[f] = all[at];
                 if k != rank {
@@ -169,9 +161,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             }
         }
         self.own.observe(&seconds);
-        // Buffers of N (1 + d) numbers each: freed here, not at the end,
-        // so that they do not add to the peak of gather B.
-        drop((all, mine));
 
         // 3. The near tasks of this member, and the lists their rows need.
         self.near.plan(work);
@@ -218,37 +207,28 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             let leaves = self.near.task_leaves(&near_tasks[k]);
             team.send(k, &self.near.halo_message(mine_near.clone(), leaves));
         }
-        let mut near_phi = vec![0.0; n];
-        let mut near_grad = vec![[0.0; D]; n];
-        self.near.finish(
-            &self.tree,
-            mine_near,
-            &mut near_phi,
-            &mut near_grad,
-            Write::Assign,
-        );
+        // Every member holds every L2P value since gather A, so the owner
+        // of a near task forms far + near for its particles: the single
+        // process's one addition per value.
+        self.near
+            .finish(&self.tree, mine_near, &mut self.phi_s, &mut self.grad_s);
 
-        // 5. Gather B and the sum far + near.
+        // 5. Gather B: those sums, in place.
         let near_particles: Vec<Range<usize>> = near_tasks
             .iter()
             .map(|t| self.leaf_particles(&self.near.task_leaves(t)))
             .collect();
-        let counts: Vec<usize> = near_particles.iter().map(|p| (1 + D) * p.len()).collect();
-        let mut mine = Vec::with_capacity(counts[rank]);
-        for i in near_particles[rank].clone() {
-            mine.push(near_phi[i]);
-            mine.extend_from_slice(&near_grad[i]);
-        }
-        drop((near_phi, near_grad));
-        let mut all = vec![0.0; counts.iter().sum()];
-        team.all_gather(&mine, &counts, &mut all);
-        for (i, v) in all.chunks_exact(1 + D).enumerate() {
-            self.phi_s[i] += v[0];
-            for d in 0..D {
-                self.grad_s[i][d] += v[1 + d];
-            }
-        }
+        self.share_values(&near_particles);
         lap(4, &mut self.stats);
+    }
+
+    /// Collective: member k's values (potential and gradient, sorted order)
+    /// of the particles `particles[k]` (ranges covering them in order) to
+    /// every member, in place.
+    fn share_values(&mut self, particles: &[Range<usize>]) {
+        let team = &*self.team;
+        share(team, particles, 1, &mut self.phi_s);
+        share(team, particles, D, self.grad_s.as_flattened_mut());
     }
 
     /// The leaves (indices into the near field's leaves) of frontier tasks `r`.
