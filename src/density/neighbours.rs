@@ -102,6 +102,9 @@ pub struct NeighbourList<const D: usize> {
     /// The chunks whose clusters the last build searched (all of them but
     /// in a divided evaluation, where each member searches its own).
     built: Range<usize>,
+    /// The slots the last build's kd-tree held, ascending, when fewer than
+    /// all ([`searched_slots`](Self::searched_slots)).
+    searched: Vec<u32>,
     builds: usize,
 }
 
@@ -121,6 +124,7 @@ impl<const D: usize> NeighbourList<D> {
             scratch: Vec::new(),
             chunks: Vec::new(),
             built: 0..0,
+            searched: Vec::new(),
             builds: 0,
         }
     }
@@ -181,12 +185,6 @@ impl<const D: usize> NeighbourList<D> {
         self.reference.extend_from_slice(x);
         self.builds += 1;
         let cell = self.sort_slots(x);
-        // kiddo builds in parallel above the threshold, the same tree as
-        // its serial build (`same_list_on_one_and_two_threads`).
-        let tree: ImmutableKdTree<f64, D> = ImmutableKdTree::builder()
-            .with_parallel_construction_threshold(PARALLEL_TREE_BUILD)
-            .build_from_slice(&self.sorted)
-            .expect("finite positions");
         let r = self.cutoff + self.skin;
         // Key bits below the cluster cells: 2^level cells of the key make a
         // side of at most CLUSTER_CELL r.
@@ -195,10 +193,46 @@ impl<const D: usize> NeighbourList<D> {
         } else {
             0
         };
-        let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
+        let cell_shift = D as u32 * level;
         self.chunks
             .resize_with(n.div_ceil(CHUNK), ChunkClusters::default);
         self.built = owned.clone();
+        let own_slots = (owned.start * CHUNK).min(n)..(owned.end * CHUNK).min(n);
+        if own_slots.is_empty() {
+            // A member with no chunk of its own searches nothing.
+            self.chunks
+                .iter_mut()
+                .for_each(|c| *c = ChunkClusters::default());
+            self.searched.clear();
+            return;
+        }
+        // The kd-tree holds every slot, or for a member searching its own
+        // chunks, the slots its searches can find: its own and its ghosts.
+        self.searched = if own_slots.len() < n {
+            reachable(&self.sorted, &self.keys, own_slots, cell_shift, r)
+        } else {
+            Vec::new()
+        };
+        if self.searched.len() == n {
+            self.searched.clear();
+        }
+        let points: Vec<[f64; D]> = self
+            .searched
+            .iter()
+            .map(|&s| self.sorted[s as usize])
+            .collect();
+        // kiddo builds in parallel above the threshold, the same tree as
+        // its serial build (`same_list_on_one_and_two_threads`).
+        let tree: ImmutableKdTree<f64, D> = ImmutableKdTree::builder()
+            .with_parallel_construction_threshold(PARALLEL_TREE_BUILD)
+            .build_from_slice(if self.searched.is_empty() {
+                &self.sorted
+            } else {
+                &points
+            })
+            .expect("finite positions");
+        let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
+        let slot_of = &self.searched[..];
         self.chunks.par_iter_mut().enumerate().for_each(|(c, out)| {
             if !owned.contains(&c) {
                 *out = ChunkClusters::default();
@@ -206,15 +240,23 @@ impl<const D: usize> NeighbourList<D> {
             }
             ChunkBuild {
                 tree,
+                slot_of,
                 sorted,
                 keys,
-                cell_shift: D as u32 * level,
+                cell_shift,
                 slots: c * CHUNK..((c + 1) * CHUNK).min(n),
                 reach: r,
                 out,
             }
             .run()
         });
+    }
+
+    /// The slots the last build's kd-tree held, ascending, when it held
+    /// fewer than all (a member of a divided evaluation: its own slots and
+    /// its ghosts); empty when it held every slot.
+    pub fn searched_slots(&self) -> &[u32] {
+        &self.searched
     }
 
     /// Morton order of the reference positions: the bounding box's longest
@@ -308,7 +350,10 @@ impl<const D: usize> NeighbourList<D> {
 
 /// The clusters of the slots `slots` and their candidates (module docs).
 struct ChunkBuild<'a, const D: usize> {
+    /// The kd-tree, over all slots or over the slots `slot_of` (then its
+    /// items index `slot_of`).
     tree: &'a ImmutableKdTree<f64, D>,
+    slot_of: &'a [u32],
     sorted: &'a [[f64; D]],
     /// Morton keys in slot order, and the shift that leaves a cluster cell.
     keys: &'a [(u64, u32)],
@@ -322,6 +367,7 @@ impl<const D: usize> ChunkBuild<'_, D> {
     fn run(self) {
         let ChunkBuild {
             tree,
+            slot_of,
             sorted,
             keys,
             cell_shift,
@@ -333,23 +379,29 @@ impl<const D: usize> ChunkBuild<'_, D> {
         out.offsets.clear();
         out.indices.clear();
         out.offsets.push(0);
-        let mut first = slots.start;
-        while first < slots.end {
-            let cell = keys[first].0.checked_shr(cell_shift).unwrap_or(0);
-            let end = (first + 1..(first + CLUSTER).min(slots.end))
-                .find(|&s| keys[s].0.checked_shr(cell_shift).unwrap_or(0) != cell)
-                .unwrap_or((first + CLUSTER).min(slots.end));
-            let (center, extent) = bounding_ball(&sorted[first..end]);
-            out.starts.push(first as u32);
-            first = end;
-            // The relative margin covers the rounding of the distances kiddo
-            // compares (a candidate too many only adds a zero term).
-            let ball = (reach + extent) * (1.0 + 1e-12);
+        for cluster in clusters(keys, slots.clone(), cell_shift) {
+            let (center, ball) = search_ball(&sorted[cluster.clone()], reach);
+            out.starts.push(cluster.start as u32);
+            // The candidates are the slots whose distance (as kiddo computes
+            // it, point by point) is within `ball`, from a search of a
+            // slightly wider ball: the search's pruning can then miss none
+            // of them, so the set is a function of the positions, not of
+            // the kd-tree's layout, and a member's tree over its slots and
+            // ghosts finds the single process's candidates (the sums'
+            // lanes, and so their bits, depend on them).
+            let (ball2, wide) = (ball * ball, ball * (1.0 + 1e-9));
             let from = out.indices.len();
             tree.query(&center)
-                .within::<SquaredEuclidean<f64>>(ball * ball)
+                .within::<SquaredEuclidean<f64>>(wide * wide)
                 .unsorted()
-                .visit(|nb| out.indices.push(nb.item));
+                .visit(|nb| {
+                    if nb.distance <= ball2 {
+                        out.indices.push(match slot_of {
+                            [] => nb.item,
+                            _ => slot_of[nb.item as usize],
+                        });
+                    }
+                });
             // Ascending slots: the sums' gathers then walk memory forwards,
             // and the order is kiddo's no more.
             out.indices[from..].sort_unstable();
@@ -357,6 +409,90 @@ impl<const D: usize> ChunkBuild<'_, D> {
         }
         out.starts.push(slots.end as u32);
     }
+}
+
+/// The clusters of the slots `slots` (module docs): runs of at most
+/// `CLUSTER` consecutive slots whose keys agree above `cell_shift` bits.
+fn clusters(
+    keys: &[(u64, u32)],
+    slots: Range<usize>,
+    cell_shift: u32,
+) -> impl Iterator<Item = Range<usize>> + '_ {
+    let mut first = slots.start;
+    std::iter::from_fn(move || {
+        if first >= slots.end {
+            return None;
+        }
+        let cell = keys[first].0.checked_shr(cell_shift).unwrap_or(0);
+        let last = (first + CLUSTER).min(slots.end);
+        let end = (first + 1..last)
+            .find(|&s| keys[s].0.checked_shr(cell_shift).unwrap_or(0) != cell)
+            .unwrap_or(last);
+        let cluster = first..end;
+        first = end;
+        Some(cluster)
+    })
+}
+
+/// The ball a cluster's search covers: the center of its box and the
+/// radius `reach` beyond its farthest member, with a relative margin for
+/// the rounding of the distances (a candidate too many only adds a zero
+/// term).
+fn search_ball<const D: usize>(members: &[[f64; D]], reach: f64) -> ([f64; D], f64) {
+    let (center, extent) = bounding_ball(members);
+    (center, (reach + extent) * (1.0 + 1e-12))
+}
+
+/// The slots (ascending) within the search balls of the clusters of
+/// `own`: a member's own slots and its ghosts, all that its searches can
+/// find. Not the box of `own`: a Morton range's box can be the whole cloud
+/// (4 of 12 chunks of a uniform square are). The balls mark the cells of
+/// a grid of side `reach` they overlap (hashed: the cloud's box may hold
+/// far more cells than the balls touch), and a slot is kept when its cell
+/// is marked; the balls are widened by 1e-9 as the searches are.
+fn reachable<const D: usize>(
+    sorted: &[[f64; D]],
+    keys: &[(u64, u32)],
+    own: Range<usize>,
+    cell_shift: u32,
+    reach: f64,
+) -> Vec<u32> {
+    let n = sorted.len();
+    let (lo, _) = bounding_box(sorted);
+    let side = reach;
+    let cell_of = |v: f64, a: usize| ((v - lo[a]) / side).floor() as i64;
+    let mut marked = std::collections::HashSet::new();
+    for chunk in own.clone().step_by(CHUNK) {
+        let slots = chunk..(chunk + CHUNK).min(own.end);
+        for cluster in clusters(keys, slots, cell_shift) {
+            let (center, ball) = search_ball(&sorted[cluster], reach);
+            let wide = ball * (1.0 + 1e-9);
+            let from: [i64; D] = std::array::from_fn(|a| cell_of(center[a] - wide, a));
+            let to: [i64; D] = std::array::from_fn(|a| cell_of(center[a] + wide, a));
+            let count: i64 = (0..D).map(|a| to[a] - from[a] + 1).product();
+            if count > 4096 {
+                // A ball of many cells (a reach comparable to the cloud's
+                // size): keep every slot.
+                return (0..n as u32).collect();
+            }
+            let mut at = from;
+            loop {
+                marked.insert(at);
+                let Some(a) = (0..D).find(|&a| at[a] < to[a]) else {
+                    break;
+                };
+                at[a] += 1;
+                at[..a].copy_from_slice(&from[..a]);
+            }
+        }
+    }
+    (0..n as u32)
+        .filter(|&s| {
+            let p = &sorted[s as usize];
+            own.contains(&(s as usize))
+                || marked.contains(&std::array::from_fn::<i64, D, _>(|a| cell_of(p[a], a)))
+        })
+        .collect()
 }
 
 /// Center of the bounding box of `pts` and the largest distance from it.
@@ -578,6 +714,63 @@ mod tests {
         check::<1>();
         check::<2>();
         check::<3>();
+    }
+
+    /// A member that searches its own chunks, from a kd-tree of its slots
+    /// and their ghosts only, finds every cluster's candidates exactly as
+    /// the list of all chunks does (the sums' bits depend on them), and its
+    /// tree holds fewer slots than all. Clustered clouds too: the Gaussian
+    /// core puts many slots on the edge of the members' regions.
+    #[test]
+    fn a_member_finds_the_candidates_of_the_whole_list_from_its_ghosts() {
+        fn check<const D: usize>(x: &[[f64; D]], cutoff: f64, parts: usize) {
+            let n = x.len();
+            let mut whole = NeighbourList::<D>::new(cutoff, 0.25 * cutoff);
+            whole.update(x);
+            assert!(whole.searched_slots().is_empty());
+            let chunks = n.div_ceil(CHUNK);
+            for own in crate::util::team::split_even(chunks, parts) {
+                let mut member = NeighbourList::<D>::new(cutoff, 0.25 * cutoff);
+                member.update_chunks(x, |_| own.clone());
+                assert_eq!(member.order(), whole.order());
+                let held = member.searched_slots().len();
+                assert!(
+                    held > 0 && held < n,
+                    "D={D}: chunks {own:?} searched {held} of {n} slots"
+                );
+                for c in own.clone() {
+                    let a: Vec<_> = member
+                        .clusters_of_chunk(c)
+                        .map(|k| (k.slots, k.candidates))
+                        .collect();
+                    let b: Vec<_> = whole
+                        .clusters_of_chunk(c)
+                        .map(|k| (k.slots, k.candidates))
+                        .collect();
+                    assert!(a == b, "D={D}: chunk {c} of {own:?} differs");
+                }
+            }
+        }
+        let spread = |i: usize, a: usize| ((i * (2 * a + 3)) as f64 * 0.618_034).fract();
+        let gauss = |i: usize, a: usize| {
+            // A Box-Muller pair from two quasi-random uniforms.
+            let (u, v) = (spread(i, a).max(1e-12), spread(i, a + 7));
+            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+        };
+        let x2: Vec<[f64; 2]> = (0..12_000)
+            .map(|i| std::array::from_fn(|a| spread(i, a)))
+            .collect();
+        check(&x2, 0.02, 3);
+        let g2: Vec<[f64; 2]> = (0..12_000)
+            .map(|i| std::array::from_fn(|a| gauss(i, a)))
+            .collect();
+        check(&g2, 0.05, 4);
+        let x3: Vec<[f64; 3]> = (0..12_000)
+            .map(|i| std::array::from_fn(|a| gauss(i, a)))
+            .collect();
+        check(&x3, 0.2, 2);
+        let x1: Vec<[f64; 1]> = (0..5_000).map(|i| [gauss(i, 0)]).collect();
+        check(&x1, 0.01, 3);
     }
 
     #[test]
