@@ -810,22 +810,33 @@ mod tests {
     use crate::coupling::pair_kernel::{Correction1d, Softened, TargetBlock};
     use crate::util::simd_dispatch::Portable;
 
-    /// A symmetric selection of leaf pairs: every leaf with itself, and about two
-    /// thirds of the other pairs.
-    fn near_lists<const D: usize>(tree: &Octree<D>) -> Vec<Vec<u32>> {
+    /// The near lists of the leaf pairs `(a, b)` for which `near(a, b)`
+    /// (symmetric), per cell.
+    fn lists_where<const D: usize>(
+        tree: &Octree<D>,
+        near: impl Fn(u32, u32) -> bool,
+    ) -> Vec<Vec<u32>> {
         let leaves: Vec<u32> = (0..tree.cells.len() as u32)
             .filter(|&c| tree.cells[c as usize].is_leaf)
             .collect();
         let mut lists = vec![Vec::new(); tree.cells.len()];
         for &a in &leaves {
             for &b in &leaves {
-                let (lo, hi) = (a.min(b) as u64, a.max(b) as u64);
-                if a == b || (lo * 7919 + hi * 104_729) % 3 != 0 {
+                if near(a, b) {
                     lists[a as usize].push(b);
                 }
             }
         }
         lists
+    }
+
+    /// A symmetric selection of leaf pairs: every leaf with itself, and about two
+    /// thirds of the other pairs.
+    fn near_lists<const D: usize>(tree: &Octree<D>) -> Vec<Vec<u32>> {
+        lists_where(tree, |a, b| {
+            let (lo, hi) = (a.min(b) as u64, a.max(b) as u64);
+            a == b || (lo * 7919 + hi * 104_729) % 3 != 0
+        })
     }
 
     /// The mutual near field against the one-sided sums of each leaf over its near
@@ -912,19 +923,13 @@ mod tests {
         // Near leaves: centres closer than 0.1, about two leaf widths (local,
         // as the traversal's lists are, so that a member does not touch
         // every leaf).
-        let leaves: Vec<u32> = (0..tree.cells.len() as u32)
-            .filter(|&c| tree.cells[c as usize].is_leaf)
-            .collect();
-        let mut lists = vec![Vec::new(); tree.cells.len()];
-        for &a in &leaves {
-            for &b in &leaves {
-                let (ca, cb) = (&tree.cells[a as usize], &tree.cells[b as usize]);
-                let dist2: f64 = (0..D).map(|d| (ca.center[d] - cb.center[d]).powi(2)).sum();
-                if dist2 <= 0.01 {
-                    lists[a as usize].push(b);
-                }
-            }
-        }
+        let lists = lists_where(&tree, |a, b| {
+            let (ca, cb) = (&tree.cells[a as usize], &tree.cells[b as usize]);
+            (0..D)
+                .map(|d| (ca.center[d] - cb.center[d]).powi(2))
+                .sum::<f64>()
+                <= 0.01
+        });
         let near = |c: u32| &lists[c as usize][..];
         let kernel = Softened::<D>::new(0.01);
         let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0; D]; n]);
