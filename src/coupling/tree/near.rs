@@ -521,29 +521,26 @@ fn resize_to_fit<T: Clone>(v: &mut Vec<T>, len: usize, fill: T) {
     }
 }
 
+/// Splits `data` into consecutive pieces of the lengths `lens`.
+fn split_lengths<'a, T>(data: &'a mut [T], lens: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+    let mut rest = data;
+    lens.map(|len| {
+        let (mine, r) = std::mem::take(&mut rest).split_at_mut(len);
+        rest = r;
+        mine
+    })
+    .collect()
+}
+
 /// Splits `data` at the offsets `bounds` (ascending, the first at 0).
 fn split_at_bounds<'a, T>(data: &'a mut [T], bounds: &[u32]) -> Vec<&'a mut [T]> {
-    let mut out = Vec::with_capacity(bounds.len());
-    let mut rest = data;
-    for w in bounds.windows(2) {
-        let (mine, r) = std::mem::take(&mut rest).split_at_mut((w[1] - w[0]) as usize);
-        out.push(mine);
-        rest = r;
-    }
-    out
+    split_lengths(data, bounds.windows(2).map(|w| (w[1] - w[0]) as usize))
 }
 
 /// Splits a per-pack array into the packs of the task ranges.
 fn split_ranges<'a, T>(data: &'a mut [T], bounds: &[usize], lay: &Layout) -> Vec<&'a mut [T]> {
-    let mut out = Vec::with_capacity(bounds.len());
-    let mut rest = data;
-    for w in bounds.windows(2) {
-        let len = (lay.first_pack[w[1]] - lay.first_pack[w[0]]) as usize;
-        let (mine, r) = std::mem::take(&mut rest).split_at_mut(len);
-        out.push(mine);
-        rest = r;
-    }
-    out
+    let len = |w: &[usize]| (lay.first_pack[w[1]] - lay.first_pack[w[0]]) as usize;
+    split_lengths(data, bounds.windows(2).map(len))
 }
 
 /// Splits the outputs (sorted order) into the particles of the task ranges.
