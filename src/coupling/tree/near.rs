@@ -522,7 +522,7 @@ fn resize_to_fit<T: Clone>(v: &mut Vec<T>, len: usize, fill: T) {
 }
 
 /// Splits `data` into consecutive pieces of the lengths `lens`.
-fn split_lengths<'a, T>(data: &'a mut [T], lens: impl Iterator<Item = usize>) -> Vec<&'a mut [T]> {
+fn split_lengths<T>(data: &mut [T], lens: impl Iterator<Item = usize>) -> Vec<&mut [T]> {
     let mut rest = data;
     lens.map(|len| {
         let (mine, r) = std::mem::take(&mut rest).split_at_mut(len);
