@@ -60,6 +60,11 @@ const CLUSTER_CELL: f64 = 0.7;
 /// clusters").
 const PARALLEL_TREE_BUILD: usize = 16_384;
 
+/// kiddo is asked for each search ball widened by this factor, so that its
+/// pruning misses no slot of the exact ball; `reachable` marks the same
+/// widened balls, so that a member's kd-tree holds every such slot.
+const SEARCH_WIDENING: f64 = 1.0 + 1e-9;
+
 /// The clusters of one chunk of slots and their candidates, in
 /// compressed-row form.
 #[derive(Debug, Clone, Default)]
@@ -389,7 +394,7 @@ impl<const D: usize> ChunkBuild<'_, D> {
             // the kd-tree's layout, and a member's tree over its slots and
             // ghosts finds the single process's candidates (the sums'
             // lanes, and so their bits, depend on them).
-            let (ball2, wide) = (ball * ball, ball * (1.0 + 1e-9));
+            let (ball2, wide) = (ball * ball, ball * SEARCH_WIDENING);
             let from = out.indices.len();
             tree.query(&center)
                 .within::<SquaredEuclidean<f64>>(wide * wide)
@@ -459,14 +464,13 @@ fn reachable<const D: usize>(
 ) -> Vec<u32> {
     let n = sorted.len();
     let (lo, _) = bounding_box(sorted);
-    let side = reach;
-    let cell_of = |v: f64, a: usize| ((v - lo[a]) / side).floor() as i64;
+    let cell_of = |v: f64, a: usize| ((v - lo[a]) / reach).floor() as i64;
     let mut marked = std::collections::HashSet::new();
     for chunk in own.clone().step_by(CHUNK) {
         let slots = chunk..(chunk + CHUNK).min(own.end);
         for cluster in clusters(keys, slots, cell_shift) {
             let (center, ball) = search_ball(&sorted[cluster], reach);
-            let wide = ball * (1.0 + 1e-9);
+            let wide = ball * SEARCH_WIDENING;
             let from: [i64; D] = std::array::from_fn(|a| cell_of(center[a] - wide, a));
             let to: [i64; D] = std::array::from_fn(|a| cell_of(center[a] + wide, a));
             let count: i64 = (0..D).map(|a| to[a] - from[a] + 1).product();
