@@ -238,7 +238,7 @@ impl<const D: usize> NeighbourList<D> {
             .expect("finite positions");
         let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
         let slot_of = &self.searched[..];
-        self.chunks.par_iter_mut().enumerate().for_each(|(c, out)| {
+        (self.chunks.par_iter_mut().enumerate()).for_each_init(Vec::new, |bits, (c, out)| {
             if !owned.contains(&c) {
                 *out = ChunkClusters::default();
                 return;
@@ -252,6 +252,7 @@ impl<const D: usize> NeighbourList<D> {
                 slots: c * CHUNK..((c + 1) * CHUNK).min(n),
                 reach: r,
                 out,
+                bits,
             }
             .run()
         });
@@ -366,6 +367,8 @@ struct ChunkBuild<'a, const D: usize> {
     slots: Range<usize>,
     reach: f64,
     out: &'a mut ChunkClusters,
+    /// Scratch of [`sort_distinct`].
+    bits: &'a mut Vec<u64>,
 }
 
 impl<const D: usize> ChunkBuild<'_, D> {
@@ -379,6 +382,7 @@ impl<const D: usize> ChunkBuild<'_, D> {
             slots,
             reach,
             out,
+            bits,
         } = self;
         out.starts.clear();
         out.offsets.clear();
@@ -409,11 +413,46 @@ impl<const D: usize> ChunkBuild<'_, D> {
                 });
             // Ascending slots: the sums' gathers then walk memory forwards,
             // and the order is kiddo's no more.
-            out.indices[from..].sort_unstable();
+            sort_distinct(&mut out.indices[from..], bits);
             out.offsets.push(out.indices.len() as u32);
         }
         out.starts.push(slots.end as u32);
     }
+}
+
+/// Sorts distinct slots ascending. A ball's slots span a short range of
+/// the Morton order but for the balls across a Z-curve jump, so they are
+/// set as bits of a bitmap over their range (`bits`, reused), read back in
+/// order: O(len + range / 64) against the comparison sort's O(len log len),
+/// which was ~60% of a list build (BENCHMARKS.md, "Neighbour-list
+/// builds"). A range of more than `SPARSE` words per slot falls back to
+/// the comparison sort.
+fn sort_distinct(v: &mut [u32], bits: &mut Vec<u64>) {
+    const SPARSE: usize = 4;
+    let (Some(&lo), Some(&hi)) = (v.iter().min(), v.iter().max()) else {
+        return;
+    };
+    let words = ((hi - lo) >> 6) as usize + 1;
+    if v.len() < 32 || words > SPARSE * v.len() {
+        v.sort_unstable();
+        return;
+    }
+    bits.clear();
+    bits.resize(words, 0);
+    for &s in v.iter() {
+        let k = s - lo;
+        bits[(k >> 6) as usize] |= 1 << (k & 63);
+    }
+    let mut out = 0;
+    for (w, &word) in bits.iter().enumerate() {
+        let mut b = word;
+        while b != 0 {
+            v[out] = lo + (w as u32) * 64 + b.trailing_zeros();
+            out += 1;
+            b &= b - 1;
+        }
+    }
+    debug_assert_eq!(out, v.len(), "slots must be distinct");
 }
 
 /// The clusters of the slots `slots` (module docs): runs of at most
@@ -718,6 +757,45 @@ mod tests {
         check::<1>();
         check::<2>();
         check::<3>();
+    }
+
+    /// The bitmap sort against the comparison sort, on its paths: short
+    /// lists, dense ranges (the bitmap, words reused from a longer range),
+    /// sparse ones (the fallback), slots at both ends of u32, and empty.
+    #[test]
+    fn distinct_slots_sort_as_the_comparison_sort_does() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut bits = Vec::new();
+        for (len, range) in [
+            (0, 1),
+            (1, 1),
+            (31, 100),
+            (32, 32),
+            (500, 600),
+            (1000, 50_000),
+            (1000, 500_000),
+            (3000, u32::MAX as u64 + 1),
+            (700, 3000),
+        ] {
+            let base = next() % (u32::MAX as u64 + 2 - range);
+            let mut set = std::collections::BTreeSet::new();
+            while set.len() < len {
+                set.insert((base + next() % range) as u32);
+            }
+            let want: Vec<u32> = set.into_iter().collect();
+            let mut v = want.clone();
+            for k in (1..v.len()).rev() {
+                v.swap(k, (next() % (k as u64 + 1)) as usize);
+            }
+            sort_distinct(&mut v, &mut bits);
+            assert_eq!(v, want, "{len} slots in a range of {range}");
+        }
     }
 
     /// A member that searches its own chunks, from a kd-tree of its slots
