@@ -118,6 +118,7 @@ pub fn params_for_accuracy<const D: usize>(accuracy: f64) -> FmmParams {
         leaf_size,
         p2p_max_pairs: (nt2 / 8) as u64,
         mixed_precision: digits <= 7.0 + 1e-9,
+        near_leaves_per_task: near::NEAR_LEAVES_PER_TASK,
     }
 }
 

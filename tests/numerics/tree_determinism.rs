@@ -105,6 +105,38 @@ fn tree_divided_among_a_team_gives_the_single_process_bits() {
     check::<3>("gaussian", 3, 1e-6);
 }
 
+/// More members than the 16 near-field tasks of a small tree: with one task
+/// per 8 leaves (`FmmParams::near_leaves_per_task`; the default, 2048, gives
+/// a large tree one task per 2048), 20 members share ~60 tasks and every one
+/// gets the single process's bits, as the tasks are the tree's, not the team's.
+#[test]
+fn tree_divided_among_more_members_than_sixteen_tasks() {
+    const D: usize = 2;
+    let n = 20_000;
+    let (x, q) = cloud::<D>("two_clusters", n, 7);
+    let mut params = jko::coupling::tree::params_for_accuracy::<D>(1e-6);
+    params.near_leaves_per_task = 8;
+    let run = |team: Option<std::sync::Arc<dyn Team>>| {
+        let mut tc = TreeCoupling::<D>::with_params(1e-2, params);
+        if let Some(t) = team {
+            tc = tc.with_team(t);
+        }
+        let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
+        tc.evaluate(&x, &q, &mut p, &mut g);
+        let stats = tc.stats();
+        (bits(&p, &g), stats.near_tasks, stats.near_tasks_summed)
+    };
+    let (single, tasks, _) = run(None);
+    assert!(tasks >= 40, "{tasks} near-field tasks");
+    for (rank, (got, _, mine)) in ThreadTeam::run(20, |t| run(Some(t))).iter().enumerate() {
+        assert!(
+            got == &single,
+            "member {rank} of 20 differs from one process"
+        );
+        assert!(*mine > 0, "member {rank} of 20 summed no near-field task");
+    }
+}
+
 #[test]
 fn direct_and_1d_thread_independent() {
     let (x, q) = cloud::<3>("gaussian", 3_000, 5);

@@ -62,6 +62,11 @@ pub struct FmmParams {
     /// Sum the M2L terms of total degree above `expansions::EXACT_DEGREE` in single
     /// precision (dimension >= 2; for accuracies down to about `1e-7`).
     pub mixed_precision: bool,
+    /// One near-field task per this many leaves, and at least 16 (the
+    /// near field's module docs): the units a divided
+    /// evaluation shares among its ranks, and the order of the near field's
+    /// sums (so a result's bits depend on it, never on the thread or rank count).
+    pub near_leaves_per_task: usize,
 }
 
 /// What a frontier task does in this evaluation (a divided evaluation runs
@@ -116,6 +121,11 @@ pub struct FmmStats {
     pub m2l: usize,
     /// Particle pairs summed directly (near field).
     pub p2p_pairs: u64,
+    /// Near-field tasks of the tree.
+    pub near_tasks: usize,
+    /// Near-field tasks this member summed: all of them in one process, its
+    /// share in a divided evaluation.
+    pub near_tasks_summed: usize,
     /// Tree (re)builds since the engine was created.
     pub builds: usize,
     /// Wall-clock seconds at the end of the phases: tree update, upward, top,
@@ -185,7 +195,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             top_lists: Lists::default(),
             top_m2l: Vec::new(),
             top_scratch: TaskScratch::new(nt),
-            near: NearField::default(),
+            near: NearField::new(params.near_leaves_per_task),
             phi_s: Vec::new(),
             grad_s: Vec::new(),
             mixed: None,
@@ -503,6 +513,8 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             &mut self.phi_s,
             &mut self.grad_s,
         );
+        self.stats.near_tasks = self.near.task_count();
+        self.stats.near_tasks_summed = self.stats.near_tasks;
     }
 }
 

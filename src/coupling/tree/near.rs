@@ -23,8 +23,11 @@
 //! are reduced (lanes in order) once at its end; each column pack's sums are loaded
 //! and stored once per `ROWS` rows, as in `coupling::direct`.
 //!
-//! Schedule (deterministic): the leaves are cut into [`NEAR_TASKS`] contiguous ranges
-//! of about equal pair work (a fixed count, not the number of threads). Task `k` sums
+//! Schedule (deterministic): the leaves are cut into contiguous ranges of about equal
+//! pair work, [`NEAR_TASKS`] of them or one per `leaves_per_task` leaves if that is
+//! more ([`task_count`]: a count fixed by the tree, not by the number of threads or
+//! ranks; growing with N so that a divided evaluation has a task for each of many
+//! ranks, where 16 left every rank past the 16th without near-field work). Task `k` sums
 //! the pairs `(A, B)`, `A <= B`, with `A` in its range: sums for leaves of its range go
 //! straight to their accumulators, those for leaves `B` beyond the range (its halo)
 //! to a buffer of its own. Then each range adds the halo buffers of the tasks before
@@ -41,9 +44,29 @@ use crate::coupling::pair_kernel::{LANES, PairKernel, V};
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use rayon::prelude::*;
 
-/// Number of near-field tasks (ranges of leaves); fixed, so results do not depend on
-/// the number of threads.
+/// Fewest near-field tasks (ranges of leaves); with [`task_count`], a count
+/// that depends on the tree alone, so results do not depend on the number of
+/// threads or ranks.
 const NEAR_TASKS: usize = 16;
+
+/// Leaves per near-field task beyond [`NEAR_TASKS`] tasks (the default of
+/// `FmmParams::near_leaves_per_task`): 16 tasks up to 32 768 leaves (at
+/// accuracy 1e-6, 2D clouds have ~36 leaves per 1 000 particles, 3D ones
+/// ~11), so runs up to ~9e5 particles in 2D and ~3e6 in 3D keep their
+/// tasks and bits; ~540 tasks at 1e8 particles in 3D, several for each of
+/// 64 ranks. More tasks cost a halo buffer each, not time: 35 tasks
+/// instead of 16 at 2e6 in 2D, 2.39 s against 2.40 s and +4 MB
+/// (`examples/tree_profile 2 two_clusters 2000000 1e-6 1 delta=0.02`).
+pub const NEAR_LEAVES_PER_TASK: usize = 2048;
+
+/// The number of near-field tasks for `leaves` leaves: [`NEAR_TASKS`], or one
+/// per `leaves_per_task` leaves if that is more, and never more than the
+/// leaves.
+pub fn task_count(leaves: usize, leaves_per_task: usize) -> usize {
+    (leaves / leaves_per_task.max(1))
+        .max(NEAR_TASKS)
+        .min(leaves)
+}
 
 /// Rows (particles of the row leaf) per sweep, held in registers; divides `LANES`.
 const ROWS: usize = 2;
@@ -132,8 +155,9 @@ impl<const D: usize> Default for Scratch<D> {
 }
 
 /// The mutual near-field evaluator (see module docs).
-#[derive(Default)]
 pub struct NearField<const D: usize> {
+    /// Leaves per task beyond [`NEAR_TASKS`] tasks ([`task_count`]).
+    leaves_per_task: usize,
     layout: Layout,
     /// Value of `tree.builds` the layout was made for.
     build: usize,
@@ -156,7 +180,31 @@ pub struct NearField<const D: usize> {
     tasks: Vec<Scratch<D>>,
 }
 
+impl<const D: usize> Default for NearField<D> {
+    fn default() -> Self {
+        Self::new(NEAR_LEAVES_PER_TASK)
+    }
+}
+
 impl<const D: usize> NearField<D> {
+    /// An evaluator planning one task per `leaves_per_task` leaves, and at
+    /// least [`NEAR_TASKS`] ([`task_count`]).
+    pub fn new(leaves_per_task: usize) -> Self {
+        Self {
+            leaves_per_task,
+            layout: Layout::default(),
+            build: 0,
+            packs: Vec::new(),
+            slot: Vec::new(),
+            slot_bounds: Vec::new(),
+            summed: 0..0,
+            acc: Vec::new(),
+            work: Vec::new(),
+            bounds: Vec::new(),
+            tasks: Vec::new(),
+        }
+    }
+
     /// Adds the near field to `phi`, `grad` (sorted particle order, unscaled).
     /// `near(c)` lists the leaves near leaf `c` (cell indices, `c` itself included);
     /// the lists must be symmetric.
@@ -226,7 +274,7 @@ impl<const D: usize> NearField<D> {
         self.work = work;
         let nl = self.work.len();
         let total: u64 = self.work.iter().sum();
-        let ntasks = NEAR_TASKS.min(nl);
+        let ntasks = task_count(nl, self.leaves_per_task);
         self.bounds.clear();
         self.bounds.push(0);
         let mut sum = 0u64;
@@ -969,6 +1017,34 @@ mod tests {
                     grad[i][d].to_bits(),
                     "grad of particle {i}"
                 );
+            }
+        }
+    }
+
+    /// The task count is the tree's: 16, or one per `leaves_per_task`
+    /// leaves beyond, never more than the leaves; and the plan cuts that many
+    /// ranges covering the leaves in order.
+    #[test]
+    fn tasks_grow_with_the_leaves_past_sixteen() {
+        assert_eq!(task_count(5, 2048), 5);
+        assert_eq!(task_count(1000, 2048), 16);
+        assert_eq!(task_count(32_768, 2048), 16);
+        assert_eq!(task_count(40_960, 2048), 20);
+        assert_eq!(task_count(3_000_000, 2048), 1464);
+        assert_eq!(task_count(100, 1), 100);
+        for (nl, per) in [(40, 8), (1000, 8), (700, 2048), (3, 8)] {
+            let mut m = NearField::<2>::new(per);
+            m.plan((0..nl as u64).map(|a| 1 + a % 7).collect());
+            let k = task_count(nl, per);
+            assert_eq!(m.task_count(), k, "{nl} leaves, {per} per task");
+            let cuts: Vec<_> = (0..k).map(|t| m.task_leaves(&(t..t + 1))).collect();
+            assert_eq!(cuts[0].start, 0);
+            assert_eq!(cuts[k - 1].end, nl);
+            assert!(cuts.windows(2).all(|w| w[0].end == w[1].start));
+            // Cut by work, a task can be empty when a leaf outweighs a
+            // task's share; not with 8 leaves or more per task here.
+            if nl >= 8 * k {
+                assert!(cuts.iter().all(|c| !c.is_empty()), "{nl} leaves: {cuts:?}");
             }
         }
     }

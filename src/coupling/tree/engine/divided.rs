@@ -173,6 +173,8 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             .collect();
         let near_tasks = split_by_cost(&task_work, size);
         let mine_near = near_tasks[rank].clone();
+        self.stats.near_tasks = ntasks;
+        self.stats.near_tasks_summed = mine_near.len();
         let my_leaves = self.near.task_leaves(&mine_near);
         for a in my_leaves.clone() {
             let f = self.cell_task[self.near.leaves()[a] as usize] as usize;
