@@ -98,11 +98,12 @@ pub struct NeighbourList<const D: usize> {
     order: Vec<u32>,
     /// Slot of each particle (inverse of `order`).
     rank: Vec<u32>,
-    /// Reference positions in slot order.
+    /// Reference positions in slot order, during a build only.
     sorted: Vec<[f64; D]>,
-    /// Morton key and particle of each slot, and the radix sort's second buffer.
+    /// Morton key and particle of each slot, during a build only (like
+    /// `sorted`: freed at its end, 32-40 B per particle that nothing else
+    /// reads).
     keys: Vec<(u64, u32)>,
-    scratch: Vec<(u64, u32)>,
     chunks: Vec<ChunkClusters>,
     /// The chunks whose clusters the last build searched (all of them but
     /// in a divided evaluation, where each member searches its own).
@@ -126,7 +127,6 @@ impl<const D: usize> NeighbourList<D> {
             rank: Vec::new(),
             sorted: Vec::new(),
             keys: Vec::new(),
-            scratch: Vec::new(),
             chunks: Vec::new(),
             built: 0..0,
             searched: Vec::new(),
@@ -209,6 +209,7 @@ impl<const D: usize> NeighbourList<D> {
                 .iter_mut()
                 .for_each(|c| *c = ChunkClusters::default());
             self.searched.clear();
+            (self.keys, self.sorted) = (Vec::new(), Vec::new());
             return;
         }
         // The kd-tree holds every slot, or for a member searching its own
@@ -256,6 +257,7 @@ impl<const D: usize> NeighbourList<D> {
             }
             .run()
         });
+        (self.keys, self.sorted) = (Vec::new(), Vec::new());
     }
 
     /// The slots the last build's kd-tree held, ascending, when it held
@@ -284,7 +286,7 @@ impl<const D: usize> NeighbourList<D> {
                 std::array::from_fn(|a| (((p[a] - lo[a]) * scale) as u64).min(cells as u64));
             (interleave(cell), i as u32)
         }));
-        radix_sort(&mut self.keys, &mut self.scratch);
+        radix_sort(&mut self.keys, &mut Vec::new());
         self.order.clear();
         self.order.extend(self.keys.iter().map(|&(_, i)| i));
         self.rank.resize(n, 0);
