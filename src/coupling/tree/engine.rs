@@ -17,7 +17,8 @@
 //! 4. Per frontier task in parallel: finish the traversal from the queued pairs, then
 //!    walk the subtree in pre-order: M2L from the list into the local inherited from
 //!    the parent, then L2L to the children, or at leaves L2P into the task's own slice
-//!    of the output.
+//!    of the output. The subtree's locals live in a buffer of the thread for the
+//!    task's run only; the engine keeps those of the top and frontier cells.
 //! 5. Near field ([`near`](super::near)): each unordered pair of near leaves once, in
 //!    its own fixed set of tasks (ranges of leaves of equal pair work), added to the
 //!    output.
@@ -141,11 +142,19 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     tree: Octree<D>,
     /// Multipoles, `nterms` per cell.
     mult: Vec<f64>,
-    /// Local expansions, `nterms` per cell.
+    /// Local expansions of the top and frontier cells, `nterms` each, at
+    /// `upper[c]`. A frontier task's other cells' locals live only while it
+    /// runs, in a buffer of its thread: each is its parent's shifted (L2L)
+    /// plus its own M2L, read by its children and L2P and by nothing after
+    /// (one per cell would hold nterms numbers per cell, ~90 B per particle
+    /// in 3D at accuracy 1e-6, on every rank).
     local: Vec<f64>,
     /// Frontier cells (pre-order) and top cells (pre-order).
     frontier: Vec<u32>,
     top: Vec<u32>,
+    /// Per cell: its slot in `local` if it is a top or frontier cell (in
+    /// pre-order, so a child's slot follows its parent's), else `u32::MAX`.
+    upper: Vec<u32>,
     /// Per cell: index into `frontier` if it is a frontier cell, else `u32::MAX`.
     frontier_id: Vec<u32>,
     /// Per cell below the frontier: index into `frontier` of its frontier cell.
@@ -188,6 +197,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             local: Vec::new(),
             frontier: Vec::new(),
             top: Vec::new(),
+            upper: Vec::new(),
             frontier_id: Vec::new(),
             cell_task: Vec::new(),
             frontier_build: 0,
@@ -259,7 +269,8 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         let nt = self.mi.len();
         let ncells = self.tree.cells.len();
         self.mult.resize(ncells * nt, 0.0);
-        self.local.resize(ncells * nt, 0.0);
+        self.local
+            .resize((self.top.len() + self.frontier.len()) * nt, 0.0);
         self.phi_s.resize(n, 0.0);
         self.grad_s.resize(n, [0.0; D]);
         if self.team.size() > 1 {
@@ -307,8 +318,11 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.frontier_id.resize(cells.len(), u32::MAX);
         self.cell_task.clear();
         self.cell_task.resize(cells.len(), u32::MAX);
+        self.upper.clear();
+        self.upper.resize(cells.len(), u32::MAX);
         let mut c = 0;
         while c < cells.len() {
+            self.upper[c] = (self.top.len() + self.frontier.len()) as u32;
             if cells[c].is_leaf || cells[c].count <= max_count {
                 self.cell_task[c..cells[c].end as usize].fill(self.frontier.len() as u32);
                 self.frontier_id[c] = self.frontier.len() as u32;
@@ -401,8 +415,9 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         let mut srcs = std::mem::take(&mut self.top_scratch.m2l_src);
         let mut k = 0;
         // Every other cell's local starts as its parent's, shifted (L2L) once the
-        // parent's is complete.
+        // parent's is complete. The root's slot is 0.
         self.local[..nt].fill(0.0);
+        let upper = &self.upper[..];
         for ti in 0..self.top.len() {
             let c = self.top[ti] as usize;
             srcs.clear();
@@ -410,8 +425,9 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 srcs.push(self.top_m2l[k].2);
                 k += 1;
             }
-            let (head, tail) = self.local.split_at_mut((c + 1) * nt);
-            let out = &mut head[c * nt..];
+            let at = upper[c] as usize;
+            let (head, tail) = self.local.split_at_mut((at + 1) * nt);
+            let out = &mut head[at * nt..];
             with_best_isa(M2lTask {
                 kernel: &self.kernel,
                 mi: &self.mi,
@@ -427,6 +443,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 mi: &self.mi,
                 cells: &self.tree.cells,
                 c,
+                slot: |ch| upper[ch] as usize,
                 parent: out,
                 tail,
                 mono: &mut self.top_scratch.mono_v,
@@ -441,7 +458,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         let nt = self.mi.len();
         let tree = &self.tree;
         let cells = &tree.cells;
-        let locals = split_by_frontier(&mut self.local, &self.frontier, cells, nt);
+        let (local, upper) = (&self.local[..], &self.upper[..]);
         let mut phis = Vec::with_capacity(self.frontier.len());
         let mut grads = Vec::with_capacity(self.frontier.len());
         {
@@ -464,29 +481,38 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             mixed: self.mixed,
             tparams: &self.tparams,
         };
-        locals
-            .into_par_iter()
+        (self.frontier.par_iter())
             .zip(phis.into_par_iter().zip(grads.into_par_iter()))
             .zip(self.tasks.par_iter_mut())
             .zip(self.mode.par_iter().zip(self.seconds.par_iter_mut()))
-            .for_each(|((((f, local), (phi, grad)), scratch), (&mode, seconds))| {
-                if mode == Mode::Skip {
-                    return;
-                }
-                let clock = std::time::Instant::now();
-                with_best_isa(FrontierTask {
-                    s: &shared,
-                    f,
-                    local,
-                    phi,
-                    grad,
-                    scratch,
-                    full: mode == Mode::Full,
-                });
-                if mode == Mode::Full {
-                    *seconds = clock.elapsed().as_secs_f64();
-                }
-            });
+            .for_each_init(
+                Vec::new,
+                |buf, (((&f, (phi, grad)), scratch), (&mode, seconds))| {
+                    if mode == Mode::Skip {
+                        return;
+                    }
+                    let clock = std::time::Instant::now();
+                    // The subtree's locals, the frontier cell's from the top pass
+                    // (the others are written before they are read).
+                    buf.resize((cells[f as usize].end - f) as usize * nt, 0.0);
+                    if mode == Mode::Full {
+                        let at = upper[f as usize] as usize * nt;
+                        buf[..nt].copy_from_slice(&local[at..at + nt]);
+                    }
+                    with_best_isa(FrontierTask {
+                        s: &shared,
+                        f,
+                        local: buf,
+                        phi,
+                        grad,
+                        scratch,
+                        full: mode == Mode::Full,
+                    });
+                    if mode == Mode::Full {
+                        *seconds = clock.elapsed().as_secs_f64();
+                    }
+                },
+            );
         let full = || {
             self.tasks
                 .iter()
@@ -650,31 +676,36 @@ impl<const D: usize> IsaTask for ShiftUpTask<'_, D> {
 }
 
 /// L2L from the complete local `parent` of cell `c` to all its children, whose locals
-/// (overwritten) are in `tail` (`nt` values per cell for the cells `c + 1..`).
-struct ShiftDownTask<'a, const D: usize> {
+/// (overwritten, `nt` values each) are in `tail` at their slots (`slot`), counted
+/// from the slot after `c`'s.
+struct ShiftDownTask<'a, const D: usize, S> {
     mi: &'a MultiIndex<D>,
     cells: &'a [Cell<D>],
     c: usize,
+    /// The slot of a cell's local (`c`'s and its children's; ascending in
+    /// cell order); `tail` starts at the slot after `c`'s.
+    slot: S,
     parent: &'a [f64],
     tail: &'a mut [f64],
     mono: &'a mut [V],
 }
 
-impl<const D: usize> IsaTask for ShiftDownTask<'_, D> {
+impl<const D: usize, S: Fn(usize) -> usize> IsaTask for ShiftDownTask<'_, D, S> {
     type Output = ();
     #[inline(always)]
     fn run<I: Isa>(self) {
         let nt = self.mi.len();
         let mut centers = [[0.0; D]; LANES];
         let mut outs: [&mut [f64]; LANES] = Default::default();
-        let (mut rest, mut pos, mut k) = (self.tail, self.c + 1, 0);
+        let (mut rest, mut pos, mut k) = (self.tail, (self.slot)(self.c) + 1, 0);
         for ch in traversal::children(self.cells, self.c as u32) {
             let ch = ch as usize;
-            let (_, r) = std::mem::take(&mut rest).split_at_mut((ch - pos) * nt);
+            let at = (self.slot)(ch);
+            let (_, r) = std::mem::take(&mut rest).split_at_mut((at - pos) * nt);
             let (mine, r) = r.split_at_mut(nt);
             centers[k] = self.cells[ch].center;
             outs[k] = mine;
-            (rest, pos, k) = (r, ch + 1, k + 1);
+            (rest, pos, k) = (r, at + 1, k + 1);
         }
         expansions::l2l::<I, D>(
             self.mi,
@@ -735,7 +766,8 @@ struct Shared<'a, const D: usize, K> {
 struct FrontierTask<'a, 'b, const D: usize, K> {
     s: &'b Shared<'a, D, K>,
     f: u32,
-    /// Locals of cells `f..end`.
+    /// Locals of cells `f..end` (a buffer of the thread; the first, `f`'s,
+    /// filled from the top pass).
     local: &'b mut [f64],
     /// Outputs of the particles of `f`.
     phi: &'b mut [f64],
@@ -829,6 +861,7 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
                     mi,
                     cells,
                     c,
+                    slot: |ch| ch - f,
                     parent: local,
                     tail: &mut tail[..],
                     mono: &mut sc.mono_v,
