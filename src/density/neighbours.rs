@@ -719,6 +719,16 @@ mod tests {
         check::<3>(3000);
     }
 
+    /// Marsaglia's xorshift64 from `state` (nonzero): test data, no crate.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     /// The magic-number interleave against the bit-by-bit definition, and the
     /// radix sort against the comparison sort (ties by index).
     #[test]
@@ -735,13 +745,7 @@ mod tests {
         }
         fn check<const D: usize>() {
             let top = (1u64 << (64 / D as u32).min(32)) - 1;
-            let mut state = 0x9e37_79b9_7f4a_7c15u64;
-            let mut next = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state
-            };
+            let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
             for _ in 0..10_000 {
                 let cell: [u64; D] = std::array::from_fn(|_| next() & top);
                 assert_eq!(interleave(cell), by_bits(cell), "{cell:?}");
@@ -766,13 +770,7 @@ mod tests {
     /// sparse ones (the fallback), slots at both ends of u32, and empty.
     #[test]
     fn distinct_slots_sort_as_the_comparison_sort_does() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut bits = Vec::new();
         for (len, range) in [
             (0, 1),
