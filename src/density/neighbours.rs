@@ -427,7 +427,7 @@ impl<const D: usize> ChunkBuild<'_, D> {
 /// set as bits of a bitmap over their range (`bits`, reused), read back in
 /// order: O(len + range / 64) against the comparison sort's O(len log len),
 /// which was ~60% of a list build (BENCHMARKS.md, "Neighbour-list
-/// builds"). A range of more than `SPARSE` words per slot falls back to
+/// clusters"). A range of more than `SPARSE` words per slot falls back to
 /// the comparison sort.
 fn sort_distinct(v: &mut [u32], bits: &mut Vec<u64>) {
     const SPARSE: usize = 4;

@@ -54,9 +54,8 @@ const NEAR_TASKS: usize = 16;
 /// accuracy 1e-6, 2D clouds have ~36 leaves per 1 000 particles, 3D ones
 /// ~11), so runs up to ~9e5 particles in 2D and ~3e6 in 3D keep their
 /// tasks and bits; ~540 tasks at 1e8 particles in 3D, several for each of
-/// 64 ranks. More tasks cost a halo buffer each, not time: 35 tasks
-/// instead of 16 at 2e6 in 2D, 2.39 s against 2.40 s and +4 MB
-/// (`examples/tree_profile 2 two_clusters 2000000 1e-6 1 delta=0.02`).
+/// 64 ranks. More tasks cost a halo buffer each, not time (BENCHMARKS.md,
+/// "Multipole tree parameters").
 pub const NEAR_LEAVES_PER_TASK: usize = 2048;
 
 /// The number of near-field tasks for `leaves` leaves: [`NEAR_TASKS`], or one
