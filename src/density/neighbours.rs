@@ -239,7 +239,7 @@ impl<const D: usize> NeighbourList<D> {
             .expect("finite positions");
         let (tree, sorted, keys) = (&tree, &self.sorted[..], &self.keys[..]);
         let slot_of = &self.searched[..];
-        (self.chunks.par_iter_mut().enumerate()).for_each_init(Vec::new, |bits, (c, out)| {
+        self.chunks.par_iter_mut().enumerate().for_each(|(c, out)| {
             if !owned.contains(&c) {
                 *out = ChunkClusters::default();
                 return;
@@ -253,7 +253,6 @@ impl<const D: usize> NeighbourList<D> {
                 slots: c * CHUNK..((c + 1) * CHUNK).min(n),
                 reach: r,
                 out,
-                bits,
             }
             .run()
         });
@@ -369,8 +368,6 @@ struct ChunkBuild<'a, const D: usize> {
     slots: Range<usize>,
     reach: f64,
     out: &'a mut ChunkClusters,
-    /// Scratch of [`sort_distinct`].
-    bits: &'a mut Vec<u64>,
 }
 
 impl<const D: usize> ChunkBuild<'_, D> {
@@ -384,8 +381,9 @@ impl<const D: usize> ChunkBuild<'_, D> {
             slots,
             reach,
             out,
-            bits,
         } = self;
+        // On the stack, zero between sorts: no allocation per chunk.
+        let mut bits = [0u64; BITMAP_WORDS];
         out.starts.clear();
         out.offsets.clear();
         out.indices.clear();
@@ -415,39 +413,42 @@ impl<const D: usize> ChunkBuild<'_, D> {
                 });
             // Ascending slots: the sums' gathers then walk memory forwards,
             // and the order is kiddo's no more.
-            sort_distinct(&mut out.indices[from..], bits);
+            sort_distinct(&mut out.indices[from..], &mut bits);
             out.offsets.push(out.indices.len() as u32);
         }
         out.starts.push(slots.end as u32);
     }
 }
 
+/// Words of the bitmap of [`sort_distinct`] (32 KiB: slot ranges up to
+/// 262 144).
+const BITMAP_WORDS: usize = 4096;
+
 /// Sorts distinct slots ascending. A ball's slots span a short range of
 /// the Morton order but for the balls across a Z-curve jump, so they are
-/// set as bits of a bitmap over their range (`bits`, reused), read back in
-/// order: O(len + range / 64) against the comparison sort's O(len log len),
-/// which was ~60% of a list build (BENCHMARKS.md, "Neighbour-list
-/// clusters"). A range of more than `SPARSE` words per slot falls back to
-/// the comparison sort.
-fn sort_distinct(v: &mut [u32], bits: &mut Vec<u64>) {
+/// set as bits of a bitmap over their range (`bits`, all zero on entry and
+/// left so), read back in order: O(len + range / 64) against the
+/// comparison sort's O(len log len), which was ~60% of a list build
+/// (BENCHMARKS.md, "Neighbour-list clusters"). A range of more than
+/// `SPARSE` words per slot, or beyond the bitmap, falls back to the
+/// comparison sort.
+fn sort_distinct(v: &mut [u32], bits: &mut [u64; BITMAP_WORDS]) {
     const SPARSE: usize = 4;
     let (Some(&lo), Some(&hi)) = (v.iter().min(), v.iter().max()) else {
         return;
     };
     let words = ((hi - lo) >> 6) as usize + 1;
-    if v.len() < 32 || words > SPARSE * v.len() {
+    if v.len() < 32 || words > SPARSE * v.len() || words > BITMAP_WORDS {
         v.sort_unstable();
         return;
     }
-    bits.clear();
-    bits.resize(words, 0);
     for &s in v.iter() {
         let k = s - lo;
         bits[(k >> 6) as usize] |= 1 << (k & 63);
     }
     let mut out = 0;
-    for (w, &word) in bits.iter().enumerate() {
-        let mut b = word;
+    for (w, word) in bits[..words].iter_mut().enumerate() {
+        let mut b = std::mem::take(word);
         while b != 0 {
             v[out] = lo + (w as u32) * 64 + b.trailing_zeros();
             out += 1;
@@ -766,12 +767,13 @@ mod tests {
     }
 
     /// The bitmap sort against the comparison sort, on its paths: short
-    /// lists, dense ranges (the bitmap, words reused from a longer range),
-    /// sparse ones (the fallback), slots at both ends of u32, and empty.
+    /// lists, dense ranges (the bitmap, left zero for the next), sparse ones
+    /// and ranges beyond the bitmap (the fallback), slots at both ends of
+    /// u32, and empty.
     #[test]
     fn distinct_slots_sort_as_the_comparison_sort_does() {
         let mut next = xorshift(0x2545_f491_4f6c_dd1d);
-        let mut bits = Vec::new();
+        let mut bits = [0u64; BITMAP_WORDS];
         for (len, range) in [
             (0, 1),
             (1, 1),
@@ -782,6 +784,8 @@ mod tests {
             (1000, 500_000),
             (3000, u32::MAX as u64 + 1),
             (700, 3000),
+            (2500, 250_000),
+            (20_000, 300_000),
         ] {
             let base = next() % (u32::MAX as u64 + 2 - range);
             let mut set = std::collections::BTreeSet::new();
@@ -795,6 +799,7 @@ mod tests {
             }
             sort_distinct(&mut v, &mut bits);
             assert_eq!(v, want, "{len} slots in a range of {range}");
+            assert!(bits.iter().all(|&w| w == 0), "the bitmap is left zero");
         }
     }
 
