@@ -285,7 +285,7 @@ impl<const D: usize> NeighbourList<D> {
                 std::array::from_fn(|a| (((p[a] - lo[a]) * scale) as u64).min(cells as u64));
             (interleave(cell), i as u32)
         }));
-        radix_sort(&mut self.keys, &mut Vec::new());
+        radix_sort(&mut self.keys);
         self.order.clear();
         self.order.extend(self.keys.iter().map(|&(_, i)| i));
         self.rank.resize(n, 0);
@@ -596,14 +596,13 @@ fn spread<const D: usize>(c: u64) -> u64 {
 /// Sorts `(key, index)` pairs by key, ties by index, for pairs that arrive in
 /// index order: a stable least-significant-digit radix sort on the key's
 /// bytes (bytes equal in every key skipped), O(N) against the comparison
-/// sort's O(N log N), with `scratch` as the second buffer.
-fn radix_sort(keys: &mut Vec<(u64, u32)>, scratch: &mut Vec<(u64, u32)>) {
+/// sort's O(N log N), with a second buffer of its own (freed on return).
+fn radix_sort(keys: &mut Vec<(u64, u32)>) {
     let (all_or, all_and) = keys
         .iter()
         .fold((0u64, u64::MAX), |(o, a), &(k, _)| (o | k, a & k));
     let varying = all_or & !all_and;
-    scratch.clear();
-    scratch.resize(keys.len(), (0, 0));
+    let scratch = &mut vec![(0, 0); keys.len()];
     for byte in 0..8 {
         let shift = 8 * byte;
         if (varying >> shift) & 0xff == 0 {
@@ -758,7 +757,7 @@ mod tests {
                 .collect();
             let mut want = keys.clone();
             want.sort_unstable();
-            radix_sort(&mut keys, &mut Vec::new());
+            radix_sort(&mut keys);
             assert_eq!(keys, want);
         }
         check::<1>();
