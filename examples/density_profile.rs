@@ -1,7 +1,7 @@
 //! Blob density estimate: time per phase of a build (kd-tree, neighbour
 //! lists) and of the density sums, for one Gaussian cloud.
 //!
-//!     cargo run --release --example density_profile -- [D] [N] [REPS] [NEIGHBOUR_FACTOR]
+//!     cargo run --release --example density_profile -- [D] [N] [REPS] [NEIGHBOUR_FACTOR] [MEMBERS]
 //!     cargo run --release --example density_profile -- 2 100000 20
 //!
 //! Best of REPS for each phase, with the bandwidth of the ~50-neighbour rule
@@ -14,6 +14,12 @@
 //! `build+sum` = lists rebuilt and sums, in the buffers of the last build (as
 //! at every JKO step's start; what the criterion bench times); `fresh
 //! estimator` = the same with every buffer allocated anew.
+//!
+//! With MEMBERS > 1, also the ghosts of each member of a division of the
+//! sums among MEMBERS (threads standing for MPI ranks, as in the tests):
+//! the values each receives per ghost exchange of the diffusion term
+//! (`density::ghosts`), against the N numbers of the gather of every
+//! density it replaces. A count of the geometry, the same under MPI.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -21,6 +27,7 @@ use std::time::Instant;
 use jko::density::neighbours::NeighbourList;
 use jko::density::{BlobDensity, SKIN_FRACTION};
 use jko::model::kernel::{RadialKernel, WendlandC2};
+use jko::util::team::ThreadTeam;
 use kiddo::ImmutableKdTree;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -36,7 +43,7 @@ fn best(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
-fn run<const D: usize>(n: usize, reps: usize, factor: f64) {
+fn run<const D: usize>(n: usize, reps: usize, factor: f64, members: usize) {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let x: Vec<[f64; D]> = (0..n)
         .map(|_| std::array::from_fn(|_| StandardNormal.sample(&mut rng)))
@@ -86,6 +93,23 @@ fn run<const D: usize>(n: usize, reps: usize, factor: f64) {
         n as f64 / whole,
         ms(fresh)
     );
+    if members > 1 {
+        let log = |w: f64, r: f64| (w * r.ln(), 1.0 / r);
+        let ghosts = ThreadTeam::run(members, |t| {
+            let mut e = BlobDensity::<D>::new(eps).with_team(t);
+            let mut g = vec![[0.0; D]; n];
+            black_box(e.local_functional(&x, &w, &log, &mut g));
+            e.ghosts().count()
+        });
+        let share: Vec<String> = ghosts
+            .iter()
+            .map(|&g| format!("{g} ({:.1}%)", 100.0 * g as f64 / n as f64))
+            .collect();
+        println!(
+            "{members} members: ghosts per member {} of N = {n}",
+            share.join(", ")
+        );
+    }
 }
 
 fn main() {
@@ -94,9 +118,10 @@ fn main() {
     let n: usize = args.get(2).map_or(100_000, |s| s.parse().unwrap());
     let reps: usize = args.get(3).map_or(20, |s| s.parse().unwrap());
     let factor: f64 = args.get(4).map_or(1.0, |s| s.parse().unwrap());
+    let members: usize = args.get(5).map_or(1, |s| s.parse().unwrap());
     match d {
-        1 => run::<1>(n, reps, factor),
-        2 => run::<2>(n, reps, factor),
-        _ => run::<3>(n, reps, factor),
+        1 => run::<1>(n, reps, factor, members),
+        2 => run::<2>(n, reps, factor, members),
+        _ => run::<3>(n, reps, factor, members),
     }
 }

@@ -182,6 +182,37 @@ fn check<const D: usize>(e: &Entry, n: usize, eps: f64) {
         }
     }
 
+    // The local functional (`local_functional`), the same E and gradient in
+    // one call: the gradient from the same slopes, so to rounding of the
+    // sums (1e-12 of the largest component; the neighbour lists give the
+    // same bits), E summed in another order (the lists: chunks of slots),
+    // so to rounding of N terms (1e-12 relative).
+    let mut scratch = super::LocalScratch::default();
+    let mut fused = vec![[0.0; D]; n];
+    let log = |w: f64, r: f64| (w * r.ln(), 1.0 / r);
+    est.reset();
+    let value = est
+        .local_functional(&x, &w, &log, &mut scratch, &mut fused)
+        .expect("fits");
+    est.reset();
+    let e0 = energy(&mut est, &x);
+    assert!(
+        (value - e0).abs() <= 1e-12 * e0.abs().max(1.0),
+        "{} d={D}: local functional {value} vs {e0}",
+        e.name
+    );
+    for (i, (f, g)) in fused.iter().zip(&grad).enumerate() {
+        for a in 0..D {
+            assert!(
+                (f[a] - g[a]).abs() <= 1e-12 * scale,
+                "{} d={D} particle {i} axis {a}: local functional's gradient {} vs {}",
+                e.name,
+                f[a],
+                g[a]
+            );
+        }
+    }
+
     // The linear form's gradient (`add_linear_gradient`): densities from
     // every third particle left out of the sources (weight 0) but kept as
     // a point where the density is wanted, F = sum_i w_i log(1 + rho_i) over

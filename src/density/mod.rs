@@ -27,6 +27,7 @@
 pub mod blob;
 #[cfg(test)]
 mod conformance;
+pub mod ghosts;
 pub mod mesh;
 pub mod neighbours;
 pub mod reflect;
@@ -35,8 +36,11 @@ pub mod sorted1d;
 pub use blob::{BlobDensity, SKIN_FRACTION};
 pub use sorted1d::SortedDensity1d;
 
+use rayon::prelude::*;
+
 use crate::density::mesh::{MESH_GROWTH, MeshDensity, MeshTooLarge};
 use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::util::parallel::{CHUNK, sum_chunks};
 
 /// Why an estimator refused a cloud (the mesh: spread over more cells than
 /// its limit). A trial point of a line search that is refused is not a
@@ -75,6 +79,41 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
     /// species, `c` not: [`crate::energy::steric`]).
     fn add_linear_gradient(&mut self, x: &[[f64; D]], w: &[f64], c: &[f64], grad: &mut [[f64; D]]);
 
+    /// The local functional F(X) = sum_i e_i, (e_i, s_i) = `local`(w_i,
+    /// rho_i) with e_i = w_i g(rho_i) and s_i = g'(rho_i), returned, and its
+    /// gradient added to `grad`: [`compute`](Self::compute) and
+    /// [`add_gradient`](Self::add_gradient) in one call, so that a divided
+    /// estimator can evaluate its own particles only and exchange the
+    /// slopes of its ghosts alone ([`BlobDensity`]: the e_i summed in
+    /// chunks of its slots). The default: every density, the e_i summed in
+    /// chunks of particle ids ([`crate::util::parallel::sum_chunks`]).
+    /// `scratch` holds the per-particle arrays between calls.
+    fn local_functional(
+        &mut self,
+        x: &[[f64; D]],
+        w: &[f64],
+        local: &LocalDensityFn,
+        scratch: &mut LocalScratch,
+        grad: &mut [[f64; D]],
+    ) -> Result<f64, EstimateRefused> {
+        let rho = self.compute(x, w)?;
+        let LocalScratch { energy, slope } = scratch;
+        energy.resize(rho.len(), 0.0);
+        slope.resize(rho.len(), 0.0);
+        energy
+            .par_chunks_mut(CHUNK)
+            .zip(slope.par_chunks_mut(CHUNK))
+            .zip(rho.par_chunks(CHUNK).zip(w.par_chunks(CHUNK)))
+            .for_each(|((e, s), (rho, w))| {
+                for k in 0..e.len() {
+                    (e[k], s[k]) = local(w[k], rho[k]);
+                }
+            });
+        let value = sum_chunks(energy.len(), |r| energy[r].iter().sum());
+        self.add_gradient(x, w, slope, grad);
+        Ok(value)
+    }
+
     /// Forget the state carried between calls (see the protocol above).
     fn reset(&mut self);
 
@@ -83,6 +122,18 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
     /// neighbour lists of the neighbour rule); saturating. Known before
     /// anything is built, so a run that cannot fit is refused first.
     fn extra_memory(&self, x: &[[f64; D]], w: &[f64]) -> u64;
+}
+
+/// The per-particle part of a local functional of the density
+/// ([`DensityEstimator::local_functional`]): (w_i, rho_i) -> (e_i, s_i).
+pub type LocalDensityFn = dyn Fn(f64, f64) -> (f64, f64) + Sync;
+
+/// The per-particle arrays of [`DensityEstimator::local_functional`], held
+/// by its caller so that an evaluation allocates nothing.
+#[derive(Debug, Clone, Default)]
+pub struct LocalScratch {
+    energy: Vec<f64>,
+    slope: Vec<f64>,
 }
 
 /// `v` bytes as a u64, saturating; NaN counts as too much.

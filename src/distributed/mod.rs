@@ -298,6 +298,17 @@ impl Mpi {
         self.size
     }
 
+    /// The world communicator as a [`Team`], for numerics built by hand
+    /// (benchmarks, `examples/ghost_exchange.rs`); [`setup`] installs one
+    /// as the process's team.
+    pub fn team(&self) -> Arc<dyn Team> {
+        Arc::new(WorldTeam {
+            rank: self.rank,
+            size: self.size,
+            seconds: std::sync::Mutex::new(0.0),
+        })
+    }
+
     /// Ends every rank of the job with exit status `code` (`MPI_Abort`).
     pub fn abort(&self, code: i32) -> ! {
         world().abort(code)

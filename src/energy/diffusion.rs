@@ -8,18 +8,20 @@
 //!   dE/dX_l = D_k w_l sum_j w_j (f'(rho_l) + f'(rho_j)) grad K(X_l - X_j),
 //!
 //! so one pass computes the densities and a second the gradient, both by the
-//! species' density estimator ([`crate::density::DensityEstimator`], given
-//! the slopes s_i = D_k f'(rho_i)): over the same neighbour list, or through
-//! the mesh's deposit, convolution and interpolation.
+//! species' density estimator, as the local functional with e_i = D_k w_i
+//! f(rho_i) and slopes s_i = D_k f'(rho_i)
+//! ([`crate::density::DensityEstimator::local_functional`]): over the same
+//! neighbour list (the energy summed in chunks of its slots, a divided
+//! evaluation exchanging only its ghosts' slopes), or through the mesh's
+//! deposit, convolution and interpolation.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
-use crate::density::{DensityEstimator, DensityPlan};
+use crate::density::{DensityEstimator, DensityPlan, LocalScratch};
 use crate::particles::Cloud;
-use crate::util::parallel::CHUNK;
 
 /// The blob diffusion energy of every species with D_k > 0.
 pub struct Diffusion<const D: usize> {
@@ -32,10 +34,7 @@ struct BlobSpecies<const D: usize> {
     exponent: f64,
     weights: Vec<f64>,
     density: Box<dyn DensityEstimator<D>>,
-    /// D_k f'(rho_i), kept between the two passes.
-    slope: Vec<f64>,
-    /// D_k w_i f(rho_i), kept so the energy is summed in a fixed order.
-    energy: Vec<f64>,
+    scratch: LocalScratch,
 }
 
 /// f_m(r) and f_m'(r).
@@ -65,8 +64,7 @@ impl<const D: usize> Diffusion<D> {
                 exponent: b.exponent,
                 weights: cloud.weights[b.range.clone()].to_vec(),
                 density: plan.build(),
-                slope: vec![0.0; b.range.len()],
-                energy: vec![0.0; b.range.len()],
+                scratch: LocalScratch::default(),
             })
             .collect();
         Diffusion { species }
@@ -81,28 +79,16 @@ impl<const D: usize> Diffusion<D> {
 impl<const D: usize> BlobSpecies<D> {
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
         let (coeff, m) = (self.coeff, self.exponent);
-        let w = &self.weights[..];
-        let Ok(rho) = self.density.compute(x, w) else {
-            // A trial spread over more mesh than allowed is not a candidate
-            // (the stepper refuses non-finite energies).
-            return f64::INFINITY;
+        let local = move |w: f64, rho: f64| {
+            let (f, fp) = f_and_slope(rho, m);
+            (coeff * w * f, coeff * fp)
         };
-        self.slope
-            .par_chunks_mut(CHUNK)
-            .zip(self.energy.par_chunks_mut(CHUNK))
-            .enumerate()
-            .for_each(|(c, (slope, energy))| {
-                for k in 0..slope.len() {
-                    let i = c * CHUNK + k;
-                    let (f, fp) = f_and_slope(rho[i], m);
-                    energy[k] = coeff * w[i] * f;
-                    slope[k] = coeff * fp;
-                }
-            });
-        let value =
-            crate::util::parallel::sum_chunks(self.energy.len(), |r| self.energy[r].iter().sum());
-        self.density.add_gradient(x, w, &self.slope, grad);
-        value
+        let w = &self.weights[..];
+        // A trial spread over more mesh than allowed is not a candidate (the
+        // stepper refuses non-finite energies).
+        (self.density)
+            .local_functional(x, w, &local, &mut self.scratch, grad)
+            .unwrap_or(f64::INFINITY)
     }
 }
 
