@@ -22,6 +22,9 @@ fn status_kib(key: &str) -> u64 {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // As `jko run` does (`jko::util::alloc`): the peak is then the data's,
+    // not the allocator's arenas'.
+    jko::util::alloc::single_arena();
     let args: Vec<String> = std::env::args().collect();
     let d: usize = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(2);
     let n: usize = args

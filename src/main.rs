@@ -318,6 +318,7 @@ impl Observer for Progress {
 const EXIT_INTERNAL: u8 = 70;
 
 fn main() -> ExitCode {
+    jko::util::alloc::single_arena();
     let cli = Cli::parse();
     std::panic::set_hook(Box::new(|info| {
         let place = info

@@ -4,9 +4,11 @@
 //! ([`fft`]), the regular grid every grid of the crate is ([`grid`]), the checks of settings numbers that name the key in their errors
 //! ([`checks`]), the members that divide an evaluation ([`team`]: a single
 //! process, MPI ranks, or threads in tests) and the vectors divided among
-//! them ([`shard`]), and the process-level hooks:
-//! interrupts ([`interrupt`]) and the test-only fault injection ([`fault`]).
+//! them ([`shard`]), and the process-level hooks: the allocator's arenas
+//! ([`alloc`]), interrupts ([`interrupt`]) and the test-only fault
+//! injection ([`fault`]).
 
+pub mod alloc;
 pub mod checks;
 pub mod fault;
 pub mod fft;
