@@ -79,6 +79,7 @@
 //! and the same with Euclidean norms for the gradient.
 
 mod engine;
+mod essential;
 mod expansions;
 mod multi_index;
 mod near;
@@ -172,4 +173,48 @@ impl<const D: usize> TreeCoupling<D> {
     pub fn stats(&self) -> FmmStats {
         self.engine.stats
     }
+}
+
+/// The locally essential trees of `parts` ranks owning equal contiguous
+/// ranges of the sorted (Morton) order of the tree the parameters `params`
+/// build for the points `x`: per rank, what it would receive from the
+/// others for its own targets (`essential` module docs; docs/mpi.md §5,
+/// `examples/let_volume`). The tree is built here, nothing is evaluated.
+pub fn essential_counts<const D: usize>(
+    x: &[[f64; D]],
+    params: &FmmParams,
+    parts: usize,
+) -> Vec<EssentialCounts> {
+    use rayon::prelude::*;
+    let mut tree = octree::Octree::<D>::new(params.leaf_size);
+    tree.update(x, &vec![1.0; x.len()]);
+    let traversal = traversal::TraversalParams {
+        theta2: params.theta * params.theta,
+        p2p_max_pairs: params.p2p_max_pairs,
+    };
+    crate::util::team::split_even(x.len(), parts)
+        .into_par_iter()
+        .map(|own| {
+            let e = essential::essential(&tree.cells, &traversal, own.clone());
+            EssentialCounts {
+                own: own.len(),
+                multipoles: e.multipoles.len(),
+                leaves: e.leaves.len(),
+                particles: e.particles,
+            }
+        })
+        .collect()
+}
+
+/// The size of one rank's locally essential tree ([`essential_counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EssentialCounts {
+    /// The rank's own particles.
+    pub own: usize,
+    /// Multipoles it receives (cells of accepted pairs not wholly its own).
+    pub multipoles: usize,
+    /// Leaves of its near field holding particles of others.
+    pub leaves: usize,
+    /// The particles of others those leaves hold.
+    pub particles: usize,
 }
