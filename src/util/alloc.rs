@@ -6,11 +6,10 @@
 //! buffers on rayon's threads (each list build's cluster candidates, the
 //! tree's per-task arrays) and its step's vectors on the driver's thread,
 //! so which arena holds what depends on timing, and the freed memory of one
-//! build may not serve the next: measured with `examples/memory` (BENCHMARKS.md,
-//! "Memory"), one 3D step at 2e5 particles peaked at 982 MiB in two runs of
-//! three and 713 MiB in the third, and at 709-710 MiB in every run with
-//! one arena, in the same time. The hot loops allocate nothing, so one
-//! arena costs no contention there.
+//! build may not serve the next: the peak of the same 3D step then varies
+//! from run to run, by up to 38%, and not with one arena, in the same time
+//! (BENCHMARKS.md, "Memory"). The hot loops allocate nothing, so one arena
+//! costs no contention there.
 
 /// One malloc arena for the whole process (glibc), unless the user set
 /// `MALLOC_ARENA_MAX` (glibc reads it at start; it wins). Call it before
@@ -18,8 +17,8 @@
 pub fn single_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets a parameter of the allocator; it is
-        // called before any other thread exists.
+        // SAFETY: mallopt sets a parameter of the allocator and takes its
+        // locks; it reads and writes no memory of ours.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 1);
         }
