@@ -294,6 +294,11 @@ impl<const D: usize> BlobDensity<D> {
             self.ghosts.exchange(&*self.team, &mut self.slope_s);
         }
         let value = self.chunk_energy.iter().fold(0.0, |total, e| total + e);
+        if !value.is_finite() {
+            // Every member has the same value, so all skip the gradient's
+            // gather together.
+            return value;
+        }
         let (slope_s, mut acc_s) = (
             std::mem::take(&mut self.slope_s),
             std::mem::take(&mut self.acc_s),

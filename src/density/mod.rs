@@ -87,7 +87,9 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
     /// slopes of its ghosts alone ([`BlobDensity`]: the e_i summed in
     /// chunks of its slots). The default: every density, the e_i summed in
     /// chunks of particle ids ([`crate::util::parallel::sum_chunks`]).
-    /// `scratch` holds the per-particle arrays between calls.
+    /// `scratch` holds the per-particle arrays between calls. A value that
+    /// is not finite (a steric term at close packing) is returned with no
+    /// gradient added: the stepper refuses such a point.
     fn local_functional(
         &mut self,
         x: &[[f64; D]],
@@ -110,7 +112,9 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
                 }
             });
         let value = sum_chunks(energy.len(), |r| energy[r].iter().sum());
-        self.add_gradient(x, w, slope, grad);
+        if value.is_finite() {
+            self.add_gradient(x, w, slope, grad);
+        }
         Ok(value)
     }
 

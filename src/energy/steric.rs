@@ -43,7 +43,9 @@
 //! the merged cloud (all particles with their weights), E_st has the form
 //! sum_i w_i g(rho_i) of [`DensityEstimator::add_gradient`], and one
 //! estimator does it all: one density pass and one gradient pass, as in the
-//! diffusion term. When the bandwidths differ, the form above is kept
+//! diffusion term, by its [`local_functional`](DensityEstimator::local_functional)
+//! (with neighbour lists, E_st summed in chunks of the list's slots, and a
+//! divided evaluation exchanging only its ghosts' slopes). When the bandwidths differ, the form above is kept
 //! exactly (no common kernel is substituted): each group l has its own
 //! estimator over the merged cloud with the weights of its species and 0
 //! elsewhere, which gives rho_l at every particle; s is their sum, and the
@@ -63,7 +65,7 @@ use rayon::prelude::*;
 use super::{EnergyTerm, Part};
 use crate::density::{
     Bandwidth, Density, DensityEstimator, DensityMethod, DensityPlan, EstimateRefused,
-    choose_estimator,
+    LocalScratch, choose_estimator,
 };
 use crate::model::steric::Steric;
 use crate::particles::Cloud;
@@ -258,9 +260,11 @@ fn group_species(plans: &[DensityPlan]) -> Vec<(DensityPlan, Vec<usize>)> {
 pub struct StericEnergy<const D: usize> {
     steric: Steric,
     total: TotalDensity<D>,
-    /// g'(s_i), kept between the two passes.
+    /// One bandwidth: the local functional's arrays.
+    scratch: LocalScratch,
+    /// Several: g'(s_i), kept between the two passes.
     slope: Vec<f64>,
-    /// w_i g(s_i), kept so the energy is summed in a fixed order.
+    /// Several: w_i g(s_i), kept so the energy is summed in a fixed order.
     energy: Vec<f64>,
 }
 
@@ -278,12 +282,12 @@ impl<const D: usize> StericEnergy<D> {
 
     /// The term of `steric` with the total density `total`.
     pub fn with_total(steric: Steric, total: TotalDensity<D>) -> Self {
-        let n = total.weights.len();
         StericEnergy {
             steric,
             total,
-            slope: vec![0.0; n],
-            energy: vec![0.0; n],
+            scratch: LocalScratch::default(),
+            slope: Vec::new(),
+            energy: Vec::new(),
         }
     }
 
@@ -300,11 +304,26 @@ impl<const D: usize> EnergyTerm<D> for StericEnergy<D> {
 
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
         let steric = self.steric;
+        if let [only] = &mut self.total.groups[..] {
+            // One bandwidth: E_st = sum_i w_i g(rho_i) of one estimator over
+            // the merged cloud, its local functional (a divided evaluation
+            // then exchanges only its ghosts' slopes).
+            let local = move |w: f64, s: f64| (w * steric.per_mass(s), steric.per_mass_slope(s));
+            let w = &self.total.weights[..];
+            return match (only.density).local_functional(x, w, &local, &mut self.scratch, grad) {
+                Ok(value) if value.is_finite() => value,
+                // At or beyond close packing, or a trial spread over more
+                // mesh than allowed: +infinity, and no gradient.
+                _ => f64::INFINITY,
+            };
+        }
         if self.total.compute(x).is_err() {
             // A trial spread over more mesh than allowed is not a candidate.
             return f64::INFINITY;
         }
         let (s, w) = (&self.total.total[..], &self.total.weights[..]);
+        self.slope.resize(w.len(), 0.0);
+        self.energy.resize(w.len(), 0.0);
         self.slope
             .par_chunks_mut(CHUNK)
             .zip(self.energy.par_chunks_mut(CHUNK))
