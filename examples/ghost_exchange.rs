@@ -27,6 +27,7 @@ use std::time::Instant;
 
 use jko::density::{BlobDensity, DensityEstimator};
 use jko::distributed::Mpi;
+use jko::util::parallel::CHUNK;
 use jko::util::team::{self, Team};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -63,7 +64,7 @@ fn run<const D: usize>(team: Arc<dyn Team>, n: usize, reps: usize, factor: f64) 
     let mine = {
         let mut counts = vec![0.0; size];
         let own = est.list().built_chunks();
-        let slots = (own.start * 1024).min(n)..(own.end * 1024).min(n);
+        let slots = (own.start * CHUNK).min(n)..(own.end * CHUNK).min(n);
         team.all_gather(&[slots.len() as f64], &vec![1; size], &mut counts);
         counts
     };
@@ -84,9 +85,9 @@ fn run<const D: usize>(team: Arc<dyn Team>, n: usize, reps: usize, factor: f64) 
     let exchange = best(&*team, reps, || ghosts.exchange(&*team, &mut values));
     let chunks: Vec<_> = ranges
         .iter()
-        .map(|r| r.start / 1024..r.end.div_ceil(1024))
+        .map(|r| r.start / CHUNK..r.end.div_ceil(CHUNK))
         .collect();
-    let mut sums = vec![0.0; n.div_ceil(1024)];
+    let mut sums = vec![0.0; n.div_ceil(CHUNK)];
     let chunk_sums = best(&*team, reps, || team::share(&*team, &chunks, 1, &mut sums));
     let fused = best(&*team, reps, || {
         g.iter_mut().for_each(|v| *v = [0.0; D]);

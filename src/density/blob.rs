@@ -227,7 +227,7 @@ impl<const D: usize> BlobDensity<D> {
             // The pairs each chunk's clusters evaluate, its cost, change only
             // with the list (and ownership moves only at the next build).
             let mut cost = vec![0.0; self.list.chunk_count()];
-            for c in built.clone() {
+            for c in built {
                 cost[c] = (self.list.clusters_of_chunk(c))
                     .map(|k| (k.slots.len() * k.candidates.len()) as f64)
                     .sum();
