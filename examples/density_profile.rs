@@ -18,7 +18,7 @@
 //! With MEMBERS > 1, also the ghosts of each member of a division of the
 //! sums among MEMBERS (threads standing for MPI ranks, as in the tests):
 //! the values each receives per ghost exchange of the diffusion term
-//! (`density::ghosts`), against the N numbers of the gather of every
+//! (`util::ghosts`), against the N numbers of the gather of every
 //! density it replaces. A count of the geometry, the same under MPI.
 
 use std::hint::black_box;

@@ -13,7 +13,7 @@
 //!
 //! - `gather N`: the `all_gather` of N numbers by the ranks' slot ranges,
 //!   what every evaluation exchanged per species before (the densities);
-//! - `ghosts`: one ghost exchange of the slopes (`density::ghosts`);
+//! - `ghosts`: one ghost exchange of the slopes (`util::ghosts`);
 //! - `chunk sums`: the `all_gather` of the N / 1024 chunk energies;
 //! - `evaluation`: the whole local functional with the lists kept (the
 //!   densities, the exchange, the gradient sums and their gather of N d
@@ -82,7 +82,7 @@ fn run<const D: usize>(team: Arc<dyn Team>, n: usize, reps: usize, factor: f64) 
         team::share(&*team, &ranges, 1, &mut values)
     });
     let mut ghosts = est.ghosts().clone();
-    let exchange = best(&*team, reps, || ghosts.exchange(&*team, &mut values));
+    let exchange = best(&*team, reps, || ghosts.exchange(&*team, &mut values, 1));
     let chunks: Vec<_> = ranges
         .iter()
         .map(|r| r.start / CHUNK..r.end.div_ceil(CHUNK))

@@ -5,20 +5,30 @@
 //! cells that are not wholly its own, and the particles of others in its
 //! near-field leaves (`jko::coupling::tree::essential_counts`).
 //!
-//!     cargo run --release --example let_volume -- [D] [N] [CLOUD] [ACCURACY] [P,P,..]
+//!     cargo run --release --example let_volume -- [D] [N] [CLOUD] [ACCURACY] [P,P,..] [exchange]
 //!     cargo run --release --example let_volume -- 3 1000000 uniform 1e-6 2,4,8,16,32,64
 //!
 //! CLOUD is `uniform` (the unit cube) or `gaussian`. Per P: the mean and
 //! the largest count over the ranks, and the bytes the largest receives
 //! (a multipole is C(p + d, d) numbers, a particle d + 1: position and
 //! charge), against its own particles.
+//!
+//! With `exchange`, also what the divided evaluation exchanges today
+//! (session 26): P members of a team of threads (standing for ranks)
+//! evaluate the tree twice (the second with the ownership re-split by the
+//! first's measured times) and report the multipoles each received from the
+//! others (`FmmStats::multipoles_received`: its locally essential
+//! multipoles, the frontier cells under the top included), against the
+//! other members' cells the `all_gather` of the multipoles sent each before.
 
-use jko::coupling::tree::{essential_counts, params_for_accuracy};
+use jko::coupling::TreeCoupling;
+use jko::coupling::tree::{FmmParams, essential_counts, params_for_accuracy};
+use jko::util::team::ThreadTeam;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal, Uniform};
 
-fn run<const D: usize>(n: usize, cloud: &str, accuracy: f64, parts: &[usize]) {
+fn run<const D: usize>(n: usize, cloud: &str, accuracy: f64, parts: &[usize], exchange: bool) {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let unit = Uniform::new(0.0, 1.0).unwrap();
     let x: Vec<[f64; D]> = (0..n)
@@ -60,6 +70,41 @@ fn run<const D: usize>(n: usize, cloud: &str, accuracy: f64, parts: &[usize]) {
             bytes as f64 / 1e6
         );
     }
+    if exchange {
+        exchanged(&x, &params, parts);
+    }
+}
+
+/// The multipoles each member of a team of P receives per evaluation.
+fn exchanged<const D: usize>(x: &[[f64; D]], params: &FmmParams, parts: &[usize]) {
+    let n = x.len();
+    let q: Vec<f64> = (0..n)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    println!("multipoles received per evaluation (the divided tree's exchange):");
+    println!(
+        "{:>4} {:>8} {:>22} {:>22}",
+        "P", "cells", "received mean / max", "of the gather's (max)"
+    );
+    for &p in parts {
+        let got = ThreadTeam::run(p, |team| {
+            let mut tc = TreeCoupling::<D>::with_params(1e-3, *params).with_team(team);
+            let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0; D]; n]);
+            tc.evaluate(x, &q, &mut phi, &mut grad);
+            tc.evaluate(x, &q, &mut phi, &mut grad);
+            let s = tc.stats();
+            (s.multipoles_received, s.cells)
+        });
+        let cells = got[0].1;
+        let max = got.iter().map(|g| g.0).max().unwrap_or(0);
+        let mean = got.iter().map(|g| g.0).sum::<usize>() as f64 / p as f64;
+        // The gather sent each member the others' cells: about (P - 1) / P of them.
+        let gather = cells * (p - 1) / p;
+        println!(
+            "{p:>4} {cells:>8} {mean:>12.0} / {max:>7} {:>21.1}%",
+            100.0 * max as f64 / gather as f64
+        );
+    }
 }
 
 fn main() {
@@ -71,8 +116,9 @@ fn main() {
     let parts: Vec<usize> = args.get(5).map_or(vec![2, 4, 8, 16, 32, 64], |s| {
         s.split(',').map(|p| p.parse().unwrap()).collect()
     });
+    let exchange = args.get(6).is_some_and(|s| s == "exchange");
     match d {
-        2 => run::<2>(n, cloud, accuracy, &parts),
-        _ => run::<3>(n, cloud, accuracy, &parts),
+        2 => run::<2>(n, cloud, accuracy, &parts, exchange),
+        _ => run::<3>(n, cloud, accuracy, &parts, exchange),
     }
 }

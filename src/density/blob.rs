@@ -31,15 +31,15 @@
 //! (the chunk sums, N / CHUNK numbers, are gathered and added in chunk
 //! order, as one process adds them), and receives the slopes g'(rho) of
 //! its **ghosts**, the candidates of its clusters that other members own,
-//! from their owners ([`super::ghosts`]): a volume per evaluation of the
+//! from their owners ([`crate::util::ghosts`]): a volume per evaluation of the
 //! ghost count, not N.
 
 use rayon::prelude::*;
 
-use super::ghosts::Ghosts;
 use super::neighbours::NeighbourList;
 use super::{DensityEstimator, EstimateRefused, LocalDensityFn, LocalScratch, TARGET_NEIGHBOURS};
 use crate::model::kernel::{RadialKernel, WendlandC2};
+use crate::util::ghosts::Ghosts;
 use crate::util::lanes::{LANES, V};
 use crate::util::parallel::CHUNK;
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
@@ -287,11 +287,12 @@ impl<const D: usize> BlobDensity<D> {
                         .clone()
                         .into_par_iter()
                         .flat_map_iter(|c| list.clusters_of_chunk(c).map(|k| k.candidates)),
+                    |_| true,
                 );
                 self.ghosts_of_build = self.list.builds();
             }
             team::share(&*self.team, &self.chunks, 1, &mut self.chunk_energy);
-            self.ghosts.exchange(&*self.team, &mut self.slope_s);
+            self.ghosts.exchange(&*self.team, &mut self.slope_s, 1);
         }
         let value = self.chunk_energy.iter().fold(0.0, |total, e| total + e);
         if !value.is_finite() {

@@ -27,7 +27,6 @@
 pub mod blob;
 #[cfg(test)]
 mod conformance;
-pub mod ghosts;
 pub mod mesh;
 pub mod neighbours;
 pub mod reflect;

@@ -3,8 +3,9 @@
 //! deterministic parallel sums ([`parallel`]), the multi-dimensional FFT
 //! ([`fft`]), the regular grid every grid of the crate is ([`grid`]), the checks of settings numbers that name the key in their errors
 //! ([`checks`]), the members that divide an evaluation ([`team`]: a single
-//! process, MPI ranks, or threads in tests) and the vectors divided among
-//! them ([`shard`]), and the process-level hooks: the allocator's arenas
+//! process, MPI ranks, or threads in tests), the vectors divided among
+//! them ([`shard`]) and the exchange of the values a member reads but others
+//! own ([`ghosts`]), and the process-level hooks: the allocator's arenas
 //! ([`alloc`]), interrupts ([`interrupt`]) and the test-only fault
 //! injection ([`fault`]).
 
@@ -12,6 +13,7 @@ pub mod alloc;
 pub mod checks;
 pub mod fault;
 pub mod fft;
+pub mod ghosts;
 pub mod grid;
 pub mod interrupt;
 pub mod lanes;

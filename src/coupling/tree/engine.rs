@@ -25,10 +25,11 @@
 //!
 //! Divided among the members of a [`Team`] (MPI ranks; [`divided`]): the
 //! upward pass of step 2 by ranges of frontier subtrees of about equal
-//! particle counts, whose multipoles are then gathered (the top cells' are
-//! computed on every member), the tree and step 3 on every member, steps 4
-//! and 5 by ranges of frontier tasks and of near-field tasks, with the
-//! single process's bits.
+//! particle counts, each member then receiving from the others the
+//! multipoles its translations read (its locally essential multipoles; the
+//! top cells' are computed on every member), the tree and step 3 on every
+//! member, steps 4 and 5 by ranges of frontier tasks and of near-field
+//! tasks, with the single process's bits.
 
 use super::expansions::{self, Children, M2lScratch, MixedM2l};
 use super::multi_index::MultiIndex;
@@ -74,12 +75,29 @@ pub struct FmmParams {
 /// the far field of its own tasks and the lists of those its near field needs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
-    /// Traversal, M2L, L2L and L2P.
+    /// Traversal, M2L, L2L and L2P; its seconds recorded.
     Full,
     /// The traversal only: its interaction lists.
     Lists,
+    /// The traversal of a task whose expansions follow (`Expand`), once the
+    /// multipoles its lists read have come: its seconds recorded.
+    FarLists,
+    /// M2L, L2L and L2P from the lists of a `FarLists` run; its seconds added.
+    Expand,
     /// Nothing.
     Skip,
+}
+
+impl Mode {
+    /// Whether the task runs its traversal.
+    fn traverses(self) -> bool {
+        matches!(self, Mode::Full | Mode::Lists | Mode::FarLists)
+    }
+
+    /// Whether the task runs its expansions (M2L, L2L, L2P).
+    fn expands(self) -> bool {
+        matches!(self, Mode::Full | Mode::Expand)
+    }
 }
 
 /// Reusable per-task buffers.
@@ -129,6 +147,11 @@ pub struct FmmStats {
     pub near_tasks_summed: usize,
     /// Tree (re)builds since the engine was created.
     pub builds: usize,
+    /// Multipoles this member received from the others in the last
+    /// evaluation (its locally essential multipoles; 0 on one process).
+    pub multipoles_received: usize,
+    /// Multipoles this member sent to the others in the last evaluation.
+    pub multipoles_sent: usize,
     /// Wall-clock seconds at the end of the phases: tree update, upward, top,
     /// frontier tasks (far field), near field, output.
     pub seconds: [f64; 6],
@@ -274,17 +297,14 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.phi_s.resize(n, 0.0);
         self.grad_s.resize(n, [0.0; D]);
         if self.team.size() > 1 {
-            self.upward_divided();
-        } else {
-            self.upward_subtrees(0..self.frontier.len());
-        }
-        self.upward_top();
-        lap(1, &mut self.stats);
-        self.top_down();
-        lap(2, &mut self.stats);
-        if self.team.size() > 1 {
             self.divided(&mut |k, st| lap(k, st));
         } else {
+            self.upward_subtrees(0..self.frontier.len());
+            self.upward_top();
+            lap(1, &mut self.stats);
+            self.top_lists();
+            self.top_locals();
+            lap(2, &mut self.stats);
             self.mode.clear();
             self.mode.resize(self.frontier.len(), Mode::Full);
             self.frontier_tasks();
@@ -380,10 +400,9 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         }
     }
 
-    /// Serial part of the traversal (top cells), top locals, and the frontier cells'
-    /// inherited locals.
-    fn top_down(&mut self) {
-        let nt = self.mi.len();
+    /// Serial part of the traversal (top cells): the top cells' M2L lists
+    /// (`top_m2l`), and the pairs queued on the frontier cells.
+    fn top_lists(&mut self) {
         let cells = &self.tree.cells;
         for t in &mut self.tasks {
             t.pending.clear();
@@ -412,6 +431,12 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 .map(|(k, &(t, s))| (t, k as u32, s)),
         );
         self.top_m2l.sort_unstable();
+    }
+
+    /// The top locals (M2L from `top_lists`, then L2L), down to the frontier
+    /// cells' inherited locals.
+    fn top_locals(&mut self) {
+        let nt = self.mi.len();
         let mut srcs = std::mem::take(&mut self.top_scratch.m2l_src);
         let mut k = 0;
         // Every other cell's local starts as its parent's, shifted (L2L) once the
@@ -494,8 +519,8 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                     let clock = std::time::Instant::now();
                     // The subtree's locals, the frontier cell's from the top pass
                     // (the others are written before they are read).
-                    buf.resize((cells[f as usize].end - f) as usize * nt, 0.0);
-                    if mode == Mode::Full {
+                    if mode.expands() {
+                        buf.resize((cells[f as usize].end - f) as usize * nt, 0.0);
                         let at = upper[f as usize] as usize * nt;
                         buf[..nt].copy_from_slice(&local[at..at + nt]);
                     }
@@ -506,10 +531,14 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                         phi,
                         grad,
                         scratch,
-                        full: mode == Mode::Full,
+                        traverse: mode.traverses(),
+                        expand: mode.expands(),
                     });
-                    if mode == Mode::Full {
-                        *seconds = clock.elapsed().as_secs_f64();
+                    let elapsed = clock.elapsed().as_secs_f64();
+                    match mode {
+                        Mode::Full | Mode::FarLists => *seconds = elapsed,
+                        Mode::Expand => *seconds += elapsed,
+                        Mode::Lists | Mode::Skip => {}
                     }
                 },
             );
@@ -517,7 +546,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             self.tasks
                 .iter()
                 .zip(&self.mode)
-                .filter(|(_, m)| **m == Mode::Full)
+                .filter(|(_, m)| m.expands())
                 .map(|(t, _)| t)
         };
         self.stats.m2l += full().map(|t| t.lists.m2l.len()).sum::<usize>();
@@ -773,8 +802,10 @@ struct FrontierTask<'a, 'b, const D: usize, K> {
     phi: &'b mut [f64],
     grad: &'b mut [[f64; D]],
     scratch: &'b mut TaskScratch,
-    /// false: the traversal only (its lists), no expansion and no output.
-    full: bool,
+    /// Run the traversal (its lists, into `scratch`).
+    traverse: bool,
+    /// Run M2L, L2L and L2P from the lists in `scratch`.
+    expand: bool,
 }
 
 impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
@@ -794,32 +825,34 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
         let f = self.f as usize;
         let end = cells[f].end as usize;
         let sc = self.scratch;
-        sc.lists.m2l.clear();
-        sc.lists.p2p.clear();
-        traversal::traverse(
-            cells,
-            tparams,
-            self.f,
-            &sc.pending,
-            &mut sc.lists,
-            |_| false,
-            |_, _| {},
-        );
-        traversal::bucket(
-            &sc.lists.m2l,
-            self.f,
-            end - f,
-            &mut sc.m2l_off,
-            &mut sc.m2l_src,
-        );
-        traversal::bucket(
-            &sc.lists.p2p,
-            self.f,
-            end - f,
-            &mut sc.p2p_off,
-            &mut sc.p2p_src,
-        );
-        if !self.full {
+        if self.traverse {
+            sc.lists.m2l.clear();
+            sc.lists.p2p.clear();
+            traversal::traverse(
+                cells,
+                tparams,
+                self.f,
+                &sc.pending,
+                &mut sc.lists,
+                |_| false,
+                |_, _| {},
+            );
+            traversal::bucket(
+                &sc.lists.m2l,
+                self.f,
+                end - f,
+                &mut sc.m2l_off,
+                &mut sc.m2l_src,
+            );
+            traversal::bucket(
+                &sc.lists.p2p,
+                self.f,
+                end - f,
+                &mut sc.p2p_off,
+                &mut sc.p2p_src,
+            );
+        }
+        if !self.expand {
             return;
         }
         let src = tree.sources();
@@ -827,7 +860,7 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
         for c in f..end {
             let k = c - f;
             let cell = &cells[c];
-            // The local of `c` holds its parent's shifted local already (see top_down).
+            // The local of `c` holds its parent's shifted local already (see top_locals).
             let (head, tail) = self.local.split_at_mut((k + 1) * nt);
             let local = &mut head[k * nt..];
             let m2l_src = &sc.m2l_src[sc.m2l_off[k] as usize..sc.m2l_off[k + 1] as usize];

@@ -5,24 +5,39 @@
 //! same tree and top locals (steps 1 and 3 of the engine). The rest is
 //! divided:
 //!
-//! 0. **Upward pass** ([`Engine::upward_divided`]): the P2M and M2M of the
+//! 0. **Upward pass** ([`Engine::upward_own`]): the P2M and M2M of the
 //!    frontier subtrees, owned in contiguous ranges of about equal particle
 //!    counts (what a subtree's upward pass costs, and a function of the tree
-//!    alone: no message decides it); an `all_gather` of the multipoles, each
-//!    member's range of cells in pre-order, then every member computes the
-//!    top cells' (few). A subtree's multipoles do not depend on who computes
-//!    them. Before session 18 every member computed every multipole: at 2e6
-//!    points in 2D that was 0.19 s of an evaluation's 2.16 s (2 threads),
-//!    the part of the work that did not shrink with more members.
+//!    alone: no message decides it). A subtree's multipoles do not depend on
+//!    who computes them. Before session 18 every member computed every
+//!    multipole: at 2e6 points in 2D that was 0.19 s of an evaluation's
+//!    2.16 s (2 threads), the part of the work that did not shrink with more
+//!    members.
 //!
-//! 1. **Far field.** The frontier tasks (subtrees in pre-order, so
-//!    contiguous ranges of them are ranges of the Morton order: regions of
-//!    space) are owned by the members in contiguous ranges of about equal
-//!    cost ([`Ownership`]: the measured seconds of each task's last run,
-//!    re-split when the most loaded member carries more than 1.10 times the
-//!    mean; first split by particle counts). Each member runs the traversal,
-//!    M2L, L2L and L2P of its own tasks. A task's values do not depend on
-//!    who runs it, so ownership moves work and never the bits.
+//! 1. **Lists.** Every member runs the top's traversal; the frontier tasks
+//!    (subtrees in pre-order, so contiguous ranges of them are ranges of the
+//!    Morton order: regions of space) are owned by the members in contiguous
+//!    ranges of about equal cost ([`Ownership`]: the measured seconds of
+//!    each task's last run, re-split when the most loaded member carries
+//!    more than 1.10 times the mean; first split by particle counts), and
+//!    each member runs the traversal of its own tasks.
+//!
+//! 1b. **Locally essential multipoles** (session 26, [`Ghosts`]): what
+//!    this member's translations read (the sources of the top's M2L and of
+//!    its tasks' lists) and the frontier cells (the top's M2M reads them),
+//!    outside its range of cells and below the top, come from their owners:
+//!    a request per ordered pair of members, then the multipoles, `nterms`
+//!    numbers each. Planned at every evaluation: the refitted geometry moves
+//!    the traversal's decisions. Then every member computes the top cells'
+//!    multipoles (few) and the top locals. Until session 25 an `all_gather`
+//!    gave every member every multipole; the exchange carries 35-45% of
+//!    that at 2-8 members on 1e6 points in 3D (`examples/let_volume`), and
+//!    the share falls as the members' regions shrink (their surfaces).
+//!    A member's array of multipoles still has a slot for every cell,
+//!    since the positions and the tree are replicated.
+//!    Then each member runs the M2L, L2L and L2P of its own tasks. A task's
+//!    values do not depend on who runs it, so ownership moves work and
+//!    never the bits.
 //! 2. **Gather A** (`all_gather`): each member's L2P values (phi, grad) of
 //!    its particles, in place ([`share`]), then the pair work of its leaves
 //!    and its tasks' seconds and interaction counts.
@@ -45,25 +60,27 @@
 //!    gives every member all the sums. No array of N values is allocated
 //!    for the exchanges.
 //!
-//! Per evaluation: an `all_gather` of the multipoles (cells x terms
-//! numbers: 2D, order 13, 105 terms; ~5 cells per 100 particles), four
+//! Per evaluation: the exchange of the locally essential multipoles (at
+//! most P (P - 1) requests and as many replies of multipoles, nterms numbers
+//! each: 2D, order 13, 105 terms; 3D, order 14, 680), four
 //! `all_gather`s of N or N d numbers (phi and grad at gathers A and B; plus
 //! one of the leaves' work and the tasks' counts) and at most P (P - 1) / 2
 //! halo messages, whose size is that of the near tasks' boundary layers.
 
 use super::{Engine, FmmStats, Mode, near_lists};
 use crate::coupling::tree::taylor::FarKernel;
+use crate::util::ghosts::Ghosts;
 use crate::util::team::{share, split_by_cost};
+use rayon::prelude::*;
 use std::ops::Range;
 
 impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
-    /// Step 0 of the module docs: this member's subtrees' multipoles, then
-    /// everyone's gathered into `mult` (the top cells' follow, on every
-    /// member, in `upward_top`).
-    pub(super) fn upward_divided(&mut self) {
-        let team = self.team.clone();
-        let (rank, size) = (team.rank(), team.size());
-        let nt = self.mi.len();
+    /// Step 0 of the module docs: this member's subtrees' multipoles.
+    /// Returns every member's range of cells, from its first subtree's root
+    /// to the next member's (the top cells between them included: every
+    /// member computes those after the exchange).
+    fn upward_own(&mut self) -> Vec<Range<usize>> {
+        let (rank, size) = (self.team.rank(), self.team.size());
         let ncells = self.tree.cells.len();
         let (cells, frontier) = (&self.tree.cells, &self.frontier);
         let count: Vec<f64> = frontier
@@ -71,9 +88,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             .map(|&f| cells[f as usize].count as f64)
             .collect();
         let tasks = split_by_cost(&count, size);
-        // Member k's cells: from its first subtree's root to the next
-        // member's (the top cells between them included: they are
-        // overwritten on every member after the gather).
         let first = |k: usize| match tasks.get(k) {
             Some(r) if k > 0 => frontier.get(r.start).map_or(ncells, |&f| f as usize),
             Some(_) => 0,
@@ -81,20 +95,22 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         };
         let bounds: Vec<usize> = (0..=size).map(first).collect();
         self.upward_subtrees(tasks[rank].clone());
-        // Gathered in place (only this member's part is copied out), not
-        // into a second array of all the multipoles.
-        let cells: Vec<Range<usize>> = bounds.windows(2).map(|b| b[0]..b[1]).collect();
-        share(&*team, &cells, nt, &mut self.mult);
+        bounds.windows(2).map(|b| b[0]..b[1]).collect()
     }
 
-    /// Steps 1-5 of the module docs, after the top of the tree (replicated).
+    /// Steps 0-5 of the module docs.
     pub(super) fn divided(&mut self, lap: &mut dyn FnMut(usize, &mut FmmStats)) {
         let team = self.team.clone();
         team.agree_on_interrupt();
         let (rank, size) = (team.rank(), team.size());
         let nf = self.frontier.len();
+        let nt = self.mi.len();
 
-        // 1. The far field of this member's frontier tasks.
+        // 0. This member's multipoles.
+        let owned_cells = self.upward_own();
+
+        // 1. The lists: the top's, then those of this member's frontier tasks.
+        self.top_lists();
         let far: Vec<Range<usize>> = {
             let (cells, frontier) = (&self.tree.cells, &self.frontier);
             self.own
@@ -104,11 +120,48 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.mode.clear();
         self.mode.extend((0..nf).map(|f| {
             if far[rank].contains(&f) {
-                Mode::Full
+                Mode::FarLists
             } else {
                 Mode::Skip
             }
         }));
+        self.frontier_tasks();
+
+        // 2. The locally essential multipoles: what those lists and the top
+        // cells' M2M read from other members' cells. The top cells' own are
+        // computed here, by every member, once the frontier's have come.
+        {
+            let (mode, tasks) = (&self.mode, &self.tasks);
+            let cell_task = &self.cell_task;
+            let top_sources: Vec<u32> = self.top_m2l.iter().map(|&(_, _, s)| s).collect();
+            let reads = rayon::iter::once(&top_sources[..])
+                .chain(rayon::iter::once(&self.frontier[..]))
+                .chain(
+                    tasks
+                        .par_iter()
+                        .zip(mode.par_iter())
+                        .filter(|(_, m)| **m == Mode::FarLists)
+                        .map(|(t, _)| &t.m2l_src[..]),
+                );
+            let mut ghosts =
+                Ghosts::plan(&*team, &owned_cells, self.tree.cells.len(), reads, |c| {
+                    cell_task[c] != u32::MAX
+                });
+            ghosts.exchange(&*team, &mut self.mult, nt);
+            self.stats.multipoles_received = ghosts.count();
+            self.stats.multipoles_sent = ghosts.sent();
+        }
+        self.upward_top();
+        lap(1, &mut self.stats);
+        self.top_locals();
+        lap(2, &mut self.stats);
+
+        // 3. The far field of this member's frontier tasks.
+        for m in self.mode.iter_mut() {
+            if *m == Mode::FarLists {
+                *m = Mode::Expand;
+            }
+        }
         self.frontier_tasks();
         lap(3, &mut self.stats);
 
@@ -183,7 +236,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             }
         }
         for m in self.mode.iter_mut() {
-            if *m == Mode::Full {
+            if *m == Mode::Expand {
                 *m = Mode::Skip;
             }
         }
