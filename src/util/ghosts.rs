@@ -119,8 +119,21 @@ impl Ghosts {
     /// ghosts with their owners' values (`values` holds `width` numbers per
     /// item, in item order; the owned items must hold this member's values).
     pub fn exchange(&mut self, team: &dyn Team, values: &mut [f64], width: usize) {
+        self.exchange_at(team, values, width, |s| s as usize * width);
+    }
+
+    /// [`Self::exchange`] with item s's `width` numbers at `at(s)` in
+    /// `values` (an owner's items and a member's ghosts, wherever it keeps
+    /// them).
+    pub fn exchange_at(
+        &mut self,
+        team: &dyn Team,
+        values: &mut [f64],
+        width: usize,
+        at: impl Fn(u32) -> usize,
+    ) {
         let me = team.rank();
-        let item = |s: u32| s as usize * width..(s as usize + 1) * width;
+        let item = |s: u32| at(s)..at(s) + width;
         for q in (0..self.send.len()).filter(|&q| q != me) {
             let (first, second) = pair_order(me, q);
             for turn in [first, second] {
@@ -143,6 +156,12 @@ impl Ghosts {
                 }
             }
         }
+    }
+
+    /// The ghosts: the items received per exchange, ascending by owner,
+    /// then by item.
+    pub fn received(&self) -> impl Iterator<Item = u32> + '_ {
+        self.receive.iter().flatten().copied()
     }
 
     /// The number of ghosts (items received per exchange).

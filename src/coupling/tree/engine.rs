@@ -45,6 +45,9 @@ use rayon::prelude::*;
 use std::sync::Arc;
 
 mod divided;
+mod multipoles;
+
+use multipoles::Multipoles;
 
 /// Target number of parallel tasks (frontier subtrees); fixed, so results do not
 /// depend on the number of threads.
@@ -111,6 +114,8 @@ struct TaskScratch {
     m2l: M2lScratch,
     mono_v: Vec<V>,
     acc_v: Vec<V>,
+    /// A top cell's M2M result, before it is stored at the cell's slot.
+    out: Vec<f64>,
 }
 
 impl TaskScratch {
@@ -125,6 +130,7 @@ impl TaskScratch {
             m2l: M2lScratch::new(nterms),
             mono_v: vec![V::ZERO; nterms],
             acc_v: vec![V::ZERO; nterms],
+            out: Vec::new(),
         }
     }
 }
@@ -163,8 +169,8 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     params: FmmParams,
     tparams: TraversalParams,
     tree: Octree<D>,
-    /// Multipoles, `nterms` per cell.
-    mult: Vec<f64>,
+    /// Multipoles, `nterms` per cell held (one process: every cell).
+    mult: Multipoles,
     /// Local expansions of the top and frontier cells, `nterms` each, at
     /// `upper[c]`. A frontier task's other cells' locals live only while it
     /// runs, in a buffer of its thread: each is its parent's shifted (L2L)
@@ -216,7 +222,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 p2p_max_pairs: params.p2p_max_pairs,
             },
             tree: Octree::new(params.leaf_size),
-            mult: Vec::new(),
+            mult: Multipoles::default(),
             local: Vec::new(),
             frontier: Vec::new(),
             top: Vec::new(),
@@ -291,7 +297,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         }
         let nt = self.mi.len();
         let ncells = self.tree.cells.len();
-        self.mult.resize(ncells * nt, 0.0);
         self.local
             .resize((self.top.len() + self.frontier.len()) * nt, 0.0);
         self.phi_s.resize(n, 0.0);
@@ -299,6 +304,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         if self.team.size() > 1 {
             self.divided(&mut |k, st| lap(k, st));
         } else {
+            self.mult.whole(ncells, nt);
             self.upward_subtrees(0..self.frontier.len());
             self.upward_top();
             lap(1, &mut self.stats);
@@ -360,17 +366,23 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.frontier_build = self.tree.builds;
     }
 
-    /// P2M / M2M in the frontier subtrees `tasks` (indices into `frontier`).
+    /// P2M / M2M in the frontier subtrees `tasks` (indices into `frontier`),
+    /// whose cells are in the block of cells `mult` holds first.
     fn upward_subtrees(&mut self, tasks: std::ops::Range<usize>) {
         let nt = self.mi.len();
         let (tree, mi) = (&self.tree, &self.mi);
-        let pieces = split_by_frontier(&mut self.mult, &self.frontier, &tree.cells, nt);
+        let (own, block) = self.mult.own_block_mut();
+        let pieces = split_by_frontier(
+            block,
+            own.start,
+            &self.frontier[tasks.clone()],
+            &tree.cells,
+            nt,
+        );
         pieces
             .into_par_iter()
-            .zip(self.tasks.par_iter_mut())
-            .enumerate()
-            .filter(|(f, _)| tasks.contains(f))
-            .for_each(|(_, ((f, mult), scratch))| {
+            .zip(self.tasks[tasks].par_iter_mut())
+            .for_each(|((f, mult), scratch)| {
                 with_best_isa(UpwardTask {
                     tree,
                     mi,
@@ -386,17 +398,30 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         let nt = self.mi.len();
         let (tree, mi) = (&self.tree, &self.mi);
         let s = &mut self.top_scratch;
+        s.out.resize(nt, 0.0);
         for &c in self.top.iter().rev() {
             let c = c as usize;
-            let (head, tail) = self.mult.split_at_mut((c + 1) * nt);
+            let mut children = Children {
+                count: 0,
+                centers: [[0.0; D]; LANES],
+                coeffs: [&[]; LANES],
+            };
+            for (l, k) in traversal::children(&tree.cells, c as u32).enumerate() {
+                children.centers[l] = tree.cells[k as usize].center;
+                children.coeffs[l] = self.mult.get(k as usize);
+                children.count = l + 1;
+            }
             with_best_isa(ShiftUpTask {
                 mi,
-                children: children_of(&tree.cells, c, tail, c + 1, nt),
+                children,
                 center: tree.cells[c].center,
                 mono: &mut s.mono_v,
                 acc: &mut s.acc_v,
-                out: &mut head[c * nt..],
+                out: &mut s.out,
             });
+            let (offset, data) = self.mult.data_mut();
+            let at = offset(c as u32);
+            data[at..at + nt].copy_from_slice(&s.out);
         }
     }
 
@@ -587,16 +612,18 @@ fn near_lists<'a>(
     }
 }
 
-/// Splits a per-cell array (`nt` values per cell) into the frontier subtrees' ranges.
+/// Splits a per-cell array (`nt` values per cell, for the cells from
+/// `first` on) into the ranges of the frontier subtrees `frontier`.
 fn split_by_frontier<'a, const D: usize>(
     data: &'a mut [f64],
+    first: usize,
     frontier: &[u32],
     cells: &[Cell<D>],
     nt: usize,
 ) -> Vec<(u32, &'a mut [f64])> {
     let mut out = Vec::with_capacity(frontier.len());
     let mut rest = data;
-    let mut pos = 0usize;
+    let mut pos = first * nt;
     for &f in frontier {
         let (start, end) = (f as usize * nt, cells[f as usize].end as usize * nt);
         let (_, r) = std::mem::take(&mut rest).split_at_mut(start - pos);
@@ -752,7 +779,7 @@ struct M2lTask<'a, const D: usize, K> {
     kernel: &'a K,
     mi: &'a MultiIndex<D>,
     cells: &'a [Cell<D>],
-    mult: &'a [f64],
+    mult: &'a Multipoles,
     mixed: Option<MixedM2l>,
     target: usize,
     sources: &'a [u32],
@@ -773,7 +800,7 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for M2lTask<'_, D, K> {
             self.sources,
             |s| cells[s].center,
             |s| cells[s].radius,
-            self.mult,
+            |s| self.mult.get(s),
             self.mixed,
             self.scratch,
             self.local,
@@ -786,7 +813,7 @@ struct Shared<'a, const D: usize, K> {
     kernel: &'a K,
     mi: &'a MultiIndex<D>,
     tree: &'a Octree<D>,
-    mult: &'a [f64],
+    mult: &'a Multipoles,
     mixed: Option<MixedM2l>,
     tparams: &'a TraversalParams,
 }
@@ -872,7 +899,7 @@ impl<const D: usize, K: FarKernel<D>> IsaTask for FrontierTask<'_, '_, D, K> {
                 m2l_src,
                 |s| cells[s].center,
                 |s| cells[s].radius,
-                mult,
+                |s| mult.get(s),
                 mixed,
                 &mut sc.m2l,
                 local,

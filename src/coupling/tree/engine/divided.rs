@@ -94,8 +94,11 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             None => ncells,
         };
         let bounds: Vec<usize> = (0..=size).map(first).collect();
+        let owned: Vec<Range<usize>> = bounds.windows(2).map(|b| b[0]..b[1]).collect();
+        self.mult
+            .arrange(ncells, self.mi.len(), owned[rank].clone());
         self.upward_subtrees(tasks[rank].clone());
-        bounds.windows(2).map(|b| b[0]..b[1]).collect()
+        owned
     }
 
     /// Steps 0-5 of the module docs.
@@ -147,7 +150,16 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 Ghosts::plan(&*team, &owned_cells, self.tree.cells.len(), reads, |c| {
                     cell_task[c] != u32::MAX
                 });
-            ghosts.exchange(&*team, &mut self.mult, nt);
+            // Slots for the top cells outside this member's range, then for
+            // the multipoles received.
+            let mine = owned_cells[rank].clone();
+            let top = self.top.iter().copied();
+            self.mult.hold(
+                top.filter(|&c| !mine.contains(&(c as usize)))
+                    .chain(ghosts.received()),
+            );
+            let (at, data) = self.mult.data_mut();
+            ghosts.exchange_at(&*team, data, nt, at);
             self.stats.multipoles_received = ghosts.count();
             self.stats.multipoles_sent = ghosts.sent();
         }
