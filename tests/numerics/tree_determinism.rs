@@ -164,32 +164,49 @@ fn direct_and_1d_thread_independent() {
 /// multipoles (the sources of its own translations, and the frontier cells
 /// whose M2M gives the top), not every other member's cells as the
 /// `all_gather` of the multipoles did before session 26. Every multipole
-/// received is one sent, and every member needs some. On a 2D cloud of
+/// received is one sent, and every member needs some; a member holds its
+/// own range of cells, the top and those received (one process: every
+/// cell's), in 2D here fewer than every cell. On a 2D cloud of
 /// 4e4 points each member of 2-4 receives 37-55% of the other members'
 /// cells (bound: 3/4, which a return to the whole gather would break); a
 /// 3D tree this small (585 cells) is almost all essential (88%), so there
-/// the bound is the gather itself. At 1e6 points in 3D the exchange is
+/// the bound is the gather itself, and a member may hold every cell's. At
+/// 1e6 points in 3D the exchange is
 /// 35-45% of the gather at 2-8 members (`examples/let_volume`, BENCHMARKS.md).
 #[test]
 fn members_receive_their_locally_essential_multipoles_only() {
     fn check<const D: usize>(kind: &str, n: usize, bound: f64) {
         let (x, q) = cloud::<D>(kind, n, 7);
+        let mut one = TreeCoupling::<D>::new(1e-2, 1e-6);
+        let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
+        one.evaluate(&x, &q, &mut p, &mut g);
+        assert_eq!(one.stats().multipoles_held, one.stats().cells);
+        assert_eq!(one.stats().multipoles_received, 0);
         for size in 2..=4 {
             let got = ThreadTeam::run(size, |t| {
                 let mut tc = TreeCoupling::<D>::new(1e-2, 1e-6).with_team(t);
                 let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
                 tc.evaluate(&x, &q, &mut p, &mut g);
                 let s = tc.stats();
-                (s.multipoles_received, s.multipoles_sent, s.cells)
+                (
+                    s.multipoles_received,
+                    s.multipoles_sent,
+                    s.cells,
+                    s.multipoles_held,
+                )
             });
             let received: usize = got.iter().map(|g| g.0).sum();
             let sent: usize = got.iter().map(|g| g.1).sum();
             assert_eq!(received, sent, "{D}D size {size}");
-            for (rank, &(r, _, cells)) in got.iter().enumerate() {
+            for (rank, &(r, _, cells, held)) in got.iter().enumerate() {
                 let gather = (cells * (size - 1) / size) as f64;
                 assert!(
                     r > 0 && r as f64 <= bound * gather,
                     "{D}D member {rank} of {size}: {r} multipoles of the gather's {gather}"
+                );
+                assert!(
+                    r < held && held <= cells && (held < cells || bound == 1.0),
+                    "{D}D member {rank} of {size}: holds {held} of {cells} cells' multipoles"
                 );
             }
         }

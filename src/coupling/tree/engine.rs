@@ -158,6 +158,10 @@ pub struct FmmStats {
     pub multipoles_received: usize,
     /// Multipoles this member sent to the others in the last evaluation.
     pub multipoles_sent: usize,
+    /// Multipoles this member held in the last evaluation: every cell's on
+    /// one process; a member's own range of cells, the top and those it
+    /// received.
+    pub multipoles_held: usize,
     /// Wall-clock seconds at the end of the phases: tree update, upward, top,
     /// frontier tasks (far field), near field, output.
     pub seconds: [f64; 6],
@@ -330,6 +334,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.stats.cells = ncells;
         self.stats.leaves = self.tree.cells.iter().filter(|c| c.is_leaf).count();
         self.stats.builds = self.tree.builds;
+        self.stats.multipoles_held = self.mult.held();
         lap(5, &mut self.stats);
     }
 
