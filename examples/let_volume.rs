@@ -21,7 +21,9 @@
 //! multipoles, the frontier cells under the top included), against the
 //! other members' cells the `all_gather` of the multipoles sent each before,
 //! and the multipoles each holds (`multipoles_held`: its own range of
-//! cells, the top and those received), against every cell's.
+//! cells, the top and those received), against every cell's; and the
+//! particles whose far-field values a member received for its near-field
+//! tasks (`far_values_received`), where a gather sent each all N.
 
 use jko::coupling::TreeCoupling;
 use jko::coupling::tree::{FmmParams, essential_counts, params_for_accuracy};
@@ -85,13 +87,14 @@ fn exchanged<const D: usize>(x: &[[f64; D]], params: &FmmParams, parts: &[usize]
         .collect();
     println!("multipoles received per evaluation (the divided tree's exchange):");
     println!(
-        "{:>4} {:>8} {:>22} {:>22} {:>22} {:>12}",
+        "{:>4} {:>8} {:>22} {:>22} {:>22} {:>12} {:>26}",
         "P",
         "cells",
         "received mean / max",
         "of the gather's (max)",
         "held mean / max",
-        "of all (max)"
+        "of all (max)",
+        "far values received (max)"
     );
     for &p in parts {
         let got = ThreadTeam::run(p, |team| {
@@ -100,8 +103,14 @@ fn exchanged<const D: usize>(x: &[[f64; D]], params: &FmmParams, parts: &[usize]
             tc.evaluate(x, &q, &mut phi, &mut grad);
             tc.evaluate(x, &q, &mut phi, &mut grad);
             let s = tc.stats();
-            (s.multipoles_received, s.cells, s.multipoles_held)
+            (
+                s.multipoles_received,
+                s.cells,
+                s.multipoles_held,
+                s.far_values_received,
+            )
         });
+        let far_max = got.iter().map(|g| g.3).max().unwrap_or(0);
         let cells = got[0].1;
         let max = got.iter().map(|g| g.0).max().unwrap_or(0);
         let mean = got.iter().map(|g| g.0).sum::<usize>() as f64 / p as f64;
@@ -110,9 +119,10 @@ fn exchanged<const D: usize>(x: &[[f64; D]], params: &FmmParams, parts: &[usize]
         // The gather sent each member the others' cells: about (P - 1) / P of them.
         let gather = cells * (p - 1) / p;
         println!(
-            "{p:>4} {cells:>8} {mean:>12.0} / {max:>7} {:>21.1}% {held_mean:>12.0} / {held_max:>7} {:>11.1}%",
+            "{p:>4} {cells:>8} {mean:>12.0} / {max:>7} {:>21.1}% {held_mean:>12.0} / {held_max:>7} {:>11.1}% {far_max:>12} ({:.2}% of N)",
             100.0 * max as f64 / gather as f64,
-            100.0 * held_max as f64 / cells as f64
+            100.0 * held_max as f64 / cells as f64,
+            100.0 * far_max as f64 / n as f64
         );
     }
 }

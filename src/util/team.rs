@@ -146,6 +146,38 @@ pub fn share(team: &dyn Team, items: &[Range<usize>], width: usize, values: &mut
     team.all_gather(&mine, &counts, values);
 }
 
+/// Collective: member k holds the values (`width` per item) of the items
+/// `from[k]`; after it each member q holds those of `to[q]` too (each
+/// family of ranges covers the items in member order). Only the overlaps
+/// cross: member k sends member q the values of `from[k]` ∩ `to[q]`, so when
+/// the two families nearly agree (two splits of one Morton order) little
+/// moves, where a [`share`] would send every member all the items. Pairs are
+/// served in ascending order of the partner on both sides, the smaller rank
+/// first, as in [`crate::util::ghosts`]; an empty overlap is skipped by both.
+pub fn redistribute(
+    team: &dyn Team,
+    from: &[Range<usize>],
+    to: &[Range<usize>],
+    width: usize,
+    values: &mut [f64],
+) {
+    let me = team.rank();
+    let overlap = |a: &Range<usize>, b: &Range<usize>| a.start.max(b.start)..a.end.min(b.end);
+    for q in (0..team.size()).filter(|&q| q != me) {
+        let out = overlap(&from[me], &to[q]);
+        let inc = overlap(&from[q], &to[me]);
+        for turn in [me.min(q), me.max(q)] {
+            if turn == me && !out.is_empty() {
+                team.send(q, &values[out.start * width..out.end * width]);
+            } else if turn != me && !inc.is_empty() {
+                let got = team.receive(q);
+                assert_eq!(got.len(), inc.len() * width, "redistribute: message length");
+                values[inc.start * width..inc.end * width].copy_from_slice(&got);
+            }
+        }
+    }
+}
+
 /// Ownership of a sequence of work units (in the order of space: Morton or
 /// tree pre-order), kept while it is balanced: re-split by cost when the
 /// most loaded part carries more than [`Ownership::THRESHOLD`] times the
@@ -355,6 +387,47 @@ impl Team for ThreadTeam {
 
 #[cfg(test)]
 mod tests {
+
+    /// Each member ends with its `to` range's values, its own `from`
+    /// range's untouched, and nothing else written; the overlaps cross,
+    /// not the whole ranges: at 2-4 members, ranges cut at different
+    /// places (one empty), widths 1 and 3.
+    #[test]
+    fn redistribute_brings_each_member_its_new_range() {
+        let n = 101;
+        for size in 2..=4 {
+            for width in [1, 3] {
+                let from = split_even(n, size);
+                let mut cuts: Vec<usize> = (0..=size).map(|k| (n * k / size + 7).min(n)).collect();
+                cuts[0] = 0;
+                cuts[1] = cuts[2].min(cuts[1] + 30);
+                cuts[size - 1] = cuts[size]; // the last member's new range is empty
+                let to: Vec<Range<usize>> = cuts.windows(2).map(|c| c[0]..c[1]).collect();
+                let value = |i: usize| (1000 * i) as f64;
+                ThreadTeam::run(size, |t| {
+                    let me = t.rank();
+                    let mut values = vec![f64::NAN; n * width];
+                    for i in from[me].clone() {
+                        values[i * width..(i + 1) * width].fill(value(i));
+                    }
+                    redistribute(&*t, &from, &to, width, &mut values);
+                    for i in 0..n {
+                        let v = values[i * width];
+                        if from[me].contains(&i) || to[me].contains(&i) {
+                            assert!(
+                                values[i * width..(i + 1) * width]
+                                    .iter()
+                                    .all(|&w| w == value(i))
+                            );
+                        } else {
+                            assert!(v.is_nan(), "item {i} written on member {me}");
+                        }
+                    }
+                });
+            }
+        }
+    }
+
     use super::*;
 
     #[test]

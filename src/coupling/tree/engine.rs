@@ -158,6 +158,9 @@ pub struct FmmStats {
     pub multipoles_received: usize,
     /// Multipoles this member sent to the others in the last evaluation.
     pub multipoles_sent: usize,
+    /// Particles whose far-field values (phi, grad) this member received in
+    /// the last evaluation for its near-field tasks (0 on one process).
+    pub far_values_received: usize,
     /// Multipoles this member held in the last evaluation: every cell's on
     /// one process; a member's own range of cells, the top and those it
     /// received.

@@ -39,13 +39,18 @@
 //!    Then each member runs the M2L, L2L and L2P of its own tasks. A task's
 //!    values do not depend on who runs it, so ownership moves work and
 //!    never the bits.
-//! 2. **Gather A** (`all_gather`): each member's L2P values (phi, grad) of
-//!    its particles, in place ([`share`]), then the pair work of its leaves
-//!    and its tasks' seconds and interaction counts.
+//! 2. **Gather A** (`all_gather`): the pair work of each member's leaves
+//!    and its tasks' seconds and interaction counts (a few numbers per
+//!    leaf and task).
 //! 3. **Near field.** From the work of every leaf every member cuts the same
 //!    near tasks as a single process ([`NearField::plan`]) and owns a
 //!    contiguous range of them (the tasks have equal work; with more members
-//!    than near tasks, 16, some have none). Their row leaves' lists come
+//!    than near tasks, 16, some have none). The L2P values (phi, grad) of
+//!    its near tasks' particles come from the members whose far field
+//!    computed them ([`redistribute`]: the far and near ranges are two
+//!    splits of the sorted order, so only the stretches where they differ
+//!    cross; until session 26 an `all_gather` gave every member all N (1 +
+//!    d) values). Their row leaves' lists come
 //!    from the member's own traversal, plus a lists-only traversal of the
 //!    frontier tasks it does not own that hold some of its row leaves.
 //! 4. **Halo exchange.** The sums of each near task for the leaves of later
@@ -56,22 +61,24 @@
 //!    order). Each member then adds, for its tasks, the halos of all earlier
 //!    tasks in task order, as a single process does.
 //! 5. **Gather B**: the owner of a near task adds its particles' near sums
-//!    to their L2P values (which every member holds since gather A), the
+//!    to their L2P values (which it holds since step 3), the
 //!    single process's one addition per value; an `all_gather` in place
 //!    gives every member all the sums. No array of N values is allocated
 //!    for the exchanges.
 //!
 //! Per evaluation: the exchange of the locally essential multipoles (at
 //! most P (P - 1) requests and as many replies of multipoles, nterms numbers
-//! each: 2D, order 13, 105 terms; 3D, order 14, 680), four
-//! `all_gather`s of N or N d numbers (phi and grad at gathers A and B; plus
-//! one of the leaves' work and the tasks' counts) and at most P (P - 1) / 2
-//! halo messages, whose size is that of the near tasks' boundary layers.
+//! each: 2D, order 13, 105 terms; 3D, order 14, 680), the redistribution
+//! of the L2P values (the stretches where the far and near ranges differ),
+//! two `all_gather`s of N and N d numbers (phi and grad at gather B), one
+//! of the leaves' work and the tasks' counts (gather A) and at most
+//! P (P - 1) / 2 halo messages, whose size is that of the near tasks'
+//! boundary layers.
 
 use super::{Engine, FmmStats, Mode, near_lists};
 use crate::coupling::tree::taylor::FarKernel;
 use crate::util::ghosts::Ghosts;
-use crate::util::team::{share, split_by_cost};
+use crate::util::team::{redistribute, share, split_by_cost};
 use rayon::prelude::*;
 use std::ops::Range;
 
@@ -178,13 +185,11 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.frontier_tasks();
         lap(3, &mut self.stats);
 
-        // 2. Gather A: the L2P values (phi, grad) in place, then [leaf work |
-        // seconds, m2l, p2p per task].
+        // 2. Gather A: [leaf work | seconds, m2l, p2p per task].
         let nl = self.near.prepare(&self.tree);
         let far_leaves: Vec<Range<usize>> = far.iter().map(|r| self.frontier_leaves(r)).collect();
         let far_particles: Vec<Range<usize>> =
             far.iter().map(|r| self.frontier_particles(r)).collect();
-        self.share_values(&far_particles);
         let counts: Vec<usize> = (0..size)
             .map(|k| far_leaves[k].len() + 3 * far[k].len())
             .collect();
@@ -238,6 +243,27 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             })
             .collect();
         let near_tasks = split_by_cost(&task_work, size);
+        let near_particles: Vec<Range<usize>> = near_tasks
+            .iter()
+            .map(|t| self.leaf_particles(&self.near.task_leaves(t)))
+            .collect();
+        // The L2P values of this member's near particles, from the members
+        // whose far field computed them (in place).
+        let mine = &near_particles[rank];
+        self.stats.far_values_received = (0..size)
+            .filter(|&k| k != rank)
+            .map(|k| {
+                (far_particles[k].start.max(mine.start)..far_particles[k].end.min(mine.end)).len()
+            })
+            .sum();
+        redistribute(&*team, &far_particles, &near_particles, 1, &mut self.phi_s);
+        redistribute(
+            &*team,
+            &far_particles,
+            &near_particles,
+            D,
+            self.grad_s.as_flattened_mut(),
+        );
         let mine_near = near_tasks[rank].clone();
         self.stats.near_tasks = ntasks;
         self.stats.near_tasks_summed = mine_near.len();
@@ -275,17 +301,13 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             let leaves = self.near.task_leaves(&near_tasks[k]);
             team.send(k, &self.near.halo_message(mine_near.clone(), leaves));
         }
-        // Every member holds every L2P value since gather A, so the owner
-        // of a near task forms far + near for its particles: the single
-        // process's one addition per value.
+        // The owner of a near task holds its particles' L2P values since
+        // the redistribution, and forms far + near: the single process's
+        // one addition per value.
         self.near
             .finish(&self.tree, mine_near, &mut self.phi_s, &mut self.grad_s);
 
         // 5. Gather B: those sums, in place.
-        let near_particles: Vec<Range<usize>> = near_tasks
-            .iter()
-            .map(|t| self.leaf_particles(&self.near.task_leaves(t)))
-            .collect();
         self.share_values(&near_particles);
         lap(4, &mut self.stats);
     }
