@@ -138,7 +138,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         }));
         self.frontier_tasks();
 
-        // 2. The locally essential multipoles: what those lists and the top
+        // 1b. The locally essential multipoles: what those lists and the top
         // cells' M2M read from other members' cells. The top cells' own are
         // computed here, by every member, once the frontier's have come.
         {
@@ -176,7 +176,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.top_locals();
         lap(2, &mut self.stats);
 
-        // 3. The far field of this member's frontier tasks.
+        // Then the far field of this member's frontier tasks (step 1b).
         for m in self.mode.iter_mut() {
             if *m == Mode::FarLists {
                 *m = Mode::Expand;
