@@ -161,6 +161,13 @@ pub struct FmmStats {
     /// Particles whose far-field values (phi, grad) this member received in
     /// the last evaluation for its near-field tasks (0 on one process).
     pub far_values_received: usize,
+    /// Seconds of the last evaluation in the locally essential multipoles'
+    /// plan and exchange (waits for the other members included; 0 on one
+    /// process).
+    pub let_seconds: f64,
+    /// Seconds of the last evaluation in the far field's values'
+    /// redistribution to the near field's owners (likewise).
+    pub redistribute_seconds: f64,
     /// Multipoles this member held in the last evaluation: every cell's on
     /// one process; a member's own range of cells, the top and those it
     /// received.

@@ -141,6 +141,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         // 1b. The locally essential multipoles: what those lists and the top
         // cells' M2M read from other members' cells. The top cells' own are
         // computed here, by every member, once the frontier's have come.
+        let clock = std::time::Instant::now();
         {
             let (mode, tasks) = (&self.mode, &self.tasks);
             let cell_task = &self.cell_task;
@@ -171,6 +172,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             self.stats.multipoles_received = ghosts.count();
             self.stats.multipoles_sent = ghosts.sent();
         }
+        self.stats.let_seconds = clock.elapsed().as_secs_f64();
         self.upward_top();
         lap(1, &mut self.stats);
         self.top_locals();
@@ -256,6 +258,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 (far_particles[k].start.max(mine.start)..far_particles[k].end.min(mine.end)).len()
             })
             .sum();
+        let clock = std::time::Instant::now();
         redistribute(&*team, &far_particles, &near_particles, 1, &mut self.phi_s);
         redistribute(
             &*team,
@@ -264,6 +267,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             D,
             self.grad_s.as_flattened_mut(),
         );
+        self.stats.redistribute_seconds = clock.elapsed().as_secs_f64();
         let mine_near = near_tasks[rank].clone();
         self.stats.near_tasks = ntasks;
         self.stats.near_tasks_summed = mine_near.len();
