@@ -34,8 +34,8 @@
 //!    that at 2-8 members on 1e6 points in 3D (`examples/let_volume`), and
 //!    the share falls as the members' regions shrink (their surfaces).
 //!    A member holds only the multipoles of its range of cells, of the top
-//!    cells and those it received ([`super::multipoles`]): 22-55% of the
-//!    cells at 2-16 members on 1e6 points in 2D, 51-73% at 2-8 in 3D.
+//!    cells and those it received ([`super::multipoles`]): 17-55% of the
+//!    cells at 2-16 members on 1e6 points in 2D, 48-73% at 2-8 in 3D.
 //!    Then each member runs the M2L, L2L and L2P of its own tasks. A task's
 //!    values do not depend on who runs it, so ownership moves work and
 //!    never the bits.
