@@ -43,9 +43,9 @@ use crate::util::team::Team;
 /// A member's ghosts and what it sends to the others (module docs).
 #[derive(Debug, Clone, Default)]
 pub struct Ghosts {
-    /// `receive[q]`: the slots this member receives from member q, ascending.
+    /// `receive[q]`: the items this member receives from member q, ascending.
     receive: Vec<Vec<u32>>,
-    /// `send[q]`: the slots of this member that member q receives, ascending.
+    /// `send[q]`: the items of this member that member q receives, ascending.
     send: Vec<Vec<u32>>,
     /// Send buffer of the exchange, reused.
     buffer: Vec<f64>,
@@ -191,7 +191,8 @@ mod tests {
     /// items it reads outside its range that `keep` admits (here: not the
     /// multiples of 5), and after the exchange they hold their owners'
     /// values (each owner writes values of its own making, `width` numbers
-    /// per item), while the items not kept keep this member's own.
+    /// per item), while nothing else is written (the items not kept stay
+    /// as this member left them).
     #[test]
     fn ghosts_are_the_reads_outside_the_range_and_get_the_owners_values() {
         let n = 1000;
