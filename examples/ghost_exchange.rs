@@ -23,7 +23,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Instant;
 
 use jko::density::{BlobDensity, DensityEstimator};
 use jko::distributed::Mpi;
@@ -33,18 +32,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-/// Best of `reps` of `f`, each started when every rank is there.
-fn best(team: &dyn Team, reps: usize, mut f: impl FnMut()) -> f64 {
-    let mut all = vec![0.0; team.size()];
-    (0..reps)
-        .map(|_| {
-            team.all_gather(&[0.0], &vec![1; team.size()], &mut all);
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::best;
 
 fn run<const D: usize>(team: Arc<dyn Team>, n: usize, reps: usize, factor: f64) {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
