@@ -42,6 +42,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 
 use crate::density::dist2;
+use crate::util::morton;
 use crate::util::parallel::{CHUNK, bounding_box};
 
 /// At most this many slots per kd-tree search. Larger clusters mean fewer
@@ -274,18 +275,7 @@ impl<const D: usize> NeighbourList<D> {
     /// side of one cell.
     fn sort_slots(&mut self, x: &[[f64; D]]) -> f64 {
         let n = x.len();
-        let (lo, hi) = bounding_box(x);
-        let bits = (64 / D as u32).min(32);
-        let cells = ((1u64 << bits) - 1) as f64;
-        let width = (0..D).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
-        let scale = if width > 0.0 { cells / width } else { 0.0 };
-        self.keys.clear();
-        self.keys.par_extend(x.par_iter().enumerate().map(|(i, p)| {
-            let cell: [u64; D] =
-                std::array::from_fn(|a| (((p[a] - lo[a]) * scale) as u64).min(cells as u64));
-            (interleave(cell), i as u32)
-        }));
-        radix_sort(&mut self.keys);
+        let side = morton::sorted_keys(x, &mut self.keys);
         self.order.clear();
         self.order.extend(self.keys.iter().map(|&(_, i)| i));
         self.rank.resize(n, 0);
@@ -295,7 +285,7 @@ impl<const D: usize> NeighbourList<D> {
         self.sorted.clear();
         self.sorted
             .extend(self.order.iter().map(|&i| x[i as usize]));
-        if scale > 0.0 { 1.0 / scale } else { 0.0 }
+        side
     }
 
     /// The particle in each slot.
@@ -560,71 +550,6 @@ fn bounding_ball<const D: usize>(pts: &[[f64; D]]) -> ([f64; D], f64) {
     (center, extent)
 }
 
-/// Bit-interleaves the coordinates (axis 0 in the lowest bit), each at most
-/// `64 / D` bits (32 in 1D): `spread` puts bit b of a coordinate at bit D b.
-fn interleave<const D: usize>(cell: [u64; D]) -> u64 {
-    cell.iter()
-        .enumerate()
-        .fold(0, |key, (a, &c)| key | (spread::<D>(c) << a))
-}
-
-/// The bits of `c` moved apart to every D-th place (the classic
-/// shift-and-mask "magic numbers"): bit b goes to bit D b.
-#[inline(always)]
-fn spread<const D: usize>(c: u64) -> u64 {
-    match D {
-        1 => c,
-        2 => {
-            let mut x = c & 0xffff_ffff;
-            x = (x | x << 16) & 0x0000_ffff_0000_ffff;
-            x = (x | x << 8) & 0x00ff_00ff_00ff_00ff;
-            x = (x | x << 4) & 0x0f0f_0f0f_0f0f_0f0f;
-            x = (x | x << 2) & 0x3333_3333_3333_3333;
-            (x | x << 1) & 0x5555_5555_5555_5555
-        }
-        _ => {
-            let mut x = c & 0x1f_ffff;
-            x = (x | x << 32) & 0x001f_0000_0000_ffff;
-            x = (x | x << 16) & 0x001f_0000_ff00_00ff;
-            x = (x | x << 8) & 0x100f_00f0_0f00_f00f;
-            x = (x | x << 4) & 0x10c3_0c30_c30c_30c3;
-            (x | x << 2) & 0x1249_2492_4924_9249
-        }
-    }
-}
-
-/// Sorts `(key, index)` pairs by key, ties by index, for pairs that arrive in
-/// index order: a stable least-significant-digit radix sort on the key's
-/// bytes (bytes equal in every key skipped), O(N) against the comparison
-/// sort's O(N log N), with a second buffer of its own (freed on return).
-fn radix_sort(keys: &mut Vec<(u64, u32)>) {
-    let (all_or, all_and) = keys
-        .iter()
-        .fold((0u64, u64::MAX), |(o, a), &(k, _)| (o | k, a & k));
-    let varying = all_or & !all_and;
-    let scratch = &mut vec![(0, 0); keys.len()];
-    for byte in 0..8 {
-        let shift = 8 * byte;
-        if (varying >> shift) & 0xff == 0 {
-            continue;
-        }
-        let mut start = [0usize; 256];
-        for &(k, _) in keys.iter() {
-            start[((k >> shift) & 0xff) as usize] += 1;
-        }
-        let mut total = 0;
-        for s in start.iter_mut() {
-            (*s, total) = (total, total + *s);
-        }
-        for &e in keys.iter() {
-            let b = ((e.0 >> shift) & 0xff) as usize;
-            scratch[start[b]] = e;
-            start[b] += 1;
-        }
-        std::mem::swap(keys, scratch);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,42 +652,6 @@ mod tests {
             state ^= state << 17;
             state
         }
-    }
-
-    /// The magic-number interleave against the bit-by-bit definition, and the
-    /// radix sort against the comparison sort (ties by index).
-    #[test]
-    fn morton_keys_and_their_sort() {
-        fn by_bits<const D: usize>(cell: [u64; D]) -> u64 {
-            let bits = (64 / D as u32).min(32);
-            let mut key = 0;
-            for b in 0..bits {
-                for (a, c) in cell.iter().enumerate() {
-                    key |= ((c >> b) & 1) << (b as usize * D + a);
-                }
-            }
-            key
-        }
-        fn check<const D: usize>() {
-            let top = (1u64 << (64 / D as u32).min(32)) - 1;
-            let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-            for _ in 0..10_000 {
-                let cell: [u64; D] = std::array::from_fn(|_| next() & top);
-                assert_eq!(interleave(cell), by_bits(cell), "{cell:?}");
-            }
-            assert_eq!(interleave([top; D]), by_bits([top; D]));
-            // Few distinct keys (many ties), spread over all eight bytes.
-            let mut keys: Vec<(u64, u32)> = (0..5000)
-                .map(|i| (next() % 97 * 0x0101_0101_0101_0101 % (1 << 63), i))
-                .collect();
-            let mut want = keys.clone();
-            want.sort_unstable();
-            radix_sort(&mut keys);
-            assert_eq!(keys, want);
-        }
-        check::<1>();
-        check::<2>();
-        check::<3>();
     }
 
     /// The bitmap sort against the comparison sort, on its paths: short

@@ -4,6 +4,7 @@
 //! reached by a continuation of growing steps ([`equilibrium`]).
 
 pub mod equilibrium;
+pub mod layout;
 pub mod problem;
 pub mod projected;
 pub mod simulation;

@@ -25,11 +25,13 @@
 //! Y - P(Y - dJ/dY) instead of dJ/dY; positions are clamped to the box
 //! against the rounding of X^n + s Y.
 //!
+//! The vectors Y and dJ/dY hold the particles in the Morton order of X^n
+//! ([`super::layout`]), so that a range of them is a region of space.
 //! argmin's L-BFGS works on [`Shard`]s: its iterates, gradients, search
 //! directions and history divided among the members of the process's team
-//! (MPI ranks; one process is a team of one), its dot products and norms
-//! reduced in a fixed order, so every member takes the same decisions and a
-//! divided run has the single process's bits. The energy is evaluated on the
+//! (MPI ranks; one process is a team of one) in such ranges, its dot
+//! products and norms reduced in a fixed order, so every member takes the
+//! same decisions and a divided run has the single process's bits. The energy is evaluated on the
 //! whole Y, gathered at each evaluation. The projected L-BFGS of a box divides
 //! its vectors the same way ([`super::projected`]).
 //!
@@ -53,6 +55,7 @@ use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, T
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 
+use super::layout::Layout;
 use super::projected::{self, Bounds, Refusal};
 use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
@@ -200,7 +203,7 @@ impl StepReport {
 struct Evaluator<'a, const D: usize> {
     energy: &'a mut FreeEnergy<D>,
     x0: &'a [[f64; D]],
-    scale: &'a [f64],
+    layout: &'a Layout,
     x: Vec<[f64; D]>,
     grad_x: Vec<[f64; D]>,
     last: Option<Point<D>>,
@@ -250,18 +253,19 @@ const CONVERGED_AT_TRIAL: &str = "gradient tolerance reached";
 struct Point<const D: usize> {
     y: Vec<f64>,
     cost: f64,
-    /// dE/dX at X^n + s Y (the next step's start, [`StartPoint`]); dJ/dY is
-    /// computed from it where asked ([`Point::dj`]), not stored: a point
+    /// dE/dX at X^n + s Y, in the layout's order like Y (the next step's
+    /// start, [`StartPoint`], once restored to the particles' order); dJ/dY
+    /// is computed from it where asked ([`Point::dj`]), not stored: a point
     /// then holds two vectors of N d numbers, not three.
-    grad_x: Vec<[f64; D]>,
+    grad: Vec<f64>,
     parts: EnergyParts,
 }
 
 impl<const D: usize> Point<D> {
     /// Component k of dJ/dY = Y + s dE/dX (s the particles' scales).
     #[inline]
-    fn dj(&self, scale: &[f64], k: usize) -> f64 {
-        self.y[k] + scale[k / D] * self.grad_x[k / D][k % D]
+    fn dj(&self, layout: &Layout, k: usize) -> f64 {
+        layout.dj::<D>(&self.y, &self.grad, k)
     }
 }
 
@@ -308,19 +312,14 @@ impl<const D: usize> Evaluator<'_, D> {
             let best = self.best.as_ref().unwrap();
             if self.stops_at(
                 best,
-                stationarity(best, self.scale, self.bounds.map(|b| b.0)),
+                stationarity(best, self.layout, self.bounds.map(|b| b.0)),
             ) {
                 self.converged = self.best.clone();
                 return Err(argmin::core::Error::msg(CONVERGED_AT_TRIAL));
             }
             return Ok(self.best.as_ref().unwrap());
         }
-        let (x0, scale) = (self.x0, self.scale);
-        for (i, xi) in self.x.iter_mut().enumerate() {
-            for a in 0..D {
-                xi[a] = x0[i][a] + scale[i] * y[i * D + a];
-            }
-        }
+        self.layout.positions(self.x0, y, &mut self.x);
         if let Some((_, lower, upper)) = &self.bounds {
             for xi in self.x.iter_mut() {
                 for a in 0..D {
@@ -372,7 +371,7 @@ impl<const D: usize> Evaluator<'_, D> {
         y: &[f64],
         parts: EnergyParts,
     ) -> std::result::Result<&Point<D>, argmin::core::Error> {
-        let scale = self.scale;
+        let layout = self.layout;
         let transport = 0.5 * sum_indexed(y.len(), |k| y[k] * y[k]);
         let cost = transport + parts.total();
         if !cost.is_finite() {
@@ -389,7 +388,7 @@ impl<const D: usize> Evaluator<'_, D> {
             });
         }
         if !self.grad_x.iter().flatten().all(|g| g.is_finite()) {
-            let detail = non_finite_terms(self.energy, &self.x, scale);
+            let detail = non_finite_terms(self.energy, &self.x, &scales(layout));
             return self.fail(StepFailure::NonFinite {
                 value: NonFiniteValue::Gradient,
                 detail,
@@ -398,18 +397,17 @@ impl<const D: usize> Evaluator<'_, D> {
         let mut p = self.last.take().unwrap_or_else(|| Point {
             y: Vec::new(),
             cost: 0.0,
-            grad_x: Vec::new(),
+            grad: Vec::new(),
             parts,
         });
         p.y.clear();
         p.y.extend_from_slice(y);
-        p.grad_x.clear();
-        p.grad_x.extend_from_slice(&self.grad_x);
+        layout.arrange(&self.grad_x, &mut p.grad);
         p.cost = cost;
         p.parts = parts;
-        let grad_norm = stationarity(&p, scale, self.bounds.map(|b| b.0));
+        let grad_norm = stationarity(&p, layout, self.bounds.map(|b| b.0));
         if !grad_norm.is_finite() {
-            let detail = non_finite_terms(self.energy, &self.x, scale);
+            let detail = non_finite_terms(self.energy, &self.x, &scales(layout));
             self.last = None;
             return self.fail(StepFailure::NonFinite {
                 value: NonFiniteValue::GradientNorm,
@@ -574,10 +572,15 @@ impl<const D: usize> Gradient for Objective<'_, '_, D> {
     fn gradient(&self, y: &Shard) -> std::result::Result<Shard, argmin::core::Error> {
         let full = self.whole(y);
         let mut ev = self.evaluator.borrow_mut();
-        let scale = ev.scale;
+        let layout = ev.layout;
         let p = ev.evaluate(&full)?;
-        Ok(y.like_with(|k| p.dj(scale, k)))
+        Ok(y.like_with(|k| p.dj(layout, k)))
     }
+}
+
+/// s_i of every particle, in the particles' order (for messages).
+fn scales(layout: &Layout) -> Vec<f64> {
+    (0..layout.len()).map(|i| layout.scale_of(i)).collect()
 }
 
 /// Whether two position arrays are the same bits.
@@ -592,8 +595,8 @@ pub(super) fn same_bits<const D: usize>(a: &[[f64; D]], b: &[[f64; D]]) -> bool 
 /// The stopping rule's measure at `p`: |dJ/dY|, or in a box the norm of the
 /// projected gradient Y - P(Y - dJ/dY) (zero exactly at a constrained
 /// minimizer, [`super::projected`]).
-fn stationarity<const D: usize>(p: &Point<D>, scale: &[f64], bounds: Option<&Bounds>) -> f64 {
-    let g = |k| p.dj(scale, k);
+fn stationarity<const D: usize>(p: &Point<D>, layout: &Layout, bounds: Option<&Bounds>) -> f64 {
+    let g = |k| p.dj(layout, k);
     match bounds {
         None => sum_indexed(p.y.len(), |k| g(k) * g(k)).sqrt(),
         Some(b) => b.projected_gradient_norm(&p.y, g),
@@ -613,9 +616,9 @@ impl<const D: usize> projected::Objective for Constrained<'_, '_, D> {
         crate::util::shard::gather(self.team, y, &mut self.full);
         let own = crate::util::shard::own_range(self.team, self.full.len());
         let mut ev = self.evaluator.borrow_mut();
-        let scale = ev.scale;
+        let layout = ev.layout;
         match ev.evaluate(&self.full) {
-            Ok(p) => Ok((p.cost, own.map(|k| p.dj(scale, k)).collect())),
+            Ok(p) => Ok((p.cost, own.map(|k| p.dj(layout, k)).collect())),
             // A non-finite energy at a trial point (and nothing else) is a
             // step too long; the signal that a trial met the tolerance, an
             // interrupt or an injected error end the minimization.
@@ -786,22 +789,21 @@ impl<const D: usize> JkoStepper<D> {
         // injected fault must meet the evaluation at Y = 0.
         let cached = fault.is_none() && self.start.as_ref().is_some_and(|s| same_bits(&s.x, x));
         let x0 = x.to_vec();
-        let scale: Vec<f64> = self.weights.iter().map(|w| (h / w).sqrt()).collect();
+        let layout = Layout::new(&x0, &self.weights, h);
         // The box in scaled displacements: lower <= X^n + s Y <= upper.
         let bounds = self.walls.map(|(lower, upper)| {
-            let (mut lo, mut hi) = (vec![0.0; n * D], vec![0.0; n * D]);
-            for i in 0..n {
-                for a in 0..D {
-                    lo[i * D + a] = ((lower[a] - x0[i][a]) / scale[i]).min(0.0);
-                    hi[i * D + a] = ((upper[a] - x0[i][a]) / scale[i]).max(0.0);
-                }
-            }
+            let bound = |wall: [f64; D], i: usize| -> [f64; D] {
+                std::array::from_fn(|a| (wall[a] - x0[i][a]) / layout.scale_of(i))
+            };
+            let (mut lo, mut hi) = (Vec::new(), Vec::new());
+            layout.arrange_with(&mut lo, |i| bound(lower, i).map(|v| v.min(0.0)));
+            layout.arrange_with(&mut hi, |i| bound(upper, i).map(|v| v.max(0.0)));
             Bounds { lo, hi }
         });
         let cell = RefCell::new(Evaluator {
             energy: &mut self.energy,
             x0: &x0,
-            scale: &scale,
+            layout: &layout,
             x: vec![[0.0; D]; n],
             grad_x: vec![[0.0; D]; n],
             last: None,
@@ -842,7 +844,7 @@ impl<const D: usize> JkoStepper<D> {
         // The one point evaluated so far, Y = 0.
         let g0 = {
             let ev = cell.borrow();
-            stationarity(ev.last.as_ref().unwrap(), &scale, bounds.as_ref())
+            stationarity(ev.last.as_ref().unwrap(), &layout, bounds.as_ref())
         };
         let mut report = StepReport {
             parts: start_parts,
@@ -860,7 +862,7 @@ impl<const D: usize> JkoStepper<D> {
             self.start = Some(StartPoint {
                 x: x.to_vec(),
                 parts: start_parts,
-                grad: at_zero.grad_x,
+                grad: layout.restore(&at_zero.grad),
             });
             return Ok(report);
         }
@@ -876,14 +878,14 @@ impl<const D: usize> JkoStepper<D> {
             Some((h_prev, m)) => {
                 // A displacement made with step h_prev, rescaled to this step.
                 let r = h / h_prev;
-                (0..n * D)
-                    .map(|k| r * m[k / D][k % D] / scale[k / D])
-                    .collect()
+                let mut guess = Vec::new();
+                layout.arrange_with(&mut guess, |i| m[i].map(|v| r * v / layout.scale_of(i)));
+                guess
             }
             None => {
                 let ev = cell.borrow();
                 let at_zero = ev.last.as_ref().expect("Y = 0 was recorded");
-                (0..n * D).map(|k| -at_zero.dj(&scale, k)).collect()
+                (0..n * D).map(|k| -at_zero.dj(&layout, k)).collect()
             }
         };
         if let Some(b) = &bounds {
@@ -984,7 +986,7 @@ impl<const D: usize> JkoStepper<D> {
             Some(p) => (p, CONVERGED_AT_TRIAL.to_string()),
             None => (best.expect("at least Y = 0 was evaluated"), termination),
         };
-        let gnorm = stationarity(&best, &scale, bounds.as_ref());
+        let gnorm = stationarity(&best, &layout, bounds.as_ref());
         let mut converged = gnorm <= tol;
         let mut termination = if converged && tol == floor {
             format!("stationary to rounding (|grad J| {gnorm:.3e} <= {floor:.3e})")
@@ -1012,11 +1014,7 @@ impl<const D: usize> JkoStepper<D> {
             converged = true;
             termination = format!("stationary to rounding (|grad J| {gnorm:.3e} <= {accept:.3e})");
         }
-        for (i, xi) in x.iter_mut().enumerate() {
-            for a in 0..D {
-                xi[a] = x0[i][a] + scale[i] * best.y[i * D + a];
-            }
-        }
+        layout.positions(&x0, &best.y, x);
         // As in every evaluation: X^n + s Y can round past a wall by an ulp.
         if let Some((lower, upper)) = self.walls {
             for xi in x.iter_mut() {
@@ -1040,7 +1038,7 @@ impl<const D: usize> JkoStepper<D> {
         self.start = Some(StartPoint {
             x: x.to_vec(),
             parts: best.parts,
-            grad: best.grad_x,
+            grad: layout.restore(&best.grad),
         });
         report.gradient_norm = gnorm / h.sqrt();
         report.converged = converged;

@@ -18,6 +18,7 @@ pub mod grid;
 pub mod interrupt;
 pub mod lanes;
 pub mod math;
+pub mod morton;
 pub mod parallel;
 pub mod shard;
 pub mod simd_dispatch;

@@ -1,0 +1,231 @@
+//! Where a JKO step's optimizer keeps each coordinate: the layout of the
+//! vectors Y, dJ/dY and L-BFGS's history.
+//!
+//! The particles (all species together, as the energy sees them) sit in
+//! the Morton order of their positions X^n at the step's start
+//! ([`crate::util::morton`], ties by particle index): slot j holds particle
+//! `particle(j)`, coordinate a of particle i is component
+//! `k = slot(i) d + a`, and its scale is s_i = sqrt(h / w_i):
+//!
+//!   X_i = X_i^n + s_i Y_k,   dJ/dY_k = Y_k + s_i dE/dX_{i,a}.
+//!
+//! Why not the particles' own order: a contiguous range of the vectors is
+//! then a region of space, so the members of a team that divide the
+//! vectors in ranges ([`crate::util::shard`]) each hold the coordinates of
+//! the particles of one region, the particles whose energy gradient the
+//! spatial division of the energy's work computes on that member. The
+//! order is a function of X^n alone, computed alike on every member and
+//! for any team size, so every sum over the vectors (the dot products and
+//! norms, the transport cost) adds the same terms in the same order
+//! whatever the team: a divided step keeps the single process's bits.
+//!
+//! The layout lives for one step: what outlives it (the previous step's
+//! displacement, the start point, the checkpoints, the output) is in the
+//! particles' own order.
+
+use rayon::prelude::*;
+
+use crate::util::morton;
+
+/// Particles per task of the permuting passes: each reads its inputs in
+/// another order (a cache miss per particle), which threads overlap.
+const TASK: usize = 4096;
+
+/// The vector layout of one JKO step (module docs).
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// The particle in each slot.
+    particle: Vec<u32>,
+    /// The slot of each particle.
+    slot: Vec<u32>,
+    /// s of the particle in each slot.
+    scale: Vec<f64>,
+    /// s of each particle (kept twice, so that neither order's pass reads
+    /// the other order's array).
+    particle_scale: Vec<f64>,
+}
+
+impl Layout {
+    /// The layout of a step of size `h` from `x0`, with particle weights
+    /// `weights`: Morton order of `x0`, s_i = sqrt(h / w_i).
+    pub fn new<const D: usize>(x0: &[[f64; D]], weights: &[f64], h: f64) -> Layout {
+        assert_eq!(x0.len(), weights.len());
+        assert!(
+            u32::try_from(x0.len()).is_ok(),
+            "more particles than u32 indexes"
+        );
+        let mut keys = Vec::new();
+        morton::sorted_keys(x0, &mut keys);
+        let particle: Vec<u32> = keys.into_iter().map(|(_, i)| i).collect();
+        let mut slot = vec![0u32; particle.len()];
+        for (j, &i) in particle.iter().enumerate() {
+            slot[i as usize] = j as u32;
+        }
+        let particle_scale: Vec<f64> = weights.iter().map(|w| (h / w).sqrt()).collect();
+        let scale = particle
+            .iter()
+            .map(|&i| particle_scale[i as usize])
+            .collect();
+        Layout {
+            particle,
+            slot,
+            scale,
+            particle_scale,
+        }
+    }
+
+    /// The number of particles.
+    pub fn len(&self) -> usize {
+        self.particle.len()
+    }
+
+    /// Whether there are no particles.
+    pub fn is_empty(&self) -> bool {
+        self.particle.is_empty()
+    }
+
+    /// The particle whose coordinates are components `j d .. (j + 1) d`.
+    #[inline]
+    pub fn particle(&self, j: usize) -> usize {
+        self.particle[j] as usize
+    }
+
+    /// The slot of particle `i`: its coordinates are components
+    /// `slot(i) d .. (slot(i) + 1) d`.
+    #[inline]
+    pub fn slot(&self, i: usize) -> usize {
+        self.slot[i] as usize
+    }
+
+    /// s of the particle in slot `j`.
+    #[inline]
+    pub fn scale_at(&self, j: usize) -> f64 {
+        self.scale[j]
+    }
+
+    /// s_i of particle `i`.
+    #[inline]
+    pub fn scale_of(&self, i: usize) -> f64 {
+        self.particle_scale[i]
+    }
+
+    /// The positions X^n + s Y, in the particles' order, into `x`.
+    pub fn positions<const D: usize>(&self, x0: &[[f64; D]], y: &[f64], x: &mut [[f64; D]]) {
+        x.par_chunks_mut(TASK).enumerate().for_each(|(t, xs)| {
+            for (i, xi) in (t * TASK..).zip(xs.iter_mut()) {
+                let (j, s) = (self.slot(i), self.scale_of(i));
+                for a in 0..D {
+                    xi[a] = x0[i][a] + s * y[j * D + a];
+                }
+            }
+        });
+    }
+
+    /// Component k of dJ/dY = Y + s dE/dX, with dE/dX in the layout's
+    /// order ([`arrange`](Self::arrange)).
+    #[inline]
+    pub fn dj<const D: usize>(&self, y: &[f64], grad: &[f64], k: usize) -> f64 {
+        y[k] + self.scale[k / D] * grad[k]
+    }
+
+    /// A per-particle quantity `v` (in the particles' order) in the
+    /// layout's order, into `out` (resized): component `slot(i) d + a` is
+    /// `v[i][a]`.
+    pub fn arrange<const D: usize>(&self, v: &[[f64; D]], out: &mut Vec<f64>) {
+        self.arrange_with(out, |i| v[i]);
+    }
+
+    /// [`arrange`](Self::arrange) of the values `f(i)`.
+    pub fn arrange_with<const D: usize>(
+        &self,
+        out: &mut Vec<f64>,
+        f: impl Fn(usize) -> [f64; D] + Sync,
+    ) {
+        out.resize(self.len() * D, 0.0);
+        out.par_chunks_mut(TASK * D)
+            .zip(self.particle.par_chunks(TASK))
+            .for_each(|(o, ps)| {
+                for (oj, &i) in o.chunks_exact_mut(D).zip(ps) {
+                    oj.copy_from_slice(&f(i as usize));
+                }
+            });
+    }
+
+    /// The inverse of [`arrange`](Self::arrange): `v` in the layout's order
+    /// as a per-particle quantity in the particles' order.
+    pub fn restore<const D: usize>(&self, v: &[f64]) -> Vec<[f64; D]> {
+        let mut out = vec![[0.0; D]; self.len()];
+        out.par_chunks_mut(TASK).enumerate().for_each(|(t, os)| {
+            for (i, o) in (t * TASK..).zip(os.iter_mut()) {
+                let j = self.slot(i);
+                *o = std::array::from_fn(|a| v[j * D + a]);
+            }
+        });
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slots are a permutation in Morton order, the scale follows its
+    /// particle, and X^n + s Y, dJ/dY and the arranged vectors read each
+    /// particle's own components.
+    #[test]
+    fn each_particle_reads_its_own_slot() {
+        // Four corners of a square given out of Z order, and a repeated point.
+        let x0 = [[1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]];
+        let w = [1.0, 2.0, 4.0, 8.0, 16.0];
+        let layout = Layout::new(&x0, &w, 0.5);
+        // Z order: (0,0) twice (ties by index), (1,0), (0,1), (1,1).
+        let want = [1, 4, 3, 2, 0];
+        for (j, &i) in want.iter().enumerate() {
+            assert_eq!(layout.particle(j), i);
+            assert_eq!(layout.slot(i), j);
+            assert_eq!(layout.scale_at(j), (0.5 / w[i]).sqrt());
+            assert_eq!(layout.scale_of(i), (0.5 / w[i]).sqrt());
+        }
+        let y: Vec<f64> = (0..10).map(|k| k as f64).collect();
+        let mut x = [[0.0; 2]; 5];
+        layout.positions(&x0, &y, &mut x);
+        let grad: Vec<[f64; 2]> = (0..5).map(|i| [i as f64, -(i as f64)]).collect();
+        let mut arranged = Vec::new();
+        layout.arrange(&grad, &mut arranged);
+        for i in 0..5 {
+            let (j, s) = (layout.slot(i), layout.scale_of(i));
+            for a in 0..2 {
+                assert_eq!(x[i][a], x0[i][a] + s * y[2 * j + a]);
+                assert_eq!(arranged[2 * j + a], grad[i][a]);
+                let dj = layout.dj::<2>(&y, &arranged, 2 * j + a);
+                assert_eq!(dj, y[2 * j + a] + s * grad[i][a]);
+            }
+        }
+        assert_eq!(layout.restore::<2>(&arranged), grad);
+    }
+
+    /// The permuting passes run in tasks: a layout longer than one task
+    /// arranges, restores and positions every particle.
+    #[test]
+    fn long_layouts_permute_every_particle() {
+        let n = 3 * TASK + 17;
+        let x0: Vec<[f64; 3]> = (0..n)
+            .map(|i| std::array::from_fn(|a| ((i * (a + 2)) as f64 * 0.618_034).fract()))
+            .collect();
+        let w: Vec<f64> = (0..n).map(|i| 1.0 + (i % 7) as f64).collect();
+        let layout = Layout::new(&x0, &w, 0.1);
+        let mut v = Vec::new();
+        layout.arrange(&x0, &mut v);
+        assert_eq!(layout.restore::<3>(&v), x0);
+        let y: Vec<f64> = (0..3 * n).map(|k| k as f64).collect();
+        let mut x = vec![[0.0; 3]; n];
+        layout.positions(&x0, &y, &mut x);
+        for i in [0, TASK - 1, TASK, 2 * TASK + 5, n - 1] {
+            let j = layout.slot(i);
+            assert_eq!(layout.particle(j), i);
+            for a in 0..3 {
+                assert_eq!(x[i][a], x0[i][a] + layout.scale_of(i) * y[3 * j + a]);
+            }
+        }
+    }
+}
