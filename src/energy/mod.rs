@@ -80,6 +80,11 @@ pub trait EnergyTerm<const D: usize>: Send {
     /// Drop state carried over from earlier calls that can change the result's
     /// last bits (called at the start of every JKO step).
     fn reset(&mut self) {}
+    /// Which particles' gradient the caller reads, until the next call:
+    /// `Some(p)` (ascending particle indices) or `None` (all of them). See
+    /// [`FreeEnergy::want`]. A term that ignores it adds every entry, which
+    /// is always correct.
+    fn want(&mut self, _particles: Option<&[u32]>) {}
     /// The method computing the term, when a setting chooses among several
     /// (the coupling's backend), for run.json; `None` for a term computed one
     /// way.
@@ -91,12 +96,51 @@ pub trait EnergyTerm<const D: usize>: Send {
 /// E_N = sum of its terms.
 pub struct FreeEnergy<const D: usize> {
     terms: Vec<Box<dyn EnergyTerm<D>>>,
+    /// The particles whose gradient the caller reads (`None`: all).
+    wanted: Option<Vec<u32>>,
 }
 
 impl<const D: usize> FreeEnergy<D> {
     /// E_N = sum of `terms`.
     pub fn new(terms: Vec<Box<dyn EnergyTerm<D>>>) -> Self {
-        FreeEnergy { terms }
+        FreeEnergy {
+            terms,
+            wanted: None,
+        }
+    }
+
+    /// Which particles' gradient the caller of [`evaluate`](Self::evaluate)
+    /// reads from now on: `Some(p)`, ascending particle indices, or `None`,
+    /// all of them (the default).
+    ///
+    /// With `Some(p)`, an evaluation must still return E(x) whole and add
+    /// the exact gradient of the particles in `p` (the bits it would add
+    /// with `None`), but the other particles' entries may hold anything,
+    /// finite or not. A member of a team dividing a JKO step reads only the
+    /// particles of its range of the optimizer's vectors
+    /// ([`crate::stepper::layout`]); a divided term can then send each
+    /// member the values of those particles only, not every value to every
+    /// member.
+    pub fn want(&mut self, particles: Option<Vec<u32>>) {
+        for t in &mut self.terms {
+            t.want(particles.as_deref());
+        }
+        self.wanted = particles;
+    }
+
+    /// The particles set by [`want`](Self::want) (`None`: all).
+    pub fn wanted(&self) -> Option<&[u32]> {
+        self.wanted.as_deref()
+    }
+
+    /// Takes the wanted set away (every term then computes every entry),
+    /// returning it for a later [`want`](Self::want).
+    pub fn take_wanted(&mut self) -> Option<Vec<u32>> {
+        let wanted = self.wanted.take();
+        if wanted.is_some() {
+            self.want(None);
+        }
+        wanted
     }
 
     /// The methods of the terms that name one ([`EnergyTerm::method`]).

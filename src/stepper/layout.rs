@@ -23,9 +23,18 @@
 //! displacement, the start point, the checkpoints, the output) is in the
 //! particles' own order.
 
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::util::morton;
+
+/// Cells along the longest side of the box, as a power of 2: 2^(32 / d),
+/// enough for the order to keep neighbours in space close (2^32 cells in
+/// all), few enough that the key's radix sort takes 4 passes, not 8.
+const fn layout_bits(d: usize) -> u32 {
+    32 / d as u32
+}
 
 /// Particles per task of the permuting passes: each reads its inputs in
 /// another order (a cache miss per particle), which threads overlap.
@@ -55,7 +64,7 @@ impl Layout {
             "more particles than u32 indexes"
         );
         let mut keys = Vec::new();
-        morton::sorted_keys(x0, &mut keys);
+        morton::sorted_keys_at(x0, layout_bits(D), &mut keys);
         let particle: Vec<u32> = keys.into_iter().map(|(_, i)| i).collect();
         let mut slot = vec![0u32; particle.len()];
         for (j, &i) in particle.iter().enumerate() {
@@ -121,11 +130,17 @@ impl Layout {
         });
     }
 
-    /// Component k of dJ/dY = Y + s dE/dX, with dE/dX in the layout's
-    /// order ([`arrange`](Self::arrange)).
-    #[inline]
-    pub fn dj<const D: usize>(&self, y: &[f64], grad: &[f64], k: usize) -> f64 {
-        y[k] + self.scale[k / D] * grad[k]
+    /// The particles with a component in `components` (a range of the
+    /// vectors, of `d` components per particle), ascending: the particles
+    /// whose energy gradient a member holding that range reads.
+    pub fn particles_in(&self, components: Range<usize>, d: usize) -> Vec<u32> {
+        if components.is_empty() {
+            return Vec::new();
+        }
+        let slots = components.start / d..(components.end - 1) / d + 1;
+        let mut particles = self.particle[slots].to_vec();
+        particles.sort_unstable();
+        particles
     }
 
     /// A per-particle quantity `v` (in the particles' order) in the
@@ -149,6 +164,24 @@ impl Layout {
                     oj.copy_from_slice(&f(i as usize));
                 }
             });
+    }
+
+    /// Components `components` of [`arrange`](Self::arrange)'s vector, into
+    /// `out` (resized to their count).
+    pub fn arrange_part<const D: usize>(
+        &self,
+        v: &[[f64; D]],
+        components: Range<usize>,
+        out: &mut Vec<f64>,
+    ) {
+        out.resize(components.len(), 0.0);
+        let first = components.start;
+        out.par_chunks_mut(TASK * D).enumerate().for_each(|(t, o)| {
+            let start = first + t * TASK * D;
+            for (k, ok) in (start..).zip(o.iter_mut()) {
+                *ok = v[self.particle[k / D] as usize][k % D];
+            }
+        });
     }
 
     /// The inverse of [`arrange`](Self::arrange): `v` in the layout's order
@@ -197,11 +230,15 @@ mod tests {
             for a in 0..2 {
                 assert_eq!(x[i][a], x0[i][a] + s * y[2 * j + a]);
                 assert_eq!(arranged[2 * j + a], grad[i][a]);
-                let dj = layout.dj::<2>(&y, &arranged, 2 * j + a);
-                assert_eq!(dj, y[2 * j + a] + s * grad[i][a]);
             }
         }
         assert_eq!(layout.restore::<2>(&arranged), grad);
+        let mut part = Vec::new();
+        layout.arrange_part(&grad, 3..8, &mut part);
+        assert_eq!(part, arranged[3..8]);
+        // Components 3..8 are slots 1..=3 (slot 1 and slot 3 partly).
+        assert_eq!(layout.particles_in(3..8, 2), vec![2, 3, 4]);
+        assert_eq!(layout.particles_in(4..4, 2), Vec::<u32>::new());
     }
 
     /// The permuting passes run in tasks: a layout longer than one task
@@ -217,6 +254,12 @@ mod tests {
         let mut v = Vec::new();
         layout.arrange(&x0, &mut v);
         assert_eq!(layout.restore::<3>(&v), x0);
+        // Parts cut at any component, across tasks.
+        let mut part = Vec::new();
+        for range in [0..3 * n, 1..3 * TASK + 2, 3 * TASK - 1..3 * n - 4] {
+            layout.arrange_part(&x0, range.clone(), &mut part);
+            assert_eq!(part, v[range]);
+        }
         let y: Vec<f64> = (0..3 * n).map(|k| k as f64).collect();
         let mut x = vec![[0.0; 3]; n];
         layout.positions(&x0, &y, &mut x);

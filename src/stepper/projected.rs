@@ -66,10 +66,24 @@ impl Bounds {
         self.whole().project(y);
     }
 
-    /// |Y - P(Y - g)|, the norm of the projected gradient (`g(k)` its
-    /// component k).
-    pub fn projected_gradient_norm(&self, y: &[f64], g: impl Fn(usize) -> f64 + Sync) -> f64 {
-        self.whole().projected_gradient_norm(y, g)
+    /// Collective: |Y - P(Y - g)|, the norm of the projected gradient
+    /// (`g(k)` its component k, asked for the components of this member's
+    /// [`own_range`] only), each member summing its own range (the single
+    /// process's sum to the bit).
+    pub fn projected_gradient_norm(
+        &self,
+        team: &dyn Team,
+        y: &[f64],
+        g: impl Fn(usize) -> f64 + Sync,
+    ) -> f64 {
+        let own = own_range(team, y.len());
+        let part = Part {
+            team,
+            len: y.len(),
+            lo: &self.lo[own.clone()],
+            hi: &self.hi[own.clone()],
+        };
+        part.projected_gradient_norm(&y[own.clone()], |k| g(own.start + k))
     }
 
     fn whole(&self) -> Part<'_> {
@@ -438,7 +452,7 @@ mod tests {
         );
         assert!(!out.failed, "{out:?}");
         let (_, g) = q.evaluate(&best).unwrap();
-        assert!(bounds.projected_gradient_norm(&best, |k| g[k]) <= 1e-5);
+        assert!(bounds.projected_gradient_norm(&Solo, &best, |k| g[k]) <= 1e-5);
         let at_wall = (0..n)
             .filter(|&k| best[k] == bounds.lo[k] || best[k] == bounds.hi[k])
             .count();

@@ -61,7 +61,7 @@ use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
 use crate::util::interrupt;
 use crate::util::parallel::sum_indexed;
-use crate::util::shard::Shard;
+use crate::util::shard::{Shard, sum_parts};
 use crate::util::team::{self, Team};
 
 /// Why a step attempt produced no new positions.
@@ -204,6 +204,10 @@ struct Evaluator<'a, const D: usize> {
     energy: &'a mut FreeEnergy<D>,
     x0: &'a [[f64; D]],
     layout: &'a Layout,
+    /// The members dividing the vectors, and this member's range of them:
+    /// the components of dJ/dY it reads.
+    team: &'a dyn Team,
+    own: std::ops::Range<usize>,
     x: Vec<[f64; D]>,
     grad_x: Vec<[f64; D]>,
     last: Option<Point<D>>,
@@ -253,19 +257,28 @@ const CONVERGED_AT_TRIAL: &str = "gradient tolerance reached";
 struct Point<const D: usize> {
     y: Vec<f64>,
     cost: f64,
-    /// dE/dX at X^n + s Y, in the layout's order like Y (the next step's
-    /// start, [`StartPoint`], once restored to the particles' order); dJ/dY
-    /// is computed from it where asked ([`Point::dj`]), not stored: a point
-    /// then holds two vectors of N d numbers, not three.
+    /// dE/dX at X^n + s Y, in the layout's order like Y, this member's
+    /// range `own` of it only (the next step's start, [`StartPoint`], once
+    /// gathered and restored to the particles' order); dJ/dY is computed
+    /// from it where asked ([`Point::dj`]), not stored.
     grad: Vec<f64>,
+    own: std::ops::Range<usize>,
     parts: EnergyParts,
 }
 
 impl<const D: usize> Point<D> {
-    /// Component k of dJ/dY = Y + s dE/dX (s the particles' scales).
+    /// Component k of dJ/dY = Y + s dE/dX (s the particles' scales), for k
+    /// in this member's range.
     #[inline]
     fn dj(&self, layout: &Layout, k: usize) -> f64 {
-        layout.dj::<D>(&self.y, &self.grad, k)
+        self.y[k] + layout.scale_at(k / D) * self.grad[k - self.own.start]
+    }
+
+    /// Collective: dE/dX whole, in the particles' order.
+    fn whole_gradient(&self, layout: &Layout, team: &dyn Team) -> Vec<[f64; D]> {
+        let mut full = vec![0.0; self.y.len()];
+        crate::util::shard::gather(team, &self.grad, &mut full);
+        layout.restore(&full)
     }
 }
 
@@ -312,7 +325,7 @@ impl<const D: usize> Evaluator<'_, D> {
             let best = self.best.as_ref().unwrap();
             if self.stops_at(
                 best,
-                stationarity(best, self.layout, self.bounds.map(|b| b.0)),
+                stationarity(best, self.layout, self.bounds.map(|b| b.0), self.team),
             ) {
                 self.converged = self.best.clone();
                 return Err(argmin::core::Error::msg(CONVERGED_AT_TRIAL));
@@ -387,32 +400,30 @@ impl<const D: usize> Evaluator<'_, D> {
                 }
             });
         }
-        if !self.grad_x.iter().flatten().all(|g| g.is_finite()) {
-            let detail = non_finite_terms(self.energy, &self.x, &scales(layout));
-            return self.fail(StepFailure::NonFinite {
-                value: NonFiniteValue::Gradient,
-                detail,
-            });
-        }
         let mut p = self.last.take().unwrap_or_else(|| Point {
             y: Vec::new(),
             cost: 0.0,
             grad: Vec::new(),
+            own: self.own.clone(),
             parts,
         });
         p.y.clear();
         p.y.extend_from_slice(y);
-        layout.arrange(&self.grad_x, &mut p.grad);
+        layout.arrange_part(&self.grad_x, self.own.clone(), &mut p.grad);
         p.cost = cost;
         p.parts = parts;
-        let grad_norm = stationarity(&p, layout, self.bounds.map(|b| b.0));
+        // Not finite when a component of dE/dX is not (`stationarity`), so
+        // the members agree on a failure without a message of their own.
+        let grad_norm = stationarity(&p, layout, self.bounds.map(|b| b.0), self.team);
         if !grad_norm.is_finite() {
+            let finite = p.grad.iter().all(|g| g.is_finite());
+            let value = if crate::util::shard::all_hold(self.team, finite) {
+                NonFiniteValue::GradientNorm
+            } else {
+                NonFiniteValue::Gradient
+            };
             let detail = non_finite_terms(self.energy, &self.x, &scales(layout));
-            self.last = None;
-            return self.fail(StepFailure::NonFinite {
-                value: NonFiniteValue::GradientNorm,
-                detail,
-            });
+            return self.fail(StepFailure::NonFinite { value, detail });
         }
         let stop = self.stops_at(&p, grad_norm);
         if stop {
@@ -491,6 +502,18 @@ pub fn describe_non_finite(parts: &EnergyParts) -> String {
 /// Each term is evaluated on its own, so this costs one more evaluation of
 /// E; it runs only on the way to rejecting an attempt.
 pub fn non_finite_terms<const D: usize>(
+    energy: &mut FreeEnergy<D>,
+    x: &[[f64; D]],
+    scale: &[f64],
+) -> String {
+    // Every particle's gradient is checked: the terms compute them all.
+    let wanted = energy.take_wanted();
+    let found = terms_not_finite(energy, x, scale);
+    energy.want(wanted);
+    found
+}
+
+fn terms_not_finite<const D: usize>(
     energy: &mut FreeEnergy<D>,
     x: &[[f64; D]],
     scale: &[f64],
@@ -592,14 +615,28 @@ pub(super) fn same_bits<const D: usize>(a: &[[f64; D]], b: &[[f64; D]]) -> bool 
             .all(|(u, v)| u.to_bits() == v.to_bits())
 }
 
-/// The stopping rule's measure at `p`: |dJ/dY|, or in a box the norm of the
-/// projected gradient Y - P(Y - dJ/dY) (zero exactly at a constrained
-/// minimizer, [`super::projected`]).
-fn stationarity<const D: usize>(p: &Point<D>, layout: &Layout, bounds: Option<&Bounds>) -> f64 {
-    let g = |k| p.dj(layout, k);
+/// Collective: the stopping rule's measure at `p`, |dJ/dY|, or in a box
+/// the norm of the projected gradient Y - P(Y - dJ/dY) (zero exactly at a
+/// constrained minimizer, [`super::projected`]). Each member sums its own
+/// range, the single process's sum to the bit ([`sum_parts`]). Not finite
+/// when a component of dJ/dY is not (a projection could hide an infinite
+/// one behind a wall).
+fn stationarity<const D: usize>(
+    p: &Point<D>,
+    layout: &Layout,
+    bounds: Option<&Bounds>,
+    team: &dyn Team,
+) -> f64 {
+    let g = |k| {
+        let v = p.dj(layout, k);
+        if v.is_finite() { v } else { f64::NAN }
+    };
     match bounds {
-        None => sum_indexed(p.y.len(), |k| g(k) * g(k)).sqrt(),
-        Some(b) => b.projected_gradient_norm(&p.y, g),
+        None => {
+            let start = p.own.start;
+            sum_parts(team, p.y.len(), p.own.len(), |l| g(start + l).powi(2)).sqrt()
+        }
+        Some(b) => b.projected_gradient_norm(team, &p.y, g),
     }
 }
 
@@ -776,6 +813,15 @@ impl<const D: usize> JkoStepper<D> {
     /// One JKO step of size `h` from `x`, overwritten with X^{n+1} when the
     /// step is accepted and left unchanged when it is not.
     pub fn step(&mut self, x: &mut [[f64; D]], h: f64) -> Result<StepReport, StepError> {
+        let result = self.step_in_layout(x, h);
+        // Outside a step (the driver's energies, tests) E's gradient is whole.
+        self.energy.want(None);
+        result
+    }
+
+    /// [`step`](Self::step), the energy asked for this member's particles
+    /// of the step's layout only.
+    fn step_in_layout(&mut self, x: &mut [[f64; D]], h: f64) -> Result<StepReport, StepError> {
         let n = x.len();
         assert_eq!(n, self.weights.len());
         // Caches that outlive an evaluation (the multipole tree's topology) start
@@ -790,6 +836,10 @@ impl<const D: usize> JkoStepper<D> {
         let cached = fault.is_none() && self.start.as_ref().is_some_and(|s| same_bits(&s.x, x));
         let x0 = x.to_vec();
         let layout = Layout::new(&x0, &self.weights, h);
+        let team = &*self.team;
+        let own = crate::util::shard::own_range(team, n * D);
+        self.energy
+            .want((team.size() > 1).then(|| layout.particles_in(own.clone(), D)));
         // The box in scaled displacements: lower <= X^n + s Y <= upper.
         let bounds = self.walls.map(|(lower, upper)| {
             let bound = |wall: [f64; D], i: usize| -> [f64; D] {
@@ -804,6 +854,8 @@ impl<const D: usize> JkoStepper<D> {
             energy: &mut self.energy,
             x0: &x0,
             layout: &layout,
+            team,
+            own: own.clone(),
             x: vec![[0.0; D]; n],
             grad_x: vec![[0.0; D]; n],
             last: None,
@@ -844,7 +896,7 @@ impl<const D: usize> JkoStepper<D> {
         // The one point evaluated so far, Y = 0.
         let g0 = {
             let ev = cell.borrow();
-            stationarity(ev.last.as_ref().unwrap(), &layout, bounds.as_ref())
+            stationarity(ev.last.as_ref().unwrap(), &layout, bounds.as_ref(), team)
         };
         let mut report = StepReport {
             parts: start_parts,
@@ -862,7 +914,7 @@ impl<const D: usize> JkoStepper<D> {
             self.start = Some(StartPoint {
                 x: x.to_vec(),
                 parts: start_parts,
-                grad: layout.restore(&at_zero.grad),
+                grad: at_zero.whole_gradient(&layout, team),
             });
             return Ok(report);
         }
@@ -885,7 +937,10 @@ impl<const D: usize> JkoStepper<D> {
             None => {
                 let ev = cell.borrow();
                 let at_zero = ev.last.as_ref().expect("Y = 0 was recorded");
-                (0..n * D).map(|k| -at_zero.dj(&layout, k)).collect()
+                let part: Vec<f64> = own.clone().map(|k| -at_zero.dj(&layout, k)).collect();
+                let mut guess = vec![0.0; n * D];
+                crate::util::shard::gather(team, &part, &mut guess);
+                guess
             }
         };
         if let Some(b) = &bounds {
@@ -986,7 +1041,7 @@ impl<const D: usize> JkoStepper<D> {
             Some(p) => (p, CONVERGED_AT_TRIAL.to_string()),
             None => (best.expect("at least Y = 0 was evaluated"), termination),
         };
-        let gnorm = stationarity(&best, &layout, bounds.as_ref());
+        let gnorm = stationarity(&best, &layout, bounds.as_ref(), team);
         let mut converged = gnorm <= tol;
         let mut termination = if converged && tol == floor {
             format!("stationary to rounding (|grad J| {gnorm:.3e} <= {floor:.3e})")
@@ -1038,7 +1093,7 @@ impl<const D: usize> JkoStepper<D> {
         self.start = Some(StartPoint {
             x: x.to_vec(),
             parts: best.parts,
-            grad: layout.restore(&best.grad),
+            grad: best.whole_gradient(&layout, team),
         });
         report.gradient_norm = gnorm / h.sqrt();
         report.converged = converged;
@@ -1121,6 +1176,20 @@ mod tests {
         a: f64,
         b: f64,
         w: Vec<f64>,
+        /// The particles the caller reads ([`EnergyTerm::want`]): the others'
+        /// gradient entries are NaN, so that a step reading one fails.
+        wanted: Option<Vec<u32>>,
+    }
+
+    impl Anharmonic {
+        fn new(a: f64, b: f64, w: Vec<f64>) -> Self {
+            Anharmonic {
+                a,
+                b,
+                w,
+                wanted: None,
+            }
+        }
     }
 
     impl crate::energy::EnergyTerm<2> for Anharmonic {
@@ -1137,7 +1206,20 @@ mod tests {
                 gi[0] += wi * (r2 * xi[0] + 3.0 * self.a * (3.0 * xi[0]).cos() * c - self.b);
                 gi[1] += wi * (r2 * xi[1] - 2.0 * self.a * s * (2.0 * xi[1]).sin());
             }
+            if let Some(wanted) = &self.wanted {
+                let mut next = wanted.iter().peekable();
+                for (i, gi) in grad.iter_mut().enumerate() {
+                    if next.next_if_eq(&&(i as u32)).is_none() {
+                        *gi = [f64::NAN; 2];
+                    }
+                }
+                assert!(next.peek().is_none(), "the wanted particles are ascending");
+            }
             e
+        }
+
+        fn want(&mut self, particles: Option<&[u32]>) {
+            self.wanted = particles.map(<[u32]>::to_vec);
         }
     }
 
@@ -1286,6 +1368,10 @@ mod tests {
     /// whose wall x_0 = 1.1 holds particles pushed against it (the projected
     /// L-BFGS on parts). 2500 particles in 2D: 5 chunks of vector, so every
     /// member holds a part and one holds the short last chunk.
+    ///
+    /// Each member reads dE/dX of its own particles only (`EnergyTerm::want`):
+    /// the energy gives the others NaN on every member but a single process,
+    /// so a member that read another's would fail its step or move its bits.
     #[test]
     fn divided_vectors_take_the_single_process_steps() {
         for walls in [None, Some(([-1.5, -1.3], [1.1, 0.9]))] {
@@ -1309,7 +1395,7 @@ mod tests {
             .collect();
         let steps = |team: Arc<dyn Team>| {
             let (a, b) = (0.3, 2.0);
-            let energy = FreeEnergy::new(vec![Box::new(Anharmonic { a, b, w: w.clone() })]);
+            let energy = FreeEnergy::new(vec![Box::new(Anharmonic::new(a, b, w.clone()))]);
             let mut stepper = JkoStepper::new(energy, w.clone(), Solver::default()).with_team(team);
             if let Some((lo, hi)) = walls {
                 stepper = stepper.confined_to(lo, hi);
@@ -1359,10 +1445,12 @@ mod tests {
                 assert_eq!(out.1, single.1, "iterations, {at}");
                 assert!(out.0 == single.0, "positions, {at}");
                 // argmin asks for J and dJ/dY of a point in two calls: Y is
-                // gathered once per point (the guesses are never gathered).
+                // gathered once per point; besides, the explicit first guess
+                // of the first step once, and dE/dX once per step (the next
+                // step's start).
                 let evaluations: usize = out.1.iter().map(|c| c.1).sum();
                 assert!(
-                    gathers <= evaluations,
+                    gathers <= evaluations + 1 + out.1.len(),
                     "{gathers} gathers of the whole Y for {evaluations} evaluations, {at}"
                 );
             }

@@ -2,9 +2,9 @@
 //! of their cell in a grid over their bounding box, so that points close in
 //! space are mostly close in the order.
 //!
-//! The grid cuts the bounding box's longest side into 2^32 cells (2D: 2^32
-//! per axis, 3D: 2^21), the same cell size on every axis, so that the cells
-//! of a key prefix are squares or cubes. Ties (points in one cell) are
+//! The grid cuts the bounding box's longest side into 2^b cells (b = 32 in
+//! 1D and 2D, 21 in 3D; fewer with [`sorted_keys_at`]), the same cell size
+//! on every axis, so that the cells of a key prefix are squares or cubes. Ties (points in one cell) are
 //! broken by index, so the order is a function of the positions alone:
 //! the same on every thread count and on every member of a team that holds
 //! the same positions. The neighbour lists sort their slots so
@@ -19,8 +19,22 @@ use super::parallel::bounding_box;
 /// ties by index (module docs). Returns the side of one grid cell (0 when
 /// every point is the same).
 pub fn sorted_keys<const D: usize>(x: &[[f64; D]], keys: &mut Vec<(u64, u32)>) -> f64 {
+    sorted_keys_at(x, (64 / D as u32).min(32), keys)
+}
+
+/// [`sorted_keys`] on a coarser grid, of 2^`bits` cells along the longest
+/// side (`bits` at most `64 / D`, and 32): a shorter key is sorted in fewer
+/// passes, for an order that need only keep neighbours in space close.
+pub fn sorted_keys_at<const D: usize>(
+    x: &[[f64; D]],
+    bits: u32,
+    keys: &mut Vec<(u64, u32)>,
+) -> f64 {
+    assert!(
+        bits >= 1 && bits <= (64 / D as u32).min(32),
+        "{bits} bits per axis in {D}D"
+    );
     let (lo, hi) = bounding_box(x);
-    let bits = (64 / D as u32).min(32);
     let cells = ((1u64 << bits) - 1) as f64;
     let width = (0..D).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
     let scale = if width > 0.0 { cells / width } else { 0.0 };
@@ -183,5 +197,21 @@ mod tests {
         assert!(seen.is_sorted(), "the quadrants are not consecutive");
         assert_eq!(sorted_keys(&[[1.0, 2.0]; 3], &mut keys), 0.0);
         assert_eq!(keys, vec![(0, 0), (0, 1), (0, 2)]);
+        // A coarser grid: the keys of the cells of side width / (2^4 - 1),
+        // in the same order as the finer keys' 4-bit prefixes.
+        let mut coarse = Vec::new();
+        let side = sorted_keys_at(&x, 4, &mut coarse);
+        assert!((side * 15.0 / width - 1.0).abs() < 1e-12);
+        let mut want: Vec<(u64, u32)> = x
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let c = |a: usize| ((p[a] - lo[a]) / side) as u64;
+                (interleave([c(0), c(1)]), i as u32)
+            })
+            .collect();
+        want.sort_unstable();
+        assert_eq!(coarse, want);
+        assert!(coarse.iter().all(|&(k, _)| k < 1 << 8));
     }
 }
