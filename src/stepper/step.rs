@@ -31,8 +31,11 @@
 //! directions and history divided among the members of the process's team
 //! (MPI ranks; one process is a team of one) in such ranges, its dot
 //! products and norms reduced in a fixed order, so every member takes the
-//! same decisions and a divided run has the single process's bits. The energy is evaluated on the
-//! whole Y, gathered at each evaluation. The projected L-BFGS of a box divides
+//! same decisions and a divided run has the single process's bits. The
+//! energy is evaluated on the whole Y, gathered at each evaluation; a
+//! member reads dE/dX of the particles of its range only, and tells the
+//! energy so ([`FreeEnergy::want`]); the whole dE/dX is gathered once per
+//! step, for the next step's start. The projected L-BFGS of a box divides
 //! its vectors the same way ([`super::projected`]).
 //!
 //! A step evaluates one first guess (the previous step's displacement, or
