@@ -177,16 +177,20 @@ mod tests {
         let (lo, hi) = bounding_box(&x);
         let width = (hi[0] - lo[0]).max(hi[1] - lo[1]);
         assert!((side * ((1u64 << 32) - 1) as f64 / width - 1.0).abs() < 1e-12);
-        let mut want: Vec<(u64, u32)> = x
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let c = |a: usize| ((p[a] - lo[a]) / side) as u64;
-                (interleave([c(0), c(1)]), i as u32)
-            })
-            .collect();
-        want.sort_unstable();
-        assert_eq!(keys, want);
+        // The keys computed point by point on cells of side `side`, sorted.
+        let by_point = |side: f64| {
+            let mut want: Vec<(u64, u32)> = x
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let c = |a: usize| ((p[a] - lo[a]) / side) as u64;
+                    (interleave([c(0), c(1)]), i as u32)
+                })
+                .collect();
+            want.sort_unstable();
+            want
+        };
+        assert_eq!(keys, by_point(side));
         // Axis 0 is the lowest bit: the quadrants come in Z order.
         let quadrant = |i: u32| {
             let p = x[i as usize];
@@ -197,21 +201,11 @@ mod tests {
         assert!(seen.is_sorted(), "the quadrants are not consecutive");
         assert_eq!(sorted_keys(&[[1.0, 2.0]; 3], &mut keys), 0.0);
         assert_eq!(keys, vec![(0, 0), (0, 1), (0, 2)]);
-        // A coarser grid: the keys of the cells of side width / (2^4 - 1),
-        // in the same order as the finer keys' 4-bit prefixes.
+        // A coarser grid: cells of side width / (2^4 - 1), keys of 8 bits.
         let mut coarse = Vec::new();
         let side = sorted_keys_at(&x, 4, &mut coarse);
         assert!((side * 15.0 / width - 1.0).abs() < 1e-12);
-        let mut want: Vec<(u64, u32)> = x
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let c = |a: usize| ((p[a] - lo[a]) / side) as u64;
-                (interleave([c(0), c(1)]), i as u32)
-            })
-            .collect();
-        want.sort_unstable();
-        assert_eq!(coarse, want);
+        assert_eq!(coarse, by_point(side));
         assert!(coarse.iter().all(|&(k, _)| k < 1 << 8));
     }
 }
