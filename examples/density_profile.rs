@@ -19,14 +19,18 @@
 //! sums among MEMBERS (threads standing for MPI ranks, as in the tests):
 //! the values each receives per ghost exchange of the diffusion term
 //! (`util::ghosts`), against the N numbers of the gather of every
-//! density it replaces. A count of the geometry, the same under MPI.
+//! density it replaces; and the gradient sums each receives when it wants
+//! only the particles of its range of a JKO step's vectors
+//! (`stepper::layout`, `DensityEstimator::want`), against the N - own of
+//! the gather of every sum. Counts of the geometry, the same under MPI.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use jko::density::neighbours::NeighbourList;
-use jko::density::{BlobDensity, SKIN_FRACTION};
+use jko::density::{BlobDensity, DensityEstimator, SKIN_FRACTION};
 use jko::model::kernel::{RadialKernel, WendlandC2};
+use jko::stepper::layout::Layout;
 use jko::util::team::ThreadTeam;
 use kiddo::ImmutableKdTree;
 use rand::SeedableRng;
@@ -107,6 +111,74 @@ fn run<const D: usize>(n: usize, reps: usize, factor: f64, members: usize) {
             .collect();
         println!(
             "{members} members: ghosts per member {} of N = {n}",
+            share.join(", ")
+        );
+        // The gradient sums a member receives when it wants the particles
+        // of its range of a JKO step's vectors (`stepper::layout`), against
+        // the N - own slots the gather of every sum brings it.
+        let layout = Layout::new(&x, &w, 1.0);
+        let received = ThreadTeam::run(members, |t| {
+            let own = jko::util::shard::own_range(&*t, n * D);
+            let wanted = layout.particles_in(own, D);
+            let mut e = BlobDensity::<D>::new(eps).with_team(t);
+            e.want(Some(&wanted));
+            let mut g = vec![[0.0; D]; n];
+            black_box(e.local_functional(&x, &w, &log, &mut g));
+            (e.wanted_received(), wanted.len())
+        });
+        let share: Vec<String> = received
+            .iter()
+            .map(|&(r, own)| {
+                format!(
+                    "{r} ({:.1}% of the gather's {})",
+                    100.0 * r as f64 / (n - own) as f64,
+                    n - own
+                )
+            })
+            .collect();
+        println!(
+            "{members} members wanting their layout range: gradient sums received per member {}",
+            share.join(", ")
+        );
+        // Two species as in PNP: the cloud shifted by +-1/2 along axis 0,
+        // one layout over both (the energy's order: u then v), each
+        // species' lists divided on their own.
+        let shift = |sign: f64| -> Vec<[f64; D]> {
+            x.iter()
+                .map(|p| std::array::from_fn(|a| p[a] + if a == 0 { 0.5 * sign } else { 0.0 }))
+                .collect()
+        };
+        let (u, v) = (shift(1.0), shift(-1.0));
+        let both: Vec<[f64; D]> = u.iter().chain(&v).copied().collect();
+        let layout = Layout::new(&both, &vec![1.0; 2 * n], 1.0);
+        let received = ThreadTeam::run(members, |t| {
+            let own = jko::util::shard::own_range(&*t, 2 * n * D);
+            let wanted = layout.particles_in(own, D);
+            let split = wanted.partition_point(|&i| (i as usize) < n);
+            let of_v: Vec<u32> = wanted[split..].iter().map(|&i| i - n as u32).collect();
+            let mut counts = Vec::new();
+            for (cloud, mine) in [(&u, &wanted[..split]), (&v, &of_v[..])] {
+                let mut e = BlobDensity::<D>::new(eps).with_team(t.clone());
+                e.want(Some(mine));
+                let mut g = vec![[0.0; D]; n];
+                black_box(e.local_functional(cloud, &w, &log, &mut g));
+                counts.push(e.wanted_received());
+            }
+            counts
+        });
+        let share: Vec<String> = received
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} + {} ({:.1}% of 2N)",
+                    c[0],
+                    c[1],
+                    50.0 * (c[0] + c[1]) as f64 / n as f64
+                )
+            })
+            .collect();
+        println!(
+            "{members} members, two species shifted by +-1/2: gradient sums received per member (u + v) {}",
             share.join(", ")
         );
     }

@@ -45,7 +45,7 @@ use crate::util::parallel::CHUNK;
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use crate::util::team::{self, Ownership, Team};
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Fraction of the kernel radius added to the neighbour search radius, so the
 /// list stays valid while particles move by up to half of it.
@@ -78,11 +78,29 @@ pub struct BlobDensity<const D: usize> {
     /// for the list's build number `ghosts_of_build`.
     ghosts: Ghosts,
     ghosts_of_build: usize,
+    /// The particles whose gradient the caller reads
+    /// ([`DensityEstimator::want`]; `None`: all), and the exchange that
+    /// brings this member their slots' gradient sums from the slots'
+    /// owners, planned for a list build (`None`: to plan).
+    wanted: Option<Vec<u32>>,
+    wanted_sums: WantedSums,
     /// The members dividing the sums, every member's chunks (set at each
     /// list build), and the ownership those come from (module docs).
     team: Arc<dyn Team>,
     chunks: Vec<Range<usize>>,
     own: Ownership,
+}
+
+/// The exchange of the gradient sums of a member's wanted particles, and
+/// the list build it was planned for (`None`: to plan). Behind a lock, as
+/// the gradient is added through a shared borrow; a clone plans afresh.
+#[derive(Debug, Default)]
+struct WantedSums(Mutex<(Option<usize>, Ghosts)>);
+
+impl Clone for WantedSums {
+    fn clone(&self) -> Self {
+        WantedSums::default()
+    }
 }
 
 impl<const D: usize> std::fmt::Debug for BlobDensity<D> {
@@ -113,6 +131,8 @@ impl<const D: usize> BlobDensity<D> {
             chunk_energy: Vec::new(),
             ghosts: Ghosts::default(),
             ghosts_of_build: 0,
+            wanted: None,
+            wanted_sums: WantedSums::default(),
             team: team::current(),
             chunks: Vec::new(),
             own: Ownership::default(),
@@ -315,6 +335,36 @@ impl<const D: usize> BlobDensity<D> {
         &self.ghosts
     }
 
+    /// Collective: the gradient sums `acc` (slot order, `D` numbers a
+    /// slot) of the slots of the `wanted` particles that other members own,
+    /// from their owners; planned once per list build and wanted set.
+    fn exchange_wanted_sums(&self, wanted: &[u32], acc: &mut [f64]) {
+        let mut plan = self.wanted_sums.0.lock().unwrap_or_else(|e| e.into_inner());
+        let (planned, ghosts) = &mut *plan;
+        if *planned != Some(self.list.builds()) {
+            let rank = self.list.rank();
+            let slots: Vec<u32> = wanted.iter().map(|&i| rank[i as usize]).collect();
+            let n = rank.len();
+            *ghosts = Ghosts::plan(
+                &*self.team,
+                &self.slots(n),
+                n,
+                rayon::iter::once(&slots[..]),
+                |_| true,
+            );
+            *planned = Some(self.list.builds());
+        }
+        ghosts.exchange(&*self.team, acc, D);
+    }
+
+    /// The slots whose gradient sums this member received at its last
+    /// evaluation for the particles it wants (none on one process, or when
+    /// it wants every particle).
+    pub fn wanted_received(&self) -> usize {
+        let plan = self.wanted_sums.0.lock().unwrap_or_else(|e| e.into_inner());
+        if plan.0.is_some() { plan.1.count() } else { 0 }
+    }
+
     /// Positions and weights of the last `compute`, in the list's slot order.
     pub fn sorted_particles(&self) -> (&[[f64; D]], &[f64]) {
         (&self.xs, &self.ws)
@@ -467,25 +517,52 @@ fn slope_gradient<const D: usize, const LINEAR: bool>(
             })
         },
     );
-    if density.team.size() > 1 {
-        let slots = density.slots(acc_s.len());
-        team::share(&*density.team, &slots, D, acc_s.as_flattened_mut());
+    // A member wanting some particles receives their slots' sums only.
+    let wanted = density
+        .wanted
+        .as_deref()
+        .filter(|_| density.team.size() > 1);
+    match wanted {
+        Some(wanted) => density.exchange_wanted_sums(wanted, acc_s.as_flattened_mut()),
+        None if density.team.size() > 1 => {
+            let slots = density.slots(acc_s.len());
+            team::share(&*density.team, &slots, D, acc_s.as_flattened_mut());
+        }
+        None => {}
     }
     let (acc_s, rank) = (&acc_s[..], list.rank());
-    grad.par_chunks_mut(CHUNK)
-        .zip(w.par_chunks(CHUNK))
-        .zip(rank.par_chunks(CHUNK))
-        .for_each(|((g, w), rank)| {
-            for ((gi, wi), &s) in g.iter_mut().zip(w).zip(rank) {
-                for a in 0..D {
-                    if LINEAR {
-                        gi[a] += acc_s[s as usize][a];
-                    } else {
-                        gi[a] += wi * acc_s[s as usize][a];
-                    }
-                }
+    let add = |gi: &mut [f64; D], wi: f64, s: u32| {
+        for a in 0..D {
+            if LINEAR {
+                gi[a] += acc_s[s as usize][a];
+            } else {
+                gi[a] += wi * acc_s[s as usize][a];
             }
-        });
+        }
+    };
+    match wanted {
+        Some(wanted) => {
+            grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
+                let first = c * CHUNK;
+                let from = wanted.partition_point(|&i| (i as usize) < first);
+                let to = wanted.partition_point(|&i| (i as usize) < first + g.len());
+                for &i in &wanted[from..to] {
+                    let i = i as usize;
+                    add(&mut g[i - first], w[i], rank[i]);
+                }
+            });
+        }
+        None => {
+            grad.par_chunks_mut(CHUNK)
+                .zip(w.par_chunks(CHUNK))
+                .zip(rank.par_chunks(CHUNK))
+                .for_each(|((g, w), rank)| {
+                    for ((gi, &wi), &s) in g.iter_mut().zip(w).zip(rank) {
+                        add(gi, wi, s);
+                    }
+                });
+        }
+    }
 }
 
 /// The gradient sums of the slots of chunk `chunk` (`out`), cluster by
@@ -587,6 +664,11 @@ impl<const D: usize> DensityEstimator<D> for BlobDensity<D> {
         neighbour_gradient::<D, true>(self, w, c, &mut slope_s, &mut acc_s, grad);
         self.slope_s = slope_s;
         self.acc_s = acc_s;
+    }
+
+    fn want(&mut self, particles: Option<&[u32]>) {
+        self.wanted = particles.map(<[u32]>::to_vec);
+        self.wanted_sums = WantedSums::default();
     }
 
     fn local_functional(
@@ -745,5 +827,85 @@ mod tests {
         }
         check::<2>(9000, 0.012);
         check::<3>(3000, 0.05);
+    }
+
+    /// A member that wants some particles' gradient only
+    /// (`DensityEstimator::want`, here a band of space per member, as a
+    /// JKO step's layout gives) gets, for those, the single process's bits
+    /// from all three gradient methods, over evaluations that keep and
+    /// that rebuild the list, and receives the gradient sums of those
+    /// particles' slots that others own, not every slot's.
+    #[test]
+    fn members_wanting_some_particles_get_their_bits() {
+        use crate::util::team::ThreadTeam;
+        let (n, eps) = (9000, 0.012);
+        let x0: Vec<[f64; 2]> = (0..n)
+            .map(|i| std::array::from_fn(|a| ((i * (2 * a + 3)) as f64 * 0.618_034).fract()))
+            .collect();
+        let w: Vec<f64> = (0..n).map(|i| (1.0 + (i % 7) as f64) / n as f64).collect();
+        let s: Vec<f64> = (0..n).map(|i| (i % 5) as f64 - 2.0).collect();
+        let band = |i: usize, size: usize| (x0[i][0] * size as f64) as usize;
+        // Every evaluation's gradients, by particle.
+        let run = |team: Option<Arc<dyn Team>>, wanted: Option<Vec<u32>>| {
+            let mut b = BlobDensity::<2>::new(eps);
+            if let Some(t) = team {
+                b = b.with_team(t);
+            }
+            b.want(wanted.as_deref());
+            let (mut grads, mut received) = (Vec::new(), Vec::new());
+            for (k, step) in [0.0, 0.01, 1.0].iter().enumerate() {
+                let x: Vec<[f64; 2]> = x0
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        std::array::from_fn(|a| p[a] + step * eps * ((i + a) as f64).sin())
+                    })
+                    .collect();
+                DensityEstimator::compute(&mut b, &x, &w).unwrap();
+                let mut g = vec![[0.0; 2]; n];
+                b.add_gradient(&x, &w, &s, &mut g);
+                b.add_linear_gradient(&x, &w, &s, &mut g);
+                grads.push(g);
+                let mut g = vec![[0.0; 2]; n];
+                let log = |w: f64, r: f64| (w * r.ln(), 1.0 / r);
+                b.local_functional(&x, &w, &log, &mut g);
+                grads.push(g);
+                received.push(b.wanted_received());
+                if k == 1 {
+                    b.reset();
+                }
+            }
+            (grads, received)
+        };
+        let (single, _) = run(None, None);
+        for size in [2, 3] {
+            let members = ThreadTeam::run(size, |t| {
+                let wanted: Vec<u32> = (0..n)
+                    .filter(|&i| band(i, size) == t.rank())
+                    .map(|i| i as u32)
+                    .collect();
+                let out = run(Some(t), Some(wanted.clone()));
+                (wanted, out)
+            });
+            for (rank, (wanted, (grads, received))) in members.iter().enumerate() {
+                for (e, (got, want)) in grads.iter().zip(&single).enumerate() {
+                    for &i in wanted {
+                        let (a, b) = (got[i as usize], want[i as usize]);
+                        assert!(
+                            a.map(f64::to_bits) == b.map(f64::to_bits),
+                            "member {rank} of {size}, evaluation {e}, particle {i}: {a:?} against {b:?}"
+                        );
+                    }
+                }
+                // A band's particles sit partly in other members' Morton
+                // chunks; what comes is those, a fraction of the n slots a
+                // gather would bring.
+                for &r in received {
+                    assert!(r <= wanted.len() && r < n / 2, "{r} of {n} received");
+                }
+            }
+            let total: usize = members.iter().map(|m| m.1.1[0]).sum();
+            assert!(total > 0, "the exchange must carry sums");
+        }
     }
 }

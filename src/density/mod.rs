@@ -120,6 +120,16 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
     /// Forget the state carried between calls (see the protocol above).
     fn reset(&mut self);
 
+    /// Which particles' gradient entries the caller reads from the gradient
+    /// methods ([`add_gradient`](Self::add_gradient),
+    /// [`add_linear_gradient`](Self::add_linear_gradient),
+    /// [`local_functional`](Self::local_functional)) until the next call:
+    /// `Some(p)`, ascending particle indices, or `None`, all of them. Those
+    /// entries must get the bits they would get with `None`; the others may
+    /// be left as they are ([`crate::energy::FreeEnergy::want`]). The
+    /// default ignores it and adds every entry, which is always correct.
+    fn want(&mut self, _particles: Option<&[u32]>) {}
+
     /// Bytes this estimator will hold for the cloud `x`, beyond the
     /// per-particle allowance of the run's memory estimate (which counts
     /// neighbour lists of the neighbour rule); saturating. Known before

@@ -121,6 +121,19 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
         values.iter().fold(0.0, |total, v| total + v)
     }
 
+    /// Each species' estimator is asked for its particles among `particles`.
+    fn want(&mut self, particles: Option<&[u32]>) {
+        for s in &mut self.species {
+            let local: Option<Vec<u32>> = particles.map(|p| {
+                let (lo, hi) = (s.range.start as u32, s.range.end as u32);
+                let first = p.partition_point(|&i| i < lo);
+                let last = p.partition_point(|&i| i < hi);
+                p[first..last].iter().map(|&i| i - lo).collect()
+            });
+            s.density.want(local.as_deref());
+        }
+    }
+
     /// The lists' summation order follows the positions of their last build:
     /// rebuild from X^n so a step depends on X^n alone. The mesh's size
     /// limit is set from X^n too.
