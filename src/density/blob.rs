@@ -33,6 +33,13 @@
 //! its **ghosts**, the candidates of its clusters that other members own,
 //! from their owners ([`crate::util::ghosts`]): a volume per evaluation of the
 //! ghost count, not N.
+//!
+//! A member that wants the gradient of some particles only
+//! ([`DensityEstimator::want`]: a JKO step's member, its range of the
+//! optimizer's vectors) receives the gradient sums of those particles'
+//! slots that others own, by the same exchange (planned once per list
+//! build), instead of the gather of all N d, and adds those particles'
+//! entries alone.
 
 use rayon::prelude::*;
 
