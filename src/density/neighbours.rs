@@ -553,6 +553,7 @@ fn bounding_ball<const D: usize>(pts: &[[f64; D]]) -> ([f64; D], f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::util::morton::tests::xorshift;
 
     #[test]
     fn holds_every_close_pair_until_rebuilt() {
@@ -642,16 +643,6 @@ mod tests {
         check::<1>(300);
         check::<2>(2500);
         check::<3>(3000);
-    }
-
-    /// Marsaglia's xorshift64 from `state` (nonzero): test data, no crate.
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        }
     }
 
     /// The bitmap sort against the comparison sort, on its paths: short

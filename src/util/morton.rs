@@ -114,11 +114,11 @@ pub fn radix_sort(keys: &mut Vec<(u64, u32)>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Marsaglia's xorshift64 from `state` (nonzero): test data, no crate.
-    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    pub(crate) fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
         move || {
             state ^= state << 13;
             state ^= state >> 7;
