@@ -23,10 +23,15 @@
 //! and the multipoles each holds (`multipoles_held`: its own range of
 //! cells, the top and those received), against every cell's; and the
 //! particles whose far-field values a member received for its near-field
-//! tasks (`far_values_received`), where a gather sent each all N.
+//! tasks (`far_values_received`), where a gather sent each all N; and,
+//! with each member wanting the gradients of its range of a JKO step's
+//! vectors only (`TreeCoupling::want`, session 27), the gradients it
+//! received at gather B (`gradients_received`), where the gather sent each
+//! the N - own of the others.
 
 use jko::coupling::TreeCoupling;
 use jko::coupling::tree::{FmmParams, essential_counts, params_for_accuracy};
+use jko::stepper::layout::Layout;
 use jko::util::team::ThreadTeam;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -94,20 +99,25 @@ fn exchanged<const D: usize>(x: &[[f64; D]], params: &FmmParams, parts: &[usize]
         "of the gather's (max)",
         "held mean / max",
         "of all (max)",
-        "far values received (max)"
+        "far values received (max)",
     );
+    let layout = Layout::new(x, &vec![1.0; n], 1.0);
     for &p in parts {
         let got = ThreadTeam::run(p, |team| {
+            let wanted = layout.particles_in(jko::util::shard::own_range(&*team, n * D), D);
             let mut tc = TreeCoupling::<D>::with_params(1e-3, *params).with_team(team);
             let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0; D]; n]);
             tc.evaluate(x, &q, &mut phi, &mut grad);
             tc.evaluate(x, &q, &mut phi, &mut grad);
             let s = tc.stats();
+            tc.want(Some(&wanted));
+            tc.evaluate(x, &q, &mut phi, &mut grad);
             (
                 s.multipoles_received,
                 s.cells,
                 s.multipoles_held,
                 s.far_values_received,
+                (tc.stats().gradients_received, n - wanted.len()),
             )
         });
         let far_max = got.iter().map(|g| g.3).max().unwrap_or(0);
@@ -123,6 +133,14 @@ fn exchanged<const D: usize>(x: &[[f64; D]], params: &FmmParams, parts: &[usize]
             100.0 * max as f64 / gather as f64,
             100.0 * held_max as f64 / cells as f64,
             100.0 * far_max as f64 / n as f64
+        );
+        let received: Vec<String> = got
+            .iter()
+            .map(|g| format!("{} ({:.2}%)", g.4.0, 100.0 * g.4.0 as f64 / g.4.1 as f64))
+            .collect();
+        println!(
+            "     gradients received at gather B, wanting the layout's range (of the gather's N - own): {}",
+            received.join(", ")
         );
     }
 }

@@ -44,6 +44,11 @@ pub trait CouplingBackend<const D: usize>: Send {
     /// Forget state kept from earlier calls that changes the result's rounding
     /// (see [`crate::energy::EnergyTerm::reset`]).
     fn reset(&mut self) {}
+    /// Which particles' field the caller reads from now on (`None`: all):
+    /// those entries must get the bits they would get with `None`, the
+    /// others may hold anything; the energy stays whole
+    /// ([`crate::energy::FreeEnergy::want`]). The default ignores it.
+    fn want(&mut self, _particles: Option<&[u32]>) {}
 }
 
 /// A fixed potential the charges feel besides each other (SPEC §7-8):
@@ -65,6 +70,8 @@ pub struct TreeBackend<const D: usize> {
     tree: TreeCoupling<D>,
     softening: f64,
     phi: Vec<f64>,
+    /// The particles whose field is read ([`CouplingBackend::want`]).
+    wanted: Option<Vec<u32>>,
 }
 
 impl<const D: usize> TreeBackend<D> {
@@ -74,6 +81,7 @@ impl<const D: usize> TreeBackend<D> {
             tree: TreeCoupling::new(softening, accuracy),
             softening,
             phi: Vec::new(),
+            wanted: None,
         }
     }
 }
@@ -98,6 +106,12 @@ impl<const D: usize> CouplingBackend<D> for TreeBackend<D> {
     fn reset(&mut self) {
         self.tree = TreeCoupling::with_params(self.softening, self.tree.params())
             .with_team(self.tree.team());
+        self.tree.want(self.wanted.as_deref());
+    }
+
+    fn want(&mut self, particles: Option<&[u32]>) {
+        self.wanted = particles.map(<[u32]>::to_vec);
+        self.tree.want(particles);
     }
 }
 

@@ -164,6 +164,14 @@ impl<const D: usize> TreeCoupling<D> {
         self.engine.team()
     }
 
+    /// Which particles' `grad` the caller reads from now on (`None`: all;
+    /// ascending indices): a member of a divided evaluation then receives
+    /// the gradients of those only, the potentials of all (the energy
+    /// needs them); the other entries of `grad` hold anything.
+    pub fn want(&mut self, particles: Option<&[u32]>) {
+        self.engine.want(particles);
+    }
+
     /// The expansion order and tree parameters chosen for the requested accuracy.
     pub fn params(&self) -> FmmParams {
         self.engine.params()

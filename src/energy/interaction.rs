@@ -80,4 +80,8 @@ impl<const D: usize> EnergyTerm<D> for Interaction<D> {
         self.prepared = None;
         self.backend.reset();
     }
+
+    fn want(&mut self, particles: Option<&[u32]>) {
+        self.backend.want(particles);
+    }
 }

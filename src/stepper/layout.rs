@@ -211,8 +211,9 @@ mod tests {
         let x0 = [[1.0, 1.0], [0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]];
         let w = [1.0, 2.0, 4.0, 8.0, 16.0];
         let layout = Layout::new(&x0, &w, 0.5);
-        // Z order: (0,0) twice (ties by index), (1,0), (0,1), (1,1).
-        let want = [1, 4, 3, 2, 0];
+        // Z order, axis 0 most significant: (0,0) twice (ties by index),
+        // (0,1), (1,0), (1,1).
+        let want = [1, 4, 2, 3, 0];
         for (j, &i) in want.iter().enumerate() {
             assert_eq!(layout.particle(j), i);
             assert_eq!(layout.slot(i), j);

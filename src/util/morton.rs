@@ -48,12 +48,15 @@ pub fn sorted_keys_at<const D: usize>(
     if scale > 0.0 { 1.0 / scale } else { 0.0 }
 }
 
-/// Bit-interleaves the coordinates (axis 0 in the lowest bit), each at most
-/// `64 / D` bits (32 in 1D): `spread` puts bit b of a coordinate at bit D b.
+/// Bit-interleaves the coordinates, each at most `64 / D` bits (32 in 1D):
+/// bit b of axis a goes to bit D b + (D - 1 - a), so axis 0 is the most
+/// significant of each group, as in the multipole tree's octree
+/// ([`crate::coupling::tree`]): the Z-curve of both is the same, and so
+/// are the regions a cut of either order makes.
 pub fn interleave<const D: usize>(cell: [u64; D]) -> u64 {
     cell.iter()
         .enumerate()
-        .fold(0, |key, (a, &c)| key | (spread::<D>(c) << a))
+        .fold(0, |key, (a, &c)| key | (spread::<D>(c) << (D - 1 - a)))
 }
 
 /// The bits of `c` moved apart to every D-th place (the classic
@@ -136,7 +139,7 @@ pub(crate) mod tests {
             let mut key = 0;
             for b in 0..bits {
                 for (a, c) in cell.iter().enumerate() {
-                    key |= ((c >> b) & 1) << (b as usize * D + a);
+                    key |= ((c >> b) & 1) << (b as usize * D + D - 1 - a);
                 }
             }
             key
@@ -191,11 +194,12 @@ pub(crate) mod tests {
             want
         };
         assert_eq!(keys, by_point(side));
-        // Axis 0 is the lowest bit: the quadrants come in Z order.
+        // Axis 0 is the most significant bit: the quadrants come in Z
+        // order, the halves of axis 0 first.
         let quadrant = |i: u32| {
             let p = x[i as usize];
             let half = |a: usize| (p[a] - lo[a] >= 0.5 * width) as usize;
-            half(0) + 2 * half(1)
+            2 * half(0) + half(1)
         };
         let seen: Vec<usize> = keys.iter().map(|&(_, i)| quadrant(i)).collect();
         assert!(seen.is_sorted(), "the quadrants are not consecutive");

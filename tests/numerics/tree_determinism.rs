@@ -105,6 +105,79 @@ fn tree_divided_among_a_team_gives_the_single_process_bits() {
     check::<3>("gaussian", 3, 1e-6);
 }
 
+/// A member that wants some particles' gradient only (`TreeCoupling::want`,
+/// here a band of space per member, as a JKO step's layout gives) gets
+/// every potential and those gradients with the single process's bits, over
+/// three evaluations of a moving cloud, and receives at gather B the
+/// gradients of its wanted particles that others' near tasks computed: fewer
+/// than the gather of every other member's.
+#[test]
+fn members_wanting_some_gradients_get_their_bits() {
+    fn check<const D: usize>(kind: &str, n: usize) {
+        let (x0, q) = cloud::<D>(kind, n, 7);
+        let moved = |k: usize| -> Vec<[f64; D]> {
+            x0.iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    std::array::from_fn(|a| p[a] + 1e-3 * k as f64 * ((i + a) as f64).sin())
+                })
+                .collect()
+        };
+        let (lo, hi) = x0
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p[0]), h.max(p[0])));
+        let run = |team: Option<std::sync::Arc<dyn Team>>, wanted: Option<&[u32]>| {
+            let mut tc = TreeCoupling::<D>::new(1e-2, 1e-6);
+            if let Some(t) = team {
+                tc = tc.with_team(t);
+            }
+            tc.want(wanted);
+            (0..3)
+                .map(|k| {
+                    let x = moved(k);
+                    let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
+                    tc.evaluate(&x, &q, &mut p, &mut g);
+                    (p, g, tc.stats().gradients_received)
+                })
+                .collect::<Vec<_>>()
+        };
+        let single = run(None, None);
+        for size in [2, 3] {
+            let members = ThreadTeam::run(size, |t| {
+                let band =
+                    |i: usize| (((x0[i][0] - lo) / (hi - lo) * size as f64) as usize).min(size - 1);
+                let wanted: Vec<u32> = (0..n)
+                    .filter(|&i| band(i) == t.rank())
+                    .map(|i| i as u32)
+                    .collect();
+                let out = run(Some(t), Some(&wanted));
+                (wanted, out)
+            });
+            for (rank, (wanted, out)) in members.iter().enumerate() {
+                for (k, ((p, g, received), (p1, g1, _))) in out.iter().zip(&single).enumerate() {
+                    let at = format!("{D}D {kind}: member {rank} of {size}, evaluation {k}");
+                    assert!(
+                        bits(p, &[] as &[[f64; D]]) == bits(p1, &[] as &[[f64; D]]),
+                        "potentials, {at}"
+                    );
+                    for &i in wanted {
+                        let (a, b) = (g[i as usize], g1[i as usize]);
+                        assert!(
+                            a.map(f64::to_bits) == b.map(f64::to_bits),
+                            "particle {i}, {at}"
+                        );
+                    }
+                    assert!(*received <= wanted.len(), "{received} received, {at}");
+                }
+            }
+            let received: usize = members.iter().map(|m| m.1[0].2).sum();
+            assert!(received > 0 && received < n, "{received} received in all");
+        }
+    }
+    check::<2>("two_clusters", 20_000);
+    check::<3>("core_halo", 20_000);
+}
+
 /// More members than the 16 near-field tasks of a small tree: with one task
 /// per 8 leaves (`FmmParams::near_leaves_per_task`; the default, 2048, gives
 /// a large tree one task per 2048), 20 members share ~60 tasks and every one

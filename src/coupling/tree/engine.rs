@@ -161,6 +161,10 @@ pub struct FmmStats {
     /// Particles whose far-field values (phi, grad) this member received in
     /// the last evaluation for its near-field tasks (0 on one process).
     pub far_values_received: usize,
+    /// Under a team, the gradients (of d numbers) this member received at
+    /// gather B: its wanted particles' that others' near tasks computed,
+    /// or every other member's when it wants all.
+    pub gradients_received: usize,
     /// Seconds of the last evaluation in the locally essential multipoles'
     /// plan and exchange (waits for the other members included; 0 on one
     /// process).
@@ -217,6 +221,8 @@ pub struct Engine<const D: usize, K: FarKernel<D>> {
     /// Per frontier task: what it does now, and the seconds its last full run took.
     mode: Vec<Mode>,
     seconds: Vec<f64>,
+    /// The particles whose gradient the caller reads (`None`: all).
+    wanted: Option<Vec<u32>>,
     /// The members dividing the evaluation, and their frontier tasks (`divided`).
     team: Arc<dyn Team>,
     own: Ownership,
@@ -254,6 +260,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             mixed: None,
             mode: Vec::new(),
             seconds: Vec::new(),
+            wanted: None,
             team: team::current(),
             own: Ownership::default(),
             stats: FmmStats::default(),
@@ -269,6 +276,12 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
     /// The members dividing the evaluations.
     pub fn team(&self) -> Arc<dyn Team> {
         self.team.clone()
+    }
+
+    /// Which particles' gradient the caller reads (`None`: all; see
+    /// `TreeCoupling::want`).
+    pub fn want(&mut self, particles: Option<&[u32]>) {
+        self.wanted = particles.map(<[u32]>::to_vec);
     }
 
     pub fn params(&self) -> FmmParams {

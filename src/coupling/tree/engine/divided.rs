@@ -63,14 +63,18 @@
 //! 5. **Gather B**: the owner of a near task adds its particles' near sums
 //!    to their L2P values (which it holds since step 3), the
 //!    single process's one addition per value; an `all_gather` in place
-//!    gives every member all the sums. No array of N values is allocated
-//!    for the exchanges.
+//!    gives every member all the potentials, and the gradients of the
+//!    particles it wants come from their owners ([`Ghosts`], planned at
+//!    every evaluation; all of them, gathered, when it wants all). No
+//!    array of N values is allocated for the exchanges.
 //!
 //! Per evaluation: the exchange of the locally essential multipoles (at
 //! most P (P - 1) requests and as many replies of multipoles, nterms numbers
 //! each: 2D, order 13, 105 terms; 3D, order 14, 680), the redistribution
 //! of the L2P values (the stretches where the far and near ranges differ),
-//! two `all_gather`s of N and N d numbers (phi and grad at gather B), one
+//! an `all_gather` of N numbers (phi at gather B) and the gradients of the
+//! member's wanted particles from their owners (every N d of them when it
+//! wants all; `TreeCoupling::want`), one
 //! of the leaves' work and the tasks' counts (gather A) and at most
 //! P (P - 1) / 2 halo messages, whose size is that of the near tasks'
 //! boundary layers.
@@ -318,11 +322,29 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
 
     /// Collective: member k's values (potential and gradient, sorted order)
     /// of the particles `particles[k]` (ranges covering them in order) to
-    /// every member, in place.
+    /// every member, in place: every potential (the energy sums them all),
+    /// and the gradients of the particles this member wants, or all.
     fn share_values(&mut self, particles: &[Range<usize>]) {
         let team = &*self.team;
         share(team, particles, 1, &mut self.phi_s);
-        share(team, particles, D, self.grad_s.as_flattened_mut());
+        let rank = team.rank();
+        match &self.wanted {
+            Some(wanted) => {
+                // Planned at every evaluation: the near tasks move with
+                // the leaves' work.
+                let inv = &self.tree.inv;
+                let sorted: Vec<u32> = wanted.iter().map(|&i| inv[i as usize]).collect();
+                let n = self.grad_s.len();
+                let mut ghosts =
+                    Ghosts::plan(team, particles, n, rayon::iter::once(&sorted[..]), |_| true);
+                ghosts.exchange(team, self.grad_s.as_flattened_mut(), D);
+                self.stats.gradients_received = ghosts.count();
+            }
+            None => {
+                share(team, particles, D, self.grad_s.as_flattened_mut());
+                self.stats.gradients_received = self.grad_s.len() - particles[rank].len();
+            }
+        }
     }
 
     /// The leaves (indices into the near field's leaves) of frontier tasks `r`.
