@@ -26,6 +26,14 @@ fn run_tree<const D: usize>(
     })
 }
 
+/// `x0` moved by a small deterministic displacement, k times 1e-3.
+fn moved<const D: usize>(x0: &[[f64; D]], k: usize) -> Vec<[f64; D]> {
+    x0.iter()
+        .enumerate()
+        .map(|(i, p)| std::array::from_fn(|a| p[a] + 1e-3 * k as f64 * ((i + a) as f64).sin()))
+        .collect()
+}
+
 fn bits<const D: usize>(p: &[f64], g: &[[f64; D]]) -> Vec<u64> {
     p.iter()
         .map(|v| v.to_bits())
@@ -65,14 +73,6 @@ fn tree_2d_thread_independent() {
 fn tree_divided_among_a_team_gives_the_single_process_bits() {
     fn check<const D: usize>(kind: &str, n: usize, accuracy: f64) {
         let (x0, q) = cloud::<D>(kind, n, 7);
-        let moved = |k: usize| -> Vec<[f64; D]> {
-            x0.iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    std::array::from_fn(|a| p[a] + 1e-3 * k as f64 * ((i + a) as f64).sin())
-                })
-                .collect()
-        };
         let run = |team: Option<std::sync::Arc<dyn Team>>| {
             let mut tc = TreeCoupling::<D>::new(1e-2, accuracy);
             if let Some(t) = team {
@@ -80,7 +80,7 @@ fn tree_divided_among_a_team_gives_the_single_process_bits() {
             }
             (0..3)
                 .map(|k| {
-                    let x = moved(k);
+                    let x = moved(&x0, k);
                     let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
                     tc.evaluate(&x, &q, &mut p, &mut g);
                     bits(&p, &g)
@@ -115,14 +115,6 @@ fn tree_divided_among_a_team_gives_the_single_process_bits() {
 fn members_wanting_some_gradients_get_their_bits() {
     fn check<const D: usize>(kind: &str, n: usize) {
         let (x0, q) = cloud::<D>(kind, n, 7);
-        let moved = |k: usize| -> Vec<[f64; D]> {
-            x0.iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    std::array::from_fn(|a| p[a] + 1e-3 * k as f64 * ((i + a) as f64).sin())
-                })
-                .collect()
-        };
         let (lo, hi) = x0
             .iter()
             .fold((f64::MAX, f64::MIN), |(l, h), p| (l.min(p[0]), h.max(p[0])));
@@ -134,7 +126,7 @@ fn members_wanting_some_gradients_get_their_bits() {
             tc.want(wanted);
             (0..3)
                 .map(|k| {
-                    let x = moved(k);
+                    let x = moved(&x0, k);
                     let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
                     tc.evaluate(&x, &q, &mut p, &mut g);
                     (p, g, tc.stats().gradients_received)
