@@ -204,6 +204,9 @@ pub struct MeshDensity<const D: usize> {
     rho: Vec<f64>,
     /// The members dividing the interpolations (module docs).
     team: Arc<dyn Team>,
+    /// The particles whose gradient the caller reads
+    /// ([`super::DensityEstimator::want`]; `None`: all).
+    wanted: Option<Vec<u32>>,
 }
 
 impl<const D: usize> std::fmt::Debug for MeshDensity<D> {
@@ -252,6 +255,7 @@ impl<const D: usize> MeshDensity<D> {
             lines: Vec::new(),
             rho: Vec::new(),
             team: team::current(),
+            wanted: None,
         }
     }
 
@@ -532,32 +536,51 @@ impl<const D: usize> MeshDensity<D> {
         self.convolve(false);
         let window = self.window.as_ref().expect("placed");
         let (phi, b, inv) = (&self.phi[..], &self.conv[..], 1.0 / self.spacing);
+        // Particle i's term, from the replicated mesh: the same bits
+        // wherever it is computed.
+        let add = |i: usize, gi: &mut [f64; D], nodes: &mut [[f64; 64]; D]| {
+            let (si, bi, wi) = coefficients(i);
+            let (base, wt, dw) = window.stencil(&x[i], inv);
+            for (a, nodes_a) in nodes.iter_mut().enumerate() {
+                let mut f = wt;
+                f[a] = dw[a];
+                tensor(&f, nodes_a);
+            }
+            let mut acc = [0.0; D];
+            for (n, o) in window.offsets.iter().enumerate() {
+                let v = si * phi[base + o] + bi * b[base + o];
+                for a in 0..D {
+                    acc[a] += nodes[a][n] * v;
+                }
+            }
+            for a in 0..D {
+                gi[a] += wi * inv * acc[a];
+            }
+        };
+        let wanted = self.wanted.as_deref().filter(|_| self.team.size() > 1);
+        if let Some(wanted) = wanted {
+            // A member wanting some particles computes theirs, and needs
+            // nobody's: the mesh is every member's.
+            grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
+                let first = c * CHUNK;
+                let from = wanted.partition_point(|&i| (i as usize) < first);
+                let to = wanted.partition_point(|&i| (i as usize) < first + g.len());
+                let mut nodes = [[0.0; 64]; D];
+                for &i in &wanted[from..to] {
+                    add(i as usize, &mut g[i as usize - first], &mut nodes);
+                }
+            });
+            return;
+        }
         let parts = self.parts(x.len());
         let mine = &parts[self.team.rank()];
         grad.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
             .enumerate()
             .filter(|(c, _)| mine.contains(&(c * CHUNK)))
-            .for_each(|(c, (g, x))| {
+            .for_each(|(c, g)| {
                 let mut nodes = [[0.0; 64]; D];
-                for (k, (gi, xi)) in g.iter_mut().zip(x).enumerate() {
-                    let (si, bi, wi) = coefficients(c * CHUNK + k);
-                    let (base, wt, dw) = window.stencil(xi, inv);
-                    for (a, nodes_a) in nodes.iter_mut().enumerate() {
-                        let mut f = wt;
-                        f[a] = dw[a];
-                        tensor(&f, nodes_a);
-                    }
-                    let mut acc = [0.0; D];
-                    for (n, o) in window.offsets.iter().enumerate() {
-                        let v = si * phi[base + o] + bi * b[base + o];
-                        for a in 0..D {
-                            acc[a] += nodes[a][n] * v;
-                        }
-                    }
-                    for a in 0..D {
-                        gi[a] += wi * inv * acc[a];
-                    }
+                for (k, gi) in g.iter_mut().enumerate() {
+                    add(c * CHUNK + k, gi, &mut nodes);
                 }
             });
         // The gradient was the same on every member before this pass, so
@@ -622,6 +645,10 @@ impl<const D: usize> super::DensityEstimator<D> for MeshDensity<D> {
 
     fn reset(&mut self) {
         MeshDensity::reset(self);
+    }
+
+    fn want(&mut self, particles: Option<&[u32]>) {
+        self.wanted = particles.map(<[u32]>::to_vec);
     }
 
     /// The mesh of the initial cloud ([`bytes`]; it grows with the cloud,
@@ -889,6 +916,58 @@ mod estimate_tests {
         }
         check::<2>(5 * CHUNK + 17, 0.1);
         check::<3>(2 * CHUNK + 5, 0.3);
+    }
+
+    /// A member that wants some particles' gradient only
+    /// ([`super::super::DensityEstimator::want`]; here every third particle
+    /// and a band, for 2 and 3 members) computes theirs from the replicated
+    /// mesh, with the single process's bits, and exchanges no gradient.
+    #[test]
+    fn members_wanting_some_particles_get_their_bits() {
+        use super::super::DensityEstimator;
+        use crate::util::team::ThreadTeam;
+        let n = 5 * CHUNK + 17;
+        let (x, w) = gaussian_cloud::<2>(n, 3);
+        let run = |team: Option<Arc<dyn Team>>, wanted: Option<&[u32]>| {
+            let mut mesh = MeshDensity::<2>::new(0.1, usize::MAX);
+            if let Some(t) = team {
+                mesh = mesh.with_team(t);
+            }
+            DensityEstimator::want(&mut mesh, wanted);
+            let rho = mesh.compute(&x, &w).unwrap().to_vec();
+            let slope: Vec<f64> = rho.iter().map(|r| 1.0 / r).collect();
+            let mut grad: Vec<[f64; 2]> = (0..n).map(|i| [i as f64 * 1e-3; 2]).collect();
+            mesh.add_gradient(&x, &w, &slope, &mut grad);
+            mesh.add_linear_gradient(&x, &w, &slope, &mut grad);
+            grad
+        };
+        let single = run(None, None);
+        for size in [2, 3] {
+            let members = ThreadTeam::run(size, |t| {
+                let r = t.rank();
+                let wanted: Vec<u32> = (0..n as u32)
+                    .filter(|&i| {
+                        if r == 0 {
+                            i % 3 == 0
+                        } else {
+                            (i as usize * r) % size == 0
+                        }
+                    })
+                    .collect();
+                let grad = run(Some(t), Some(&wanted));
+                (wanted, grad)
+            });
+            for (rank, (wanted, grad)) in members.iter().enumerate() {
+                assert!(!wanted.is_empty());
+                for &i in wanted {
+                    let (a, b) = (grad[i as usize], single[i as usize]);
+                    assert!(
+                        a.map(f64::to_bits) == b.map(f64::to_bits),
+                        "member {rank} of {size}, particle {i}: {a:?} against {b:?}"
+                    );
+                }
+            }
+        }
     }
 
     /// A cloud spread beyond the allowed cells is refused, naming the sizes.
