@@ -551,9 +551,7 @@ fn slope_gradient<const D: usize, const LINEAR: bool>(
         Some(wanted) => {
             grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
                 let first = c * CHUNK;
-                let from = wanted.partition_point(|&i| (i as usize) < first);
-                let to = wanted.partition_point(|&i| (i as usize) < first + g.len());
-                for &i in &wanted[from..to] {
+                for &i in super::wanted_in(wanted, first..first + g.len()) {
                     let i = i as usize;
                     add(&mut g[i - first], w[i], rank[i]);
                 }

@@ -563,10 +563,8 @@ impl<const D: usize> MeshDensity<D> {
             // nobody's: the mesh is every member's.
             grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
                 let first = c * CHUNK;
-                let from = wanted.partition_point(|&i| (i as usize) < first);
-                let to = wanted.partition_point(|&i| (i as usize) < first + g.len());
                 let mut nodes = [[0.0; 64]; D];
-                for &i in &wanted[from..to] {
+                for &i in super::wanted_in(wanted, first..first + g.len()) {
                     add(i as usize, &mut g[i as usize - first], &mut nodes);
                 }
             });

@@ -76,14 +76,20 @@ impl Bounds {
         y: &[f64],
         g: impl Fn(usize) -> f64 + Sync,
     ) -> f64 {
-        let own = own_range(team, y.len());
+        let (own, part) = self.part(team);
+        part.projected_gradient_norm(&y[own.clone()], |k| g(own.start + k))
+    }
+
+    /// This member's [`own_range`] of the coordinates, and its part of the box.
+    fn part<'a>(&'a self, team: &'a dyn Team) -> (std::ops::Range<usize>, Part<'a>) {
+        let own = own_range(team, self.lo.len());
         let part = Part {
             team,
-            len: y.len(),
+            len: self.lo.len(),
             lo: &self.lo[own.clone()],
             hi: &self.hi[own.clone()],
         };
-        part.projected_gradient_norm(&y[own.clone()], |k| g(own.start + k))
+        (own, part)
     }
 
     fn whole(&self) -> Part<'_> {
@@ -184,13 +190,7 @@ pub fn minimize(
     tolerance: f64,
     team: &dyn Team,
 ) -> Outcome {
-    let own = own_range(team, y0.len());
-    let bounds = Part {
-        team,
-        len: y0.len(),
-        lo: &bounds.lo[own.clone()],
-        hi: &bounds.hi[own.clone()],
-    };
+    let (own, bounds) = bounds.part(team);
     let mut y = y0[own].to_vec();
     bounds.project(&mut y);
     let (mut fy, mut g) = match f.evaluate(&y) {
