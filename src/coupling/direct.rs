@@ -49,6 +49,7 @@ use std::sync::Arc;
 
 use super::CouplingBackend;
 use crate::model::green;
+use crate::util::ghosts::Ghosts;
 use crate::util::lanes::{LANES, V};
 use crate::util::simd_dispatch::{Isa, IsaTask, with_best_isa};
 use crate::util::team::{self, Team};
@@ -91,6 +92,8 @@ pub struct DirectSum<const D: usize> {
     panel_bytes: usize,
     /// The members that divide the sum by block rows ([`BlockLayout`]).
     team: Arc<dyn Team>,
+    /// The particles whose field the caller reads (`None`: all).
+    wanted: Option<Vec<u32>>,
 }
 
 impl<const D: usize> DirectSum<D> {
@@ -112,6 +115,7 @@ impl<const D: usize> DirectSum<D> {
             uniform_q: Vec::new(),
             panel_bytes: PANEL_BYTES,
             team: team::current(),
+            wanted: None,
         }
     }
 
@@ -398,6 +402,10 @@ impl<const D: usize> CouplingBackend<D> for DirectSum<D> {
         "direct sum (exact)".into()
     }
 
+    fn want(&mut self, particles: Option<&[u32]>) {
+        self.wanted = particles.map(<[u32]>::to_vec);
+    }
+
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         if self.team.size() > 1 {
             return self.divided(x, q, field);
@@ -645,7 +653,10 @@ impl<const D: usize> DirectSum<D> {
     ///    field of the particles from its first block on, adds its blocks'
     ///    columns in ascending block order, and passes the rest on (at most
     ///    N x d numbers per hop);
-    /// 3. `all_gather` of the finished field of each member's particles.
+    /// 3. `all_gather` of the finished field of each member's particles,
+    ///    or, when the member wants some particles only
+    ///    ([`CouplingBackend::want`]), the field of those it does not own
+    ///    from their owners ([`Ghosts`]).
     fn divided(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         let team = self.team.clone();
         team.agree_on_interrupt();
@@ -681,9 +692,17 @@ impl<const D: usize> DirectSum<D> {
             team.send(rank + 1, acc[next - first..].as_flattened());
         }
 
-        // 3. Every finished field, on every member.
+        // 3. The finished field, of every particle or of the wanted ones.
         let done = &acc[..particles[rank].len()];
-        team.all_gather(done.as_flattened(), &counts, field.as_flattened_mut());
+        match &self.wanted {
+            Some(wanted) => {
+                field[particles[rank].clone()].copy_from_slice(done);
+                let reads = rayon::iter::once(&wanted[..]);
+                let mut ghosts = Ghosts::plan(&*team, &particles, n, reads, |_| true);
+                ghosts.exchange(&*team, field.as_flattened_mut(), D);
+            }
+            None => team.all_gather(done.as_flattened(), &counts, field.as_flattened_mut()),
+        }
         let (u, c_grad) = BlockLayout::finish::<D>(&energies);
         for f in field.iter_mut() {
             for v in f.iter_mut() {
@@ -920,5 +939,40 @@ mod tests {
             check::<2>(n);
             check::<3>(n);
         }
+    }
+
+    /// A member wanting some particles only (`want`; here every particle
+    /// whose index is the member's rank modulo the team's size, so most of
+    /// them lie in other members' block rows) gets their field with the
+    /// single process's bits, and the whole energy; its other entries stay
+    /// as they were (NaN here), since nothing is gathered for them.
+    #[test]
+    fn members_wanting_some_particles_get_their_bits() {
+        use crate::util::team::ThreadTeam;
+        fn check<const D: usize>(n: usize) {
+            let (x, q) = cloud::<D>(n);
+            let mut whole = vec![[0.0; D]; n];
+            let e = DirectSum::<D>::new(0.05).energy_and_field(&x, &q, &mut whole);
+            for size in 2..=3 {
+                let got = ThreadTeam::run(size, |t| {
+                    let wanted: Vec<u32> = (t.rank() as u32..n as u32).step_by(size).collect();
+                    let mut sum = DirectSum::<D>::new(0.05).with_team(t);
+                    sum.want(Some(&wanted));
+                    let mut f = vec![[f64::NAN; D]; n];
+                    (sum.energy_and_field(&x, &q, &mut f), f, wanted)
+                });
+                for (rank, (e_r, f_r, wanted)) in got.iter().enumerate() {
+                    assert_eq!(e_r.to_bits(), e.to_bits(), "D={D} size={size}");
+                    for &i in wanted {
+                        let (f, g) = (f_r[i as usize], whole[i as usize]);
+                        assert_eq!(f.map(f64::to_bits), g.map(f64::to_bits), "particle {i}");
+                    }
+                    let unread = f_r.iter().filter(|f| f[0].is_nan()).count();
+                    assert!(unread > 0, "member {rank} of {size} got every field");
+                }
+            }
+        }
+        check::<2>(1100);
+        check::<3>(1100);
     }
 }

@@ -94,6 +94,12 @@ impl<const D: usize> CouplingBackend<D> for WithFixedCharges<D> {
     fn reset(&mut self) {
         self.inner.reset();
     }
+
+    /// The particles keep their indices in the sum with the nodes (they
+    /// come first), and no node's field is read.
+    fn want(&mut self, particles: Option<&[u32]>) {
+        self.inner.want(particles);
+    }
 }
 
 /// The quadrature nodes of `backgrounds` and their charges, cells of side

@@ -89,8 +89,7 @@ impl<const D: usize> TreeBackend<D> {
 impl<const D: usize> CouplingBackend<D> for TreeBackend<D> {
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
         self.phi.resize(x.len(), 0.0);
-        self.tree.evaluate(x, q, &mut self.phi, field);
-        half_charge_potential(q, &self.phi)
+        0.5 * self.tree.evaluate(x, q, &mut self.phi, field)
     }
 
     fn describe(&self) -> String {

@@ -145,10 +145,19 @@ impl<const D: usize> TreeCoupling<D> {
     }
 
     /// Overwrites `phi[i]` and `grad[i]` for all `i`:
-    /// `phi_i ~ sum_{j != i} q_j G_delta(x_i - x_j)`, `grad_i ~ d phi_i / d x_i`.
+    /// `phi_i ~ sum_{j != i} q_j G_delta(x_i - x_j)`, `grad_i ~ d phi_i / d x_i`,
+    /// and returns `sum_i q_i phi_i` (twice the pair energy), summed in an
+    /// order that no team changes. A member of a team wanting some
+    /// particles ([`want`](Self::want)) gets their `grad` only.
     /// Panics only on length mismatch.
-    pub fn evaluate(&mut self, x: &[[f64; D]], q: &[f64], phi: &mut [f64], grad: &mut [[f64; D]]) {
-        self.engine.evaluate(x, q, phi, grad);
+    pub fn evaluate(
+        &mut self,
+        x: &[[f64; D]],
+        q: &[f64],
+        phi: &mut [f64],
+        grad: &mut [[f64; D]],
+    ) -> f64 {
+        self.engine.evaluate(x, q, phi, grad)
     }
 
     /// Divides the evaluations among the members of `team` (the process's
@@ -166,8 +175,9 @@ impl<const D: usize> TreeCoupling<D> {
 
     /// Which particles' `grad` the caller reads from now on (`None`: all;
     /// ascending indices): a member of a divided evaluation then receives
-    /// the gradients of those only, the potentials of all (the energy
-    /// needs them); the other entries of `grad` hold anything.
+    /// the gradients of those only and no potential (the returned sum
+    /// needs one number per near-field task); the other entries of `grad`
+    /// and `phi` hold anything.
     pub fn want(&mut self, particles: Option<&[u32]>) {
         self.engine.want(particles);
     }

@@ -551,7 +551,7 @@ fn slope_gradient<const D: usize, const LINEAR: bool>(
         Some(wanted) => {
             grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
                 let first = c * CHUNK;
-                for &i in super::wanted_in(wanted, first..first + g.len()) {
+                for &i in crate::util::parallel::wanted_in(wanted, first..first + g.len()) {
                     let i = i as usize;
                     add(&mut g[i - first], w[i], rank[i]);
                 }

@@ -564,7 +564,7 @@ impl<const D: usize> MeshDensity<D> {
             grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
                 let first = c * CHUNK;
                 let mut nodes = [[0.0; 64]; D];
-                for &i in super::wanted_in(wanted, first..first + g.len()) {
+                for &i in crate::util::parallel::wanted_in(wanted, first..first + g.len()) {
                     add(i as usize, &mut g[i as usize - first], &mut nodes);
                 }
             });

@@ -137,15 +137,6 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
     fn extra_memory(&self, x: &[[f64; D]], w: &[f64]) -> u64;
 }
 
-/// The particles of `wanted` (ascending indices) within `range`: the
-/// wanted particles of one chunk of a gradient
-/// ([`DensityEstimator::want`]).
-pub(crate) fn wanted_in(wanted: &[u32], range: std::ops::Range<usize>) -> &[u32] {
-    let from = wanted.partition_point(|&i| (i as usize) < range.start);
-    let to = wanted.partition_point(|&i| (i as usize) < range.end);
-    &wanted[from..to]
-}
-
 /// The per-particle part of a local functional of the density
 /// ([`DensityEstimator::local_functional`]): (w_i, rho_i) -> (e_i, s_i).
 pub type LocalDensityFn = dyn Fn(f64, f64) -> (f64, f64) + Sync;

@@ -349,6 +349,15 @@ impl<const D: usize> EnergyTerm<D> for StericEnergy<D> {
     fn reset(&mut self) {
         self.total.reset();
     }
+
+    /// Every group's estimator runs over all the particles (the merged
+    /// cloud keeps their indices), so each is asked for `particles` as
+    /// they are: its gradient methods then fill those entries.
+    fn want(&mut self, particles: Option<&[u32]>) {
+        for g in &mut self.total.groups {
+            g.density.want(particles);
+        }
+    }
 }
 
 #[cfg(test)]

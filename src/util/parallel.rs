@@ -95,3 +95,12 @@ mod tests {
         assert_eq!(one.to_bits(), two.to_bits());
     }
 }
+
+/// The particles of `wanted` (ascending indices) within `range`: the
+/// wanted particles of one chunk of a gradient
+/// ([`crate::energy::FreeEnergy::want`]).
+pub(crate) fn wanted_in(wanted: &[u32], range: std::ops::Range<usize>) -> &[u32] {
+    let from = wanted.partition_point(|&i| (i as usize) < range.start);
+    let to = wanted.partition_point(|&i| (i as usize) < range.end);
+    &wanted[from..to]
+}

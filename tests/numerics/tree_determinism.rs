@@ -82,12 +82,25 @@ fn tree_divided_among_a_team_gives_the_single_process_bits() {
                 .map(|k| {
                     let x = moved(&x0, k);
                     let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
-                    tc.evaluate(&x, &q, &mut p, &mut g);
-                    bits(&p, &g)
+                    let sum = tc.evaluate(&x, &q, &mut p, &mut g);
+                    (bits(&p, &g), sum.to_bits())
                 })
                 .collect::<Vec<_>>()
         };
         let single = run(None);
+        for (k, (b, sum)) in single.iter().enumerate() {
+            // The returned sum is sum_i q_i phi_i in another order: equal
+            // to a few ulps of the terms' magnitudes (1e-12 relative is
+            // rounding's bound for 2e4 terms, sum_i |q_i phi_i| / |sum| = O(1)
+            // on these clouds of one sign).
+            let phi = b[..n].iter().map(|&v| f64::from_bits(v));
+            let plain: f64 = phi.zip(&q).map(|(p, q)| p * q).sum();
+            let sum = f64::from_bits(*sum);
+            assert!(
+                (sum - plain).abs() <= 1e-12 * plain.abs(),
+                "{D}D {kind}, evaluation {k}: {sum} against sum q phi {plain}"
+            );
+        }
         for size in 2..=4 {
             for (rank, got) in ThreadTeam::run(size, |t| run(Some(t))).iter().enumerate() {
                 assert!(
@@ -107,7 +120,7 @@ fn tree_divided_among_a_team_gives_the_single_process_bits() {
 
 /// A member that wants some particles' gradient only (`TreeCoupling::want`,
 /// here a band of space per member, as a JKO step's layout gives) gets
-/// every potential and those gradients with the single process's bits, over
+/// the sum of q phi and those gradients with the single process's bits, over
 /// three evaluations of a moving cloud, and receives at gather B the
 /// gradients of its wanted particles that others' near tasks computed: fewer
 /// than the gather of every other member's.
@@ -128,8 +141,8 @@ fn members_wanting_some_gradients_get_their_bits() {
                 .map(|k| {
                     let x = moved(&x0, k);
                     let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
-                    tc.evaluate(&x, &q, &mut p, &mut g);
-                    (p, g, tc.stats().gradients_received)
+                    let sum = tc.evaluate(&x, &q, &mut p, &mut g);
+                    (sum, g, tc.stats().gradients_received)
                 })
                 .collect::<Vec<_>>()
         };
@@ -148,10 +161,7 @@ fn members_wanting_some_gradients_get_their_bits() {
             for (rank, (wanted, out)) in members.iter().enumerate() {
                 for (k, ((p, g, received), (p1, g1, _))) in out.iter().zip(&single).enumerate() {
                     let at = format!("{D}D {kind}: member {rank} of {size}, evaluation {k}");
-                    assert!(
-                        bits(p, &[] as &[[f64; D]]) == bits(p1, &[] as &[[f64; D]]),
-                        "potentials, {at}"
-                    );
+                    assert!(p.to_bits() == p1.to_bits(), "sum of q phi, {at}");
                     for &i in wanted {
                         let (a, b) = (g[i as usize], g1[i as usize]);
                         assert!(

@@ -44,10 +44,14 @@
 //!   Phi   = K M                                              sine/cosine solve
 //!   phi_i = sum_j s_j W(u_i - j) Phi_fold(j)                 interpolation
 //!   U     = (1/2) sum_i q_i phi_i = (1/2) sum_{i,j} q_i q_j G_mesh(x_i, x_j)
+//!         = (1/2) sum_g M_g Phi_g
 //! ```
 //!
 //! all pairs, the self term included (the smoothed self energy plus the
-//! physical image self energy). K is diagonal in the product basis of the
+//! physical image self energy). The last form is how U is computed: the
+//! deposit and the interpolation use the same folded stencils, so
+//! exchanging the sums over i and over the stencil's nodes gives it
+//! exactly (to rounding), and it needs no phi_i, only the field. K is diagonal in the product basis of the
 //! axes' transforms (`axis` module docs), with
 //!
 //! ```text
@@ -69,17 +73,20 @@
 //!
 //! Cost per evaluation: one deposit (4^d nodes a particle), 2d sine/cosine
 //! transforms over the mesh (each an FFT of 2 or 4 times the axis), one
-//! interpolation with gradient. Deposits go to fixed chunks of particles,
-//! each into its own grid, added in chunk order: the same bits on any
-//! thread count.
+//! interpolation of the gradient (d stencil sums a particle) and the
+//! energy's sum over the nodes. Deposits go to fixed chunks of particles,
+//! each into its own grid, added in chunk order, and the energy is summed
+//! over fixed chunks of nodes: the same bits on any thread count.
 //!
 //! Under a team of several members (MPI ranks, `util::team`) the
-//! interpolations, the larger part of the particle work (1 + d stencil sums
-//! a particle against the deposit's one), are divided by chunks of
-//! `CHUNK` particles and shared (an `all_gather` of N (1 + d) numbers); the
-//! deposit and the transforms are computed by every member. Each particle's
-//! values are computed by the same code on the same grid wherever it runs:
-//! the single process's bits on any team.
+//! interpolations, the larger part of the particle work (d stencil sums a
+//! particle against the deposit's one), are divided: a member that wants
+//! some particles' field only ([`CouplingBackend::want`], a JKO step's
+//! member) interpolates those, and nothing is exchanged; otherwise by
+//! chunks of `CHUNK` particles, shared by an `all_gather` of N d numbers.
+//! The deposit, the transforms and the energy are computed by every
+//! member. Each particle's values are computed by the same code on the
+//! same grid wherever it runs: the single process's bits on any team.
 
 mod axis;
 mod external;
@@ -90,10 +97,10 @@ use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 
 use self::axis::{Axis, Kind, bspline, bspline_hat, transform_axis};
-use super::{CouplingBackend, half_charge_potential};
+use super::CouplingBackend;
 use crate::model::domain::BoxDomain;
 use crate::util::fft::fast_length;
-use crate::util::parallel::CHUNK;
+use crate::util::parallel::{CHUNK, sum_chunks, wanted_in};
 use crate::util::team::{self, Team, share, split_chunks};
 use std::ops::Range;
 use std::sync::Arc;
@@ -117,9 +124,9 @@ pub const WIDTH_PER_SOFTENING: [f64; 3] = [
 /// Largest mesh (nodes) a box may use: 2^24 nodes hold ~1.3 GiB of grids.
 pub const MAX_NODES: usize = 1 << 24;
 
-/// Bytes per node: the potential and K grids (f64), and the gathered
-/// FFT lines (complex, up to 4 times the axis).
-pub const BYTES_PER_NODE: usize = 2 * 8 + 4 * 16;
+/// Bytes per node: the charge, potential and K grids (f64), and the
+/// gathered FFT lines (complex, up to 4 times the axis).
+pub const BYTES_PER_NODE: usize = 3 * 8 + 4 * 16;
 
 /// Particles per deposit chunk (each into its own grid).
 const DEPOSIT_CHUNK: usize = 65536;
@@ -139,11 +146,14 @@ pub struct BoxMesh<const D: usize> {
     /// K in the spectral slots (0 in unused slots and at kappa = 0).
     green: Vec<f64>,
     potential: Vec<f64>,
+    /// The last deposit M, kept for the energy (1/2) sum_g M_g Phi_g.
+    charge: Vec<f64>,
     chunk_grids: Vec<f64>,
     lines: Vec<Complex<f64>>,
-    phi: Vec<f64>,
     /// The members that divide the interpolations (module docs).
     team: Arc<dyn Team>,
+    /// The particles whose field the caller reads (`None`: all).
+    wanted: Option<Vec<u32>>,
 }
 
 impl<const D: usize> std::fmt::Debug for BoxMesh<D> {
@@ -227,10 +237,11 @@ impl<const D: usize> BoxMesh<D> {
             nodes,
             green: Vec::new(),
             potential: vec![0.0; nodes],
+            charge: vec![0.0; nodes],
             chunk_grids: Vec::new(),
             lines: Vec::new(),
-            phi: Vec::new(),
             team: team::current(),
+            wanted: None,
         };
         mesh.green = mesh.green_multipliers();
         Ok(mesh)
@@ -246,6 +257,15 @@ impl<const D: usize> BoxMesh<D> {
     /// Every member's particles, of `n`, in whole chunks of `CHUNK`.
     fn parts(&self, n: usize) -> Vec<Range<usize>> {
         split_chunks(n, self.team.size())
+    }
+
+    /// U = (1/2) sum_g M_g Phi_g of the last solve, over the nodes in fixed
+    /// chunks (module docs: equal to (1/2) sum_i q_i phi_i, since the
+    /// deposit and the interpolation use the same stencils). Every member
+    /// holds the mesh, so each computes it whole, with no message.
+    fn energy(&self) -> f64 {
+        let (m, phi) = (&self.charge, &self.potential);
+        0.5 * sum_chunks(self.nodes, |r| r.map(|g| m[g] * phi[g]).sum())
     }
 
     /// K of the module docs on the spectral slots.
@@ -290,8 +310,7 @@ impl<const D: usize> BoxMesh<D> {
     }
 
     /// Bytes the solver holds for `particles` particles: the grids of
-    /// [`BYTES_PER_NODE`], the deposit chunk grids and one potential per
-    /// particle.
+    /// [`BYTES_PER_NODE`] and the deposit chunk grids.
     pub fn extra_memory(&self, particles: usize) -> u64 {
         let chunks = deposit_chunks(particles, self.nodes);
         let grids = if chunks > 1 {
@@ -299,7 +318,7 @@ impl<const D: usize> BoxMesh<D> {
         } else {
             0
         };
-        (BYTES_PER_NODE * self.nodes + grids + 8 * particles) as u64
+        (BYTES_PER_NODE * self.nodes + grids) as u64
     }
 
     /// `data` = K `data` in place (forward transforms, K, synthesis);
@@ -399,17 +418,7 @@ impl<const D: usize> BoxMesh<D> {
     /// phi(x) and grad phi(x) from the last solve's node potentials.
     #[inline(always)]
     fn interpolate(&self, x: &[f64; D], grid: &[f64]) -> (f64, [f64; D]) {
-        let st = self.stencil(x);
-        let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
-        st.nodes(&mut off, &mut wt, None);
-        let count = 1 << (2 * D);
-        let phi = (0..count).map(|k| wt[k] * grid[off[k]]).sum();
-        let mut grad = [0.0; D];
-        for (a, g) in grad.iter_mut().enumerate() {
-            st.nodes(&mut off, &mut wt, Some(a));
-            *g = (0..count).map(|k| wt[k] * grid[off[k]]).sum();
-        }
-        (phi, grad)
+        self.stencil(x).sums(grid, true, true)
     }
 
     /// The potential sum_j q_j G_mesh(x, x_j) of the charges of the last
@@ -422,11 +431,14 @@ impl<const D: usize> BoxMesh<D> {
     /// potentials in `self.potential`.
     fn solve(&mut self, x: &[[f64; D]], q: &[f64]) {
         let mut potential = std::mem::take(&mut self.potential);
+        let mut charge = std::mem::take(&mut self.charge);
         let mut grids = std::mem::take(&mut self.chunk_grids);
         let mut lines = std::mem::take(&mut self.lines);
-        self.deposit(x, |i| q[i], &mut potential, &mut grids);
+        self.deposit(x, |i| q[i], &mut charge, &mut grids);
+        potential.copy_from_slice(&charge);
         self.apply_green(&mut potential, &mut lines);
         self.potential = potential;
+        self.charge = charge;
         self.chunk_grids = grids;
         self.lines = lines;
     }
@@ -440,6 +452,27 @@ struct Stencil<const D: usize> {
 }
 
 impl<const D: usize> Stencil<D> {
+    /// The stencil's sums against `grid`: phi if `value`, grad phi if
+    /// `slope` (0 for what is not asked).
+    #[inline(always)]
+    fn sums(&self, grid: &[f64], value: bool, slope: bool) -> (f64, [f64; D]) {
+        let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
+        let count = 1 << (2 * D);
+        let mut phi = 0.0;
+        if value {
+            self.nodes(&mut off, &mut wt, None);
+            phi = (0..count).map(|k| wt[k] * grid[off[k]]).sum();
+        }
+        let mut grad = [0.0; D];
+        if slope {
+            for (a, g) in grad.iter_mut().enumerate() {
+                self.nodes(&mut off, &mut wt, Some(a));
+                *g = (0..count).map(|k| wt[k] * grid[off[k]]).sum();
+            }
+        }
+        (phi, grad)
+    }
+
     /// The 4^d node offsets and weight products (node j_0 + 4 j_1 + 16 j_2),
     /// with the derivative on axis `derivative` if given.
     #[inline(always)]
@@ -490,27 +523,37 @@ impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
         if divided {
             self.team.agree_on_interrupt();
         }
-        let parts = self.parts(x.len());
-        let mine = &parts[self.team.rank()];
-        let mut phi = std::mem::take(&mut self.phi);
-        phi.resize(x.len(), 0.0);
         let (this, grid) = (&*self, &self.potential[..]);
-        phi.par_chunks_mut(CHUNK)
-            .zip(field.par_chunks_mut(CHUNK))
-            .zip(x.par_chunks(CHUNK))
-            .enumerate()
-            .filter(|(c, _)| mine.contains(&(c * CHUNK)))
-            .for_each(|(_, ((p, f), x))| {
-                for ((pi, fi), xi) in p.iter_mut().zip(f).zip(x) {
-                    (*pi, *fi) = this.interpolate(xi, grid);
+        let slope = |xi: &[f64; D]| this.stencil(xi).sums(grid, false, true).1;
+        match self.wanted.as_deref().filter(|_| divided) {
+            // A member wanting some particles interpolates their field,
+            // wherever they are: every member holds the whole mesh.
+            Some(wanted) => field.par_chunks_mut(CHUNK).enumerate().for_each(|(c, f)| {
+                let first = c * CHUNK;
+                for &i in wanted_in(wanted, first..first + f.len()) {
+                    f[i as usize - first] = slope(&x[i as usize]);
                 }
-            });
-        if divided {
-            share(&*self.team, &parts, 1, &mut phi);
-            share(&*self.team, &parts, D, field.as_flattened_mut());
+            }),
+            None => {
+                let parts = self.parts(x.len());
+                let mine = &parts[self.team.rank()];
+                field
+                    .par_chunks_mut(CHUNK)
+                    .zip(x.par_chunks(CHUNK))
+                    .enumerate()
+                    .filter(|(c, _)| mine.contains(&(c * CHUNK)))
+                    .for_each(|(_, (f, x))| {
+                        f.iter_mut().zip(x).for_each(|(fi, xi)| *fi = slope(xi));
+                    });
+                if divided {
+                    share(&*self.team, &parts, D, field.as_flattened_mut());
+                }
+            }
         }
-        let u = half_charge_potential(q, &phi);
-        self.phi = phi;
-        u
+        self.energy()
+    }
+
+    fn want(&mut self, particles: Option<&[u32]>) {
+        self.wanted = particles.map(<[u32]>::to_vec);
     }
 }

@@ -328,6 +328,41 @@ fn the_field_is_the_gradient_of_the_energy() {
     check::<3>([Kind::Nd, Kind::Nn, Kind::Dn], 0.12);
 }
 
+/// The energy, summed over the nodes as (1/2) sum_g M_g Phi_g, is
+/// (1/2) sum_i q_i phi_i with phi_i the interpolated potential, for every
+/// wall kind on every axis (the folds of the images near the walls): equal
+/// to rounding, 1e-12 relative (both sums have ~1e3 to 1e5 terms of one
+/// magnitude; a wrong fold or a stencil differing between deposit and
+/// interpolation moves it by far more).
+#[test]
+fn the_energy_over_the_nodes_is_half_sum_q_phi() {
+    fn check<const D: usize>(kinds: [Kind; D], sigma: f64) {
+        let len: [f64; D] = std::array::from_fn(|a| 1.0 + 0.3 * a as f64);
+        let domain = box_of(&[-0.2; D], &len, &kinds);
+        let mut mesh = BoxMesh::<D>::with_width(&domain, sigma, 2.0).unwrap();
+        let (x, q) = cloud::<D>(&domain, 500, 9);
+        let mut field = vec![[0.0; D]; x.len()];
+        let u = mesh.energy_and_field(&x, &q, &mut field);
+        let terms: Vec<f64> = x
+            .iter()
+            .zip(&q)
+            .map(|(p, q)| q * mesh.potential(p).0)
+            .collect();
+        let plain = 0.5 * terms.iter().sum::<f64>();
+        let size = 0.5 * terms.iter().map(|t| t.abs()).sum::<f64>();
+        assert!(
+            (u - plain).abs() <= 1e-12 * size,
+            "{kinds:?}: {u} over the nodes, {plain} over the particles"
+        );
+    }
+    for k in KINDS {
+        for l in KINDS {
+            check::<2>([k, l], 0.05);
+        }
+        check::<3>([k, Kind::Nd, Kind::Dn], 0.12);
+    }
+}
+
 /// A box with every kind of wall data and background, in 2D and 3D.
 fn loaded_box<const D: usize>() -> (BoxDomain, Vec<Background>) {
     let len: Vec<f64> = (0..D).map(|a| 1.0 + 0.25 * a as f64).collect();
@@ -599,6 +634,56 @@ fn a_team_gets_the_single_process_bits() {
         for size in 2..=4 {
             for (rank, got) in ThreadTeam::run(size, |t| run(Some(t))).iter().enumerate() {
                 assert!(got == &single, "D={D}: member {rank} of {size} differs");
+            }
+        }
+    }
+    check::<2>(
+        box_of(&[0.0, 0.0], &[4.0, 1.0], &[Kind::Dd, Kind::Nn]),
+        5 * CHUNK + 17,
+        0.02,
+    );
+    check::<3>(
+        box_of(&[0.0; 3], &[1.0; 3], &[Kind::Nn, Kind::Dn, Kind::Nn]),
+        2 * CHUNK + 5,
+        0.1,
+    );
+}
+
+/// A member wanting some particles only (`want`; here a band of the first
+/// axis per member, as a JKO step's spatial layout gives, which cuts
+/// across the chunks of indices the members' energies are divided by)
+/// gets their field and the whole energy with the single process's bits;
+/// its other entries stay NaN, as nothing is gathered for them.
+#[test]
+fn members_wanting_some_particles_get_their_bits() {
+    use crate::util::team::ThreadTeam;
+    fn check<const D: usize>(domain: BoxDomain, n: usize, softening: f64) {
+        let (x, q) = cloud::<D>(&domain, n, 5);
+        let (lo, hi) = (domain.lower[0], domain.upper[0]);
+        let mut whole = vec![[0.0; D]; n];
+        let u = BoxMesh::<D>::new(&domain, softening)
+            .unwrap()
+            .energy_and_field(&x, &q, &mut whole);
+        for size in 2..=3 {
+            let got = ThreadTeam::run(size, |t| {
+                let band =
+                    |p: &[f64; D]| (((p[0] - lo) / (hi - lo) * size as f64) as usize).min(size - 1);
+                let wanted: Vec<u32> = (0..n as u32)
+                    .filter(|&i| band(&x[i as usize]) == t.rank())
+                    .collect();
+                let mut mesh = BoxMesh::<D>::new(&domain, softening).unwrap().with_team(t);
+                mesh.want(Some(&wanted));
+                let mut field = vec![[f64::NAN; D]; n];
+                (mesh.energy_and_field(&x, &q, &mut field), field, wanted)
+            });
+            for (rank, (u_r, field, wanted)) in got.iter().enumerate() {
+                assert_eq!(u_r.to_bits(), u.to_bits(), "D={D}: member {rank} of {size}");
+                for &i in wanted {
+                    let (f, g) = (field[i as usize], whole[i as usize]);
+                    assert_eq!(f.map(f64::to_bits), g.map(f64::to_bits), "particle {i}");
+                }
+                let unread = field.iter().filter(|f| f[0].is_nan()).count();
+                assert_eq!(unread, n - wanted.len(), "D={D}: member {rank} of {size}");
             }
         }
     }

@@ -288,15 +288,26 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.params
     }
 
-    /// Overwrites `phi[i] = scale * sum_j q_j k(x_i - x_j)` and the gradient (j != i).
-    pub fn evaluate(&mut self, x: &[[f64; D]], q: &[f64], phi: &mut [f64], grad: &mut [[f64; D]]) {
+    /// Overwrites `phi[i] = scale * sum_j q_j k(x_i - x_j)` and the gradient
+    /// (j != i), and returns sum_i q_i phi_i, summed per near-field task in
+    /// the sorted order and then over the tasks in order (the tasks are the
+    /// same for any team, so are the bits). Under a team that wants some
+    /// particles (`want`) only their gradients are written; `phi` holds
+    /// anything.
+    pub fn evaluate(
+        &mut self,
+        x: &[[f64; D]],
+        q: &[f64],
+        phi: &mut [f64],
+        grad: &mut [[f64; D]],
+    ) -> f64 {
         let n = x.len();
         assert!(
             q.len() == n && phi.len() == n && grad.len() == n,
             "length mismatch"
         );
         if n == 0 {
-            return;
+            return 0.0;
         }
         let clock = std::time::Instant::now();
         let lap = |k: usize, st: &mut FmmStats| st.seconds[k] = clock.elapsed().as_secs_f64();
@@ -328,8 +339,8 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             .resize((self.top.len() + self.frontier.len()) * nt, 0.0);
         self.phi_s.resize(n, 0.0);
         self.grad_s.resize(n, [0.0; D]);
-        if self.team.size() > 1 {
-            self.divided(&mut |k, st| lap(k, st));
+        let charge_potential = if self.team.size() > 1 {
+            self.divided(&mut |k, st| lap(k, st))
         } else {
             self.mult.whole(ncells, nt);
             self.upward_subtrees(0..self.frontier.len());
@@ -344,7 +355,10 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
             lap(3, &mut self.stats);
             self.near_field();
             lap(4, &mut self.stats);
-        }
+            self.task_charge_potentials(0..self.near.task_count())
+                .iter()
+                .sum::<f64>()
+        };
         let scale = self.kernel.scale();
         let (inv, phi_s, grad_s) = (&self.tree.inv, &self.phi_s, &self.grad_s);
         phi.par_iter_mut()
@@ -359,6 +373,32 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         self.stats.builds = self.tree.builds;
         self.stats.multipoles_held = self.mult.held();
         lap(5, &mut self.stats);
+        scale * charge_potential
+    }
+
+    /// Per near-field task of `tasks`: sum_k q_k phi_k (unscaled) over its
+    /// particles, in the sorted order. Every particle belongs to one task's
+    /// leaves, so the tasks' sums add up to the whole sum.
+    fn task_charge_potentials(&self, tasks: std::ops::Range<usize>) -> Vec<f64> {
+        let (q, phi) = (&self.tree.q, &self.phi_s);
+        tasks
+            .into_par_iter()
+            .map(|t| {
+                let particles = self.leaf_particles(&self.near.task_leaves(&(t..t + 1)));
+                particles.map(|k| q[k] * phi[k]).sum()
+            })
+            .collect()
+    }
+
+    /// The particles (sorted order) of leaves `a` (indices into the near field's leaves).
+    fn leaf_particles(&self, a: &std::ops::Range<usize>) -> std::ops::Range<usize> {
+        if a.is_empty() {
+            return 0..0;
+        }
+        let (cells, leaves) = (&self.tree.cells, self.near.leaves());
+        let first = &cells[leaves[a.start] as usize];
+        let last = &cells[leaves[a.end - 1] as usize];
+        first.start as usize..(last.start + last.count) as usize
     }
 
     /// Recomputes the frontier / top cells after a topology build.

@@ -113,8 +113,9 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         owned
     }
 
-    /// Steps 0-5 of the module docs.
-    pub(super) fn divided(&mut self, lap: &mut dyn FnMut(usize, &mut FmmStats)) {
+    /// Steps 0-5 of the module docs; returns sum_i q_i phi_i (unscaled)
+    /// over every particle, the near tasks' sums in task order.
+    pub(super) fn divided(&mut self, lap: &mut dyn FnMut(usize, &mut FmmStats)) -> f64 {
         let team = self.team.clone();
         team.agree_on_interrupt();
         let (rank, size) = (team.rank(), team.size());
@@ -312,21 +313,30 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         // The owner of a near task holds its particles' L2P values since
         // the redistribution, and forms far + near: the single process's
         // one addition per value.
-        self.near
-            .finish(&self.tree, mine_near, &mut self.phi_s, &mut self.grad_s);
+        self.near.finish(
+            &self.tree,
+            mine_near.clone(),
+            &mut self.phi_s,
+            &mut self.grad_s,
+        );
 
-        // 5. Gather B: those sums, in place.
+        // 5. Gather B: those sums, in place, and the near tasks' sums of
+        // q phi (one number per task), added in task order.
+        let mine = self.task_charge_potentials(mine_near);
+        let counts: Vec<usize> = near_tasks.iter().map(|t| t.len()).collect();
+        let mut sums = vec![0.0; ntasks];
+        team.all_gather(&mine, &counts, &mut sums);
         self.share_values(&near_particles);
         lap(4, &mut self.stats);
+        sums.iter().sum()
     }
 
-    /// Collective: member k's values (potential and gradient, sorted order)
-    /// of the particles `particles[k]` (ranges covering them in order) to
-    /// every member, in place: every potential (the energy sums them all),
-    /// and the gradients of the particles this member wants, or all.
+    /// Collective: member k's values (sorted order) of the particles
+    /// `particles[k]` (ranges covering them in order) to every member, in
+    /// place: the gradients of the particles this member wants; or, when
+    /// it wants all, every potential and gradient.
     fn share_values(&mut self, particles: &[Range<usize>]) {
         let team = &*self.team;
-        share(team, particles, 1, &mut self.phi_s);
         let rank = team.rank();
         match &self.wanted {
             Some(wanted) => {
@@ -341,6 +351,7 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                 self.stats.gradients_received = ghosts.count();
             }
             None => {
+                share(team, particles, 1, &mut self.phi_s);
                 share(team, particles, D, self.grad_s.as_flattened_mut());
                 self.stats.gradients_received = self.grad_s.len() - particles[rank].len();
             }
@@ -366,17 +377,6 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
         let cells = &self.tree.cells;
         let first = &cells[self.frontier[r.start] as usize];
         let last = &cells[self.frontier[r.end - 1] as usize];
-        first.start as usize..(last.start + last.count) as usize
-    }
-
-    /// The particles (sorted order) of leaves `a` (indices into the near field's leaves).
-    fn leaf_particles(&self, a: &Range<usize>) -> Range<usize> {
-        if a.is_empty() {
-            return 0..0;
-        }
-        let (cells, leaves) = (&self.tree.cells, self.near.leaves());
-        let first = &cells[leaves[a.start] as usize];
-        let last = &cells[leaves[a.end - 1] as usize];
         first.start as usize..(last.start + last.count) as usize
     }
 }
