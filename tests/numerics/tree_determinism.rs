@@ -142,7 +142,9 @@ fn members_wanting_some_gradients_get_their_bits() {
                     let x = moved(&x0, k);
                     let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
                     let sum = tc.evaluate(&x, &q, &mut p, &mut g);
-                    (sum, g, tc.stats().gradients_received)
+                    let stats = tc.stats();
+                    assert_eq!(stats.potentials_received, 0, "evaluation {k}");
+                    (sum, g, stats.gradients_received)
                 })
                 .collect::<Vec<_>>()
         };
@@ -178,6 +180,28 @@ fn members_wanting_some_gradients_get_their_bits() {
     }
     check::<2>("two_clusters", 20_000);
     check::<3>("core_halo", 20_000);
+}
+
+/// A member that wants every particle receives every other member's
+/// potentials and gradients at gather B (what a caller outside a JKO step,
+/// and the tests, read), one wanting some receives no potential (above).
+#[test]
+fn members_wanting_all_receive_every_value() {
+    const D: usize = 2;
+    let n = 5_000;
+    let (x, q) = cloud::<D>("two_clusters", n, 7);
+    for size in [2, 3] {
+        let got = ThreadTeam::run(size, |t| {
+            let mut tc = TreeCoupling::<D>::new(1e-2, 1e-6).with_team(t);
+            let (mut p, mut g) = (vec![0.0; n], vec![[0.0; D]; n]);
+            tc.evaluate(&x, &q, &mut p, &mut g);
+            let s = tc.stats();
+            (s.potentials_received, s.gradients_received)
+        });
+        let received: usize = got.iter().map(|g| g.0).sum();
+        assert_eq!(received, (size - 1) * n, "{size} members");
+        assert!(got.iter().all(|g| g.0 == g.1), "{got:?}");
+    }
 }
 
 /// More members than the 16 near-field tasks of a small tree: with one task

@@ -165,6 +165,10 @@ pub struct FmmStats {
     /// gather B: its wanted particles' that others' near tasks computed,
     /// or every other member's when it wants all.
     pub gradients_received: usize,
+    /// Under a team, the potentials this member received at gather B:
+    /// none when it wants some particles (the energy comes from the near
+    /// tasks' sums), every other member's when it wants all.
+    pub potentials_received: usize,
     /// Seconds of the last evaluation in the locally essential multipoles'
     /// plan and exchange (waits for the other members included; 0 on one
     /// process).

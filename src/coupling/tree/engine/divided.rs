@@ -349,11 +349,13 @@ impl<const D: usize, K: FarKernel<D>> Engine<D, K> {
                     Ghosts::plan(team, particles, n, rayon::iter::once(&sorted[..]), |_| true);
                 ghosts.exchange(team, self.grad_s.as_flattened_mut(), D);
                 self.stats.gradients_received = ghosts.count();
+                self.stats.potentials_received = 0;
             }
             None => {
                 share(team, particles, 1, &mut self.phi_s);
                 share(team, particles, D, self.grad_s.as_flattened_mut());
                 self.stats.gradients_received = self.grad_s.len() - particles[rank].len();
+                self.stats.potentials_received = self.stats.gradients_received;
             }
         }
     }
