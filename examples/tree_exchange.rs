@@ -45,7 +45,9 @@ fn run<const D: usize>(team: Arc<dyn Team>, n: usize, reps: usize) {
     let mut tc = TreeCoupling::<D>::new(1e-3, 1e-6).with_team(team.clone());
     let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0; D]; n]);
     tc.evaluate(&x, &q, &mut phi, &mut grad);
-    let evaluation = best(&*team, reps, || tc.evaluate(&x, &q, &mut phi, &mut grad));
+    let evaluation = best(&*team, reps, || {
+        tc.evaluate(&x, &q, &mut phi, &mut grad);
+    });
     let stats = tc.stats();
     let (size, me) = (team.size(), team.rank());
 

@@ -614,76 +614,48 @@ fn same_bits_on_any_thread_count() {
 /// The interpolations divided among 2-4 members of a team (threads standing
 /// for MPI ranks) give every member the single process's energy and field,
 /// to the bit, in 2D and 3D, with the particles in several chunks and a
-/// short last one.
+/// short last one. A member wanting some particles only (`want`; here a
+/// band of the first axis per member, as a JKO step's spatial layout
+/// gives, across the chunks of indices) gets their field and the whole
+/// energy with those bits, and its other entries stay NaN, as nothing is
+/// gathered for them.
 #[test]
 fn a_team_gets_the_single_process_bits() {
     use crate::util::team::{Team, ThreadTeam};
     fn check<const D: usize>(domain: BoxDomain, n: usize, softening: f64) {
         let (x, q) = cloud::<D>(&domain, n, 5);
-        let run = |team: Option<Arc<dyn Team>>| {
+        let (lo, hi) = (domain.lower[0], domain.upper[0]);
+        let run = |team: Option<Arc<dyn Team>>, band: bool| {
             let mut mesh = BoxMesh::<D>::new(&domain, softening).unwrap();
+            let mut wanted: Vec<u32> = (0..n as u32).collect();
             if let Some(t) = team {
+                let size = t.size();
+                let of = |p: &[f64; D]| ((p[0] - lo) / (hi - lo) * size as f64) as usize;
+                if band {
+                    wanted.retain(|&i| of(&x[i as usize]).min(size - 1) == t.rank());
+                    mesh.want(Some(&wanted));
+                }
                 mesh = mesh.with_team(t);
             }
-            let mut field = vec![[0.0; D]; n];
+            let mut field = vec![[f64::NAN; D]; n];
             let u = mesh.energy_and_field(&x, &q, &mut field);
-            let bits: Vec<u64> = field.as_flattened().iter().map(|f| f.to_bits()).collect();
-            (u.to_bits(), bits)
+            (u.to_bits(), field, wanted)
         };
-        let single = run(None);
+        let (u, whole, _) = run(None, false);
+        let bits = |f: &[f64; D]| f.map(f64::to_bits);
         for size in 2..=4 {
-            for (rank, got) in ThreadTeam::run(size, |t| run(Some(t))).iter().enumerate() {
-                assert!(got == &single, "D={D}: member {rank} of {size} differs");
-            }
-        }
-    }
-    check::<2>(
-        box_of(&[0.0, 0.0], &[4.0, 1.0], &[Kind::Dd, Kind::Nn]),
-        5 * CHUNK + 17,
-        0.02,
-    );
-    check::<3>(
-        box_of(&[0.0; 3], &[1.0; 3], &[Kind::Nn, Kind::Dn, Kind::Nn]),
-        2 * CHUNK + 5,
-        0.1,
-    );
-}
-
-/// A member wanting some particles only (`want`; here a band of the first
-/// axis per member, as a JKO step's spatial layout gives, which cuts
-/// across the chunks of indices the members' energies are divided by)
-/// gets their field and the whole energy with the single process's bits;
-/// its other entries stay NaN, as nothing is gathered for them.
-#[test]
-fn members_wanting_some_particles_get_their_bits() {
-    use crate::util::team::ThreadTeam;
-    fn check<const D: usize>(domain: BoxDomain, n: usize, softening: f64) {
-        let (x, q) = cloud::<D>(&domain, n, 5);
-        let (lo, hi) = (domain.lower[0], domain.upper[0]);
-        let mut whole = vec![[0.0; D]; n];
-        let u = BoxMesh::<D>::new(&domain, softening)
-            .unwrap()
-            .energy_and_field(&x, &q, &mut whole);
-        for size in 2..=3 {
-            let got = ThreadTeam::run(size, |t| {
-                let band =
-                    |p: &[f64; D]| (((p[0] - lo) / (hi - lo) * size as f64) as usize).min(size - 1);
-                let wanted: Vec<u32> = (0..n as u32)
-                    .filter(|&i| band(&x[i as usize]) == t.rank())
-                    .collect();
-                let mut mesh = BoxMesh::<D>::new(&domain, softening).unwrap().with_team(t);
-                mesh.want(Some(&wanted));
-                let mut field = vec![[f64::NAN; D]; n];
-                (mesh.energy_and_field(&x, &q, &mut field), field, wanted)
-            });
-            for (rank, (u_r, field, wanted)) in got.iter().enumerate() {
-                assert_eq!(u_r.to_bits(), u.to_bits(), "D={D}: member {rank} of {size}");
-                for &i in wanted {
-                    let (f, g) = (field[i as usize], whole[i as usize]);
-                    assert_eq!(f.map(f64::to_bits), g.map(f64::to_bits), "particle {i}");
+            for band in [false, true] {
+                let got = ThreadTeam::run(size, |t| run(Some(t), band));
+                for (rank, (u_r, field, wanted)) in got.iter().enumerate() {
+                    let at = format!("D={D}: member {rank} of {size}, band {band}");
+                    assert_eq!(*u_r, u, "{at}");
+                    for &i in wanted {
+                        let i = i as usize;
+                        assert_eq!(bits(&field[i]), bits(&whole[i]), "{at}, particle {i}");
+                    }
+                    let unread = field.iter().filter(|f| f[0].is_nan()).count();
+                    assert_eq!(unread, n - wanted.len(), "{at}");
                 }
-                let unread = field.iter().filter(|f| f[0].is_nan()).count();
-                assert_eq!(unread, n - wanted.len(), "D={D}: member {rank} of {size}");
             }
         }
     }
