@@ -51,8 +51,9 @@
 //! physical image self energy). The last form is how U is computed: the
 //! deposit and the interpolation use the same folded stencils, so
 //! exchanging the sums over i and over the stencil's nodes gives it
-//! exactly (to rounding), and it needs no phi_i, only the field. K is diagonal in the product basis of the
-//! axes' transforms (`axis` module docs), with
+//! exactly (to rounding), and it needs no phi_i, only the field. K is
+//! diagonal in the product basis of the axes' transforms (`axis` module
+//! docs), with
 //!
 //! ```text
 //! K_k = prod_a nu_{k_a} * exp(-|kappa|^2 sigma^2 / 2) / (|kappa|^2 prod_a What(kappa_a h_a)^2)

@@ -62,19 +62,23 @@
 //!    tasks in task order, as a single process does.
 //! 5. **Gather B**: the owner of a near task adds its particles' near sums
 //!    to their L2P values (which it holds since step 3), the
-//!    single process's one addition per value; an `all_gather` in place
-//!    gives every member all the potentials, and the gradients of the
-//!    particles it wants come from their owners ([`Ghosts`], planned at
-//!    every evaluation; all of them, gathered, when it wants all). No
-//!    array of N values is allocated for the exchanges.
+//!    single process's one addition per value, and sums q phi over each
+//!    of its near tasks' particles in the sorted order; an `all_gather`
+//!    of those sums (one number per task) gives every member the energy,
+//!    the tasks' sums added in task order, as one process adds them
+//!    (until session 28 every potential was gathered and summed in id
+//!    order). The gradients of the particles a member wants come from
+//!    their owners ([`Ghosts`], planned at every evaluation); a member
+//!    that wants all gets every potential and gradient, gathered in
+//!    place. No array of N values is allocated for the exchanges.
 //!
 //! Per evaluation: the exchange of the locally essential multipoles (at
 //! most P (P - 1) requests and as many replies of multipoles, nterms numbers
 //! each: 2D, order 13, 105 terms; 3D, order 14, 680), the redistribution
 //! of the L2P values (the stretches where the far and near ranges differ),
-//! an `all_gather` of N numbers (phi at gather B) and the gradients of the
-//! member's wanted particles from their owners (every N d of them when it
-//! wants all; `TreeCoupling::want`), one
+//! an `all_gather` of the near tasks' sums (gather B) and the gradients of
+//! the member's wanted particles from their owners (every potential and
+//! N d gradients when it wants all; `TreeCoupling::want`), one
 //! of the leaves' work and the tasks' counts (gather A) and at most
 //! P (P - 1) / 2 halo messages, whose size is that of the near tasks'
 //! boundary layers.
