@@ -82,6 +82,15 @@ pub(crate) fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) 
         .install(f)
 }
 
+/// The particles of `wanted` (ascending indices) within `range`: the
+/// wanted particles of one chunk of a gradient
+/// ([`crate::energy::FreeEnergy::want`]).
+pub(crate) fn wanted_in(wanted: &[u32], range: std::ops::Range<usize>) -> &[u32] {
+    let from = wanted.partition_point(|&i| (i as usize) < range.start);
+    let to = wanted.partition_point(|&i| (i as usize) < range.end);
+    &wanted[from..to]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,13 +103,4 @@ mod tests {
         let two = on_threads(2, || sum_indexed(n, f));
         assert_eq!(one.to_bits(), two.to_bits());
     }
-}
-
-/// The particles of `wanted` (ascending indices) within `range`: the
-/// wanted particles of one chunk of a gradient
-/// ([`crate::energy::FreeEnergy::want`]).
-pub(crate) fn wanted_in(wanted: &[u32], range: std::ops::Range<usize>) -> &[u32] {
-    let from = wanted.partition_point(|&i| (i as usize) < range.start);
-    let to = wanted.partition_point(|&i| (i as usize) < range.end);
-    &wanted[from..to]
 }
