@@ -289,6 +289,21 @@ fn cloud<const D: usize>(domain: &BoxDomain, n: usize, seed: u64) -> (Vec<[f64; 
     (x, q)
 }
 
+/// The mesh of a box of sides 1, 1.3 (, 1.6) from -0.2, with walls
+/// `kinds` and width `sigma`, and `n` charges in it.
+fn charges_in_a_box<const D: usize>(
+    kinds: [Kind; D],
+    sigma: f64,
+    n: usize,
+    seed: u64,
+) -> (BoxMesh<D>, Vec<[f64; D]>, Vec<f64>) {
+    let len: [f64; D] = std::array::from_fn(|a| 1.0 + 0.3 * a as f64);
+    let domain = box_of(&[-0.2; D], &len, &kinds);
+    let mesh = BoxMesh::<D>::with_width(&domain, sigma, 2.0).unwrap();
+    let (x, q) = cloud::<D>(&domain, n, seed);
+    (mesh, x, q)
+}
+
 /// Central differences of U against q_i field_i: the gradient is that of
 /// the U computed (K symmetric), so they agree to the differences' own
 /// error: step 1e-6 of a C^2 piecewise cubic, rounding ~1e-16 |U| / 1e-6.
@@ -296,10 +311,7 @@ fn cloud<const D: usize>(domain: &BoxDomain, n: usize, seed: u64) -> (Vec<[f64; 
 #[test]
 fn the_field_is_the_gradient_of_the_energy() {
     fn check<const D: usize>(kinds: [Kind; D], sigma: f64) {
-        let len: [f64; D] = std::array::from_fn(|a| 1.0 + 0.3 * a as f64);
-        let domain = box_of(&[-0.2; D], &len, &kinds);
-        let mut mesh = BoxMesh::<D>::with_width(&domain, sigma, 2.0).unwrap();
-        let (x, q) = cloud::<D>(&domain, 300, 4);
+        let (mut mesh, x, q) = charges_in_a_box(kinds, sigma, 300, 4);
         let mut field = vec![[0.0; D]; x.len()];
         mesh.energy_and_field(&x, &q, &mut field);
         let scale = (0..x.len())
@@ -331,16 +343,14 @@ fn the_field_is_the_gradient_of_the_energy() {
 /// The energy, summed over the nodes as (1/2) sum_g M_g Phi_g, is
 /// (1/2) sum_i q_i phi_i with phi_i the interpolated potential, for every
 /// wall kind on every axis (the folds of the images near the walls): equal
-/// to rounding, 1e-12 relative (both sums have ~1e3 to 1e5 terms of one
-/// magnitude; a wrong fold or a stencil differing between deposit and
+/// to rounding, 1e-12 of sum_i |q_i phi_i| (the sums have 500 particle
+/// terms and 1e3 to 1e5 node terms, whose rounding stays below 1e-13 of
+/// that; a wrong fold or a stencil differing between deposit and
 /// interpolation moves it by far more).
 #[test]
 fn the_energy_over_the_nodes_is_half_sum_q_phi() {
     fn check<const D: usize>(kinds: [Kind; D], sigma: f64) {
-        let len: [f64; D] = std::array::from_fn(|a| 1.0 + 0.3 * a as f64);
-        let domain = box_of(&[-0.2; D], &len, &kinds);
-        let mut mesh = BoxMesh::<D>::with_width(&domain, sigma, 2.0).unwrap();
-        let (x, q) = cloud::<D>(&domain, 500, 9);
+        let (mut mesh, x, q) = charges_in_a_box(kinds, sigma, 500, 9);
         let mut field = vec![[0.0; D]; x.len()];
         let u = mesh.energy_and_field(&x, &q, &mut field);
         let terms: Vec<f64> = x
