@@ -2,8 +2,9 @@
 //!
 //! One file per kind holds the parsing of its table into its
 //! [`InitialSpec`] variant and the way it gives particles: N_k independent
-//! draws of weight M_k / N_k each (ids 0..N_k), from the species' own
-//! random stream, or the rows of a particle file. "gaussian" and "uniform"
+//! draws of weight M_k / N_k each (ids 0..N_k in the Morton order of the
+//! draws' positions, `number_by_space`), from the species' own random
+//! stream, or the rows of a particle file (their ids and order kept). "gaussian" and "uniform"
 //! also take `sampling = "quasi"`: a scrambled Sobol set instead of
 //! independent draws ([`Sampling`], `quasi.rs`). This file holds the
 //! settings type and the registration of the kinds (`KINDS` for parsing,
@@ -203,11 +204,14 @@ impl InitialSpec {
                     ),
                 )
             })?;
+            let first = out.positions.len();
             out.positions.extend(points);
+            number_by_space(&mut out.positions[first..]);
             out.weights.extend(std::iter::repeat_n(mass / n as f64, n));
             out.ids.extend(0..n as u64);
             return Ok(mass);
         }
+        let first = out.positions.len();
         let mut draws = 0usize;
         let limit = MAX_DRAWS_PER_PARTICLE.saturating_mul(n);
         for _ in 0..n {
@@ -230,6 +234,7 @@ impl InitialSpec {
                 }
             }
         }
+        number_by_space(&mut out.positions[first..]);
         out.weights.extend(std::iter::repeat_n(mass / n as f64, n));
         out.ids.extend(0..n as u64);
         Ok(mass)
@@ -246,6 +251,21 @@ impl InitialSpec {
             InitialSpec::Csv { .. } => unreachable!("csv species are read, not sampled"),
         }
     }
+}
+
+/// Puts a species' draws (all of one weight) in the Morton order of their
+/// positions ([`crate::util::morton`], ties by draw), so that ids 0..N_k
+/// follow space: particles close in space have close ids. Every order by
+/// space a run makes (a step's layout, the neighbour lists' slots, the
+/// tree's) is then nearly the id order, and its permutations read memory
+/// nearly in sequence instead of a cache miss per particle (BENCHMARKS.md,
+/// "Initial clouds numbered by space"). The set of points, and so the law's
+/// sample, is the same.
+fn number_by_space<const D: usize>(positions: &mut [[f64; D]]) {
+    let mut keys = Vec::new();
+    crate::util::morton::sorted_keys(positions, &mut keys);
+    let sorted: Vec<[f64; D]> = keys.iter().map(|&(_, i)| positions[i as usize]).collect();
+    positions.copy_from_slice(&sorted);
 }
 
 /// The law of the table `text` in dimension D and `count` of its draws
