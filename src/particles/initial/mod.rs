@@ -334,4 +334,55 @@ mod tests {
         assert_eq!(w, vec![0.5; 4]);
         assert_eq!(ids, vec![0, 1, 2, 3]);
     }
+
+    /// The ids of a sampled species follow the Morton order of its points
+    /// (`number_by_space`), for independent and quasi-random draws, after
+    /// another species' particles; and the points are the draws, relabeled.
+    /// (Checked by hand: without the sort the order assertion fails.)
+    #[test]
+    fn sampled_ids_follow_space_and_the_points_are_the_draws() {
+        use rand::SeedableRng;
+        let law = InitialSpec::Gaussian {
+            mean: vec![0.3, -0.2],
+            std: vec![1.0, 0.5],
+        };
+        for sampling in [Sampling::Random, Sampling::Quasi] {
+            let of = Target {
+                name: "g",
+                particles: Some(3000),
+                mass: None,
+                exponent: 1.0,
+                source: Path::new("t.toml"),
+                key: "species[1]",
+                within: None,
+                sampling,
+            };
+            let before = [[9.0, 9.0]; 7];
+            let (mut x, mut w, mut ids) = (before.to_vec(), vec![1.0; 7], vec![0; 7]);
+            let out = Columns {
+                positions: &mut x,
+                weights: &mut w,
+                ids: &mut ids,
+            };
+            law.fill(&of, &mut ChaCha8Rng::seed_from_u64(5), out)
+                .unwrap();
+            assert_eq!(x[..7], before, "{sampling:?}: the earlier species");
+            let mine = &x[7..];
+            let mut keys = Vec::new();
+            crate::util::morton::sorted_keys(mine, &mut keys);
+            assert!(
+                keys.iter().enumerate().all(|(k, &(_, i))| i as usize == k),
+                "{sampling:?}: ids out of Morton order"
+            );
+            if sampling == Sampling::Random {
+                let mut rng = ChaCha8Rng::seed_from_u64(5);
+                let mut draws: Vec<[f64; 2]> = (0..3000).map(|_| law.draw(1.0, &mut rng)).collect();
+                let mut got = mine.to_vec();
+                let bits = |p: &[f64; 2]| p.map(f64::to_bits);
+                draws.sort_by_key(bits);
+                got.sort_by_key(bits);
+                assert_eq!(got, draws, "the points are the draws");
+            }
+        }
+    }
 }
