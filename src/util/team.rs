@@ -161,18 +161,43 @@ pub fn redistribute(
     width: usize,
     values: &mut [f64],
 ) {
-    let me = team.rank();
     let overlap = |a: &Range<usize>, b: &Range<usize>| a.start.max(b.start)..a.end.min(b.end);
+    let mut incoming = Vec::new();
+    exchange_pairs(
+        team,
+        |p, q| !overlap(&from[p], &to[q]).is_empty(),
+        |q| {
+            let out = overlap(&from[team.rank()], &to[q]);
+            values[out.start * width..out.end * width].to_vec()
+        },
+        |q, got| incoming.push((q, got)),
+    );
+    for (q, got) in incoming {
+        let inc = overlap(&from[q], &to[team.rank()]);
+        assert_eq!(got.len(), inc.len() * width, "redistribute: message length");
+        values[inc.start * width..inc.end * width].copy_from_slice(&got);
+    }
+}
+
+/// Collective: member p sends member q the message `message(q)` when
+/// `sends(p, q)` (a rule every member evaluates alike, so both sides of a
+/// pair know whether it carries anything), and `take(p, message)` receives
+/// it on q. Pairs are served in ascending order of the partner on both
+/// sides, the smaller rank first, as in [`crate::util::ghosts`], so that
+/// blocking sends cannot deadlock.
+pub fn exchange_pairs(
+    team: &dyn Team,
+    sends: impl Fn(usize, usize) -> bool,
+    mut message: impl FnMut(usize) -> Vec<f64>,
+    mut take: impl FnMut(usize, Vec<f64>),
+) {
+    let me = team.rank();
     for q in (0..team.size()).filter(|&q| q != me) {
-        let out = overlap(&from[me], &to[q]);
-        let inc = overlap(&from[q], &to[me]);
         for turn in [me.min(q), me.max(q)] {
-            if turn == me && !out.is_empty() {
-                team.send(q, &values[out.start * width..out.end * width]);
-            } else if turn != me && !inc.is_empty() {
-                let got = team.receive(q);
-                assert_eq!(got.len(), inc.len() * width, "redistribute: message length");
-                values[inc.start * width..inc.end * width].copy_from_slice(&got);
+            if turn == me && sends(me, q) {
+                team.send(q, &message(q));
+            } else if turn != me && sends(q, me) {
+                take(q, team.receive(q));
             }
         }
     }

@@ -243,7 +243,7 @@ impl<const D: usize> BoxMesh<D> {
                     .map(|p| <[f64; D]>::try_from(&p[..]).map_err(|_| bad()))
                     .collect::<Result<_, _>>()?;
                 let mut part = vec![0.0; self.nodes];
-                self.deposit(&x, |i| charges[i], &mut part, &mut Vec::new());
+                self.deposit(&x, |i| charges[i], 0, &mut part, &mut Vec::new());
                 charge.iter_mut().zip(&part).for_each(|(c, p)| *c += p);
             }
             BackgroundShape::Uniform { lower, upper } => {

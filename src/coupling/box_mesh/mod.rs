@@ -73,24 +73,37 @@
 //! units, psi per unit charge as G; the energy is lambda U.
 //!
 //! Cost per evaluation: one deposit (4^d nodes a particle), 2d sine/cosine
-//! transforms over the mesh (each an FFT of 2 or 4 times the axis), one
-//! interpolation of the gradient (d stencil sums a particle) and the
-//! energy's sum over the nodes. Deposits go to fixed chunks of particles,
-//! each into its own grid, added in chunk order, and the energy is summed
-//! over fixed chunks of nodes: the same bits on any thread count.
+//! transforms over the mesh (each an FFT of 2 or 4 times the axis: the
+//! axes 0..d-1 forward, K, then d-1..0 back), one interpolation of the
+//! gradient (d stencil sums a particle) and the energy's sum over the
+//! nodes. Deposits go to fixed chunks of particles, each into its own
+//! grid, added in chunk order, and the energy is summed per plane of the
+//! last axis in fixed chunks, then over the planes in order: the same bits
+//! on any thread count.
 //!
-//! Under a team of several members (MPI ranks, `util::team`) the
-//! interpolations, the larger part of the particle work (d stencil sums a
-//! particle against the deposit's one), are divided: a member that wants
-//! some particles' field only ([`CouplingBackend::want`], a JKO step's
-//! member) interpolates those, and nothing is exchanged; otherwise by
-//! chunks of `CHUNK` particles, shared by an `all_gather` of N d numbers.
-//! The deposit, the transforms and the energy are computed by every
-//! member. Each particle's values are computed by the same code on the
-//! same grid wherever it runs: the single process's bits on any team.
+//! Under a team of several members (MPI ranks, `util::team`) and d >= 2,
+//! the mesh is divided by slabs (`slabs` module): member p owns planes
+//! `planes[p]` of the last axis, deposits into them (it runs over every
+//! particle, and adds the stencil's nodes in its planes, in the chunks'
+//! order: each node's sum is the single process's), transforms the lines
+//! of the first d - 1 axes there, and, after a transpose, those of the last
+//! axis in its columns of axis d - 2, with K; the transpose back and the
+//! first axes' synthesis leave Phi on its planes. The energy is the sum of
+//! the gathered plane sums (one number a plane). The interpolations: a
+//! member that wants some particles' field only ([`CouplingBackend::want`],
+//! a JKO step's member) receives the nodes of Phi their stencils read on
+//! other members' planes (by segments of axis 0, `util::ghosts`, planned at
+//! each evaluation) and interpolates those particles; otherwise the planes
+//! are gathered and the interpolations divided by chunks of `CHUNK`
+//! particles, shared by an `all_gather` of N d numbers. Each node's and each
+//! particle's values are computed by the same code on the same numbers
+//! wherever they run: the single process's bits on any team. A member
+//! holds its slab's grids and the whole grid of Phi (written only where
+//! its particles read).
 
 mod axis;
 mod external;
+mod slabs;
 #[cfg(test)]
 mod tests;
 
@@ -98,9 +111,11 @@ use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 
 use self::axis::{Axis, Kind, bspline, bspline_hat, transform_axis};
+use self::slabs::Slabs;
 use super::CouplingBackend;
 use crate::model::domain::BoxDomain;
 use crate::util::fft::fast_length;
+use crate::util::ghosts::Ghosts;
 use crate::util::parallel::{CHUNK, sum_chunks, wanted_in};
 use crate::util::team::{self, Team, share, split_chunks};
 use std::ops::Range;
@@ -129,6 +144,9 @@ pub const MAX_NODES: usize = 1 << 24;
 /// gathered FFT lines (complex, up to 4 times the axis).
 pub const BYTES_PER_NODE: usize = 3 * 8 + 4 * 16;
 
+/// Most nodes of axis 0 per segment of the exchange of Phi under a team.
+const SEGMENT: usize = 16;
+
 /// Particles per deposit chunk (each into its own grid).
 const DEPOSIT_CHUNK: usize = 65536;
 
@@ -144,15 +162,24 @@ pub struct BoxMesh<const D: usize> {
     shape: [usize; D],
     strides: [usize; D],
     nodes: usize,
-    /// K in the spectral slots (0 in unused slots and at kappa = 0).
+    /// K in the spectral slots of this member's column grid (0 in unused
+    /// slots and at kappa = 0; the whole grid for one member).
     green: Vec<f64>,
+    /// Phi on the whole grid: this member's planes, and the rows its
+    /// interpolations read (every node for one member).
     potential: Vec<f64>,
-    /// The last deposit M, kept for the energy (1/2) sum_g M_g Phi_g.
+    /// The last deposit M on this member's planes, kept for the energy
+    /// (1/2) sum_g M_g Phi_g.
     charge: Vec<f64>,
     chunk_grids: Vec<f64>,
     lines: Vec<Complex<f64>>,
-    /// The members that divide the interpolations (module docs).
+    /// This member's column grid (empty for one member).
+    columns: Vec<f64>,
+    /// Nodes of Phi received at the last evaluation (under a team).
+    fetched: usize,
+    /// The members that divide the mesh and the interpolations (module docs).
     team: Arc<dyn Team>,
+    slabs: Slabs,
     /// The particles whose field the caller reads (`None`: all).
     wanted: Option<Vec<u32>>,
 }
@@ -229,7 +256,7 @@ impl<const D: usize> BoxMesh<D> {
         for a in 1..D {
             strides[a] = strides[a - 1] * shape[a - 1];
         }
-        let mut mesh = BoxMesh {
+        let mesh = BoxMesh {
             domain: domain.clone(),
             axes,
             width: sigma,
@@ -238,20 +265,31 @@ impl<const D: usize> BoxMesh<D> {
             nodes,
             green: Vec::new(),
             potential: vec![0.0; nodes],
-            charge: vec![0.0; nodes],
+            charge: Vec::new(),
             chunk_grids: Vec::new(),
             lines: Vec::new(),
+            columns: Vec::new(),
+            fetched: 0,
             team: team::current(),
+            slabs: Slabs::new(&shape, 1, 0),
             wanted: None,
         };
-        mesh.green = mesh.green_multipliers();
-        Ok(mesh)
+        Ok(mesh.with_team(team::current()))
     }
 
-    /// The interpolations divided among the members of `team` (the
-    /// process's team, [`team::current`], by default; module docs).
+    /// The mesh and the interpolations divided among the members of `team`
+    /// (the process's team, [`team::current`], by default; module docs).
     pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
+        self.slabs = Slabs::new(&self.shape, team.size(), team.rank());
         self.team = team;
+        self.charge = vec![0.0; self.slabs.nodes().len()];
+        self.green = self.green_multipliers(&self.slabs);
+        let columns = self.green.len();
+        self.columns = if self.slabs.whole() {
+            Vec::new()
+        } else {
+            vec![0.0; columns]
+        };
         self
     }
 
@@ -260,26 +298,50 @@ impl<const D: usize> BoxMesh<D> {
         split_chunks(n, self.team.size())
     }
 
-    /// U = (1/2) sum_g M_g Phi_g of the last solve, over the nodes in fixed
-    /// chunks (module docs: equal to (1/2) sum_i q_i phi_i, since the
-    /// deposit and the interpolation use the same stencils). Every member
-    /// holds the mesh, so each computes it whole, with no message.
+    /// U = (1/2) sum_g M_g Phi_g of the last solve (module docs: equal to
+    /// (1/2) sum_i q_i phi_i, since the deposit and the interpolation use
+    /// the same stencils), summed per plane of the last axis in fixed
+    /// chunks and over the planes in order. A member sums its planes; the
+    /// plane sums are gathered (one number a plane).
     fn energy(&self) -> f64 {
-        let (m, phi) = (&self.charge, &self.potential);
-        0.5 * sum_chunks(self.nodes, |r| r.map(|g| m[g] * phi[g]).sum())
+        let (m, phi) = (&self.charge, &self.potential[self.slabs.nodes()]);
+        let plane = self.slabs.plane;
+        let mine: Vec<f64> = m
+            .par_chunks(plane)
+            .zip(phi.par_chunks(plane))
+            .map(|(m, phi)| sum_chunks(plane, |r| r.map(|g| m[g] * phi[g]).sum()))
+            .collect();
+        if self.slabs.whole() {
+            return 0.5 * mine.iter().sum::<f64>();
+        }
+        let counts: Vec<usize> = self.slabs.planes.iter().map(Range::len).collect();
+        let mut all = vec![0.0; self.shape[D - 1]];
+        self.team.all_gather(&mine, &counts, &mut all);
+        0.5 * all.iter().sum::<f64>()
     }
 
-    /// K of the module docs on the spectral slots.
-    fn green_multipliers(&self) -> Vec<f64> {
-        let (axes, shape, sigma) = (&self.axes, self.shape, self.width);
-        (0..self.nodes)
+    /// K of the module docs on the spectral slots of the column grid of
+    /// `slabs` (the whole grid for one member).
+    fn green_multipliers(&self, slabs: &Slabs) -> Vec<f64> {
+        let (axes, sigma) = (&self.axes, self.width);
+        let shape = slabs.column_shape(self.shape);
+        let first = if D >= 2 && !slabs.whole() {
+            slabs.columns[slabs.rank].start
+        } else {
+            0
+        };
+        let nodes: usize = shape.iter().product();
+        (0..nodes)
             .into_par_iter()
             .map(|idx| {
                 let (mut k2, mut factor) = (0.0, 1.0);
                 let mut rest = idx;
                 for (a, ax) in axes.iter().enumerate() {
-                    let k = rest % shape[a];
+                    let mut k = rest % shape[a];
                     rest /= shape[a];
+                    if D >= 2 && a == D - 2 {
+                        k += first;
+                    }
                     let Some(kappa) = ax.wavenumber(k) else {
                         return 0.0;
                     };
@@ -310,29 +372,70 @@ impl<const D: usize> BoxMesh<D> {
         self.axes.each_ref().map(|a| a.n)
     }
 
-    /// Bytes the solver holds for `particles` particles: the grids of
-    /// [`BYTES_PER_NODE`] and the deposit chunk grids.
+    /// Bytes one member holds for `particles` particles: the whole grid of
+    /// Phi, the slab's grids of [`BYTES_PER_NODE`] (for one member, the
+    /// whole grid's), and the deposit chunk grids of the slab.
     pub fn extra_memory(&self, particles: usize) -> u64 {
+        let slab = self.slabs.nodes().len().max(self.green.len());
         let chunks = deposit_chunks(particles, self.nodes);
-        let grids = if chunks > 1 {
-            chunks * self.nodes * 8
-        } else {
+        let grids = if chunks > 1 { chunks * slab * 8 } else { 0 };
+        let whole = if self.slabs.whole() {
             0
+        } else {
+            self.nodes * 8
         };
-        (BYTES_PER_NODE * self.nodes + grids) as u64
+        (BYTES_PER_NODE * slab + whole + grids) as u64
     }
 
-    /// `data` = K `data` in place (forward transforms, K, synthesis);
-    /// `lines` is FFT scratch.
+    /// `data` = K `data` in place on the whole grid (forward transforms of
+    /// the axes 0..d-1, K, synthesis of the axes d-1..0); `lines` is FFT
+    /// scratch. For a solve every member makes once (the external potential).
     fn apply_green(&self, data: &mut [f64], lines: &mut Vec<Complex<f64>>) {
-        for (a, ax) in self.axes.iter().enumerate() {
-            transform_axis(data, &self.shape, a, ax, false, lines);
+        let whole = Slabs::new(&self.shape, 1, 0);
+        let full;
+        let green = if self.slabs.whole() {
+            &self.green
+        } else {
+            full = self.green_multipliers(&whole);
+            &full
+        };
+        self.apply_green_on(&whole, data, green, lines, &mut Vec::new());
+    }
+
+    /// `slab` (this member's planes under `slabs`) = K of the members'
+    /// planes, in place: the transforms of slabs.rs, with `green` the K of
+    /// this member's column grid and `columns` room for that grid.
+    fn apply_green_on(
+        &self,
+        slabs: &Slabs,
+        slab: &mut [f64],
+        green: &[f64],
+        lines: &mut Vec<Complex<f64>>,
+        columns: &mut Vec<f64>,
+    ) {
+        let slab_shape = slabs.slab_shape(self.shape);
+        for a in 0..D - 1 {
+            transform_axis(slab, &slab_shape, a, &self.axes[a], false, lines);
         }
+        let data: &mut [f64] = if slabs.whole() {
+            slab
+        } else {
+            columns.resize(green.len(), 0.0);
+            slabs.to_columns(&*self.team, slab, columns);
+            columns
+        };
+        let shape = slabs.column_shape(self.shape);
+        let last = &self.axes[D - 1];
+        transform_axis(data, &shape, D - 1, last, false, lines);
         data.par_chunks_mut(CHUNK)
-            .zip(self.green.par_chunks(CHUNK))
+            .zip(green.par_chunks(CHUNK))
             .for_each(|(d, k)| d.iter_mut().zip(k).for_each(|(v, k)| *v *= k));
-        for (a, ax) in self.axes.iter().enumerate() {
-            transform_axis(data, &self.shape, a, ax, true, lines);
+        transform_axis(data, &shape, D - 1, last, true, lines);
+        if !slabs.whole() {
+            slabs.to_planes(&*self.team, columns, slab);
+        }
+        for a in (0..D - 1).rev() {
+            transform_axis(slab, &slab_shape, a, &self.axes[a], true, lines);
         }
     }
 
@@ -371,27 +474,36 @@ impl<const D: usize> BoxMesh<D> {
         st
     }
 
-    /// `charge` = sum_i value(i) (folded W(u_i - .)), deposited by fixed
-    /// chunks of particles into `grids` and added in chunk order.
+    /// `charge` = sum_i value(i) (folded W(u_i - .)) on the nodes `first..`
+    /// (`charge.len()` of them, whole planes of the last axis), deposited by
+    /// fixed chunks of particles into `grids` and added in chunk order: each
+    /// node's sum is the whole grid's, whichever nodes are asked for.
     fn deposit<F: Fn(usize) -> f64 + Sync>(
         &self,
         x: &[[f64; D]],
         value: F,
+        first: usize,
         charge: &mut [f64],
         grids: &mut Vec<f64>,
     ) {
-        let nodes = self.nodes;
-        let chunks = deposit_chunks(x.len(), nodes);
+        let nodes = charge.len();
+        let chunks = deposit_chunks(x.len(), self.nodes);
         let per = x.len().div_ceil(chunks).max(1);
         let deposit_range = |grid: &mut [f64], range: std::ops::Range<usize>| {
             grid.fill(0.0);
             let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
+            let inside = |o: usize| o.wrapping_sub(first) < nodes;
             for i in range {
                 let st = self.stencil(&x[i]);
+                if !st.offset[D - 1].iter().any(|&o| inside(o)) {
+                    continue;
+                }
                 st.nodes(&mut off, &mut wt, None);
                 let v = value(i);
                 for (o, w) in off.iter().zip(&wt).take(1 << (2 * D)) {
-                    grid[*o] += v * w;
+                    if inside(*o) {
+                        grid[*o - first] += v * w;
+                    }
                 }
             }
         };
@@ -422,26 +534,88 @@ impl<const D: usize> BoxMesh<D> {
         self.stencil(x).sums(grid, true, true)
     }
 
+    /// Nodes of Phi this member received at the last evaluation (0 for one
+    /// member; under a team, the nodes its wanted particles read outside
+    /// its planes, in whole segments, or all of them when it wants all).
+    pub fn fetched_nodes(&self) -> usize {
+        self.fetched
+    }
+
     /// The potential sum_j q_j G_mesh(x, x_j) of the charges of the last
-    /// [`energy_and_field`](CouplingBackend::energy_and_field), and its gradient.
+    /// [`energy_and_field`](CouplingBackend::energy_and_field), and its
+    /// gradient. Under a team, the mesh holds every node only after an
+    /// evaluation that wanted every particle; after one that wanted some,
+    /// only the nodes their stencils read are current.
     pub fn potential(&self, x: &[f64; D]) -> (f64, [f64; D]) {
         self.interpolate(x, &self.potential)
     }
 
     /// Solves for the charges `q` at `x` (deposit, K), leaving the node
-    /// potentials in `self.potential`.
+    /// potentials of this member's planes in `self.potential` (collective).
     fn solve(&mut self, x: &[[f64; D]], q: &[f64]) {
         let mut potential = std::mem::take(&mut self.potential);
         let mut charge = std::mem::take(&mut self.charge);
         let mut grids = std::mem::take(&mut self.chunk_grids);
         let mut lines = std::mem::take(&mut self.lines);
-        self.deposit(x, |i| q[i], &mut charge, &mut grids);
-        potential.copy_from_slice(&charge);
-        self.apply_green(&mut potential, &mut lines);
+        let mut columns = std::mem::take(&mut self.columns);
+        let mine = self.slabs.nodes();
+        self.deposit(x, |i| q[i], mine.start, &mut charge, &mut grids);
+        let slab = &mut potential[mine];
+        slab.copy_from_slice(&charge);
+        self.apply_green_on(&self.slabs, slab, &self.green, &mut lines, &mut columns);
         self.potential = potential;
         self.charge = charge;
         self.chunk_grids = grids;
         self.lines = lines;
+        self.columns = columns;
+    }
+
+    /// Collective: brings this member's `potential` the nodes that the
+    /// stencils of `particles` read, from the members whose planes hold
+    /// them (`util::ghosts`), by segments of w nodes of axis 0, an eighth
+    /// of the row within 4..=[`SEGMENT`] (segment k of a row starts at node
+    /// min(k w, n_0 - w), so that every segment has one length; a row's
+    /// last two may overlap).
+    /// Planned at each call: the particles move.
+    fn fetch_nodes(&mut self, x: &[[f64; D]], particles: &[u32]) {
+        let row = self.shape[0];
+        let width = (row / 8).clamp(4, SEGMENT).min(row);
+        let per_row = row.div_ceil(width);
+        let per_plane = self.slabs.plane / row * per_row;
+        let owned: Vec<Range<usize>> = (self.slabs.planes.iter())
+            .map(|p| p.start * per_plane..p.end * per_plane)
+            .collect();
+        let this = &*self;
+        let reads: Vec<Vec<u32>> = particles
+            .par_chunks(CHUNK)
+            .map(|ids| {
+                let mut segments = Vec::with_capacity(ids.len() << (2 * D - 1));
+                for &i in ids {
+                    let st = this.stencil(&x[i as usize]);
+                    let (first, last) = (st.offset[0].iter().min(), st.offset[0].iter().max());
+                    let blocks = first.unwrap() / width..=last.unwrap() / width;
+                    st.rows(|o| {
+                        let r = o / row * per_row;
+                        segments.extend(blocks.clone().map(|k| (r + k) as u32));
+                    });
+                }
+                segments.sort_unstable();
+                segments.dedup();
+                segments
+            })
+            .collect();
+        let mut ghosts = Ghosts::plan(
+            &*self.team,
+            &owned,
+            self.nodes / row * per_row,
+            reads.par_iter().map(|r| &r[..]),
+            |_| true,
+        );
+        self.fetched = ghosts.count() * width;
+        ghosts.exchange_at(&*self.team, &mut self.potential, width, |s| {
+            let s = s as usize;
+            s / per_row * row + (s % per_row * width).min(row - width)
+        });
     }
 }
 
@@ -472,6 +646,23 @@ impl<const D: usize> Stencil<D> {
             }
         }
         (phi, grad)
+    }
+
+    /// `row(o)` for the first node o of each of the stencil's 4^(d-1) rows
+    /// (its nodes of axis 0 index 0: the offsets of the other axes).
+    #[inline(always)]
+    fn rows(&self, mut row: impl FnMut(usize)) {
+        let mut off = [0usize; 16];
+        let mut len = 1;
+        for a in 1..D {
+            for k in (0..len).rev() {
+                for j in (0..4).rev() {
+                    off[j * len + k] = off[k] + self.offset[a][j];
+                }
+            }
+            len *= 4;
+        }
+        off[..len].iter().for_each(|&o| row(o));
     }
 
     /// The 4^d node offsets and weight products (node j_0 + 4 j_1 + 16 j_2),
@@ -519,10 +710,24 @@ impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
     /// U = (1/2) sum_{i,j} q_i q_j G_mesh(x_i, x_j), all pairs and the self
     /// terms, and field_i = (1/q_i) dU/dx_i exactly (module docs).
     fn energy_and_field(&mut self, x: &[[f64; D]], q: &[f64], field: &mut [[f64; D]]) -> f64 {
-        self.solve(x, q);
         let divided = self.team.size() > 1;
         if divided {
             self.team.agree_on_interrupt();
+        }
+        self.solve(x, q);
+        let energy = self.energy();
+        if !self.slabs.whole() {
+            match self.wanted.take() {
+                Some(wanted) => {
+                    self.fetch_nodes(x, &wanted);
+                    self.wanted = Some(wanted);
+                }
+                None => {
+                    let plane = self.slabs.plane;
+                    share(&*self.team, &self.slabs.planes, plane, &mut self.potential);
+                    self.fetched = self.nodes - self.slabs.nodes().len();
+                }
+            }
         }
         let (this, grid) = (&*self, &self.potential[..]);
         let slope = |xi: &[f64; D]| this.stencil(xi).sums(grid, false, true).1;
@@ -551,7 +756,7 @@ impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
                 }
             }
         }
-        self.energy()
+        energy
     }
 
     fn want(&mut self, particles: Option<&[u32]>) {

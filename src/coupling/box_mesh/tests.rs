@@ -624,14 +624,21 @@ fn same_bits_on_any_thread_count() {
     assert!(one == two);
 }
 
-/// The interpolations divided among 2-4 members of a team (threads standing
-/// for MPI ranks) give every member the single process's energy and field,
-/// to the bit, in 2D and 3D, with the particles in several chunks and a
-/// short last one. A member wanting some particles only (`want`; here a
-/// band of the first axis per member, as a JKO step's spatial layout
-/// gives, across the chunks of indices) gets their field and the whole
-/// energy with those bits, and its other entries stay NaN, as nothing is
-/// gathered for them.
+/// The mesh (deposit, transforms, energy) and the interpolations divided
+/// among 2-4 members of a team (threads standing for MPI ranks) give every
+/// member the single process's energy and field, to the bit, in 2D and 3D,
+/// with the particles in several interpolation chunks and a short last one,
+/// and in 2D in several deposit chunks too. A member wanting some particles
+/// only (`want`; here a band of the first axis per member, as a JKO step's
+/// spatial layout gives at 2 members, across the chunks of indices) gets
+/// their field and the whole energy with those bits, and its other entries
+/// stay NaN, as nothing is gathered for them. It receives the nodes of Phi
+/// its band reads in the other members' planes (slabs of the last axis):
+/// at most the band's n_0 / P nodes of the first axis, widened on each side
+/// by the stencil's reach (2 nodes) and a segment less one (they come in
+/// whole segments of w), times the share of the nodes in the other members'
+/// planes (measured in the output), where a gather of Phi would bring it
+/// all of these planes.
 #[test]
 fn a_team_gets_the_single_process_bits() {
     use crate::util::team::{Team, ThreadTeam};
@@ -652,14 +659,20 @@ fn a_team_gets_the_single_process_bits() {
             }
             let mut field = vec![[f64::NAN; D]; n];
             let u = mesh.energy_and_field(&x, &q, &mut field);
-            (u.to_bits(), field, wanted)
+            let nodes = mesh.shape.iter().product::<usize>() as f64;
+            let (n0, own) = (mesh.shape[0] as f64, mesh.slabs.nodes().len() as f64);
+            let w = (n0 / 8.0).floor().clamp(4.0, SEGMENT as f64);
+            let reach = (n0 / mesh.slabs.planes.len() as f64 + 2.0 * (2.0 + w - 1.0) + 1.0) / n0;
+            let bound = reach.min(1.0) * (1.0 - own / nodes);
+            let share = mesh.fetched_nodes() as f64 / nodes;
+            (u.to_bits(), field, wanted, share, bound, own / nodes)
         };
-        let (u, whole, _) = run(None, false);
+        let (u, whole, ..) = run(None, false);
         let bits = |f: &[f64; D]| f.map(f64::to_bits);
         for size in 2..=4 {
             for band in [false, true] {
                 let got = ThreadTeam::run(size, |t| run(Some(t), band));
-                for (rank, (u_r, field, wanted)) in got.iter().enumerate() {
+                for (rank, (u_r, field, wanted, share, bound, own)) in got.iter().enumerate() {
                     let at = format!("D={D}: member {rank} of {size}, band {band}");
                     assert_eq!(*u_r, u, "{at}");
                     for &i in wanted {
@@ -668,13 +681,19 @@ fn a_team_gets_the_single_process_bits() {
                     }
                     let unread = field.iter().filter(|f| f[0].is_nan()).count();
                     assert_eq!(unread, n - wanted.len(), "{at}");
+                    if band {
+                        println!("{at}: received {share:.3} of the mesh (bound {bound:.3})");
+                        assert!(share <= bound, "{at}: {share} > {bound}");
+                    } else {
+                        assert!((share - (1.0 - own)).abs() < 1e-12, "{at}: {share}");
+                    }
                 }
             }
         }
     }
     check::<2>(
         box_of(&[0.0, 0.0], &[4.0, 1.0], &[Kind::Dd, Kind::Nn]),
-        5 * CHUNK + 17,
+        2 * DEPOSIT_CHUNK + 17,
         0.02,
     );
     check::<3>(
