@@ -38,14 +38,26 @@
 //! energy is the same function of X wherever the window sits, so it does not
 //! jump when particles move the window during a line search.
 //!
-//! Divided among the members of a [`Team`] (MPI ranks): the interpolations
-//! (rho_i, and the gradient's pass) are per particle, so each member does
+//! The convolutions transform the axes 0..d-1 forward and d-1..0 back.
+//!
+//! Divided among the members of a [`Team`] (MPI ranks), d >= 2, when the
+//! window has [`DIVIDED_CELLS_PER_POINT`] cells a point or more (a smaller
+//! one is every member's, as the deposits and FFTs of any window were until
+//! session 29), the mesh is cut in slabs ([`crate::util::slabs`]): a member
+//! deposits into its planes of the last axis (it runs over every particle
+//! and adds the stencil nodes in its planes, in the chunks' order: each
+//! node's sum is the single process's), transforms them, and after a
+//! transpose the last axis of its columns, where it multiplies by Kd's
+//! transform. The interpolations
+//! (rho_i, and the gradient's pass) are per particle: each member does
 //! those of its own ranges of `CHUNK` particles (equal counts: every
 //! particle costs one stencil) and an `all_gather` gives every member all
-//! of them, with the single process's bits. The deposits and the FFTs are
-//! done on every member: the deposit's chunk grids are summed in chunk
-//! order, and at large meshes there is a single chunk, so dividing it would
-//! change the order of the additions.
+//! densities, with the single process's bits; a member wanting some
+//! particles' gradient only ([`super::DensityEstimator::want`]) computes
+//! theirs and exchanges none. The nodes of phi and of the gradient's
+//! convolution that those stencils read on other members' planes come by
+//! segments of axis 0, planned once per `compute` (the positions are
+//! those of the gradient passes that follow).
 
 use crate::util::math::cubic_bspline as bspline;
 use rayon::prelude::*;
@@ -53,8 +65,10 @@ use rustfft::num_complex::Complex;
 
 use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::util::fft::{GridFft, fast_length};
+use crate::util::ghosts::Ghosts;
 use crate::util::grid::Grid;
 use crate::util::parallel::CHUNK;
+use crate::util::slabs::{Reads, Segments, Slabs};
 use crate::util::team::{self, Team, share, split_chunks};
 use std::ops::Range;
 use std::sync::Arc;
@@ -74,6 +88,15 @@ pub const MESH_GROWTH: usize = 16;
 /// by saturating arithmetic (usize::MAX) must still refuse rather than ask
 /// the allocator for more than it can address.
 pub const MAX_MESH_CELLS: usize = 1 << 40;
+
+/// Under a team, a window is divided by slabs when it has at least this
+/// many cells per point; a smaller one is every member's. What the division
+/// costs grows with the points (every member runs over them to find its
+/// planes' deposits, and plans the nodes its stencils read), what it saves
+/// with the cells too (the FFTs). Measured at 2 ranks (BENCHMARKS.md, "MPI:
+/// the meshes divided by slabs"): 2.5 cells a point, 3% slower divided;
+/// 23 cells a point, 1.3x faster.
+pub const DIVIDED_CELLS_PER_POINT: usize = 4;
 
 /// Particles per deposit chunk: each chunk deposits into a grid of its own,
 /// the grids are added in chunk order (the same bits on any thread count).
@@ -190,20 +213,28 @@ pub struct MeshDensity<const D: usize> {
     rebase: bool,
     window: Option<Window<D>>,
     /// Transforms of the window's shape and the real transform of Kd on it,
-    /// divided by the cell count (the inverse transform's normalization).
+    /// divided by the cell count (the inverse transform's normalization),
+    /// on this member's column grid (the whole window for one member).
     fft: Option<GridFft>,
     kernel_hat: Vec<f64>,
-    /// phi = Kd * M, and b = Kd * a for the gradient (module docs).
+    /// phi = Kd * M, and b = Kd * a for the gradient (module docs), on the
+    /// whole window: this member's planes and the nodes its stencils read.
     phi: Vec<f64>,
     conv: Vec<f64>,
-    /// Deposit grids, one per chunk, then their sum.
+    /// Deposit grids, one per chunk, then their sum (this member's planes).
     chunk_grids: Vec<f64>,
     deposit: Vec<f64>,
+    /// The planes' transform, and the column grid (empty for one member).
     work: Vec<Complex<f64>>,
+    columns: Vec<Complex<f64>>,
     lines: Vec<Complex<f64>>,
     rho: Vec<f64>,
-    /// The members dividing the interpolations (module docs).
+    /// The members dividing the mesh and the interpolations (module docs),
+    /// the window's slabs, and the segments the last `compute` planned.
     team: Arc<dyn Team>,
+    divided_cells_per_point: usize,
+    slabs: Slabs,
+    reads: Option<(Segments, Ghosts)>,
     /// The particles whose gradient the caller reads
     /// ([`super::DensityEstimator::want`]; `None`: all).
     wanted: Option<Vec<u32>>,
@@ -252,9 +283,13 @@ impl<const D: usize> MeshDensity<D> {
             chunk_grids: Vec::new(),
             deposit: Vec::new(),
             work: Vec::new(),
+            columns: Vec::new(),
             lines: Vec::new(),
             rho: Vec::new(),
             team: team::current(),
+            divided_cells_per_point: DIVIDED_CELLS_PER_POINT,
+            slabs: Slabs::new(&[1; D], 1, 0),
+            reads: None,
             wanted: None,
         }
     }
@@ -263,6 +298,21 @@ impl<const D: usize> MeshDensity<D> {
     /// process's team, [`team::current`], by default; module docs).
     pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
         self.team = team;
+        self.window = None;
+        self
+    }
+
+    /// Whether a window of `cells` cells for `points` points is divided by
+    /// slabs (module docs): under a team, d >= 2, and a window of at least
+    /// [`DIVIDED_CELLS_PER_POINT`] cells a point.
+    fn divided(&self, cells: usize, points: usize) -> bool {
+        self.team.size() > 1 && D >= 2 && cells >= self.divided_cells_per_point * points
+    }
+
+    /// Divides every window, however small, under a team (for the tests).
+    #[cfg(test)]
+    pub(crate) fn dividing_every_window(mut self) -> Self {
+        self.divided_cells_per_point = 0;
         self
     }
 
@@ -347,62 +397,152 @@ impl<const D: usize> MeshDensity<D> {
             Some(w) if w.shape() == shape => w.move_to(lo, self.spacing),
             _ => {
                 let window = Window::new(lo, shape, self.spacing);
-                self.transform_kernel(&window);
+                let (size, rank) = (self.team.size(), self.team.rank());
+                self.slabs = match self.divided(cells, x.len()) {
+                    true => Slabs::new(&shape, size, rank),
+                    false => Slabs::new(&shape, 1, 0),
+                };
+                let (slab, columns) = (self.slabs.nodes().len(), self.column_cells(shape));
+                let zero = Complex::new(0.0, 0.0);
                 self.phi.resize(cells, 0.0);
                 self.conv.resize(cells, 0.0);
-                self.deposit.resize(cells, 0.0);
-                self.work.resize(cells, Complex::new(0.0, 0.0));
+                self.deposit.resize(slab, 0.0);
+                self.work.resize(slab, zero);
+                self.columns
+                    .resize(if self.slabs.whole() { 0 } else { columns }, zero);
+                self.transform_kernel(&window);
                 self.window = Some(window);
             }
         }
         Ok(())
     }
 
-    /// Kd on the window's periodic mesh (offsets wrapped), transformed.
+    /// Nodes of this member's column grid for a window of `shape`.
+    fn column_cells(&self, shape: [usize; D]) -> usize {
+        self.slabs.column_shape(shape).iter().product()
+    }
+
+    /// Kd on the window's periodic mesh (offsets wrapped), transformed, on
+    /// this member's column grid (`self.slabs` set for the window).
     fn transform_kernel(&mut self, window: &Window<D>) {
         let (grid, cells) = (&window.grid, window.cells());
         let (spacing, kernel) = (self.spacing, self.kernel);
-        let mut k: Vec<Complex<f64>> = (0..cells)
-            .into_par_iter()
-            .map(|idx| {
-                let mut r2 = 0.0;
-                for (a, &n) in grid.cells().iter().enumerate() {
-                    let j = grid.coord(idx, a);
-                    let o = if j <= n / 2 {
-                        j as f64
-                    } else {
-                        j as f64 - n as f64
-                    };
-                    r2 += (o * spacing).powi(2);
-                }
-                Complex::new(kernel.value(r2), 0.0)
-            })
+        let value = |idx: usize| {
+            let mut r2 = 0.0;
+            for (a, &n) in grid.cells().iter().enumerate() {
+                let j = grid.coord(idx, a);
+                let o = if j <= n / 2 {
+                    j as f64
+                } else {
+                    j as f64 - n as f64
+                };
+                r2 += (o * spacing).powi(2);
+            }
+            kernel.value(r2)
+        };
+        let mut k: Vec<Complex<f64>> = (self.slabs.nodes().into_par_iter())
+            .map(|idx| Complex::new(value(idx), 0.0))
             .collect();
-        let mass: f64 = k.iter().map(|v| v.re).sum::<f64>() * spacing.powi(D as i32);
+        // The discrete mass, summed over every node in order (the single
+        // process's sum, on every member).
+        let sum: f64 = if self.slabs.whole() {
+            k.iter().map(|v| v.re).sum()
+        } else {
+            (0..cells).map(value).sum()
+        };
+        let mass = sum * spacing.powi(D as i32);
         let fft = GridFft::new(grid.cells());
-        fft.forward(&mut k, &mut self.lines);
+        let mut columns = std::mem::take(&mut self.columns);
+        let shape = window.shape();
+        let spectrum = self.transform(&fft, &mut k, &mut columns, shape, |_| {});
         // Kd is real and even, so its transform is real.
         let scale = 1.0 / (mass * cells as f64);
-        self.kernel_hat = k.iter().map(|v| v.re * scale).collect();
+        self.kernel_hat = spectrum.iter().map(|v| v.re * scale).collect();
+        self.columns = columns;
         self.fft = Some(fft);
     }
 
-    /// `self.deposit` = sum_i value(i) W(u_i - g).
+    /// The forward transform of the window's planes `slab` (this member's,
+    /// module docs), then `multiply` on the spectrum, this member's column
+    /// grid (`columns`, or `slab` itself for one member), which it returns;
+    /// with `back`, see [`Self::transform_back`].
+    fn transform<'a>(
+        &mut self,
+        fft: &GridFft,
+        slab: &'a mut [Complex<f64>],
+        columns: &'a mut [Complex<f64>],
+        shape: [usize; D],
+        multiply: impl FnOnce(&mut [Complex<f64>]),
+    ) -> &'a mut [Complex<f64>] {
+        let slab_shape = self.slabs.slab_shape(shape);
+        for a in 0..D - 1 {
+            fft.along(slab, &slab_shape, a, false, &mut self.lines);
+        }
+        let data = if self.slabs.whole() {
+            slab
+        } else {
+            self.slabs.to_columns(&*self.team, slab, columns);
+            columns
+        };
+        let column_shape = self.slabs.column_shape(shape);
+        fft.along(data, &column_shape, D - 1, false, &mut self.lines);
+        multiply(data);
+        data
+    }
+
+    /// The inverse of [`Self::transform`]: the synthesis of the last axis on
+    /// the column grid, then (after the transpose back) of the axes d-2..0
+    /// on the planes, in `slab`.
+    fn transform_back(
+        &mut self,
+        fft: &GridFft,
+        slab: &mut [Complex<f64>],
+        columns: &mut [Complex<f64>],
+        shape: [usize; D],
+    ) {
+        let column_shape = self.slabs.column_shape(shape);
+        let data: &mut [Complex<f64>] = if self.slabs.whole() { slab } else { columns };
+        fft.along(data, &column_shape, D - 1, true, &mut self.lines);
+        if !self.slabs.whole() {
+            self.slabs.to_planes(&*self.team, columns, slab);
+        }
+        let slab_shape = self.slabs.slab_shape(shape);
+        for a in (0..D - 1).rev() {
+            fft.along(slab, &slab_shape, a, true, &mut self.lines);
+        }
+    }
+
+    /// `self.deposit` = sum_i value(i) W(u_i - g) on this member's planes
+    /// (each node's sum the whole window's: module docs).
     fn deposit<F: Fn(usize) -> f64 + Sync>(&mut self, x: &[[f64; D]], value: F) {
         let window = self.window.as_ref().expect("placed");
-        let cells = window.cells();
+        let (mine, plane) = (self.slabs.nodes(), self.slabs.plane);
+        let (first, cells) = (mine.start, mine.len());
         let inv = 1.0 / self.spacing;
-        let chunks = deposit_chunks(x.len(), cells);
+        let chunks = deposit_chunks(x.len(), window.cells());
         let per = x.len().div_ceil(chunks).max(1);
+        let whole = self.slabs.whole();
         let deposit_range = |grid: &mut [f64], range: std::ops::Range<usize>| {
             grid.fill(0.0);
             let mut nodes = [0.0; 64];
             for i in range {
                 let (base, w, _) = window.stencil(&x[i], inv);
+                // The stencil's planes are base's and the 3 after it.
+                if !whole && (base + 4 * plane <= first || base >= first + cells) {
+                    continue;
+                }
                 tensor(&w, &mut nodes);
                 let v = value(i);
-                for (o, wn) in window.offsets.iter().zip(&nodes) {
-                    grid[base + o] += v * wn;
+                let stencil = window.offsets.iter().zip(&nodes);
+                if whole {
+                    stencil.for_each(|(o, wn)| grid[base + o] += v * wn);
+                } else {
+                    for (o, wn) in stencil {
+                        let g = (base + o).wrapping_sub(first);
+                        if g < cells {
+                            grid[g] += v * wn;
+                        }
+                    }
                 }
             }
         };
@@ -412,7 +552,7 @@ impl<const D: usize> MeshDensity<D> {
         }
         self.chunk_grids.resize(chunks * cells, 0.0);
         self.chunk_grids
-            .par_chunks_mut(cells)
+            .par_chunks_mut(cells.max(1))
             .enumerate()
             .for_each(|(c, grid)| deposit_range(grid, c * per..((c + 1) * per).min(x.len())));
         let grids = &self.chunk_grids;
@@ -428,42 +568,109 @@ impl<const D: usize> MeshDensity<D> {
     }
 
     /// out = Kd * self.deposit (periodic on the window, which the padding
-    /// makes the same as the free-space sum at every node a stencil touches).
+    /// makes the same as the free-space sum at every node a stencil touches)
+    /// on this member's planes.
     fn convolve(&mut self, into_phi: bool) {
-        let fft = self.fft.as_ref().expect("placed");
-        self.work
-            .par_iter_mut()
+        let fft = self.fft.take().expect("placed");
+        let shape = self.window.as_ref().expect("placed").shape();
+        let (mut work, mut columns) = (
+            std::mem::take(&mut self.work),
+            std::mem::take(&mut self.columns),
+        );
+        let kernel_hat = std::mem::take(&mut self.kernel_hat);
+        work.par_iter_mut()
             .zip(self.deposit.par_iter())
             .for_each(|(c, &v)| *c = Complex::new(v, 0.0));
-        fft.forward(&mut self.work, &mut self.lines);
-        self.work
-            .par_iter_mut()
-            .zip(self.kernel_hat.par_iter())
-            .for_each(|(c, &k)| *c *= k);
-        fft.inverse(&mut self.work, &mut self.lines);
+        self.transform(&fft, &mut work, &mut columns, shape, |data| {
+            data.par_iter_mut()
+                .zip(kernel_hat.par_iter())
+                .for_each(|(c, &k)| *c *= k)
+        });
+        self.transform_back(&fft, &mut work, &mut columns, shape);
         let out = if into_phi {
             &mut self.phi
         } else {
             &mut self.conv
         };
-        out.par_iter_mut()
-            .zip(self.work.par_iter())
+        out[self.slabs.nodes()]
+            .par_iter_mut()
+            .zip(work.par_iter())
             .for_each(|(o, c)| *o = c.re);
+        (self.work, self.columns, self.kernel_hat) = (work, columns, kernel_hat);
+        self.fft = Some(fft);
+    }
+
+    /// Collective (a member of a divided mesh): plans the segments of phi
+    /// and of the gradient's convolution that the stencils of its own
+    /// particles (`parts`) and wanted ones read (module docs).
+    fn plan_reads(&mut self, x: &[[f64; D]], mine: Range<usize>) {
+        let window = self.window.as_ref().expect("placed");
+        let segments = Segments::new(window.shape()[0]);
+        let (row, inv) = (window.strides[1.min(D - 1)], 1.0 / self.spacing);
+        let stencil_rows = |i: usize, out: &mut Reads| {
+            let (base, _, _) = window.stencil(&x[i], inv);
+            let x0 = base % row;
+            let mut starts = [0usize; 16];
+            let mut len = 1;
+            starts[0] = base - x0;
+            for a in 1..D {
+                for k in (0..len).rev() {
+                    for j in (0..4).rev() {
+                        starts[j * len + k] = starts[k] + j * window.strides[a];
+                    }
+                }
+                len *= 4;
+            }
+            for &start in &starts[..len] {
+                segments.push(start, x0, x0 + 3, out);
+            }
+        };
+        let own = (mine.into_par_iter().step_by(CHUNK)).map(|first| {
+            let mut read = Reads::default();
+            (first..(first + CHUNK).min(x.len())).for_each(|i| stencil_rows(i, &mut read));
+            read.list
+        });
+        let wanted = self.wanted.as_deref().unwrap_or(&[]);
+        let theirs = wanted.par_chunks(CHUNK).map(|ids| {
+            let mut read = Reads::default();
+            ids.iter()
+                .for_each(|&i| stencil_rows(i as usize, &mut read));
+            read.list
+        });
+        let reads: Vec<Vec<u32>> = own.chain(theirs).collect();
+        let plan = segments.plan(&*self.team, &self.slabs, reads.par_iter().map(|r| &r[..]));
+        self.reads = Some((segments, plan));
+    }
+
+    /// Collective (a member of a divided mesh): the planned segments of phi
+    /// (or of the gradient's convolution) from the members holding them.
+    fn fetch(&mut self, into_phi: bool) {
+        let (segments, plan) = self.reads.as_mut().expect("planned by compute");
+        let grid = if into_phi {
+            &mut self.phi
+        } else {
+            &mut self.conv
+        };
+        segments.exchange(&*self.team, plan, grid);
     }
 
     /// rho at every particle of `x` (one species, weights `w`), or an error
     /// if the cloud needs more than the allowed mesh.
     pub fn compute(&mut self, x: &[[f64; D]], w: &[f64]) -> Result<&[f64], MeshTooLarge> {
         self.place(x)?;
-        self.deposit(x, |i| w[i]);
-        self.convolve(true);
-        let window = self.window.as_ref().expect("placed");
-        let (phi, inv) = (&self.phi[..], 1.0 / self.spacing);
         let divided = self.team.size() > 1;
         if divided {
             self.team.agree_on_interrupt();
         }
+        self.deposit(x, |i| w[i]);
+        self.convolve(true);
         let parts = self.parts(x.len());
+        if !self.slabs.whole() {
+            self.plan_reads(x, parts[self.team.rank()].clone());
+            self.fetch(true);
+        }
+        let window = self.window.as_ref().expect("placed");
+        let (phi, inv) = (&self.phi[..], 1.0 / self.spacing);
         let mine = &parts[self.team.rank()];
         self.rho.resize(x.len(), 0.0);
         self.rho
@@ -534,10 +741,13 @@ impl<const D: usize> MeshDensity<D> {
         coefficients: F,
     ) {
         self.convolve(false);
+        if !self.slabs.whole() {
+            self.fetch(false);
+        }
         let window = self.window.as_ref().expect("placed");
         let (phi, b, inv) = (&self.phi[..], &self.conv[..], 1.0 / self.spacing);
-        // Particle i's term, from the replicated mesh: the same bits
-        // wherever it is computed.
+        // Particle i's term, from the mesh's nodes (a member's planes and
+        // the segments it received): the same bits wherever it is computed.
         let add = |i: usize, gi: &mut [f64; D], nodes: &mut [[f64; 64]; D]| {
             let (si, bi, wi) = coefficients(i);
             let (base, wt, dw) = window.stencil(&x[i], inv);
@@ -560,7 +770,7 @@ impl<const D: usize> MeshDensity<D> {
         let wanted = self.wanted.as_deref().filter(|_| self.team.size() > 1);
         if let Some(wanted) = wanted {
             // A member wanting some particles computes theirs, and needs
-            // nobody's: the mesh is every member's.
+            // nobody's: it holds the nodes their stencils read.
             grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
                 let first = c * CHUNK;
                 let mut nodes = [[0.0; 64]; D];
@@ -884,7 +1094,9 @@ mod estimate_tests {
     }
 
     /// The interpolations divided among 2-4 members of a team (threads
-    /// standing for MPI ranks) give every member the single process's bits:
+    /// standing for MPI ranks), with the mesh every member's or divided too
+    /// (deposits, FFTs: slabs of 2D and 3D windows, with 2D in several
+    /// deposit chunks too), give every member the single process's bits:
     /// densities, gradient (added to a gradient already holding other
     /// terms) and linear gradient.
     #[test]
@@ -892,10 +1104,13 @@ mod estimate_tests {
         use crate::util::team::ThreadTeam;
         fn check<const D: usize>(n: usize, eps: f64) {
             let (x, w) = gaussian_cloud::<D>(n, 3);
-            let run = |team: Option<Arc<dyn Team>>| {
+            let run = |team: Option<Arc<dyn Team>>, divide: bool| {
                 let mut mesh = MeshDensity::<D>::new(eps, usize::MAX);
                 if let Some(t) = team {
                     mesh = mesh.with_team(t);
+                }
+                if divide {
+                    mesh = mesh.dividing_every_window();
                 }
                 let rho = mesh.compute(&x, &w).unwrap().to_vec();
                 let slope: Vec<f64> = rho.iter().map(|r| 1.0 / r).collect();
@@ -905,31 +1120,40 @@ mod estimate_tests {
                 let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 (bits(&rho), bits(grad.as_flattened()))
             };
-            let single = run(None);
+            let single = run(None, false);
             for size in 2..=4 {
-                for (rank, got) in ThreadTeam::run(size, |t| run(Some(t))).iter().enumerate() {
-                    assert!(got == &single, "D={D}: member {rank} of {size} differs");
+                for divide in [false, true] {
+                    let got = ThreadTeam::run(size, |t| run(Some(t), divide));
+                    for (rank, got) in got.iter().enumerate() {
+                        let at = format!("D={D}: member {rank} of {size}, divided {divide}");
+                        assert!(got == &single, "{at} differs");
+                    }
                 }
             }
         }
         check::<2>(5 * CHUNK + 17, 0.1);
+        check::<2>(2 * DEPOSIT_CHUNK + 17, 0.1);
         check::<3>(2 * CHUNK + 5, 0.3);
     }
 
     /// A member that wants some particles' gradient only
     /// ([`super::super::DensityEstimator::want`]; here every third particle
-    /// and a band, for 2 and 3 members) computes theirs from the replicated
-    /// mesh, with the single process's bits, and exchanges no gradient.
+    /// and a band, for 2 and 3 members) computes theirs from its planes of
+    /// the mesh and the nodes it receives, with the single process's bits,
+    /// and exchanges no gradient.
     #[test]
     fn members_wanting_some_particles_get_their_bits() {
         use super::super::DensityEstimator;
         use crate::util::team::ThreadTeam;
         let n = 5 * CHUNK + 17;
         let (x, w) = gaussian_cloud::<2>(n, 3);
-        let run = |team: Option<Arc<dyn Team>>, wanted: Option<&[u32]>| {
+        let run = |team: Option<Arc<dyn Team>>, wanted: Option<&[u32]>, divide: bool| {
             let mut mesh = MeshDensity::<2>::new(0.1, usize::MAX);
             if let Some(t) = team {
                 mesh = mesh.with_team(t);
+            }
+            if divide {
+                mesh = mesh.dividing_every_window();
             }
             DensityEstimator::want(&mut mesh, wanted);
             let rho = mesh.compute(&x, &w).unwrap().to_vec();
@@ -939,8 +1163,8 @@ mod estimate_tests {
             mesh.add_linear_gradient(&x, &w, &slope, &mut grad);
             grad
         };
-        let single = run(None, None);
-        for size in [2, 3] {
+        let single = run(None, None, false);
+        for (size, divide) in [(2, false), (3, false), (2, true), (3, true)] {
             let members = ThreadTeam::run(size, |t| {
                 let r = t.rank();
                 let wanted: Vec<u32> = (0..n as u32)
@@ -952,7 +1176,7 @@ mod estimate_tests {
                         }
                     })
                     .collect();
-                let grad = run(Some(t), Some(&wanted));
+                let grad = run(Some(t), Some(&wanted), divide);
                 (wanted, grad)
             });
             for (rank, (wanted, grad)) in members.iter().enumerate() {
@@ -961,7 +1185,7 @@ mod estimate_tests {
                     let (a, b) = (grad[i as usize], single[i as usize]);
                     assert!(
                         a.map(f64::to_bits) == b.map(f64::to_bits),
-                        "member {rank} of {size}, particle {i}: {a:?} against {b:?}"
+                        "member {rank} of {size} (divided {divide}), particle {i}: {a:?} against {b:?}"
                     );
                 }
             }

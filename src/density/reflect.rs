@@ -26,6 +26,12 @@
 //! is chosen again), so that the inner neighbour list is rebuilt only when
 //! the particles move, as in free space. Images beyond the reach of the box
 //! add exact zeros (the kernel has compact support).
+//!
+//! A caller that reads some particles' gradient only
+//! ([`DensityEstimator::want`], a member of a team dividing a JKO step)
+//! passes the inner estimator those particles and the ghosts of each of
+//! them: a wanted particle's gradient is its own inner entry plus its
+//! ghosts', and nothing else.
 
 use super::{DensityEstimator, EstimateRefused};
 
@@ -120,6 +126,11 @@ pub struct Reflecting<const D: usize> {
     wa: Vec<f64>,
     slope_a: Vec<f64>,
     grad_a: Vec<[f64; D]>,
+    /// The particles whose gradient the caller reads (`None`: all), and
+    /// whether the inner estimator was told of their ghosts since the
+    /// images were last chosen.
+    wanted: Option<Vec<u32>>,
+    told: bool,
 }
 
 impl<const D: usize> Reflecting<D> {
@@ -145,7 +156,26 @@ impl<const D: usize> Reflecting<D> {
             wa: Vec::new(),
             slope_a: Vec::new(),
             grad_a: Vec::new(),
+            wanted: None,
+            told: true,
         }
+    }
+
+    /// Tells the inner estimator the wanted particles and their ghosts
+    /// (module docs), ascending: the particles, then the ghosts in order.
+    fn tell_inner(&mut self, n: usize) {
+        self.told = true;
+        let Some(wanted) = &self.wanted else {
+            self.inner.want(None);
+            return;
+        };
+        let mut mark = vec![false; n];
+        wanted.iter().for_each(|&i| mark[i as usize] = true);
+        let ghosts = (self.source.iter().enumerate())
+            .filter(|(_, s)| mark[**s as usize])
+            .map(|(g, _)| (n + g) as u32);
+        let all: Vec<u32> = wanted.iter().copied().chain(ghosts).collect();
+        self.inner.want(Some(&all));
     }
 
     /// The walls within `margin` of `x` (bits as in `walls_near`).
@@ -210,6 +240,7 @@ impl<const D: usize> Reflecting<D> {
             }
         }
         self.chosen = true;
+        self.told = false;
     }
 
     /// Whether a particle has come within the reach of a wall it had no
@@ -290,6 +321,9 @@ impl<const D: usize> DensityEstimator<D> for Reflecting<D> {
             self.xa.push(p);
             self.wa.push(w[self.source[g] as usize]);
         }
+        if !self.told {
+            self.tell_inner(n);
+        }
         let rho = self.inner.compute(&self.xa, &self.wa)?;
         Ok(&rho[..n])
     }
@@ -315,6 +349,11 @@ impl<const D: usize> DensityEstimator<D> for Reflecting<D> {
     fn reset(&mut self) {
         self.chosen = false;
         self.inner.reset();
+    }
+
+    fn want(&mut self, particles: Option<&[u32]>) {
+        self.wanted = particles.map(<[u32]>::to_vec);
+        self.told = false;
     }
 
     /// The inner estimator's, for the cloud and its images near the walls
@@ -440,5 +479,79 @@ mod tests {
         check::<1>(200, 0.01);
         check::<2>(400, 0.03);
         check::<3>(300, 0.06);
+    }
+
+    /// Members of a team of 2-3 (threads standing for MPI ranks), each
+    /// wanting the particles of its band of the first axis, with the
+    /// neighbour-list and the mesh estimators inside (the mesh divided by
+    /// slabs, whatever its size): every wanted
+    /// particle's gradient (of E and of a linear form, after moves that
+    /// choose the images again) has the single process's bits, its ghosts'
+    /// shares included.
+    #[test]
+    fn members_wanting_some_particles_get_their_bits() {
+        use crate::density::mesh::MeshDensity;
+        use crate::density::{BlobDensity, DensityEstimator};
+        use crate::util::team::{Team, ThreadTeam};
+        use std::sync::Arc;
+        let (x0, w, upper) = cloud::<2>(6000);
+        let eps = 0.02;
+        let reach = WendlandC2::new(2, eps).support();
+        let s: Vec<f64> = (0..x0.len()).map(|i| (i % 5) as f64 - 2.0).collect();
+        let run = |team: Option<Arc<dyn Team>>, mesh: bool, wanted: Option<Vec<u32>>| {
+            let inner: Box<dyn DensityEstimator<2>> = match (mesh, team) {
+                (true, Some(t)) => Box::new(
+                    MeshDensity::new(eps, usize::MAX)
+                        .with_team(t)
+                        .dividing_every_window(),
+                ),
+                (true, None) => Box::new(MeshDensity::new(eps, usize::MAX)),
+                (false, Some(t)) => Box::new(BlobDensity::new(eps).with_team(t)),
+                (false, None) => Box::new(BlobDensity::new(eps)),
+            };
+            let mut est = super::Reflecting::new(inner, [0.0; 2], upper, reach);
+            est.want(wanted.as_deref());
+            let mut grads = Vec::new();
+            for step in [0.0, 0.5, 3.0] {
+                let x: Vec<[f64; 2]> = (x0.iter().enumerate())
+                    .map(|(i, p)| {
+                        std::array::from_fn(|a| {
+                            (p[a] + step * eps * ((i + a) as f64).sin()).clamp(0.0, upper[a])
+                        })
+                    })
+                    .collect();
+                est.compute(&x, &w).unwrap();
+                let mut g = vec![[0.0; 2]; x.len()];
+                est.add_gradient(&x, &w, &s, &mut g);
+                est.add_linear_gradient(&x, &w, &s, &mut g);
+                grads.push(g);
+            }
+            grads
+        };
+        for mesh in [false, true] {
+            let single = run(None, mesh, None);
+            for size in [2, 3] {
+                let members = ThreadTeam::run(size, |t| {
+                    let band = |p: &[f64; 2]| ((p[0] * size as f64) as usize).min(size - 1);
+                    let wanted: Vec<u32> = (0..x0.len() as u32)
+                        .filter(|&i| band(&x0[i as usize]) == t.rank())
+                        .collect();
+                    let grads = run(Some(t), mesh, Some(wanted.clone()));
+                    (wanted, grads)
+                });
+                for (rank, (wanted, grads)) in members.iter().enumerate() {
+                    for (k, (g, one)) in grads.iter().zip(&single).enumerate() {
+                        for &i in wanted {
+                            let i = i as usize;
+                            assert_eq!(
+                                g[i].map(f64::to_bits),
+                                one[i].map(f64::to_bits),
+                                "mesh {mesh}, member {rank} of {size}, evaluation {k}, particle {i}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

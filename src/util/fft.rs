@@ -46,6 +46,30 @@ impl GridFft {
             fft_axis(data, &self.shape, a, &self.inverse[a], lines);
         }
     }
+
+    /// The forward (or with `inverse` the inverse) transform along axis `a`
+    /// only, of an array of `shape`, which may be a part of the grid (a
+    /// slab, [`crate::util::slabs`]) but holds whole lines of axis a:
+    /// `shape[a]` is the grid's.
+    pub fn along(
+        &self,
+        data: &mut [Complex<f64>],
+        shape: &[usize],
+        a: usize,
+        inverse: bool,
+        lines: &mut Vec<Complex<f64>>,
+    ) {
+        assert_eq!(
+            shape[a], self.shape[a],
+            "a slab holds whole lines of its axes"
+        );
+        let plan = if inverse {
+            &self.inverse[a]
+        } else {
+            &self.forward[a]
+        };
+        fft_axis(data, shape, a, plan, lines);
+    }
 }
 
 /// Apply a 1D FFT along `axis` of a row-major (axis 0 fastest) array of

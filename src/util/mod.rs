@@ -4,8 +4,8 @@
 //! ([`fft`]), the regular grid every grid of the crate is ([`grid`]), the checks of settings numbers that name the key in their errors
 //! ([`checks`]), the members that divide an evaluation ([`team`]: a single
 //! process, MPI ranks, or threads in tests), the vectors divided among
-//! them ([`shard`]) and the exchange of the values a member reads but others
-//! own ([`ghosts`]), and the process-level hooks: the allocator's arenas
+//! them ([`shard`]), the exchange of the values a member reads but others
+//! own ([`ghosts`]), a mesh divided by slabs for its FFTs ([`slabs`]), and the process-level hooks: the allocator's arenas
 //! ([`alloc`]), interrupts ([`interrupt`]) and the test-only fault
 //! injection ([`fault`]).
 
@@ -22,4 +22,5 @@ pub mod morton;
 pub mod parallel;
 pub mod shard;
 pub mod simd_dispatch;
+pub mod slabs;
 pub mod team;

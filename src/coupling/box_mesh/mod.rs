@@ -82,7 +82,7 @@
 //! on any thread count.
 //!
 //! Under a team of several members (MPI ranks, `util::team`) and d >= 2,
-//! the mesh is divided by slabs (`slabs` module): member p owns planes
+//! the mesh is divided by slabs ([`crate::util::slabs`]): member p owns planes
 //! `planes[p]` of the last axis, deposits into them (it runs over every
 //! particle, and adds the stencil's nodes in its planes, in the chunks'
 //! order: each node's sum is the single process's), transforms the lines
@@ -103,7 +103,6 @@
 
 mod axis;
 mod external;
-mod slabs;
 #[cfg(test)]
 mod tests;
 
@@ -111,12 +110,11 @@ use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 
 use self::axis::{Axis, Kind, bspline, bspline_hat, transform_axis};
-use self::slabs::Slabs;
 use super::CouplingBackend;
 use crate::model::domain::BoxDomain;
 use crate::util::fft::fast_length;
-use crate::util::ghosts::Ghosts;
 use crate::util::parallel::{CHUNK, sum_chunks, wanted_in};
+use crate::util::slabs::{Reads, Segments, Slabs};
 use crate::util::team::{self, Team, share, split_chunks};
 use std::ops::Range;
 use std::sync::Arc;
@@ -143,9 +141,6 @@ pub const MAX_NODES: usize = 1 << 24;
 /// Bytes per node: the charge, potential and K grids (f64), and the
 /// gathered FFT lines (complex, up to 4 times the axis).
 pub const BYTES_PER_NODE: usize = 3 * 8 + 4 * 16;
-
-/// Most nodes of axis 0 per segment of the exchange of Phi under a team.
-const SEGMENT: usize = 16;
 
 /// Particles per deposit chunk (each into its own grid).
 const DEPOSIT_CHUNK: usize = 65536;
@@ -325,11 +320,7 @@ impl<const D: usize> BoxMesh<D> {
     fn green_multipliers(&self, slabs: &Slabs) -> Vec<f64> {
         let (axes, sigma) = (&self.axes, self.width);
         let shape = slabs.column_shape(self.shape);
-        let first = if D >= 2 && !slabs.whole() {
-            slabs.columns[slabs.rank].start
-        } else {
-            0
-        };
+        let first = slabs.first_column();
         let nodes: usize = shape.iter().product();
         (0..nodes)
             .into_par_iter()
@@ -513,7 +504,7 @@ impl<const D: usize> BoxMesh<D> {
         }
         grids.resize(chunks * nodes, 0.0);
         grids
-            .par_chunks_mut(nodes)
+            .par_chunks_mut(nodes.max(1))
             .enumerate()
             .for_each(|(c, grid)| deposit_range(grid, c * per..((c + 1) * per).min(x.len())));
         let grids = &grids[..];
@@ -572,50 +563,27 @@ impl<const D: usize> BoxMesh<D> {
 
     /// Collective: brings this member's `potential` the nodes that the
     /// stencils of `particles` read, from the members whose planes hold
-    /// them (`util::ghosts`), by segments of w nodes of axis 0, an eighth
-    /// of the row within 4..=[`SEGMENT`] (segment k of a row starts at node
-    /// min(k w, n_0 - w), so that every segment has one length; a row's
-    /// last two may overlap).
-    /// Planned at each call: the particles move.
+    /// them, by segments of axis 0 ([`Segments`]). Planned at each call:
+    /// the particles move.
     fn fetch_nodes(&mut self, x: &[[f64; D]], particles: &[u32]) {
-        let row = self.shape[0];
-        let width = (row / 8).clamp(4, SEGMENT).min(row);
-        let per_row = row.div_ceil(width);
-        let per_plane = self.slabs.plane / row * per_row;
-        let owned: Vec<Range<usize>> = (self.slabs.planes.iter())
-            .map(|p| p.start * per_plane..p.end * per_plane)
-            .collect();
+        let segments = Segments::new(self.shape[0]);
         let this = &*self;
         let reads: Vec<Vec<u32>> = particles
             .par_chunks(CHUNK)
             .map(|ids| {
-                let mut segments = Vec::with_capacity(ids.len() << (2 * D - 1));
+                let mut read = Reads::default();
                 for &i in ids {
                     let st = this.stencil(&x[i as usize]);
-                    let (first, last) = (st.offset[0].iter().min(), st.offset[0].iter().max());
-                    let blocks = first.unwrap() / width..=last.unwrap() / width;
-                    st.rows(|o| {
-                        let r = o / row * per_row;
-                        segments.extend(blocks.clone().map(|k| (r + k) as u32));
-                    });
+                    let (lo, hi) = (st.offset[0].iter().min(), st.offset[0].iter().max());
+                    let (lo, hi) = (*lo.unwrap(), *hi.unwrap());
+                    st.rows(|start| segments.push(start, lo, hi, &mut read));
                 }
-                segments.sort_unstable();
-                segments.dedup();
-                segments
+                read.list
             })
             .collect();
-        let mut ghosts = Ghosts::plan(
-            &*self.team,
-            &owned,
-            self.nodes / row * per_row,
-            reads.par_iter().map(|r| &r[..]),
-            |_| true,
-        );
-        self.fetched = ghosts.count() * width;
-        ghosts.exchange_at(&*self.team, &mut self.potential, width, |s| {
-            let s = s as usize;
-            s / per_row * row + (s % per_row * width).min(row - width)
-        });
+        let mut plan = segments.plan(&*self.team, &self.slabs, reads.par_iter().map(|r| &r[..]));
+        self.fetched = plan.count() * segments.width();
+        segments.exchange(&*self.team, &mut plan, &mut self.potential);
     }
 }
 
@@ -723,8 +691,7 @@ impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
                     self.wanted = Some(wanted);
                 }
                 None => {
-                    let plane = self.slabs.plane;
-                    share(&*self.team, &self.slabs.planes, plane, &mut self.potential);
+                    self.slabs.gather(&*self.team, &mut self.potential);
                     self.fetched = self.nodes - self.slabs.nodes().len();
                 }
             }

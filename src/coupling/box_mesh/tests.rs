@@ -661,7 +661,7 @@ fn a_team_gets_the_single_process_bits() {
             let u = mesh.energy_and_field(&x, &q, &mut field);
             let nodes = mesh.shape.iter().product::<usize>() as f64;
             let (n0, own) = (mesh.shape[0] as f64, mesh.slabs.nodes().len() as f64);
-            let w = (n0 / 8.0).floor().clamp(4.0, SEGMENT as f64);
+            let w = crate::util::slabs::Segments::new(mesh.shape[0]).width() as f64;
             let reach = (n0 / mesh.slabs.planes.len() as f64 + 2.0 * (2.0 + w - 1.0) + 1.0) / n0;
             let bound = reach.min(1.0) * (1.0 - own / nodes);
             let share = mesh.fetched_nodes() as f64 / nodes;
