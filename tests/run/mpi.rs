@@ -146,10 +146,16 @@ fn pnp_3d_tree_on_1_2_3_ranks_equals_one_process() {
     same_as_one_process("pnp_3d_tree");
 }
 
-/// A box with charged walls (its mesh Poisson solve is not divided yet).
+/// A box with charged walls (its mesh Poisson solve divided by slabs).
 #[test]
 fn bounded_2d_on_1_2_3_ranks_equals_one_process() {
     same_as_one_process("box_2d");
+}
+
+/// The same box with mesh densities, their windows divided by slabs too.
+#[test]
+fn bounded_2d_on_meshes_on_1_2_3_ranks_equals_one_process() {
+    same_as_one_process("box_mesh_2d");
 }
 
 /// A rerun on the same number of ranks writes the same bytes; the same
