@@ -700,7 +700,8 @@ impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
         let slope = |xi: &[f64; D]| this.stencil(xi).sums(grid, false, true).1;
         match self.wanted.as_deref().filter(|_| divided) {
             // A member wanting some particles interpolates their field,
-            // wherever they are: every member holds the whole mesh.
+            // wherever they are: it holds the nodes their stencils read
+            // (its planes, and the segments fetched above).
             Some(wanted) => field.par_chunks_mut(CHUNK).enumerate().for_each(|(c, f)| {
                 let first = c * CHUNK;
                 for &i in wanted_in(wanted, first..first + f.len()) {
