@@ -57,7 +57,9 @@
 //! theirs and exchanges none. The nodes of phi and of the gradient's
 //! convolution that those stencils read on other members' planes come by
 //! segments of axis 0, planned once per `compute` (the positions are
-//! those of the gradient passes that follow).
+//! those of the gradient passes that follow), and are kept beside the
+//! member's planes ([`crate::util::slabs::Halo`]): no member holds a grid
+//! of the whole window.
 
 use crate::util::math::cubic_bspline as bspline;
 use rayon::prelude::*;
@@ -65,10 +67,9 @@ use rustfft::num_complex::Complex;
 
 use crate::model::kernel::{RadialKernel, WendlandC2};
 use crate::util::fft::{GridFft, fast_length};
-use crate::util::ghosts::Ghosts;
 use crate::util::grid::Grid;
 use crate::util::parallel::CHUNK;
-use crate::util::slabs::{Reads, Segments, Slabs};
+use crate::util::slabs::{Halo, Reads, Segments, Slabs};
 use crate::util::team::{self, Team, share, split_chunks};
 use std::ops::Range;
 use std::sync::Arc;
@@ -179,6 +180,29 @@ impl<const D: usize> Window<D> {
         self.grid.len()
     }
 
+    /// The values of `grid` at the 4^D nodes of the stencil whose first
+    /// node is `base`, node j_0 + 4 j_1 + 16 j_2 (as `offsets`).
+    #[inline(always)]
+    fn values(&self, segments: &Segments, grid: &Halo, base: usize) -> [f64; 64] {
+        let row = if D == 1 {
+            self.grid.cells()[0]
+        } else {
+            self.strides[1]
+        };
+        let x0 = base % row;
+        let at = [x0, x0 + 1, x0 + 2, x0 + 3];
+        let mut values = [0.0; 64];
+        for (k, out) in values
+            .chunks_exact_mut(4)
+            .take(4usize.pow(D as u32 - 1))
+            .enumerate()
+        {
+            let start = base - x0 + self.offsets[4 * k];
+            out.copy_from_slice(&segments.row4(grid, start, at));
+        }
+        values
+    }
+
     /// The stencil of a particle: flat index of its first node and the
     /// B-spline weights and derivatives per axis (u = x / Delta).
     #[inline(always)]
@@ -217,10 +241,11 @@ pub struct MeshDensity<const D: usize> {
     /// on this member's column grid (the whole window for one member).
     fft: Option<GridFft>,
     kernel_hat: Vec<f64>,
-    /// phi = Kd * M, and b = Kd * a for the gradient (module docs), on the
-    /// whole window: this member's planes and the nodes its stencils read.
-    phi: Vec<f64>,
-    conv: Vec<f64>,
+    /// phi = Kd * M, and b = Kd * a for the gradient (module docs): this
+    /// member's planes and the segments of others its stencils read (the
+    /// whole window for one member).
+    phi: Halo,
+    conv: Halo,
     /// Deposit grids, one per chunk, then their sum (this member's planes).
     chunk_grids: Vec<f64>,
     deposit: Vec<f64>,
@@ -234,7 +259,7 @@ pub struct MeshDensity<const D: usize> {
     team: Arc<dyn Team>,
     divided_cells_per_point: usize,
     slabs: Slabs,
-    reads: Option<(Segments, Ghosts)>,
+    segments: Segments,
     /// The particles whose gradient the caller reads
     /// ([`super::DensityEstimator::want`]; `None`: all).
     wanted: Option<Vec<u32>>,
@@ -278,8 +303,8 @@ impl<const D: usize> MeshDensity<D> {
             window: None,
             fft: None,
             kernel_hat: Vec::new(),
-            phi: Vec::new(),
-            conv: Vec::new(),
+            phi: Halo::default(),
+            conv: Halo::default(),
             chunk_grids: Vec::new(),
             deposit: Vec::new(),
             work: Vec::new(),
@@ -289,7 +314,7 @@ impl<const D: usize> MeshDensity<D> {
             team: team::current(),
             divided_cells_per_point: DIVIDED_CELLS_PER_POINT,
             slabs: Slabs::new(&[1; D], 1, 0),
-            reads: None,
+            segments: Segments::new(&Slabs::new(&[1; D], 1, 0), 1),
             wanted: None,
         }
     }
@@ -404,8 +429,9 @@ impl<const D: usize> MeshDensity<D> {
                 };
                 let (slab, columns) = (self.slabs.nodes().len(), self.column_cells(shape));
                 let zero = Complex::new(0.0, 0.0);
-                self.phi.resize(cells, 0.0);
-                self.conv.resize(cells, 0.0);
+                self.segments = Segments::new(&self.slabs, shape[0]);
+                self.phi.slab.resize(slab, 0.0);
+                self.conv.slab.resize(slab, 0.0);
                 self.deposit.resize(slab, 0.0);
                 self.work.resize(slab, zero);
                 self.columns
@@ -592,8 +618,7 @@ impl<const D: usize> MeshDensity<D> {
         } else {
             &mut self.conv
         };
-        out[self.slabs.nodes()]
-            .par_iter_mut()
+        (out.slab.par_iter_mut())
             .zip(work.par_iter())
             .for_each(|(o, c)| *o = c.re);
         (self.work, self.columns, self.kernel_hat) = (work, columns, kernel_hat);
@@ -605,7 +630,7 @@ impl<const D: usize> MeshDensity<D> {
     /// particles (`parts`) and wanted ones read (module docs).
     fn plan_reads(&mut self, x: &[[f64; D]], mine: Range<usize>) {
         let window = self.window.as_ref().expect("placed");
-        let segments = Segments::new(window.shape()[0]);
+        let segments = &self.segments;
         let (row, inv) = (window.strides[1.min(D - 1)], 1.0 / self.spacing);
         let stencil_rows = |i: usize, out: &mut Reads| {
             let (base, _, _) = window.stencil(&x[i], inv);
@@ -638,20 +663,18 @@ impl<const D: usize> MeshDensity<D> {
             read.list
         });
         let reads: Vec<Vec<u32>> = own.chain(theirs).collect();
-        let plan = segments.plan(&*self.team, &self.slabs, reads.par_iter().map(|r| &r[..]));
-        self.reads = Some((segments, plan));
+        (self.segments).plan(&*self.team, reads.par_iter().map(|r| &r[..]));
     }
 
     /// Collective (a member of a divided mesh): the planned segments of phi
     /// (or of the gradient's convolution) from the members holding them.
     fn fetch(&mut self, into_phi: bool) {
-        let (segments, plan) = self.reads.as_mut().expect("planned by compute");
         let grid = if into_phi {
             &mut self.phi
         } else {
             &mut self.conv
         };
-        segments.exchange(&*self.team, plan, grid);
+        self.segments.fetch(&*self.team, grid);
     }
 
     /// rho at every particle of `x` (one species, weights `w`), or an error
@@ -670,7 +693,8 @@ impl<const D: usize> MeshDensity<D> {
             self.fetch(true);
         }
         let window = self.window.as_ref().expect("placed");
-        let (phi, inv) = (&self.phi[..], 1.0 / self.spacing);
+        let (phi, inv) = (&self.phi, 1.0 / self.spacing);
+        let (segments, whole) = (&self.segments, self.slabs.whole());
         let mine = &parts[self.team.rank()];
         self.rho.resize(x.len(), 0.0);
         self.rho
@@ -683,12 +707,21 @@ impl<const D: usize> MeshDensity<D> {
                 for (r, xi) in rho.iter_mut().zip(x) {
                     let (base, w, _) = window.stencil(xi, inv);
                     tensor(&w, &mut nodes);
-                    *r = window
-                        .offsets
-                        .iter()
-                        .zip(&nodes)
-                        .map(|(o, wn)| wn * phi[base + o])
-                        .sum();
+                    // The same products in the same order on a whole
+                    // window as on a member's planes and segments.
+                    *r = if whole {
+                        let grid = &phi.slab;
+                        (window.offsets.iter())
+                            .zip(&nodes)
+                            .map(|(o, wn)| wn * grid[base + o])
+                            .sum()
+                    } else {
+                        let values = window.values(segments, phi, base);
+                        (values.iter().take(window.offsets.len()))
+                            .zip(&nodes)
+                            .map(|(v, wn)| wn * v)
+                            .sum()
+                    };
                 }
             });
         if divided {
@@ -745,7 +778,8 @@ impl<const D: usize> MeshDensity<D> {
             self.fetch(false);
         }
         let window = self.window.as_ref().expect("placed");
-        let (phi, b, inv) = (&self.phi[..], &self.conv[..], 1.0 / self.spacing);
+        let (phi, b, inv) = (&self.phi, &self.conv, 1.0 / self.spacing);
+        let (segments, whole) = (&self.segments, self.slabs.whole());
         // Particle i's term, from the mesh's nodes (a member's planes and
         // the segments it received): the same bits wherever it is computed.
         let add = |i: usize, gi: &mut [f64; D], nodes: &mut [[f64; 64]; D]| {
@@ -757,10 +791,24 @@ impl<const D: usize> MeshDensity<D> {
                 tensor(&f, nodes_a);
             }
             let mut acc = [0.0; D];
-            for (n, o) in window.offsets.iter().enumerate() {
-                let v = si * phi[base + o] + bi * b[base + o];
+            let mut node = |n: usize, phi_n: f64, b_n: f64| {
+                let v = si * phi_n + bi * b_n;
                 for a in 0..D {
                     acc[a] += nodes[a][n] * v;
+                }
+            };
+            if whole {
+                let (phi, b) = (&phi.slab, &b.slab);
+                for (n, o) in window.offsets.iter().enumerate() {
+                    node(n, phi[base + o], b[base + o]);
+                }
+            } else {
+                let (phi, b) = (
+                    window.values(segments, phi, base),
+                    window.values(segments, b, base),
+                );
+                for n in 0..window.offsets.len() {
+                    node(n, phi[n], b[n]);
                 }
             }
             for a in 0..D {

@@ -47,8 +47,10 @@ pub struct Ghosts {
     receive: Vec<Vec<u32>>,
     /// `send[q]`: the items of this member that member q receives, ascending.
     send: Vec<Vec<u32>>,
-    /// Send buffer of the exchange, reused.
+    /// Send buffer of the exchange, and the ghosts' values of
+    /// [`Self::exchange_at`] before they are placed, reused.
     buffer: Vec<f64>,
+    got: Vec<f64>,
 }
 
 impl Ghosts {
@@ -112,6 +114,7 @@ impl Ghosts {
             receive,
             send,
             buffer: Vec::new(),
+            got: Vec::new(),
         }
     }
 
@@ -132,27 +135,45 @@ impl Ghosts {
         width: usize,
         at: impl Fn(u32) -> usize,
     ) {
+        let mut got = std::mem::take(&mut self.got);
+        got.resize(self.count() * width, 0.0);
+        self.exchange_apart(team, values, width, &at, &mut got);
+        for (s, v) in self.received().zip(got.chunks_exact(width)) {
+            values[at(s)..at(s) + width].copy_from_slice(v);
+        }
+        self.got = got;
+    }
+
+    /// Collective: sends the owners' values, item s's `width` numbers at
+    /// `at(s)` in `owned`, and writes the ghosts' values into `ghosts`, the
+    /// j-th of [`Self::received`] at `j * width` (a member keeping its
+    /// ghosts apart from its own items, compactly).
+    pub fn exchange_apart(
+        &mut self,
+        team: &dyn Team,
+        owned: &[f64],
+        width: usize,
+        at: impl Fn(u32) -> usize,
+        ghosts: &mut [f64],
+    ) {
         let me = team.rank();
-        let item = |s: u32| at(s)..at(s) + width;
+        assert_eq!(ghosts.len(), self.count() * width, "room for the ghosts");
+        let mut place = 0;
         for q in (0..self.send.len()).filter(|&q| q != me) {
             let (first, second) = pair_order(me, q);
+            let from = place;
+            place += self.receive[q].len() * width;
             for turn in [first, second] {
                 if turn == me && !self.send[q].is_empty() {
                     self.buffer.clear();
                     for &s in &self.send[q] {
-                        self.buffer.extend_from_slice(&values[item(s)]);
+                        self.buffer.extend_from_slice(&owned[at(s)..at(s) + width]);
                     }
                     team.send(q, &self.buffer);
                 } else if turn != me && !self.receive[q].is_empty() {
                     let got = team.receive(q);
-                    assert_eq!(
-                        got.len(),
-                        self.receive[q].len() * width,
-                        "ghost message length"
-                    );
-                    for (&s, v) in self.receive[q].iter().zip(got.chunks_exact(width)) {
-                        values[item(s)].copy_from_slice(v);
-                    }
+                    assert_eq!(got.len(), place - from, "ghost message length");
+                    ghosts[from..place].copy_from_slice(&got);
                 }
             }
         }

@@ -33,15 +33,20 @@
 //! stencils of its particles read nodes on other members' planes too. It
 //! receives those by segments of w nodes of axis 0 (an eighth of the row
 //! within 4..=16): rows are whole planes' worth of lines of axis 0, and a
-//! member's particles, a region of space, read parts of many rows.
+//! member's particles, a region of space, read parts of many rows. It
+//! keeps them in a [`Halo`], its planes and the segments one after the
+//! other, indexed by row: no member holds a grid of the whole mesh, so a
+//! member's memory for a grid is its slab, the segments its particles
+//! read, and 4 bytes per row of axis 0 (n^(d-1) of them).
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 use rustfft::num_complex::Complex;
+use strength_reduce::StrengthReducedUsize;
 
 use crate::util::ghosts::Ghosts;
-use crate::util::team::{Team, exchange_pairs, share, split_even};
+use crate::util::team::{Team, exchange_pairs, split_even};
 
 /// A value the transposes carry: its numbers, in order.
 pub trait Carried: Copy + Send + Sync {
@@ -218,14 +223,6 @@ impl Slabs {
         }
     }
 
-    /// Collective: every member's planes of `grid` (the whole grid) to
-    /// every member.
-    pub fn gather(&self, team: &dyn Team, grid: &mut [f64]) {
-        if !self.whole() {
-            share(team, &self.planes, self.plane, grid);
-        }
-    }
-
     /// Whether member p's planes hold nodes of member q's columns.
     fn carries(&self, p: usize, q: usize) -> bool {
         !self.planes[p].is_empty() && !self.columns[q].is_empty()
@@ -244,10 +241,37 @@ impl Slabs {
     }
 }
 
+/// A grid as a member of a divided mesh holds it (module docs): the nodes
+/// of its planes, and the segments of other members' planes it received,
+/// one after the other; read through the [`Segments`] that fetched them.
+/// For one member, `slab` is the whole grid.
+#[derive(Debug, Clone, Default)]
+pub struct Halo {
+    /// This member's planes, in grid order.
+    pub slab: Vec<f64>,
+    /// The received segments, w nodes each, in the order of the plan.
+    received: Vec<f64>,
+}
+
+impl Halo {
+    /// Nodes held: the planes' and the received segments'.
+    pub fn held(&self) -> usize {
+        self.slab.len() + self.received.len()
+    }
+}
+
+/// No entry (a row with no segment received, a segment not received).
+const NONE: u32 = u32::MAX;
+
 /// Segments of the rows of axis 0 of a grid: what a member reading nodes
-/// on other members' planes receives (module docs). Segment k of row r
-/// starts at node min(k w, n_0 - w) of the row, so that every segment has
-/// one length; a row's last two may overlap.
+/// on other members' planes receives (module docs), and where it keeps
+/// them. Segment k of row r starts at node min(k w, n_0 - w) of the row,
+/// so that every segment has one length; a row's last two may overlap.
+///
+/// A [`Halo`] holds the received segments compactly: the index is a table
+/// of one entry per row of the grid (4 bytes per n_0 nodes), pointing the
+/// rows with segments received to a block of one entry per segment of the
+/// row, and a read costs two indexed loads more than on the whole grid.
 #[derive(Debug, Clone)]
 pub struct Segments {
     /// Nodes of axis 0 (a row).
@@ -256,25 +280,65 @@ pub struct Segments {
     width: usize,
     /// Segments per row.
     per_row: usize,
+    /// Division by the row, and per node of a row its segment and place
+    /// in it (the reads' divisions, done once).
+    by_row: StrengthReducedUsize,
+    place: Vec<[u32; 2]>,
+    /// This member's nodes, whole planes (every node for one member).
+    own: Range<usize>,
+    /// Every member's segments, and the count of all.
+    owned: Vec<Range<usize>>,
+    total: usize,
+    /// The plan of the last [`Self::plan`].
+    ghosts: Ghosts,
+    /// Per row of the grid: its block of `table`, or NONE (empty until a
+    /// plan needs it).
+    rows: Vec<u32>,
+    /// Per block, per segment of its row: the segment's place among the
+    /// received, or NONE.
+    table: Vec<u32>,
+    /// The rows given a block, cleared at the next plan.
+    touched: Vec<u32>,
 }
 
 impl Segments {
     /// Most nodes per segment.
     pub const MOST: usize = 16;
 
-    /// The segments of rows of `row` nodes.
-    pub fn new(row: usize) -> Self {
+    /// The segments of rows of `row` nodes of a grid divided by `slabs`.
+    pub fn new(slabs: &Slabs, row: usize) -> Self {
         let width = (row / 8).clamp(4, Self::MOST).min(row);
+        let per_row = row.div_ceil(width);
+        let per_plane = slabs.plane / row * per_row;
+        let start = |k: usize| (k * width).min(row - width);
         Segments {
             row,
             width,
-            per_row: row.div_ceil(width),
+            per_row,
+            by_row: StrengthReducedUsize::new(row.max(1)),
+            place: (0..row)
+                .map(|x| [(x / width) as u32, (x - start(x / width)) as u32])
+                .collect(),
+            own: slabs.nodes(),
+            owned: (slabs.planes.iter())
+                .map(|p| p.start * per_plane..p.end * per_plane)
+                .collect(),
+            total: slabs.planes.last().map_or(0, |p| p.end) * per_plane,
+            ghosts: Ghosts::default(),
+            rows: Vec::new(),
+            table: Vec::new(),
+            touched: Vec::new(),
         }
     }
 
     /// Nodes per segment.
     pub fn width(&self) -> usize {
         self.width
+    }
+
+    /// Segments received per fetch under the last plan.
+    pub fn count(&self) -> usize {
+        self.ghosts.count()
     }
 
     /// Notes in `out` the segments holding nodes `from..=to` of axis 0 of
@@ -287,31 +351,66 @@ impl Segments {
         }
     }
 
-    /// Collective: the plan that brings this member's grid the segments
+    /// Collective: plans the fetches that bring this member the segments
     /// `reads` lists (in any order, repeats allowed) from the members whose
-    /// planes of `slabs` hold them.
-    pub fn plan<'a>(
-        &self,
-        team: &dyn Team,
-        slabs: &Slabs,
-        reads: impl ParallelIterator<Item = &'a [u32]>,
-    ) -> Ghosts {
-        let per_plane = slabs.plane / self.row * self.per_row;
-        let owned: Vec<Range<usize>> = (slabs.planes.iter())
-            .map(|p| p.start * per_plane..p.end * per_plane)
-            .collect();
-        let total = slabs.planes.last().map_or(0, |p| p.end) * per_plane;
-        Ghosts::plan(team, &owned, total, reads, |_| true)
+    /// planes hold them, and indexes where its [`Halo`]s will keep them.
+    pub fn plan<'a>(&mut self, team: &dyn Team, reads: impl ParallelIterator<Item = &'a [u32]>) {
+        self.ghosts = Ghosts::plan(team, &self.owned, self.total, reads, |_| true);
+        for &r in &self.touched {
+            self.rows[r as usize] = NONE;
+        }
+        self.touched.clear();
+        self.table.clear();
+        if self.ghosts.count() > 0 && self.rows.is_empty() {
+            self.rows = vec![NONE; self.total / self.per_row];
+        }
+        let per_row = self.per_row;
+        for (j, s) in self.ghosts.received().enumerate() {
+            let (r, k) = (s as usize / per_row, s as usize % per_row);
+            if self.rows[r] == NONE {
+                self.rows[r] = self.touched.len() as u32;
+                self.touched.push(r as u32);
+                self.table.resize(self.table.len() + per_row, NONE);
+            }
+            self.table[self.rows[r] as usize * per_row + k] = j as u32;
+        }
     }
 
-    /// Collective: the segments of `plan` into `grid` (the whole grid,
-    /// holding this member's planes) from their owners.
-    pub fn exchange(&self, team: &dyn Team, plan: &mut Ghosts, grid: &mut [f64]) {
-        let (row, width, per_row) = (self.row, self.width, self.per_row);
-        plan.exchange_at(team, grid, width, |s| {
+    /// Collective: the planned segments into `halo` (whose `slab` holds
+    /// this member's planes) from their owners.
+    pub fn fetch(&mut self, team: &dyn Team, halo: &mut Halo) {
+        let (row, width, per_row, first) = (self.row, self.width, self.per_row, self.own.start);
+        halo.received.resize(self.ghosts.count() * width, 0.0);
+        let at = |s: u32| {
             let s = s as usize;
-            s / per_row * row + (s % per_row * width).min(row - width)
-        });
+            s / per_row * row + (s % per_row * width).min(row - width) - first
+        };
+        (self.ghosts).exchange_apart(team, &halo.slab, width, at, &mut halo.received);
+    }
+
+    /// The nodes `at` (indices on axis 0) of the row of `halo` whose first
+    /// node is `start` (a multiple of the row): from the member's planes,
+    /// or from the segments the last [`Self::fetch`] brought; NaN for a
+    /// node the member does not hold.
+    #[inline(always)]
+    pub fn row4(&self, halo: &Halo, start: usize, at: [usize; 4]) -> [f64; 4] {
+        let o = start.wrapping_sub(self.own.start);
+        if o < self.own.len() {
+            let r = &halo.slab[o..o + self.row];
+            return at.map(|x| r[x]);
+        }
+        let block = self.rows.get(start / self.by_row).copied().unwrap_or(NONE);
+        if block == NONE {
+            return [f64::NAN; 4];
+        }
+        let table = &self.table[block as usize * self.per_row..][..self.per_row];
+        at.map(|x| {
+            let [k, into] = self.place[x];
+            match table[k as usize] {
+                NONE => f64::NAN,
+                j => halo.received[j as usize * self.width + into as usize],
+            }
+        })
     }
 }
 
@@ -393,8 +492,10 @@ mod tests {
 
     /// A member reading random nodes receives, in whole segments, every
     /// node it read that other members' planes hold, with their values,
-    /// and nothing outside those segments; rows of 3 to 40 nodes (one
-    /// segment a row to several, the last two overlapping).
+    /// and reads NaN at a node of no segment it received; it holds its
+    /// planes and the segments, nothing else. Rows of 3 to 40 nodes (one
+    /// segment a row to several, the last two overlapping); a second plan
+    /// of other reads forgets the first's segments.
     #[test]
     fn segments_bring_every_node_read() {
         for shape in [[3usize, 5, 4], [23, 6, 5], [40, 3, 7]] {
@@ -403,31 +504,40 @@ mod tests {
             for size in 2..=3 {
                 ThreadTeam::run(size, |t| {
                     let s = Slabs::new(&shape, size, t.rank());
-                    let seg = Segments::new(shape[0]);
-                    let reads: Vec<usize> = (0..nodes / 3)
-                        .map(|k| (k * 7919 + 13 * t.rank()) % nodes)
-                        .collect();
-                    let mut lists = vec![Reads::default()];
-                    for &g in &reads {
-                        let x = g % shape[0];
-                        seg.push(g - x, x, x, &mut lists[0]);
+                    let mut seg = Segments::new(&s, shape[0]);
+                    let mut halo = Halo {
+                        slab: s.nodes().map(value).collect(),
+                        ..Halo::default()
+                    };
+                    for round in 0..2 {
+                        let reads: Vec<usize> = (0..nodes / 3)
+                            .map(|k| (k * 7919 + 13 * t.rank() + 101 * round) % nodes)
+                            .collect();
+                        let mut lists = vec![Reads::default()];
+                        for &g in &reads {
+                            let x = g % shape[0];
+                            seg.push(g - x, x, x, &mut lists[0]);
+                        }
+                        let lists: Vec<Vec<u32>> = lists.into_iter().map(|r| r.list).collect();
+                        seg.plan(&*t, lists.par_iter().map(|l| &l[..]));
+                        seg.fetch(&*t, &mut halo);
+                        let at = format!("{shape:?}, member {} of {size}, round {round}", t.rank());
+                        let read = |g: usize| {
+                            let x = g % shape[0];
+                            seg.row4(&halo, g - x, [x; 4])[0]
+                        };
+                        for &g in &reads {
+                            assert_eq!(read(g), value(g), "{at}");
+                        }
+                        let held = (0..nodes).filter(|&g| !read(g).is_nan()).count();
+                        let mut whole = seg.count() * seg.width();
+                        assert_eq!(halo.received.len(), whole, "{at}");
+                        whole += s.nodes().len();
+                        assert!(held <= whole, "{at}: {held} > {whole}");
+                        for g in (0..nodes).filter(|&g| !read(g).is_nan()) {
+                            assert_eq!(read(g), value(g), "{at}");
+                        }
                     }
-                    let lists: Vec<Vec<u32>> = lists.into_iter().map(|r| r.list).collect();
-                    let mut grid = vec![f64::NAN; nodes];
-                    s.nodes().for_each(|g| grid[g] = value(g));
-                    let mut plan = seg.plan(&*t, &s, lists.par_iter().map(|l| &l[..]));
-                    seg.exchange(&*t, &mut plan, &mut grid);
-                    for &g in &reads {
-                        assert_eq!(
-                            grid[g],
-                            value(g),
-                            "{shape:?}, member {} of {size}",
-                            t.rank()
-                        );
-                    }
-                    let written = grid.iter().filter(|v| !v.is_nan()).count();
-                    let bound = s.nodes().len() + plan.count() * seg.width();
-                    assert!(written <= bound, "{written} > {bound}");
                 });
             }
         }

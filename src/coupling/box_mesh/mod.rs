@@ -93,13 +93,13 @@
 //! member that wants some particles' field only ([`CouplingBackend::want`],
 //! a JKO step's member) receives the nodes of Phi their stencils read on
 //! other members' planes (by segments of axis 0, `util::ghosts`, planned at
-//! each evaluation) and interpolates those particles; otherwise the planes
-//! are gathered and the interpolations divided by chunks of `CHUNK`
-//! particles, shared by an `all_gather` of N d numbers. Each node's and each
+//! each evaluation) and interpolates those particles; otherwise it does so
+//! for its part of the particles (chunks of `CHUNK`), and the fields are
+//! shared by an `all_gather` of N d numbers. Each node's and each
 //! particle's values are computed by the same code on the same numbers
 //! wherever they run: the single process's bits on any team. A member
-//! holds its slab's grids and the whole grid of Phi (written only where
-//! its particles read).
+//! holds its slab's grids and the segments of Phi it received
+//! ([`crate::util::slabs::Halo`]), never a grid of the whole mesh.
 
 mod axis;
 mod external;
@@ -114,7 +114,7 @@ use super::CouplingBackend;
 use crate::model::domain::BoxDomain;
 use crate::util::fft::fast_length;
 use crate::util::parallel::{CHUNK, sum_chunks, wanted_in};
-use crate::util::slabs::{Reads, Segments, Slabs};
+use crate::util::slabs::{Halo, Reads, Segments, Slabs};
 use crate::util::team::{self, Team, share, split_chunks};
 use std::ops::Range;
 use std::sync::Arc;
@@ -160,9 +160,11 @@ pub struct BoxMesh<const D: usize> {
     /// K in the spectral slots of this member's column grid (0 in unused
     /// slots and at kappa = 0; the whole grid for one member).
     green: Vec<f64>,
-    /// Phi on the whole grid: this member's planes, and the rows its
+    /// Phi on this member's planes and the segments of other planes its
     /// interpolations read (every node for one member).
-    potential: Vec<f64>,
+    potential: Halo,
+    /// Where `potential` keeps the segments, and their plan.
+    segments: Segments,
     /// The last deposit M on this member's planes, kept for the energy
     /// (1/2) sum_g M_g Phi_g.
     charge: Vec<f64>,
@@ -259,7 +261,8 @@ impl<const D: usize> BoxMesh<D> {
             strides,
             nodes,
             green: Vec::new(),
-            potential: vec![0.0; nodes],
+            potential: Halo::default(),
+            segments: Segments::new(&Slabs::new(&shape, 1, 0), shape[0]),
             charge: Vec::new(),
             chunk_grids: Vec::new(),
             lines: Vec::new(),
@@ -276,8 +279,10 @@ impl<const D: usize> BoxMesh<D> {
     /// (the process's team, [`team::current`], by default; module docs).
     pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
         self.slabs = Slabs::new(&self.shape, team.size(), team.rank());
+        self.segments = Segments::new(&self.slabs, self.shape[0]);
         self.team = team;
         self.charge = vec![0.0; self.slabs.nodes().len()];
+        self.potential.slab = vec![0.0; self.slabs.nodes().len()];
         self.green = self.green_multipliers(&self.slabs);
         let columns = self.green.len();
         self.columns = if self.slabs.whole() {
@@ -299,7 +304,7 @@ impl<const D: usize> BoxMesh<D> {
     /// chunks and over the planes in order. A member sums its planes; the
     /// plane sums are gathered (one number a plane).
     fn energy(&self) -> f64 {
-        let (m, phi) = (&self.charge, &self.potential[self.slabs.nodes()]);
+        let (m, phi) = (&self.charge, &self.potential.slab);
         let plane = self.slabs.plane;
         let mine: Vec<f64> = m
             .par_chunks(plane)
@@ -363,19 +368,22 @@ impl<const D: usize> BoxMesh<D> {
         self.axes.each_ref().map(|a| a.n)
     }
 
-    /// Bytes one member holds for `particles` particles: the whole grid of
-    /// Phi, the slab's grids of [`BYTES_PER_NODE`] (for one member, the
-    /// whole grid's), and the deposit chunk grids of the slab.
+    /// Bytes one member holds for `particles` particles: the slab's grids
+    /// of [`BYTES_PER_NODE`] (for one member, the whole grid's), the
+    /// deposit chunk grids of the slab and, under a team, the index of the
+    /// received segments (4 bytes a row of axis 0; the segments themselves
+    /// are the nodes its particles read off its planes, a share that falls
+    /// as the region of its particles' surface).
     pub fn extra_memory(&self, particles: usize) -> u64 {
         let slab = self.slabs.nodes().len().max(self.green.len());
         let chunks = deposit_chunks(particles, self.nodes);
         let grids = if chunks > 1 { chunks * slab * 8 } else { 0 };
-        let whole = if self.slabs.whole() {
+        let index = if self.slabs.whole() {
             0
         } else {
-            self.nodes * 8
+            self.nodes / self.shape[0] * 4
         };
-        (BYTES_PER_NODE * slab + whole + grids) as u64
+        (BYTES_PER_NODE * slab + index + grids) as u64
     }
 
     /// `data` = K `data` in place on the whole grid (forward transforms of
@@ -519,10 +527,26 @@ impl<const D: usize> BoxMesh<D> {
             });
     }
 
-    /// phi(x) and grad phi(x) from the last solve's node potentials.
+    /// phi(x) if `value` and grad phi(x) if `slope` (0 for what is not
+    /// asked) from the last solve's Phi: read on the whole grid for one
+    /// member; under a team, gathered first from the member's planes and
+    /// the segments it received (NaN where it holds none). Both sum the
+    /// same products in the same order.
     #[inline(always)]
-    fn interpolate(&self, x: &[f64; D], grid: &[f64]) -> (f64, [f64; D]) {
-        self.stencil(x).sums(grid, true, true)
+    fn interpolate(&self, x: &[f64; D], value: bool, slope: bool) -> (f64, [f64; D]) {
+        let st = self.stencil(x);
+        if self.slabs.whole() {
+            let grid = &self.potential.slab;
+            return st.sums(|_, o| grid[o], value, slope);
+        }
+        let mut values = [0.0; 64];
+        let mut k = 0;
+        st.rows(|start| {
+            let row = self.segments.row4(&self.potential, start, st.offset[0]);
+            values[k..k + 4].copy_from_slice(&row);
+            k += 4;
+        });
+        st.sums(|k, _| values[k], value, slope)
     }
 
     /// Nodes of Phi this member received at the last evaluation (0 for one
@@ -534,11 +558,11 @@ impl<const D: usize> BoxMesh<D> {
 
     /// The potential sum_j q_j G_mesh(x, x_j) of the charges of the last
     /// [`energy_and_field`](CouplingBackend::energy_and_field), and its
-    /// gradient. Under a team, the mesh holds every node only after an
-    /// evaluation that wanted every particle; after one that wanted some,
-    /// only the nodes their stencils read are current.
+    /// gradient. Under a team, a member holds the nodes of its planes and
+    /// those its particles' stencils read at that evaluation (its own, or
+    /// those it wanted): elsewhere the values are NaN.
     pub fn potential(&self, x: &[f64; D]) -> (f64, [f64; D]) {
-        self.interpolate(x, &self.potential)
+        self.interpolate(x, true, true)
     }
 
     /// Solves for the charges `q` at `x` (deposit, K), leaving the node
@@ -551,7 +575,7 @@ impl<const D: usize> BoxMesh<D> {
         let mut columns = std::mem::take(&mut self.columns);
         let mine = self.slabs.nodes();
         self.deposit(x, |i| q[i], mine.start, &mut charge, &mut grids);
-        let slab = &mut potential[mine];
+        let slab = &mut potential.slab;
         slab.copy_from_slice(&charge);
         self.apply_green_on(&self.slabs, slab, &self.green, &mut lines, &mut columns);
         self.potential = potential;
@@ -566,8 +590,7 @@ impl<const D: usize> BoxMesh<D> {
     /// them, by segments of axis 0 ([`Segments`]). Planned at each call:
     /// the particles move.
     fn fetch_nodes(&mut self, x: &[[f64; D]], particles: &[u32]) {
-        let segments = Segments::new(self.shape[0]);
-        let this = &*self;
+        let (this, segments) = (&*self, &self.segments);
         let reads: Vec<Vec<u32>> = particles
             .par_chunks(CHUNK)
             .map(|ids| {
@@ -581,9 +604,10 @@ impl<const D: usize> BoxMesh<D> {
                 read.list
             })
             .collect();
-        let mut plan = segments.plan(&*self.team, &self.slabs, reads.par_iter().map(|r| &r[..]));
-        self.fetched = plan.count() * segments.width();
-        segments.exchange(&*self.team, &mut plan, &mut self.potential);
+        let team = &*self.team;
+        self.segments.plan(team, reads.par_iter().map(|r| &r[..]));
+        self.fetched = self.segments.count() * self.segments.width();
+        self.segments.fetch(team, &mut self.potential);
     }
 }
 
@@ -595,22 +619,28 @@ struct Stencil<const D: usize> {
 }
 
 impl<const D: usize> Stencil<D> {
-    /// The stencil's sums against `grid`: phi if `value`, grad phi if
-    /// `slope` (0 for what is not asked).
+    /// The stencil's sums against the values of its nodes, `read(k, o)`
+    /// for node k (in the order of [`Self::nodes`]) at offset o: phi if
+    /// `value`, grad phi if `slope` (0 for what is not asked).
     #[inline(always)]
-    fn sums(&self, grid: &[f64], value: bool, slope: bool) -> (f64, [f64; D]) {
+    fn sums(
+        &self,
+        read: impl Fn(usize, usize) -> f64,
+        value: bool,
+        slope: bool,
+    ) -> (f64, [f64; D]) {
         let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
         let count = 1 << (2 * D);
         let mut phi = 0.0;
         if value {
             self.nodes(&mut off, &mut wt, None);
-            phi = (0..count).map(|k| wt[k] * grid[off[k]]).sum();
+            phi = (0..count).map(|k| wt[k] * read(k, off[k])).sum();
         }
         let mut grad = [0.0; D];
         if slope {
             for (a, g) in grad.iter_mut().enumerate() {
                 self.nodes(&mut off, &mut wt, Some(a));
-                *g = (0..count).map(|k| wt[k] * grid[off[k]]).sum();
+                *g = (0..count).map(|k| wt[k] * read(k, off[k])).sum();
             }
         }
         (phi, grad)
@@ -684,20 +714,21 @@ impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
         }
         self.solve(x, q);
         let energy = self.energy();
+        let parts = self.parts(x.len());
         if !self.slabs.whole() {
-            match self.wanted.take() {
-                Some(wanted) => {
-                    self.fetch_nodes(x, &wanted);
-                    self.wanted = Some(wanted);
-                }
+            // Not wanting, a member interpolates its part of the particles.
+            let wanted = self.wanted.take();
+            match &wanted {
+                Some(ids) => self.fetch_nodes(x, ids),
                 None => {
-                    self.slabs.gather(&*self.team, &mut self.potential);
-                    self.fetched = self.nodes - self.slabs.nodes().len();
+                    let ids: Vec<u32> = parts[self.team.rank()].clone().map(|i| i as u32).collect();
+                    self.fetch_nodes(x, &ids);
                 }
             }
+            self.wanted = wanted;
         }
-        let (this, grid) = (&*self, &self.potential[..]);
-        let slope = |xi: &[f64; D]| this.stencil(xi).sums(grid, false, true).1;
+        let this = &*self;
+        let slope = |xi: &[f64; D]| this.interpolate(xi, false, true).1;
         match self.wanted.as_deref().filter(|_| divided) {
             // A member wanting some particles interpolates their field,
             // wherever they are: it holds the nodes their stencils read
@@ -709,7 +740,6 @@ impl<const D: usize> CouplingBackend<D> for BoxMesh<D> {
                 }
             }),
             None => {
-                let parts = self.parts(x.len());
                 let mine = &parts[self.team.rank()];
                 field
                     .par_chunks_mut(CHUNK)
