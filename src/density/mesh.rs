@@ -94,9 +94,10 @@ pub const MAX_MESH_CELLS: usize = 1 << 40;
 /// many cells per point; a smaller one is every member's. What the division
 /// costs grows with the points (every member runs over them to find its
 /// planes' deposits, and plans the nodes its stencils read), what it saves
-/// with the cells too (the FFTs). Measured at 2 ranks (BENCHMARKS.md, "MPI:
-/// the meshes divided by slabs"): 2.5 cells a point, 3% slower divided;
-/// 23 cells a point, 1.3x faster.
+/// with the cells too (the FFTs). Measured at 2 ranks, divided against
+/// every rank's (BENCHMARKS.md, "MPI: the meshes divided by slabs" and
+/// "MPI: where a density window is divided"): 2.5 cells a point, 3%
+/// slower; ~5, even; ~8, 1.05x faster; ~13, 1.2x; ~27, 1.35x.
 pub const DIVIDED_CELLS_PER_POINT: usize = 4;
 
 /// Particles per deposit chunk: each chunk deposits into a grid of its own,
