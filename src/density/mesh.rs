@@ -44,9 +44,11 @@
 //! window has [`DIVIDED_CELLS_PER_POINT`] cells a point or more (a smaller
 //! one is every member's, as the deposits and FFTs of any window were until
 //! session 29), the mesh is cut in slabs ([`crate::util::slabs`]): a member
-//! deposits into its planes of the last axis (it runs over every particle
-//! and adds the stencil nodes in its planes, in the chunks' order: each
-//! node's sum is the single process's), transforms them, and after a
+//! deposits into its planes of the last axis (it runs over every particle,
+//! passes over those whose last coordinate puts their stencil off its
+//! planes, and adds the others' stencil nodes in its planes, in the
+//! chunks' order: each node's sum is the single process's), transforms
+//! them, and after a
 //! transpose the last axis of its columns, where it multiplies by Kd's
 //! transform. The interpolations
 //! (rho_i, and the gradient's pass) are per particle: each member does
@@ -549,10 +551,19 @@ impl<const D: usize> MeshDensity<D> {
         let chunks = deposit_chunks(x.len(), window.cells());
         let per = x.len().div_ceil(chunks).max(1);
         let whole = self.slabs.whole();
+        // This member's planes z0..z1: a particle whose planes z..z+3 miss
+        // them is passed over before its stencil is made.
+        let (z0, z1) = ((first / plane) as i64, ((first + cells) / plane) as i64);
         let deposit_range = |grid: &mut [f64], range: std::ops::Range<usize>| {
             grid.fill(0.0);
             let mut nodes = [0.0; 64];
             for i in range {
+                if !whole {
+                    let z = (x[i][D - 1] * inv).floor() as i64 - 1 - window.lo[D - 1];
+                    if z + 3 < z0 || z >= z1 {
+                        continue;
+                    }
+                }
                 let (base, w, _) = window.stencil(&x[i], inv);
                 // The stencil's planes are base's and the 3 after it.
                 if !whole && (base + 4 * plane <= first || base >= first + cells) {

@@ -84,8 +84,10 @@
 //! Under a team of several members (MPI ranks, `util::team`) and d >= 2,
 //! the mesh is divided by slabs ([`crate::util::slabs`]): member p owns planes
 //! `planes[p]` of the last axis, deposits into them (it runs over every
-//! particle, and adds the stencil's nodes in its planes, in the chunks'
-//! order: each node's sum is the single process's), transforms the lines
+//! particle, passes over those away from the walls whose last coordinate
+//! puts their stencil off its planes, and adds the others' stencil nodes
+//! in its planes, in the chunks' order: each node's sum is the single
+//! process's), transforms the lines
 //! of the first d - 1 axes there, and, after a transpose, those of the last
 //! axis in its columns of axis d - 2, with K; the transpose back and the
 //! first axes' synthesis leave Phi on its planes. The energy is the sum of
@@ -488,11 +490,25 @@ impl<const D: usize> BoxMesh<D> {
         let nodes = charge.len();
         let chunks = deposit_chunks(x.len(), self.nodes);
         let per = x.len().div_ceil(chunks).max(1);
+        // A member's planes z0..z1 of the last axis: a particle away from
+        // the walls whose planes j..j+3 miss them is passed over before its
+        // stencil is made (most particles, on many members).
+        let (last, stride) = (&self.axes[D - 1], self.strides[D - 1]);
+        let (z0, z1) = ((first / stride) as i64, ((first + nodes) / stride) as i64);
+        let divided = nodes < self.nodes;
         let deposit_range = |grid: &mut [f64], range: std::ops::Range<usize>| {
             grid.fill(0.0);
             let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
             let inside = |o: usize| o.wrapping_sub(first) < nodes;
             for i in range {
+                if divided {
+                    let u = (x[i][D - 1] - last.lower) * last.inv_h;
+                    let j = u.floor().clamp(-1e15, 1e15) as i64 - 1;
+                    let interior = j >= 1 && j + 3 < last.n as i64;
+                    if interior && (j + 3 < z0 || j >= z1) {
+                        continue;
+                    }
+                }
                 let st = self.stencil(&x[i]);
                 if !st.offset[D - 1].iter().any(|&o| inside(o)) {
                     continue;
