@@ -11,6 +11,9 @@
 //!
 //! A module runs alone by its path: `cargo test --release --test suite physics::walls`.
 
+// Loops over axes and particles read several arrays at one index.
+#![allow(clippy::needless_range_loop)]
+
 mod support;
 
 mod eulerian;

@@ -219,7 +219,7 @@ mod tests {
         let walls = Measure::Particles {
             x: x.clone(),
             w: w.clone(),
-            kernel: kernel.clone(),
+            kernel,
             walls: Some(([0.0], [1.0])),
         };
         let rho = walls.evaluate(&grid);

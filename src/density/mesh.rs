@@ -1232,7 +1232,7 @@ mod estimate_tests {
                         if r == 0 {
                             i % 3 == 0
                         } else {
-                            (i as usize * r) % size == 0
+                            (i as usize * r).is_multiple_of(size)
                         }
                     })
                     .collect();

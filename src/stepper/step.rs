@@ -1489,8 +1489,8 @@ mod tests {
         }
     }
 
-    /// The JKO step of a quadratic energy: argmin sum_i w_i (|x_i - x0_i|^2/(2h)
-    /// + k/2 |x_i|^2) is x_i = x0_i / (1 + h k), for any weights. With the
+    /// The JKO step of a quadratic energy: argmin sum_i w_i (|x_i - x0_i|^2/(2h) +
+    /// k/2 |x_i|^2) is x_i = x0_i / (1 + h k), for any weights. With the
     /// stopping rule at 1e-10 of the initial gradient, the positions are
     /// within 1e-9 of it (J is quadratic: the error shrinks with the
     /// gradient, times the condition number 1 here). The step reports the

@@ -359,7 +359,7 @@ mod tests {
                 assert_eq!(r[members - 1].end, len);
                 for p in 1..members {
                     assert_eq!(r[p - 1].end, r[p].start);
-                    assert!(r[p].start % CHUNK == 0 || r[p].start == len);
+                    assert!(r[p].start.is_multiple_of(CHUNK) || r[p].start == len);
                 }
                 let chunks: Vec<usize> = r.iter().map(|q| q.len().div_ceil(CHUNK)).collect();
                 let (lo, hi) = (chunks.iter().min().unwrap(), chunks.iter().max().unwrap());

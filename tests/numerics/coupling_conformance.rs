@@ -15,7 +15,7 @@
 //! - derivative: `|(U(x + h e_ia) - U(x - h e_ia)) / 2h - q_i field_ia| <=
 //!   1e-6 max_i |q_i field_i|` at three particles and every axis, h = 1e-5.
 //!   Truncation is `h^2 |U'''| / 6`, about 1e-10 relative at length scales
-//!   >= 0.1; rounding is `eps_mach sum |terms| / h`, about 1e-7 relative for
+//!   of 0.1 and above; rounding is `eps_mach sum |terms| / h`, about 1e-7 relative for
 //!   N = 2000 (the terms of U number N^2, the derivative's N). The tree's
 //!   energy is the integral of its field only to its accuracy, amplified by
 //!   `1/h` in the difference; the moved evaluations refit the tree (same

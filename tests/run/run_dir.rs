@@ -355,7 +355,7 @@ fn an_interrupted_eulerian_run_keeps_its_files_complete() {
     );
     let energy = records(&out, "energy.csv");
     let n = energy.len() as u64 - 1;
-    assert!(n >= 1 && n < 5000, "stopped at step {n}");
+    assert!((1..5000).contains(&n), "stopped at step {n}");
     for (k, row) in energy.iter().enumerate() {
         assert_eq!(row[0].parse::<u64>().unwrap(), k as u64);
     }
@@ -366,7 +366,7 @@ fn an_interrupted_eulerian_run_keeps_its_files_complete() {
         .collect();
     frames.dedup();
     let mut expected: Vec<u64> = (0..=n).step_by(7).collect();
-    if n % 7 != 0 {
+    if !n.is_multiple_of(7) {
         expected.push(n);
     }
     assert_eq!(frames, expected);
