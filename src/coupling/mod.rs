@@ -220,8 +220,11 @@ pub fn backend<const D: usize>(
 /// problem's domain and backgrounds (SPEC §7-8): in free space the backend
 /// of [`backend`] and, with backgrounds, their potential psi_C; in a box
 /// the box's Green's function and phi_ext = psi_C + phi_walls. `None` for
-/// the potential when there is nothing fixed to feel. An error says why the
-/// box's mesh cannot be built (too many nodes for its softening).
+/// the potential when there is nothing fixed to feel (in 2D and 3D, a box
+/// whose walls are no sources, without backgrounds: phi_ext = 0, whose
+/// solve on the whole mesh would be made and read for nothing). An error
+/// says why the box's mesh cannot be built (too many nodes for its
+/// softening).
 pub fn domain_backends<const D: usize>(
     c: &Coupling,
     domain: &Domain,
@@ -232,6 +235,9 @@ pub fn domain_backends<const D: usize>(
     if D != 1 {
         if let Some(bx) = bx {
             let mesh = box_mesh::BoxMesh::<D>::new(bx, c.softening)?;
+            if backgrounds.is_empty() && !bx.walls_are_sources() {
+                return Ok((Box::new(mesh), None));
+            }
             let field = mesh.external(backgrounds)?;
             return Ok((Box::new(mesh), Some(Box::new(field))));
         }
@@ -314,5 +320,32 @@ mod tests {
         assert_eq!(tree_accuracy(&coupling(-1.0, Auto, 1e-12)), 1e-12);
         assert_eq!(tree_accuracy(&coupling(1.0, Auto, 1e-6)), 1e-6);
         assert_eq!(tree_accuracy(&coupling(-1.0, Tree, 1e-6)), 1e-6);
+    }
+
+    /// A 2D box feels a fixed potential only when its walls or backgrounds
+    /// make one; the plain box's would be 0 at every node.
+    #[test]
+    fn a_box_without_sources_has_no_external_potential() {
+        use crate::model::domain::{BoxDomain, Side, WallCondition};
+        let plain = BoxDomain::insulating(vec![0.0; 2], vec![1.0; 2]);
+        let c = coupling(1.0, CouplingMethod::Auto, 1e-6);
+        let field = |b: &BoxDomain| {
+            let (_, field) = domain_backends::<2>(&c, &Domain::Box(b.clone()), &[], 100).unwrap();
+            field.is_some()
+        };
+        assert!(!field(&plain));
+        let grounded =
+            (plain.clone()).with_wall(0, Side::Lower, WallCondition::Electrode { potential: 0.0 });
+        assert!(!field(&grounded));
+        let held = plain.with_wall(0, Side::Lower, WallCondition::Electrode { potential: 1.0 });
+        assert!(field(&held));
+        // The plain box's potential, were it made, is 0 at every node.
+        let mesh =
+            box_mesh::BoxMesh::<2>::new(&BoxDomain::insulating(vec![0.0; 2], vec![1.0; 2]), 0.05)
+                .unwrap();
+        let ext = mesh.external(&[]).unwrap();
+        for p in [[0.0, 0.0], [0.3, 0.7], [1.0, 0.5]] {
+            assert_eq!(ext.value_and_gradient(&p), (0.0, [0.0; 2]));
+        }
     }
 }

@@ -111,6 +111,17 @@ impl BoxDomain {
         self.walls.iter().flatten().any(|w| w.is_electrode())
     }
 
+    /// Whether a wall is a source of potential: a charged insulating wall
+    /// or an electrode at a potential other than 0 (a grounded electrode
+    /// and an uncharged wall are homogeneous conditions, which the box's
+    /// Green's function carries).
+    pub fn walls_are_sources(&self) -> bool {
+        self.walls.iter().flatten().any(|w| match *w {
+            WallCondition::Insulating { surface_charge } => surface_charge != 0.0,
+            WallCondition::Electrode { potential } => potential != 0.0,
+        })
+    }
+
     /// sum over the insulating walls of surface_charge x area.
     pub fn wall_charge(&self) -> f64 {
         let mut q = 0.0;
@@ -182,5 +193,20 @@ mod tests {
         let one = BoxDomain::insulating(vec![-1.0], vec![2.0]);
         assert_eq!(one.wall_area(0), 1.0);
         assert!(!one.has_electrode());
+    }
+
+    /// Only a charged wall or an electrode away from 0 is a source.
+    #[test]
+    fn walls_that_are_sources() {
+        let plain = BoxDomain::insulating(vec![0.0; 2], vec![1.0; 2]);
+        let with = |c| plain.clone().with_wall(1, Side::Upper, c);
+        assert!(!plain.walls_are_sources());
+        let grounded = with(WallCondition::Electrode { potential: 0.0 });
+        assert!(!grounded.walls_are_sources());
+        assert!(with(WallCondition::Electrode { potential: -0.5 }).walls_are_sources());
+        let charged = WallCondition::Insulating {
+            surface_charge: 1e-3,
+        };
+        assert!(with(charged).walls_are_sources());
     }
 }

@@ -101,7 +101,10 @@
 //! particle's values are computed by the same code on the same numbers
 //! wherever they run: the single process's bits on any team. A member
 //! holds its slab's grids and the segments of Phi it received
-//! ([`crate::util::slabs::Halo`]), never a grid of the whole mesh.
+//! ([`crate::util::slabs::Halo`]), never a grid of the whole mesh for the
+//! solve. The fixed potential of charged walls, electrodes and backgrounds
+//! ([`BoxExternal`], solved once) is still a whole padded grid on every
+//! member; a box with none has none (`coupling::domain_backends`).
 
 mod axis;
 mod external;
