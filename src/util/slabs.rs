@@ -271,7 +271,9 @@ const NONE: u32 = u32::MAX;
 /// A [`Halo`] holds the received segments compactly: the index is a table
 /// of one entry per row of the grid (4 bytes per n_0 nodes), pointing the
 /// rows with segments received to a block of one entry per segment of the
-/// row, and a read costs two indexed loads more than on the whole grid.
+/// row; a read off the member's planes costs three indexed loads (the
+/// row's block, the node's segment and place, the segment's entry) more
+/// than on the whole grid.
 #[derive(Debug, Clone)]
 pub struct Segments {
     /// Nodes of axis 0 (a row).
