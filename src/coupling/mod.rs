@@ -58,6 +58,18 @@ pub trait CouplingBackend<const D: usize>: Send {
 pub trait ExternalPotential<const D: usize>: Send + Sync {
     /// phi_ext(x) and its gradient.
     fn value_and_gradient(&self, x: &[f64; D]) -> (f64, [f64; D]);
+
+    /// Collective under a team (MPI ranks, `util::team`), called by every
+    /// member at each evaluation before any value: sum_i q_i phi_ext(x_i)
+    /// over every particle, summed in an order of the potential's own that
+    /// no team changes, leaving this member ready to evaluate
+    /// [`Self::value_and_gradient`] at the particles `wanted` (all of them
+    /// for `None`). A potential held in pieces sums by its pieces and
+    /// fetches the pieces `wanted` read. `None` (the default): the
+    /// potential is whole on every member, and the caller sums.
+    fn sum_charges(&mut self, _x: &[[f64; D]], _q: &[f64], _wanted: Option<&[u32]>) -> Option<f64> {
+        None
+    }
 }
 
 /// U = (1/2) sum_i q_i phi_i from per-particle potentials, in a fixed order.

@@ -59,6 +59,26 @@ impl<const D: usize> ExternalField<D> {
         self
     }
 
+    /// grad += lambda q_i grad phi_ext(X_i) at the wanted particles (all
+    /// of them for one member or no request).
+    fn gradients(&self, x: &[[f64; D]], grad: &mut [[f64; D]]) {
+        let (lambda, q, phi) = (self.strength, &self.charges[..], &*self.potential);
+        let wanted = self.wanted.as_deref().filter(|_| self.team.size() > 1);
+        grad.par_chunks_mut(CHUNK).enumerate().for_each(|(c, g)| {
+            let (first, len) = (c * CHUNK, g.len());
+            let mut add = |i: usize| {
+                let dphi = phi.value_and_gradient(&x[i]).1;
+                for a in 0..D {
+                    g[i - first][a] += lambda * q[i] * dphi[a];
+                }
+            };
+            match wanted {
+                Some(w) => (wanted_in(w, first..first + len).iter()).for_each(|&i| add(i as usize)),
+                None => (first..first + len).for_each(add),
+            }
+        });
+    }
+
     /// A member's share (module docs): the gradient at its wanted
     /// particles, and E_ext from the gathered chunk sums.
     fn divided(&self, x: &[[f64; D]], grad: &mut [[f64; D]], wanted: &[u32]) -> f64 {
@@ -106,7 +126,12 @@ impl<const D: usize> EnergyTerm<D> for ExternalField<D> {
     }
 
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
-        if let Some(wanted) = self.wanted.as_deref().filter(|_| self.team.size() > 1) {
+        let wanted = self.wanted.as_deref().filter(|_| self.team.size() > 1);
+        if let Some(sum) = self.potential.sum_charges(x, &self.charges, wanted) {
+            self.gradients(x, grad);
+            return self.strength * sum;
+        }
+        if let Some(wanted) = wanted {
             return self.divided(x, grad, wanted);
         }
         let (lambda, q, phi) = (self.strength, &self.charges[..], &*self.potential);

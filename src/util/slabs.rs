@@ -390,6 +390,52 @@ impl Segments {
         (self.ghosts).exchange_apart(team, &halo.slab, width, at, &mut halo.received);
     }
 
+    /// Collective, for values that never change (the box's fixed
+    /// potential): plans the segments `reads` lists that `halo` does not
+    /// hold yet, fetches them from their owners and keeps them after those
+    /// it holds; the index grows and nothing is dropped, so a member holds
+    /// the union of what its reads have needed. Not to be mixed with
+    /// [`Self::plan`] on one halo.
+    pub fn add<'a>(
+        &mut self,
+        team: &dyn Team,
+        reads: impl ParallelIterator<Item = &'a [u32]>,
+        halo: &mut Halo,
+    ) {
+        let (row, width, per_row, first) = (self.row, self.width, self.per_row, self.own.start);
+        let held = |s: usize| {
+            let block = self.rows.get(s / per_row).copied().unwrap_or(NONE);
+            block != NONE && self.table[block as usize * per_row + s % per_row] != NONE
+        };
+        let mut ghosts = Ghosts::plan(team, &self.owned, self.total, reads, |s| !held(s));
+        let old = halo.received.len() / width;
+        halo.received.resize((old + ghosts.count()) * width, 0.0);
+        let at = |s: u32| {
+            let s = s as usize;
+            s / per_row * row + (s % per_row * width).min(row - width) - first
+        };
+        ghosts.exchange_apart(
+            team,
+            &halo.slab,
+            width,
+            at,
+            &mut halo.received[old * width..],
+        );
+        if ghosts.count() > 0 && self.rows.is_empty() {
+            self.rows = vec![NONE; self.total / per_row];
+        }
+        for (j, s) in ghosts.received().enumerate() {
+            let (r, k) = (s as usize / per_row, s as usize % per_row);
+            if self.rows[r] == NONE {
+                self.rows[r] = self.touched.len() as u32;
+                self.touched.push(r as u32);
+                self.table.resize(self.table.len() + per_row, NONE);
+            }
+            self.table[self.rows[r] as usize * per_row + k] = (old + j) as u32;
+        }
+        self.ghosts = ghosts;
+    }
+
     /// The nodes `at` (indices on axis 0) of the row of `halo` whose first
     /// node is `start` (a multiple of the row): from the member's planes,
     /// or from the segments the last [`Self::fetch`] brought; NaN for a

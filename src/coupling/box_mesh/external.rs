@@ -43,54 +43,276 @@
 //! (sinc^4 on the tangential axes, (sinh(theta/2)/(theta/2))^4 along a for
 //! the exponentials), so the B-spline sum reproduces the filtered series.
 
+use std::ops::Range;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
 use super::axis::{Axis, bspline, bspline_hat, transform_axis};
 use super::{BoxMesh, Stencil};
 use crate::coupling::ExternalPotential;
 use crate::model::background::{Background, BackgroundShape};
 use crate::model::domain::WallCondition;
+use crate::util::parallel::{CHUNK, sum_chunks};
+use crate::util::slabs::{Halo, Reads, Segments, Slabs};
+use crate::util::team::Team;
 
 /// Nodes of padding beyond each wall.
 const PAD: usize = 2;
 
 /// phi_ext = psi_C + phi_walls on a padded mesh (module docs).
-#[derive(Debug, Clone)]
 pub struct BoxExternal<const D: usize> {
     lower: [f64; D],
     inv_h: [f64; D],
-    n: [usize; D],
+    pub(super) n: [usize; D],
     strides: [usize; D],
-    values: Vec<f64>,
+    /// phi_ext on this member's planes of the padded grid and the segments
+    /// of other members' planes it fetched (the whole padded grid for one
+    /// member).
+    pub(super) values: Halo,
+    /// The padded grid's planes, divided as the mesh's are.
+    pub(super) slabs: Slabs,
+    /// Where `values` keeps the fetched segments, and their plan.
+    pub(super) segments: Segments,
+    team: Arc<dyn Team>,
+    /// Plans made and nodes received since the start (under a team).
+    plans: usize,
+    fetched: usize,
 }
 
-impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
-    fn value_and_gradient(&self, x: &[f64; D]) -> (f64, [f64; D]) {
+impl<const D: usize> std::fmt::Debug for BoxExternal<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoxExternal")
+            .field("nodes", &self.n.map(|n| n + 1 + 2 * PAD))
+            .field("held", &self.values.held())
+            .finish()
+    }
+}
+
+/// Members up to which each holds the whole padded grid: at 2 members
+/// (bm6 of BENCHMARKS.md, "MPI: the box's fixed potential in slabs") a
+/// member's own planes and its particles' region cover 0.86 of the grid,
+/// and the fetches cost more time and memory than the other half saves.
+const HELD_WHOLE: usize = 2;
+
+/// Nodes of margin around a particle's stencil, per axis, when a member
+/// plans the segments it fetches: a particle may move by this many cells
+/// before its member plans again (the values are fixed, so a plan holds
+/// until then).
+const MARGIN: usize = 2;
+
+impl<const D: usize> BoxExternal<D> {
+    /// The stencil of x on the padded grid (no fold: the padding holds the
+    /// images and the harmonic continuation).
+    #[inline(always)]
+    fn stencil(&self, x: &[f64; D]) -> Stencil<D> {
         let mut st = Stencil {
             offset: [[0; 4]; D],
             w: [[0.0; 4]; D],
             dw: [[0.0; 4]; D],
         };
         for a in 0..D {
-            let u = (x[a] - self.lower[a]) * self.inv_h[a];
-            // Within the padding whatever x (beyond, the cubic extrapolates).
-            let fl = u.floor().clamp(-1.0, self.n[a] as f64);
-            let (w, dw) = bspline(u - fl);
-            let first = (fl as i64 - 1 + PAD as i64) as usize;
+            let (first, t) = self.cell(x, a);
+            let (w, dw) = bspline(t);
             for j in 0..4 {
                 st.offset[a][j] = (first + j) * self.strides[a];
                 st.w[a][j] = w[j];
                 st.dw[a][j] = dw[j] * self.inv_h[a];
             }
         }
-        let (mut off, mut wt) = ([0usize; 64], [0.0; 64]);
-        let count = 1 << (2 * D);
-        st.nodes(&mut off, &mut wt, None);
-        let value = (0..count).map(|k| wt[k] * self.values[off[k]]).sum();
-        let mut grad = [0.0; D];
-        for (a, g) in grad.iter_mut().enumerate() {
-            st.nodes(&mut off, &mut wt, Some(a));
-            *g = (0..count).map(|k| wt[k] * self.values[off[k]]).sum();
+        st
+    }
+}
+
+impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
+    /// One B-spline sum over the stencil's nodes: read on the whole padded
+    /// grid for one member; under a team, gathered first from the member's
+    /// planes and the segments [`Self::prepare`] fetched (NaN for nodes it
+    /// does not hold). Both sum the same products in the same order.
+    fn value_and_gradient(&self, x: &[f64; D]) -> (f64, [f64; D]) {
+        self.read(x, true, true)
+    }
+
+    /// Collective: sum_i q_i phi_ext(x_i) by planes of the padded grid's
+    /// last axis (module docs), and under a team the segments of the nodes
+    /// its particles and `wanted` read off its planes.
+    fn sum_charges(&mut self, x: &[[f64; D]], q: &[f64], wanted: Option<&[u32]>) -> Option<f64> {
+        let mine = self.slabs.mine();
+        let this = &*self;
+        let plane_of = |i: usize| this.cell(&x[i], D - 1).0;
+        // This member's particles, in id order: those whose stencil starts
+        // on its planes.
+        let own: Vec<u32> = if self.slabs.whole() {
+            Vec::new()
+        } else {
+            let parts: Vec<Vec<u32>> = (0..x.len().div_ceil(CHUNK))
+                .into_par_iter()
+                .map(|c| {
+                    (c * CHUNK..((c + 1) * CHUNK).min(x.len()))
+                        .filter(|&i| mine.contains(&plane_of(i)))
+                        .map(|i| i as u32)
+                        .collect()
+                })
+                .collect();
+            parts.concat()
+        };
+        if !self.slabs.whole() {
+            let all: Vec<u32>;
+            let wanted = match wanted {
+                Some(w) => w,
+                None => {
+                    all = (0..x.len() as u32).collect();
+                    &all
+                }
+            };
+            self.fetch(x, &own, wanted);
         }
-        (value, grad)
+        let this = &*self;
+        let plane_of = |i: usize| this.cell(&x[i], D - 1).0;
+        // Stable counting sort by plane: each plane's particles in id order.
+        let ids: Vec<u32>;
+        let own = if self.slabs.whole() {
+            ids = (0..x.len() as u32).collect();
+            &ids
+        } else {
+            &own
+        };
+        let mut start = vec![0usize; mine.len() + 1];
+        for &i in own {
+            start[plane_of(i as usize) - mine.start + 1] += 1;
+        }
+        for p in 0..mine.len() {
+            start[p + 1] += start[p];
+        }
+        let mut next = start.clone();
+        let mut order = vec![0u32; own.len()];
+        for &i in own {
+            let p = plane_of(i as usize) - mine.start;
+            order[next[p]] = i;
+            next[p] += 1;
+        }
+        let sums: Vec<f64> = (0..mine.len())
+            .into_par_iter()
+            .map(|p| {
+                let ids = &order[start[p]..start[p + 1]];
+                sum_chunks(ids.len(), |r| {
+                    r.map(|k| {
+                        let i = ids[k] as usize;
+                        q[i] * this.value(&x[i])
+                    })
+                    .sum()
+                })
+            })
+            .collect();
+        if self.slabs.whole() {
+            return Some(sums.iter().sum());
+        }
+        let counts: Vec<usize> = self.slabs.planes.iter().map(Range::len).collect();
+        let mut all = vec![0.0; self.slabs.planes.last().map_or(0, |p| p.end)];
+        self.team.all_gather(&sums, &counts, &mut all);
+        Some(all.iter().sum())
+    }
+}
+
+impl<const D: usize> BoxExternal<D> {
+    /// phi_ext(x): the value of [`ExternalPotential::value_and_gradient`],
+    /// the same bits.
+    #[inline(always)]
+    fn value(&self, x: &[f64; D]) -> f64 {
+        self.read(x, true, false).0
+    }
+
+    /// The stencil's sums (module docs of `box_mesh`, `Stencil::sums`) on
+    /// the values this member holds.
+    #[inline(always)]
+    fn read(&self, x: &[f64; D], value: bool, slope: bool) -> (f64, [f64; D]) {
+        let st = self.stencil(x);
+        if self.slabs.whole() {
+            let values = &self.values.slab;
+            return st.sums(|_, o| values[o], value, slope);
+        }
+        let mut values = [0.0; 64];
+        let mut k = 0;
+        st.rows(|start| {
+            let row = self.segments.row4(&self.values, start, st.offset[0]);
+            values[k..k + 4].copy_from_slice(&row);
+            k += 4;
+        });
+        st.sums(|k, _| values[k], value, slope)
+    }
+
+    /// Collective (under a team): when some member's particles (`own` and
+    /// `wanted`) read a node it does not hold, every member plans the
+    /// segments its particles' stencils, widened by [`MARGIN`] nodes on
+    /// each axis, read off its planes, and fetches them. Otherwise (most
+    /// evaluations) one number a member is gathered and nothing else moves.
+    fn fetch(&mut self, x: &[[f64; D]], own: &[u32], wanted: &[u32]) {
+        let this = &*self;
+        let held = |&i: &u32| {
+            let st = this.stencil(&x[i as usize]);
+            let mut all = true;
+            st.rows(|start| {
+                let row = this.segments.row4(&this.values, start, st.offset[0]);
+                all &= row.iter().all(|v| !v.is_nan());
+            });
+            all
+        };
+        let missing = !own.par_iter().all(held) || !wanted.par_iter().all(held);
+        let size = self.team.size();
+        let mut flags = vec![0.0; size];
+        (self.team).all_gather(&[f64::from(u8::from(missing))], &vec![1; size], &mut flags);
+        if flags.iter().all(|&f| f == 0.0) {
+            return;
+        }
+        let lists: Vec<Vec<u32>> = (own.par_chunks(CHUNK).chain(wanted.par_chunks(CHUNK)))
+            .map(|ids| {
+                let mut read = Reads::default();
+                for &i in ids {
+                    this.margin_reads(&x[i as usize], &mut read);
+                }
+                read.list
+            })
+            .collect();
+        let team = &*self.team;
+        self.segments
+            .add(team, lists.par_iter().map(|r| &r[..]), &mut self.values);
+        self.plans += 1;
+        self.fetched += self.segments.count() * self.segments.width();
+    }
+    /// The first node (padded index) of x's stencil on axis a and x's
+    /// place in its cell: within the padding whatever x (beyond, the cubic
+    /// extrapolates).
+    #[inline(always)]
+    fn cell(&self, x: &[f64; D], a: usize) -> (usize, f64) {
+        let u = (x[a] - self.lower[a]) * self.inv_h[a];
+        let fl = u.floor().clamp(-1.0, self.n[a] as f64);
+        ((fl as i64 - 1 + PAD as i64) as usize, u - fl)
+    }
+
+    /// Notes in `read` the segments of the nodes of x's stencil widened by
+    /// [`MARGIN`] on each axis (clipped to the padded grid).
+    fn margin_reads(&self, x: &[f64; D], read: &mut Reads) {
+        let span: [(usize, usize); D] = std::array::from_fn(|a| {
+            let first = self.cell(x, a).0;
+            let last = self.n[a] + 2 * PAD;
+            (first.saturating_sub(MARGIN), (first + 3 + MARGIN).min(last))
+        });
+        let rows: usize = span[1..].iter().map(|(lo, hi)| hi - lo + 1).product();
+        for r in 0..rows {
+            let (mut start, mut rest) = (0, r);
+            for a in 1..D {
+                let len = span[a].1 - span[a].0 + 1;
+                start += (span[a].0 + rest % len) * self.strides[a];
+                rest /= len;
+            }
+            self.segments.push(start, span[0].0, span[0].1, read);
+        }
+    }
+
+    /// Plans made and nodes received (in whole segments) since the start:
+    /// 0 for one member.
+    pub fn exchanges(&self) -> (usize, usize) {
+        (self.plans, self.fetched)
     }
 }
 
@@ -192,10 +414,13 @@ impl<const D: usize> BoxMesh<D> {
     /// docs of `external`), computed once. Refused when a background's
     /// dimension is not the box's or it has no charge inside the box.
     pub fn external(&self, backgrounds: &[Background]) -> Result<BoxExternal<D>, String> {
-        let mut charge = vec![0.0; self.nodes];
+        // Under a team each member deposits into its planes and the solve
+        // is divided (the single process's bits, module docs of `slabs`).
+        let first = self.slabs.nodes().start;
+        let mut charge = vec![0.0; self.slabs.nodes().len()];
         let mut lines = Vec::new();
         for b in backgrounds {
-            self.deposit_background(b, &mut charge)?;
+            self.deposit_background(b, first, &mut charge)?;
         }
         for (a, walls) in self.domain.walls.iter().enumerate() {
             for (side, w) in walls.iter().enumerate() {
@@ -214,13 +439,23 @@ impl<const D: usize> BoxMesh<D> {
                     self.deposit_separable(
                         surface_charge * self.domain.wall_area(a),
                         &factors,
+                        first,
                         &mut charge,
                     );
                 }
             }
         }
-        self.apply_green(&mut charge, &mut lines);
+        let mut columns = Vec::new();
+        self.apply_green_on(
+            &self.slabs,
+            &mut charge,
+            &self.green,
+            &mut lines,
+            &mut columns,
+        );
+        drop(columns);
         let mut ext = self.padded(&charge);
+        drop(charge);
         for (a, walls) in self.domain.walls.iter().enumerate() {
             for (side, w) in walls.iter().enumerate() {
                 if let WallCondition::Electrode { potential } = *w
@@ -233,8 +468,14 @@ impl<const D: usize> BoxMesh<D> {
         Ok(ext)
     }
 
-    /// Adds background `b`'s node charges (folded) to `charge`.
-    fn deposit_background(&self, b: &Background, charge: &mut [f64]) -> Result<(), String> {
+    /// Adds background `b`'s node charges (folded) to `charge`, the nodes
+    /// `first..` of the mesh (whole planes).
+    fn deposit_background(
+        &self,
+        b: &Background,
+        first: usize,
+        charge: &mut [f64],
+    ) -> Result<(), String> {
         let bad = || format!("background '{}': not a {D}D background", b.name);
         match &b.shape {
             BackgroundShape::Points { positions, charges } => {
@@ -242,8 +483,8 @@ impl<const D: usize> BoxMesh<D> {
                     .iter()
                     .map(|p| <[f64; D]>::try_from(&p[..]).map_err(|_| bad()))
                     .collect::<Result<_, _>>()?;
-                let mut part = vec![0.0; self.nodes];
-                self.deposit(&x, |i| charges[i], 0, &mut part, &mut Vec::new());
+                let mut part = vec![0.0; charge.len()];
+                self.deposit(&x, |i| charges[i], first, &mut part, &mut Vec::new());
                 charge.iter_mut().zip(&part).for_each(|(c, p)| *c += p);
             }
             BackgroundShape::Uniform { lower, upper } => {
@@ -253,7 +494,7 @@ impl<const D: usize> BoxMesh<D> {
                 let f: Vec<Option<Vec<f64>>> = (0..D)
                     .map(|a| line_weights(&self.axes[a], lower[a], upper[a], |_| 1.0, 1))
                     .collect();
-                self.deposit_factors(b, f, charge)?;
+                self.deposit_factors(b, f, first, charge)?;
             }
             BackgroundShape::Gaussian { mean, std } => {
                 if mean.len() != D || std.len() != D {
@@ -273,7 +514,7 @@ impl<const D: usize> BoxMesh<D> {
                         )
                     })
                     .collect();
-                self.deposit_factors(b, f, charge)?;
+                self.deposit_factors(b, f, first, charge)?;
             }
         }
         Ok(())
@@ -285,6 +526,7 @@ impl<const D: usize> BoxMesh<D> {
         &self,
         b: &Background,
         f: Vec<Option<Vec<f64>>>,
+        first: usize,
         charge: &mut [f64],
     ) -> Result<(), String> {
         let f: Vec<Vec<f64>> = f
@@ -292,13 +534,13 @@ impl<const D: usize> BoxMesh<D> {
             .collect::<Option<_>>()
             .ok_or_else(|| format!("background '{}' has no charge inside the box", b.name))?;
         let factors: [Vec<f64>; D] = f.try_into().expect("D factors");
-        self.deposit_separable(b.charge, &factors, charge);
+        self.deposit_separable(b.charge, &factors, first, charge);
         Ok(())
     }
 
-    /// charge[fold(j)] += q prod_a sign_a factors[a][j_a + PAD], over the
-    /// padded nodes j.
-    fn deposit_separable(&self, q: f64, factors: &[Vec<f64>; D], charge: &mut [f64]) {
+    /// charge[fold(j) - first] += q prod_a sign_a factors[a][j_a + PAD],
+    /// over the padded nodes j whose fold is among the nodes `charge` holds.
+    fn deposit_separable(&self, q: f64, factors: &[Vec<f64>; D], first: usize, charge: &mut [f64]) {
         let ext: [usize; D] = std::array::from_fn(|a| self.axes[a].n + 1 + 2 * PAD);
         let total: usize = ext.iter().product();
         for g in 0..total {
@@ -310,13 +552,23 @@ impl<const D: usize> BoxMesh<D> {
                 v *= s * factors[a][j];
                 at += idx * self.strides[a];
             }
-            if v != 0.0 {
-                charge[at] += v;
+            if v != 0.0
+                && let Some(c) = charge.get_mut(at.wrapping_sub(first))
+            {
+                *c += v;
             }
         }
     }
 
-    /// The node potentials `phi` on the padded grid (ghost nodes by the images).
+    /// The node potentials on the padded grid (ghost nodes by the images)
+    /// from `phi`, this member's planes of the mesh, kept on this member's
+    /// planes of the padded grid: under a team of more than [`HELD_WHOLE`]
+    /// members, the padded grid's planes
+    /// are the mesh's shifted by PAD, the first member's and the last's
+    /// with the padding beyond their walls, whose images (planes 1, 2 and
+    /// n - 1, n - 2) are theirs when every member has PAD + 1 planes or
+    /// more; a mesh too small for that is gathered, and every member holds
+    /// the whole padded grid.
     fn padded(&self, phi: &[f64]) -> BoxExternal<D> {
         let n: [usize; D] = std::array::from_fn(|a| self.axes[a].n);
         let ext = n.map(|n| n + 1 + 2 * PAD);
@@ -324,8 +576,33 @@ impl<const D: usize> BoxMesh<D> {
         for a in 1..D {
             strides[a] = strides[a - 1] * ext[a - 1];
         }
-        let total: usize = ext.iter().product();
-        let values = (0..total)
+        let planes = &self.slabs.planes;
+        let size = planes.len();
+        let gathered;
+        let (slabs, phi, first) = if size > HELD_WHOLE && planes.iter().all(|p| p.len() > PAD) {
+            let mut slabs = Slabs::new(&ext, size, self.slabs.rank);
+            slabs.planes = (planes.iter().enumerate())
+                .map(|(q, p)| {
+                    let lo = if q == 0 { 0 } else { p.start + PAD };
+                    let hi = if q + 1 == size {
+                        ext[D - 1]
+                    } else {
+                        p.end + PAD
+                    };
+                    lo..hi
+                })
+                .collect();
+            (slabs, phi, self.slabs.nodes().start)
+        } else if size > 1 {
+            let mut all = vec![0.0; self.nodes];
+            let counts: Vec<usize> = planes.iter().map(|p| p.len() * self.slabs.plane).collect();
+            self.team.all_gather(phi, &counts, &mut all);
+            gathered = all;
+            (Slabs::new(&ext, 1, 0), &gathered[..], 0)
+        } else {
+            (Slabs::new(&ext, 1, 0), phi, 0)
+        };
+        let values = (slabs.nodes().into_par_iter())
             .map(|g| {
                 let (mut v, mut at, mut rest) = (1.0, 0usize, g);
                 for a in 0..D {
@@ -335,15 +612,22 @@ impl<const D: usize> BoxMesh<D> {
                     v *= s;
                     at += idx * self.strides[a];
                 }
-                v * phi[at]
+                v * phi[at - first]
             })
             .collect();
+        let mut grid = Halo::default();
+        grid.slab = values;
         BoxExternal {
             lower: std::array::from_fn(|a| self.axes[a].lower),
             inv_h: std::array::from_fn(|a| self.axes[a].inv_h),
             n,
             strides,
-            values,
+            values: grid,
+            segments: Segments::new(&slabs, ext[0]),
+            slabs,
+            team: self.team.clone(),
+            plans: 0,
+            fetched: 0,
         }
     }
 
@@ -404,8 +688,9 @@ impl<const D: usize> BoxMesh<D> {
             }
         }
         let ext_shape: [usize; D] = std::array::from_fn(|b| axes[b].n + 1 + 2 * PAD);
-        for (g, val) in ext.values.iter_mut().enumerate() {
-            let (mut s, mut at, mut rest) = (1.0, 0usize, g);
+        let first = ext.slabs.nodes().start;
+        for (g, val) in ext.values.slab.iter_mut().enumerate() {
+            let (mut s, mut at, mut rest) = (1.0, 0usize, g + first);
             for (b, ax) in axes.iter().enumerate() {
                 let j = rest % ext_shape[b];
                 rest /= ext_shape[b];

@@ -391,21 +391,6 @@ impl<const D: usize> BoxMesh<D> {
         (BYTES_PER_NODE * slab + index + grids) as u64
     }
 
-    /// `data` = K `data` in place on the whole grid (forward transforms of
-    /// the axes 0..d-1, K, synthesis of the axes d-1..0); `lines` is FFT
-    /// scratch. For a solve every member makes once (the external potential).
-    fn apply_green(&self, data: &mut [f64], lines: &mut Vec<Complex<f64>>) {
-        let whole = Slabs::new(&self.shape, 1, 0);
-        let full;
-        let green = if self.slabs.whole() {
-            &self.green
-        } else {
-            full = self.green_multipliers(&whole);
-            &full
-        };
-        self.apply_green_on(&whole, data, green, lines, &mut Vec::new());
-    }
-
     /// `slab` (this member's planes under `slabs`) = K of the members'
     /// planes, in place: the transforms of slabs.rs, with `green` the K of
     /// this member's column grid and `columns` room for that grid.

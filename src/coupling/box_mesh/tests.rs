@@ -724,6 +724,162 @@ fn a_team_gets_the_single_process_bits() {
     );
 }
 
+/// The fixed potential divided among a team of 3-4 members (threads
+/// standing for MPI ranks), each asking for the particles of its band of
+/// the first axis at the start (as a JKO step's member does), over
+/// evaluations that move the particles: each gets the single process's sum_i q_i phi_ext(x_i)
+/// and value and gradient at its particles to the bit. That sum (by planes)
+/// is sum_i q_i phi_ext(x_i) summed in id order to 1e-13 of sum |q phi|
+/// (two orders of ~1e4 terms: rounding). A member holds its planes of the
+/// padded grid (computed there: no member makes the whole grid) and the
+/// segments it fetched, never the whole grid, and plans again only when
+/// some member's particles have moved more than the margin of 2 cells
+/// (`external::MARGIN`): a move of 0.3 cell makes no plan, one of 5 cells
+/// one; a plan fetches at most the nodes off its planes it does not hold,
+/// in whole segments. A mesh too small for every member to hold PAD + 1 of
+/// its planes (5 planes among 3-4 members) is held whole by every member,
+/// with the same bits; so is any mesh at 2 members (`HELD_WHOLE`).
+#[test]
+fn the_fixed_potential_divided_gives_the_single_process_bits() {
+    use crate::util::team::{Team, ThreadTeam};
+    fn check<const D: usize>(n: usize) {
+        let (domain, backgrounds) = loaded_box::<D>();
+        let mesh = || BoxMesh::<D>::with_width(&domain, 0.05, 2.0).unwrap();
+        let h = domain.length(0) / mesh().cells()[0] as f64;
+        let (x0, q) = cloud::<D>(&domain, n, 17);
+        // Evaluations: the start, a move of 0.3 cell, one of 5 cells (axis
+        // 0, and half of it on the last axis; stopped at the walls).
+        let moved = |by: f64| -> Vec<[f64; D]> {
+            let len = domain.length(0);
+            (x0.iter().enumerate())
+                .map(|(i, p)| {
+                    let mut p = *p;
+                    let s = if i % 3 == 0 { by } else { -by };
+                    p[0] = (p[0] + s * h).clamp(0.0, len);
+                    p[D - 1] = (p[D - 1] - 0.5 * s * h).clamp(0.0, domain.length(D - 1));
+                    p
+                })
+                .collect()
+        };
+        let points = [moved(0.0), moved(0.3), moved(5.0)];
+        let mut whole = mesh().external(&backgrounds).unwrap();
+        let bits = |(v, g): (f64, [f64; D])| (v.to_bits(), g.map(f64::to_bits));
+        let mut want = Vec::new();
+        for x in &points {
+            let sum = whole.sum_charges(x, &q, None).unwrap();
+            let terms: Vec<f64> = (0..n)
+                .map(|i| q[i] * whole.value_and_gradient(&x[i]).0)
+                .collect();
+            let (plain, scale) = (
+                terms.iter().sum::<f64>(),
+                terms.iter().map(|t| t.abs()).sum::<f64>(),
+            );
+            assert!(
+                (sum - plain).abs() <= 1e-13 * scale,
+                "{D}D: {sum} vs {plain}"
+            );
+            let values: Vec<_> = x
+                .iter()
+                .map(|p| bits(whole.value_and_gradient(p)))
+                .collect();
+            want.push((sum.to_bits(), values));
+        }
+        let padded = whole.values.slab.len() as f64;
+        for size in 2..=4 {
+            let got = ThreadTeam::run(size, |t: Arc<dyn Team>| {
+                let rank = t.rank();
+                let mut ext = mesh().with_team(t).external(&backgrounds).unwrap();
+                let own = ext.slabs.nodes().len();
+                let (row, width) = (ext.n[0] + 5, ext.segments.width());
+                // Its band at the start, as a step's layout fixes it.
+                let of = |p: &[f64; D]| (p[0] / domain.length(0) * size as f64) as usize;
+                let wanted: Vec<u32> = (0..n as u32)
+                    .filter(|&i| of(&x0[i as usize]).min(size - 1) == rank)
+                    .collect();
+                let mut out = Vec::new();
+                for x in &points {
+                    let before = ext.exchanges();
+                    let sum = ext.sum_charges(x, &q, Some(&wanted)).unwrap();
+                    let after = ext.exchanges();
+                    let values: Vec<_> = (wanted.iter())
+                        .map(|&i| (i as usize, bits(ext.value_and_gradient(&x[i as usize]))))
+                        .collect();
+                    // Its planes and every segment fetched, no more.
+                    let held = ext.values.held();
+                    assert_eq!(held, own + after.1);
+                    let (plans, fetched) = (after.0 - before.0, after.1 - before.1);
+                    out.push((sum.to_bits(), values, plans, fetched, own, held, row, width));
+                }
+                out
+            });
+            for (rank, evaluations) in got.iter().enumerate() {
+                for (e, (sum, values, plans, fetched, own, held, row, width)) in
+                    evaluations.iter().enumerate()
+                {
+                    let at = format!("{D}D, member {rank} of {size}, evaluation {e}");
+                    assert_eq!(*sum, want[e].0, "{at}: the sum");
+                    for (i, v) in values {
+                        assert_eq!(*v, want[e].1[*i], "{at}, particle {i}");
+                    }
+                    let expected = if e == 1 || size == 2 { 0 } else { 1 };
+                    assert_eq!(*plans, expected, "{at}: plans");
+                    // Whole segments, which may overlap at a row's end.
+                    let (row, width) = (*row, *width);
+                    let cover = row.div_ceil(width) * width;
+                    let bound = (padded - *own as f64) * cover as f64 / row as f64;
+                    assert!(
+                        *fetched as f64 <= bound,
+                        "{at}: fetched {fetched}, bound {bound}"
+                    );
+                    println!(
+                        "{at}: {plans} plan(s), holds {:.3} of the padded grid",
+                        *held as f64 / padded
+                    );
+                    if size == 2 {
+                        assert_eq!(*held, padded as usize, "{at}: held whole");
+                    } else {
+                        assert!(*held < padded as usize, "{at}: holds the whole grid");
+                    }
+                }
+            }
+        }
+    }
+    check::<2>(3 * CHUNK + 11);
+    check::<3>(2 * CHUNK + 5);
+    small();
+}
+
+/// The fallback of the test above: 4 cells (5 planes) on the last axis.
+fn small() {
+    use crate::util::team::{Team, ThreadTeam};
+    let domain = BoxDomain::insulating(vec![0.0; 2], vec![1.0, 1.0]).with_wall(
+        1,
+        Side::Lower,
+        WallCondition::Insulating {
+            surface_charge: 0.3,
+        },
+    );
+    let mesh = || BoxMesh::<2>::with_width(&domain, 0.6, 2.0).unwrap();
+    assert_eq!(mesh().cells()[1], 4);
+    let (x, q) = cloud::<2>(&domain, 500, 3);
+    let mut whole = mesh().external(&[]).unwrap();
+    let sum = whole.sum_charges(&x, &q, None).unwrap().to_bits();
+    let want: Vec<_> = x.iter().map(|p| whole.value_and_gradient(p)).collect();
+    for size in 3..=4 {
+        let got = ThreadTeam::run(size, |t: Arc<dyn Team>| {
+            let mut ext = mesh().with_team(t).external(&[]).unwrap();
+            let s = ext.sum_charges(&x, &q, None).unwrap().to_bits();
+            let values: Vec<_> = x.iter().map(|p| ext.value_and_gradient(p)).collect();
+            (s, values, ext.slabs.whole(), ext.exchanges())
+        });
+        for (rank, (s, values, held_whole, exchanges)) in got.into_iter().enumerate() {
+            assert_eq!(s, sum, "member {rank} of {size}");
+            assert_eq!(values, want, "member {rank} of {size}");
+            assert!(held_whole && exchanges == (0, 0), "member {rank} of {size}");
+        }
+    }
+}
+
 /// Too fine a softening for the box is refused with the sizes; a bad
 /// softening too.
 #[test]
