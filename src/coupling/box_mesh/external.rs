@@ -42,6 +42,29 @@
 //! the value. The node values are divided by the B-spline's transform
 //! (sinc^4 on the tangential axes, (sinh(theta/2)/(theta/2))^4 along a for
 //! the exponentials), so the B-spline sum reproduces the filtered series.
+//!
+//! The particles' energy in it, sum_i q_i phi_ext(X_i)
+//! ([`ExternalPotential::sum_charges`]), is summed by planes of the padded
+//! grid's last axis: particle i belongs to the plane of its stencil's first
+//! node on that axis, a plane sums its particles in id order (fixed chunks
+//! of `CHUNK`), and the planes' sums are added in plane order. The order
+//! depends on the positions alone: the same bits on any team.
+//!
+//! Under a team of more than `HELD_WHOLE` (2) members (MPI ranks,
+//! `util::team`) the potential is divided as the mesh is
+//! ([`crate::util::slabs`]): a member deposits the sources into its planes
+//! of the mesh, the solve is the mesh's divided one, h_V's last axis is
+//! synthesized in the member's columns (when it is tangential) before the
+//! others on its planes, and the member keeps its planes of the padded
+//! grid: the mesh's shifted by PAD, the first and last members' with the
+//! padding beyond their walls (whose images, planes 1, 2 and n - 1, n - 2,
+//! are theirs when every member holds PAD + 1 planes or more; a mesh too
+//! small for that is gathered and held whole). At each evaluation it sums
+//! the planes it holds (their particles' stencils reach at most 3 planes
+//! beyond) and reads its wanted particles' values; the nodes off its
+//! planes come by segments of axis 0 (`Segments::add`), planned only when
+//! some member lacks one (one number a member says so) and kept, since
+//! the values never change. Every value is the single process's, copied.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -231,13 +254,7 @@ impl<const D: usize> BoxExternal<D> {
             let values = &self.values.slab;
             return st.sums(|_, o| values[o], value, slope);
         }
-        let mut values = [0.0; 64];
-        let mut k = 0;
-        st.rows(|start| {
-            let row = self.segments.row4(&self.values, start, st.offset[0]);
-            values[k..k + 4].copy_from_slice(&row);
-            k += 4;
-        });
+        let values = st.gather(&self.segments, &self.values);
         st.sums(|k, _| values[k], value, slope)
     }
 
@@ -250,12 +267,8 @@ impl<const D: usize> BoxExternal<D> {
         let this = &*self;
         let held = |&i: &u32| {
             let st = this.stencil(&x[i as usize]);
-            let mut all = true;
-            st.rows(|start| {
-                let row = this.segments.row4(&this.values, start, st.offset[0]);
-                all &= row.iter().all(|v| !v.is_nan());
-            });
-            all
+            let values = st.gather(&this.segments, &this.values);
+            values[..1 << (2 * D)].iter().all(|v| !v.is_nan())
         };
         let missing = !own.par_iter().all(held) || !wanted.par_iter().all(held);
         let size = self.team.size();
@@ -656,37 +669,73 @@ impl<const D: usize> BoxMesh<D> {
         for b in 1..D {
             strides[b] = strides[b - 1] * shape[b - 1];
         }
-        let total: usize = shape.iter().product();
-        let mut t_grid: Vec<f64> = (0..total)
-            .map(|g| {
-                let (mut c, mut k2, mut rest, mut jn) = (v, 0.0, g, 0usize);
-                for (b, ax) in axes.iter().enumerate() {
-                    let k = rest % shape[b];
-                    rest /= shape[b];
-                    if b == axis {
-                        jn = k;
-                        continue;
-                    }
-                    let Some(kappa) = ax.wavenumber(k) else {
-                        return 0.0;
-                    };
-                    k2 += kappa * kappa;
-                    c *= ax.weight(k)
-                        * ax.integral(k)
-                        * (-0.5 * kappa * kappa * sigma * sigma).exp()
-                        / bspline_hat(kappa * ax.h);
+        let coefficient = |g: usize| {
+            let (mut c, mut k2, mut rest, mut jn) = (v, 0.0, g, 0usize);
+            for (b, ax) in axes.iter().enumerate() {
+                let k = rest % shape[b];
+                rest /= shape[b];
+                if b == axis {
+                    jn = k;
+                    continue;
                 }
-                let x = (jn as f64 - PAD as f64) * normal.h;
-                let t = if side == 0 { x } else { normal.length - x };
-                let kt = k2.sqrt();
-                c * profile(kt, t, normal.length, opposite) / bspline_laplace(kt * normal.h)
-            })
-            .collect();
-        for (b, ax) in axes.iter().enumerate() {
+                let Some(kappa) = ax.wavenumber(k) else {
+                    return 0.0;
+                };
+                k2 += kappa * kappa;
+                c *= ax.weight(k) * ax.integral(k) * (-0.5 * kappa * kappa * sigma * sigma).exp()
+                    / bspline_hat(kappa * ax.h);
+            }
+            let x = (jn as f64 - PAD as f64) * normal.h;
+            let t = if side == 0 { x } else { normal.length - x };
+            let kt = k2.sqrt();
+            c * profile(kt, t, normal.length, opposite) / bspline_laplace(kt * normal.h)
+        };
+        // The grid of h divided as `ext` is, by planes of the last axis:
+        // when that is the normal axis, the padded grid's own planes; else
+        // the mesh's, whose images the padded planes read are the member's.
+        let last = D - 1;
+        let (size, rank) = (ext.slabs.planes.len(), ext.slabs.rank);
+        let mut slabs = Slabs::new(&shape, size, rank);
+        if axis == last {
+            slabs.planes = ext.slabs.planes.clone();
+        }
+        let mut t_grid: Vec<f64> = if axis == last {
+            (slabs.nodes().into_par_iter()).map(coefficient).collect()
+        } else {
+            // The last axis is tangential: synthesized first, in this
+            // member's column grid, then brought to its planes.
+            let cshape = slabs.column_shape(shape);
+            let c0 = slabs.first_column();
+            let nodes: usize = cshape.iter().product();
+            let mut columns: Vec<f64> = (0..nodes)
+                .into_par_iter()
+                .map(|k| {
+                    let (mut g, mut rest, mut stride) = (0, k, 1);
+                    for b in 0..D {
+                        let i = rest % cshape[b];
+                        rest /= cshape[b];
+                        g += if D >= 2 && b == D - 2 { i + c0 } else { i } * stride;
+                        stride *= shape[b];
+                    }
+                    coefficient(g)
+                })
+                .collect();
+            transform_axis(&mut columns, &cshape, last, &axes[last], true, lines);
+            if slabs.whole() {
+                columns
+            } else {
+                let mut slab = vec![0.0; slabs.nodes().len()];
+                slabs.to_planes(&*self.team, &columns, &mut slab);
+                slab
+            }
+        };
+        let slab_shape = slabs.slab_shape(shape);
+        for (b, ax) in axes.iter().enumerate().take(last) {
             if b != axis {
-                transform_axis(&mut t_grid, &shape, b, ax, true, lines);
+                transform_axis(&mut t_grid, &slab_shape, b, ax, true, lines);
             }
         }
+        let t_first = slabs.nodes().start;
         let ext_shape: [usize; D] = std::array::from_fn(|b| axes[b].n + 1 + 2 * PAD);
         let first = ext.slabs.nodes().start;
         for (g, val) in ext.values.slab.iter_mut().enumerate() {
@@ -702,7 +751,7 @@ impl<const D: usize> BoxMesh<D> {
                     at += idx * strides[b];
                 }
             }
-            *val += s * t_grid[at];
+            *val += s * t_grid[at - t_first];
         }
     }
 }

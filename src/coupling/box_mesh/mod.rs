@@ -103,8 +103,9 @@
 //! holds its slab's grids and the segments of Phi it received
 //! ([`crate::util::slabs::Halo`]), never a grid of the whole mesh for the
 //! solve. The fixed potential of charged walls, electrodes and backgrounds
-//! ([`BoxExternal`], solved once) is still a whole padded grid on every
-//! member; a box with none has none (`coupling::domain_backends`).
+//! ([`BoxExternal`], solved once) is divided so too, beyond 2 members
+//! (module docs of `external`); a box with none has none
+//! (`coupling::domain_backends`).
 
 mod axis;
 mod external;
@@ -543,13 +544,7 @@ impl<const D: usize> BoxMesh<D> {
             let grid = &self.potential.slab;
             return st.sums(|_, o| grid[o], value, slope);
         }
-        let mut values = [0.0; 64];
-        let mut k = 0;
-        st.rows(|start| {
-            let row = self.segments.row4(&self.potential, start, st.offset[0]);
-            values[k..k + 4].copy_from_slice(&row);
-            k += 4;
-        });
+        let values = st.gather(&self.segments, &self.potential);
         st.sums(|k, _| values[k], value, slope)
     }
 
@@ -648,6 +643,21 @@ impl<const D: usize> Stencil<D> {
             }
         }
         (phi, grad)
+    }
+
+    /// The values of the stencil's nodes (in the order of [`Self::nodes`])
+    /// from a divided grid as a member holds it: its planes and the
+    /// segments it received (NaN where it holds none).
+    #[inline(always)]
+    fn gather(&self, segments: &Segments, halo: &Halo) -> [f64; 64] {
+        let mut values = [0.0; 64];
+        let mut k = 0;
+        self.rows(|start| {
+            let row = segments.row4(halo, start, self.offset[0]);
+            values[k..k + 4].copy_from_slice(&row);
+            k += 4;
+        });
+        values
     }
 
     /// `row(o)` for the first node o of each of the stencil's 4^(d-1) rows
