@@ -7,9 +7,13 @@
 //! phi_ext = psi_C + phi_walls ([`crate::coupling::ExternalPotential`]), so
 //! that the variation of the interaction energy in rho_k is lambda z_k psi.
 //!
-//! E_ext is summed over fixed chunks of `CHUNK` particles (id order), added
-//! in chunk order. Under a team (MPI ranks, `util::team`) whose member wants
-//! some particles' gradient only ([`EnergyTerm::want`]), a member sums its
+//! A potential that sums E_ext itself does so
+//! ([`ExternalPotential::sum_charges`]: the box's, by planes of its grid,
+//! which a team's members hold in pieces), and the term adds the gradient
+//! at the wanted particles. Otherwise E_ext is summed over fixed chunks of
+//! `CHUNK` particles (id order), added in chunk order. Under a team (MPI
+//! ranks, `util::team`) whose member wants some particles' gradient only
+//! ([`EnergyTerm::want`]), a member sums its
 //! share of the chunks, the chunk sums are gathered (N / 1024 numbers) and
 //! added in order, and it evaluates grad phi_ext at its wanted particles:
 //! the single process's bits, and 1/P of the work plus its particles.

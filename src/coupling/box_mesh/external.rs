@@ -101,6 +101,10 @@ pub struct BoxExternal<const D: usize> {
     /// Plans made and nodes received since the start (under a team).
     plans: usize,
     fetched: usize,
+    /// The energy's particles sorted by plane, and where each plane's
+    /// start (kept between evaluations).
+    order: Vec<u32>,
+    starts: Vec<usize>,
 }
 
 impl<const D: usize> std::fmt::Debug for BoxExternal<D> {
@@ -150,8 +154,8 @@ impl<const D: usize> BoxExternal<D> {
 impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
     /// One B-spline sum over the stencil's nodes: read on the whole padded
     /// grid for one member; under a team, gathered first from the member's
-    /// planes and the segments [`Self::prepare`] fetched (NaN for nodes it
-    /// does not hold). Both sum the same products in the same order.
+    /// planes and the segments [`ExternalPotential::sum_charges`] fetched
+    /// (NaN for nodes it does not hold). Both sum the same products in the same order.
     fn value_and_gradient(&self, x: &[f64; D]) -> (f64, [f64; D]) {
         self.read(x, true, true)
     }
@@ -190,28 +194,35 @@ impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
             };
             self.fetch(x, &own, wanted);
         }
+        // Stable counting sort by plane: each plane's particles in id
+        // order (into buffers kept between evaluations).
+        let (mut order, mut start) = (
+            std::mem::take(&mut self.order),
+            std::mem::take(&mut self.starts),
+        );
         let this = &*self;
         let plane_of = |i: usize| this.cell(&x[i], D - 1).0;
-        // Stable counting sort by plane: each plane's particles in id order.
-        let ids: Vec<u32>;
-        let own = if self.slabs.whole() {
-            ids = (0..x.len() as u32).collect();
-            &ids
-        } else {
-            &own
+        let whole = self.slabs.whole();
+        let ids = || -> Box<dyn Iterator<Item = usize> + '_> {
+            if whole {
+                Box::new(0..x.len())
+            } else {
+                Box::new(own.iter().map(|&i| i as usize))
+            }
         };
-        let mut start = vec![0usize; mine.len() + 1];
-        for &i in own {
-            start[plane_of(i as usize) - mine.start + 1] += 1;
+        start.clear();
+        start.resize(mine.len() + 1, 0);
+        for i in ids() {
+            start[plane_of(i) - mine.start + 1] += 1;
         }
         for p in 0..mine.len() {
             start[p + 1] += start[p];
         }
-        let mut next = start.clone();
-        let mut order = vec![0u32; own.len()];
-        for &i in own {
-            let p = plane_of(i as usize) - mine.start;
-            order[next[p]] = i;
+        order.resize(start[mine.len()], 0);
+        let mut next = start[..mine.len()].to_vec();
+        for i in ids() {
+            let p = plane_of(i) - mine.start;
+            order[next[p]] = i as u32;
             next[p] += 1;
         }
         let sums: Vec<f64> = (0..mine.len())
@@ -227,6 +238,8 @@ impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
                 })
             })
             .collect();
+        self.order = order;
+        self.starts = start;
         if self.slabs.whole() {
             return Some(sums.iter().sum());
         }
@@ -292,6 +305,7 @@ impl<const D: usize> BoxExternal<D> {
         self.plans += 1;
         self.fetched += self.segments.count() * self.segments.width();
     }
+
     /// The first node (padded index) of x's stencil on axis a and x's
     /// place in its cell: within the padding whatever x (beyond, the cubic
     /// extrapolates).
@@ -641,6 +655,8 @@ impl<const D: usize> BoxMesh<D> {
             team: self.team.clone(),
             plans: 0,
             fetched: 0,
+            order: Vec::new(),
+            starts: Vec::new(),
         }
     }
 
