@@ -61,7 +61,8 @@
 //! are theirs when every member holds PAD + 1 planes or more; a mesh too
 //! small for that is gathered and held whole). At each evaluation it sums
 //! the planes it holds (their particles' stencils reach at most 3 planes
-//! beyond) and reads its wanted particles' values; the nodes off its
+//! beyond; an even share of the planes when every member holds the whole
+//! grid) and reads its wanted particles' values; the nodes off its
 //! planes come by segments of axis 0 (`Segments::add`), planned only when
 //! some member lacks one (one number a member says so) and kept, since
 //! the values never change. Every value is the single process's, copied.
@@ -78,7 +79,7 @@ use crate::model::background::{Background, BackgroundShape};
 use crate::model::domain::WallCondition;
 use crate::util::parallel::{CHUNK, sum_chunks};
 use crate::util::slabs::{Halo, Reads, Segments, Slabs};
-use crate::util::team::Team;
+use crate::util::team::{Team, split_even};
 
 /// Nodes of padding beyond each wall.
 const PAD: usize = 2;
@@ -164,12 +165,20 @@ impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
     /// last axis (module docs), and under a team the segments of the nodes
     /// its particles and `wanted` read off its planes.
     fn sum_charges(&mut self, x: &[[f64; D]], q: &[f64], wanted: Option<&[u32]>) -> Option<f64> {
-        let mine = self.slabs.mine();
+        // The planes whose sums this member makes: its own, or, when every
+        // member holds the whole grid, an even share of them.
+        let size = self.team.size();
+        let sharing = if self.slabs.whole() {
+            split_even(self.n[D - 1] + 1 + 2 * PAD, size)
+        } else {
+            self.slabs.planes.clone()
+        };
+        let mine = sharing[self.team.rank()].clone();
         let this = &*self;
         let plane_of = |i: usize| this.cell(&x[i], D - 1).0;
         // This member's particles, in id order: those whose stencil starts
-        // on its planes.
-        let own: Vec<u32> = if self.slabs.whole() {
+        // on its planes (all of them for one member).
+        let own: Vec<u32> = if size == 1 {
             Vec::new()
         } else {
             let parts: Vec<Vec<u32>> = (0..x.len().div_ceil(CHUNK))
@@ -202,9 +211,8 @@ impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
         );
         let this = &*self;
         let plane_of = |i: usize| this.cell(&x[i], D - 1).0;
-        let whole = self.slabs.whole();
         let ids = || -> Box<dyn Iterator<Item = usize> + '_> {
-            if whole {
+            if size == 1 {
                 Box::new(0..x.len())
             } else {
                 Box::new(own.iter().map(|&i| i as usize))
@@ -240,11 +248,11 @@ impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
             .collect();
         self.order = order;
         self.starts = start;
-        if self.slabs.whole() {
+        if size == 1 {
             return Some(sums.iter().sum());
         }
-        let counts: Vec<usize> = self.slabs.planes.iter().map(Range::len).collect();
-        let mut all = vec![0.0; self.slabs.planes.last().map_or(0, |p| p.end)];
+        let counts: Vec<usize> = sharing.iter().map(Range::len).collect();
+        let mut all = vec![0.0; sharing.last().map_or(0, |p| p.end)];
         self.team.all_gather(&sums, &counts, &mut all);
         Some(all.iter().sum())
     }
