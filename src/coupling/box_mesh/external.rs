@@ -271,12 +271,13 @@ impl<const D: usize> BoxExternal<D> {
     #[inline(always)]
     fn read(&self, x: &[f64; D], value: bool, slope: bool) -> (f64, [f64; D]) {
         let st = self.stencil(x);
-        if self.slabs.whole() {
-            let values = &self.values.slab;
-            return st.sums(|_, o| values[o], value, slope);
-        }
-        let values = st.gather(&self.segments, &self.values);
-        st.sums(|k, _| values[k], value, slope)
+        st.sums_held(
+            self.slabs.whole(),
+            &self.segments,
+            &self.values,
+            value,
+            slope,
+        )
     }
 
     /// Collective (under a team): when some member's particles (`own` and

@@ -540,12 +540,13 @@ impl<const D: usize> BoxMesh<D> {
     #[inline(always)]
     fn interpolate(&self, x: &[f64; D], value: bool, slope: bool) -> (f64, [f64; D]) {
         let st = self.stencil(x);
-        if self.slabs.whole() {
-            let grid = &self.potential.slab;
-            return st.sums(|_, o| grid[o], value, slope);
-        }
-        let values = st.gather(&self.segments, &self.potential);
-        st.sums(|k, _| values[k], value, slope)
+        st.sums_held(
+            self.slabs.whole(),
+            &self.segments,
+            &self.potential,
+            value,
+            slope,
+        )
     }
 
     /// Nodes of Phi this member received at the last evaluation (0 for one
@@ -643,6 +644,27 @@ impl<const D: usize> Stencil<D> {
             }
         }
         (phi, grad)
+    }
+
+    /// [`Self::sums`] on a grid as a member holds it: read directly when
+    /// it holds the whole grid (`whole`), else gathered first from its
+    /// planes and the segments it received (NaN where it holds none). Both
+    /// sum the same products in the same order.
+    #[inline(always)]
+    fn sums_held(
+        &self,
+        whole: bool,
+        segments: &Segments,
+        halo: &Halo,
+        value: bool,
+        slope: bool,
+    ) -> (f64, [f64; D]) {
+        if whole {
+            let grid = &halo.slab;
+            return self.sums(|_, o| grid[o], value, slope);
+        }
+        let values = self.gather(segments, halo);
+        self.sums(|k, _| values[k], value, slope)
     }
 
     /// The values of the stencil's nodes (in the order of [`Self::nodes`])
