@@ -357,36 +357,48 @@ impl Segments {
     /// `reads` lists (in any order, repeats allowed) from the members whose
     /// planes hold them, and indexes where its [`Halo`]s will keep them.
     pub fn plan<'a>(&mut self, team: &dyn Team, reads: impl ParallelIterator<Item = &'a [u32]>) {
-        self.ghosts = Ghosts::plan(team, &self.owned, self.total, reads, |_| true);
+        let ghosts = Ghosts::plan(team, &self.owned, self.total, reads, |_| true);
         for &r in &self.touched {
             self.rows[r as usize] = NONE;
         }
         self.touched.clear();
         self.table.clear();
-        if self.ghosts.count() > 0 && self.rows.is_empty() {
-            self.rows = vec![NONE; self.total / self.per_row];
-        }
+        self.index(&ghosts, 0);
+        self.ghosts = ghosts;
+    }
+
+    /// Indexes the segments `ghosts` receives as the places `first..` of a
+    /// halo's received segments, in their order.
+    fn index(&mut self, ghosts: &Ghosts, first: usize) {
         let per_row = self.per_row;
-        for (j, s) in self.ghosts.received().enumerate() {
+        if ghosts.count() > 0 && self.rows.is_empty() {
+            self.rows = vec![NONE; self.total / per_row];
+        }
+        for (j, s) in ghosts.received().enumerate() {
             let (r, k) = (s as usize / per_row, s as usize % per_row);
             if self.rows[r] == NONE {
                 self.rows[r] = self.touched.len() as u32;
                 self.touched.push(r as u32);
                 self.table.resize(self.table.len() + per_row, NONE);
             }
-            self.table[self.rows[r] as usize * per_row + k] = j as u32;
+            self.table[self.rows[r] as usize * per_row + k] = (first + j) as u32;
+        }
+    }
+
+    /// Where segment s starts in this member's slab (s on its planes).
+    fn in_slab(&self) -> impl Fn(u32) -> usize + use<> {
+        let (row, width, per_row, first) = (self.row, self.width, self.per_row, self.own.start);
+        move |s: u32| {
+            let s = s as usize;
+            s / per_row * row + (s % per_row * width).min(row - width) - first
         }
     }
 
     /// Collective: the planned segments into `halo` (whose `slab` holds
     /// this member's planes) from their owners.
     pub fn fetch(&mut self, team: &dyn Team, halo: &mut Halo) {
-        let (row, width, per_row, first) = (self.row, self.width, self.per_row, self.own.start);
+        let (width, at) = (self.width, self.in_slab());
         halo.received.resize(self.ghosts.count() * width, 0.0);
-        let at = |s: u32| {
-            let s = s as usize;
-            s / per_row * row + (s % per_row * width).min(row - width) - first
-        };
         (self.ghosts).exchange_apart(team, &halo.slab, width, at, &mut halo.received);
     }
 
@@ -402,7 +414,7 @@ impl Segments {
         reads: impl ParallelIterator<Item = &'a [u32]>,
         halo: &mut Halo,
     ) {
-        let (row, width, per_row, first) = (self.row, self.width, self.per_row, self.own.start);
+        let (width, per_row) = (self.width, self.per_row);
         let held = |s: usize| {
             let block = self.rows.get(s / per_row).copied().unwrap_or(NONE);
             block != NONE && self.table[block as usize * per_row + s % per_row] != NONE
@@ -410,29 +422,9 @@ impl Segments {
         let mut ghosts = Ghosts::plan(team, &self.owned, self.total, reads, |s| !held(s));
         let old = halo.received.len() / width;
         halo.received.resize((old + ghosts.count()) * width, 0.0);
-        let at = |s: u32| {
-            let s = s as usize;
-            s / per_row * row + (s % per_row * width).min(row - width) - first
-        };
-        ghosts.exchange_apart(
-            team,
-            &halo.slab,
-            width,
-            at,
-            &mut halo.received[old * width..],
-        );
-        if ghosts.count() > 0 && self.rows.is_empty() {
-            self.rows = vec![NONE; self.total / per_row];
-        }
-        for (j, s) in ghosts.received().enumerate() {
-            let (r, k) = (s as usize / per_row, s as usize % per_row);
-            if self.rows[r] == NONE {
-                self.rows[r] = self.touched.len() as u32;
-                self.touched.push(r as u32);
-                self.table.resize(self.table.len() + per_row, NONE);
-            }
-            self.table[self.rows[r] as usize * per_row + k] = (old + j) as u32;
-        }
+        let into = &mut halo.received[old * width..];
+        ghosts.exchange_apart(team, &halo.slab, width, self.in_slab(), into);
+        self.index(&ghosts, old);
         self.ghosts = ghosts;
     }
 
