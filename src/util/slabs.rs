@@ -13,7 +13,7 @@
 //! a = 0..d-2 with no message. A line of the last axis crosses every plane,
 //! so the data are transposed: member p receives the nodes whose index on
 //! axis d - 2 is in `columns[p]` (an even split of that axis), all planes,
-//! laid out as a grid of shape (n_0, .., |columns[p]|, n_{d-1}) (the shape
+//! laid out as a grid of shape (n_0, .., |columns\[p\]|, n_{d-1}) (the shape
 //! with axis d - 2 cut to the member's columns; axis 0 still fastest). It
 //! transforms the last axis there, multiplies, transforms back, and the
 //! inverse transpose returns the planes, on which the first axes are
@@ -25,7 +25,7 @@
 //!
 //! The transpose: member p sends member q the block (axis d-1 in
 //! `planes[p]`) x (axis d-2 in `columns[q]`), which is, per plane of p, one
-//! contiguous run of |columns[q]| n_0 .. n_{d-3} nodes, and lands as one
+//! contiguous run of |columns\[q\]| n_0 .. n_{d-3} nodes, and lands as one
 //! contiguous stretch of q's column grid (planes z0..z1 of p, one after
 //! the other). Volume per member and transpose: its slab, less 1/P of it.
 //!
@@ -405,8 +405,9 @@ impl Segments {
     /// Collective, for values that never change (the box's fixed
     /// potential): plans the segments `reads` lists that `halo` does not
     /// hold yet, fetches them from their owners and keeps them after those
-    /// it holds; the index grows and nothing is dropped, so a member holds
-    /// the union of what its reads have needed. Not to be mixed with
+    /// it holds; the index grows and nothing is dropped (until
+    /// [`Self::clear`]), so a member holds the union of what its reads have
+    /// needed since. Not to be mixed with
     /// [`Self::plan`] on one halo.
     pub fn add<'a>(
         &mut self,
@@ -426,6 +427,18 @@ impl Segments {
         ghosts.exchange_apart(team, &halo.slab, width, self.in_slab(), into);
         self.index(&ghosts, old);
         self.ghosts = ghosts;
+    }
+
+    /// Drops the segments `halo` received and their index, so that the
+    /// next [`Self::add`] fetches from nothing (no message: a member may
+    /// clear while others add).
+    pub fn clear(&mut self, halo: &mut Halo) {
+        for &r in &self.touched {
+            self.rows[r as usize] = NONE;
+        }
+        self.touched.clear();
+        self.table.clear();
+        halo.received.clear();
     }
 
     /// The nodes `at` (indices on axis 0) of the row of `halo` whose first

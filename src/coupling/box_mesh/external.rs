@@ -65,7 +65,10 @@
 //! grid) and reads its wanted particles' values; the nodes off its
 //! planes come by segments of axis 0 (`Segments::add`), planned only when
 //! some member lacks one (one number a member says so) and kept, since
-//! the values never change. Every value is the single process's, copied.
+//! the values never change, until a member holds [`HELD_GROWTH`] times
+//! what it last fetched from nothing: its next plan then starts from
+//! nothing again, so what it holds follows its particles instead of
+//! growing to the whole grid. Every value is the single process's, copied.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -102,6 +105,9 @@ pub struct BoxExternal<const D: usize> {
     /// Plans made and nodes received since the start (under a team).
     plans: usize,
     fetched: usize,
+    /// Nodes received by the last plan that started from nothing: past
+    /// [`HELD_GROWTH`] times it, the next plan starts from nothing again.
+    baseline: usize,
     /// The energy's particles sorted by plane, and where each plane's
     /// start (kept between evaluations).
     order: Vec<u32>,
@@ -128,6 +134,13 @@ const HELD_WHOLE: usize = 2;
 /// before its member plans again (the values are fixed, so a plan holds
 /// until then).
 const MARGIN: usize = 2;
+
+/// A member whose fetched segments have grown past this many times what
+/// its last fresh plan fetched (its particles wandered) drops them when it
+/// plans next and fetches only what its particles read then: what it holds
+/// stays within this many times its particles' footprint (plus one plan's
+/// worth), where it would otherwise grow to the whole grid over a long run.
+const HELD_GROWTH: usize = 2;
 
 impl<const D: usize> BoxExternal<D> {
     /// The stencil of x on the padded grid (no fold: the padding holds the
@@ -283,8 +296,10 @@ impl<const D: usize> BoxExternal<D> {
     /// Collective (under a team): when some member's particles (`own` and
     /// `wanted`) read a node it does not hold, every member plans the
     /// segments its particles' stencils, widened by [`MARGIN`] nodes on
-    /// each axis, read off its planes, and fetches them. Otherwise (most
-    /// evaluations) one number a member is gathered and nothing else moves.
+    /// each axis, read off its planes, and fetches those it lacks (all of
+    /// them, dropping the rest, once it holds [`HELD_GROWTH`] times what
+    /// it fetched fresh). Otherwise (most evaluations) one number a member
+    /// is gathered and nothing else moves.
     fn fetch(&mut self, x: &[[f64; D]], own: &[u32], wanted: &[u32]) {
         let this = &*self;
         let held = |&i: &u32| {
@@ -308,11 +323,27 @@ impl<const D: usize> BoxExternal<D> {
                 read.list
             })
             .collect();
+        // A fresh start or an addition exchange the same messages, so each
+        // member chooses alone.
+        let held = self.fetched_held();
+        let fresh = held == 0 || held > HELD_GROWTH * self.baseline;
+        if fresh {
+            self.segments.clear(&mut self.values);
+        }
         let team = &*self.team;
         self.segments
             .add(team, lists.par_iter().map(|r| &r[..]), &mut self.values);
         self.plans += 1;
         self.fetched += self.segments.count() * self.segments.width();
+        if fresh {
+            self.baseline = self.fetched_held();
+        }
+    }
+
+    /// Nodes of other members' planes this member holds now (0 for one
+    /// member).
+    pub fn fetched_held(&self) -> usize {
+        self.values.held() - self.values.slab.len()
     }
 
     /// The first node (padded index) of x's stencil on axis a and x's
@@ -664,6 +695,7 @@ impl<const D: usize> BoxMesh<D> {
             team: self.team.clone(),
             plans: 0,
             fetched: 0,
+            baseline: 0,
             order: Vec::new(),
             starts: Vec::new(),
         }
