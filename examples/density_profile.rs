@@ -122,6 +122,7 @@ fn run<const D: usize>(n: usize, reps: usize, factor: f64, members: usize) {
             let wanted = layout.particles_in(own, D);
             let mut e = BlobDensity::<D>::new(eps).with_team(t);
             e.want(Some(&wanted));
+            e.frame(Some(&Layout::frame_of(&x)));
             let mut g = vec![[0.0; D]; n];
             black_box(e.local_functional(&x, &w, &log, &mut g));
             (e.wanted_received(), wanted.len())
@@ -142,7 +143,8 @@ fn run<const D: usize>(n: usize, reps: usize, factor: f64, members: usize) {
         );
         // Two species as in PNP: the cloud shifted by +-1/2 along axis 0,
         // one layout over both (the energy's order: u then v), each
-        // species' lists divided on their own.
+        // species' lists keyed in the layout's frame (as in a JKO step)
+        // and divided at the counts of the members' wanted particles.
         let shift = |sign: f64| -> Vec<[f64; D]> {
             x.iter()
                 .map(|p| std::array::from_fn(|a| p[a] + if a == 0 { 0.5 * sign } else { 0.0 }))
@@ -160,6 +162,7 @@ fn run<const D: usize>(n: usize, reps: usize, factor: f64, members: usize) {
             for (cloud, mine) in [(&u, &wanted[..split]), (&v, &of_v[..])] {
                 let mut e = BlobDensity::<D>::new(eps).with_team(t.clone());
                 e.want(Some(mine));
+                e.frame(Some(&Layout::frame_of(&both)));
                 let mut g = vec![[0.0; D]; n];
                 black_box(e.local_functional(cloud, &w, &log, &mut g));
                 counts.push(e.wanted_received());

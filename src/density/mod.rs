@@ -117,6 +117,32 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
         Ok(value)
     }
 
+    /// [`local_functional`](Self::local_functional) in stages 0, 1, ..,
+    /// called with the same arguments until one is [`Stage::Done`]. Under
+    /// a team, a stage either exchanges (messages, and no more than light
+    /// work) or computes the member's own sums (no message), so that a
+    /// caller running several estimators side by side (stage k of each,
+    /// then stage k + 1: the diffusion term's species) has every member do
+    /// all its work of a stage before it waits at the next stage's
+    /// messages: a member's light estimator fills its wait for another
+    /// member's heavy one. Every member must call the same stages of the
+    /// same estimators in the same order. The default is one stage,
+    /// `local_functional` itself.
+    fn local_functional_stage(
+        &mut self,
+        stage: usize,
+        x: &[[f64; D]],
+        w: &[f64],
+        local: &LocalDensityFn,
+        scratch: &mut LocalScratch,
+        grad: &mut [[f64; D]],
+    ) -> Result<Stage, EstimateRefused> {
+        debug_assert_eq!(stage, 0, "one stage");
+        Ok(Stage::Done(
+            self.local_functional(x, w, local, scratch, grad)?,
+        ))
+    }
+
     /// Forget the state carried between calls (see the protocol above).
     fn reset(&mut self);
 
@@ -130,11 +156,28 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
     /// default ignores it and adds every entry, which is always correct.
     fn want(&mut self, _particles: Option<&[u32]>) {}
 
+    /// The frame in which a JKO step orders its particles
+    /// ([`crate::util::morton::Frame`]), or `None` outside a step. An
+    /// estimator that orders particles by Morton keys (the neighbour
+    /// lists) keys them in it, so that a member's particles of the step
+    /// are a range of its order. The default ignores it.
+    fn frame(&mut self, _frame: Option<&crate::util::morton::Frame<D>>) {}
+
     /// Bytes this estimator will hold for the cloud `x`, beyond the
     /// per-particle allowance of the run's memory estimate (which counts
     /// neighbour lists of the neighbour rule); saturating. Known before
     /// anything is built, so a run that cannot fit is refused first.
     fn extra_memory(&self, x: &[[f64; D]], w: &[f64]) -> u64;
+}
+
+/// Where [`DensityEstimator::local_functional_stage`] left the local
+/// functional.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stage {
+    /// More stages to come.
+    Next,
+    /// Done: F, its gradient added (none when F is not finite).
+    Done(f64),
 }
 
 /// The per-particle part of a local functional of the density

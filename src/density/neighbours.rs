@@ -42,7 +42,7 @@ use kiddo::{ImmutableKdTree, SquaredEuclidean};
 use rayon::prelude::*;
 
 use crate::density::dist2;
-use crate::util::morton;
+use crate::util::morton::Frame;
 use crate::util::parallel::{CHUNK, bounding_box};
 
 /// At most this many slots per kd-tree search. Larger clusters mean fewer
@@ -113,6 +113,9 @@ pub struct NeighbourList<const D: usize> {
     /// all ([`searched_slots`](Self::searched_slots)).
     searched: Vec<u32>,
     builds: usize,
+    /// The frame of the slots' Morton keys when it holds every position
+    /// ([`set_frame`](Self::set_frame)); else their bounding box's.
+    frame: Option<Frame<D>>,
 }
 
 impl<const D: usize> NeighbourList<D> {
@@ -132,7 +135,18 @@ impl<const D: usize> NeighbourList<D> {
             built: 0..0,
             searched: Vec::new(),
             builds: 0,
+            frame: None,
         }
+    }
+
+    /// Key the slots of the next builds in `frame` (`None`: the bounding
+    /// box of the positions), when it holds every position; else in the
+    /// bounding box. Lists of several species keyed in one frame, a JKO
+    /// step's ([`crate::stepper::layout`]), each follow the step's Morton
+    /// order restricted to their species, so that a member's range of the
+    /// step's vectors is a range of each list's slots.
+    pub fn set_frame(&mut self, frame: Option<Frame<D>>) {
+        self.frame = frame;
     }
 
     /// Force a rebuild at the next [`update`](Self::update) (buffers are kept).
@@ -275,7 +289,10 @@ impl<const D: usize> NeighbourList<D> {
     /// side of one cell.
     fn sort_slots(&mut self, x: &[[f64; D]]) -> f64 {
         let n = x.len();
-        let side = morton::sorted_keys(x, &mut self.keys);
+        let frame = (self.frame)
+            .filter(|f| f.holds(x))
+            .unwrap_or_else(|| Frame::of(x));
+        let side = frame.sorted_keys(x, (64 / D as u32).min(32), &mut self.keys);
         self.order.clear();
         self.order.extend(self.keys.iter().map(|&(_, i)| i));
         self.rank.resize(n, 0);

@@ -14,13 +14,21 @@
 //! neighbour list (the energy summed in chunks of its slots, a divided
 //! evaluation exchanging only its ghosts' slopes), or through the mesh's
 //! deposit, convolution and interpolation.
+//!
+//! Under MPI the species' estimators run in stages
+//! ([`DensityEstimator::local_functional_stage`]), stage k of every species
+//! before stage k + 1, a stage either exchanging or computing: in a JKO step each
+//! species' neighbour list follows the step's order in its frame, so a
+//! member's particles of one species may be many and of the other few; the
+//! member computes both before it waits, so its light species fills the
+//! other members' time on their heavy one.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use super::{EnergyTerm, Part};
-use crate::density::{DensityEstimator, DensityPlan, LocalScratch};
+use crate::density::{DensityEstimator, DensityPlan, LocalScratch, Stage};
 use crate::particles::Cloud;
 
 /// The blob diffusion energy of every species with D_k > 0.
@@ -77,18 +85,28 @@ impl<const D: usize> Diffusion<D> {
 }
 
 impl<const D: usize> BlobSpecies<D> {
-    fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
+    /// Stage `stage` of the species' local functional
+    /// ([`DensityEstimator::local_functional_stage`]): `Some(value)` when
+    /// done. A trial spread over more mesh than allowed is not a candidate
+    /// (the stepper refuses non-finite energies).
+    fn stage(&mut self, stage: usize, x: &[[f64; D]], grad: &mut [[f64; D]]) -> Option<f64> {
         let (coeff, m) = (self.coeff, self.exponent);
         let local = move |w: f64, rho: f64| {
             let (f, fp) = f_and_slope(rho, m);
             (coeff * w * f, coeff * fp)
         };
         let w = &self.weights[..];
-        // A trial spread over more mesh than allowed is not a candidate (the
-        // stepper refuses non-finite energies).
-        (self.density)
-            .local_functional(x, w, &local, &mut self.scratch, grad)
-            .unwrap_or(f64::INFINITY)
+        match (self.density).local_functional_stage(stage, x, w, &local, &mut self.scratch, grad) {
+            Ok(Stage::Next) => None,
+            Ok(Stage::Done(value)) => Some(value),
+            Err(_) => Some(f64::INFINITY),
+        }
+    }
+
+    fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
+        (0..)
+            .find_map(|stage| self.stage(stage, x, grad))
+            .expect("the last stage is done")
     }
 }
 
@@ -99,7 +117,10 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
 
     /// The species at once on a single process (each writes its own range of
     /// `grad`; the values are added in species order, so the bits do not
-    /// change); in order under MPI ([`crate::util::team::alone`]).
+    /// change). Under MPI ([`crate::util::team::alone`]) their stages side by
+    /// side, stage k of every species before stage k + 1 (module docs): a
+    /// member's messages then wait for the other members' work on every
+    /// species, not on each in turn.
     fn value_and_gradient(&mut self, x: &[[f64; D]], grad: &mut [[f64; D]]) -> f64 {
         let mut parts: Vec<(&mut BlobSpecies<D>, &mut [[f64; D]])> = Vec::new();
         let (mut rest, mut offset) = (grad, 0);
@@ -110,13 +131,24 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
             parts.push((s, mine));
             (rest, offset) = (tail, r.end);
         }
-        let eval = |(s, g): &mut (&mut BlobSpecies<D>, &mut [[f64; D]])| {
-            s.value_and_gradient(&x[s.range.clone()], g)
-        };
         let values: Vec<f64> = if crate::util::team::alone() {
-            parts.par_iter_mut().map(eval).collect()
+            parts
+                .par_iter_mut()
+                .map(|(s, g)| s.value_and_gradient(&x[s.range.clone()], g))
+                .collect()
         } else {
-            parts.iter_mut().map(eval).collect()
+            let mut values = vec![None; parts.len()];
+            for stage in 0.. {
+                for ((s, g), value) in parts.iter_mut().zip(&mut values) {
+                    if value.is_none() {
+                        *value = s.stage(stage, &x[s.range.clone()], g);
+                    }
+                }
+                if values.iter().all(Option::is_some) {
+                    break;
+                }
+            }
+            values.into_iter().flatten().collect()
         };
         values.iter().fold(0.0, |total, v| total + v)
     }
@@ -131,6 +163,13 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
                 p[first..last].iter().map(|&i| i - lo).collect()
             });
             s.density.want(local.as_deref());
+        }
+    }
+
+    /// Every species' estimator keys its order in the step's frame.
+    fn frame(&mut self, frame: Option<&crate::util::morton::Frame<D>>) {
+        for s in &mut self.species {
+            s.density.frame(frame);
         }
     }
 

@@ -14,6 +14,8 @@ pub use interaction::Interaction;
 pub use potential::PotentialEnergy;
 pub use steric::StericEnergy;
 
+use crate::util::morton::Frame;
+
 /// Which column of energy.csv a term contributes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -85,6 +87,10 @@ pub trait EnergyTerm<const D: usize>: Send {
     /// [`FreeEnergy::want`]. A term that ignores it adds every entry, which
     /// is always correct.
     fn want(&mut self, _particles: Option<&[u32]>) {}
+    /// The Morton frame of the JKO step under way, or `None` outside one
+    /// ([`FreeEnergy::frame`]). A term whose sums follow a Morton order
+    /// passes it to them; the default ignores it.
+    fn frame(&mut self, _frame: Option<&Frame<D>>) {}
     /// The method computing the term, when a setting chooses among several
     /// (the coupling's backend), for run.json; `None` for a term computed one
     /// way.
@@ -126,6 +132,19 @@ impl<const D: usize> FreeEnergy<D> {
             t.want(particles.as_deref());
         }
         self.wanted = particles;
+    }
+
+    /// The frame in which the JKO step under way orders the particles
+    /// (its vectors' layout, [`crate::stepper::layout`]), `None` outside a
+    /// step. The neighbour lists then key their slots in it, so that each
+    /// species' order is the step's restricted to that species: a member's
+    /// range of the step's vectors is then a range of every list's slots,
+    /// and the lists' ownership can follow it. A function of X^n, so the
+    /// bits stay those of any team size.
+    pub fn frame(&mut self, frame: Option<Frame<D>>) {
+        for t in &mut self.terms {
+            t.frame(frame.as_ref());
+        }
     }
 
     /// The particles set by [`want`](Self::want) (`None`: all).

@@ -358,6 +358,12 @@ impl<const D: usize> EnergyTerm<D> for StericEnergy<D> {
             g.density.want(particles);
         }
     }
+
+    fn frame(&mut self, frame: Option<&crate::util::morton::Frame<D>>) {
+        for g in &mut self.total.groups {
+            g.density.frame(frame);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -64,7 +64,7 @@ impl Layout {
             "more particles than u32 indexes"
         );
         let mut keys = Vec::new();
-        morton::sorted_keys_at(x0, layout_bits(D), &mut keys);
+        Self::frame_of(x0).sorted_keys(x0, layout_bits(D), &mut keys);
         let particle: Vec<u32> = keys.into_iter().map(|(_, i)| i).collect();
         let mut slot = vec![0u32; particle.len()];
         for (j, &i) in particle.iter().enumerate() {
@@ -81,6 +81,13 @@ impl Layout {
             scale,
             particle_scale,
         }
+    }
+
+    /// The frame of the Morton order of the layout of `x0`: the bounding
+    /// box of X^n (which the energy's Morton orders follow during the
+    /// step, [`crate::energy::FreeEnergy::frame`]).
+    pub fn frame_of<const D: usize>(x0: &[[f64; D]]) -> morton::Frame<D> {
+        morton::Frame::of(x0)
     }
 
     /// The number of particles.

@@ -817,8 +817,10 @@ impl<const D: usize> JkoStepper<D> {
     /// step is accepted and left unchanged when it is not.
     pub fn step(&mut self, x: &mut [[f64; D]], h: f64) -> Result<StepReport, StepError> {
         let result = self.step_in_layout(x, h);
-        // Outside a step (the driver's energies, tests) E's gradient is whole.
+        // Outside a step (the driver's energies, tests) E's gradient is
+        // whole, and its sums in no step's frame.
         self.energy.want(None);
+        self.energy.frame(None);
         result
     }
 
@@ -839,6 +841,7 @@ impl<const D: usize> JkoStepper<D> {
         let cached = fault.is_none() && self.start.as_ref().is_some_and(|s| same_bits(&s.x, x));
         let x0 = x.to_vec();
         let layout = Layout::new(&x0, &self.weights, h);
+        self.energy.frame(Some(Layout::frame_of(&x0)));
         let team = &*self.team;
         let own = crate::util::shard::own_range(team, n * D);
         self.energy

@@ -30,22 +30,62 @@ pub fn sorted_keys_at<const D: usize>(
     bits: u32,
     keys: &mut Vec<(u64, u32)>,
 ) -> f64 {
-    assert!(
-        bits >= 1 && bits <= (64 / D as u32).min(32),
-        "{bits} bits per axis in {D}D"
-    );
-    let (lo, hi) = bounding_box(x);
-    let cells = ((1u64 << bits) - 1) as f64;
-    let width = (0..D).map(|a| hi[a] - lo[a]).fold(0.0, f64::max);
-    let scale = if width > 0.0 { cells / width } else { 0.0 };
-    keys.clear();
-    keys.par_extend(x.par_iter().enumerate().map(|(i, p)| {
-        let cell: [u64; D] =
-            std::array::from_fn(|a| (((p[a] - lo[a]) * scale) as u64).min(cells as u64));
-        (interleave(cell), i as u32)
-    }));
-    radix_sort(keys);
-    if scale > 0.0 { 1.0 / scale } else { 0.0 }
+    Frame::of(x).sorted_keys(x, bits, keys)
+}
+
+/// The cube a Morton grid covers: its lower corner and side, the longest
+/// side of a bounding box. Orders of different point sets keyed in one
+/// frame follow one curve: the order of a subset is the order of the whole
+/// restricted to it (up to points sharing a cell of the coarser grid).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Frame<const D: usize> {
+    /// The lowest corner.
+    pub lower: [f64; D],
+    /// The side (0 when every point is the same).
+    pub width: f64,
+}
+
+impl<const D: usize> Frame<D> {
+    /// The frame of the bounding box of `x`.
+    pub fn of(x: &[[f64; D]]) -> Self {
+        let (lower, upper) = bounding_box(x);
+        let width = (0..D).map(|a| upper[a] - lower[a]).fold(0.0, f64::max);
+        Frame { lower, width }
+    }
+
+    /// Whether every point of `x` lies in the frame's cube (false for a
+    /// point that is not finite).
+    pub fn holds(&self, x: &[[f64; D]]) -> bool {
+        let (lo, w) = (self.lower, self.width);
+        x.par_iter()
+            .all(|p| (0..D).all(|a| p[a] >= lo[a] && p[a] - lo[a] <= w))
+    }
+
+    /// The `(key, index)` of every point of `x` on the grid of 2^`bits`
+    /// cells along the frame's side, into `keys`, sorted by key, ties by
+    /// index; a point outside the frame takes the key of the nearest cell.
+    /// Returns the side of one cell (0 for a frame of no width).
+    pub fn sorted_keys(&self, x: &[[f64; D]], bits: u32, keys: &mut Vec<(u64, u32)>) -> f64 {
+        assert!(
+            bits >= 1 && bits <= (64 / D as u32).min(32),
+            "{bits} bits per axis in {D}D"
+        );
+        let lo = self.lower;
+        let cells = ((1u64 << bits) - 1) as f64;
+        let scale = if self.width > 0.0 {
+            cells / self.width
+        } else {
+            0.0
+        };
+        keys.clear();
+        keys.par_extend(x.par_iter().enumerate().map(|(i, p)| {
+            let cell: [u64; D] =
+                std::array::from_fn(|a| (((p[a] - lo[a]) * scale) as u64).min(cells as u64));
+            (interleave(cell), i as u32)
+        }));
+        radix_sort(keys);
+        if scale > 0.0 { 1.0 / scale } else { 0.0 }
+    }
 }
 
 /// Bit-interleaves the coordinates, each at most `64 / D` bits (32 in 1D):
