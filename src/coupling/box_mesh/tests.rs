@@ -874,7 +874,7 @@ fn the_fixed_potential_held_stays_bounded() {
         0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 4.5, 0.5, 8.5, 2.5,
     ];
     let points: Vec<_> = places.iter().map(|k| band(k / 10.0)).collect();
-    let mut whole = mesh().external(&backgrounds).unwrap();
+    let whole = mesh().external(&backgrounds).unwrap();
     let bits = |(v, g): (f64, [f64; 2])| (v.to_bits(), g.map(f64::to_bits));
     let want: Vec<Vec<_>> = (points.iter())
         .map(|x| {
