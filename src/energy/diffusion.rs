@@ -16,12 +16,12 @@
 //! deposit, convolution and interpolation.
 //!
 //! Under MPI the species' estimators run in stages
-//! ([`DensityEstimator::local_functional_stage`]), stage k of every species
-//! before stage k + 1, a stage either exchanging or computing: in a JKO step each
-//! species' neighbour list follows the step's order in its frame, so a
-//! member's particles of one species may be many and of the other few; the
-//! member computes both before it waits, so its light species fills the
-//! other members' time on their heavy one.
+//! ([`DensityEstimator::local_functional_stage`]), stage k of every
+//! species before stage k + 1, a stage either exchanging or computing. In
+//! a JKO step each species' neighbour list follows the step's order in its
+//! frame, so a member's particles of one species may be many and of the
+//! other few; the member computes both before it waits, so its light
+//! species fills the other members' time on their heavy one.
 
 use std::ops::Range;
 
