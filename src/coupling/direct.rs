@@ -94,6 +94,10 @@ pub struct DirectSum<const D: usize> {
     team: Arc<dyn Team>,
     /// The particles whose field the caller reads (`None`: all).
     wanted: Option<Vec<u32>>,
+    /// Under a team: the exchange of the row sums this member's panels
+    /// read from other members (step 1 of [`Self::divided`]), planned for
+    /// this many particles.
+    rows_plan: Option<(usize, Ghosts)>,
 }
 
 impl<const D: usize> DirectSum<D> {
@@ -116,6 +120,7 @@ impl<const D: usize> DirectSum<D> {
             panel_bytes: PANEL_BYTES,
             team: team::current(),
             wanted: None,
+            rows_plan: None,
         }
     }
 
@@ -123,6 +128,7 @@ impl<const D: usize> DirectSum<D> {
     /// [`team::current`], by default).
     pub fn with_team(mut self, team: Arc<dyn Team>) -> Self {
         self.team = team;
+        self.rows_plan = None;
         self
     }
 }
@@ -532,6 +538,18 @@ impl BlockLayout {
         (blocks.start * BLOCK).min(self.n)..(blocks.end * BLOCK).min(self.n)
     }
 
+    /// The particles whose row sums [`Self::accumulate`] reads for block
+    /// rows `blocks`: those of every panel that starts among them (a
+    /// panel's row sums are added at its first block), which may run past
+    /// `blocks`.
+    pub fn panel_reads(&self, blocks: &std::ops::Range<usize>) -> Vec<u32> {
+        (blocks.clone())
+            .filter(|ib| ib.is_multiple_of(self.panel))
+            .flat_map(|ib| self.particles(&(ib..(ib + self.panel).min(self.blocks))))
+            .map(|j| j as u32)
+            .collect()
+    }
+
     /// `parts` consecutive ranges of block rows of about equal work (block
     /// row I meets the packs from its own on: work ~ N - I * BLOCK); empty
     /// ranges when there are more parts than blocks.
@@ -647,8 +665,10 @@ impl<const D: usize> DirectSum<D> {
     /// single process's bits. Member r owns the block rows
     /// `layout.split(size)[r]`; per evaluation:
     ///
-    /// 1. `all_gather` of the row sums S_j of each member's blocks (N x d
-    ///    numbers in all) and of its block rows' energies (N / 256 numbers);
+    /// 1. the row sums S_j a member's panels read beyond its blocks (those
+    ///    of a panel it starts that runs into later members' blocks: at
+    ///    most a panel's particles, d numbers each, [`Ghosts`]), and an
+    ///    `all_gather` of its block rows' energies (N / 256 numbers);
     /// 2. a pipeline 0 -> 1 -> ... -> P-1: member r receives the partial
     ///    field of the particles from its first block on, adds its blocks'
     ///    columns in ascending block order, and passes the rest on (at most
@@ -662,19 +682,27 @@ impl<const D: usize> DirectSum<D> {
         team.agree_on_interrupt();
         let (rank, size) = (team.rank(), team.size());
         let n = x.len();
-        let layout = BlockLayout::new::<D>(n);
+        let mut layout = BlockLayout::new::<D>(n);
+        layout.panel = panel_rows::<D>(n, self.panel_bytes);
         let ranges = layout.split(size);
         let mine = self.block_rows(x, q, ranges[rank].clone());
         let particles: Vec<_> = ranges.iter().map(|r| layout.particles(r)).collect();
 
-        // 1. Every row sum and every block row's energy, on every member.
+        // 1. The row sums this member's panels read, and every block row's
+        // energy, on every member.
         let mut all_rows = vec![[0.0; D]; n];
+        all_rows[particles[rank].clone()].copy_from_slice(&mine.rows);
+        if self.rows_plan.as_ref().is_none_or(|(m, _)| *m != n) {
+            let reads = layout.panel_reads(&ranges[rank]);
+            let plan = Ghosts::plan(&*team, &particles, n, rayon::iter::once(&reads[..]), |_| {
+                true
+            });
+            self.rows_plan = Some((n, plan));
+        }
+        if let Some((_, plan)) = &mut self.rows_plan {
+            plan.exchange(&*team, all_rows.as_flattened_mut(), D);
+        }
         let counts: Vec<usize> = particles.iter().map(|p| p.len() * D).collect();
-        team.all_gather(
-            mine.rows.as_flattened(),
-            &counts,
-            all_rows.as_flattened_mut(),
-        );
         let mut energies = vec![0.0; layout.blocks];
         let block_counts: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
         team.all_gather(&mine.energy, &block_counts, &mut energies);
@@ -910,27 +938,40 @@ mod tests {
     }
 
     /// The sum divided among 2-4 members of a [`ThreadTeam`] (threads
-    /// standing for MPI ranks) gives each member the single process's bits.
+    /// standing for MPI ranks) gives each member the single process's bits,
+    /// with panels of one, two and all block rows (so that panels run
+    /// across members' ranges), each member receiving the row sums of at
+    /// most a panel's particles beyond its own (the panels it starts).
+    /// Checked by hand: reading no other member's row sums fails it.
     #[test]
     fn a_team_gets_the_single_process_bits() {
         use crate::util::team::ThreadTeam;
         fn check<const D: usize>(n: usize) {
             let (x, q) = cloud::<D>(n);
-            let mut whole = vec![[0.0; D]; n];
-            let e = DirectSum::<D>::new(0.05).energy_and_field(&x, &q, &mut whole);
-            for size in 2..=4 {
-                for (e_r, f_r) in ThreadTeam::run(size, |t| {
-                    let mut f = vec![[0.0; D]; n];
-                    let e = DirectSum::<D>::new(0.05)
-                        .with_team(t)
-                        .energy_and_field(&x, &q, &mut f);
-                    (e, f)
-                }) {
-                    assert_eq!(e_r.to_bits(), e.to_bits(), "D={D} n={n} size={size}");
-                    for (f, g) in f_r.iter().zip(&whole) {
-                        for a in 0..D {
-                            assert_eq!(f[a].to_bits(), g[a].to_bits());
+            let row_bytes = std::mem::size_of::<[V; D]>() * n.div_ceil(LANES);
+            for panel in [1, 2, usize::MAX] {
+                let bytes = row_bytes.saturating_mul(panel);
+                let mut single = DirectSum::<D>::new(0.05);
+                single.panel_bytes = bytes;
+                let mut whole = vec![[0.0; D]; n];
+                let e = single.energy_and_field(&x, &q, &mut whole);
+                let most = (panel.min(n.div_ceil(BLOCK)) * BLOCK).min(n);
+                for size in 2..=4 {
+                    for (e_r, f_r, received) in ThreadTeam::run(size, |t| {
+                        let mut f = vec![[0.0; D]; n];
+                        let mut sum = DirectSum::<D>::new(0.05).with_team(t);
+                        sum.panel_bytes = bytes;
+                        let e = sum.energy_and_field(&x, &q, &mut f);
+                        (e, f, sum.rows_plan.map_or(0, |(_, g)| g.count()))
+                    }) {
+                        let at = format!("D={D} n={n} size={size} panel={panel}");
+                        assert_eq!(e_r.to_bits(), e.to_bits(), "{at}");
+                        for (f, g) in f_r.iter().zip(&whole) {
+                            for a in 0..D {
+                                assert_eq!(f[a].to_bits(), g[a].to_bits(), "{at}");
+                            }
                         }
+                        assert!(received < most, "{at}: {received} row sums received");
                     }
                 }
             }
