@@ -358,11 +358,7 @@ impl Segments {
     /// planes hold them, and indexes where its [`Halo`]s will keep them.
     pub fn plan<'a>(&mut self, team: &dyn Team, reads: impl ParallelIterator<Item = &'a [u32]>) {
         let ghosts = Ghosts::plan(team, &self.owned, self.total, reads, |_| true);
-        for &r in &self.touched {
-            self.rows[r as usize] = NONE;
-        }
-        self.touched.clear();
-        self.table.clear();
+        self.forget();
         self.index(&ghosts, 0);
         self.ghosts = ghosts;
     }
@@ -433,12 +429,18 @@ impl Segments {
     /// next [`Self::add`] fetches from nothing (no message: a member may
     /// clear while others add).
     pub fn clear(&mut self, halo: &mut Halo) {
+        self.forget();
+        halo.received.clear();
+    }
+
+    /// Empties the index of received segments (the rows' table is kept,
+    /// only the rows given a block are reset).
+    fn forget(&mut self) {
         for &r in &self.touched {
             self.rows[r as usize] = NONE;
         }
         self.touched.clear();
         self.table.clear();
-        halo.received.clear();
     }
 
     /// The nodes `at` (indices on axis 0) of the row of `halo` whose first

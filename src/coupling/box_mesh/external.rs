@@ -169,7 +169,8 @@ impl<const D: usize> ExternalPotential<D> for BoxExternal<D> {
     /// One B-spline sum over the stencil's nodes: read on the whole padded
     /// grid for one member; under a team, gathered first from the member's
     /// planes and the segments [`ExternalPotential::sum_charges`] fetched
-    /// (NaN for nodes it does not hold). Both sum the same products in the same order.
+    /// (NaN for nodes it does not hold). Both sum the same products in the
+    /// same order.
     fn value_and_gradient(&self, x: &[f64; D]) -> (f64, [f64; D]) {
         self.read(x, true, true)
     }
