@@ -118,7 +118,7 @@ fn run<const D: usize>(n: usize, reps: usize, factor: f64, members: usize) {
         // the N - own slots the gather of every sum brings it.
         let layout = Layout::new(&x, &w, 1.0);
         let received = ThreadTeam::run(members, |t| {
-            let own = jko::util::shard::own_range(&*t, n * D);
+            let own = jko::util::shard::Cut::even(n * D, t.size()).own(&*t);
             let wanted = layout.particles_in(own, D);
             let mut e = BlobDensity::<D>::new(eps).with_team(t);
             e.want(Some(&wanted));
@@ -154,7 +154,7 @@ fn run<const D: usize>(n: usize, reps: usize, factor: f64, members: usize) {
         let both: Vec<[f64; D]> = u.iter().chain(&v).copied().collect();
         let layout = Layout::new(&both, &vec![1.0; 2 * n], 1.0);
         let received = ThreadTeam::run(members, |t| {
-            let own = jko::util::shard::own_range(&*t, 2 * n * D);
+            let own = jko::util::shard::Cut::even(2 * n * D, t.size()).own(&*t);
             let wanted = layout.particles_in(own, D);
             let split = wanted.partition_point(|&i| (i as usize) < n);
             let of_v: Vec<u32> = wanted[split..].iter().map(|&i| i - n as u32).collect();

@@ -104,7 +104,10 @@ fn exchanged<const D: usize>(x: &[[f64; D]], params: &FmmParams, parts: &[usize]
     let layout = Layout::new(x, &vec![1.0; n], 1.0);
     for &p in parts {
         let got = ThreadTeam::run(p, |team| {
-            let wanted = layout.particles_in(jko::util::shard::own_range(&*team, n * D), D);
+            let wanted = layout.particles_in(
+                jko::util::shard::Cut::even(n * D, team.size()).own(&*team),
+                D,
+            );
             let mut tc = TreeCoupling::<D>::with_params(1e-3, *params).with_team(team);
             let (mut phi, mut grad) = (vec![0.0; n], vec![[0.0; D]; n]);
             tc.evaluate(x, &q, &mut phi, &mut grad);

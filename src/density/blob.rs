@@ -108,6 +108,11 @@ pub struct BlobDensity<const D: usize> {
     team: Arc<dyn Team>,
     chunks: Vec<Range<usize>>,
     own: Ownership,
+    /// The pairs each of this member's chunks' clusters evaluate (0 for
+    /// the others' chunks), counted at each list build under a team
+    /// ([`DensityEstimator::add_costs`] shares them); empty on a single
+    /// process.
+    chunk_pairs: Vec<f64>,
 }
 
 /// The members' ranges of `chunks` chunks of slots when member k wants
@@ -175,6 +180,7 @@ impl<const D: usize> BlobDensity<D> {
             team: team::current(),
             chunks: Vec::new(),
             own: Ownership::default(),
+            chunk_pairs: Vec::new(),
         }
     }
 
@@ -207,6 +213,15 @@ impl<const D: usize> BlobDensity<D> {
     /// The kernel's standard deviation eps.
     pub fn bandwidth(&self) -> f64 {
         self.eps
+    }
+
+    /// The pairs this member's clusters evaluate, as counted at the last
+    /// list build under a team (0 on a single process): its share of the
+    /// list's work (reports and tests).
+    pub fn own_pairs(&self) -> f64 {
+        let own = self.chunks.get(self.team.rank());
+        own.and_then(|c| self.chunk_pairs.get(c.clone()))
+            .map_or(0.0, |p| p.iter().sum())
     }
 
     /// The neighbour list of the last [`compute`](Self::compute).
@@ -272,17 +287,25 @@ impl<const D: usize> BlobDensity<D> {
             };
             chunks[rank].clone()
         });
-        if size > 1 && rebuilt && following.is_none() {
+        if size > 1 && rebuilt {
             // The pairs each chunk's clusters evaluate, its cost, change only
             // with the list (and ownership moves only at the next build).
-            let mut cost = vec![0.0; self.list.chunk_count()];
+            // Following a step's layout, they are what the step's next cut
+            // weighs, shared then (`add_costs`): an exchange here would
+            // make the other species' build wait for this one's.
+            let cost = &mut self.chunk_pairs;
+            cost.clear();
+            cost.resize(self.list.chunk_count(), 0.0);
             for c in self.list.built_chunks() {
                 cost[c] = (self.list.clusters_of_chunk(c))
                     .map(|k| (k.slots.len() * k.candidates.len()) as f64)
                     .sum();
             }
-            team::share(&*self.team, &self.chunks, 1, &mut cost);
-            self.own.observe(&cost);
+            if following.is_none() {
+                let mut every = cost.clone();
+                team::share(&*self.team, &self.chunks, 1, &mut every);
+                self.own.observe(&every);
+            }
         }
     }
 
@@ -818,6 +841,25 @@ impl<const D: usize> DensityEstimator<D> for BlobDensity<D> {
 
     fn frame(&mut self, frame: Option<&Frame<D>>) {
         self.list.set_frame(frame.copied());
+    }
+
+    /// Collective under a team: a chunk's pairs, counted at the last build
+    /// by its owner and gathered here (N / 1024 numbers), spread evenly
+    /// over its slots: the same numbers on every member. Nothing on a
+    /// single process (nothing is counted) or before a build.
+    fn add_costs(&self, cost: &mut [f64]) {
+        let order = self.list.order();
+        if self.team.size() == 1 || self.chunk_pairs.len() != order.len().div_ceil(CHUNK) {
+            return;
+        }
+        let mut every = self.chunk_pairs.clone();
+        team::share(&*self.team, &self.chunks, 1, &mut every);
+        for (pairs, slots) in every.iter().zip(order.chunks(CHUNK)) {
+            let each = pairs / slots.len() as f64;
+            for &i in slots {
+                cost[i as usize] += each;
+            }
+        }
     }
 
     fn local_functional(

@@ -163,6 +163,14 @@ pub trait DensityEstimator<const D: usize>: Send + std::fmt::Debug {
     /// are a range of its order. The default ignores it.
     fn frame(&mut self, _frame: Option<&crate::util::morton::Frame<D>>) {}
 
+    /// Adds to `cost[i]` the work the last evaluation spent on particle i,
+    /// in pair evaluations (one kernel term of a density or gradient sum),
+    /// the same numbers on every member of a team, so a JKO step can cut
+    /// its vectors by cost ([`crate::energy::FreeEnergy::costs`]).
+    /// Collective under a team (every member calls it at the same point).
+    /// The default adds nothing: the work is even per particle, or unknown.
+    fn add_costs(&self, _cost: &mut [f64]) {}
+
     /// Bytes this estimator will hold for the cloud `x`, beyond the
     /// per-particle allowance of the run's memory estimate (which counts
     /// neighbour lists of the neighbour rule); saturating. Known before

@@ -173,6 +173,13 @@ impl<const D: usize> EnergyTerm<D> for Diffusion<D> {
         }
     }
 
+    /// Each species' estimator adds its particles' costs.
+    fn add_costs(&self, cost: &mut [f64]) {
+        for s in &self.species {
+            s.density.add_costs(&mut cost[s.range.clone()]);
+        }
+    }
+
     /// The lists' summation order follows the positions of their last build:
     /// rebuild from X^n so a step depends on X^n alone. The mesh's size
     /// limit is set from X^n too.

@@ -91,6 +91,12 @@ pub trait EnergyTerm<const D: usize>: Send {
     /// ([`FreeEnergy::frame`]). A term whose sums follow a Morton order
     /// passes it to them; the default ignores it.
     fn frame(&mut self, _frame: Option<&Frame<D>>) {}
+    /// Adds to `cost[i]` the work the last evaluation spent on particle i
+    /// on this member's behalf, in pair evaluations, the same numbers on
+    /// every member ([`FreeEnergy::costs`]); collective under a team. The
+    /// default adds nothing: a term whose work is even per particle, or
+    /// not divided by the step's layout.
+    fn add_costs(&self, _cost: &mut [f64]) {}
     /// The method computing the term, when a setting chooses among several
     /// (the coupling's backend), for run.json; `None` for a term computed one
     /// way.
@@ -145,6 +151,17 @@ impl<const D: usize> FreeEnergy<D> {
         for t in &mut self.terms {
             t.frame(frame.as_ref());
         }
+    }
+
+    /// The work of the last evaluation per particle, in pair evaluations,
+    /// where some term reports it ([`EnergyTerm::add_costs`]; `None`
+    /// where none does): the same numbers on every member of a team, from
+    /// which a JKO step cuts its vectors ([`crate::stepper::step`]).
+    /// Collective under a team.
+    pub fn costs(&self, n: usize) -> Option<Vec<f64>> {
+        let mut cost = vec![0.0; n];
+        self.terms.iter().for_each(|t| t.add_costs(&mut cost));
+        cost.iter().any(|&c| c > 0.0).then_some(cost)
     }
 
     /// The particles set by [`want`](Self::want) (`None`: all).

@@ -364,6 +364,13 @@ impl<const D: usize> EnergyTerm<D> for StericEnergy<D> {
             g.density.frame(frame);
         }
     }
+
+    /// Every group's estimator adds its costs (all particles', as `want`).
+    fn add_costs(&self, cost: &mut [f64]) {
+        for g in &self.total.groups {
+            g.density.add_costs(cost);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -22,12 +22,39 @@
 //! The layout lives for one step: what outlives it (the previous step's
 //! displacement, the start point, the checkpoints, the output) is in the
 //! particles' own order.
+//!
+//! **The cut** ([`Layout::cut`]). The members hold consecutive ranges of
+//! whole chunks of the vectors ([`Cut`]); where the cut falls moves work,
+//! never bits (every sum runs over the same chunks in the same order). A
+//! member computes the energy's sums for about its own particles (the
+//! neighbour lists follow the layout, [`crate::energy::FreeEnergy::frame`]),
+//! so the cut weighs each chunk by the work of its particles: c_i =
+//! [`PARTICLE_WORK`] + p_i, with p_i the pair evaluations the energy's
+//! terms spent on particle i in the previous step
+//! ([`crate::energy::FreeEnergy::costs`]), a chunk's cost the sum over its
+//! components of c_i / d. The cut of the previous step is kept while the
+//! most loaded member carries at most [`Ownership::THRESHOLD`] (1.10)
+//! times the mean cost under this step's order, and re-split by cost when
+//! it carries more ([`Ownership`]); without costs (the first step, or no
+//! term reporting any) it is even by chunk count.
 
 use std::ops::Range;
 
 use rayon::prelude::*;
 
 use crate::util::morton;
+use crate::util::parallel::CHUNK;
+use crate::util::shard::Cut;
+use crate::util::team::Ownership;
+
+/// The work a member does for each of its particles besides the pairs the
+/// terms report, in pair evaluations: the optimizer's vector operations on
+/// the particle's d numbers (about 50 passes an L-BFGS iteration, each a
+/// few flops on memory, against a pair's ~20 flops in two passes) and the
+/// meshes' and the coupling's per-particle work for the particles it
+/// wants. An estimate, not a measurement per run; it only keeps a member
+/// whose region has few pairs per particle from taking too many particles.
+pub const PARTICLE_WORK: f64 = 32.0;
 
 /// Cells along the longest side of the box, as a power of 2: 2^(32 / d),
 /// enough for the order to keep neighbours in space close (2^32 cells in
@@ -135,6 +162,38 @@ impl Layout {
                 }
             }
         });
+    }
+
+    /// The cut of the step's vectors (`d` numbers a particle) among
+    /// `members` (module docs): `balance` holds the previous step's cut in
+    /// chunks, kept while balanced under `costs` (per particle, in the
+    /// particles' order, the same on every member) and re-split by cost
+    /// otherwise; even without costs.
+    pub fn cut(
+        &self,
+        d: usize,
+        members: usize,
+        costs: Option<&[f64]>,
+        balance: &mut Ownership,
+    ) -> Cut {
+        let len = self.len() * d;
+        let chunks = len.div_ceil(CHUNK);
+        if members == 1 {
+            return Cut::even(len, 1);
+        }
+        balance.ranges(chunks, members, |_| 1.0);
+        if let Some(cost) = costs.filter(|c| c.len() == self.len()) {
+            let chunk_cost: Vec<f64> = (0..chunks)
+                .into_par_iter()
+                .map(|c| {
+                    (c * CHUNK..((c + 1) * CHUNK).min(len))
+                        .map(|k| (PARTICLE_WORK + cost[self.particle(k / d)]) / d as f64)
+                        .sum()
+                })
+                .collect();
+            balance.observe(&chunk_cost);
+        }
+        Cut::at_chunks(len, balance.ranges(chunks, members, |_| 1.0))
     }
 
     /// The particles with a component in `components` (a range of the
@@ -247,6 +306,114 @@ mod tests {
         // Components 3..8 are slots 1..=3 (slot 1 and slot 3 partly).
         assert_eq!(layout.particles_in(3..8, 2), vec![2, 3, 4]);
         assert_eq!(layout.particles_in(4..4, 2), Vec::<u32>::new());
+    }
+
+    /// The cut by cost balances what the members compute. A cloud of half
+    /// uniform points and half a tight cluster near one corner, whose
+    /// pairs per particle differ 46-fold (104 to 4 791): cut evenly, the member
+    /// whose range holds the cluster evaluates most of the neighbour
+    /// list's pairs (imbalance 1.5-2 at 2-3 members); cut by the costs
+    /// the members' lists report (each member's list following the layout,
+    /// as in a JKO step), every member's work, c_i summed over its
+    /// particles, is within the threshold of the mean, and so are the
+    /// pairs its list then evaluates, within what half a chunk of 1024
+    /// slots can move (the lists round the cut to whole chunks; measured
+    /// 1.06 and 1.10 against 1.89 and 1.77 cut evenly). The members all
+    /// report the same costs, and a cut that is balanced is kept.
+    #[test]
+    fn the_cut_by_cost_balances_the_lists_pairs() {
+        use crate::density::DensityEstimator;
+        use crate::density::blob::BlobDensity;
+        use crate::util::team::{Team, ThreadTeam};
+        use std::sync::Arc;
+        let n = 40_000;
+        let x0: Vec<[f64; 2]> = (0..n)
+            .map(|i| {
+                let u: [f64; 2] =
+                    std::array::from_fn(|a| ((i * (2 * a + 3)) as f64 * 0.618_034).fract());
+                if i % 2 == 0 {
+                    u
+                } else {
+                    // About a fifteenth of the square's side across.
+                    u.map(|v| 0.15 + 0.07 * (v - 0.5))
+                }
+            })
+            .collect();
+        let w = vec![1.0 / n as f64; n];
+        let layout = Layout::new(&x0, &w, 0.01);
+        let frame = Layout::frame_of(&x0);
+        let quadratic = |w: f64, r: f64| (w * r, 1.0);
+        // Each member's list follows the layout and wants the member's
+        // particles of `cut`: its pairs, and the costs it reports.
+        let evaluate = |cut: &Cut| {
+            ThreadTeam::run(cut.members(), |team: Arc<dyn Team>| {
+                let mut list = BlobDensity::<2>::new(0.004).with_team(team.clone());
+                list.frame(Some(&frame));
+                list.want(Some(&layout.particles_in(cut.own(&*team), 2)));
+                let mut grad = vec![[0.0; 2]; n];
+                let e = list.local_functional(&x0, &w, &quadratic, &mut grad);
+                assert!(e.is_finite());
+                let mut cost = vec![0.0; n];
+                list.add_costs(&mut cost);
+                (list.own_pairs(), cost)
+            })
+        };
+        let imbalance = |v: &[f64]| {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            v.iter().fold(0.0f64, |m, &x| m.max(x)) / mean
+        };
+        for members in [2, 3] {
+            let mut balance = Ownership::default();
+            let even = layout.cut(2, members, None, &mut balance);
+            let sizes: Vec<usize> = (0..members).map(|r| even.chunks(r).len()).collect();
+            assert!(
+                sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+                "{sizes:?}"
+            );
+            let out = evaluate(&even);
+            let cost = out[0].1.clone();
+            for (rank, o) in out.iter().enumerate() {
+                assert!(o.1 == cost, "member {rank} reports other costs");
+            }
+            let pairs: Vec<f64> = out.iter().map(|o| o.0).collect();
+            let total: f64 = cost.iter().sum();
+            assert_eq!(pairs.iter().sum::<f64>(), total, "the costs are the pairs");
+            let before = imbalance(&pairs);
+            assert!(
+                before > 1.4,
+                "{members} members: evenly cut, imbalance {before}"
+            );
+            // The per-particle pairs differ widely.
+            let (lo, hi) = cost
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(l, h), &c| (l.min(c), h.max(c)));
+            assert!(hi > 8.0 * lo, "pairs per particle from {lo} to {hi}");
+
+            let cut = layout.cut(2, members, Some(&cost), &mut balance);
+            assert_eq!(balance.rebalances, 1);
+            let work: Vec<f64> = (0..members)
+                .map(|r| {
+                    let p = layout.particles_in(cut.range(r), 2);
+                    p.iter().map(|&i| PARTICLE_WORK + cost[i as usize]).sum()
+                })
+                .collect();
+            assert!(
+                imbalance(&work) <= Ownership::THRESHOLD,
+                "{members} members: work {work:?}"
+            );
+            let pairs: Vec<f64> = evaluate(&cut).iter().map(|o| o.0).collect();
+            // The lists' cut rounds to whole chunks: half a chunk of slots
+            // of the dearest particles, relative to a member's mean.
+            let chunk = hi * (CHUNK / 2) as f64 / pairs.iter().sum::<f64>() * members as f64;
+            let after = imbalance(&pairs);
+            assert!(
+                after <= Ownership::THRESHOLD + chunk,
+                "{members} members: cut by cost, pairs {pairs:?} ({after}, before {before})"
+            );
+            // Balanced under the same costs: kept.
+            assert_eq!(layout.cut(2, members, Some(&cost), &mut balance), cut);
+            assert_eq!(balance.rebalances, 1);
+        }
     }
 
     /// The permuting passes run in tasks: a layout longer than one task

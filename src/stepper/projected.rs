@@ -27,7 +27,7 @@
 //! no particle ever leaves the box, and every accepted iteration lowers J.
 //!
 //! Under a team of several members (MPI ranks) each member holds its part
-//! of every vector (`util::shard::own_range`: Y, the gradient, the direction,
+//! of every vector (its range of a `util::shard::Cut`: Y, the gradient, the direction,
 //! the history), and every dot product and norm is summed over fixed chunks
 //! in order and shared (`util::shard::sum_parts`): the single process's
 //! sums, so every member takes the same decisions with the same bits. The
@@ -40,7 +40,7 @@
 //! is close to the identity, so the projected step with t = 1 is already
 //! well scaled and few particles sit at a wall at any time.
 
-use crate::util::shard::{own_range, sum_parts};
+use crate::util::shard::{Cut, sum_parts};
 use crate::util::team::{Solo, Team};
 
 /// Sufficient-decrease constant of the Armijo search.
@@ -68,24 +68,26 @@ impl Bounds {
 
     /// Collective: |Y - P(Y - g)|, the norm of the projected gradient
     /// (`g(k)` its component k, asked for the components of this member's
-    /// [`own_range`] only), each member summing its own range (the single
+    /// range of `cut` only), each member summing its own range (the single
     /// process's sum to the bit).
     pub fn projected_gradient_norm(
         &self,
         team: &dyn Team,
+        cut: &Cut,
         y: &[f64],
         g: impl Fn(usize) -> f64 + Sync,
     ) -> f64 {
-        let (own, part) = self.part(team);
+        let (own, part) = self.part(team, cut);
         part.projected_gradient_norm(&y[own.clone()], |k| g(own.start + k))
     }
 
-    /// This member's [`own_range`] of the coordinates, and its part of the box.
-    fn part<'a>(&'a self, team: &'a dyn Team) -> (std::ops::Range<usize>, Part<'a>) {
-        let own = own_range(team, self.lo.len());
+    /// This member's range of the coordinates under `cut`, and its part of
+    /// the box.
+    fn part<'a>(&'a self, team: &'a dyn Team, cut: &Cut) -> (std::ops::Range<usize>, Part<'a>) {
+        let own = cut.own(team);
         let part = Part {
             team,
-            len: self.lo.len(),
+            cut: cut.clone(),
             lo: &self.lo[own.clone()],
             hi: &self.hi[own.clone()],
         };
@@ -95,19 +97,19 @@ impl Bounds {
     fn whole(&self) -> Part<'_> {
         Part {
             team: &Solo,
-            len: self.lo.len(),
+            cut: Cut::even(self.lo.len(), 1),
             lo: &self.lo,
             hi: &self.hi,
         }
     }
 }
 
-/// A member's part of the box (its [`own_range`] of the coordinates), and the
-/// team's reductions over the parts.
+/// A member's part of the box (its range of the coordinates under a
+/// [`Cut`]), and the team's reductions over the parts.
 struct Part<'a> {
     team: &'a dyn Team,
-    /// The length of the whole vector.
-    len: usize,
+    /// How the whole vector is divided.
+    cut: Cut,
     lo: &'a [f64],
     hi: &'a [f64],
 }
@@ -121,7 +123,7 @@ impl Part<'_> {
 
     /// Collective: sum over the whole vector of `f(k)`, k local.
     fn sum(&self, f: impl Fn(usize) -> f64 + Sync) -> f64 {
-        sum_parts(self.team, self.len, self.lo.len(), f)
+        sum_parts(self.team, &self.cut, f)
     }
 
     fn dot(&self, a: &[f64], b: &[f64]) -> f64 {
@@ -179,8 +181,9 @@ pub struct Outcome {
 
 /// Minimizes `f` over `bounds` from `y0` (projected first) with memory
 /// `memory`, until the projected gradient norm is at most `tolerance` or
-/// after `max_iterations` iterations. Collective over `team`, whose members
-/// all pass the same arguments (module docs).
+/// after `max_iterations` iterations. Collective over the team of
+/// `(team, cut)`, whose members all pass the same arguments and hold their
+/// ranges of `cut` of every vector (module docs).
 pub fn minimize(
     f: &mut dyn Objective,
     bounds: &Bounds,
@@ -188,9 +191,9 @@ pub fn minimize(
     memory: usize,
     max_iterations: usize,
     tolerance: f64,
-    team: &dyn Team,
+    (team, cut): (&dyn Team, &Cut),
 ) -> Outcome {
-    let (own, bounds) = bounds.part(team);
+    let (own, bounds) = bounds.part(team, cut);
     let mut y = y0[own].to_vec();
     bounds.project(&mut y);
     let (mut fy, mut g) = match f.evaluate(&y) {
@@ -425,7 +428,7 @@ mod tests {
             5,
             200,
             1e-5,
-            &Solo,
+            (&Solo, &Cut::even(n, 1)),
         );
         assert!(!out.failed, "{out:?}");
         for k in 0..n {
@@ -448,11 +451,14 @@ mod tests {
             5,
             500,
             1e-5,
-            &Solo,
+            (&Solo, &Cut::even(n, 1)),
         );
         assert!(!out.failed, "{out:?}");
         let (_, g) = q.evaluate(&best).unwrap();
-        assert!(bounds.projected_gradient_norm(&Solo, &best, |k| g[k]) <= 1e-5);
+        assert!(
+            bounds.projected_gradient_norm(&Solo, &Cut::even(best.len(), 1), &best, |k| g[k])
+                <= 1e-5
+        );
         let at_wall = (0..n)
             .filter(|&k| best[k] == bounds.lo[k] || best[k] == bounds.hi[k])
             .count();

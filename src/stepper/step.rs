@@ -29,7 +29,8 @@
 //! ([`super::layout`]), so that a range of them is a region of space.
 //! argmin's L-BFGS works on [`Shard`]s: its iterates, gradients, search
 //! directions and history divided among the members of the process's team
-//! (MPI ranks; one process is a team of one) in such ranges, its dot
+//! (MPI ranks; one process is a team of one) in such ranges, cut by the
+//! work of their particles in the previous step ([`Layout::cut`]), its dot
 //! products and norms reduced in a fixed order, so every member takes the
 //! same decisions and a divided run has the single process's bits. The
 //! energy is evaluated on the whole Y, gathered at each evaluation; a
@@ -64,8 +65,8 @@ use crate::energy::{EnergyParts, FreeEnergy, Part};
 use crate::util::fault::{self, EvalFault};
 use crate::util::interrupt;
 use crate::util::parallel::sum_indexed;
-use crate::util::shard::{Shard, sum_parts};
-use crate::util::team::{self, Team};
+use crate::util::shard::{Cut, Shard, sum_parts};
+use crate::util::team::{self, Ownership, Team};
 
 /// Why a step attempt produced no new positions.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,9 +208,10 @@ struct Evaluator<'a, const D: usize> {
     energy: &'a mut FreeEnergy<D>,
     x0: &'a [[f64; D]],
     layout: &'a Layout,
-    /// The members dividing the vectors, and this member's range of them:
-    /// the components of dJ/dY it reads.
+    /// The members dividing the vectors, how they divide them, and this
+    /// member's range of them: the components of dJ/dY it reads.
     team: &'a dyn Team,
+    cut: &'a Cut,
     own: std::ops::Range<usize>,
     x: Vec<[f64; D]>,
     grad_x: Vec<[f64; D]>,
@@ -278,9 +280,9 @@ impl<const D: usize> Point<D> {
     }
 
     /// Collective: dE/dX whole, in the particles' order.
-    fn whole_gradient(&self, layout: &Layout, team: &dyn Team) -> Vec<[f64; D]> {
+    fn whole_gradient(&self, layout: &Layout, team: &dyn Team, cut: &Cut) -> Vec<[f64; D]> {
         let mut full = vec![0.0; self.y.len()];
-        crate::util::shard::gather(team, &self.grad, &mut full);
+        crate::util::shard::gather(team, cut, &self.grad, &mut full);
         layout.restore(&full)
     }
 }
@@ -328,7 +330,13 @@ impl<const D: usize> Evaluator<'_, D> {
             let best = self.best.as_ref().unwrap();
             if self.stops_at(
                 best,
-                stationarity(best, self.layout, self.bounds.map(|b| b.0), self.team),
+                stationarity(
+                    best,
+                    self.layout,
+                    self.bounds.map(|b| b.0),
+                    self.team,
+                    self.cut,
+                ),
             ) {
                 self.converged = self.best.clone();
                 return Err(argmin::core::Error::msg(CONVERGED_AT_TRIAL));
@@ -417,7 +425,7 @@ impl<const D: usize> Evaluator<'_, D> {
         p.parts = parts;
         // Not finite when a component of dE/dX is not (`stationarity`), so
         // the members agree on a failure without a message of their own.
-        let grad_norm = stationarity(&p, layout, self.bounds.map(|b| b.0), self.team);
+        let grad_norm = stationarity(&p, layout, self.bounds.map(|b| b.0), self.team, self.cut);
         if !grad_norm.is_finite() {
             let finite = p.grad.iter().all(|g| g.is_finite());
             let value = if crate::util::shard::all_hold(self.team, finite) {
@@ -629,6 +637,7 @@ fn stationarity<const D: usize>(
     layout: &Layout,
     bounds: Option<&Bounds>,
     team: &dyn Team,
+    cut: &Cut,
 ) -> f64 {
     let g = |k| {
         let v = p.dj(layout, k);
@@ -637,24 +646,26 @@ fn stationarity<const D: usize>(
     match bounds {
         None => {
             let start = p.own.start;
-            sum_parts(team, p.y.len(), p.own.len(), |l| g(start + l).powi(2)).sqrt()
+            sum_parts(team, cut, |l| g(start + l).powi(2)).sqrt()
         }
-        Some(b) => b.projected_gradient_norm(team, &p.y, g),
+        Some(b) => b.projected_gradient_norm(team, cut, &p.y, g),
     }
 }
 
 /// The projected minimization's view of the objective: it passes this
-/// member's part of Y (`util::shard::own_range`), gathered into `full`.
+/// member's part of Y (its range of the step's [`Cut`]), gathered into
+/// `full`.
 struct Constrained<'r, 'a, const D: usize> {
     evaluator: &'r RefCell<Evaluator<'a, D>>,
     team: &'r dyn Team,
+    cut: &'r Cut,
     full: Vec<f64>,
 }
 
 impl<const D: usize> projected::Objective for Constrained<'_, '_, D> {
     fn evaluate(&mut self, y: &[f64]) -> std::result::Result<(f64, Vec<f64>), Refusal> {
-        crate::util::shard::gather(self.team, y, &mut self.full);
-        let own = crate::util::shard::own_range(self.team, self.full.len());
+        crate::util::shard::gather(self.team, self.cut, y, &mut self.full);
+        let own = self.cut.own(self.team);
         let mut ev = self.evaluator.borrow_mut();
         let layout = ev.layout;
         match ev.evaluate(&self.full) {
@@ -719,6 +730,11 @@ pub struct JkoStepper<const D: usize> {
     team: Arc<dyn Team>,
     /// E and dE/dX where the last accepted step ended.
     start: Option<StartPoint<D>>,
+    /// The cut of the vectors among the team, in chunks, kept from step to
+    /// step while balanced, and the energy's work per particle in the last
+    /// step, which weighs it ([`Layout::cut`]; under a team only).
+    balance: Ownership,
+    costs: Option<Vec<f64>>,
 }
 
 impl<const D: usize> JkoStepper<D> {
@@ -734,6 +750,8 @@ impl<const D: usize> JkoStepper<D> {
             accept_descent: false,
             team: team::current(),
             start: None,
+            balance: Ownership::default(),
+            costs: None,
         }
     }
 
@@ -800,6 +818,12 @@ impl<const D: usize> JkoStepper<D> {
         self.energy.evaluate(x, grad)
     }
 
+    /// How many times the cut of the vectors among the team moved by cost
+    /// ([`Layout::cut`]; reports and tests).
+    pub fn rebalances(&self) -> usize {
+        self.balance.rebalances
+    }
+
     /// E and dE/dX where the last accepted step ended, which the next step
     /// starts from without an evaluation (checkpointed).
     pub fn start_point(&self) -> Option<&StartPoint<D>> {
@@ -843,7 +867,8 @@ impl<const D: usize> JkoStepper<D> {
         let layout = Layout::new(&x0, &self.weights, h);
         self.energy.frame(Some(Layout::frame_of(&x0)));
         let team = &*self.team;
-        let own = crate::util::shard::own_range(team, n * D);
+        let cut = layout.cut(D, team.size(), self.costs.as_deref(), &mut self.balance);
+        let own = cut.own(team);
         self.energy
             .want((team.size() > 1).then(|| layout.particles_in(own.clone(), D)));
         // The box in scaled displacements: lower <= X^n + s Y <= upper.
@@ -861,6 +886,7 @@ impl<const D: usize> JkoStepper<D> {
             x0: &x0,
             layout: &layout,
             team,
+            cut: &cut,
             own: own.clone(),
             x: vec![[0.0; D]; n],
             grad_x: vec![[0.0; D]; n],
@@ -902,7 +928,13 @@ impl<const D: usize> JkoStepper<D> {
         // The one point evaluated so far, Y = 0.
         let g0 = {
             let ev = cell.borrow();
-            stationarity(ev.last.as_ref().unwrap(), &layout, bounds.as_ref(), team)
+            stationarity(
+                ev.last.as_ref().unwrap(),
+                &layout,
+                bounds.as_ref(),
+                team,
+                &cut,
+            )
         };
         let mut report = StepReport {
             parts: start_parts,
@@ -920,7 +952,7 @@ impl<const D: usize> JkoStepper<D> {
             self.start = Some(StartPoint {
                 x: x.to_vec(),
                 parts: start_parts,
-                grad: at_zero.whole_gradient(&layout, team),
+                grad: at_zero.whole_gradient(&layout, team, &cut),
             });
             return Ok(report);
         }
@@ -945,7 +977,7 @@ impl<const D: usize> JkoStepper<D> {
                 let at_zero = ev.last.as_ref().expect("Y = 0 was recorded");
                 let part: Vec<f64> = own.clone().map(|k| -at_zero.dj(&layout, k)).collect();
                 let mut guess = vec![0.0; n * D];
-                crate::util::shard::gather(team, &part, &mut guess);
+                crate::util::shard::gather(team, &cut, &part, &mut guess);
                 guess
             }
         };
@@ -976,6 +1008,7 @@ impl<const D: usize> JkoStepper<D> {
             let mut objective = Constrained {
                 evaluator: &cell,
                 team: &*self.team,
+                cut: &cut,
                 full: vec![0.0; n * D],
             };
             let out = projected::minimize(
@@ -985,7 +1018,7 @@ impl<const D: usize> JkoStepper<D> {
                 self.solver.memory,
                 self.solver.max_iterations,
                 tol,
-                &*self.team,
+                (&*self.team, &cut),
             );
             curvature = out.curvature;
             (out.iterations, out.termination, out.failed)
@@ -998,7 +1031,7 @@ impl<const D: usize> JkoStepper<D> {
                         evaluator: &cell,
                         full: RefCell::new(Vec::new()),
                     };
-                    let y0 = Shard::of(self.team.clone(), &best_y(&cell));
+                    let y0 = Shard::cut(self.team.clone(), cut.clone(), &best_y(&cell));
                     Executor::new(objective, solver)
                         .configure(|s| s.param(y0).max_iters(self.solver.max_iterations as u64))
                         .ctrlc(false)
@@ -1047,7 +1080,7 @@ impl<const D: usize> JkoStepper<D> {
             Some(p) => (p, CONVERGED_AT_TRIAL.to_string()),
             None => (best.expect("at least Y = 0 was evaluated"), termination),
         };
-        let gnorm = stationarity(&best, &layout, bounds.as_ref(), team);
+        let gnorm = stationarity(&best, &layout, bounds.as_ref(), team, &cut);
         let mut converged = gnorm <= tol;
         let mut termination = if converged && tol == floor {
             format!("stationary to rounding (|grad J| {gnorm:.3e} <= {floor:.3e})")
@@ -1099,11 +1132,14 @@ impl<const D: usize> JkoStepper<D> {
         self.start = Some(StartPoint {
             x: x.to_vec(),
             parts: best.parts,
-            grad: best.whole_gradient(&layout, team),
+            grad: best.whole_gradient(&layout, team, &cut),
         });
         report.gradient_norm = gnorm / h.sqrt();
         report.converged = converged;
         report.termination = termination;
+        if team.size() > 1 {
+            self.costs = self.energy.costs(n);
+        }
         Ok(report)
     }
 }
@@ -1185,15 +1221,23 @@ mod tests {
         /// The particles the caller reads ([`EnergyTerm::want`]): the others'
         /// gradient entries are NaN, so that a step reading one fails.
         wanted: Option<Vec<u32>>,
+        /// The particles with x_0 < 0 at the last evaluation, which report
+        /// [`Anharmonic::HEAVY`] pairs each ([`EnergyTerm::add_costs`]):
+        /// a region of space dearer than the rest, as a dense cluster's
+        /// neighbour lists are.
+        heavy: Vec<bool>,
     }
 
     impl Anharmonic {
+        const HEAVY: f64 = 5000.0;
+
         fn new(a: f64, b: f64, w: Vec<f64>) -> Self {
             Anharmonic {
                 a,
                 b,
                 w,
                 wanted: None,
+                heavy: Vec::new(),
             }
         }
     }
@@ -1212,6 +1256,8 @@ mod tests {
                 gi[0] += wi * (r2 * xi[0] + 3.0 * self.a * (3.0 * xi[0]).cos() * c - self.b);
                 gi[1] += wi * (r2 * xi[1] - 2.0 * self.a * s * (2.0 * xi[1]).sin());
             }
+            self.heavy.clear();
+            self.heavy.extend(x.iter().map(|xi| xi[0] < 0.0));
             if let Some(wanted) = &self.wanted {
                 let mut next = wanted.iter().peekable();
                 for (i, gi) in grad.iter_mut().enumerate() {
@@ -1226,6 +1272,12 @@ mod tests {
 
         fn want(&mut self, particles: Option<&[u32]>) {
             self.wanted = particles.map(<[u32]>::to_vec);
+        }
+
+        fn add_costs(&self, cost: &mut [f64]) {
+            for (c, &heavy) in cost.iter_mut().zip(&self.heavy) {
+                *c += if heavy { Self::HEAVY } else { 0.0 };
+            }
         }
     }
 
@@ -1378,6 +1430,9 @@ mod tests {
     /// Each member reads dE/dX of its own particles only (`EnergyTerm::want`):
     /// the energy gives the others NaN on every member but a single process,
     /// so a member that read another's would fail its step or move its bits.
+    /// The energy reports the particles with x_0 < 0 as dearer
+    /// (`EnergyTerm::add_costs`): after the first step the members re-cut
+    /// the vectors by cost (`Layout::cut`), unevenly, and keep the bits.
     #[test]
     fn divided_vectors_take_the_single_process_steps() {
         for walls in [None, Some(([-1.5, -1.3], [1.1, 0.9]))] {
@@ -1414,7 +1469,7 @@ mod tests {
                 })
                 .collect();
             let bits: Vec<u64> = x.iter().flatten().map(|v| v.to_bits()).collect();
-            (bits, counts)
+            (bits, counts, stepper.rebalances())
         };
         let single = steps(Arc::new(team::Solo));
         assert!(
@@ -1450,6 +1505,7 @@ mod tests {
                 let at = format!("{members} members, rank {rank}, walls {walls:?}");
                 assert_eq!(out.1, single.1, "iterations, {at}");
                 assert!(out.0 == single.0, "positions, {at}");
+                assert!(out.2 >= 1, "the cut must move by cost, {at}");
                 // argmin asks for J and dJ/dY of a point in two calls: Y is
                 // gathered once per point; besides, the explicit first guess
                 // of the first step once, and dE/dX once per step (the next
