@@ -205,6 +205,7 @@ impl<'a> Books<'a> {
         let m = &self.meta;
         self.record
             .progress(m.step, m.total_iterations, m.total_evaluations);
+        self.record.recuts(sim.recuts() as u64);
         self.record.write()
     }
 

@@ -13,6 +13,7 @@
 //!   "threads": 2, "host": "node17", "pid": 4242,
 //!   "ranks": 1,                            // MPI ranks (1: a single process)
 //!   "exchange_s": null | 3.2,              // under MPI: rank 0's seconds in exchanges
+//!   "recuts": null | 4,                    // under MPI: the step's vectors re-cut by cost
 //!   "started": "2026-12-05T16:40:00Z", "updated": "…", "ended": "…" | null,
 //!   "wall_time_s": { "total": 12.5, "setup": 0.3, "steps": 11.9, "output": 0.3 },
 //!   "steps_done": 50,                      // stages for a particle equilibrium
@@ -32,7 +33,10 @@
 //! `steps` inside the solver, `output` writing files and checkpoints. Under
 //! MPI (`ranks` > 1) `exchange_s` is the part of rank 0's time spent in the
 //! exchanges of the divided evaluations, waiting for the other ranks
-//! included (`crate::util::team`).
+//! included (`crate::util::team`), and `recuts` the times this invocation
+//! re-cut the JKO steps' vectors among the ranks because the most loaded
+//! one carried more than 1.10 times the mean work
+//! (`crate::stepper::layout`; `jko run` only).
 //! `iterations` and `evaluations` count the steps that make the output (steps
 //! redone after a resume are counted once), so `iterations` is the sum of
 //! energy.csv's column: L-BFGS iterations and energy-gradient evaluations
@@ -113,6 +117,7 @@ struct Record {
     pid: u32,
     ranks: usize,
     exchange_s: Option<f64>,
+    recuts: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     methods: Option<Value>,
     started: String,
@@ -187,6 +192,7 @@ impl RunRecord {
                 pid: std::process::id(),
                 ranks: crate::util::team::current().size(),
                 exchange_s: None,
+                recuts: None,
                 methods: None,
                 updated: started.clone(),
                 started,
@@ -233,6 +239,11 @@ impl RunRecord {
     /// [`crate::stepper::Methods`]), written from the next write on.
     pub fn methods(&mut self, methods: &impl Serialize) {
         self.record.methods = serde_json::to_value(methods).ok();
+    }
+
+    /// Under MPI, the times the steps' vectors were re-cut by cost so far.
+    pub fn recuts(&mut self, recuts: u64) {
+        self.record.recuts = (crate::util::team::current().size() > 1).then_some(recuts);
     }
 
     /// The counters so far: steps (or stages) done, solver iterations and

@@ -640,6 +640,12 @@ impl<const D: usize> Simulation<D> {
         }
     }
 
+    /// How many times this process's steps re-cut their vectors among the
+    /// team by cost ([`JkoStepper::rebalances`]; 0 on a single process).
+    pub fn recuts(&self) -> usize {
+        self.stepper.rebalances()
+    }
+
     /// Each particle's estimated density of its own species.
     pub fn densities(&mut self) -> Vec<f64> {
         let mut out = vec![0.0; self.cloud.len()];

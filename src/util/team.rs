@@ -212,7 +212,7 @@ pub fn exchange_pairs(
 pub struct Ownership {
     ranges: Vec<Range<usize>>,
     units: usize,
-    /// Re-splits so far (for reports and tests).
+    /// Re-splits that moved a range so far (for reports and tests).
     pub rebalances: usize,
 }
 
@@ -252,8 +252,12 @@ impl Ownership {
         let max = parts.iter().cloned().fold(0.0, f64::max);
         let imbalance = if mean > 0.0 { max / mean } else { 1.0 };
         if imbalance > Self::THRESHOLD {
-            self.ranges = split_by_cost(cost, self.ranges.len());
-            self.rebalances += 1;
+            // Units too coarse to balance re-split where they were.
+            let ranges = split_by_cost(cost, self.ranges.len());
+            if ranges != self.ranges {
+                self.ranges = ranges;
+                self.rebalances += 1;
+            }
         }
         imbalance
     }

@@ -84,8 +84,10 @@ fn assert_close(a: &Path, b: &Path, file: &str, rel: f64, what: &str) {
 }
 
 /// 10 steps on 1, 2 and 3 ranks equal the single-process run: positions
-/// and energies to 1e-10, and in fact the same bytes.
-fn same_as_one_process(name: &str) {
+/// and energies to 1e-10, and in fact the same bytes. Returns run.json's
+/// `recuts` on 1, 2 and 3 ranks (0 for none).
+fn same_as_one_process(name: &str) -> Vec<u64> {
+    let mut recuts_at = Vec::new();
     let tmp = tempfile::tempdir().unwrap();
     let single = tmp.path().join("single");
     let s = scenario(name);
@@ -108,15 +110,20 @@ fn same_as_one_process(name: &str) {
             serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
         assert_eq!(record["ranks"], p, "{what}: run.json ranks");
         let exchange = &record["exchange_s"];
+        let recuts = &record["recuts"];
         if p > 1 {
             assert!(
                 exchange.as_f64().is_some_and(|s| s >= 0.0),
                 "{what}: {exchange}"
             );
+            assert!(recuts.as_u64().is_some(), "{what}: {recuts}");
         } else {
             assert!(exchange.is_null(), "{what}: {exchange}");
+            assert!(recuts.is_null(), "{what}: {recuts}");
         }
+        recuts_at.push(recuts.as_u64().unwrap_or(0));
     }
+    recuts_at
 }
 
 #[test]
@@ -150,6 +157,16 @@ fn pnp_3d_tree_on_1_2_3_ranks_equals_one_process() {
 #[test]
 fn bounded_2d_on_1_2_3_ranks_equals_one_process() {
     same_as_one_process("box_2d");
+}
+
+/// A cluster beside a cloud: cut evenly, the rank holding the cluster
+/// would evaluate most of the neighbour lists' pairs, so the steps'
+/// vectors are re-cut by cost (`stepper::layout`), with the same bytes.
+#[test]
+fn a_lopsided_cloud_is_re_cut_by_cost_with_the_same_bytes() {
+    let recuts = same_as_one_process("lopsided_2d");
+    assert_eq!(recuts[0], 0, "one rank: {recuts:?}");
+    assert!(recuts[1] >= 1 && recuts[2] >= 1, "{recuts:?}");
 }
 
 /// The same box with mesh densities, their windows divided by slabs too.
