@@ -54,6 +54,8 @@ use crate::util::team::Ownership;
 /// meshes' and the coupling's per-particle work for the particles it
 /// wants. An estimate, not a measurement per run; it only keeps a member
 /// whose region has few pairs per particle from taking too many particles.
+/// The lopsided benchmark (BENCHMARKS.md, "MPI: the step's vectors cut by
+/// cost") took the same time, within its noise, with 0 to 512.
 pub const PARTICLE_WORK: f64 = 32.0;
 
 /// Cells along the longest side of the box, as a power of 2: 2^(32 / d),
